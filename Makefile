@@ -1,0 +1,34 @@
+# The two commands a new user needs on a fresh Debian/Ubuntu machine:
+#   make demo   - install what is missing, run the demo scenario, print where the results are
+#   make test   - install what is missing, run the test suite
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+BENCH   := $(VENV)/bin/bench
+STAMP   := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-unit host venv clean
+
+$(STAMP): pyproject.toml
+	@command -v python3 >/dev/null || { echo "python3 is missing: apt-get install python3 python3-venv"; exit 1; }
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# System pieces (docker.io, qemu-system-x86, wrk, busybox-static) and a running dockerd.
+host:
+	@bash scripts/host-setup.sh
+
+demo: host venv
+	$(BENCH) demo
+
+test: host venv
+	$(PYTHON) -m pytest -q
+
+test-unit: venv
+	$(PYTHON) -m pytest -q tests/unit
+
+clean:
+	-$(BENCH) clean

@@ -1,0 +1,74 @@
+"""What machine a run came from: everything needed to reproduce it or to distrust a comparison."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from importlib import metadata
+
+import psutil
+
+import bench
+
+# Fields that make two runs incomparable when they differ (compare warns on these).
+COMPARABLE_FIELDS = ("cpu_model", "cpus_logical", "kernel", "memory_bytes", "python")
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version_of(command: list[str]) -> str | None:
+    if shutil.which(command[0]) is None:
+        return None
+    try:
+        output = subprocess.run(command, capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return output.strip().splitlines()[0] if output.strip() else None
+
+
+def _package(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def describe() -> dict:
+    """Host, kernel, CPU, memory and tool versions, as plain data."""
+    uname = os.uname()
+    frequency = psutil.cpu_freq()
+    return {
+        "hostname": uname.nodename,
+        "os": platform.platform(),
+        "kernel": uname.release,
+        "arch": uname.machine,
+        "cpu_model": _cpu_model(),
+        "cpus_logical": psutil.cpu_count(logical=True),
+        "cpus_physical": psutil.cpu_count(logical=False),
+        "cpu_mhz_max": frequency.max if frequency else None,
+        "memory_bytes": psutil.virtual_memory().total,
+        "python": platform.python_version(),
+        "python_executable": os.path.realpath(sys.executable),
+        "kvm_device": os.path.exists("/dev/kvm"),
+        "versions": {
+            "layerbench": bench.__version__,
+            "numpy": _package("numpy"),
+            "psutil": _package("psutil"),
+            "docker_sdk": _package("docker"),
+            "uvloop": _package("uvloop"),
+            "qemu": _version_of(["qemu-system-x86_64", "--version"]),
+            "wrk": _version_of(["wrk", "--version"]),
+        },
+    }

@@ -1,0 +1,126 @@
+"""A psutil sampler on a timer, in its own thread, wrapping exactly the window it measures.
+
+Each tick records, for every host process the setup costs, cumulative CPU user/sys, RSS,
+threads, context switches and I/O; every `full_every` ticks also USS and PSS (they walk
+/proc/PID/smaps, which costs far more). It records the load generator's own process and
+host-wide CPU too, and the sampler's own CPU time, so its cost is a stored figure.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Callable
+
+import psutil
+
+from bench.setups.base import RoleProcess
+
+ROLE_LOADGEN = "loadgen"  # the runner process itself: built-in load generator + this sampler
+
+PROCESS_COLUMNS = ("t", "pid", "role", "name", "cpu_user_s", "cpu_sys_s", "rss_bytes", "uss_bytes", "pss_bytes",
+                   "threads", "ctx_voluntary", "ctx_involuntary", "read_bytes", "write_bytes")
+HOST_COLUMNS = ("t", "cpu_user_s", "cpu_sys_s", "cpu_idle_s", "cpu_iowait_s", "cpu_steal_s", "mem_used_bytes")
+
+NAN = float("nan")
+
+
+class Sampler:
+    """Context manager: samples `discover()`'s processes at `hz` until the block exits.
+
+    `t` in every row is time.monotonic(), the same clock as the load generator's window.
+    """
+
+    def __init__(self, discover: Callable[[], list[RoleProcess]], hz: float = 10.0, full_every: int = 10,
+                 refresh_every: int = 10, extra_pids: dict[int, str] | None = None):
+        self.discover = discover
+        self.interval_s = 1.0 / hz
+        self.hz = hz
+        self.full_every = full_every
+        self.refresh_every = refresh_every
+        self.extra = {os.getpid(): ROLE_LOADGEN, **(extra_pids or {})}
+        self.process_rows: list[tuple] = []
+        self.host_rows: list[tuple] = []
+        self.own_cpu_s = 0.0
+        self.wall_s = 0.0
+        self.ticks = 0
+        self.discovery_errors = 0
+        self._tracked: dict[int, tuple[str, psutil.Process]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="layerbench-sampler", daemon=True)
+
+    def __enter__(self) -> "Sampler":
+        self._refresh()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    @property
+    def own_cpu_fraction(self) -> float:
+        """Sampler CPU time / wall time: its cost in fractions of one core."""
+        return self.own_cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    def _refresh(self) -> None:
+        try:
+            found = self.discover()
+        except Exception:  # the setup may be going away; keep the processes we had
+            self.discovery_errors += 1
+            return
+        tracked = {}
+        for role_process in found:
+            pid = role_process.process.pid
+            # Keep the old psutil.Process: it caches the create time that guards against pid reuse.
+            tracked[pid] = self._tracked.get(pid, (role_process.role, role_process.process))
+        for pid, role in self.extra.items():
+            if pid not in tracked:
+                tracked[pid] = self._tracked.get(pid) or (role, psutil.Process(pid))
+        self._tracked = tracked
+
+    def _run(self) -> None:
+        cpu_began = time.thread_time()
+        wall_began = time.monotonic()
+        next_tick = wall_began
+        while not self._stop.is_set():
+            self._tick()
+            self.ticks += 1
+            if self.ticks % self.refresh_every == 0:
+                self._refresh()
+            next_tick += self.interval_s
+            self._stop.wait(max(0.0, next_tick - time.monotonic()))
+        self._tick()  # one last row so the window's end is bracketed
+        self.own_cpu_s = time.thread_time() - cpu_began
+        self.wall_s = time.monotonic() - wall_began
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        full = self.ticks % self.full_every == 0
+        for pid, (role, process) in list(self._tracked.items()):
+            try:
+                with process.oneshot():
+                    cpu = process.cpu_times()
+                    memory = process.memory_info()
+                    uss = pss = NAN
+                    if full:
+                        detail = process.memory_full_info()
+                        uss, pss = detail.uss, getattr(detail, "pss", NAN)
+                    ctx = process.num_ctx_switches()
+                    try:
+                        io = process.io_counters()
+                        read_bytes, write_bytes = io.read_bytes, io.write_bytes
+                    except (psutil.AccessDenied, AttributeError):
+                        read_bytes = write_bytes = NAN
+                    self.process_rows.append((now, pid, role, process.name(), cpu.user, cpu.system, memory.rss,
+                                              uss, pss, process.num_threads(), ctx.voluntary, ctx.involuntary,
+                                              read_bytes, write_bytes))
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                self._tracked.pop(pid, None)
+            except psutil.AccessDenied:
+                pass
+        host = psutil.cpu_times()
+        self.host_rows.append((now, host.user + host.nice, host.system + getattr(host, "irq", 0)
+                               + getattr(host, "softirq", 0), host.idle, getattr(host, "iowait", 0.0),
+                               getattr(host, "steal", 0.0), psutil.virtual_memory().used))

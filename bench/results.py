@@ -1,0 +1,194 @@
+"""The on-disk format of a run: one folder per run, written incrementally and atomically.
+
+    results/<run_id>/run.json              metadata + one record per trial (this module's models)
+    results/<run_id>/trials/<trial_id>/    latency_ms.npy, app_ms.npy (numpy.load),
+                                           processes.csv, host.csv (any spreadsheet)
+
+Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for every change):
+    1  first format.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+FORMAT_VERSION = 1
+RUN_FILE = "run.json"
+
+
+class ResultsError(Exception):
+    """A run folder that cannot be read or written; the message names the file."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow")  # newer minor fields survive a round trip
+
+
+class TrialRecord(_Model):
+    """One measured trial: one setup variant, one workload, one repeat."""
+
+    trial_id: str
+    setup: str
+    variant: str
+    workload: str
+    repeat: int
+    status: Literal["ok", "failed"]
+    error: str | None = None
+    started_at: str = ""
+    startup_phases_s: dict[str, float] = Field(default_factory=dict)  # ordered, sum = launch -> first 200
+    startup_s: float | None = None
+    load: dict = Field(default_factory=dict)  # requests, errors, duration_s, throughput_rps, latency_ms{..}
+    roles: dict[str, dict] = Field(default_factory=dict)  # role -> cpu_user_s, cpu_sys_s, rss_bytes, uss_bytes
+    processes: list[dict] = Field(default_factory=list)  # per host process: pid, role, name, cpu, rss
+    loadgen: dict = Field(default_factory=dict)  # the load generator's own CPU in the window
+    host: dict = Field(default_factory=dict)  # host-wide CPU in the window
+    cpu_us_per_request: dict[str, float] = Field(default_factory=dict)  # user, sys, over the setup's roles
+    memory_bytes: dict[str, float | None] = Field(default_factory=dict)  # rss, uss, pss summed over roles
+    inside: dict = Field(default_factory=dict)  # the app's own /stats (view from inside the layer)
+    engine: dict = Field(default_factory=dict)  # the engine's accounting (cgroup, docker stats)
+    facts: dict = Field(default_factory=dict)  # setup facts: image size, accel, ...
+    sampler: dict = Field(default_factory=dict)  # hz, ticks, own_cpu_s, own_cpu_fraction
+    files: dict[str, str] = Field(default_factory=dict)  # raw data files, relative to the run folder
+
+
+class RunRecord(_Model):
+    """A whole run: what was asked, on what machine, and every trial so far."""
+
+    format_version: int = FORMAT_VERSION
+    run_id: str
+    status: Literal["running", "complete", "incomplete"] = "running"
+    created_at: str
+    finished_at: str | None = None
+    command_line: list[str] = Field(default_factory=list)
+    scenario: dict = Field(default_factory=dict)
+    machine: dict = Field(default_factory=dict)
+    pinning: dict = Field(default_factory=dict)
+    seed: int = 0
+    order: list[str] = Field(default_factory=list)  # the trial keys in the order they ran
+    skipped: list[dict] = Field(default_factory=list)  # {setup, variant, reason}
+    trials: list[TrialRecord] = Field(default_factory=list)
+
+    def ok_trials(self) -> list[TrialRecord]:
+        return [trial for trial in self.trials if trial.status == "ok"]
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id(scenario_name: str) -> str:
+    """Sortable, unique enough for two runs started in the same second on one machine."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{scenario_name}-{os.getpid() % 100000:05d}"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same folder + rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def save_run(run_dir: Path, record: RunRecord) -> None:
+    """Write run.json atomically (called after every trial)."""
+    atomic_write(run_dir / RUN_FILE, record.model_dump_json(indent=1).encode())
+
+
+def _migrate(data: dict, path: Path) -> dict:
+    version = data.get("format_version")
+    if not isinstance(version, int):
+        raise ResultsError(f"{path}: no integer format_version; not a layerbench run file")
+    if version > FORMAT_VERSION:
+        raise ResultsError(f"{path}: format version {version} is newer than this layerbench reads "
+                           f"({FORMAT_VERSION}); upgrade layerbench")
+    for step in range(version, FORMAT_VERSION):
+        data = _MIGRATIONS[step](data)
+    return data
+
+
+_MIGRATIONS: dict = {}  # from version N to N+1: {N: function(dict) -> dict}
+
+
+def load_run(run_dir: Path) -> RunRecord:
+    """Read a run folder's run.json, migrating older formats; ResultsError with the reason otherwise."""
+    path = Path(run_dir) / RUN_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such run file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ResultsError(f"{path}: unreadable ({error})") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object")
+    try:
+        return RunRecord.model_validate(_migrate(data, path))
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ResultsError(f"{path}: {where}: {first['msg']}") from None
+
+
+def resolve_run(name_or_path: str, results_dir: Path) -> Path:
+    """A run folder from its id (under results_dir), its path, or "latest"."""
+    if name_or_path == "latest":
+        runs = list_runs(results_dir)
+        if not runs:
+            raise ResultsError(f"no runs in {results_dir}")
+        return runs[-1]
+    candidate = Path(name_or_path)
+    if (candidate / RUN_FILE).exists():
+        return candidate
+    if "/" not in name_or_path and (results_dir / name_or_path / RUN_FILE).exists():
+        return results_dir / name_or_path
+    raise ResultsError(f"no run {name_or_path!r} (looked in {candidate} and {results_dir / name_or_path}); "
+                       f"see: bench list")
+
+
+def list_runs(results_dir: Path) -> list[Path]:
+    """Run folders under results_dir, oldest first."""
+    if not results_dir.is_dir():
+        return []
+    return sorted(path for path in results_dir.iterdir() if (path / RUN_FILE).is_file())
+
+
+def write_array(run_dir: Path, relative: str, values: np.ndarray) -> str:
+    target = run_dir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as out:
+        np.save(out, values)
+    return relative
+
+
+def write_csv(run_dir: Path, relative: str, columns: tuple[str, ...], rows: list[tuple]) -> str:
+    target = run_dir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    return relative
+
+
+def read_array(run_dir: Path, relative: str) -> np.ndarray:
+    """A stored raw array (latencies); an empty array when the file is missing."""
+    path = Path(run_dir) / relative
+    if not path.is_file():
+        return np.array([])
+    return np.load(path, allow_pickle=False)

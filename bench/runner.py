@@ -1,0 +1,402 @@
+"""Run a scenario: trials in interleaved order, warm-up, repeats, sampling, and cleanup.
+
+The runner never prints. It reports through a `progress` callback and writes the run folder
+after every trial (atomically), so a crash or Ctrl-C keeps every trial already measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from bench import machine, setups
+from bench.load.builtin import LoadResult, LoadSpec, run_load
+from bench.metrics.sampler import HOST_COLUMNS, PROCESS_COLUMNS, Sampler
+from bench.metrics.summary import summarize_host, summarize_processes
+from bench.results import (RunRecord, TrialRecord, new_run_id, now_iso, save_run, write_array, write_csv)
+from bench.scenario import Scenario, SetupSpec, Workload
+from bench.setups.base import Instance, Pinning, Setup, SetupError
+from bench.stats import percentiles
+
+SETUP_ROLES = ("app", "runtime", "proxy", "hypervisor")
+
+
+@dataclass(frozen=True)
+class Event:
+    """A progress report: `kind` is one of start, skip, prepare, trial, trial_done, trial_failed, done."""
+
+    kind: str
+    message: str
+    done: int = 0
+    total: int = 0
+    data: dict = field(default_factory=dict)
+
+
+ProgressFn = Callable[[Event], None]
+
+
+class RunInterrupted(Exception):
+    """SIGTERM arrived; raised in the main thread so cleanup runs as for Ctrl-C."""
+
+
+@dataclass
+class _Trial:
+    """One planned trial: which start it belongs to, and what it runs."""
+
+    key: str
+    spec: SetupSpec
+    workload: Workload
+    repeat: int
+
+
+@contextlib.contextmanager
+def _pinned(cpus: tuple[int, ...]) -> Iterator[None]:
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum, frame):
+        raise RunInterrupted("terminated (SIGTERM)")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (tests): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def resolve_pinning(scenario: Scenario) -> Pinning:
+    """The scenario's pinning, or the default (app on the last CPU, load on the others)."""
+    if scenario.pinning == "auto":
+        return Pinning.default()
+    allowed = os.sched_getaffinity(0)
+    spec = scenario.pinning
+    bad = sorted(set(spec.app_cpus + spec.load_cpus) - allowed)
+    if bad:
+        raise SetupError(f"pinning names CPUs {bad} that this process may not use (allowed: {sorted(allowed)})")
+    return Pinning(app_cpus=tuple(spec.app_cpus), load_cpus=tuple(spec.load_cpus))
+
+
+def plan(scenario: Scenario, specs: list[SetupSpec]) -> list[list[_Trial]]:
+    """Group trials into starts (each inner list shares one launch), in the scenario's order.
+
+    Interleaved: repeat 1 of every setup, then repeat 2 of every setup, ... so drift in the
+    machine hits all setups alike. Startup trials are always a start of their own.
+    """
+    starts: list[list[_Trial]] = []
+    load_like = [w for w in scenario.workloads if w.kind != "startup"]
+    startup = [w for w in scenario.workloads if w.kind == "startup"]
+
+    def starts_for(spec: SetupSpec, repeat: int) -> list[list[_Trial]]:
+        group = []
+        for workload in startup:
+            group.append([_Trial(f"{spec.key}/{workload.name}/r{repeat}", spec, workload, repeat)])
+        trials = [_Trial(f"{spec.key}/{w.name}/r{repeat}", spec, w, repeat) for w in load_like]
+        if scenario.start == "per_trial":
+            group += [[trial] for trial in trials]
+        elif trials:
+            group.append(trials)
+        return group
+
+    if scenario.order == "interleaved":
+        for repeat in range(scenario.repeat):
+            for spec in specs:
+                starts += starts_for(spec, repeat)
+    else:
+        for spec in specs:
+            for repeat in range(scenario.repeat):
+                starts += starts_for(spec, repeat)
+    return starts
+
+
+def get_stats(port: int, timeout_s: float = 5.0) -> dict:
+    """The app's /stats (its view from inside the layer); {} if it does not answer."""
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+        connection.request("GET", "/stats")
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        return json.loads(body) if response.status == 200 else {}
+    except (OSError, http.client.HTTPException, ValueError):
+        return {}
+
+
+class Runner:
+    """Holds the state of one run; `run()` executes the plan and returns the run folder."""
+
+    def __init__(self, scenario: Scenario, results_dir: Path, progress: ProgressFn = lambda event: None,
+                 command_line: list[str] | None = None, sampler_hz: float = 10.0):
+        self.scenario = scenario
+        self.progress = progress
+        self.sampler_hz = sampler_hz
+        self.pinning = resolve_pinning(scenario)
+        self.run_id = new_run_id(scenario.name)
+        self.run_dir = Path(results_dir) / self.run_id
+        self.workdir = self.run_dir / "work"
+        self.record = RunRecord(run_id=self.run_id, created_at=now_iso(), command_line=command_line or sys.argv,
+                                scenario=scenario.model_dump(mode="json"), machine=machine.describe(),
+                                pinning=self.pinning.as_dict(), seed=scenario.seed)
+
+    # ---- the whole run ------------------------------------------------------------------
+
+    def run(self) -> Path:
+        self.run_dir.mkdir(parents=True, exist_ok=False)
+        save_run(self.run_dir, self.record)
+        self.progress(Event("start", f"run {self.run_id} -> {self.run_dir}", data={"run_dir": str(self.run_dir)}))
+        try:
+            with _pinned(self.pinning.load_cpus), _sigterm_as_interrupt():
+                ready = self._prepare_setups()
+                starts = plan(self.scenario, [spec for spec, _ in ready])
+                total = sum(len(group) for group in starts)
+                classes = {spec.key: setup for spec, setup in ready}
+                for group in starts:
+                    self._run_start(classes[group[0].spec.key], group, total)
+            self.record.status = "complete"
+        except BaseException:
+            self.record.status = "incomplete"
+            raise
+        finally:
+            self.record.finished_at = now_iso()
+            save_run(self.run_dir, self.record)
+            with contextlib.suppress(OSError):
+                self.workdir.rmdir()
+        self.progress(Event("done", f"run {self.run_id} complete", data={"run_dir": str(self.run_dir)}))
+        return self.run_dir
+
+    def _prepare_setups(self) -> list[tuple[SetupSpec, Setup]]:
+        ready = []
+        for spec in self.scenario.setups:
+            cls = setups.get(spec.setup)
+            reason = cls.check()
+            setup = None
+            if reason is None:
+                setup = cls(spec.options, self.pinning, self.run_id, self.workdir,
+                            progress=lambda message, key=spec.key: self.progress(Event("prepare", f"{key}: {message}")))
+                try:
+                    self.progress(Event("prepare", f"preparing {spec.key}"))
+                    setup.prepare()
+                except (SetupError, OSError) as error:
+                    reason = f"prepare failed: {error}"
+            if reason is not None:
+                self.record.skipped.append({"setup": spec.setup, "variant": spec.key, "reason": reason})
+                save_run(self.run_dir, self.record)
+                self.progress(Event("skip", f"skipping {spec.key}: {reason}"))
+                continue
+            ready.append((spec, setup))
+        return ready
+
+    def _run_start(self, setup: Setup, group: list[_Trial], total: int) -> None:
+        """Launch once, run the group's trials on that instance, always stop."""
+        try:
+            with setup.running() as instance:
+                for index, trial in enumerate(group):
+                    self.progress(Event("trial", trial.key, len(self.record.trials) + 1, total,
+                                        {"setup": trial.spec.setup, "workload": trial.workload.name}))
+                    self._run_trial(setup, instance, trial, fresh=index == 0)
+                    if index + 1 < len(group) and not _alive(instance):
+                        for rest in group[index + 1:]:
+                            self._fail(setup, rest, "the setup stopped answering during an earlier trial")
+                        break
+        except (SetupError, OSError) as error:
+            # The launch failed (or the stop did): every trial of this start not yet recorded fails.
+            recorded = {trial.trial_id for trial in self.record.trials}
+            reason = str(error) if isinstance(error, SetupError) else f"{type(error).__name__}: {error}"
+            for trial in group:
+                if _trial_id(trial) not in recorded:
+                    self._fail(setup, trial, reason)
+
+    # ---- one trial ---------------------------------------------------------------------
+
+    def _run_trial(self, setup: Setup, instance: Instance, trial: _Trial, fresh: bool) -> None:
+        try:
+            record = self._measure(setup, instance, trial, fresh)
+        except (SetupError, OSError, RuntimeError, ValueError) as error:
+            self._fail(setup, trial, str(error) or type(error).__name__)
+            return
+        self.record.trials.append(record)
+        self.record.order.append(trial.key)
+        save_run(self.run_dir, self.record)
+        self.progress(Event("trial_done", _trial_line(record), data={"trial": record.trial_id}))
+
+    def _fail(self, setup: Setup, trial: _Trial, reason: str) -> None:
+        record = TrialRecord(trial_id=_trial_id(trial), setup=trial.spec.setup, variant=setup.variant(),
+                             workload=trial.workload.name, repeat=trial.repeat, status="failed", error=reason,
+                             started_at=now_iso())
+        self.record.trials.append(record)
+        self.record.order.append(trial.key)
+        save_run(self.run_dir, self.record)
+        self.progress(Event("trial_failed", f"{trial.key} failed: {reason}", data={"trial": record.trial_id}))
+
+    def _measure(self, setup: Setup, instance: Instance, trial: _Trial, fresh: bool) -> TrialRecord:
+        workload = trial.workload
+        trial_id = _trial_id(trial)
+        folder = f"trials/{trial_id}"
+        record = TrialRecord(trial_id=trial_id, setup=trial.spec.setup, variant=setup.variant(),
+                             workload=workload.name, repeat=trial.repeat, status="ok", started_at=now_iso(),
+                             facts=_jsonable(instance.facts))
+        record.facts["fresh_start"] = fresh
+        if fresh:
+            record.startup_phases_s = dict(instance.phases)
+            record.startup_s = instance.startup_s
+        if workload.kind == "startup":
+            record.inside = get_stats(instance.port)
+            return record
+
+        inside_before = get_stats(instance.port)
+        engine_before = _engine(instance)
+        full_every = 1 if workload.kind == "idle" else 10
+        with Sampler(instance.processes, hz=self.sampler_hz, full_every=full_every) as sampler:
+            if workload.kind == "idle":
+                time.sleep(workload.warmup)
+                began = time.monotonic()
+                time.sleep(workload.duration)
+                window = (began, time.monotonic())
+                result = None
+            else:
+                result = self._load(instance, workload)
+                window = result.window
+        inside_after = get_stats(instance.port)
+        engine_after = _engine(instance)
+
+        usage = summarize_processes(sampler.process_rows, window)
+        record.roles = {role: figures for role, figures in usage["roles"].items() if role in SETUP_ROLES}
+        record.loadgen = usage["roles"].get("loadgen", {})
+        record.processes = usage["processes"]
+        record.host = summarize_host(sampler.host_rows, window)
+        record.sampler = {"hz": sampler.hz, "ticks": sampler.ticks, "own_cpu_s": sampler.own_cpu_s,
+                          "wall_s": sampler.wall_s, "own_cpu_fraction": sampler.own_cpu_fraction}
+        record.memory_bytes = _memory_totals(record.roles)
+        record.inside = _inside_delta(inside_before, inside_after, workload)
+        record.engine = {"before": engine_before, "after": engine_after} if engine_before or engine_after else {}
+        record.files["processes"] = write_csv(self.run_dir, f"{folder}/processes.csv", PROCESS_COLUMNS,
+                                              sampler.process_rows)
+        record.files["host"] = write_csv(self.run_dir, f"{folder}/host.csv", HOST_COLUMNS, sampler.host_rows)
+        if result is not None:
+            record.load = _load_summary(result, workload)
+            record.files["latency_ms"] = write_array(self.run_dir, f"{folder}/latency_ms.npy", result.latency_ms)
+            record.files["app_ms"] = write_array(self.run_dir, f"{folder}/app_ms.npy", result.app_ms)
+            record.cpu_us_per_request = _cpu_per_request(record.roles, result.requests)
+            if result.requests == 0:
+                record.status = "failed"
+                record.error = f"no request succeeded (errors: {result.errors or 'none'})"
+        return record
+
+    def _load(self, instance: Instance, workload: Workload) -> LoadResult:
+        spec = LoadSpec(path=workload.url_path, mode=workload.mode, connections=workload.connections,
+                        duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate)
+        if workload.load == "wrk":
+            from bench.load import wrk  # optional external generator
+
+            return wrk.run_wrk(instance.port, spec, self.pinning.load_cpus)
+        return run_load(instance.port, spec)
+
+
+def _trial_id(trial: _Trial) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in trial.spec.key)
+    return f"{safe}--{trial.workload.name}--r{trial.repeat}"
+
+
+def _alive(instance: Instance) -> bool:
+    return bool(get_stats(instance.port, timeout_s=3.0))
+
+
+def _engine(instance: Instance) -> dict:
+    if instance.engine_accounting is None:
+        return {}
+    try:
+        return _jsonable(instance.engine_accounting())
+    except Exception as error:  # the engine's view is a cross-check; its absence is recorded, not fatal
+        return {"error": f"{type(error).__name__}: {error}"}
+
+
+def _jsonable(data: dict) -> dict:
+    return json.loads(json.dumps(data, default=str))
+
+
+def _memory_totals(roles: dict[str, dict]) -> dict[str, float | None]:
+    totals: dict[str, float | None] = {}
+    for key in ("rss_bytes", "uss_bytes", "pss_bytes"):
+        values = [figures.get(key) for figures in roles.values()]
+        totals[key.removesuffix("_bytes")] = None if any(v is None for v in values) or not values else sum(values)
+    return totals
+
+
+def _cpu_per_request(roles: dict[str, dict], requests: int) -> dict[str, float]:
+    if requests <= 0:
+        return {}
+    user = sum(figures.get("cpu_user_s", 0.0) for figures in roles.values())
+    system = sum(figures.get("cpu_sys_s", 0.0) for figures in roles.values())
+    return {"user": user / requests * 1e6, "sys": system / requests * 1e6}
+
+
+def _load_summary(result: LoadResult, workload: Workload) -> dict:
+    app = percentiles(result.app_ms)
+    return {
+        "generator": result.generator,
+        "path": workload.url_path,
+        "mode": workload.mode,
+        "connections": workload.connections,
+        "rate_rps": workload.rate,
+        "requests": result.requests,
+        "sent": result.sent,
+        "errors": result.errors,
+        "duration_s": result.duration_s,
+        "throughput_rps": result.throughput_rps,
+        "latency_ms": percentiles(result.latency_ms),
+        "app_ms": app,
+        "notes": result.notes,
+    }
+
+
+def _inside_delta(before: dict, after: dict, workload: Workload) -> dict:
+    """The app's own view: CPU it used during the trial and requests it served, from /stats."""
+    if not after:
+        return {}
+    inside = {key: after.get(key) for key in ("pid", "ppid", "uid", "kernel", "hostname", "max_rss_bytes",
+                                              "rss_bytes", "threads", "cgroup", "cpus_allowed", "python")}
+    if before:
+        inside["cpu_user_s"] = after["cpu_user_s"] - before["cpu_user_s"]
+        inside["cpu_sys_s"] = after["cpu_sys_s"] - before["cpu_sys_s"]
+        path = workload.url_path.split("?")[0] if workload.kind == "load" else None
+        if path:
+            served_before = before.get("requests_served", {}).get(path, 0)
+            inside["requests_served"] = after.get("requests_served", {}).get(path, 0) - served_before
+    return inside
+
+
+def _trial_line(record: TrialRecord) -> str:
+    if record.load:
+        latency = record.load["latency_ms"]
+        cpu = record.cpu_us_per_request
+        return (f"{record.setup}[{record.variant}] {record.workload}: {record.load['throughput_rps']:,.0f} req/s, "
+                f"p99 {latency['p99']:.2f} ms, CPU {cpu.get('user', math.nan) + cpu.get('sys', math.nan):.0f} us/req")
+    if record.startup_s is not None:
+        return f"{record.setup}[{record.variant}] {record.workload}: started in {record.startup_s:.3f} s"
+    rss = record.memory_bytes.get("rss")
+    return f"{record.setup}[{record.variant}] {record.workload}: RSS {rss / 2**20 if rss else math.nan:.1f} MB"
+
+
+def run_scenario(scenario: Scenario, results_dir: Path, progress: ProgressFn = lambda event: None,
+                 command_line: list[str] | None = None) -> Path:
+    """Run every trial of `scenario`; returns the run folder (written after every trial)."""
+    return Runner(scenario, results_dir, progress, command_line).run()

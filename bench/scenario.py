@@ -1,0 +1,279 @@
+"""Scenario files -> validated models, with one clear message per problem.
+
+A scenario says what to run (setups and their variants), how hard (workloads), how often
+(repeat) and in what order. Every message names the file, the field path and, where the YAML
+gives one, the line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bench import setups as setup_registry
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+# endpoint -> (path, query parameter name or None)
+ENDPOINTS = {
+    "hello": ("/hello", None),
+    "cpu": ("/cpu", "n"),
+    "mem": ("/mem", "mb"),
+    "io": ("/io", "kb"),
+    "json": ("/json", None),
+}
+LOAD_KINDS = ("load",)
+WORKLOAD_KINDS = ("load", "startup", "idle")
+
+
+class ScenarioError(Exception):
+    """One or more problems in a scenario; `problems` holds one line each."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Workload(_Strict):
+    """One kind of work: HTTP load on an endpoint, a cold start, or an idle footprint."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: Literal["load", "startup", "idle"] = "load"
+    endpoint: Literal["hello", "cpu", "mem", "io", "json"] | None = None
+    param: int | None = Field(default=None, ge=1, le=10_000_000)
+    mode: Literal["closed", "open"] = "closed"
+    connections: int = Field(default=8, ge=1, le=1024)
+    rate: float | None = Field(default=None, gt=0, le=1_000_000)  # requests/s, open loop only
+    duration: float = Field(default=10.0, gt=0, le=3600)  # seconds measured
+    warmup: float = Field(default=1.0, ge=0, le=600)  # seconds discarded before measuring
+    load: Literal["builtin", "wrk"] = "builtin"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Workload":
+        if self.kind == "load" and self.endpoint is None:
+            if self.name in ENDPOINTS:
+                object.__setattr__(self, "endpoint", self.name)
+            else:
+                raise ValueError(f"a load workload needs an endpoint ({', '.join(ENDPOINTS)})")
+        if self.mode == "open" and self.rate is None:
+            raise ValueError("mode 'open' needs a rate (requests per second)")
+        if self.mode == "closed" and self.rate is not None:
+            raise ValueError("rate applies to mode 'open' only")
+        if self.param is not None and self.endpoint and ENDPOINTS[self.endpoint][1] is None:
+            raise ValueError(f"endpoint {self.endpoint!r} takes no param")
+        return self
+
+    @property
+    def url_path(self) -> str:
+        """The request path with its query, e.g. /cpu?n=1000."""
+        path, parameter = ENDPOINTS[self.endpoint or "hello"]
+        if parameter and self.param is not None:
+            return f"{path}?{parameter}={self.param}"
+        return path
+
+
+# The workloads `--workloads hello,cpu` names, and the defaults of `bench run` with no scenario.
+BUILTIN_WORKLOADS = {
+    "hello": Workload(name="hello", endpoint="hello"),
+    "cpu": Workload(name="cpu", endpoint="cpu", param=1000),
+    "mem": Workload(name="mem", endpoint="mem", param=16),
+    "io": Workload(name="io", endpoint="io", param=64),
+    "json": Workload(name="json", endpoint="json"),
+    "startup": Workload(name="startup", kind="startup"),
+    "idle": Workload(name="idle", kind="idle", duration=3.0, warmup=0.0),
+}
+DEFAULT_WORKLOADS = ("hello", "cpu")
+
+
+class SetupSpec(_Strict):
+    """A setup and its variant options (validated against that setup's Options)."""
+
+    setup: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self) -> "SetupSpec":
+        try:
+            cls = setup_registry.get(self.setup)
+        except setup_registry.SetupError as error:
+            raise ValueError(str(error)) from None
+        cls.Options(**self.options)  # raises a ValidationError naming the bad option
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.setup + ("[" + ",".join(f"{k}={v}" for k, v in sorted(self.options.items())) + "]"
+                             if self.options else "")
+
+
+class PinningSpec(_Strict):
+    app_cpus: list[int] = Field(min_length=1)
+    load_cpus: list[int] = Field(min_length=1)
+
+
+class Scenario(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = Field(default="", max_length=2000)
+    setups: list[SetupSpec] = Field(min_length=1, max_length=32)
+    workloads: list[Workload] = Field(min_length=1, max_length=64)
+    repeat: int = Field(default=3, ge=1, le=1000)
+    order: Literal["interleaved", "sequential"] = "interleaved"
+    start: Literal["per_repeat", "per_trial"] = "per_repeat"  # fresh start per repeat or per trial
+    pinning: Literal["auto"] | PinningSpec = "auto"
+    seed: int = Field(default=20261129, ge=0, le=2**32 - 1)
+
+    @field_validator("setups", mode="before")
+    @classmethod
+    def _setup_shorthand(cls, value: Any) -> Any:
+        # YAML shorthand: "- bare" or "- container: {network: host}".
+        if not isinstance(value, list):
+            return value
+        items = []
+        for item in value:
+            if isinstance(item, str):
+                items.append({"setup": item})
+            elif isinstance(item, dict) and len(item) == 1 and "setup" not in item:
+                (name, options), = item.items()
+                items.append({"setup": name, "options": options if options is not None else {}})
+            else:
+                items.append(item)
+        return items
+
+    @field_validator("workloads", mode="before")
+    @classmethod
+    def _workload_shorthand(cls, value: Any) -> Any:
+        # "- hello" means the built-in hello workload.
+        if not isinstance(value, list):
+            return value
+        return [BUILTIN_WORKLOADS[item].model_dump() if isinstance(item, str) and item in BUILTIN_WORKLOADS
+                else item for item in value]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "Scenario":
+        names = [workload.name for workload in self.workloads]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"workload names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+
+def _line_index(text: str) -> dict[tuple, int]:
+    """Field path -> 1-based line number, from the YAML node tree (best effort)."""
+    lines: dict[tuple, int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node, path: tuple) -> None:
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, child in node.value:
+                walk(child, path + (key.value,))
+                lines[path + (key.value,)] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for index, child in enumerate(node.value):
+                walk(child, path + (index,))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _messages(error: ValidationError, source: str, lines: dict[tuple, int]) -> list[str]:
+    problems = []
+    for item in error.errors():
+        location = tuple(part for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+        # pydantic puts the shorthand-expanded setup name inside; map back to the file's shape.
+        where = ".".join(str(part) for part in location) or "(top level)"
+        line = None
+        for cut in range(len(location), -1, -1):
+            if location[:cut] in lines:
+                line = lines[location[:cut]]
+                break
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see: bench scenarios --help)"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        found = item.get("input")
+        if item["type"] not in ("missing", "extra_forbidden") and isinstance(found, (str, int, float, bool)):
+            message += f" (got {str(found)[:60]!r})"
+        problems.append(f"{source}:{line or '?'}: {where}: {message}")
+    return problems
+
+
+def parse_scenario(text: str, source: str = "<scenario>", overrides: dict | None = None) -> Scenario:
+    """Validate scenario YAML text; ScenarioError with one line per problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f"{mark.line + 1}" if mark else "?"
+        raise ScenarioError([f"{source}:{line}: not valid YAML: {getattr(error, 'problem', error)}"]) from None
+    if not isinstance(data, dict):
+        raise ScenarioError([f"{source}:1: a scenario is a mapping with name, setups, workloads, ..."])
+    data.update(overrides or {})
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError(_messages(error, source, _line_index(text))) from None
+
+
+def shipped() -> dict[str, Path]:
+    """Shipped scenario files by name."""
+    return {path.stem: path for path in sorted(SCENARIO_DIR.glob("*.yaml"))}
+
+
+def load_scenario(name_or_path: str, overrides: dict | None = None) -> Scenario:
+    """A shipped scenario by name, or a YAML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and name_or_path in shipped():
+        path = shipped()[name_or_path]
+    elif not path.exists():
+        known = ", ".join(shipped()) or "none"
+        raise ScenarioError([f"no scenario {name_or_path!r}: not a file, and not a shipped name ({known})"])
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScenarioError([f"{path}: cannot read: {error}"]) from None
+    return parse_scenario(text, str(path), overrides)
+
+
+def from_flags(setups: list[str], workloads: list[str], **fields: Any) -> Scenario:
+    """A scenario built from command-line flags (bench run --setups ... --workloads ...)."""
+    unknown = [name for name in workloads if name not in BUILTIN_WORKLOADS]
+    if unknown:
+        raise ScenarioError([f"--workloads: unknown workload {', '.join(map(repr, unknown))}; "
+                             f"choose from: {', '.join(BUILTIN_WORKLOADS)}"])
+    workload_fields = {k: fields.pop(k) for k in ("duration", "connections", "warmup") if k in fields}
+    data = {"name": "adhoc", "description": "built from command-line flags", "setups": setups,
+            "workloads": workloads, **{k: v for k, v in fields.items() if v is not None}}
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError(_messages(error, "command line", {})) from None
+    return apply_overrides(scenario, **workload_fields)
+
+
+def apply_overrides(scenario: Scenario, **fields: Any) -> Scenario:
+    """Command-line flags override scenario fields: duration/connections/warmup reach every load workload."""
+    workload_fields = {k: fields.pop(k) for k in ("duration", "connections", "warmup") if fields.get(k) is not None}
+    data = scenario.model_dump()
+    data.update({k: v for k, v in fields.items() if v is not None})
+    for workload in data["workloads"]:
+        if workload["kind"] == "load" or "duration" in workload_fields:
+            workload.update({k: v for k, v in workload_fields.items() if workload["kind"] == "load" or k != "connections"})
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError(_messages(error, "command line", {})) from None
+

@@ -1,0 +1,128 @@
+"""Honest statistics: medians, percentiles, bootstrap 95% intervals, overhead ratios, verdicts.
+
+Every random draw comes from a seeded generator, and the seed is stored with the run, so a
+report can be recomputed bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+BOOTSTRAP_RESAMPLES = 2000
+CONFIDENCE = 0.95
+NOISY_SPREAD = 0.10  # (max - min) / median over repeats above this flags a noisy cell
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point value with its confidence interval (same unit as the value)."""
+
+    median: float
+    low: float
+    high: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def relative_width(self) -> float:
+        """Interval width as a fraction of the median (inf when the median is 0)."""
+        return (self.high - self.low) / abs(self.median) if self.median else math.inf
+
+
+def _clean(values) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    return array[np.isfinite(array)]
+
+
+def percentiles(latencies_ms) -> dict[str, float]:
+    """p50/p90/p99/p99.9 of raw latencies (ms); NaN when there are none."""
+    data = _clean(latencies_ms)
+    if data.size == 0:
+        return {name: math.nan for name in PERCENTILES}
+    values = np.percentile(data, list(PERCENTILES.values()))
+    return {name: float(value) for name, value in zip(PERCENTILES, values)}
+
+
+def median_ci(values, seed: int, resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE) -> Estimate:
+    """Median with a percentile-bootstrap interval. One value gives a zero-width interval."""
+    data = _clean(values)
+    if data.size == 0:
+        return Estimate(math.nan, math.nan, math.nan)
+    median = float(np.median(data))
+    if data.size == 1:
+        return Estimate(median, median, median)
+    rng = np.random.default_rng(seed)
+    samples = rng.choice(data, size=(resamples, data.size), replace=True)
+    boot = np.median(samples, axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(boot, [tail, 100 - tail])
+    return Estimate(median, float(low), float(high))
+
+
+def ratio_ci(values, baseline, seed: int, resamples: int = BOOTSTRAP_RESAMPLES,
+             confidence: float = CONFIDENCE) -> Estimate:
+    """Ratio of medians (values / baseline) with an interval from resampling both groups."""
+    data, base = _clean(values), _clean(baseline)
+    if data.size == 0 or base.size == 0 or np.median(base) == 0:
+        return Estimate(math.nan, math.nan, math.nan)
+    ratio = float(np.median(data) / np.median(base))
+    if data.size == 1 and base.size == 1:
+        return Estimate(ratio, ratio, ratio)
+    rng = np.random.default_rng(seed)
+    top = np.median(rng.choice(data, size=(resamples, data.size), replace=True), axis=1)
+    bottom = np.median(rng.choice(base, size=(resamples, base.size), replace=True), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boot = top / bottom
+    boot = boot[np.isfinite(boot)]
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(boot, [tail, 100 - tail])
+    return Estimate(ratio, float(low), float(high))
+
+
+def spread(values) -> float:
+    """(max - min) / median of repeats: how much the repeats disagree (0 for one value)."""
+    data = _clean(values)
+    if data.size < 2 or np.median(data) == 0:
+        return 0.0
+    return float((data.max() - data.min()) / abs(np.median(data)))
+
+
+def is_noisy(values, threshold: float = NOISY_SPREAD) -> bool:
+    """True when repeats spread more than `threshold` of their median."""
+    return spread(values) > threshold
+
+
+# Metric -> (words for "worse", words for "better", higher is better?)
+METRIC_WORDS = {
+    "throughput_rps": ("slower", "faster", True),
+    "latency_p50_ms": ("slower", "faster", False),
+    "latency_p99_ms": ("slower", "faster", False),
+    "cpu_us_per_request": ("costlier", "cheaper", False),
+    "memory_rss_mb": ("larger", "smaller", False),
+    "startup_s": ("slower", "faster", False),
+}
+
+
+def verdict(metric: str, ratio: Estimate) -> str:
+    """Plain words for a ratio to bare: "slower by 12% (interval 8%..15%)" or "no measurable difference"."""
+    if not all(math.isfinite(x) for x in (ratio.median, ratio.low, ratio.high)):
+        return "not enough data"
+    if ratio.low <= 1.0 <= ratio.high:
+        return "no measurable difference"
+    worse, better, higher_is_better = METRIC_WORDS.get(metric, ("higher", "lower", False))
+    if higher_is_better:
+        # throughput: a ratio of 0.5 means the setup does half the work: "slower by 50%".
+        word = worse if ratio.median < 1 else better
+        change, low, high = abs(1 - ratio.median), abs(1 - ratio.high), abs(1 - ratio.low)
+    else:
+        word = worse if ratio.median > 1 else better
+        change, low, high = abs(ratio.median - 1), abs(ratio.low - 1), abs(ratio.high - 1)
+    low, high = sorted((low, high))
+    if change >= 10:
+        return f"{word} by {ratio.median:.0f}x (interval {ratio.low:.0f}x..{ratio.high:.0f}x)"
+    return f"{word} by {change * 100:.0f}% (interval {low * 100:.0f}%..{high * 100:.0f}%)"

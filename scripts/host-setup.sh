@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian/Ubuntu machine for layerbench: the system packages the setups need
+# and a running Docker daemon. Idempotent; safe to run on every `make demo` / `make test`.
+# Without root it installs nothing and says what is missing: the setups then skip with a reason.
+set -euo pipefail
+
+log() { echo "host-setup: $*" >&2; }
+
+need_packages=()
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need_packages+=(python3-venv)
+command -v dockerd >/dev/null 2>&1 || need_packages+=(docker.io)
+command -v qemu-system-x86_64 >/dev/null 2>&1 || need_packages+=(qemu-system-x86)
+command -v wrk >/dev/null 2>&1 || need_packages+=(wrk)
+[ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_packages+=(busybox-static)
+
+if [ "${#need_packages[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        log "not root: cannot install ${need_packages[*]} (run: sudo apt-get install ${need_packages[*]})"
+    else
+        log "installing ${need_packages[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+    fi
+fi
+
+# Start dockerd when no daemon answers, then wait for its socket.
+if command -v docker >/dev/null 2>&1 && ! docker info >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null 2>&1; then
+        log "starting dockerd (log: /var/log/layerbench-dockerd.log)"
+        nohup dockerd >/var/log/layerbench-dockerd.log 2>&1 &
+        for _ in $(seq 1 60); do
+            docker info >/dev/null 2>&1 && break
+            sleep 0.5
+        done
+        docker info >/dev/null 2>&1 && log "dockerd is up" || log "dockerd did not answer within 30 s; see /var/log/layerbench-dockerd.log"
+    else
+        log "no Docker daemon answers and this user cannot start one (run: sudo dockerd &)"
+    fi
+fi
+exit 0

@@ -1,0 +1,32 @@
+"""Shared fixtures. Engines are real: a missing one skips in a developer's shell and fails in CI."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip when something the test needs is missing; in CI (which installs it) fail instead."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """The real app served from a thread in this process, on a free 127.0.0.1 port."""
+    from bench.app.server import Handler, Server
+
+    server = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()

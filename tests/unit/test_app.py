@@ -1,0 +1,85 @@
+"""The benchmarked app: every endpoint, its errors, and the headers the load generator relies on."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+
+import pytest
+
+
+def get(port: int, path: str, headers: dict | None = None, method: str = "GET"):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request(method, path, headers=headers or {})
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response, body
+
+
+@pytest.mark.parametrize("path", ["/hello", "/health", "/cpu?n=10", "/mem?mb=2", "/io?kb=4", "/json", "/stats"])
+def test_every_endpoint_answers_200_with_server_timing(app_server, path):
+    response, body = get(app_server, path)
+    assert response.status == 200, body
+    timing = response.getheader("Server-Timing")
+    assert timing.startswith("app;dur=") and float(timing.split("=")[1]) >= 0
+    assert int(response.getheader("Content-Length")) == len(body)
+
+
+def test_trace_id_is_echoed(app_server):
+    response, _ = get(app_server, "/hello", {"X-Trace-Id": "run7-42"})
+    assert response.getheader("X-Trace-Id") == "run7-42"
+
+
+def test_work_endpoints_do_the_work_they_say(app_server):
+    assert json.loads(get(app_server, "/cpu?n=5")[1])["rounds"] == 5
+    assert json.loads(get(app_server, "/mem?mb=3")[1])["pages_touched"] == 3 * 256
+    io = json.loads(get(app_server, "/io?kb=8")[1])
+    assert io["written"] == io["read"] == 8 * 1024
+    assert json.loads(get(app_server, "/json")[1])["count"] == 50
+
+
+@pytest.mark.parametrize("path", ["/cpu?n=abc", "/cpu?n=0", "/cpu?n=-5", "/cpu?n=99999999999999", "/mem?mb=1e3",
+                                  "/io?kb=", "/cpu?x=1", "/mem?mb=999999"])
+def test_bad_query_values_get_a_one_line_400(app_server, path):
+    response, body = get(app_server, path)
+    assert response.status == 400
+    assert body.count(b"\n") == 1 and b"Traceback" not in body
+
+
+def test_unknown_path_is_404_and_head_has_no_body(app_server):
+    assert get(app_server, "/nope")[0].status == 404
+    response, body = get(app_server, "/hello", method="HEAD")
+    assert response.status == 200 and body == b""
+
+
+def test_stats_reports_the_view_from_inside(app_server):
+    stats = json.loads(get(app_server, "/stats")[1])
+    for key in ("pid", "ppid", "uid", "uptime_s", "cpu_user_s", "cpu_sys_s", "max_rss_bytes", "kernel",
+                "requests_served"):
+        assert key in stats
+    assert stats["max_rss_bytes"] > 1_000_000
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(app_server):
+    connection = http.client.HTTPConnection("127.0.0.1", app_server, timeout=10)
+    for _ in range(50):
+        connection.request("GET", "/hello")
+        response = connection.getresponse()
+        assert response.read() == b"hello\n"
+    connection.close()
+
+
+def test_malformed_request_line_gets_400_and_the_server_stays_up(app_server):
+    with socket.create_connection(("127.0.0.1", app_server), timeout=5) as raw:
+        raw.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+        assert raw.recv(1024).startswith(b"HTTP/1.1 400")
+    assert get(app_server, "/hello")[0].status == 200
+
+
+def test_oversized_header_is_refused(app_server):
+    with socket.create_connection(("127.0.0.1", app_server), timeout=5) as raw:
+        raw.sendall(b"GET /hello HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
+        assert raw.recv(1024).split(b" ")[1] in (b"400", b"431")
+    assert get(app_server, "/hello")[0].status == 200

@@ -1,0 +1,59 @@
+"""The command line: exit codes and messages for the things a user gets wrong."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from bench import results
+from bench.cli import app
+from tests.unit.test_results import make_record
+
+runner = CliRunner()
+
+
+def test_help_lists_the_commands():
+    output = runner.invoke(app, ["--help"]).output
+    for command in ("run", "show", "list", "doctor", "clean", "scenarios"):
+        assert command in output
+
+
+def test_show_json_contract(tmp_path):
+    results.save_run(tmp_path / "r1", make_record())
+    outcome = runner.invoke(app, ["show", "r1", "--format", "json", "--results", str(tmp_path)])
+    assert outcome.exit_code == 0, outcome.output
+    summary = json.loads(outcome.output)
+    assert summary["run_id"] == "r1"
+    row = summary["results"][0]
+    for key in ("setup", "variant", "workload", "throughput_rps", "latency_ms", "cpu_us_per_request", "memory_mb",
+                "startup_s"):
+        assert key in row
+    assert summary["overhead"] == []
+
+
+def test_show_unknown_run_and_bad_format_exit_nonzero(tmp_path):
+    outcome = runner.invoke(app, ["show", "nope", "--results", str(tmp_path)])
+    assert outcome.exit_code == 1 and "no run 'nope'" in outcome.output
+    assert runner.invoke(app, ["show", "latest", "--format", "xml", "--results", str(tmp_path)]).exit_code == 1
+
+
+def test_run_with_bad_flags_fails_before_running(tmp_path):
+    outcome = runner.invoke(app, ["run", "--setups", "hyperv", "--out", str(tmp_path)])
+    assert outcome.exit_code == 1 and "unknown setup 'hyperv'" in outcome.output
+    outcome = runner.invoke(app, ["run", "--workloads", "hello,zzz", "--out", str(tmp_path)])
+    assert outcome.exit_code == 1 and "unknown workload 'zzz'" in outcome.output
+    assert list(tmp_path.iterdir()) == []  # nothing written for a run that never started
+
+
+def test_list_shows_runs_and_unreadable_ones(tmp_path):
+    results.save_run(tmp_path / "r1", make_record())
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "run.json").write_text("{")
+    output = runner.invoke(app, ["list", "--results", str(tmp_path)]).output
+    assert "r1" in output and "unreadable" in output
+
+
+def test_doctor_reports_the_bare_setup():
+    outcome = runner.invoke(app, ["doctor"])
+    assert outcome.exit_code == 0 and "bare" in outcome.output

@@ -1,0 +1,62 @@
+"""The results format: round trip, atomic writes, and clear errors for files we cannot read."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench import results
+from bench.results import ResultsError, RunRecord, TrialRecord
+
+
+def make_record() -> RunRecord:
+    trial = TrialRecord(trial_id="bare--hello--r0", setup="bare", variant="default", workload="hello", repeat=0,
+                        status="ok", load={"throughput_rps": 100.0, "latency_ms": {"p50": 1.0}})
+    return RunRecord(run_id="r1", created_at=results.now_iso(), trials=[trial], scenario={"name": "t"})
+
+
+def test_round_trip(tmp_path):
+    record = make_record()
+    results.save_run(tmp_path, record)
+    loaded = results.load_run(tmp_path)
+    assert loaded == record
+    assert loaded.format_version == results.FORMAT_VERSION
+
+
+def test_arrays_round_trip(tmp_path):
+    relative = results.write_array(tmp_path, "trials/x/latency_ms.npy", np.array([1.5, 2.5]))
+    assert results.read_array(tmp_path, relative).tolist() == [1.5, 2.5]
+    assert results.read_array(tmp_path, "missing.npy").size == 0
+
+
+def test_future_version_is_refused_with_advice(tmp_path):
+    data = json.loads(make_record().model_dump_json())
+    data["format_version"] = results.FORMAT_VERSION + 1
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    with pytest.raises(ResultsError, match="newer than this layerbench reads"):
+        results.load_run(tmp_path)
+
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"run_id": "x"}', '{"format_version": 1}'])
+def test_corrupt_files_give_a_results_error(tmp_path, content):
+    (tmp_path / "run.json").write_text(content)
+    with pytest.raises(ResultsError, match="run.json"):
+        results.load_run(tmp_path)
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path):
+    results.atomic_write(tmp_path / "a.json", b"{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_resolve_latest_and_by_id(tmp_path):
+    for run_id in ("20260101-000000-a-1", "20260102-000000-a-1"):
+        record = make_record()
+        record.run_id = run_id
+        results.save_run(tmp_path / run_id, record)
+    assert results.resolve_run("latest", tmp_path).name == "20260102-000000-a-1"
+    assert results.resolve_run("20260101-000000-a-1", tmp_path).name == "20260101-000000-a-1"
+    with pytest.raises(ResultsError, match="bench list"):
+        results.resolve_run("nope", tmp_path)

@@ -1,0 +1,50 @@
+"""Statistics: intervals contain what they should, ratios and verdicts say the right thing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bench import stats
+
+
+def test_median_ci_brackets_the_median_and_is_reproducible():
+    values = [100, 102, 98, 101, 99, 103, 97]
+    first = stats.median_ci(values, seed=1)
+    assert first.low <= first.median == 100 <= first.high
+    assert stats.median_ci(values, seed=1) == first
+
+
+def test_single_value_gives_zero_width_and_empty_gives_nan():
+    assert stats.median_ci([5.0], seed=0) == stats.Estimate(5.0, 5.0, 5.0)
+    assert math.isnan(stats.median_ci([], seed=0).median)
+
+
+def test_ratio_of_clearly_different_groups_excludes_one():
+    rng = np.random.default_rng(3)
+    slow = rng.normal(50, 1, 10)
+    fast = rng.normal(100, 1, 10)
+    ratio = stats.ratio_ci(slow, fast, seed=2)
+    assert 0.45 < ratio.low <= ratio.median <= ratio.high < 0.55
+    assert stats.verdict("throughput_rps", ratio).startswith("slower by 5")
+
+
+def test_overlapping_groups_give_no_measurable_difference():
+    ratio = stats.ratio_ci([100, 104, 96, 101], [99, 103, 97, 100], seed=5)
+    assert ratio.low < 1 < ratio.high
+    assert stats.verdict("throughput_rps", ratio) == "no measurable difference"
+
+
+def test_verdict_direction_for_lower_is_better_metrics():
+    assert stats.verdict("latency_p99_ms", stats.Estimate(1.5, 1.4, 1.6)).startswith("slower by 50%")
+    assert stats.verdict("cpu_us_per_request", stats.Estimate(0.8, 0.7, 0.9)).startswith("cheaper by 20%")
+    assert "x" in stats.verdict("startup_s", stats.Estimate(40, 35, 45))
+
+
+def test_percentiles_and_spread():
+    latencies = np.arange(1, 1001, dtype=float)
+    result = stats.percentiles(latencies)
+    assert result["p50"] == 500.5 and 990 < result["p99"] < 991
+    assert stats.spread([90, 100, 110]) == 0.2
+    assert stats.is_noisy([90, 100, 110]) and not stats.is_noisy([99, 100, 101])
