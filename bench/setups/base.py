@@ -177,17 +177,18 @@ def wait_until_ready(instance: Instance, deadline_s: float, on_fail: Callable[[]
         if not alive and instance.handle is not None and _handle_exited(instance.handle):
             detail = on_fail()
             raise SetupError(f"the app exited before answering /health{': ' + detail if detail else ''}")
+        connection = http.client.HTTPConnection("127.0.0.1", instance.port, timeout=2)
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", instance.port, timeout=2)
             connection.request("GET", "/health")
             response = connection.getresponse()
             response.read()
-            connection.close()
             if response.status == 200:
                 return
             last_error = f"HTTP {response.status}"
         except (OSError, http.client.HTTPException) as error:
             last_error = type(error).__name__
+        finally:
+            connection.close()  # also after a timeout: a leaked socket is a ResourceWarning
         time.sleep(delay)
         delay = min(delay * 1.5, 0.1)
     detail = on_fail()

@@ -1,0 +1,81 @@
+"""Adapter for wrk, the industry-standard HTTP load generator, so any figure can be checked
+against it (`load: wrk` in a scenario workload).
+
+wrk keeps its latencies in a histogram; a Lua `done()` hook prints 1000 quantiles of it as JSON,
+which stand in for the raw latencies (the trial's notes say so). wrk is closed-loop only.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.load.builtin import LoadResult, LoadSpec
+from bench.netutil import LOOPBACK
+
+QUANTILES = 1000
+
+# wrk calls done() once with its merged statistics; latency is in microseconds.
+_LUA = """
+done = function(summary, latency, requests)
+  local q = {}
+  for i = 1, %d do q[i] = latency:percentile(100.0 * (i - 0.5) / %d) end
+  local e = summary.errors
+  io.write("LAYERBENCH_JSON " .. string.format(
+    '{"requests": %%d, "duration_us": %%d, "connect": %%d, "read": %%d, "write": %%d, "status": %%d, ' ..
+    '"timeout": %%d, "quantiles_us": [%%s]}',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    table.concat(q, ",")) .. "\\n")
+end
+""" % (QUANTILES, QUANTILES)
+
+
+def available() -> str | None:
+    """None when wrk is installed; else the fix."""
+    return None if shutil.which("wrk") else "wrk is not installed (apt-get install wrk)"
+
+
+def _command(port: int, spec: LoadSpec, seconds: float, cpus: tuple[int, ...], script: Path) -> list[str]:
+    command = ["wrk", "-t1", f"-c{spec.connections}", f"-d{max(1, round(seconds))}s",
+               f"--timeout={max(1, round(spec.timeout_s))}s", "-s", str(script),
+               f"http://{LOOPBACK}:{port}{spec.path}"]
+    if shutil.which("taskset") and cpus:
+        command = ["taskset", "-c", ",".join(map(str, cpus))] + command
+    return command
+
+
+def run_wrk(port: int, spec: LoadSpec, cpus: tuple[int, ...] = ()) -> LoadResult:
+    """Run wrk against http://127.0.0.1:port (warm-up run, then the measured run)."""
+    reason = available()
+    if reason:
+        raise RuntimeError(reason)
+    if spec.mode != "closed":
+        raise ValueError("wrk runs closed loop only; use the built-in generator for mode 'open'")
+    with tempfile.TemporaryDirectory(prefix="layerbench-wrk-") as folder:
+        script = Path(folder) / "report.lua"
+        script.write_text(_LUA)
+        if spec.warmup_s > 0:
+            subprocess.run(_command(port, spec, spec.warmup_s, cpus, script), capture_output=True, timeout=600)
+        window_start = time.monotonic()
+        finished = subprocess.run(_command(port, spec, spec.duration_s, cpus, script), capture_output=True,
+                                  text=True, timeout=spec.duration_s + 120)
+        window_end = time.monotonic()
+    line = next((l for l in finished.stdout.splitlines() if l.startswith("LAYERBENCH_JSON ")), None)
+    if finished.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed (exit {finished.returncode}): {finished.stderr.strip()[:200]}")
+    data = json.loads(line.removeprefix("LAYERBENCH_JSON "))
+    errors = {kind: data[kind] for kind in ("connect", "read", "write", "status", "timeout") if data[kind]}
+    duration_s = data["duration_us"] / 1e6
+    # Non-2xx replies are counted by wrk as "status" errors but also as requests.
+    completed = data["requests"] - data["status"]
+    return LoadResult(requests=completed, errors=errors, duration_s=duration_s,
+                      latency_ms=np.array(data["quantiles_us"], dtype=float) / 1000.0, app_ms=np.array([]),
+                      window=(window_start, window_end), sent=data["requests"], generator="wrk",
+                      notes={"latency_ms": f"{QUANTILES} quantiles of wrk's histogram, not raw latencies",
+                             "warmup": "a separate wrk run", "requests_include_warmup": False})

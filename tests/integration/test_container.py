@@ -1,0 +1,182 @@
+"""The container setup against the real Docker engine: image from scratch, both networks, limits,
+attribution, errors, cleanup. Skips without a daemon, except in CI (CI=true), where it fails."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import time
+
+import pytest
+from pydantic import ValidationError
+
+from bench.images.docker_image import base_image_dockerfile, remove_images
+from bench.setups.base import ROLE_APP, ROLE_PROXY, ROLE_RUNTIME, Pinning, SetupError
+from bench.setups.container import LABEL, ContainerSetup, clean_leftovers
+
+pytestmark = [pytest.mark.integration, pytest.mark.docker]
+
+RUN_ID = f"test-{os.getpid()}"
+
+
+def _docker_or_skip():
+    reason = ContainerSetup.check()
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must have a Docker daemon: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def client():
+    _docker_or_skip()
+    import docker
+
+    client = docker.from_env()
+    yield client
+    clean_leftovers(RUN_ID)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def built_image(client):
+    """Start from no layerbench image at all, then build it once for the module."""
+    remove_images(client)
+    assert client.images.list(name="layerbench/app") == []
+    setup = _setup({})
+    began = time.perf_counter()
+    setup.prepare()
+    cold_s = time.perf_counter() - began
+    began = time.perf_counter()
+    _setup({}).prepare()
+    warm_s = time.perf_counter() - began
+    print(f"\nimage {setup._image.tag}: {setup._image.size_bytes} bytes, cold {cold_s:.1f} s, warm {warm_s:.2f} s")
+    assert setup._image.built and setup._image.size_bytes > 0
+    return setup._image
+
+
+def _setup(options: dict, progress=lambda message: None) -> ContainerSetup:
+    return ContainerSetup(options, Pinning.default(), RUN_ID, workdir="/tmp", progress=progress)
+
+
+def _get(port: int, path: str) -> bytes:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        assert response.status == 200, (path, response.status, body)
+        return body
+    finally:
+        connection.close()
+
+
+def _roles(instance) -> dict[str, list]:
+    roles: dict[str, list] = {}
+    for role_process in instance.processes():
+        roles.setdefault(role_process.role, []).append(role_process.process)
+    return roles
+
+
+def _ours(client) -> list:
+    return client.containers.list(all=True, filters={"label": LABEL})
+
+
+@pytest.mark.parametrize("network", ["bridge", "host"])
+def test_serves_unprivileged_with_attribution(client, built_image, network):
+    setup = _setup({"network": network})
+    with setup.running() as instance:
+        assert list(instance.phases) == ["image_s", "create_s", "start_s", "first_200_s"]
+        assert _get(instance.port, "/hello") == b"hello\n"
+        assert json.loads(_get(instance.port, "/cpu?n=1000"))["rounds"] == 1000
+        stats = json.loads(_get(instance.port, "/stats"))
+        assert (stats["uid"], stats["gid"]) == (65534, 65534)
+        assert stats["cpus_allowed"] == list(setup.pinning.app_cpus)
+
+        roles = _roles(instance)
+        assert roles[ROLE_APP] and roles[ROLE_APP][0].pid == instance.facts["init_pid"]
+        assert roles[ROLE_RUNTIME][0].name().startswith("containerd-shim")
+        if network == "bridge":
+            assert roles[ROLE_PROXY][0].name() == "docker-proxy"
+        else:
+            assert ROLE_PROXY not in roles
+        again = _roles(instance)  # the sampler needs the very same objects between calls
+        assert all(a is b for a, b in zip(roles[ROLE_APP], again[ROLE_APP]))
+
+        accounting = instance.engine_accounting()
+        assert accounting["cpu_ns"] > 0 and accounting["memory_bytes"] > 0
+        assert instance.facts["image_tag"] == built_image.tag and instance.facts["network"] == network
+        name = instance.facts["container_name"]
+    assert not [c for c in _ours(client) if c.name == name]
+    setup._terminate(instance)  # idempotent: the container is already gone
+
+
+def test_limits_are_visible_inside(client, built_image):
+    setup = _setup({"cpus": 0.5, "memory": "256m"})
+    assert setup.variant() == "bridge,cpus=0.5,mem=256m"
+    with setup.running() as instance:
+        cgroup = json.loads(_get(instance.port, "/stats"))["cgroup"]
+    if "cpu_max" in cgroup:  # cgroup v2
+        assert cgroup["cpu_max"].split()[0] == "50000"
+        assert cgroup["memory_max"] == str(256 * 1024 * 1024)
+    else:
+        assert int(cgroup["cpu_cfs_quota_us"]) / int(cgroup["cpu_cfs_period_us"]) == 0.5
+        assert cgroup["memory_limit_in_bytes"] == str(256 * 1024 * 1024)
+
+
+def test_engine_refusal_is_one_line(client, built_image):
+    with pytest.raises(SetupError) as refused:
+        with _setup({"memory": "1m"}).running():
+            pass
+    assert "\n" not in str(refused.value) and "memory" in str(refused.value).lower()
+    assert not [c for c in _ours(client) if c.labels.get("layerbench.run") == RUN_ID]
+
+
+def test_clean_leftovers_removes_a_forgotten_container(client, built_image):
+    setup = _setup({"network": "host"})
+    instance = setup._launch()  # never terminated: as after a crash
+    assert clean_leftovers(RUN_ID) == [instance.facts["container_name"]]
+    assert clean_leftovers(RUN_ID) == []
+    setup._terminate(instance)  # tolerates the container being gone
+
+
+def test_options_are_validated():
+    with pytest.raises(ValidationError):
+        ContainerSetup.Options(network="nat")
+    with pytest.raises(ValidationError):
+        ContainerSetup.Options(memory="lots")
+    with pytest.raises(ValidationError):
+        ContainerSetup.Options(cpus=0)
+    assert _setup({"network": "host", "memory": "256M"}).variant() == "host,mem=256m"
+
+
+@pytest.mark.parametrize("network", ["bridge", "host"])
+def test_port_taken_is_one_clear_error(client, built_image, network, monkeypatch):
+    import socket
+
+    import bench.setups.container as container_module
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))  # bound, not listening: the readiness probe is refused at once
+        monkeypatch.setattr(container_module, "free_port", lambda: squatter.getsockname()[1])
+        began = time.monotonic()
+        with pytest.raises(SetupError) as taken:
+            with _setup({"network": network}).running():
+                pass
+    message = str(taken.value)
+    assert "\n" not in message
+    assert ("is taken" in message) if network == "bridge" else ("cannot listen" in message)
+    assert time.monotonic() - began < 15  # the exit is noticed, not waited out to the deadline
+    assert not [c for c in _ours(client) if c.labels.get("layerbench.run") == RUN_ID]
+
+
+def test_base_image_dockerfile_copies_only_the_app():
+    text = base_image_dockerfile("python:3.12-slim")
+    assert text.startswith("FROM python:3.12-slim\n") and "USER 65534:65534" in text
+    assert '"--port", "8080"' in text and "pip" not in text
+
+
+def test_nothing_left_behind(client):
+    assert _ours(client) == []
