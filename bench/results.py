@@ -39,7 +39,8 @@ class TrialRecord(_Model):
     trial_id: str
     setup: str
     variant: str
-    workload: str
+    workload: str  # the workload's name (density: name-xN, N copies side by side)
+    kind: str = "load"  # load, startup, idle or density
     repeat: int
     status: Literal["ok", "failed"]
     error: str | None = None
@@ -75,6 +76,7 @@ class RunRecord(_Model):
     seed: int = 0
     order: list[str] = Field(default_factory=list)  # the trial keys in the order they ran
     skipped: list[dict] = Field(default_factory=list)  # {setup, variant, reason}
+    repeat_outcome: dict = Field(default_factory=dict)  # repeat: auto -> repeats run and what stopped them
     trials: list[TrialRecord] = Field(default_factory=list)
 
     def ok_trials(self) -> list[TrialRecord]:

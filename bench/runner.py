@@ -25,7 +25,7 @@ from bench.metrics.summary import summarize_host, summarize_processes
 from bench.results import (RunRecord, TrialRecord, new_run_id, now_iso, save_run, write_array, write_csv)
 from bench.scenario import Scenario, SetupSpec, Workload
 from bench.setups.base import Instance, Pinning, Setup, SetupError
-from bench.stats import percentiles
+from bench.stats import median_ci, percentiles
 
 SETUP_ROLES = ("app", "runtime", "proxy", "hypervisor")
 
@@ -56,6 +56,7 @@ class _Trial:
     spec: SetupSpec
     workload: Workload
     repeat: int
+    copies: int = 1  # density: how many instances run side by side
 
 
 @contextlib.contextmanager
@@ -96,36 +97,55 @@ def resolve_pinning(scenario: Scenario) -> Pinning:
     return Pinning(app_cpus=tuple(spec.app_cpus), load_cpus=tuple(spec.load_cpus))
 
 
-def plan(scenario: Scenario, specs: list[SetupSpec]) -> list[list[_Trial]]:
-    """Group trials into starts (each inner list shares one launch), in the scenario's order.
+def _starts_for(scenario: Scenario, spec: SetupSpec, repeat: int) -> list[list[_Trial]]:
+    """The starts one repeat of one setup needs; each inner list shares one launch."""
+    group: list[list[_Trial]] = []
+    shared = []
+    for workload in scenario.workloads:
+        if workload.kind == "startup":  # a cold start is the measurement: always a launch of its own
+            group.append([_Trial(f"{spec.key}/{workload.name}/r{repeat}", spec, workload, repeat)])
+        elif workload.kind == "density":  # N copies side by side: a launch of N per count
+            group += [[_Trial(f"{spec.key}/{workload.name}-x{count}/r{repeat}", spec, workload, repeat, count)]
+                      for count in workload.instances]
+        else:
+            shared.append(_Trial(f"{spec.key}/{workload.name}/r{repeat}", spec, workload, repeat))
+    if scenario.start == "per_trial":
+        group += [[trial] for trial in shared]
+    elif shared:
+        group.append(shared)
+    return group
+
+
+def plan(scenario: Scenario, specs: list[SetupSpec], repeats: int, first_repeat: int = 0) -> list[list[_Trial]]:
+    """Every start of `repeats` repeats, in the scenario's order.
 
     Interleaved: repeat 1 of every setup, then repeat 2 of every setup, ... so drift in the
-    machine hits all setups alike. Startup trials are always a start of their own.
+    machine hits all setups alike. Sequential: all repeats of one setup, then the next.
     """
-    starts: list[list[_Trial]] = []
-    load_like = [w for w in scenario.workloads if w.kind != "startup"]
-    startup = [w for w in scenario.workloads if w.kind == "startup"]
-
-    def starts_for(spec: SetupSpec, repeat: int) -> list[list[_Trial]]:
-        group = []
-        for workload in startup:
-            group.append([_Trial(f"{spec.key}/{workload.name}/r{repeat}", spec, workload, repeat)])
-        trials = [_Trial(f"{spec.key}/{w.name}/r{repeat}", spec, w, repeat) for w in load_like]
-        if scenario.start == "per_trial":
-            group += [[trial] for trial in trials]
-        elif trials:
-            group.append(trials)
-        return group
-
+    rounds = range(first_repeat, first_repeat + repeats)
     if scenario.order == "interleaved":
-        for repeat in range(scenario.repeat):
-            for spec in specs:
-                starts += starts_for(spec, repeat)
-    else:
-        for spec in specs:
-            for repeat in range(scenario.repeat):
-                starts += starts_for(spec, repeat)
-    return starts
+        return [start for repeat in rounds for spec in specs for start in _starts_for(scenario, spec, repeat)]
+    return [start for spec in specs for repeat in rounds for start in _starts_for(scenario, spec, repeat)]
+
+
+def converged(record: RunRecord, target: float, seed: int) -> tuple[bool, str]:
+    """Whether every cell's interval is narrower than `target` of its median, and the widest one."""
+    cells: dict[tuple, list[float]] = {}
+    for trial in record.ok_trials():
+        if trial.kind == "load":
+            value = trial.load.get("throughput_rps")
+        elif trial.kind == "startup":
+            value = trial.startup_s
+        else:  # idle and density: the footprint
+            value = trial.memory_bytes.get("rss")
+        cells.setdefault((trial.setup, trial.variant, trial.workload), []).append(value)
+    widest, widest_key = 0.0, None
+    for key, values in cells.items():
+        width = median_ci(values, seed).relative_width
+        if width > widest:
+            widest, widest_key = width, key
+    label = f"{widest_key[0]} [{widest_key[1]}] {widest_key[2]}" if widest_key else "none"
+    return widest <= target, f"widest interval {widest:.1%} of its median ({label})"
 
 
 def get_stats(port: int, timeout_s: float = 5.0) -> dict:
@@ -166,11 +186,15 @@ class Runner:
         try:
             with _pinned(self.pinning.load_cpus), _sigterm_as_interrupt():
                 ready = self._prepare_setups()
-                starts = plan(self.scenario, [spec for spec, _ in ready])
-                total = sum(len(group) for group in starts)
-                classes = {spec.key: setup for spec, setup in ready}
-                for group in starts:
-                    self._run_start(classes[group[0].spec.key], group, total)
+                specs = [spec for spec, _ in ready]
+                self.setups_by_key = {spec.key: setup for spec, setup in ready}
+                if self.scenario.repeat == "auto":
+                    self._run_until_converged(specs)
+                else:
+                    starts = plan(self.scenario, specs, self.scenario.repeat)
+                    total = sum(len(group) for group in starts)
+                    for group in starts:
+                        self._run_start(group, total)
             self.record.status = "complete"
         except BaseException:
             self.record.status = "incomplete"
@@ -182,6 +206,26 @@ class Runner:
                 self.workdir.rmdir()
         self.progress(Event("done", f"run {self.run_id} complete", data={"run_dir": str(self.run_dir)}))
         return self.run_dir
+
+    def _run_until_converged(self, specs: list[SetupSpec]) -> None:
+        """repeat: auto: whole interleaved rounds until every interval is narrow enough or the cap."""
+        scenario = self.scenario
+        per_round = sum(len(group) for group in plan(scenario, specs, 1))
+        total = per_round * scenario.repeat_cap
+        outcome = {"mode": "auto", "target": scenario.repeat_target, "cap": scenario.repeat_cap}
+        for repeat in range(scenario.repeat_cap):
+            for group in plan(scenario, specs, 1, first_repeat=repeat):
+                self._run_start(group, total)
+            done, detail = converged(self.record, scenario.repeat_target, scenario.seed)
+            outcome.update(repeats=repeat + 1, detail=detail)
+            if repeat + 1 >= 3 and done:
+                outcome["stopped_by"] = "target"
+                break
+        else:
+            outcome["stopped_by"] = "cap"
+        self.record.repeat_outcome = outcome
+        word = "every interval within target" if outcome["stopped_by"] == "target" else "cap reached"
+        self.progress(Event("repeat", f"repeat auto: {outcome['repeats']} repeats, {word}; {outcome['detail']}"))
 
     def _prepare_setups(self) -> list[tuple[SetupSpec, Setup]]:
         ready = []
@@ -205,10 +249,13 @@ class Runner:
             ready.append((spec, setup))
         return ready
 
-    def _run_start(self, setup: Setup, group: list[_Trial], total: int) -> None:
-        """Launch once, run the group's trials on that instance, always stop."""
+    def _run_start(self, group: list[_Trial], total: int) -> None:
+        """Launch once (or `copies` times, side by side), run the group's trials, always stop."""
+        setup = self.setups_by_key[group[0].spec.key]
         try:
-            with setup.running() as instance:
+            with contextlib.ExitStack() as stack:
+                copies = [stack.enter_context(setup.running()) for _ in range(group[0].copies)]
+                instance = copies[0] if len(copies) == 1 else _side_by_side(copies)
                 for index, trial in enumerate(group):
                     self.progress(Event("trial", trial.key, len(self.record.trials) + 1, total,
                                         {"setup": trial.spec.setup, "workload": trial.workload.name}))
@@ -240,7 +287,8 @@ class Runner:
 
     def _fail(self, setup: Setup, trial: _Trial, reason: str) -> None:
         record = TrialRecord(trial_id=_trial_id(trial), setup=trial.spec.setup, variant=setup.variant(),
-                             workload=trial.workload.name, repeat=trial.repeat, status="failed", error=reason,
+                             workload=_workload_label(trial), kind=trial.workload.kind, repeat=trial.repeat,
+                             status="failed", error=reason,
                              started_at=now_iso())
         self.record.trials.append(record)
         self.record.order.append(trial.key)
@@ -252,21 +300,23 @@ class Runner:
         trial_id = _trial_id(trial)
         folder = f"trials/{trial_id}"
         record = TrialRecord(trial_id=trial_id, setup=trial.spec.setup, variant=setup.variant(),
-                             workload=workload.name, repeat=trial.repeat, status="ok", started_at=now_iso(),
+                             workload=_workload_label(trial), kind=workload.kind, repeat=trial.repeat,
+                             status="ok", started_at=now_iso(),
                              facts=_jsonable(instance.facts))
         record.facts["fresh_start"] = fresh
         if fresh:
             record.startup_phases_s = dict(instance.phases)
             record.startup_s = instance.startup_s
         if workload.kind == "startup":
-            record.inside = get_stats(instance.port)
+            record.inside = _inside_delta({}, get_stats(instance.port), workload)
             return record
 
         inside_before = get_stats(instance.port)
         engine_before = _engine(instance)
-        full_every = 1 if workload.kind == "idle" else 10
+        footprint = workload.kind in ("idle", "density")
+        full_every = 1 if footprint else 10  # a footprint wants USS/PSS on every tick
         with Sampler(instance.processes, hz=self.sampler_hz, full_every=full_every) as sampler:
-            if workload.kind == "idle":
+            if footprint:
                 time.sleep(workload.warmup)
                 began = time.monotonic()
                 time.sleep(workload.duration)
@@ -286,8 +336,12 @@ class Runner:
         record.sampler = {"hz": sampler.hz, "ticks": sampler.ticks, "own_cpu_s": sampler.own_cpu_s,
                           "wall_s": sampler.wall_s, "own_cpu_fraction": sampler.own_cpu_fraction}
         record.memory_bytes = _memory_totals(record.roles)
+        if trial.copies > 1 or workload.kind == "density":
+            record.facts["instances"] = trial.copies
+            record.memory_bytes.update({f"{key}_per_instance": value / trial.copies
+                                        for key, value in list(record.memory_bytes.items()) if value is not None})
         record.inside = _inside_delta(inside_before, inside_after, workload)
-        record.engine = {"before": engine_before, "after": engine_after} if engine_before or engine_after else {}
+        record.engine = _engine_delta(engine_before, engine_after)
         record.files["processes"] = write_csv(self.run_dir, f"{folder}/processes.csv", PROCESS_COLUMNS,
                                               sampler.process_rows)
         record.files["host"] = write_csv(self.run_dir, f"{folder}/host.csv", HOST_COLUMNS, sampler.host_rows)
@@ -313,7 +367,18 @@ class Runner:
 
 def _trial_id(trial: _Trial) -> str:
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in trial.spec.key)
-    return f"{safe}--{trial.workload.name}--r{trial.repeat}"
+    return f"{safe}--{_workload_label(trial)}--r{trial.repeat}"
+
+
+def _workload_label(trial: _Trial) -> str:
+    return f"{trial.workload.name}-x{trial.copies}" if trial.workload.kind == "density" else trial.workload.name
+
+
+def _side_by_side(copies: list[Instance]) -> Instance:
+    """N running copies seen as one: every process of each, phases and facts of the first."""
+    return Instance(port=copies[0].port, processes=lambda: [rp for copy in copies for rp in copy.processes()],
+                    phases=dict(copies[0].phases), facts={**copies[0].facts, "instances": len(copies)},
+                    handle=copies[0].handle)
 
 
 def _alive(instance: Instance) -> bool:
@@ -327,6 +392,17 @@ def _engine(instance: Instance) -> dict:
         return _jsonable(instance.engine_accounting())
     except Exception as error:  # the engine's view is a cross-check; its absence is recorded, not fatal
         return {"error": f"{type(error).__name__}: {error}"}
+
+
+def _engine_delta(before: dict, after: dict) -> dict:
+    """The engine's own accounting over the trial: counters in ns become seconds used."""
+    if not before and not after:
+        return {}
+    engine = {"before": before, "after": after}
+    for key, value in after.items():
+        if key.endswith("_ns") and isinstance(value, (int, float)) and isinstance(before.get(key), (int, float)):
+            engine[key.removesuffix("_ns") + "_s"] = (value - before[key]) / 1e9
+    return engine
 
 
 def _jsonable(data: dict) -> dict:
@@ -385,15 +461,18 @@ def _inside_delta(before: dict, after: dict, workload: Workload) -> dict:
 
 
 def _trial_line(record: TrialRecord) -> str:
-    if record.load:
+    label = f"{record.setup}[{record.variant}] {record.workload}"
+    if record.kind == "load":
         latency = record.load["latency_ms"]
         cpu = record.cpu_us_per_request
-        return (f"{record.setup}[{record.variant}] {record.workload}: {record.load['throughput_rps']:,.0f} req/s, "
-                f"p99 {latency['p99']:.2f} ms, CPU {cpu.get('user', math.nan) + cpu.get('sys', math.nan):.0f} us/req")
-    if record.startup_s is not None:
-        return f"{record.setup}[{record.variant}] {record.workload}: started in {record.startup_s:.3f} s"
-    rss = record.memory_bytes.get("rss")
-    return f"{record.setup}[{record.variant}] {record.workload}: RSS {rss / 2**20 if rss else math.nan:.1f} MB"
+        return (f"{label}: {record.load['throughput_rps']:,.0f} req/s, p99 {latency['p99']:.2f} ms, "
+                f"CPU {cpu.get('user', math.nan) + cpu.get('sys', math.nan):.0f} us/req")
+    if record.kind == "startup":
+        phases = ", ".join(f"{name.removesuffix('_s')} {value:.3f}" for name, value in record.startup_phases_s.items())
+        return f"{label}: started in {record.startup_s:.3f} s ({phases})"
+    rss = record.memory_bytes.get("rss_per_instance", record.memory_bytes.get("rss"))
+    each = " per instance" if "rss_per_instance" in record.memory_bytes else ""
+    return f"{label}: RSS {rss / 2**20 if rss else math.nan:.1f} MB{each}"
 
 
 def run_scenario(scenario: Scenario, results_dir: Path, progress: ProgressFn = lambda event: None,

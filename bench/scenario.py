@@ -43,10 +43,11 @@ class _Strict(BaseModel):
 
 
 class Workload(_Strict):
-    """One kind of work: HTTP load on an endpoint, a cold start, or an idle footprint."""
+    """One kind of work: HTTP load on an endpoint, a cold start, an idle footprint, or density
+    (N copies side by side, idle, for memory per instance as N grows)."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    kind: Literal["load", "startup", "idle"] = "load"
+    kind: Literal["load", "startup", "idle", "density"] = "load"
     endpoint: Literal["hello", "cpu", "mem", "io", "json"] | None = None
     param: int | None = Field(default=None, ge=1, le=10_000_000)
     mode: Literal["closed", "open"] = "closed"
@@ -55,6 +56,7 @@ class Workload(_Strict):
     duration: float = Field(default=10.0, gt=0, le=3600)  # seconds measured
     warmup: float = Field(default=1.0, ge=0, le=600)  # seconds discarded before measuring
     load: Literal["builtin", "wrk"] = "builtin"
+    instances: list[int] = Field(default=[1, 2, 4], min_length=1, max_length=8)  # density only
 
     @model_validator(mode="after")
     def _consistent(self) -> "Workload":
@@ -63,6 +65,8 @@ class Workload(_Strict):
                 object.__setattr__(self, "endpoint", self.name)
             else:
                 raise ValueError(f"a load workload needs an endpoint ({', '.join(ENDPOINTS)})")
+        if any(count < 1 or count > 32 for count in self.instances):
+            raise ValueError("instances must each be from 1 to 32")
         if self.mode == "open" and self.rate is None:
             raise ValueError("mode 'open' needs a rate (requests per second)")
         if self.mode == "closed" and self.rate is not None:
@@ -89,6 +93,7 @@ BUILTIN_WORKLOADS = {
     "json": Workload(name="json", endpoint="json"),
     "startup": Workload(name="startup", kind="startup"),
     "idle": Workload(name="idle", kind="idle", duration=3.0, warmup=0.0),
+    "density": Workload(name="density", kind="density", duration=3.0, warmup=0.0),
 }
 DEFAULT_WORKLOADS = ("hello", "cpu")
 
@@ -124,7 +129,11 @@ class Scenario(_Strict):
     description: str = Field(default="", max_length=2000)
     setups: list[SetupSpec] = Field(min_length=1, max_length=32)
     workloads: list[Workload] = Field(min_length=1, max_length=64)
-    repeat: int = Field(default=3, ge=1, le=1000)
+    # A count, or "auto": add repeats until every interval is narrower than repeat_target of its
+    # median (at least 3 repeats, at most repeat_cap), and record which of the two stopped it.
+    repeat: int | Literal["auto"] = Field(default=3)
+    repeat_target: float = Field(default=0.05, gt=0, lt=1)
+    repeat_cap: int = Field(default=10, ge=3, le=100)
     order: Literal["interleaved", "sequential"] = "interleaved"
     start: Literal["per_repeat", "per_trial"] = "per_repeat"  # fresh start per repeat or per trial
     pinning: Literal["auto"] | PinningSpec = "auto"
@@ -155,6 +164,14 @@ class Scenario(_Strict):
             return value
         return [BUILTIN_WORKLOADS[item].model_dump() if isinstance(item, str) and item in BUILTIN_WORKLOADS
                 else item for item in value]
+
+    @field_validator("repeat", mode="before")
+    @classmethod
+    def _repeat_range(cls, value):
+        # One clear message instead of one per member of the int | "auto" union.
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1000):
+            return value
+        raise ValueError("repeat must be a whole number from 1 to 1000, or auto")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Scenario":

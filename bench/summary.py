@@ -20,7 +20,7 @@ BASELINE = "bare"
 
 
 def _median(values) -> float | None:
-    data = [v for v in values if v is not None and math.isfinite(v)]
+    data = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
     return float(np.median(data)) if data else None
 
 
@@ -81,6 +81,8 @@ def _cell(key: tuple[str, str, str], trials: list[TrialRecord], seed: int) -> di
                                for part in ("user", "sys")} if values["cpu_us_per_request"] else None,
         "memory_mb": {part: _median((t.memory_bytes.get(part) or math.nan) / MB for t in ok)
                       for part in ("rss", "uss", "pss")} if values["memory_rss_mb"] else None,
+        "memory_per_instance_mb": _median((t.memory_bytes.get("rss_per_instance") or math.nan) / MB for t in ok),
+        "instances": next((t.facts.get("instances") for t in ok if t.facts.get("instances")), None),
         "startup_s": _median(values["startup_s"]),
         "startup_phases_s": _phases(ok),
         "roles": _roles(ok),
@@ -120,7 +122,7 @@ def _inside(trials: list[TrialRecord]) -> dict:
         return {}
     last = views[-1].inside
     per_request = [(t.inside.get("cpu_user_s", 0) + t.inside.get("cpu_sys_s", 0)) / t.inside["requests_served"] * 1e6
-                   for t in views if t.inside.get("requests_served")]
+                   for t in views if isinstance(t.inside.get("requests_served"), int) and t.inside["requests_served"]]
     return {"cpu_us_per_request": _median(per_request), "rss_mb": _median(t.inside.get("rss_bytes", 0) / MB
                                                                           for t in views),
             "uid": last.get("uid"), "kernel": last.get("kernel"), "ppid": last.get("ppid"),

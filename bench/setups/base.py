@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import http.client
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +195,25 @@ def wait_until_ready(instance: Instance, deadline_s: float, on_fail: Callable[[]
     detail = on_fail()
     raise SetupError(f"no HTTP 200 on /health within {deadline_s:.0f} s (last: {last_error})"
                      + (f"; {detail}" if detail else ""))
+
+
+def pin_process(pid: int, cpus: tuple[int, ...]) -> bool:
+    """Pin every thread of a process to `cpus` (sched_setaffinity on one pid moves one thread only).
+
+    Threads created later inherit their creator's mask. False when the process is gone or ours
+    to pin is not allowed.
+    """
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    pinned = True
+    for thread in threads:
+        try:
+            os.sched_setaffinity(int(thread), cpus)
+        except OSError:
+            pinned = False
+    return pinned
 
 
 def _safe_processes(instance: Instance) -> list[RoleProcess]:

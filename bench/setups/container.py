@@ -23,7 +23,7 @@ from pydantic import Field, field_validator
 from bench.netutil import free_port
 from bench.setups import register
 from bench.setups.base import (APP_PORT_IN_GUEST, ROLE_APP, ROLE_PROXY, ROLE_RUNTIME, Instance, Options, RoleProcess,
-                               Setup, SetupError)
+                               Setup, SetupError, pin_process)
 
 LABEL = "layerbench"
 RUN_LABEL = "layerbench.run"
@@ -56,6 +56,8 @@ class _Running:
     known: dict[int, psutil.Process] = field(default_factory=dict)  # stable objects for cpu deltas
     proxy_pids: list[int] = field(default_factory=list)
     proxy_scanned_at: float = 0.0
+    cpus: tuple[int, ...] = ()  # the app CPU set: shim and proxy are pinned there too
+    pinned: set[int] = field(default_factory=set)
 
     def poll(self) -> int | None:
         """Exit code once the container has stopped, like Popen.poll (used by the readiness wait)."""
@@ -210,7 +212,7 @@ class ContainerSetup(Setup):
 
         init_pid = int(container.attrs["State"].get("Pid") or 0)
         running = _Running(container=container, init_pid=init_pid, cgroup_dirs=_cgroup_dirs(init_pid),
-                           proxy_port=None if host_networking else port)
+                           proxy_port=None if host_networking else port, cpus=tuple(self.pinning.app_cpus))
         facts = {
             "container_id": container.id, "container_name": container.name,
             "image_tag": self._image.tag, "image_id": self._image.image_id,
@@ -299,6 +301,13 @@ def _processes(running: _Running) -> list[RoleProcess]:
     found += [RoleProcess(ROLE_RUNTIME, process) for process in _stable(running, _shim_pids(running))]
     if running.proxy_port is not None:
         found += [RoleProcess(ROLE_PROXY, process) for process in _stable(running, _proxy_pids(running))]
+    # The shim and the proxy work for this container alone: they share its CPU set, as QEMU
+    # shares the VM's, so the whole setup draws on the same CPUs as the bare app and never
+    # steals from the load generator.
+    for role_process in found:
+        pid = role_process.process.pid
+        if role_process.role != ROLE_APP and pid not in running.pinned and pin_process(pid, running.cpus):
+            running.pinned.add(pid)
     return found
 
 
