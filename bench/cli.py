@@ -65,26 +65,36 @@ def run(
     out: Path = typer.Option(DEFAULT_RESULTS, "--out", help="Folder that receives the run folder."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
     narrate: bool = typer.Option(False, "--narrate", help="Explain each layer as its first trial starts."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Finish an interrupted run (id or folder) with "
+                                         "its own settings; other flags are ignored."),
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved."""
-    from bench.runner import RunInterrupted, run_scenario
+    from bench.runner import RunInterrupted, resume_run, run_scenario
     from bench.render import ProgressView, print_summary
     from bench.summary import summarize
 
+    resume_dir = None
     try:
-        chosen = _chosen_scenario(scenario, _csv(setups_flag), _csv(workloads), duration=duration, warmup=warmup,
-                                  connections=connections, repeat=repeat)
+        if resume is not None:
+            resume_dir = results_store.resolve_run(resume, out)
+            chosen = scenarios.Scenario.model_validate(results_store.load_run(resume_dir).scenario)
+        else:
+            chosen = _chosen_scenario(scenario, _csv(setups_flag), _csv(workloads), duration=duration,
+                                      warmup=warmup, connections=connections, repeat=repeat)
     except ScenarioError as error:
         for problem in error.problems:
             errors.print(f"[red]error:[/] {problem}")
         raise typer.Exit(int(ExitStatus.ERROR)) from None
-    except SetupError as error:
+    except (SetupError, ResultsError) as error:
         raise fail(str(error)) from None
+    except ValueError as error:  # a stored scenario that no longer validates
+        raise fail(f"cannot resume: {error}") from None
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise fail(f"cannot create results folder {out}: {error.strerror or error}") from None
     console.print(f"[bold]{chosen.name}[/]: {chosen.description}" if chosen.description else chosen.name)
+    _warn_leftovers()
     run_dir = None
     try:
         with ProgressView(console, narrate=narrate) as view:
@@ -94,11 +104,14 @@ def run(
                     run_dir = Path(event.data["run_dir"])
                 view(event)
 
-            run_dir = run_scenario(chosen, out, progress, command_line=["bench", *sys.argv[1:]])
+            if resume_dir is not None:
+                run_dir = resume_run(resume_dir, progress)
+            else:
+                run_dir = run_scenario(chosen, out, progress, command_line=["bench", *sys.argv[1:]])
     except (KeyboardInterrupt, RunInterrupted):
         where = f"; the trials measured so far are in {run_dir}" if run_dir else ""
         raise fail(f"interrupted{where}", ExitStatus.INTERRUPTED) from None
-    except SetupError as error:
+    except (SetupError, ResultsError) as error:
         raise fail(str(error)) from None
     except OSError as error:
         raise fail(f"cannot write results: {error}") from None
@@ -110,6 +123,16 @@ def run(
     console.print(f"results: {run_dir}")
     if any(trial.status == "failed" for trial in record.trials):
         raise typer.Exit(int(ExitStatus.INCOMPLETE))
+
+
+def _warn_leftovers() -> None:
+    from bench import leftovers
+
+    found = leftovers.find()
+    if found:
+        errors.print(f"[yellow]warning:[/] {len(found)} leftover(s) from an earlier run are still running "
+                     f"({', '.join(found[:3])}{', ...' if len(found) > 3 else ''}); they skew measurements: "
+                     f"bench clean")
 
 
 def _chosen_scenario(name: str | None, setup_names: list[str] | None, workload_names: list[str] | None, **fields):
@@ -149,7 +172,7 @@ def demo(
     console.print("[bold]layerbench demo[/]: the same web app, the same Python, three ways to run it. "
                   "Watch what each layer adds.")
     run(scenario=name, setups_flag=None, workloads=None, duration=None, warmup=None, connections=None, repeat=None,
-        out=out, report=True, narrate=True)
+        out=out, report=True, narrate=True, resume=None)
     if open_report:
         import webbrowser
 
@@ -196,7 +219,7 @@ def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", hel
             continue
         setups_seen = ",".join(dict.fromkeys(t.setup for t in record.trials)) or "-"
         console.print(f"{record.run_id}  {record.created_at}  {record.scenario.get('name')}  "
-                      f"{setups_seen}  {len(record.ok_trials())}/{len(record.trials)} trials  {record.status}")
+                      f"{setups_seen}  {len(record.ok_trials())}/{len(record.trials)} trials  {record.effective_status()}")
 
 
 @app.command()
@@ -230,16 +253,9 @@ def run_app(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.O
 @app.command()
 def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftovers of this run id.")) -> None:
     """Remove containers and VMs left behind by a run that was killed."""
-    removed = []
-    for name in setups.names():
-        module = sys.modules.get(setups.get(name).__module__)
-        cleaner = getattr(module, "clean_leftovers", None)
-        if cleaner is None:
-            continue
-        try:
-            removed += cleaner(run_id) if run_id else cleaner()
-        except TypeError:
-            removed += cleaner()
+    from bench import leftovers
+
+    removed = leftovers.clean(run_id)
     console.print("\n".join(f"removed {item}" for item in removed) or "nothing to clean")
 
 
@@ -252,6 +268,48 @@ def list_scenarios() -> None:
             console.print(f"[bold]{name}[/]: {loaded.description}")
         except ScenarioError as error:
             console.print(f"[bold]{name}[/]: [red]invalid[/]: {error.problems[0]}")
+
+
+@app.command()
+def report(
+    run_id: str = typer.Argument("latest", help="Run id, run folder, or 'latest'."),
+    results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
+) -> None:
+    """(Re)draw a stored run's charts and write its self-contained report.html."""
+    from bench.report import write_report
+
+    try:
+        path = write_report(results_store.resolve_run(run_id, results_dir))
+    except ResultsError as error:
+        raise fail(str(error)) from None
+    except OSError as error:
+        raise fail(f"cannot write the report: {error}") from None
+    console.print(f"report: {path}")
+
+
+@app.command()
+def compare(
+    runs: list[str] = typer.Argument(..., help="Two or more run ids or folders; ratios are to the first."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for compare.html and the chart "
+                                       "(default: <results>/compare-<first>-vs-<last>)."),
+    results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
+) -> None:
+    """Compare stored runs cell by cell (ratio to the first run, with intervals); warn when they differ."""
+    from bench.compare import comparison_table, compare_runs, write_compare_report
+
+    try:
+        run_dirs = [results_store.resolve_run(name, results_dir) for name in runs]
+        comparison = compare_runs(run_dirs)
+        target = out or results_dir / f"compare-{run_dirs[0].name}-vs-{run_dirs[-1].name}"
+        path = write_compare_report(run_dirs, target)
+    except ResultsError as error:
+        raise fail(str(error)) from None
+    except OSError as error:
+        raise fail(f"cannot write the comparison: {error}") from None
+    console.print(comparison_table(comparison))
+    for warning in comparison["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
+    console.print(f"page: {path}")
 
 
 def main() -> None:

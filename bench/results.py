@@ -76,11 +76,28 @@ class RunRecord(_Model):
     seed: int = 0
     order: list[str] = Field(default_factory=list)  # the trial keys in the order they ran
     skipped: list[dict] = Field(default_factory=list)  # {setup, variant, reason}
+    runner_pid: int = 0  # with status "running" and this pid gone, the run was killed
     repeat_outcome: dict = Field(default_factory=dict)  # repeat: auto -> repeats run and what stopped them
     trials: list[TrialRecord] = Field(default_factory=list)
 
+    def effective_status(self) -> str:
+        """"incomplete" for a run marked running whose runner process is gone (killed)."""
+        if self.status == "running" and self.runner_pid and not _pid_alive(self.runner_pid):
+            return "incomplete"
+        return self.status
+
     def ok_trials(self) -> list[TrialRecord]:
         return [trial for trial in self.trials if trial.status == "ok"]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def now_iso() -> str:

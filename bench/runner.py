@@ -22,7 +22,8 @@ from bench import machine, setups
 from bench.load.builtin import LoadResult, LoadSpec, run_load
 from bench.metrics.sampler import HOST_COLUMNS, PROCESS_COLUMNS, Sampler
 from bench.metrics.summary import summarize_host, summarize_processes
-from bench.results import (RunRecord, TrialRecord, new_run_id, now_iso, save_run, write_array, write_csv)
+from bench.results import (RunRecord, TrialRecord, load_run, new_run_id, now_iso, save_run, write_array,
+                           write_csv)
 from bench.scenario import Scenario, SetupSpec, Workload
 from bench.setups.base import Instance, Pinning, Setup, SetupError
 from bench.stats import median_ci, percentiles
@@ -165,22 +166,35 @@ class Runner:
     """Holds the state of one run; `run()` executes the plan and returns the run folder."""
 
     def __init__(self, scenario: Scenario, results_dir: Path, progress: ProgressFn = lambda event: None,
-                 command_line: list[str] | None = None, sampler_hz: float = 10.0):
+                 command_line: list[str] | None = None, sampler_hz: float = 10.0, resume: RunRecord | None = None):
         self.scenario = scenario
         self.progress = progress
         self.sampler_hz = sampler_hz
         self.pinning = resolve_pinning(scenario)
-        self.run_id = new_run_id(scenario.name)
+        self.setups_by_key: dict[str, Setup] = {}
+        if resume is None:
+            self.run_id = new_run_id(scenario.name)
+            self.record = RunRecord(run_id=self.run_id, created_at=now_iso(),
+                                    command_line=command_line or sys.argv, scenario=scenario.model_dump(mode="json"),
+                                    machine=machine.describe(), pinning=self.pinning.as_dict(), seed=scenario.seed,
+                                    runner_pid=os.getpid())
+            self.done: set[str] = set()
+        else:
+            # Finish a run: same id, folder, scenario and seed; failed trials are tried again.
+            self.run_id = resume.run_id
+            self.record = resume
+            self.record.trials = resume.ok_trials()
+            self.record.skipped = []
+            self.record.status = "running"
+            self.record.runner_pid = os.getpid()
+            self.done = {trial.trial_id for trial in self.record.trials}
         self.run_dir = Path(results_dir) / self.run_id
         self.workdir = self.run_dir / "work"
-        self.record = RunRecord(run_id=self.run_id, created_at=now_iso(), command_line=command_line or sys.argv,
-                                scenario=scenario.model_dump(mode="json"), machine=machine.describe(),
-                                pinning=self.pinning.as_dict(), seed=scenario.seed)
 
     # ---- the whole run ------------------------------------------------------------------
 
     def run(self) -> Path:
-        self.run_dir.mkdir(parents=True, exist_ok=False)
+        self.run_dir.mkdir(parents=True, exist_ok=bool(self.done))
         save_run(self.run_dir, self.record)
         self.progress(Event("start", f"run {self.run_id} -> {self.run_dir}", data={"run_dir": str(self.run_dir)}))
         try:
@@ -252,6 +266,9 @@ class Runner:
     def _run_start(self, group: list[_Trial], total: int) -> None:
         """Launch once (or `copies` times, side by side), run the group's trials, always stop."""
         setup = self.setups_by_key[group[0].spec.key]
+        group = [trial for trial in group if _trial_id(trial) not in self.done]  # resume: only what is missing
+        if not group:
+            return
         try:
             with contextlib.ExitStack() as stack:
                 copies = [stack.enter_context(setup.running()) for _ in range(group[0].copies)]
@@ -479,3 +496,15 @@ def run_scenario(scenario: Scenario, results_dir: Path, progress: ProgressFn = l
                  command_line: list[str] | None = None) -> Path:
     """Run every trial of `scenario`; returns the run folder (written after every trial)."""
     return Runner(scenario, results_dir, progress, command_line).run()
+
+
+def resume_run(run_dir: Path, progress: ProgressFn = lambda event: None) -> Path:
+    """Finish an incomplete run with its own settings: the trials not recorded as ok are run."""
+    record = load_run(run_dir)
+    try:
+        scenario = Scenario.model_validate(record.scenario)
+    except ValueError as error:
+        raise SetupError(f"{run_dir}: its scenario no longer validates ({error}); start a new run") from None
+    if record.machine.get("hostname") != machine.describe()["hostname"]:
+        progress(Event("skip", "warning: resuming on another machine than the run started on"))
+    return Runner(scenario, Path(run_dir).parent, progress, resume=record).run()

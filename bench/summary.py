@@ -162,7 +162,7 @@ def summarize(record: RunRecord) -> dict:
     return {
         "summary_version": SUMMARY_VERSION,
         "run_id": record.run_id,
-        "status": record.status,
+        "status": record.effective_status(),
         "scenario": record.scenario.get("name"),
         "created_at": record.created_at,
         "machine": record.machine,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -16,6 +17,16 @@ from bench.setups import register
 from bench.setups.base import ROLE_APP, Instance, RoleProcess, Setup, SetupError
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder holding bench/
+APP_SIGNATURE = "from bench.app.server import main"  # in every bare app's command line
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel SIGKILLs it when the runner dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: `bench clean` still finds orphans by their command line
 
 
 def app_command(host: str, port: int) -> list[str]:
@@ -24,7 +35,7 @@ def app_command(host: str, port: int) -> list[str]:
     # imports exactly what it does in the scratch image and the initramfs.
     return [sys.executable, "-I", "-S", "-c",
             f"import sys; sys.path.insert(0, {str(PACKAGE_PARENT)!r}); "
-            f"from bench.app.server import main; sys.exit(main())",
+            f"{APP_SIGNATURE}; sys.exit(main())",
             "--host", host, "--port", str(port)]
 
 
@@ -45,7 +56,8 @@ class BareSetup(Setup):
         began = time.perf_counter()
         with open(log_path, "wb") as log:
             popen = subprocess.Popen(app_command("127.0.0.1", port), stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         try:
             os.sched_setaffinity(popen.pid, self.pinning.app_cpus)
         except OSError as error:
@@ -84,3 +96,28 @@ class BareSetup(Setup):
             except ProcessLookupError:
                 pass
         Path(instance.facts["log"]).unlink(missing_ok=True)
+
+
+def _orphans() -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["ppid", "cmdline"]):
+        if process.info["ppid"] == 1 and APP_SIGNATURE in " ".join(process.info["cmdline"] or []):
+            found.append(process)
+    return found
+
+
+def find_leftovers() -> list[str]:
+    """Bare apps whose runner is gone (reparented to init)."""
+    return [f"bare app pid {process.pid}" for process in _orphans()]
+
+
+def clean_leftovers() -> list[str]:
+    """Kill bare apps whose runner is gone; what was removed."""
+    removed = []
+    for process in _orphans():
+        try:
+            process.kill()
+            removed.append(f"bare app pid {process.pid}")
+        except psutil.Error:
+            pass
+    return removed

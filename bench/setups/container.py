@@ -27,6 +27,7 @@ from bench.setups.base import (APP_PORT_IN_GUEST, ROLE_APP, ROLE_PROXY, ROLE_RUN
 
 LABEL = "layerbench"
 RUN_LABEL = "layerbench.run"
+PID_LABEL = "layerbench.runner-pid"  # lets find_leftovers tell a live run's containers from a dead one's
 STOP_TIMEOUT_S = 5
 _MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)  # what docker's --memory accepts
 
@@ -172,7 +173,7 @@ class ContainerSetup(Setup):
         name = f"layerbench-{self.run_id}-{secrets.token_hex(4)}"
         kwargs = dict(
             image=self._image.tag, name=self._safe_name(name), detach=True,
-            labels={LABEL: "1", RUN_LABEL: self.run_id},
+            labels={LABEL: "1", RUN_LABEL: self.run_id, PID_LABEL: str(os.getpid())},
             user="65534:65534", read_only=True, tmpfs={"/tmp": "size=64m"},
             cap_drop=["ALL"], security_opt=["no-new-privileges"],
             cpuset_cpus=",".join(str(cpu) for cpu in self.pinning.app_cpus),
@@ -275,8 +276,27 @@ class ContainerSetup(Setup):
         return re.sub(r"[^a-zA-Z0-9_.-]", "-", name)
 
 
+def find_leftovers() -> list[str]:
+    """Containers labelled layerbench whose runner process is gone."""
+    try:
+        docker = _docker()
+    except ImportError:
+        return []
+    if not _daemon_answers(docker):
+        return []
+    client = docker.from_env(timeout=10)
+    try:
+        containers = client.containers.list(all=True, filters={"label": LABEL})
+        return [f"container {container.name}" for container in containers
+                if not psutil.pid_exists(int(container.labels.get(PID_LABEL, "0") or 0))]
+    except Exception:
+        return []
+    finally:
+        client.close()
+
+
 def clean_leftovers(run_id: str | None = None) -> list[str]:
-    """Remove every container labelled layerbench (or just one run's); the names removed."""
+    """Remove containers labelled layerbench whose runner is gone (or all of one run's); the names removed."""
     try:
         docker = _docker()
     except ImportError:
@@ -286,8 +306,10 @@ def clean_leftovers(run_id: str | None = None) -> list[str]:
     label = f"{RUN_LABEL}={run_id}" if run_id is not None else LABEL
     client = docker.from_env(timeout=10)
     try:
-        return [container.name for container in client.containers.list(all=True, filters={"label": label})
-                if _remove_quietly(container)]
+        containers = client.containers.list(all=True, filters={"label": label})
+        if run_id is None:  # everything of runs that are over; a run still going keeps its containers
+            containers = [c for c in containers if not psutil.pid_exists(int(c.labels.get(PID_LABEL, "0") or 0))]
+        return [container.name for container in containers if _remove_quietly(container)]
     except Exception:  # the daemon went away meanwhile
         return []
     finally:
