@@ -331,7 +331,7 @@ class Runner:
         inside_before = get_stats(instance.port)
         engine_before = _engine(instance)
         footprint = workload.kind in ("idle", "density")
-        full_every = 1 if footprint else 10  # a footprint wants USS/PSS on every tick
+        full_every = 1 if footprint else 20  # a footprint wants USS/PSS on every tick
         with Sampler(instance.processes, hz=self.sampler_hz, full_every=full_every) as sampler:
             if footprint:
                 time.sleep(workload.warmup)

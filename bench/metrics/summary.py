@@ -73,7 +73,7 @@ def _memory_by_role(rows: list[tuple], window: tuple[float, float]) -> dict[str,
             "rss_bytes": float(values[:, 0].mean()),
             "uss_bytes": _nanmean(values[:, 1]),
             "pss_bytes": _nanmean(values[:, 2]),
-            "threads": float(values[:, 3].mean()),
+            "threads": _nanmean(values[:, 3]),
         }
     return figures
 
