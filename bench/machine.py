@@ -14,7 +14,7 @@ import psutil
 import bench
 
 # Fields that make two runs incomparable when they differ (compare warns on these).
-COMPARABLE_FIELDS = ("cpu_model", "cpus_logical", "kernel", "memory_bytes", "python")
+COMPARABLE_FIELDS = ("arch", "cpu_model", "cpus_logical", "kernel", "memory_bytes", "python")
 
 
 def _cpu_model() -> str:

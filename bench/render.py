@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -24,7 +25,8 @@ def _interval(estimate: dict | None, digits: int = 0) -> str:
 
 
 def _label(row: dict) -> str:
-    return row["setup"] if row["variant"] == "default" else f"{row['setup']} [{row['variant']}]"
+    label = row["setup"] if row["variant"] == "default" else f"{row['setup']} [{row['variant']}]"
+    return escape(label)  # "[bridge]" would otherwise be read as rich markup and vanish
 
 
 def _flags(row: dict) -> str:

@@ -59,6 +59,7 @@ class TrialRecord(_Model):
     facts: dict = Field(default_factory=dict)  # setup facts: image size, accel, ...
     sampler: dict = Field(default_factory=dict)  # hz, ticks, own_cpu_s, own_cpu_fraction
     files: dict[str, str] = Field(default_factory=dict)  # raw data files, relative to the run folder
+    window_t: list[float] = Field(default_factory=list)  # measured window [start, end], the CSVs' `t` clock
 
 
 class RunRecord(_Model):
@@ -119,6 +120,9 @@ def atomic_write(path: Path, data: bytes) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -350,6 +350,7 @@ class Runner:
         record.loadgen = usage["roles"].get("loadgen", {})
         record.processes = usage["processes"]
         record.host = summarize_host(sampler.host_rows, window)
+        record.window_t = [window[0], window[1]]
         record.sampler = {"hz": sampler.hz, "ticks": sampler.ticks, "own_cpu_s": sampler.own_cpu_s,
                           "wall_s": sampler.wall_s, "own_cpu_fraction": sampler.own_cpu_fraction}
         record.memory_bytes = _memory_totals(record.roles)

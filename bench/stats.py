@@ -123,6 +123,12 @@ def verdict(metric: str, ratio: Estimate) -> str:
         word = worse if ratio.median > 1 else better
         change, low, high = abs(ratio.median - 1), abs(ratio.low - 1), abs(ratio.high - 1)
     low, high = sorted((low, high))
-    if change >= 10:
-        return f"{word} by {ratio.median:.0f}x (interval {ratio.low:.0f}x..{ratio.high:.0f}x)"
+    # From a factor of 2 on, "4.5x slower" reads better than "slower by 350%".
+    factor, factor_low, factor_high = ratio.median, ratio.low, ratio.high
+    if higher_is_better and ratio.median < 1:
+        factor, factor_low, factor_high = 1 / ratio.median, 1 / ratio.high, 1 / ratio.low
+    elif not higher_is_better and ratio.median < 1:
+        factor, factor_low, factor_high = 1 / ratio.median, 1 / ratio.high, 1 / ratio.low
+    if factor >= 2:
+        return f"{factor:.1f}x {word} (interval {factor_low:.1f}x..{factor_high:.1f}x)"
     return f"{word} by {change * 100:.0f}% (interval {low * 100:.0f}%..{high * 100:.0f}%)"

@@ -29,8 +29,8 @@ def _seed(base: int, *parts: str) -> int:
     return (base + zlib.crc32("/".join(parts).encode())) % 2**32
 
 
-def _metric_values(trials: list[TrialRecord]) -> dict[str, list[float]]:
-    """Per metric, one value per ok trial (the unit is in the name)."""
+def metric_values(trials: list[TrialRecord]) -> dict[str, list[float]]:
+    """Per metric, one value per ok trial (the unit is in the name). Public: compare uses it too."""
     values: dict[str, list[float]] = {name: [] for name in stats.METRIC_WORDS}
     for trial in trials:
         if trial.load:
@@ -61,7 +61,7 @@ def _group(record: RunRecord) -> "OrderedDict[tuple[str, str, str], list[TrialRe
 def _cell(key: tuple[str, str, str], trials: list[TrialRecord], seed: int) -> dict:
     setup, variant, workload = key
     ok = [trial for trial in trials if trial.status == "ok"]
-    values = _metric_values(ok)
+    values = metric_values(ok)
     throughput = stats.median_ci(values["throughput_rps"], _seed(seed, *key, "throughput"))
     loads = [trial.load for trial in ok if trial.load]
     cell = {
@@ -143,14 +143,31 @@ def _overhead(groups, seed: int) -> list[dict]:
     for key, trials in groups.items():
         if key[0] == BASELINE or key[2] not in baselines:
             continue
-        mine = _metric_values([t for t in trials if t.status == "ok"])
-        base = _metric_values([t for t in baselines[key[2]] if t.status == "ok"])
+        mine = metric_values([t for t in trials if t.status == "ok"])
+        base = metric_values([t for t in baselines[key[2]] if t.status == "ok"])
         for metric in stats.METRIC_WORDS:
-            if not mine[metric] or not base[metric]:
-                continue
+            if metric == "startup_s" or not mine[metric] or not base[metric]:
+                continue  # start-up belongs to a setup variant, not a workload: pooled below
             ratio = stats.ratio_ci(mine[metric], base[metric], _seed(seed, *key, metric))
             rows.append({"setup": key[0], "variant": key[1], "workload": key[2], "metric": metric,
                          "ratio": ratio.as_dict(), "verdict": stats.verdict(metric, ratio)})
+    return rows + _startup_overhead(groups, seed)
+
+
+def _startup_overhead(groups, seed: int) -> list[dict]:
+    """One start-up row per setup variant: every fresh start of it, whatever workload followed."""
+    starts: dict[tuple[str, str], list[float]] = {}
+    for (setup, variant, _), trials in groups.items():
+        starts.setdefault((setup, variant), []).extend(
+            t.startup_s for t in trials if t.status == "ok" and t.startup_s is not None)
+    base = [value for (setup, _), values in starts.items() if setup == BASELINE for value in values]
+    rows = []
+    for (setup, variant), values in starts.items():
+        if setup == BASELINE or not values or not base:
+            continue
+        ratio = stats.ratio_ci(values, base, _seed(seed, setup, variant, "startup_s"))
+        rows.append({"setup": setup, "variant": variant, "workload": "start-up", "metric": "startup_s",
+                     "ratio": ratio.as_dict(), "verdict": stats.verdict("startup_s", ratio)})
     return rows
 
 
@@ -158,7 +175,8 @@ def summarize(record: RunRecord) -> dict:
     """The JSON contract of `bench show --format json` (see module docstring)."""
     groups = _group(record)
     results = [_cell(key, trials, record.seed) for key, trials in groups.items()]
-    samplers = [t.sampler.get("own_cpu_fraction") for t in record.ok_trials() if t.sampler]
+    # Load trials only: idle and density trials read USS/PSS on every tick on purpose.
+    samplers = [t.sampler.get("own_cpu_fraction") for t in record.ok_trials() if t.sampler and t.kind == "load"]
     return {
         "summary_version": SUMMARY_VERSION,
         "run_id": record.run_id,

@@ -27,7 +27,7 @@ def test_ratio_of_clearly_different_groups_excludes_one():
     fast = rng.normal(100, 1, 10)
     ratio = stats.ratio_ci(slow, fast, seed=2)
     assert 0.45 < ratio.low <= ratio.median <= ratio.high < 0.55
-    assert stats.verdict("throughput_rps", ratio).startswith("slower by 5")
+    assert stats.verdict("throughput_rps", ratio).startswith("2.0x slower")
 
 
 def test_overlapping_groups_give_no_measurable_difference():
@@ -39,7 +39,8 @@ def test_overlapping_groups_give_no_measurable_difference():
 def test_verdict_direction_for_lower_is_better_metrics():
     assert stats.verdict("latency_p99_ms", stats.Estimate(1.5, 1.4, 1.6)).startswith("slower by 50%")
     assert stats.verdict("cpu_us_per_request", stats.Estimate(0.8, 0.7, 0.9)).startswith("cheaper by 20%")
-    assert "x" in stats.verdict("startup_s", stats.Estimate(40, 35, 45))
+    assert stats.verdict("startup_s", stats.Estimate(40, 35, 45)) == "40.0x slower (interval 35.0x..45.0x)"
+    assert stats.verdict("throughput_rps", stats.Estimate(0.05, 0.04, 0.0625)) == "20.0x slower (interval 16.0x..25.0x)"
 
 
 def test_percentiles_and_spread():

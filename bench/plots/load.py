@@ -1,0 +1,146 @@
+"""Charts of the load: throughput, latency percentiles, and the latency distribution (CDF)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.ticker import FixedLocator, NullLocator
+
+from bench.plots._common import (LoadedRun, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
+                                 spans_decades, styled)
+from bench.results import read_array
+
+PERCENTILE_NAMES = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9"}
+
+
+def _load_workloads(run: LoadedRun) -> list[str]:
+    return [w for w in run.workloads if any(row["throughput_rps"] for row in run.summary["results"]
+                                            if row["workload"] == w)]
+
+
+@styled
+def throughput(run: LoadedRun, out_dir: Path) -> list[Path]:
+    """Requests per second per setup, one panel per workload: median of repeats with its 95% interval."""
+    workloads = _load_workloads(run)
+    if not workloads:
+        return []
+    figure = new_figure((2.4 + 1.4 * len(run.cells)) * min(len(workloads), 2), 5.6 * ((len(workloads) + 1) // 2))
+    axes = figure.subplots((len(workloads) + 1) // 2, min(len(workloads), 2), squeeze=False).ravel()
+    for ax, workload in zip(axes, workloads):
+        keys = [key for key in run.cells if (run.result(*key, workload) or {}).get("throughput_rps")]
+        for index, key in enumerate(keys):
+            estimate = run.result(*key, workload)["throughput_rps"]
+            median = estimate["median"]
+            error = [[median - estimate["low"]], [estimate["high"] - median]] if finite(estimate["low"]) else None
+            ax.bar(index, median, color=run.colour(*key), width=0.7)
+            ax.errorbar(index, median, yerr=error, color="black", capsize=8, elinewidth=2, capthick=2)
+            ax.annotate(number(median), (index, estimate["high"] if finite(estimate["high"]) else median),
+                        xytext=(0, 6), textcoords="offset points", ha="center", fontsize=14, fontweight="bold")
+        ax.set_xticks(range(len(keys)))
+        ax.set_xticklabels([run.label(*key) for key in keys])
+        colour_ticklabels(ax.get_xticklabels(), run, keys)
+        ax.set_title(f"workload: {workload}")
+        ax.set_ylabel("requests per second")
+        plain_ticks(ax.yaxis)
+        ax.margins(y=0.15)
+        ax.grid(axis="x", visible=False)
+    for ax in axes[len(workloads):]:
+        ax.set_visible(False)
+    figure.suptitle("Throughput (higher is better; bar = median of repeats, whisker = 95% interval)", fontsize=16)
+    return save(figure, out_dir, "throughput")
+
+
+@styled
+def latency_percentiles(run: LoadedRun, out_dir: Path) -> list[Path]:
+    """Latency at p50/p90/p99/p99.9 per setup, one panel per workload, log scale when it spans decades."""
+    workloads = [w for w in run.workloads if any(row["latency_ms"] for row in run.summary["results"]
+                                                 if row["workload"] == w)]
+    if not workloads:
+        return []
+    figure = new_figure(7.2 * min(len(workloads), 2) + 1, 5.8 * ((len(workloads) + 1) // 2))
+    axes = figure.subplots((len(workloads) + 1) // 2, min(len(workloads), 2), squeeze=False).ravel()
+    names = list(PERCENTILE_NAMES)
+    for ax, workload in zip(axes, workloads):
+        values = []
+        for key in run.cells:
+            row = run.result(*key, workload)
+            if not row or not row["latency_ms"]:
+                continue
+            points = [row["latency_ms"].get(name) for name in names]
+            values += points
+            ax.plot(range(len(names)), points, marker="o", markersize=9, linewidth=3, color=run.colour(*key),
+                    label=run.label(*key, sep=" "))
+        if spans_decades(values):
+            ax.set_yscale("log")
+        plain_ticks(ax.yaxis)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels([PERCENTILE_NAMES[name] for name in names])
+        ax.set_xlabel("percentile (p99 = 1 request in 100 is slower than this)")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(f"workload: {workload}")
+        ax.legend(loc="upper left", frameon=False)
+    for ax in axes[len(workloads):]:
+        ax.set_visible(False)
+    figure.suptitle("Latency percentiles (lower is better; median over repeats)", fontsize=16)
+    return save(figure, out_dir, "latency_percentiles")
+
+
+def _cdf_points(sorted_ms: np.ndarray, points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """(share, latency) along the empirical CDF; thinned to about `points` for big arrays, denser
+    in the tail, so a 100k-request trial does not make a 10 MB SVG."""
+    size = sorted_ms.size
+    if size <= points:
+        return (np.arange(1, size + 1) - 0.5) / size, sorted_ms
+    low, high = 0.5 / size, 1 - 0.5 / size
+    share = np.unique(np.concatenate([np.linspace(low, 0.9, points // 4),
+                                      1 - np.geomspace(0.1, 1 - high, points - points // 4)]))
+    return share, np.quantile(sorted_ms, share)
+
+
+@styled
+def latency_cdf(run: LoadedRun, out_dir: Path) -> list[Path]:
+    """Share of requests answered within x ms, from the raw latencies of every repeat, on log axes."""
+    samples: dict[str, dict[tuple[str, str], np.ndarray]] = {}
+    for workload in run.workloads:
+        for key in run.cells:
+            arrays = [read_array(run.run_dir, t.files["latency_ms"]) for t in run.trials(*key, workload)
+                      if t.files.get("latency_ms")]
+            data = np.concatenate(arrays) if arrays else np.array([])
+            data = data[np.isfinite(data) & (data > 0)]
+            if data.size:
+                samples.setdefault(workload, {})[key] = np.sort(data)
+    if not samples:
+        return []
+    workloads = list(samples)
+    figure = new_figure(7.2 * min(len(workloads), 2) + 1, 5.8 * ((len(workloads) + 1) // 2))
+    axes = figure.subplots((len(workloads) + 1) // 2, min(len(workloads), 2), squeeze=False).ravel()
+    levels = [0.5, 0.9, 0.99, 0.999]
+    for ax, workload in zip(axes, workloads):
+        top = 0.5
+        for key, data in samples[workload].items():
+            # The share of requests up to each latency; the logit axis stretches the tail.
+            share, data = _cdf_points(data)
+            ax.plot(data, share, linewidth=3, color=run.colour(*key), label=run.label(*key, sep=" "))
+            top = max(top, share[-1])
+        ax.set_xscale("log")
+        plain_ticks(ax.xaxis)
+        ax.set_yscale("logit")
+        ax.set_ylim(0.05, min(0.9995, max(0.995, top)))
+        ax.yaxis.set_major_locator(FixedLocator([0.1, 0.5, 0.9, 0.99, 0.999]))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.set_yticklabels(["10%", "50%", "90%", "99%", "99.9%"])
+        for level in levels:
+            ax.axhline(level, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_xlabel("latency (ms, log scale)")
+        ax.set_ylabel("requests answered within x")
+        ax.set_title(f"workload: {workload}")
+    for ax in axes[len(workloads):]:
+        ax.set_visible(False)
+    shown = {}
+    for ax in axes[:len(workloads)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            shown.setdefault(label, handle)
+    figure.legend(shown.values(), shown.keys(), loc="outside lower center", ncols=min(len(shown), 6), frameon=False)
+    figure.suptitle("Latency distribution (left and steep is better; the tail is at the top)", fontsize=16)
+    return save(figure, out_dir, "latency_cdf")

@@ -1,0 +1,100 @@
+"""Charts drawn from the frozen SYNTHETIC fixture run (tests/fixtures/small_run)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.plots import CHARTS, LoadedRun, render_all
+from bench.plots.cost import memory_layers_of
+from bench.plots.load import _cdf_points
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "small_run"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def copy_run(tmp_path: Path, edit=None) -> Path:
+    """A writable copy of the fixture; `edit(data)` may change its run.json first."""
+    target = tmp_path / "run"
+    shutil.copytree(FIXTURE, target, ignore=shutil.ignore_patterns("charts", "report.html", "_generate.py"))
+    if edit is not None:
+        data = json.loads((target / "run.json").read_text())
+        edit(data)
+        (target / "run.json").write_text(json.dumps(data))
+    return target
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory) -> LoadedRun:
+    return LoadedRun.load(copy_run(tmp_path_factory.mktemp("plots")))
+
+
+@pytest.mark.parametrize("name", list(CHARTS))
+def test_every_chart_writes_a_png_and_an_svg(name, loaded, tmp_path):
+    chart, _ = CHARTS[name]
+    paths = chart(loaded, tmp_path)
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    png, svg = paths
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert png.stat().st_size > 10_000  # a real picture, not an empty canvas
+    assert "<svg" in svg.read_text()[:2000]
+
+
+def test_cells_put_bare_first_and_keep_one_colour_per_setup(loaded):
+    assert loaded.cells[0] == ("bare", "default")
+    assert set(loaded.cells) == {("bare", "default"), ("container", "bridge"), ("container", "host"), ("vm", "tcg")}
+    bridge, host = loaded.colour("container", "bridge"), loaded.colour("container", "host")
+    assert bridge != host  # variants get shades ...
+    assert loaded.colour("container", "bridge") == bridge  # ... and the same one every time
+    assert len({loaded.colour(*key) for key in loaded.cells}) == len(loaded.cells)
+
+
+def test_render_all_writes_every_chart_into_the_run_folder(tmp_path):
+    run_dir = copy_run(tmp_path)
+    paths = render_all(run_dir)
+    assert {p.stem for p in paths} == set(CHARTS)
+    assert all(p.parent == run_dir / "charts" for p in paths)
+
+
+def test_render_all_skips_charts_without_data_and_removes_stale_ones(tmp_path):
+    def no_startup(data):
+        for trial in data["trials"]:
+            trial["startup_phases_s"], trial["startup_s"] = {}, None
+
+    run_dir = copy_run(tmp_path, no_startup)
+    stale = run_dir / "charts" / "startup_phases.png"  # as if drawn before the data went away
+    stale.parent.mkdir()
+    stale.write_bytes(PNG_MAGIC)
+    names = {p.stem for p in render_all(run_dir)}
+    assert "startup_phases" not in names and "startup_distribution" not in names
+    assert not stale.exists()
+    assert {"headline", "throughput", "memory_layers"} <= names
+
+
+def test_a_bare_only_run_has_no_headline(tmp_path):
+    def bare_only(data):
+        data["trials"] = [t for t in data["trials"] if t["setup"] == "bare"]
+
+    names = {p.stem for p in render_all(copy_run(tmp_path, bare_only))}
+    assert "headline" not in names
+    assert "throughput" in names
+
+
+def test_vm_memory_splits_into_app_and_guest_kernel(loaded):
+    row = loaded.result("vm", "tcg", "hello")
+    layers = memory_layers_of(row)
+    assert set(layers) == {"app", "guest"}
+    assert layers["app"] + layers["guest"] == pytest.approx(row["roles"]["hypervisor"]["rss_mb"])
+    assert layers["app"] == pytest.approx(row["inside"]["rss_mb"])
+
+
+def test_cdf_is_thinned_for_big_arrays_but_keeps_the_tail():
+    data = np.sort(np.random.default_rng(1).lognormal(size=200_000))
+    share, values = _cdf_points(data)
+    assert len(values) <= 2000
+    assert share[-1] > 0.9999
+    assert values[-1] == pytest.approx(np.quantile(data, share[-1]))
