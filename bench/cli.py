@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from bench import results as results_store
 from bench import scenario as scenarios
@@ -41,7 +42,7 @@ class ExitStatus(enum.IntEnum):
 
 
 def fail(message: str, status: ExitStatus = ExitStatus.ERROR) -> typer.Exit:
-    errors.print(f"[red]error:[/] {message}")
+    errors.print(f"[red]error:[/] {escape(message)}")  # user text: "[/x]" must not break rich markup
     return typer.Exit(int(status))
 
 
@@ -65,6 +66,9 @@ def run(
     out: Path = typer.Option(DEFAULT_RESULTS, "--out", help="Folder that receives the run folder."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
     narrate: bool = typer.Option(False, "--narrate", help="Explain each layer as its first trial starts."),
+    kernel: Optional[Path] = typer.Option(None, "--kernel", help="Guest kernel (bzImage) for vm setups; default: "
+                                          "Debian's cloud kernel, fetched once with apt-get download."),
+    accel: Optional[str] = typer.Option(None, "--accel", help="vm accelerator: auto (probe KVM, else TCG), kvm, tcg."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish an interrupted run (id or folder) with "
                                          "its own settings; other flags are ignored."),
 ) -> None:
@@ -81,9 +85,12 @@ def run(
         else:
             chosen = _chosen_scenario(scenario, _csv(setups_flag), _csv(workloads), duration=duration,
                                       warmup=warmup, connections=connections, repeat=repeat)
+            vm_options = {k: v for k, v in (("kernel", str(kernel) if kernel else None), ("accel", accel)) if v}
+            if vm_options:
+                chosen = scenarios.with_setup_options(chosen, "vm", vm_options)
     except ScenarioError as error:
         for problem in error.problems:
-            errors.print(f"[red]error:[/] {problem}")
+            errors.print(f"[red]error:[/] {escape(problem)}")
         raise typer.Exit(int(ExitStatus.ERROR)) from None
     except (SetupError, ResultsError) as error:
         raise fail(str(error)) from None
@@ -93,7 +100,8 @@ def run(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise fail(f"cannot create results folder {out}: {error.strerror or error}") from None
-    console.print(f"[bold]{chosen.name}[/]: {chosen.description}" if chosen.description else chosen.name)
+    console.print(f"[bold]{escape(chosen.name)}[/]: {escape(chosen.description)}" if chosen.description
+                  else escape(chosen.name))
     _warn_leftovers()
     run_dir = None
     try:
@@ -156,7 +164,7 @@ def _write_report(run_dir: Path) -> None:
     try:
         path = write_report(run_dir)
     except Exception as error:  # a report problem must never hide the measured results
-        errors.print(f"[yellow]warning:[/] report not written: {error}")
+        errors.print(f"[yellow]warning:[/] report not written: {escape(str(error))}")
         return
     console.print(f"report: {path}")
 
@@ -172,7 +180,7 @@ def demo(
     console.print("[bold]layerbench demo[/]: the same web app, the same Python, three ways to run it. "
                   "Watch what each layer adds.")
     run(scenario=name, setups_flag=None, workloads=None, duration=None, warmup=None, connections=None, repeat=None,
-        out=out, report=True, narrate=True, resume=None)
+        out=out, report=True, narrate=True, kernel=None, accel=None, resume=None)
     if open_report:
         import webbrowser
 
@@ -211,15 +219,20 @@ def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", hel
     if not runs:
         console.print(f"no runs in {results_dir}")
         return
+    unreadable = 0
     for run_dir in runs:
         try:
             record = results_store.load_run(run_dir)
         except ResultsError as error:
-            console.print(f"{run_dir.name}  [red]unreadable[/]: {error}")
+            console.print(f"{escape(run_dir.name)}  [red]unreadable[/]: {escape(str(error))}")
+            unreadable += 1
             continue
         setups_seen = ",".join(dict.fromkeys(t.setup for t in record.trials)) or "-"
-        console.print(f"{record.run_id}  {record.created_at}  {record.scenario.get('name')}  "
-                      f"{setups_seen}  {len(record.ok_trials())}/{len(record.trials)} trials  {record.effective_status()}")
+        console.print(escape(f"{record.run_id}  {record.created_at}  {record.scenario.get('name')}  "
+                             f"{setups_seen}  {len(record.ok_trials())}/{len(record.trials)} trials  "
+                             f"{record.effective_status()}"))
+    if unreadable:  # listed anyway, but a script must see that some runs cannot be read
+        raise typer.Exit(int(ExitStatus.ERROR))
 
 
 @app.command()
@@ -265,9 +278,9 @@ def list_scenarios() -> None:
     for name, path in scenarios.shipped().items():
         try:
             loaded = scenarios.load_scenario(str(path))
-            console.print(f"[bold]{name}[/]: {loaded.description}")
+            console.print(f"[bold]{escape(name)}[/]: {escape(loaded.description)}")
         except ScenarioError as error:
-            console.print(f"[bold]{name}[/]: [red]invalid[/]: {error.problems[0]}")
+            console.print(f"[bold]{escape(name)}[/]: [red]invalid[/]: {escape(error.problems[0])}")
 
 
 @app.command()

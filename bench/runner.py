@@ -371,6 +371,12 @@ class Runner:
             if result.requests == 0:
                 record.status = "failed"
                 record.error = f"no request succeeded (errors: {result.errors or 'none'})"
+        # An app killed mid-window still leaves the requests served before it died: without this the
+        # trial would count as ok at a fraction of its real throughput and skew the median.
+        if not inside_after and not _alive(instance):
+            record.status = "failed"
+            errors = f" (load errors: {result.errors})" if result is not None and result.errors else ""
+            record.error = f"the setup stopped answering during the trial{errors}"
         return record
 
     def _load(self, instance: Instance, workload: Workload) -> LoadResult:

@@ -201,7 +201,10 @@ def _line_index(text: str) -> dict[tuple, int]:
                 walk(child, path + (index,))
 
     if root is not None:
-        walk(root, ())
+        try:
+            walk(root, ())
+        except RecursionError:  # an alias that contains itself: the lines found so far will do
+            pass
     return lines
 
 
@@ -236,6 +239,10 @@ def parse_scenario(text: str, source: str = "<scenario>", overrides: dict | None
         mark = getattr(error, "problem_mark", None)
         line = f"{mark.line + 1}" if mark else "?"
         raise ScenarioError([f"{source}:{line}: not valid YAML: {getattr(error, 'problem', error)}"]) from None
+    except RecursionError:  # PyYAML composes recursively: thousands of nested [ or { exhaust the stack
+        raise ScenarioError([f"{source}:?: nested too deeply to be a scenario"]) from None
+    except ValueError as error:  # an integer of more than 4300 digits (int() refuses to convert it)
+        raise ScenarioError([f"{source}:?: not a usable value: {str(error)[:120]}"]) from None
     if not isinstance(data, dict):
         raise ScenarioError([f"{source}:1: a scenario is a mapping with name, setups, workloads, ..."])
     data.update(overrides or {})
@@ -243,6 +250,8 @@ def parse_scenario(text: str, source: str = "<scenario>", overrides: dict | None
         return Scenario.model_validate(data)
     except ValidationError as error:
         raise ScenarioError(_messages(error, source, _line_index(text))) from None
+    except RecursionError:  # a YAML alias that contains itself (a: &a [*a]) or very deep nesting
+        raise ScenarioError([f"{source}:?: nested too deeply (or refers to itself through a YAML alias)"]) from None
 
 
 def shipped() -> dict[str, Path]:
@@ -279,6 +288,18 @@ def from_flags(setups: list[str], workloads: list[str], **fields: Any) -> Scenar
     except ValidationError as error:
         raise ScenarioError(_messages(error, "command line", {})) from None
     return apply_overrides(scenario, **workload_fields)
+
+
+def with_setup_options(scenario: Scenario, setup: str, options: dict[str, Any]) -> Scenario:
+    """The scenario with `options` set on every entry of `setup` (e.g. --kernel for every vm)."""
+    data = scenario.model_dump()
+    for spec in data["setups"]:
+        if spec["setup"] == setup:
+            spec["options"] = {**spec["options"], **options}
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError(_messages(error, "command line", {})) from None
 
 
 def apply_overrides(scenario: Scenario, **fields: Any) -> Scenario:

@@ -12,6 +12,7 @@ command -v dockerd >/dev/null 2>&1 || need_packages+=(docker.io)
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need_packages+=(qemu-system-x86)
 command -v wrk >/dev/null 2>&1 || need_packages+=(wrk)
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_packages+=(busybox-static)
+command -v zstd >/dev/null 2>&1 || need_packages+=(zstd)  # unpacks the guest kernel for a direct boot
 
 if [ "${#need_packages[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -22,6 +23,13 @@ if [ "${#need_packages[@]}" -gt 0 ]; then
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
     fi
+fi
+
+# The VM setup fetches Debian's cloud kernel with `apt-get download`, which needs package lists.
+if [ "$(id -u)" -eq 0 ] && command -v apt-cache >/dev/null 2>&1 \
+        && ! apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1; then
+    log "refreshing apt package lists (the VM's guest kernel is fetched from them)"
+    apt-get update -qq || log "apt-get update failed; the VM setup may be skipped"
 fi
 
 # Start dockerd when no daemon answers, then wait for its socket.

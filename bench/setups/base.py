@@ -162,6 +162,8 @@ class Setup(abc.ABC):
             began = time.perf_counter()
             wait_until_ready(instance, self.ready_deadline_s, on_fail=lambda: self.diagnose(instance))
             instance.phases["first_200_s"] = time.perf_counter() - began
+            with contextlib.suppress(Exception):
+                instance.processes()  # discover once now: setups pin helper processes when they find them
             yield instance
         finally:
             if instance is not None:
@@ -174,11 +176,13 @@ def wait_until_ready(instance: Instance, deadline_s: float, on_fail: Callable[[]
     last_error = "no answer"
     delay = 0.005
     while time.monotonic() < give_up:
-        alive = [rp for rp in _safe_processes(instance) if rp.process.is_running()]
-        if not alive and instance.handle is not None and _handle_exited(instance.handle):
+        # Ask the handle (Popen.poll, a container's state): psutil calls an unreaped zombie "running".
+        if instance.handle is not None and _handle_exited(instance.handle):
             detail = on_fail()
             raise SetupError(f"the app exited before answering /health{': ' + detail if detail else ''}")
-        connection = http.client.HTTPConnection("127.0.0.1", instance.port, timeout=2)
+        # A short timeout: a port forward (QEMU's hostfwd) accepts at once and then hangs until
+        # the guest listens; a long timeout would round every start-up up to it.
+        connection = http.client.HTTPConnection("127.0.0.1", instance.port, timeout=0.5)
         try:
             connection.request("GET", "/health")
             response = connection.getresponse()
@@ -214,13 +218,6 @@ def pin_process(pid: int, cpus: tuple[int, ...]) -> bool:
         except OSError:
             pinned = False
     return pinned
-
-
-def _safe_processes(instance: Instance) -> list[RoleProcess]:
-    try:
-        return instance.processes()
-    except Exception:  # discovery may race with start-up; readiness is what we judge here
-        return []
 
 
 def _handle_exited(handle: object) -> bool:

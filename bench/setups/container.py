@@ -130,6 +130,19 @@ class ContainerSetup(Setup):
             return "Docker is not installed: apt-get install docker.io (or run sudo scripts/host-setup.sh)"
         return f"no Docker daemon answers at {_daemon_address()}; start one: sudo scripts/host-setup.sh"
 
+    @classmethod
+    def doctor_lines(cls) -> list[str]:
+        if cls.check() is not None:
+            return []
+        client = _docker().from_env(timeout=10)
+        try:
+            version = client.version()
+            return [f"Docker engine {version.get('Version')}, cgroup v{client.info().get('CgroupVersion', '?')}"]
+        except Exception:
+            return []
+        finally:
+            client.close()
+
     def variant(self) -> str:
         parts = [self.options.network]
         if self.options.cpus is not None:
