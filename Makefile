@@ -24,7 +24,8 @@ host:
 demo: host venv
 	$(BENCH) demo
 
-test: host venv
+test: venv
+	@LAYERBENCH_TEST_TOOLS=1 bash scripts/host-setup.sh
 	$(PYTHON) -m pytest -q
 
 test-unit: venv

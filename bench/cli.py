@@ -42,7 +42,8 @@ class ExitStatus(enum.IntEnum):
 
 
 def fail(message: str, status: ExitStatus = ExitStatus.ERROR) -> typer.Exit:
-    errors.print(f"[red]error:[/] {escape(message)}")  # user text: "[/x]" must not break rich markup
+    # escape: user text like "[/x]" must not break rich markup; soft_wrap: one line, even when piped
+    errors.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(int(status))
 
 
@@ -83,6 +84,9 @@ def run(
             resume_dir = results_store.resolve_run(resume, out)
             chosen = scenarios.Scenario.model_validate(results_store.load_run(resume_dir).scenario)
         else:
+            for flag, value in (("--setups", setups_flag), ("--workloads", workloads)):
+                if value is not None and not _csv(value):  # "--setups ," must not silently mean "all of them"
+                    raise fail(f"{flag} names nothing; give a comma-separated list")
             chosen = _chosen_scenario(scenario, _csv(setups_flag), _csv(workloads), duration=duration,
                                       warmup=warmup, connections=connections, repeat=repeat)
             vm_options = {k: v for k, v in (("kernel", str(kernel) if kernel else None), ("accel", accel)) if v}
@@ -90,7 +94,7 @@ def run(
                 chosen = scenarios.with_setup_options(chosen, "vm", vm_options)
     except ScenarioError as error:
         for problem in error.problems:
-            errors.print(f"[red]error:[/] {escape(problem)}")
+            errors.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
         raise typer.Exit(int(ExitStatus.ERROR)) from None
     except (SetupError, ResultsError) as error:
         raise fail(str(error)) from None
@@ -228,11 +232,28 @@ def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", hel
             unreadable += 1
             continue
         setups_seen = ",".join(dict.fromkeys(t.setup for t in record.trials)) or "-"
-        console.print(escape(f"{record.run_id}  {record.created_at}  {record.scenario.get('name')}  "
+        console.print(escape(f"{record.run_id}  {record.created_at[:16]}  {record.scenario.get('name')}  "
                              f"{setups_seen}  {len(record.ok_trials())}/{len(record.trials)} trials  "
-                             f"{record.effective_status()}"))
+                             f"{record.effective_status()}  {_headline(record)}"))
     if unreadable:  # listed anyway, but a script must see that some runs cannot be read
         raise typer.Exit(int(ExitStatus.ERROR))
+
+
+def _headline(record) -> str:
+    """The run's first throughput verdict (or bare's throughput): one figure that says what it found."""
+    from bench.summary import summarize
+
+    try:
+        summary = summarize(record)
+    except Exception:  # a listing must not fail on one odd run
+        return ""
+    for row in summary["overhead"]:
+        if row["metric"] == "throughput_rps":
+            return f"{row['setup']} [{row['variant']}] {row['workload']}: {row['verdict'].split(' (')[0]}"
+    for row in summary["results"]:
+        if row["throughput_rps"]:
+            return f"{row['setup']} {row['workload']}: {row['throughput_rps']['median']:,.0f} req/s"
+    return ""
 
 
 @app.command()

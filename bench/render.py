@@ -24,6 +24,9 @@ def _interval(estimate: dict | None, digits: int = 0) -> str:
     return f"{_num(estimate['median'], digits)} [{_num(estimate['low'], digits)}..{_num(estimate['high'], digits)}]"
 
 
+BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its figures are suspect
+
+
 def _label(row: dict) -> str:
     label = row["setup"] if row["variant"] == "default" else f"{row['setup']} [{row['variant']}]"
     return escape(label)  # "[bridge]" would otherwise be read as rich markup and vanish
@@ -35,6 +38,8 @@ def _flags(row: dict) -> str:
         flags.append(f"noisy: repeats spread {row['spread']:.0%}")
     if row["failed"]:
         flags.append(f"{row['failed']} failed")
+    if (row.get("foreign_cpu_cores") or 0) > BUSY_MACHINE_CORES:
+        flags.append(f"busy machine: other processes used {row['foreign_cpu_cores']:.2f} cores")
     if row["errors_by_kind"]:
         flags.append("errors " + ", ".join(f"{k}={v}" for k, v in row["errors_by_kind"].items()))
     return "; ".join(flags)
@@ -126,20 +131,22 @@ class ProgressView:
         self.progress.__exit__(*exc_info)
 
     def __call__(self, event: Event) -> None:
+        # Messages carry user text (scenario names, error reasons): never read them as markup.
+        message = escape(event.message)
         if event.kind == "trial":
             setup = event.data.get("setup")
             if self.narrate and setup not in self.narrated:
                 self.narrated.add(setup)
-                self.console.print(f"\n[bold cyan]now: {setup}[/] - {narration(setup)}")
+                self.console.print(f"\n[bold cyan]now: {escape(str(setup))}[/] - {escape(narration(setup))}")
             if self.task is None:
                 self.task = self.progress.add_task("trials", total=event.total)
-            self.progress.update(self.task, description=event.message, completed=event.done - 1)
+            self.progress.update(self.task, description=message, completed=event.done - 1)
         elif event.kind in ("trial_done", "trial_failed"):
             style = "red" if event.kind == "trial_failed" else None
-            self.console.print(f"  {event.message}", style=style, highlight=False)
+            self.console.print(f"  {message}", style=style, highlight=False)
             if self.task is not None:
                 self.progress.advance(self.task)
-        elif event.kind == "skip":
-            self.console.print(f"[yellow]{event.message}[/]")
+        elif event.kind in ("skip", "repeat"):
+            self.console.print(message, style="yellow", highlight=False)
         elif event.kind in ("start", "prepare"):
-            self.console.print(event.message, style="dim", highlight=False)
+            self.console.print(message, style="dim", highlight=False)

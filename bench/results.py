@@ -136,8 +136,10 @@ def save_run(run_dir: Path, record: RunRecord) -> None:
 
 def _migrate(data: dict, path: Path) -> dict:
     version = data.get("format_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise ResultsError(f"{path}: no integer format_version; not a layerbench run file")
+    if version < 1:  # there is no migration from below the first format
+        raise ResultsError(f"{path}: format version {version} does not exist; not a layerbench run file")
     if version > FORMAT_VERSION:
         raise ResultsError(f"{path}: format version {version} is newer than this layerbench reads "
                            f"({FORMAT_VERSION}); upgrade layerbench")
@@ -158,6 +160,8 @@ def load_run(run_dir: Path) -> RunRecord:
         raise ResultsError(f"{path}: no such run file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ResultsError(f"{path}: unreadable ({error})") from None
+    except (RecursionError, ValueError) as error:  # nesting deeper than the stack; ints over 4300 digits
+        raise ResultsError(f"{path}: unreadable ({type(error).__name__}: {str(error)[:120]})") from None
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: expected a JSON object")
     try:

@@ -190,11 +190,13 @@ class Runner:
             self.done = {trial.trial_id for trial in self.record.trials}
         self.run_dir = Path(results_dir) / self.run_id
         self.workdir = self.run_dir / "work"
+        self.resuming = resume is not None
 
     # ---- the whole run ------------------------------------------------------------------
 
     def run(self) -> Path:
-        self.run_dir.mkdir(parents=True, exist_ok=bool(self.done))
+        # A resumed run's folder exists even when no trial finished ok before the interruption.
+        self.run_dir.mkdir(parents=True, exist_ok=self.resuming)
         save_run(self.run_dir, self.record)
         self.progress(Event("start", f"run {self.run_id} -> {self.run_dir}", data={"run_dir": str(self.run_dir)}))
         try:
@@ -295,11 +297,16 @@ class Runner:
         try:
             record = self._measure(setup, instance, trial, fresh)
         except (SetupError, OSError, RuntimeError, ValueError) as error:
-            self._fail(setup, trial, str(error) or type(error).__name__)
+            # An OSError's text alone can be cryptic ("5311 requested and 4080 written" on a full disk).
+            self._fail(setup, trial, f"{type(error).__name__}: {error}" if isinstance(error, OSError)
+                       else str(error) or type(error).__name__)
             return
         self.record.trials.append(record)
         self.record.order.append(trial.key)
         save_run(self.run_dir, self.record)
+        if record.status == "failed":  # measured, but judged failed (no request served, the setup died)
+            self.progress(Event("trial_failed", f"{trial.key} failed: {record.error}", data={"trial": record.trial_id}))
+            return
         self.progress(Event("trial_done", _trial_line(record), data={"trial": record.trial_id}))
 
     def _fail(self, setup: Setup, trial: _Trial, reason: str) -> None:
@@ -309,8 +316,9 @@ class Runner:
                              started_at=now_iso())
         self.record.trials.append(record)
         self.record.order.append(trial.key)
-        save_run(self.run_dir, self.record)
+        # Say it before saving: on a full disk the save fails too, and the user must still see why.
         self.progress(Event("trial_failed", f"{trial.key} failed: {reason}", data={"trial": record.trial_id}))
+        save_run(self.run_dir, self.record)
 
     def _measure(self, setup: Setup, instance: Instance, trial: _Trial, fresh: bool) -> TrialRecord:
         workload = trial.workload
@@ -350,6 +358,7 @@ class Runner:
         record.loadgen = usage["roles"].get("loadgen", {})
         record.processes = usage["processes"]
         record.host = summarize_host(sampler.host_rows, window)
+        record.host["foreign_cpu_cores"] = _foreign_cpu_cores(record, window)
         record.window_t = [window[0], window[1]]
         record.sampler = {"hz": sampler.hz, "ticks": sampler.ticks, "own_cpu_s": sampler.own_cpu_s,
                           "wall_s": sampler.wall_s, "own_cpu_fraction": sampler.own_cpu_fraction}
@@ -416,6 +425,15 @@ def _engine(instance: Instance) -> dict:
         return _jsonable(instance.engine_accounting())
     except Exception as error:  # the engine's view is a cross-check; its absence is recorded, not fatal
         return {"error": f"{type(error).__name__}: {error}"}
+
+
+def _foreign_cpu_cores(record: TrialRecord, window: tuple[float, float]) -> float | None:
+    """CPU the rest of the machine used during the window, in cores: host busy time minus what
+    the setup and the load generator used. Anything well above zero makes figures noisy."""
+    seconds = window[1] - window[0]
+    busy = record.host.get("cpu_user_s", 0.0) + record.host.get("cpu_sys_s", 0.0)
+    ours = sum(r.get("cpu_user_s", 0.0) + r.get("cpu_sys_s", 0.0) for r in (*record.roles.values(), record.loadgen))
+    return max(0.0, busy - ours) / seconds if seconds > 0 and record.host else None
 
 
 def _engine_delta(before: dict, after: dict) -> dict:

@@ -8,7 +8,7 @@ gives one, the line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -120,8 +120,8 @@ class SetupSpec(_Strict):
 
 
 class PinningSpec(_Strict):
-    app_cpus: list[int] = Field(min_length=1)
-    load_cpus: list[int] = Field(min_length=1)
+    app_cpus: list[Annotated[int, Field(ge=0, le=4095)]] = Field(min_length=1, max_length=4096)
+    load_cpus: list[Annotated[int, Field(ge=0, le=4095)]] = Field(min_length=1, max_length=4096)
 
 
 class Scenario(_Strict):
@@ -208,12 +208,29 @@ def _line_index(text: str) -> dict[tuple, int]:
     return lines
 
 
+def _is_union_tag(part) -> bool:
+    """pydantic names the member of a union it tried ("literal['auto']", "PinningSpec", "int")."""
+    return isinstance(part, str) and (part.startswith(("function-", "literal[")) or part in ("int", "str", "float")
+                                      or (part[:1].isupper() and part.isidentifier()))
+
+
 def _messages(error: ValidationError, source: str, lines: dict[tuple, int]) -> list[str]:
     problems = []
-    for item in error.errors():
-        location = tuple(part for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+    items = error.errors()
+    # For a union (pinning: auto | {...}), keep the member that got furthest: one message, not one per member.
+    by_field: dict[tuple, int] = {}
+    for item in items:
+        field = tuple(p for p in item["loc"] if not _is_union_tag(p))
+        by_field[field[:1]] = max(by_field.get(field[:1], 0), len(item["loc"]))
+    items = [item for item in items
+             if not any(_is_union_tag(p) for p in item["loc"])
+             or len(item["loc"]) == by_field[tuple(p for p in item["loc"] if not _is_union_tag(p))[:1]]]
+    for item in items:
+        location = tuple(part for part in item["loc"] if not _is_union_tag(part))
         # pydantic puts the shorthand-expanded setup name inside; map back to the file's shape.
-        where = ".".join(str(part) for part in location) or "(top level)"
+        # A key may hold a newline or be huge: repr keeps each problem on one short line.
+        where = ".".join(str(part) if str(part).isprintable() and len(str(part)) <= 60 else repr(part)[:60]
+                         for part in location) or "(top level)"
         line = None
         for cut in range(len(location), -1, -1):
             if location[:cut] in lines:
@@ -227,7 +244,12 @@ def _messages(error: ValidationError, source: str, lines: dict[tuple, int]) -> l
         found = item.get("input")
         if item["type"] not in ("missing", "extra_forbidden") and isinstance(found, (str, int, float, bool)):
             message += f" (got {str(found)[:60]!r})"
-        problems.append(f"{source}:{line or '?'}: {where}: {message}")
+        prefix = f"{source}:{line or '?'}: {where}: "
+        same = next((i for i, problem in enumerate(problems) if problem.startswith(prefix)), None)
+        if same is not None and any(_is_union_tag(p) for p in item["loc"]):
+            problems[same] += f", or {message[:1].lower()}{message[1:]}"  # two members of one union
+        else:
+            problems.append(prefix + message)
     return problems
 
 
@@ -238,7 +260,8 @@ def parse_scenario(text: str, source: str = "<scenario>", overrides: dict | None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f"{mark.line + 1}" if mark else "?"
-        raise ScenarioError([f"{source}:{line}: not valid YAML: {getattr(error, 'problem', error)}"]) from None
+        problem = " ".join(str(getattr(error, "problem", None) or error).split())  # ReaderError spans lines
+        raise ScenarioError([f"{source}:{line}: not valid YAML: {problem}"]) from None
     except RecursionError:  # PyYAML composes recursively: thousands of nested [ or { exhaust the stack
         raise ScenarioError([f"{source}:?: nested too deeply to be a scenario"]) from None
     except ValueError as error:  # an integer of more than 4300 digits (int() refuses to convert it)

@@ -90,6 +90,7 @@ def _cell(key: tuple[str, str, str], trials: list[TrialRecord], seed: int) -> di
         "errors_by_kind": _error_counts(loads),
         "noisy": stats.is_noisy(values["throughput_rps"]) if loads else stats.is_noisy(values["startup_s"]),
         "spread": stats.spread(values["throughput_rps"] if loads else values["startup_s"]),
+        "foreign_cpu_cores": _median(t.host.get("foreign_cpu_cores") for t in ok),
         "accel": next((t.facts.get("accel") for t in ok if t.facts.get("accel")), None),
     }
     return cell

@@ -13,6 +13,10 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || need_packages+=(qemu-system-x86
 command -v wrk >/dev/null 2>&1 || need_packages+=(wrk)
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_packages+=(busybox-static)
 command -v zstd >/dev/null 2>&1 || need_packages+=(zstd)  # unpacks the guest kernel for a direct boot
+# `make test` also wants Chromium, to screenshot the HTML report (LAYERBENCH_TEST_TOOLS=1).
+if [ "${LAYERBENCH_TEST_TOOLS:-0}" = 1 ]; then
+    command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
+fi
 
 if [ "${#need_packages[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

@@ -231,6 +231,12 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024  # a burst of connects from 64+ clients must not be refused
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        # A client that hangs up mid-reply (reset, broken pipe) is not an app fault: no traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 def serve(host: str, port: int, ready_message: bool = True) -> None:
     """Serve until SIGTERM or SIGINT. Prints one line once listening (the VM init reads it)."""

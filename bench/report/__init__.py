@@ -115,7 +115,9 @@ def layer_notes(run: LoadedRun) -> list[dict]:
                 spent = [(w, u + proxy_sys.get(w, 0.0)) for w, u in proxy_user]
                 text += (" With a published port (bridge networking), every connection goes through docker-proxy, "
                          "a userland process that copies each byte between two sockets, and through NAT rules "
-                         "that rewrite packets; that is the cost a tiny request feels most.")
+                         "that rewrite packets; that is the cost a tiny request feels most. layerbench pins the "
+                         "shim and the proxy to the app's CPUs, so the proxy's work comes out of the same CPU "
+                         "budget the bare app had to itself.")
                 points.append(f"docker-proxy CPU per request: {_per_workload(spent, 'µs')}.")
             elif variant.split(",")[0] == "host":
                 text += (" With host networking the container shares the host's network stack: no proxy and no "
@@ -155,8 +157,8 @@ def warnings_of(run: LoadedRun) -> list[str]:
     """Everything a reader must know before trusting a figure: unfinished run, failures, skips, noise, TCG."""
     record, summary = run.record, run.summary
     found = []
-    if record.status != "complete":
-        found.append(f"This run is {record.status}: it did not finish every trial it planned "
+    if record.effective_status() != "complete":
+        found.append(f"This run is {record.effective_status()}: it did not finish every trial it planned "
                      f"({len(record.trials)} recorded of {len(record.order) or 'an unknown number'} started). "
                      f"Figures cover only the trials that ran.")
     for trial in record.trials:
@@ -167,6 +169,10 @@ def warnings_of(run: LoadedRun) -> list[str]:
         what = skipped.get("variant") or skipped.get("setup") or "a setup"
         found.append(f"Skipped {what}: {skipped.get('reason') or 'no reason recorded'}")
     for row in summary["results"]:
+        if (row.get("foreign_cpu_cores") or 0) > 0.15:
+            found.append(f"Busy machine during {_label(row['setup'], row['variant'])} / {row['workload']}: other "
+                         f"processes used {row['foreign_cpu_cores']:.2f} cores (median over repeats) while it "
+                         f"was measured; its figures include their interference.")
         if row["noisy"]:
             found.append(f"Noisy: {_label(row['setup'], row['variant'])} / {row['workload']}: repeats spread "
                          f"{row['spread']:.0%} of their median; treat its figures and ratios with care, or run "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -14,19 +13,10 @@ import psutil
 
 from bench.netutil import free_port
 from bench.setups import register
-from bench.setups.base import ROLE_APP, Instance, RoleProcess, Setup, SetupError
+from bench.setups.base import ROLE_APP, Instance, RoleProcess, Setup, SetupError, die_with_parent
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder holding bench/
 APP_SIGNATURE = "from bench.app.server import main"  # in every bare app's command line
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: the kernel SIGKILLs it when the runner dies, even by SIGKILL."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: `bench clean` still finds orphans by their command line
 
 
 def app_command(host: str, port: int) -> list[str]:
@@ -43,6 +33,8 @@ def app_command(host: str, port: int) -> list[str]:
 class BareSetup(Setup):
     name = "bare"
     layer = "the app as a plain host process: app -> host kernel -> hardware"
+    narration = ("first the app as a plain process: only the host kernel stands between it and the hardware. "
+                 "Every other figure is divided by this one.")
     ready_deadline_s = 15.0
 
     @classmethod
@@ -57,7 +49,7 @@ class BareSetup(Setup):
         with open(log_path, "wb") as log:
             popen = subprocess.Popen(app_command("127.0.0.1", port), stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=die_with_parent)
         try:
             os.sched_setaffinity(popen.pid, self.pinning.app_cpus)
         except OSError as error:

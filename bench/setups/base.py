@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import ctypes
 import http.client
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +201,18 @@ def wait_until_ready(instance: Instance, deadline_s: float, on_fail: Callable[[]
     detail = on_fail()
     raise SetupError(f"no HTTP 200 on /health within {deadline_s:.0f} s (last: {last_error})"
                      + (f"; {detail}" if detail else ""))
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Popen preexec_fn: the kernel SIGKILLs the child when the runner dies, even by SIGKILL,
+    so a killed run cannot leave apps or QEMUs behind (containers belong to dockerd: bench clean)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: `bench clean` still finds orphans by their command line
 
 
 def pin_process(pid: int, cpus: tuple[int, ...]) -> bool:
