@@ -14,6 +14,23 @@ and an init script (bench.images.initramfs). Choices measured on a 2-core Debian
 - `tb-size=32` caps TCG's translation cache (default up to 1 GiB, grows with use): ~50 MB RSS.
 - An uncompressed initramfs avoids ~0.45 s of inflating in the guest at the price of ~45 MB
   more QEMU RSS (QEMU keeps a copy of the initrd).
+Measured later (same host, shared and noisy: boots interleaved A/B, medians of 4-6, compared on
+QEMU's CPU time to the first 200, which the neighbours' load disturbs far less than wall time):
+- A sourceless stdlib in the rootfs (legacy pycs, no .py): rootfs 39.7 -> 30.6 MB, initramfs
+  41.8 -> 33.0 MB, QEMU RSS 310 -> 283 MB, CPU to first 200 3.88 -> 3.66 s.
+- Compressing that initramfs (guest inflates, QEMU maps the smaller file, the guest's copy
+  shrinks): lz4 -l -9 14.4 MB, RSS 256 MB, CPU 3.81 s; gzip 12.5 MB, 250 MB, 4.04 s; zstd -19
+  10.0 MB, 248 MB, 4.05 s; plain 283 MB, 3.66 s. lz4 is the default (initramfs module).
+- QEMU maps -kernel (vmlinux: ~48 MB resident) and -initrd and keeps them only to replay a
+  reset. Paging them out after the first 200 (process_madvise(MADV_PAGEOUT); a reset reads them
+  back) gave RSS 256 -> 193 MB with lz4 (283 -> 203 MB plain), peak RSS unchanged. It is an
+  option (release_boot_files), off by default: the copy is a real cost of this boot method.
+- Guest memory does not drive RSS: -m 160 and -m 256 both gave 283 MB (the guest touches
+  ~130 MB either way), so 256 stays; 144 no longer unpacks a plain 33 MB initramfs.
+- tb-size=16: RSS -18 MB but CPU to first 200 +0.8 s (init_to_app 1.2 -> 2.0 s, retranslation).
+- virtio-balloon free page reporting (module loaded once the app listens) gave back ~12 MB of
+  the guest's freed initrd on top of lz4; not adopted: the kernel cache lacks virtio_balloon.ko.
+- The guest sees an AMD CPU under TCG (`-cpu max`): no page table isolation to switch off.
 KVM is probed with a bounded test boot (nested KVM may hang in the guest kernel) and TCG
 is the fallback; every result records which accel ran and why.
 """
@@ -43,7 +60,7 @@ from bench.images.kernel import KernelError, KernelInfo, cache_root, find_kernel
 from bench.netutil import free_port, port_in_use
 from bench.setups import register
 from bench.setups.base import (APP_PORT_IN_GUEST, ROLE_HYPERVISOR, Instance, Options, RoleProcess, Setup,
-                               SetupError, wait_until_ready)
+                               SetupError, die_with_parent, wait_until_ready)
 
 QEMU = "qemu-system-x86_64"
 NAME_PREFIX = "layerbench-vm-"  # QEMU's -name: how clean_leftovers recognizes our VMs
@@ -62,10 +79,14 @@ def runtime_dir() -> Path:
 
 class VMOptions(Options):
     accel: Literal["auto", "kvm", "tcg"] = "auto"
-    # The initramfs (~40 MB) is unpacked into guest RAM next to the kernel: below ~192 MB it no longer fits.
-    memory_mb: int = Field(DEFAULT_MEMORY_MB, ge=192, le=16384)
+    # The kernel (~51 MB loaded), the initramfs and its unpacked copy (~31 MB) share guest RAM: an
+    # uncompressed one boots at 160 MB, not at 144 (an lz4 one boots at 128).
+    memory_mb: int = Field(DEFAULT_MEMORY_MB, ge=160, le=16384)
     kernel: str | None = None  # path of a bzImage; default: the cached Debian cloud kernel
     vcpus: int = Field(1, ge=1, le=64)
+    # Off by default: QEMU's kept copy of the kernel and initrd is part of what this way of
+    # booting costs, and RSS should show it. On, those pages are dropped after the first 200.
+    release_boot_files: bool = False
 
 
 # ---- the QEMU process and its serial console ---------------------------------------------
@@ -218,13 +239,58 @@ def _spawn(plan: _BootPlan, accel: str, port: int, cpus: tuple[int, ...], log_pa
     with open(temp_dir / "qemu.stderr", "wb") as stderr:
         # New session: a Ctrl-C meant for the runner must not kill QEMU before we quit it cleanly.
         popen = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-                                 start_new_session=True)
+                                 start_new_session=True, preexec_fn=die_with_parent)
     reader = threading.Thread(target=serial.pump, args=(popen.stdout,), name=f"qemu-serial-{port}", daemon=True)
     reader.start()
     qemu = _Qemu(popen, temp_dir, serial, reader, spawned_at=time.perf_counter())
     if not taskset and cpus:
         _pin_all_threads(popen.pid, cpus)
     return qemu
+
+
+_SYS_PROCESS_MADVISE = 440  # the same number on every Linux architecture
+_MADV_PAGEOUT = 21
+
+
+def page_out_boot_files(pid: int, paths: list[Path]) -> int:
+    """Ask the host kernel to page out QEMU's file mappings of the boot images; bytes advised.
+
+    QEMU maps the -kernel ELF and the -initrd file and keeps them mapped only to replay them on a
+    guest reset; once the guest runs they are clean page cache counted in QEMU's RSS (~50-80 MB).
+    process_madvise(MADV_PAGEOUT) drops the pages only this QEMU maps (a reset would read them
+    back from the file). 0 when the kernel (< 5.10) or the permissions do not allow it.
+    """
+    import ctypes
+
+    wanted = {os.path.realpath(path) for path in paths}
+    ranges: list[tuple[int, int]] = []
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            for line in maps:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and parts[5].strip() in wanted:
+                    start, end = (int(value, 16) for value in parts[0].split("-"))
+                    ranges.append((start, end - start))
+        if not ranges:
+            return 0
+        pidfd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return 0
+
+    class _Iovec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("length", ctypes.c_size_t)]
+
+    vector = (_Iovec * len(ranges))(*(_Iovec(start, length) for start, length in ranges))
+    try:
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+        syscall.restype = ctypes.c_long
+        advised = syscall(_SYS_PROCESS_MADVISE, pidfd, vector, ctypes.c_size_t(len(ranges)), _MADV_PAGEOUT,
+                          ctypes.c_uint(0))
+    except (OSError, AttributeError):
+        advised = -1
+    finally:
+        os.close(pidfd)
+    return max(0, advised)
 
 
 def _pin_all_threads(pid: int, cpus: tuple[int, ...]) -> None:
@@ -329,6 +395,9 @@ class VMSetup(Setup):
     name = "vm"
     layer = ("the app in a QEMU virtual machine: app -> guest kernel -> virtual devices (QEMU) "
              "-> hypervisor (KVM or TCG) -> host kernel")
+    narration = ("now the same app inside a virtual machine: it runs on a guest kernel of its own, and QEMU "
+                 "emulates its network card. Without KVM, QEMU also translates every CPU instruction in "
+                 "software (TCG): expect a large factor, and read it as emulation, not virtualization.")
     Options = VMOptions
     # TCG boots in ~4 s on an idle 2-core host; a loaded one can take several times that.
     # A QEMU that exits fails at once (the base class polls the handle).
@@ -395,6 +464,8 @@ class VMSetup(Setup):
             name += f",mem={options.memory_mb}"
         if options.vcpus != 1:
             name += f",vcpus={options.vcpus}"
+        if options.release_boot_files:
+            name += ",release-boot-files"
         return name
 
     def _launch(self) -> Instance:
@@ -456,6 +527,11 @@ class VMSetup(Setup):
             wait_until_ready(instance, remaining_s, on_fail=lambda: self.diagnose(instance))
             instance.phases["first_200_s"] = time.perf_counter() - began
             _split_phases(instance)
+            plan = self._plan
+            assert plan is not None
+            if self.options.release_boot_files:  # type: ignore[attr-defined]
+                instance.facts["boot_files_paged_out_bytes"] = page_out_boot_files(
+                    qemu.popen.pid, [plan.boot_image, plan.initramfs.path])
             yield instance
         finally:
             if instance is not None:
@@ -509,6 +585,17 @@ def _split_phases(instance: Instance) -> None:
 
 
 # ---- leftovers -----------------------------------------------------------------------------
+
+
+def find_leftovers() -> list[str]:
+    """QEMUs this tool started whose runner is gone (normally they die with it: PR_SET_PDEATHSIG)."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "ppid"]):
+        cmdline = process.info.get("cmdline") or []
+        if cmdline and "qemu-system" in os.path.basename(cmdline[0]) and \
+                any(arg.startswith(NAME_PREFIX) for arg in cmdline) and process.info.get("ppid") in (0, 1):
+            found.append(f"VM (QEMU pid {process.pid})")
+    return found
 
 
 def clean_leftovers(include_active: bool = False) -> list[str]:

@@ -84,6 +84,27 @@ def test_cpio_writer_helpers_and_tree(tmp_path):
     assert buffer.getvalue().count(b"TRAILER!!!") == 1
 
 
+@pytest.mark.parametrize("compression, magic", [("lz4", b"\x02\x21\x4c\x18"), ("zstd", b"\x28\xb5\x2f\xfd")])
+def test_compress_in_place_writes_the_kernels_format(tmp_path, compression, magic):
+    import shutil
+    import subprocess
+
+    from bench.images.initramfs import available_compression, compress_in_place
+
+    tool = {"lz4": "lz4", "zstd": "zstd"}[compression]
+    if shutil.which(tool) is None:
+        assert available_compression(compression) == "none"
+        pytest.skip(f"{tool} is not installed")
+    archive = _archive([CpioEntry("init", stat.S_IFREG | 0o755, b"#!/bin/busybox sh\n" * 1000)])
+    path = tmp_path / "initrd"
+    path.write_bytes(archive)
+    compress_in_place(path, compression)
+    packed = path.read_bytes()
+    assert packed[:4] == magic and len(packed) < len(archive)  # lz4: the legacy frame the kernel reads
+    assert subprocess.run([tool, "-d", "-c"], input=packed, capture_output=True, check=True).stdout == archive
+    assert [p.name for p in tmp_path.iterdir()] == ["initrd"]
+
+
 def test_parse_cpio_rejects_garbage():
     with pytest.raises(ValueError):
         parse_cpio(b"not a cpio archive at all")

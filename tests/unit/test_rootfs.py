@@ -43,7 +43,10 @@ def test_trimmed(built):
         assert not (stdlib / gone).exists(), gone
     assert not list(stdlib.glob("config-*"))
     assert not list((stdlib / "lib-dynload").glob("_test*"))
-    assert (stdlib / "http" / "server.py").is_file()
+    # The stdlib is sourceless (legacy-layout pycs where the .py files were); the app keeps its sources.
+    assert (stdlib / "http" / "server.pyc").is_file() and not (stdlib / "http" / "server.py").exists()
+    assert not list(stdlib.rglob("*.py")) and not list(stdlib.rglob("__pycache__"))
+    assert (built.path / "usr/local/lib/layerbench/bench/app/server.py").is_file()
 
 
 def test_cached_then_rebuilt_when_inputs_change(built, monkeypatch):
