@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -19,14 +20,23 @@ def require(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def app_server():
-    """The real app served from a thread in this process, on a free 127.0.0.1 port."""
+@contextlib.contextmanager
+def serve_app(handler=None):
+    """The real app served from a thread in this process; yields its 127.0.0.1 port."""
     from bench.app.server import Handler, Server
 
-    server = Server(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", 0), handler or Handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """The real app, shared by the unit tests that only need it to answer."""
+    with serve_app() as port:
+        yield port

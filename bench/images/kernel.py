@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from bench.images import cache_root
+
 # Modules the guest may need: the network driver, and virtio-mmio for `-machine microvm`.
 # Their dependencies are found from each module's own modinfo (the .deb ships no modules.dep).
 GUEST_MODULES = ("virtio_net", "virtio_mmio")
@@ -37,12 +39,6 @@ class KernelInfo:
     version: str  # release string, as `uname -r` reports it inside the guest
     modules_dir: Path | None  # holds modules.dep and the module files it names; None: unknown
     source: str  # "explicit", "cache", "apt" (fetched just now) or "boot"
-
-
-def cache_root() -> Path:
-    """$XDG_CACHE_HOME/layerbench (default ~/.cache/layerbench)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "layerbench"
 
 
 def kernel_cache_dir() -> Path:

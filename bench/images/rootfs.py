@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from bench.images import cache_root
+
 # Bump when the layout or the trim rules change: the digest then changes and a new rootfs builds.
 BUILDER_VERSION = "5"
 
@@ -66,12 +68,6 @@ def app_argv(python: str, host: str, port: int) -> list[str]:
     return [python, "-I", "-S", "-c",
             f"import sys; sys.path.insert(0, {APP_DIR!r}); from bench.app.server import main; sys.exit(main())",
             "--host", host, "--port", str(port)]
-
-
-def cache_root() -> Path:
-    """$XDG_CACHE_HOME/layerbench (default ~/.cache/layerbench)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "layerbench"
 
 
 def build_rootfs(cache_dir: Path | None = None, progress: Callable[[str], None] = lambda m: None) -> Rootfs:

@@ -16,8 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from bench import results
-from bench.app.server import Handler, Server
+from bench.app.server import Handler
 from bench.cli import app
+from tests.conftest import serve_app
 from bench.load.builtin import LoadSpec, run_load
 from bench.scenario import ScenarioError, load_scenario, parse_scenario
 
@@ -165,12 +166,8 @@ class _ShortTimeoutHandler(Handler):
 @pytest.fixture(scope="module")
 def hostile_app():
     """The real app, threaded as in production, with the handler timeout lowered to 1 s."""
-    server = Server(("127.0.0.1", 0), _ShortTimeoutHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with serve_app(_ShortTimeoutHandler) as port:
+        yield port
 
 
 def _exchange(port: int, payload: bytes, timeout_s: float = 5.0) -> bytes:
