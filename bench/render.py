@@ -24,9 +24,6 @@ def _interval(estimate: dict | None, digits: int = 0) -> str:
     return f"{_num(estimate['median'], digits)} [{_num(estimate['low'], digits)}..{_num(estimate['high'], digits)}]"
 
 
-BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its figures are suspect
-
-
 def _label(row: dict) -> str:
     label = row["setup"] if row["variant"] == "default" else f"{row['setup']} [{row['variant']}]"
     return escape(label)  # "[bridge]" would otherwise be read as rich markup and vanish
@@ -38,8 +35,9 @@ def _flags(row: dict) -> str:
         flags.append(f"noisy: repeats spread {row['spread']:.0%}")
     if row["failed"]:
         flags.append(f"{row['failed']} failed")
-    if (row.get("foreign_cpu_cores") or 0) > BUSY_MACHINE_CORES:
-        flags.append(f"busy machine: other processes used {row['foreign_cpu_cores']:.2f} cores")
+    if row.get("busy_repeats"):
+        flags.append(f"busy machine in {row['busy_repeats']} repeat(s): others used up to "
+                     f"{row['foreign_cpu_cores']:.2f} cores")
     if row["errors_by_kind"]:
         flags.append("errors " + ", ".join(f"{k}={v}" for k, v in row["errors_by_kind"].items()))
     return "; ".join(flags)
@@ -48,11 +46,14 @@ def _flags(row: dict) -> str:
 def load_table(summary: dict) -> Table:
     """Throughput and latency: medians over repeats, throughput with its 95% interval."""
     table = Table(title=f"run {summary['run_id']} ({summary['scenario']}, {summary['status']})",
-                  caption=f"medians over repeats; \\[low..high] = bootstrap {summary['confidence']:.0%} interval",
+                  caption=f"medians over repeats; \\[low..high] = {summary['confidence']:.0%} interval "
+                          f"(Student's t below 10 repeats, bootstrap from 10)",
                   title_justify="left")
     for column in ("setup", "workload", "n", "req/s [95% CI]", "p50 ms", "p90", "p99", "p99.9", "notes"):
         table.add_column(column, justify="left" if column in ("setup", "workload", "notes") else "right")
     for row in summary["results"]:
+        if not row["throughput_rps"] and not row["failed"]:
+            continue  # start-up and footprint cells have their own tables
         latency = row["latency_ms"] or {}
         table.add_row(_label(row), row["workload"], str(row["repeats"]), _interval(row["throughput_rps"]),
                       _num(latency.get("p50"), 2), _num(latency.get("p90"), 2), _num(latency.get("p99"), 2),
@@ -60,19 +61,36 @@ def load_table(summary: dict) -> Table:
     return table
 
 
-def cost_table(summary: dict) -> Table:
+def startup_table(summary: dict) -> Table | None:
+    """Cold starts: launch to first HTTP 200 with its interval, and the median of each phase."""
+    rows = [row for row in summary["results"] if row["workload"] == "startup" and row["startup_s_ci"]]
+    if not rows:
+        return None
+    table = Table(title="start-up: launch to first HTTP 200 (medians over cold starts)", title_justify="left")
+    for column in ("setup", "n", "seconds [95% CI]", "phases (median s)", "notes"):
+        table.add_column(column, justify="right" if column in ("n", "seconds [95% CI]") else "left")
+    for row in rows:
+        phases = ", ".join(f"{name.removesuffix('_s')} {value:.3f}" for name, value in row["startup_phases_s"].items()
+                           if value is not None)
+        table.add_row(_label(row), str(row["repeats"]), _interval(row["startup_s_ci"], 3), phases, _flags(row))
+    return table
+
+
+def cost_table(summary: dict) -> Table | None:
     """What each setup costs the host: CPU per request, memory, start-up."""
     table = Table(title="cost on the host (every process the setup needs)", title_justify="left")
     for column in ("setup", "workload", "CPU us/req user", "sys", "RSS MB", "USS MB", "start-up s", "roles"):
         table.add_column(column, justify="left" if column in ("setup", "workload", "roles") else "right")
     for row in summary["results"]:
+        if row["workload"] == "startup":
+            continue  # shown in the start-up table
         cpu = row["cpu_us_per_request"] or {}
         memory = row["memory_mb"] or {}
         roles = ", ".join(f"{role} {figures['rss_mb']:.0f} MB" for role, figures in row["roles"].items()
                           if figures.get("rss_mb") is not None)
         table.add_row(_label(row), row["workload"], _num(cpu.get("user")), _num(cpu.get("sys")),
                       _num(memory.get("rss"), 1), _num(memory.get("uss"), 1), _num(row["startup_s"], 3), roles)
-    return table
+    return table if table.row_count else None
 
 
 def overhead_table(summary: dict) -> Table | None:
@@ -89,8 +107,11 @@ def overhead_table(summary: dict) -> Table | None:
 
 
 def print_summary(console: Console, summary: dict) -> None:
-    console.print(load_table(summary))
-    console.print(cost_table(summary))
+    if any(row["throughput_rps"] or row["failed"] for row in summary["results"]):
+        console.print(load_table(summary))
+    for table in (startup_table(summary), cost_table(summary)):
+        if table is not None:
+            console.print(table)
     overhead = overhead_table(summary)
     if overhead is not None:
         console.print(overhead)

@@ -1,7 +1,10 @@
-"""Honest statistics: medians, percentiles, bootstrap 95% intervals, overhead ratios, verdicts.
+"""Honest statistics: medians, percentiles, 95% intervals, overhead ratios, verdicts.
 
-Every random draw comes from a seeded generator, and the seed is stored with the run, so a
-report can be recomputed bit for bit.
+Intervals: with 10 or more repeats, a percentile bootstrap of the median (seeded: the seed is
+stored with the run, so a report recomputes bit for bit). With fewer, the bootstrap is known to
+be far too narrow (with 3 values it can never reach past their range), so the interval is
+Student's t around the median: median +- t(0.975, n-1) * s / sqrt(n), and for a ratio the same
+on the log scale. Few repeats then honestly give wide intervals.
 """
 
 from __future__ import annotations
@@ -15,6 +18,20 @@ BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
 NOISY_SPREAD = 0.10  # (max - min) / median over repeats above this flags a noisy cell
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+SMALL_SAMPLE = 10  # below this many values, Student's t instead of the bootstrap
+# t(0.975, df) for df = 1..30; beyond that 1.96 is within 4%.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+def _t975(df: int) -> float:
+    return _T975[df - 1] if df <= len(_T975) else 1.96
+
+
+def interval_method(count: int, confidence: float = CONFIDENCE) -> str:
+    """Which interval a cell of `count` repeats gets (stored with summaries)."""
+    return "student-t" if 2 <= count < SMALL_SAMPLE and confidence == 0.95 else "bootstrap"
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,9 @@ def median_ci(values, seed: int, resamples: int = BOOTSTRAP_RESAMPLES, confidenc
     median = float(np.median(data))
     if data.size == 1:
         return Estimate(median, median, median)
+    if interval_method(data.size, confidence) == "student-t":
+        half = _t975(data.size - 1) * float(np.std(data, ddof=1)) / math.sqrt(data.size)
+        return Estimate(median, median - half, median + half)
     rng = np.random.default_rng(seed)
     samples = rng.choice(data, size=(resamples, data.size), replace=True)
     boot = np.median(samples, axis=1)
@@ -73,6 +93,12 @@ def ratio_ci(values, baseline, seed: int, resamples: int = BOOTSTRAP_RESAMPLES,
     ratio = float(np.median(data) / np.median(base))
     if data.size == 1 and base.size == 1:
         return Estimate(ratio, ratio, ratio)
+    if interval_method(min(data.size, base.size), confidence) == "student-t" and ratio > 0 \
+            and np.all(data > 0) and np.all(base > 0):
+        # On the log scale a ratio is a difference: add the two relative variances of the centres.
+        variance = sum(float(np.var(np.log(group), ddof=1)) / group.size for group in (data, base) if group.size > 1)
+        half = _t975(min(data.size, base.size) - 1) * math.sqrt(variance)
+        return Estimate(ratio, ratio * math.exp(-half), ratio * math.exp(half))
     rng = np.random.default_rng(seed)
     top = np.median(rng.choice(data, size=(resamples, data.size), replace=True), axis=1)
     bottom = np.median(rng.choice(base, size=(resamples, base.size), replace=True), axis=1)

@@ -17,6 +17,7 @@ from bench.results import RunRecord, TrialRecord
 SUMMARY_VERSION = 1
 MB = 1024 * 1024
 BASELINE = "bare"
+BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its figures are suspect
 
 
 def _median(values) -> float | None:
@@ -69,6 +70,7 @@ def _cell(key: tuple[str, str, str], trials: list[TrialRecord], seed: int) -> di
         "variant": variant,
         "workload": workload,
         "repeats": len(ok),
+        "interval_method": stats.interval_method(len(ok)),
         "failed": len(trials) - len(ok),
         "errors": sorted({trial.error for trial in trials if trial.error}),
         "throughput_rps": throughput.as_dict() if loads else None,
@@ -84,13 +86,17 @@ def _cell(key: tuple[str, str, str], trials: list[TrialRecord], seed: int) -> di
         "memory_per_instance_mb": _median((t.memory_bytes.get("rss_per_instance") or math.nan) / MB for t in ok),
         "instances": next((t.facts.get("instances") for t in ok if t.facts.get("instances")), None),
         "startup_s": _median(values["startup_s"]),
+        "startup_s_ci": stats.median_ci(values["startup_s"], _seed(seed, *key, "startup")).as_dict()
+        if values["startup_s"] else None,
         "startup_phases_s": _phases(ok),
         "roles": _roles(ok),
         "inside": _inside(ok),
         "errors_by_kind": _error_counts(loads),
         "noisy": stats.is_noisy(values["throughput_rps"]) if loads else stats.is_noisy(values["startup_s"]),
         "spread": stats.spread(values["throughput_rps"] if loads else values["startup_s"]),
-        "foreign_cpu_cores": _median(t.host.get("foreign_cpu_cores") for t in ok),
+        # The worst repeat, not the median: one disturbed repeat is enough to distrust a cell.
+        "foreign_cpu_cores": max((t.host.get("foreign_cpu_cores") or 0.0 for t in ok), default=None),
+        "busy_repeats": sum(1 for t in ok if (t.host.get("foreign_cpu_cores") or 0.0) > BUSY_MACHINE_CORES),
         "accel": next((t.facts.get("accel") for t in ok if t.facts.get("accel")), None),
     }
     return cell

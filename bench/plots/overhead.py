@@ -35,7 +35,9 @@ def headline(run: LoadedRun, out_dir: Path) -> list[Path]:
     keys = [key for key in run.cells if key[0] != "bare"]
     # One line per (workload, setup variant); workloads are groups separated by a gap.
     lines: list[tuple[str, tuple[str, str]] | None] = []
-    for workload in run.workloads:
+    # Start-up rows belong to a setup variant, not a workload: the summary labels them "start-up".
+    pooled = ["start-up"] if any(row["workload"] == "start-up" for row in rows) else []
+    for workload in [*run.workloads, *pooled]:
         present = [key for key in keys if any((r["setup"], r["variant"], r["workload"]) == (*key, workload)
                                               for r in rows)]
         if present:

@@ -169,10 +169,10 @@ def warnings_of(run: LoadedRun) -> list[str]:
         what = skipped.get("variant") or skipped.get("setup") or "a setup"
         found.append(f"Skipped {what}: {skipped.get('reason') or 'no reason recorded'}")
     for row in summary["results"]:
-        if (row.get("foreign_cpu_cores") or 0) > 0.15:
-            found.append(f"Busy machine during {_label(row['setup'], row['variant'])} / {row['workload']}: other "
-                         f"processes used {row['foreign_cpu_cores']:.2f} cores (median over repeats) while it "
-                         f"was measured; its figures include their interference.")
+        if row.get("busy_repeats"):
+            found.append(f"Busy machine during {_label(row['setup'], row['variant'])} / {row['workload']}: in "
+                         f"{row['busy_repeats']} repeat(s) other processes used up to {row['foreign_cpu_cores']:.2f} "
+                         f"cores while it was measured; those figures include their interference.")
         if row["noisy"]:
             found.append(f"Noisy: {_label(row['setup'], row['variant'])} / {row['workload']}: repeats spread "
                          f"{row['spread']:.0%} of their median; treat its figures and ratios with care, or run "

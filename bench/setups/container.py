@@ -37,6 +37,9 @@ class ContainerOptions(Options):
     cpus: float | None = Field(default=None, gt=0)  # CFS quota, in CPUs (0.5 = half a CPU)
     memory: str | None = None  # memory limit like "256m" or "1g"
     base_image: str | None = None  # e.g. "python:3.11-slim" (needs a registry); default: scratch image
+    # Pin the shim and docker-proxy to the app's CPUs (default), so the whole container draws on the
+    # CPU budget the bare app had; false lets them run anywhere, e.g. beside the load generator.
+    pin_helpers: bool = True
 
     @field_validator("memory")
     @classmethod
@@ -153,6 +156,8 @@ class ContainerSetup(Setup):
             parts.append(f"mem={self.options.memory}")
         if self.options.base_image is not None:
             parts.append(f"base={self.options.base_image}")
+        if not self.options.pin_helpers:
+            parts.append("helpers-unpinned")
         return ",".join(parts)
 
     def client(self):
@@ -228,7 +233,8 @@ class ContainerSetup(Setup):
 
         init_pid = int(container.attrs["State"].get("Pid") or 0)
         running = _Running(container=container, init_pid=init_pid, cgroup_dirs=_cgroup_dirs(init_pid),
-                           proxy_port=None if host_networking else port, cpus=tuple(self.pinning.app_cpus))
+                           proxy_port=None if host_networking else port,
+                           cpus=tuple(self.pinning.app_cpus) if self.options.pin_helpers else ())
         facts = {
             "container_id": container.id, "container_name": container.name,
             "image_tag": self._image.tag, "image_id": self._image.image_id,
@@ -343,7 +349,8 @@ def _processes(running: _Running) -> list[RoleProcess]:
     # steals from the load generator.
     for role_process in found:
         pid = role_process.process.pid
-        if role_process.role != ROLE_APP and pid not in running.pinned and pin_process(pid, running.cpus):
+        if running.cpus and role_process.role != ROLE_APP and pid not in running.pinned \
+                and pin_process(pid, running.cpus):
             running.pinned.add(pid)
     return found
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from bench import stats
 
@@ -14,6 +15,17 @@ def test_median_ci_brackets_the_median_and_is_reproducible():
     first = stats.median_ci(values, seed=1)
     assert first.low <= first.median == 100 <= first.high
     assert stats.median_ci(values, seed=1) == first
+
+
+def test_few_repeats_get_a_wide_t_interval_and_many_a_bootstrap_one():
+    three = stats.median_ci([100.0, 101.0, 102.0], seed=0)
+    # t(0.975, 2) = 4.303; s = 1; half-width 4.303 / sqrt(3): far past the values' own range.
+    assert three.low == pytest.approx(100.0 + 1 - 4.303 / 3 ** 0.5) and three.high > 103
+    assert stats.interval_method(3) == "student-t" and stats.interval_method(12) == "bootstrap"
+    many = stats.median_ci(list(range(100, 112)), seed=0)
+    assert 100 <= many.low <= many.median <= many.high <= 111
+    ratio = stats.ratio_ci([50.0, 51.0, 49.0], [100.0, 102.0, 98.0], seed=0)
+    assert ratio.low < 0.5 < ratio.high and ratio.median == 0.5
 
 
 def test_single_value_gives_zero_width_and_empty_gives_nan():
