@@ -45,7 +45,7 @@ def _flags(row: dict) -> str:
 
 def load_table(summary: dict) -> Table:
     """Throughput and latency: medians over repeats, throughput with its 95% interval."""
-    table = Table(title=f"run {summary['run_id']} ({summary['scenario']}, {summary['status']})",
+    table = Table(title="throughput and latency",
                   caption=f"medians over repeats; \\[low..high] = {summary['confidence']:.0%} interval "
                           f"(Student's t below 10 repeats, bootstrap from 10)",
                   title_justify="left")
@@ -107,6 +107,10 @@ def overhead_table(summary: dict) -> Table | None:
 
 
 def print_summary(console: Console, summary: dict) -> None:
+    console.print(escape(f"run {summary['run_id']} ({summary['scenario']}, {summary['status']}, "
+                         f"{len(summary['results'])} cells)"), style="bold")
+    if not summary["results"]:
+        console.print("no trial recorded yet")
     if any(row["throughput_rps"] or row["failed"] for row in summary["results"]):
         console.print(load_table(summary))
     for table in (startup_table(summary), cost_table(summary)):
@@ -158,7 +162,7 @@ class ProgressView:
             setup = event.data.get("setup")
             if self.narrate and setup not in self.narrated:
                 self.narrated.add(setup)
-                self.console.print(f"\n[bold cyan]now: {escape(str(setup))}[/] - {escape(narration(setup))}")
+                self.console.print(f"\n[bold cyan]now, {escape(str(setup))}[/]: {escape(narration(setup))}")
             if self.task is None:
                 self.task = self.progress.add_task("trials", total=event.total)
             self.progress.update(self.task, description=message, completed=event.done - 1)

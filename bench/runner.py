@@ -503,7 +503,8 @@ def _inside_delta(before: dict, after: dict, workload: Workload) -> dict:
 
 
 def _trial_line(record: TrialRecord) -> str:
-    label = f"{record.setup}[{record.variant}] {record.workload}"
+    variant = "" if record.variant == "default" else f" [{record.variant}]"
+    label = f"{record.setup}{variant} {record.workload}"
     if record.kind == "load":
         latency = record.load["latency_ms"]
         cpu = record.cpu_us_per_request

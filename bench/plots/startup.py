@@ -126,6 +126,6 @@ def startup_distribution(run: LoadedRun, out_dir: Path) -> list[Path]:
     left, right = ax.get_xlim()
     ax.set_xlim(left, right * (3 if ax.get_xscale() == "log" else 1.25))
     ax.grid(axis="y", visible=False)
-    figure.suptitle("Start-up time of every fresh start (one dot per start; black line = median, box = middle "
-                    "half when there are 5 or more)", fontsize=16)
+    figure.suptitle("Start-up time of every fresh start", fontsize=16)
+    ax.set_title("one dot per start; black line = median; box = middle half (5 or more starts)", fontsize=12)
     return save(figure, out_dir, "startup_distribution")

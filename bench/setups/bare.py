@@ -33,7 +33,7 @@ def app_command(host: str, port: int) -> list[str]:
 class BareSetup(Setup):
     name = "bare"
     layer = "the app as a plain host process: app -> host kernel -> hardware"
-    narration = ("first the app as a plain process: only the host kernel stands between it and the hardware. "
+    narration = ("the app as a plain process: only the host kernel stands between it and the hardware. "
                  "Every other figure is divided by this one.")
     ready_deadline_s = 15.0
 

@@ -111,7 +111,7 @@ class ContainerSetup(Setup):
     name = "container"
     layer = ("the app in a container: namespaces + cgroups + an overlayfs root over the host kernel, "
              "plus NAT and a userland proxy for a published port")
-    narration = ("now the same app inside a container: the kernel is shared, only namespaces and cgroups "
+    narration = ("the same app inside a container: the kernel is shared, only namespaces and cgroups "
                  "separate it. A published port adds NAT and a userland proxy that copies every byte once more.")
     Options = ContainerOptions
     ready_deadline_s = 30.0

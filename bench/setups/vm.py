@@ -70,6 +70,35 @@ KVM_PROBE_DEADLINE_S = 6.0  # a working KVM reaches init in well under 1 s
 SERIAL_TAIL_LINES = 20
 
 _probe_cache: dict[tuple, tuple[str, str]] = {}  # (kernel, initramfs, machine) -> (accel, reason)
+PROBE_MEMORY_S = 24 * 3600  # a KVM probe's answer is kept on disk this long (it costs up to 6 s)
+
+
+def _probe_file() -> Path:
+    return cache_root() / "kvm-probe.json"
+
+
+def _probe_key(key: tuple) -> str:
+    # The answer depends on the guest images, the host kernel and QEMU: any change probes again.
+    return "|".join([*key, os.uname().release, shutil.which(QEMU) or "", str(os.path.getmtime(shutil.which(QEMU)))
+                     if shutil.which(QEMU) else ""])
+
+
+def _remembered_probe(key: tuple) -> tuple[str, str] | None:
+    try:
+        data = json.loads(_probe_file().read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("key") != _probe_key(key) \
+            or time.time() - float(data.get("at", 0)) > PROBE_MEMORY_S:
+        return None
+    return str(data["accel"]), str(data["reason"])
+
+
+def _remember_probe(key: tuple, answer: tuple[str, str]) -> None:
+    with contextlib.suppress(OSError):
+        _probe_file().parent.mkdir(parents=True, exist_ok=True)
+        _probe_file().write_text(json.dumps({"key": _probe_key(key), "at": time.time(), "accel": answer[0],
+                                             "reason": answer[1]}))
 
 
 def runtime_dir() -> Path:
@@ -395,7 +424,7 @@ class VMSetup(Setup):
     name = "vm"
     layer = ("the app in a QEMU virtual machine: app -> guest kernel -> virtual devices (QEMU) "
              "-> hypervisor (KVM or TCG) -> host kernel")
-    narration = ("now the same app inside a virtual machine: it runs on a guest kernel of its own, and QEMU "
+    narration = ("the same app inside a virtual machine: it runs on a guest kernel of its own, and QEMU "
                  "emulates its network card. Without KVM, QEMU also translates every CPU instruction in "
                  "software (TCG): expect a large factor, and read it as emulation, not virtualization.")
     Options = VMOptions
@@ -447,11 +476,15 @@ class VMSetup(Setup):
             self._accel, self._accel_reason = "tcg", "requested"
         elif key in _probe_cache:
             self._accel, self._accel_reason = _probe_cache[key]
+        elif (remembered := _remembered_probe(key)) is not None:
+            self._accel, self._accel_reason = remembered
+            self.progress(f"KVM probe from the last {PROBE_MEMORY_S // 3600} h: {self._accel} ({self._accel_reason})")
         else:
             self.progress("probing KVM with a test boot")
             self._accel, self._accel_reason = choose_accel(
                 options.accel, lambda: probe_kvm_boot(self._plan, cpus=self.pinning.app_cpus))  # type: ignore[arg-type]
-            _probe_cache[key] = (self._accel, self._accel_reason)
+            _remember_probe(key, (self._accel, self._accel_reason))
+        _probe_cache[key] = (self._accel, self._accel_reason)
         if options.accel == "kvm" and self._accel != "kvm":
             raise SetupError(f"accel=kvm requested but KVM is not usable: {self._accel_reason}")
 
