@@ -285,11 +285,17 @@ def run_app(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.O
 
 
 @app.command()
-def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftovers of this run id.")) -> None:
+def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftovers of this run id."),
+          images: bool = typer.Option(False, "--images", help="Also remove container images built from older "
+                                      "inputs (the current one is kept).")) -> None:
     """Remove containers and VMs left behind by a run that was killed."""
     from bench import leftovers
 
     removed = leftovers.clean(run_id)
+    if images:
+        from bench.setups.container import prune_images
+
+        removed += prune_images()
     console.print("\n".join(f"removed {item}" for item in removed) or "nothing to clean")
 
 

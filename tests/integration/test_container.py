@@ -180,3 +180,20 @@ def test_base_image_dockerfile_copies_only_the_app():
 
 def test_nothing_left_behind(client):
     assert _ours(client) == []
+
+
+def test_prune_images_keeps_the_current_image_and_removes_older_ones(client, built_image):
+    import io
+    import tarfile
+
+    from bench.setups.container import prune_images
+
+    # A distinct image under the same repository stands for one built from older inputs.
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        info = tarfile.TarInfo("marker")
+        tar.addfile(info, io.BytesIO(b""))
+    client.api.import_image_from_data(archive.getvalue(), repository="layerbench/app", tag="0000older")
+    assert prune_images() == ["image layerbench/app:0000older"]
+    assert client.images.get(built_image.tag)  # the current one stays
+    assert not client.images.list(name="layerbench/app:0000older")
