@@ -231,6 +231,31 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024  # a burst of connects from 64+ clients must not be refused
     allow_reuse_address = True
 
+    # A thread per connection, capped: slow clients that dribble a byte before each 30 s timeout
+    # can hold threads, but never more than this many; past it a connection gets a 503 and closes.
+    max_connections = 512
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 20\r\n"
+                                b"Connection: close\r\n\r\ntoo many connections")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
     def handle_error(self, request, client_address):
         # A client that hangs up mid-reply (reset, broken pipe) is not an app fault: no traceback.
         if isinstance(sys.exc_info()[1], ConnectionError):

@@ -284,3 +284,32 @@ def test_the_app_keeps_serving_a_load_with_zero_errors_while_attacked(hostile_ap
     result = outcome["result"]
     assert rounds >= 1 and result.requests > 100
     assert result.errors == {}, result.errors
+
+
+def test_connections_past_the_cap_get_a_503_and_the_rest_are_served():
+    import http.client
+
+    from bench.app.server import Server
+
+    class _Capped(Server):
+        max_connections = 2
+
+    server = _Capped(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        holders = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+        time.sleep(0.2)  # both are accepted and hold their slots, sending nothing
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as third:
+            assert third.recv(1024).startswith(b"HTTP/1.1 503")
+        for holder in holders:
+            holder.close()
+        time.sleep(0.3)  # their threads see EOF and give their slots back
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", "/hello")
+        assert connection.getresponse().status == 200
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
