@@ -151,15 +151,16 @@ def converged(record: RunRecord, target: float, seed: int) -> tuple[bool, str]:
 
 def get_stats(port: int, timeout_s: float = 5.0) -> dict:
     """The app's /stats (its view from inside the layer); {} if it does not answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
         connection.request("GET", "/stats")
         response = connection.getresponse()
         body = response.read()
-        connection.close()
         return json.loads(body) if response.status == 200 else {}
     except (OSError, http.client.HTTPException, ValueError):
         return {}
+    finally:
+        connection.close()
 
 
 class Runner:
