@@ -14,6 +14,7 @@ command -v wrk >/dev/null 2>&1 || need_packages+=(wrk)
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_packages+=(busybox-static)
 command -v zstd >/dev/null 2>&1 || need_packages+=(zstd)  # unpacks the guest kernel for a direct boot
 command -v lz4 >/dev/null 2>&1 || need_packages+=(lz4)    # compresses the VM's initramfs
+[ -x /sbin/mkfs.ext4 ] || [ -x /usr/sbin/mkfs.ext4 ] || need_packages+=(e2fsprogs)  # the VM's io disk
 # `make test` also wants Chromium, to screenshot the HTML report (LAYERBENCH_TEST_TOOLS=1).
 if [ "${LAYERBENCH_TEST_TOOLS:-0}" = 1 ]; then
     command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)

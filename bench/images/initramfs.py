@@ -29,7 +29,7 @@ from bench.images.kernel import KernelInfo, cache_root, module_name
 from bench.images.rootfs import NOBODY_ID, Rootfs
 
 # Bump when the init script, the layout or the module handling changes: a new initramfs builds.
-INIT_VERSION = "1"
+INIT_VERSION = "2"
 COMPRESSIONS = ("lz4", "zstd", "gzip", "none")
 # lz4 (legacy frame, the one the kernel unpacks) is the default when the lz4 tool is installed:
 # it decompresses fast enough under TCG to beat copying the uncompressed archive, and QEMU's copy
@@ -65,6 +65,12 @@ MARKER_INIT = "layerbench: init started"
 MARKER_NETWORK = "layerbench: network up"
 MARKER_APP = "layerbench: app listening"
 MARKER_APP_EXITED = "layerbench: app exited"
+MARKER_DISK = "layerbench: disk mounted"
+MARKER_DISK_FAILED = "layerbench: disk failed"
+# On the kernel command line when the VM has a disk (/dev/vda, ext4 made on the host): init then
+# loads DISK_MODULES and mounts it at /tmp before the app starts. Without it nothing changes.
+DISK_CMDLINE = "layerbench.disk=vda"
+DISK_MODULES = ("virtio_blk", "ext4")  # ext4 is built into Debian's cloud kernel: skipped there
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 GUEST_MODULES_DIR = "/lib/modules/layerbench"  # inside the guest: the .ko files, already ordered
@@ -233,13 +239,31 @@ def run_as(app_argv: list[str], uid: int) -> list[str]:
 
 
 
-def init_script(modules: list[str], app_argv: list[str], app_env: dict[str, str], port: int) -> str:
-    """The busybox sh script run as /init (PID 1); `modules` are .ko names in load order."""
+def init_script(modules: list[str], app_argv: list[str], app_env: dict[str, str], port: int,
+                disk_modules: Iterable[str] = ()) -> str:
+    """The busybox sh script run as /init (PID 1); `modules` are .ko names in load order.
+
+    `disk_modules` are loaded only when the kernel command line holds DISK_CMDLINE.
+    """
     app_argv = run_as(app_argv, NOBODY_ID)
     env = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(app_env.items()))
     argv = " ".join(shlex.quote(arg) for arg in app_argv)
     insmods = "\n".join(f'$BB insmod {GUEST_MODULES_DIR}/{name} || echo "layerbench: insmod {name} failed"'
                         for name in modules)
+    disk_insmods = "".join(f'\n    $BB insmod {GUEST_MODULES_DIR}/{name} || echo "layerbench: insmod {name} failed"'
+                           for name in disk_modules)
+    # With a disk, the app's temp files must really land on it: a disk that does not mount
+    # powers the guest off (the host then reports the console) rather than measuring RAM.
+    disk = f"""if $BB grep -qF {DISK_CMDLINE} /proc/cmdline; then{disk_insmods}
+    n=0
+    while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do $BB usleep 20000; n=$((n + 1)); done
+    if $BB mount -t ext4 /dev/vda /tmp && $BB chmod 1777 /tmp; then
+        echo "{MARKER_DISK} uptime_s=$(up) $($BB grep ' /tmp ' /proc/mounts)"
+    else
+        echo "{MARKER_DISK_FAILED}: cannot mount /dev/vda on /tmp"
+        $BB poweroff -f
+    fi
+fi"""
     return f"""#!/bin/busybox sh
 # layerbench init {INIT_VERSION}: PID 1 of the VM. Markers carry the guest's uptime in seconds.
 BB=/bin/busybox
@@ -254,6 +278,7 @@ $BB ip link set eth0 up
 $BB ip addr add {GUEST_IP} dev eth0
 $BB ip route add default via {GUEST_GATEWAY}
 echo "{MARKER_NETWORK} uptime_s=$(up)"
+{disk}
 cd /tmp
 $BB mkfifo /tmp/app.out
 # The app runs as nobody, a direct child of this shell (so its ppid is 1); its output comes back
@@ -304,7 +329,9 @@ def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAU
     modules_dep = ""
     if kernel.modules_dir and (kernel.modules_dir / "modules.dep").is_file():
         modules_dep = (kernel.modules_dir / "modules.dep").read_text()
-    module_paths = module_load_order(modules_dep, WANTED_MODULES)
+    boot_paths = module_load_order(modules_dep, WANTED_MODULES)
+    disk_paths = [path for path in module_load_order(modules_dep, DISK_MODULES) if path not in boot_paths]
+    module_paths = boot_paths + disk_paths
     busybox_bytes = busybox.read_bytes()
     key_source = "\n".join([f"initramfs {INIT_VERSION}", rootfs.digest, kernel.version, compression, str(port),
                             hashlib.sha256(busybox_bytes).hexdigest(), *module_paths])
@@ -337,7 +364,8 @@ def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAU
                 writer.add_file(f"{GUEST_MODULES_DIR.lstrip('/')}/{module_name(path)}.ko",
                                 read_module_bytes(kernel.modules_dir / path), 0o644)  # type: ignore[operator]
             app_argv = rootfs.app_argv("0.0.0.0", port)
-            script = init_script([f"{name}.ko" for name in names], app_argv, rootfs.env, port)
+            script = init_script([f"{module_name(path)}.ko" for path in boot_paths], app_argv, rootfs.env, port,
+                                 [f"{module_name(path)}.ko" for path in disk_paths])
             writer.add_file("init", script.encode(), 0o755)
             writer.close()
             out.close()

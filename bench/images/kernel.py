@@ -24,7 +24,9 @@ from bench.images import cache_root
 
 # Modules the guest may need: the network driver, and virtio-mmio for `-machine microvm`.
 # Their dependencies are found from each module's own modinfo (the .deb ships no modules.dep).
-GUEST_MODULES = ("virtio_net", "virtio_mmio")
+# virtio_blk (and ext4, built into Debian's cloud kernel) serve the VM's optional disk.
+GUEST_MODULES = ("virtio_net", "virtio_mmio", "virtio_blk", "ext4")
+GUEST_MODULES_FILE = "modules.guest"  # in a cache entry: the GUEST_MODULES its modules/ was made for
 
 _CLOUD_PACKAGE = re.compile(r"^linux-image-(\d+\.\d+\.\d+[-+][\w.+~-]*-cloud-amd64)(-unsigned)?$")
 
@@ -55,6 +57,11 @@ def find_kernel(explicit: Path | str | None = None, fetch: bool = True,
         return _explicit_kernel(Path(explicit))
     cached = _cached_kernel()
     if cached:
+        if fetch and shutil.which("apt-get") and shutil.which("dpkg"):
+            try:
+                refresh_guest_modules(cached, progress)
+            except (KernelError, OSError, subprocess.SubprocessError) as error:
+                progress(f"warning: {error}")  # the cached modules still serve a VM without a disk
         return cached
     if fetch and shutil.which("apt-get") and shutil.which("dpkg"):
         try:
@@ -194,12 +201,52 @@ def fetch_cloud_kernel(progress: Callable[[str], None] = lambda message: None) -
             shutil.copy2(config, staging / "config")
         source_modules = _package_modules_dir(unpacked, version)
         keep_modules(source_modules, staging / "modules", GUEST_MODULES)
+        (staging / GUEST_MODULES_FILE).write_text("\n".join(GUEST_MODULES) + "\n")
         (staging / ".complete").write_text(package + "\n")
         final = root / version
         shutil.rmtree(final, ignore_errors=True)
         staging.rename(final)
     progress(f"guest kernel {version} cached in {final}")
     return KernelInfo(final / "vmlinuz", version, final / "modules", "apt")
+
+
+def refresh_guest_modules(info: KernelInfo, progress: Callable[[str], None] = lambda message: None) -> bool:
+    """Re-cache a cached kernel's modules when GUEST_MODULES grew since it was fetched; True if done.
+
+    Downloads the same package again (named in `.complete`) and swaps in a new modules/ dir;
+    vmlinuz and vmlinux stay as they are.
+    """
+    entry = info.path.parent
+    if info.source != "cache":
+        return False
+    try:
+        have = set((entry / GUEST_MODULES_FILE).read_text().split())
+    except OSError:
+        have = set()
+    if set(GUEST_MODULES) <= have:
+        return False
+    package = (entry / ".complete").read_text().strip()
+    progress(f"fetching {package} again to cache more guest modules ({', '.join(GUEST_MODULES)})")
+    with tempfile.TemporaryDirectory(prefix="modules-", dir=entry.parent) as scratch:
+        scratch_dir = Path(scratch)
+        result = subprocess.run(["apt-get", "download", "-q", package], cwd=scratch_dir, capture_output=True,
+                                text=True, timeout=600, check=False)
+        debs = list(scratch_dir.glob("*.deb"))
+        if result.returncode != 0 or not debs:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise KernelError(f"apt-get download {package} failed: {last}")
+        unpacked = scratch_dir / "unpacked"
+        subprocess.run(["dpkg", "-x", str(debs[0]), str(unpacked)], check=True, capture_output=True, timeout=300)
+        fresh = scratch_dir / "modules"
+        fresh.mkdir()
+        keep_modules(_package_modules_dir(unpacked, info.version), fresh, GUEST_MODULES)
+        try:  # the old dir moves into the scratch dir and goes with it
+            (entry / "modules").rename(scratch_dir / "modules.old")
+            fresh.rename(entry / "modules")
+        except OSError as error:
+            raise KernelError(f"cannot update the guest modules in {entry}: {error}") from None
+    (entry / GUEST_MODULES_FILE).write_text("\n".join(GUEST_MODULES) + "\n")
+    return True
 
 
 def _package_modules_dir(unpacked: Path, version: str) -> Path:

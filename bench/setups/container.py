@@ -40,6 +40,10 @@ class ContainerOptions(Options):
     # Pin the shim and docker-proxy to the app's CPUs (default), so the whole container draws on the
     # CPU budget the bare app had; false lets them run anywhere, e.g. beside the load generator.
     pin_helpers: bool = True
+    # Where the app's temp files (/io) go: "tmpfs" keeps the root read-only with a tmpfs at /tmp;
+    # "overlay" writes them through the container's overlayfs writable layer, which needs a
+    # writable root (read_only=False, no /tmp tmpfs; still uid 65534, no capabilities).
+    scratch: Literal["tmpfs", "overlay"] = "tmpfs"
 
     @field_validator("memory")
     @classmethod
@@ -158,6 +162,8 @@ class ContainerSetup(Setup):
             parts.append(f"base={self.options.base_image}")
         if not self.options.pin_helpers:
             parts.append("helpers-unpinned")
+        if self.options.scratch != "tmpfs":
+            parts.append(f"scratch={self.options.scratch}")
         return ",".join(parts)
 
     def client(self):
@@ -198,6 +204,9 @@ class ContainerSetup(Setup):
             cap_drop=["ALL"], security_opt=["no-new-privileges"],
             cpuset_cpus=",".join(str(cpu) for cpu in self.pinning.app_cpus),
         )
+        if self.options.scratch == "overlay":  # /tmp (mode 1777 in the image) on the writable layer
+            kwargs.update(read_only=False)
+            del kwargs["tmpfs"]
         if host_networking:
             kwargs.update(network_mode="host", command=self._image.app_argv("127.0.0.1", port))
         else:
@@ -240,6 +249,7 @@ class ContainerSetup(Setup):
             "image_tag": self._image.tag, "image_id": self._image.image_id,
             "image_size_bytes": self._image.size_bytes, "network": self.options.network,
             "cpus": self.options.cpus, "memory": self.options.memory, "base_image": self.options.base_image,
+            "scratch": self.options.scratch,
             "cpuset": kwargs["cpuset_cpus"], "init_pid": init_pid,
             "cgroup_version": 2 if "" in running.cgroup_dirs else 1,
         }

@@ -116,13 +116,38 @@ class VMOptions(Options):
     # Off by default: QEMU's kept copy of the kernel and initrd is part of what this way of
     # booting costs, and RSS should show it. On, those pages are dropped after the first 200.
     release_boot_files: bool = False
+    # A virtio-blk disk (sparse raw file, ext4 made on the host) mounted at the guest's /tmp, so
+    # the app's temp files go through guest ext4 -> virtio-blk -> QEMU's block layer -> a host
+    # file. Off: /tmp is in the initramfs's RAM-backed root.
+    disk: bool = False
+
+
+DISK_MB = 256  # the disk's size (sparse: ~8 MB of it is written by mkfs)
+DISK_FILE = "disk.raw"  # in the VM's temp dir, removed with it
+
+
+def find_mkfs_ext4() -> str | None:
+    return shutil.which("mkfs.ext4", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
+
+
+def make_disk(path: Path, size_mb: int = DISK_MB) -> None:
+    """A sparse raw image of size_mb holding an empty ext4 (SetupError in one line if mkfs fails)."""
+    mkfs = find_mkfs_ext4()
+    if mkfs is None:
+        raise SetupError("mkfs.ext4 is not installed (apt-get install e2fsprogs); the VM's disk needs it")
+    with open(path, "wb") as image:
+        image.truncate(size_mb * 1024 * 1024)
+    result = subprocess.run([mkfs, "-q", "-F", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    if result.returncode != 0:
+        words = " ".join((result.stderr or result.stdout).split()) or f"exit status {result.returncode}"
+        raise SetupError(f"mkfs.ext4 failed on the VM's disk: {words}")
 
 
 # ---- the QEMU process and its serial console ---------------------------------------------
 
 APP_OWN_MARKER = "layerbench app listening on"  # what bench.app.server prints once it listens
 _MARKERS = (initramfs_module.MARKER_INIT, initramfs_module.MARKER_NETWORK, initramfs_module.MARKER_APP,
-            initramfs_module.MARKER_APP_EXITED, APP_OWN_MARKER)
+            initramfs_module.MARKER_APP_EXITED, initramfs_module.MARKER_DISK, APP_OWN_MARKER)
 _MARKER_ALIASES = {APP_OWN_MARKER: initramfs_module.MARKER_APP}
 
 
@@ -233,9 +258,20 @@ class _BootPlan:
     memory_mb: int
     vcpus: int
     tsc_khz: int | None
+    disk_mb: int = 0  # 0: no disk
 
     def command(self, accel: str, port: int, temp_dir: Path, name: str) -> list[str]:
         append = ["console=ttyS0", "quiet", "panic=-1", "random.trust_cpu=on"]
+        disk_args: list[str] = []
+        if self.disk_mb:
+            append += [initramfs_module.DISK_CMDLINE]
+            blk = "virtio-blk-device" if self.machine.startswith("microvm") else "virtio-blk-pci"
+            # cache=writeback: the image file goes through the host page cache, as the bare app's and
+            # the container's temp files do, and the guest's flushes (ext4 journal commits, fsync)
+            # still become fdatasync on the host file. So the difference to them is the layers
+            # (guest ext4, virtio-blk, QEMU's block layer), not a switch to O_DIRECT (cache=none).
+            disk_args = ["-drive", f"file={temp_dir / DISK_FILE},format=raw,if=none,id=d0,cache=writeback",
+                         "-device", f"{blk},drive=d0"]
         if self.machine.startswith("microvm"):
             append += ["pci=off"]
             if accel == "tcg" and self.tsc_khz:
@@ -249,7 +285,7 @@ class _BootPlan:
                 "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
                 # 127.0.0.1 only: the load generator never reaches the guest's private address.
                 "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{APP_PORT_IN_GUEST}",
-                "-device", f"{device},netdev=net0",
+                "-device", f"{device},netdev=net0", *disk_args,
                 "-qmp", f"unix:{temp_dir / 'qmp.sock'},server=on,wait=off",
                 "-pidfile", str(temp_dir / "qemu.pid")]
 
@@ -257,6 +293,12 @@ class _BootPlan:
 def _spawn(plan: _BootPlan, accel: str, port: int, cpus: tuple[int, ...], log_path: Path) -> _Qemu:
     runtime_dir().mkdir(parents=True, exist_ok=True)
     temp_dir = Path(tempfile.mkdtemp(prefix=NAME_PREFIX, dir=runtime_dir()))
+    if plan.disk_mb:
+        try:
+            make_disk(temp_dir / DISK_FILE, plan.disk_mb)
+        except BaseException:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+            raise
     command = plan.command(accel, port, temp_dir, f"{NAME_PREFIX}{os.getpid()}-{port}")
     # Under taskset every QEMU thread (vCPU, I/O, RCU) is born pinned; setting the affinity
     # after spawn would race with thread creation.
@@ -469,8 +511,16 @@ class VMSetup(Setup):
         if kernel.modules_dir is None or not image.modules:
             self.progress(f"warning: no virtio_net module found for kernel {kernel.version}; "
                           "the guest network works only if the driver is built in")
+        if options.disk:
+            if find_mkfs_ext4() is None:
+                raise SetupError("mkfs.ext4 is not installed (apt-get install e2fsprogs); the VM's disk needs it")
+            config = kernel.path.parent / "config"
+            built_in = config.is_file() and "CONFIG_VIRTIO_BLK=y" in config.read_text().split()
+            if "virtio_blk" not in image.modules and not built_in:
+                raise SetupError(f"no virtio_blk module for guest kernel {kernel.version}; the VM's disk needs it "
+                                 f"(remove {kernel.path.parent} so layerbench fetches the kernel again)")
         self._plan = _BootPlan(kernel, vmlinux or kernel.path, machine, image, options.memory_mb, options.vcpus,
-                               host_tsc_khz())
+                               host_tsc_khz(), DISK_MB if options.disk else 0)
         key = (str(self._plan.boot_image), str(image.path), machine)
         if options.accel == "tcg":
             self._accel, self._accel_reason = "tcg", "requested"
@@ -499,6 +549,8 @@ class VMSetup(Setup):
             name += f",vcpus={options.vcpus}"
         if options.release_boot_files:
             name += ",release-boot-files"
+        if options.disk:
+            name += ",disk"
         return name
 
     def _launch(self) -> Instance:
@@ -534,6 +586,7 @@ class VMSetup(Setup):
             "initramfs_bytes": plan.initramfs.size_bytes, "initramfs_compression": plan.initramfs.compression,
             "guest_modules": list(plan.initramfs.modules), "memory_mb": plan.memory_mb, "vcpus": plan.vcpus,
             "tcg_tb_size_mb": TCG_TB_SIZE_MB if accel == "tcg" else None, "tsc_khz": plan.tsc_khz,
+            "disk_mb": plan.disk_mb, "disk_cache": "writeback" if plan.disk_mb else None,
             "serial_log": str(log_path), "qemu_pid": qemu.popen.pid, "stats_url": f"http://127.0.0.1:{port}/stats",
         }
         return Instance(port=port, processes=processes, phases={"launch_s": launch_s}, facts=facts, handle=qemu)

@@ -126,6 +126,30 @@ def test_limits_are_visible_inside(client, built_image):
         assert cgroup["memory_limit_in_bytes"] == str(256 * 1024 * 1024)
 
 
+def test_overlay_scratch_writes_through_the_writable_layer(client, built_image):
+    setup = _setup({"network": "host", "scratch": "overlay"})
+    assert setup.variant() == "host,scratch=overlay"
+    assert _setup({"network": "host"}).variant() == "host"  # tmpfs stays the default, unnamed
+    with setup.running() as instance:
+        assert json.loads(_get(instance.port, "/io?kb=64"))["read"] == 64 * 1024
+        stats = json.loads(_get(instance.port, "/stats"))
+        assert (stats["uid"], stats["gid"]) == (65534, 65534)
+        container = client.containers.get(instance.facts["container_id"])
+        assert container.attrs["HostConfig"]["ReadonlyRootfs"] is False
+        assert not container.attrs["HostConfig"].get("Tmpfs")
+        assert "overlay" in container.attrs["GraphDriver"]["Name"]
+        # As the app's user: /tmp is no mount of its own, / is overlayfs, and a file written
+        # to /tmp lands in the container's writable layer (docker diff sees it).
+        python = built_image.app_argv("127.0.0.1", 1)[0]
+        code = ("import tempfile; mounts = [line.split() for line in open('/proc/mounts')]; "
+                "print([m[2] for m in mounts if m[1] == '/'], [m[1] for m in mounts if m[1] == '/tmp'], "
+                "tempfile.gettempdir()); open('/tmp/layerbench-probe', 'w').write('x')")
+        exit_code, output = container.exec_run([python, "-I", "-S", "-c", code], user="65534:65534")
+        assert exit_code == 0, output
+        assert output.decode().split() == ["['overlay']", "[]", "/tmp"]
+        assert {"Path": "/tmp/layerbench-probe", "Kind": 1} in (container.diff() or [])
+
+
 def test_engine_refusal_is_one_line(client, built_image):
     with pytest.raises(SetupError) as refused:
         with _setup({"memory": "1m"}).running():
@@ -149,6 +173,8 @@ def test_options_are_validated():
         ContainerSetup.Options(memory="lots")
     with pytest.raises(ValidationError):
         ContainerSetup.Options(cpus=0)
+    with pytest.raises(ValidationError):
+        ContainerSetup.Options(scratch="disk")
     assert _setup({"network": "host", "memory": "256M"}).variant() == "host,mem=256m"
 
 

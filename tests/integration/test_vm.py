@@ -103,6 +103,39 @@ def test_hypervisor_process_is_pinned(vm):
     assert qemu.memory_info().rss > 50e6
 
 
+def test_default_vm_has_no_disk(vm):
+    assert vm.facts["disk_mb"] == 0
+    assert not any(line.startswith("layerbench: disk") for line in vm.handle.serial.lines)
+    assert "-drive" not in psutil.Process(vm.facts["qemu_pid"]).cmdline()
+
+
+def test_disk_variant_puts_the_guests_tmp_on_virtio_blk(vm_setup):
+    from bench.images.initramfs import MARKER_DISK
+
+    setup = get("vm")({"accel": "tcg", "disk": True}, Pinning.default(), "test-vm", vm_setup.workdir)
+    setup.prepare()
+    assert setup.variant() == "tcg,disk"
+    with setup.running() as instance:
+        qemu = instance.handle
+        disk = qemu.temp_dir / "disk.raw"
+        assert instance.facts["disk_mb"] == 256 and disk.stat().st_size == 256 * 1024 * 1024
+        # init printed its marker with the /proc/mounts line of /tmp: the virtio disk, as ext4
+        (mounted,) = [line for line in qemu.serial.lines if line.startswith(MARKER_DISK)]
+        assert " /dev/vda /tmp ext4 rw" in mounted
+        assert qemu.serial.marks[MARKER_DISK] < qemu.serial.marks["layerbench: app listening"]
+        # The app's fsync'ed temp file reaches the (sparse) image on the host: it grows by at least its size.
+        blocks_before = disk.stat().st_blocks
+        status, body = _get(instance.port, "/io?kb=64")
+        assert status == 200 and json.loads(body)["read"] == 64 * 1024
+        status, _ = _get(instance.port, "/io?kb=2048")
+        assert status == 200
+        assert (disk.stat().st_blocks - blocks_before) * 512 >= 2048 * 1024
+        status, body = _get(instance.port, "/stats")
+        assert status == 200 and json.loads(body)["uid"] != 0
+    assert not qemu.temp_dir.exists()  # the disk went with the VM's temp dir
+    assert not _our_qemus() or all(p.pid != qemu.popen.pid for p in _our_qemus())
+
+
 def test_accel_decision_falls_back_to_tcg():
     assert choose_accel("tcg", lambda: pytest.fail("tcg must not probe")) == ("tcg", "requested")
     assert choose_accel("auto", lambda: (True, "")) == ("kvm", "kvm test boot reached init")

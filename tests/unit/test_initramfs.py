@@ -168,3 +168,32 @@ def test_init_script_loads_modules_in_order_and_drops_root():
     assert dropped[4].startswith("import os; os.setgroups([]); os.setgid(65534); os.setuid(65534); ")
     assert dropped[4].endswith("import app; app.main()") and dropped[5:] == argv[5:]
     assert run_as(["/bin/app", "--port", "1"], 65534) == ["/bin/app", "--port", "1"]
+
+
+def test_init_script_mounts_a_disk_at_tmp_only_when_asked():
+    from bench.images.initramfs import DISK_CMDLINE, MARKER_DISK, MARKER_DISK_FAILED
+
+    argv = ["/usr/local/bin/python3.11", "-I", "-S", "-c", "import app; app.main()"]
+    plain = init_script(["virtio_net.ko"], argv, {}, 8080)
+    assert "virtio_blk" not in plain
+    script = init_script(["virtio_net.ko"], argv, {}, 8080, ["virtio_blk.ko"])
+    # The disk block is guarded by the kernel command line, so the default boot skips it.
+    guard = script.index(f"grep -qF {DISK_CMDLINE} /proc/cmdline")
+    assert guard < script.index("insmod /lib/modules/layerbench/virtio_blk.ko") < script.index(MARKER_DISK)
+    assert script.index("virtio_net.ko") < guard
+    assert "mount -t ext4 /dev/vda /tmp" in script and "chmod 1777 /tmp" in script
+    # Mounted before the app's fifo and the app itself use /tmp; a failed mount powers off.
+    assert script.index(MARKER_DISK) < script.index("cd /tmp") < script.index("mkfifo /tmp/app.out")
+    failed = script.index(MARKER_DISK_FAILED)
+    assert script.index("poweroff -f", failed) < script.index("cd /tmp")
+
+
+def test_disk_modules_resolve_through_modules_dep():
+    from bench.images.initramfs import DISK_MODULES
+
+    # 6.12 cloud kernel: virtio_blk is a module with no modular dependencies, ext4 is built in.
+    dep = "kernel/drivers/block/virtio_blk.ko:\nkernel/drivers/net/virtio_net.ko:\n"
+    assert module_load_order(dep, DISK_MODULES) == ["kernel/drivers/block/virtio_blk.ko"]
+    # 6.1 style: virtio itself modular, loaded first.
+    assert [module_name(path) for path in module_load_order(MODULES_DEP_6_1, DISK_MODULES)] == [
+        "virtio_ring", "virtio", "virtio_blk"]
