@@ -180,14 +180,18 @@ class _Client:
                                f"User-Agent: layerbench\r\nX-Trace-Id: ").encode()
         self.interval_ns = 0
         self.connections: list[_Connection] = []
+        self.last_due: dict[int, int] = {}  # open loop: connection number -> its latest scheduled send
         if spec.mode == "open":
             # Each connection carries an equal share of the rate, phase-shifted from the others.
             self.interval_ns = int(spec.connections * 1e9 / spec.rate_rps)
 
     def first_request(self, connection: _Connection, start_ns: int) -> None:
         if self.spec.mode == "open":
+            # After a reconnect the schedule goes on where it was (the lost request counted as an
+            # error), so the rate does not restart from zero nor burst to catch up.
+            last_due = self.last_due.get(connection.number)
             offset = connection.number * self.interval_ns // self.spec.connections
-            self._send_when_due(connection, start_ns + offset)
+            self._send_when_due(connection, start_ns + offset if last_due is None else last_due + self.interval_ns)
         else:
             connection.send(time.perf_counter_ns())
 
@@ -201,6 +205,7 @@ class _Client:
             connection.send(now_ns)
 
     def _send_when_due(self, connection: _Connection, due_ns: int) -> None:
+        self.last_due[connection.number] = due_ns
         delay_s = (due_ns - time.perf_counter_ns()) / 1e9
         if delay_s <= 0:
             connection.send(due_ns)  # late: send now, but latency still counts from due_ns
