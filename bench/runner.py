@@ -25,10 +25,10 @@ from bench.metrics.summary import summarize_host, summarize_processes
 from bench.results import (RunRecord, TrialRecord, load_run, new_run_id, now_iso, save_run, write_array,
                            write_csv)
 from bench.scenario import Scenario, SetupSpec, Workload
-from bench.setups.base import Instance, Pinning, Setup, SetupError
+from bench.setups.base import ROLES, Instance, Pinning, Setup, SetupError
 from bench.stats import median_ci, percentiles
 
-SETUP_ROLES = ("app", "runtime", "proxy", "hypervisor")
+SETUP_ROLES = ROLES  # the roles that count as the setup (the load generator does not)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,6 @@ ENDPOINTS = {
     "io": ("/io", "kb"),
     "json": ("/json", None),
 }
-LOAD_KINDS = ("load",)
-WORKLOAD_KINDS = ("load", "startup", "idle")
 
 
 class ScenarioError(Exception):
