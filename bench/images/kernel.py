@@ -179,16 +179,7 @@ def fetch_cloud_kernel(progress: Callable[[str], None] = lambda message: None) -
     progress(f"fetching guest kernel {package} with apt-get download")
     with tempfile.TemporaryDirectory(prefix="fetch-", dir=root) as scratch:
         scratch_dir = Path(scratch)
-        # apt-get download writes to the working directory; as root it warns about the _apt
-        # sandbox user not reaching a private temp dir, which is harmless.
-        result = subprocess.run(["apt-get", "download", "-q", package], cwd=scratch_dir, capture_output=True,
-                                text=True, timeout=600)
-        debs = list(scratch_dir.glob("*.deb"))
-        if result.returncode != 0 or not debs:
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise KernelError(f"apt-get download {package} failed: {last}")
-        unpacked = scratch_dir / "unpacked"
-        subprocess.run(["dpkg", "-x", str(debs[0]), str(unpacked)], check=True, capture_output=True, timeout=300)
+        unpacked = _download_and_unpack(package, scratch_dir)
         vmlinuz = sorted((unpacked / "boot").glob("vmlinuz-*"))
         if not vmlinuz:
             raise KernelError(f"{package} holds no /boot/vmlinuz-*")
@@ -210,6 +201,21 @@ def fetch_cloud_kernel(progress: Callable[[str], None] = lambda message: None) -
     return KernelInfo(final / "vmlinuz", version, final / "modules", "apt")
 
 
+def _download_and_unpack(package: str, scratch_dir: Path) -> Path:
+    """`apt-get download` a package into scratch_dir and `dpkg -x` it; the unpacked tree."""
+    # apt-get download writes to the working directory; as root it warns about the _apt
+    # sandbox user not reaching a private temp dir, which is harmless.
+    result = subprocess.run(["apt-get", "download", "-q", package], cwd=scratch_dir, capture_output=True,
+                            text=True, timeout=600, check=False)
+    debs = list(scratch_dir.glob("*.deb"))
+    if result.returncode != 0 or not debs:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise KernelError(f"apt-get download {package} failed: {last}")
+    unpacked = scratch_dir / "unpacked"
+    subprocess.run(["dpkg", "-x", str(debs[0]), str(unpacked)], check=True, capture_output=True, timeout=300)
+    return unpacked
+
+
 def refresh_guest_modules(info: KernelInfo, progress: Callable[[str], None] = lambda message: None) -> bool:
     """Re-cache a cached kernel's modules when GUEST_MODULES grew since it was fetched; True if done.
 
@@ -229,14 +235,7 @@ def refresh_guest_modules(info: KernelInfo, progress: Callable[[str], None] = la
     progress(f"fetching {package} again to cache more guest modules ({', '.join(GUEST_MODULES)})")
     with tempfile.TemporaryDirectory(prefix="modules-", dir=entry.parent) as scratch:
         scratch_dir = Path(scratch)
-        result = subprocess.run(["apt-get", "download", "-q", package], cwd=scratch_dir, capture_output=True,
-                                text=True, timeout=600, check=False)
-        debs = list(scratch_dir.glob("*.deb"))
-        if result.returncode != 0 or not debs:
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise KernelError(f"apt-get download {package} failed: {last}")
-        unpacked = scratch_dir / "unpacked"
-        subprocess.run(["dpkg", "-x", str(debs[0]), str(unpacked)], check=True, capture_output=True, timeout=300)
+        unpacked = _download_and_unpack(package, scratch_dir)
         fresh = scratch_dir / "modules"
         fresh.mkdir()
         keep_modules(_package_modules_dir(unpacked, info.version), fresh, GUEST_MODULES)

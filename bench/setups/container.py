@@ -8,6 +8,7 @@ published port (bridge) the proxy is the docker-proxy that forwards it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -307,62 +308,64 @@ class ContainerSetup(Setup):
         return re.sub(r"[^a-zA-Z0-9_.-]", "-", name)
 
 
+@contextlib.contextmanager
+def _client_if_daemon(timeout_s: int):
+    """A Docker client when the SDK is installed and a daemon answers, else None; always closed."""
+    try:
+        docker = _docker()
+    except ImportError:
+        yield None
+        return
+    if not _daemon_answers(docker):
+        yield None
+        return
+    client = docker.from_env(timeout=timeout_s)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _runner_gone(container) -> bool:
+    return not psutil.pid_exists(int(container.labels.get(PID_LABEL, "0") or 0))
+
+
 def prune_images() -> list[str]:
     """Remove layerbench/app images built from older inputs (about 30 MB each); the tags removed."""
     from bench.images.docker_image import REPOSITORY, remove_images
     from bench.images.rootfs import rootfs_digest
 
-    try:
-        docker = _docker()
-    except ImportError:
-        return []
-    if not _daemon_answers(docker):
-        return []
-    client = docker.from_env(timeout=30)
-    try:
+    with _client_if_daemon(30) as client:
+        if client is None:
+            return []
         return [f"image {tag}" for tag in remove_images(client, keep=(f"{REPOSITORY}:{rootfs_digest()}",))]
-    finally:
-        client.close()
 
 
 def find_leftovers() -> list[str]:
     """Containers labelled layerbench whose runner process is gone."""
-    try:
-        docker = _docker()
-    except ImportError:
-        return []
-    if not _daemon_answers(docker):
-        return []
-    client = docker.from_env(timeout=10)
-    try:
-        containers = client.containers.list(all=True, filters={"label": LABEL})
-        return [f"container {container.name}" for container in containers
-                if not psutil.pid_exists(int(container.labels.get(PID_LABEL, "0") or 0))]
-    except Exception:
-        return []
-    finally:
-        client.close()
+    with _client_if_daemon(10) as client:
+        if client is None:
+            return []
+        try:
+            containers = client.containers.list(all=True, filters={"label": LABEL})
+        except Exception:  # the daemon went away meanwhile
+            return []
+        return [f"container {container.name}" for container in containers if _runner_gone(container)]
 
 
 def clean_leftovers(run_id: str | None = None) -> list[str]:
     """Remove containers labelled layerbench whose runner is gone (or all of one run's); the names removed."""
-    try:
-        docker = _docker()
-    except ImportError:
-        return []
-    if not _daemon_answers(docker):  # no daemon: nothing of ours can be running there
-        return []
     label = f"{RUN_LABEL}={run_id}" if run_id is not None else LABEL
-    client = docker.from_env(timeout=10)
-    try:
-        containers = client.containers.list(all=True, filters={"label": label})
-        if run_id is None:  # everything of runs that are over; a run still going keeps its containers
-            containers = [c for c in containers if not psutil.pid_exists(int(c.labels.get(PID_LABEL, "0") or 0))]
-        return [container.name for container in containers if _remove_quietly(container)]
-    except Exception:  # the daemon went away meanwhile
-        return []
-    finally:
-        client.close()
+    with _client_if_daemon(10) as client:
+        if client is None:  # no daemon: nothing of ours can be running there
+            return []
+        try:
+            containers = client.containers.list(all=True, filters={"label": label})
+            if run_id is None:  # everything of runs that are over; a run still going keeps its containers
+                containers = [c for c in containers if _runner_gone(c)]
+            return [container.name for container in containers if _remove_quietly(container)]
+        except Exception:  # the daemon went away meanwhile
+            return []
 
 
 # ---- attribution -----------------------------------------------------------------------------
