@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Callable
 
 from bench.images.rootfs import APP_DIR, NOBODY_ID, PACKAGE_PARENT, Rootfs, app_argv, build_rootfs, rootfs_digest
+from bench.setups.base import APP_PORT_IN_GUEST
 
 REPOSITORY = "layerbench/app"
 LABELS = {"layerbench": "1"}
-APP_PORT = 8080  # the port the image's CMD listens on (== base.APP_PORT_IN_GUEST)
+APP_PORT = APP_PORT_IN_GUEST  # the port the image's CMD listens on
 BASE_IMAGE_PYTHON = "/usr/local/bin/python3"  # where the official python:3.x-slim images keep it
 
 

@@ -62,11 +62,16 @@ class Rootfs:
         return app_argv(self.python, host, port)
 
 
-def app_argv(python: str, host: str, port: int) -> list[str]:
-    """The argv that runs the app (installed under APP_DIR) with this interpreter on host:port."""
-    # Same flags as the bare setup (-I -S: no site, no PYTHON* env), so all layers import alike.
-    return [python, "-I", "-S", "-c",
-            f"import sys; sys.path.insert(0, {APP_DIR!r}); from bench.app.server import main; sys.exit(main())",
+APP_SIGNATURE = "from bench.app.server import main"  # in every app's command line, in every layer
+
+
+def app_argv(python: str, host: str, port: int, app_dir: str = APP_DIR) -> list[str]:
+    """The argv that runs the app found under app_dir with this interpreter on host:port.
+
+    One definition for every layer (the bare setup passes the host's folder): -I -S mean no site
+    and no PYTHON* environment, so the app imports exactly the same modules everywhere.
+    """
+    return [python, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {app_dir!r}); {APP_SIGNATURE}; sys.exit(main())",
             "--host", host, "--port", str(port)]
 
 

@@ -11,22 +11,15 @@ from pathlib import Path
 
 import psutil
 
+from bench.images.rootfs import APP_SIGNATURE, PACKAGE_PARENT, app_argv
 from bench.netutil import free_port
 from bench.setups import register
 from bench.setups.base import ROLE_APP, Instance, RoleProcess, Setup, SetupError, die_with_parent
 
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder holding bench/
-APP_SIGNATURE = "from bench.app.server import main"  # in every bare app's command line
-
 
 def app_command(host: str, port: int) -> list[str]:
-    """The command that runs the app with this very interpreter and no site-packages."""
-    # -I: isolated mode (no user site, no PYTHON* env), -S: no site import, so the bare app
-    # imports exactly what it does in the scratch image and the initramfs.
-    return [sys.executable, "-I", "-S", "-c",
-            f"import sys; sys.path.insert(0, {str(PACKAGE_PARENT)!r}); "
-            f"{APP_SIGNATURE}; sys.exit(main())",
-            "--host", host, "--port", str(port)]
+    """The command that runs the app with this very interpreter, from this checkout."""
+    return app_argv(sys.executable, host, port, app_dir=str(PACKAGE_PARENT))
 
 
 @register
