@@ -150,6 +150,12 @@ class Setup(abc.ABC):
         """Extra words for an error when the app never became ready (e.g. a log tail)."""
         return ""
 
+    def _before_polling(self, instance: Instance, deadline_s: float) -> None:
+        """Optional: wait for a cheaper sign of life before /health is polled (a VM's console line)."""
+
+    def _after_ready(self, instance: Instance) -> None:
+        """Optional: refine the phases or facts once the first 200 arrived (split first_200_s)."""
+
     # ---- the lifecycle, in one place ---------------------------------------------------
 
     @contextlib.contextmanager
@@ -162,8 +168,11 @@ class Setup(abc.ABC):
         try:
             instance = self._launch()
             began = time.perf_counter()
-            wait_until_ready(instance, self.ready_deadline_s, on_fail=lambda: self.diagnose(instance))
+            self._before_polling(instance, self.ready_deadline_s)
+            remaining_s = max(2.0, self.ready_deadline_s - (time.perf_counter() - began))
+            wait_until_ready(instance, remaining_s, on_fail=lambda: self.diagnose(instance))
             instance.phases["first_200_s"] = time.perf_counter() - began
+            self._after_ready(instance)
             with contextlib.suppress(Exception):
                 instance.processes()  # discover once now: setups pin helper processes when they find them
             yield instance

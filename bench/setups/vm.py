@@ -50,7 +50,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import psutil
 from pydantic import Field
@@ -60,7 +60,7 @@ from bench.images.kernel import KernelError, KernelInfo, cache_root, find_kernel
 from bench.netutil import free_port, port_in_use
 from bench.setups import register
 from bench.setups.base import (APP_PORT_IN_GUEST, ROLE_HYPERVISOR, Instance, Options, RoleProcess, Setup,
-                               SetupError, die_with_parent, wait_until_ready)
+                               SetupError, die_with_parent)
 
 QEMU = "qemu-system-x86_64"
 NAME_PREFIX = "layerbench-vm-"  # QEMU's -name: how clean_leftovers recognizes our VMs
@@ -591,37 +591,26 @@ class VMSetup(Setup):
         }
         return Instance(port=port, processes=processes, phases={"launch_s": launch_s}, facts=facts, handle=qemu)
 
-    @contextlib.contextmanager
-    def running(self) -> Iterator[Instance]:
-        """The base lifecycle plus one VM step: wait for the app's line on the serial console
-        before polling /health.
+    def _before_polling(self, instance: Instance, deadline_s: float) -> None:
+        """Wait for the app's line on the serial console before /health is polled.
 
-        Why: until the guest listens, a connection to QEMU's port forward is accepted on the host
-        and then hangs for the whole HTTP timeout of the readiness poll (2 s), which quantized
-        the first 200 to ~2 s steps. `first_200_s` is then split with the console markers into
-        kernel_to_init_s (QEMU + firmware + guest kernel, up to /init), init_to_app_s (modules,
-        network, interpreter, imports) and first_200_s (the rest: the forwarded port answering);
-        with launch_s they sum to launch -> first 200, nothing counted twice.
+        Until the guest listens, a connection to QEMU's port forward is accepted on the host and
+        then hangs until the poll's HTTP timeout, which would quantize the first 200.
         """
-        instance: Instance | None = None
-        try:
-            instance = self._launch()
-            began = time.perf_counter()
+        qemu: _Qemu = instance.handle  # type: ignore[assignment]
+        qemu.serial.wait_for(initramfs_module.MARKER_APP, deadline_s, qemu.popen)
+
+    def _after_ready(self, instance: Instance) -> None:
+        """Split first_200_s with the console markers into kernel_to_init_s (QEMU + guest kernel, up
+        to /init), init_to_app_s (modules, network, interpreter, imports) and first_200_s (the
+        rest: the forwarded port answering); with launch_s they sum to launch -> first 200."""
+        _split_phases(instance)
+        if self.options.release_boot_files:  # type: ignore[attr-defined]
             qemu: _Qemu = instance.handle  # type: ignore[assignment]
-            qemu.serial.wait_for(initramfs_module.MARKER_APP, self.ready_deadline_s, qemu.popen)
-            remaining_s = max(2.0, self.ready_deadline_s - (time.perf_counter() - began))
-            wait_until_ready(instance, remaining_s, on_fail=lambda: self.diagnose(instance))
-            instance.phases["first_200_s"] = time.perf_counter() - began
-            _split_phases(instance)
             plan = self._plan
             assert plan is not None
-            if self.options.release_boot_files:  # type: ignore[attr-defined]
-                instance.facts["boot_files_paged_out_bytes"] = page_out_boot_files(
-                    qemu.popen.pid, [plan.boot_image, plan.initramfs.path])
-            yield instance
-        finally:
-            if instance is not None:
-                self._terminate(instance)
+            instance.facts["boot_files_paged_out_bytes"] = page_out_boot_files(
+                qemu.popen.pid, [plan.boot_image, plan.initramfs.path])
 
     def _terminate(self, instance: Instance) -> None:
         qemu: _Qemu = instance.handle  # type: ignore[assignment]
