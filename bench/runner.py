@@ -45,8 +45,12 @@ class Event:
 ProgressFn = Callable[[Event], None]
 
 
-class RunInterrupted(Exception):
-    """SIGTERM arrived; raised in the main thread so cleanup runs as for Ctrl-C."""
+class RunInterrupted(KeyboardInterrupt):
+    """SIGTERM arrived; raised in the main thread so cleanup runs as for Ctrl-C.
+
+    A KeyboardInterrupt: raised inside an asyncio callback of the load generator, any other
+    exception (BaseException included) is caught and logged by the event loop, and the run went on.
+    """
 
 
 @dataclass

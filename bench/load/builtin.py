@@ -236,9 +236,10 @@ async def _connection_loop(client: _Client, number: int, start_ns: int) -> None:
             await asyncio.sleep(0.01)
 
 
-async def _drive(port: int, spec: LoadSpec) -> LoadResult:
+async def _drive(port: int, spec: LoadSpec, clients: list["_Client"]) -> LoadResult:
     recorder = _Recorder()
     client = _Client(port, spec, recorder)
+    clients.append(client)  # so run_load can close its sockets if an interrupt unwinds the loop
     start_ns = time.perf_counter_ns()
     tasks = [asyncio.ensure_future(_connection_loop(client, n, start_ns)) for n in range(spec.connections)]
     await asyncio.sleep(spec.warmup_s)
@@ -277,5 +278,13 @@ def run_load(port: int, spec: LoadSpec) -> LoadResult:
         raise ValueError("open-loop load needs a rate_rps > 0")
     if spec.connections < 1:
         raise ValueError("connections must be at least 1")
+    clients: list[_Client] = []
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-        return runner.run(_drive(port, spec))
+        try:
+            return runner.run(_drive(port, spec, clients))
+        finally:
+            # After a normal end this is a no-op; after Ctrl-C/SIGTERM it closes the sockets
+            # (the runner's close, which follows, lets the loop finish closing them).
+            for client in clients:
+                for connection in client.connections:
+                    connection.transport.abort()

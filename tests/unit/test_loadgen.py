@@ -54,3 +54,19 @@ def test_refused_connections_are_counted():
 def test_bad_specs_are_refused(spec):
     with pytest.raises(ValueError):
         run_load(1, spec)
+
+
+def test_sigterm_during_load_interrupts_the_run(app_server):
+    """The runner's SIGTERM handler raises inside the event loop; the loop must not swallow it."""
+    import os
+    import signal
+    import threading
+
+    from bench.runner import RunInterrupted, _sigterm_as_interrupt
+
+    timer = threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGTERM))
+    with _sigterm_as_interrupt():
+        timer.start()
+        with pytest.raises(RunInterrupted):
+            run_load(app_server, LoadSpec(path="/hello", connections=2, duration_s=5.0, warmup_s=0.0))
+    timer.join()
