@@ -1,12 +1,12 @@
 """The `bench` command: a thin Typer layer that parses, calls the core, and renders.
 
-Every command maps our error types to an exit code (ExitStatus) and one red line; no
-traceback reaches a user for a problem they can fix.
+Errors become exit codes in one place (`guarded`): every LayerbenchError prints its lines in red
+and exits with its status; no traceback reaches a user for a problem they can fix.
 """
 
 from __future__ import annotations
 
-import enum
+import functools
 import json
 import shutil
 import sys
@@ -15,14 +15,12 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from bench import results as results_store
 from bench import scenario as scenarios
-from bench import setups
-from bench.results import ResultsError
-from bench.scenario import ScenarioError
-from bench.setups.base import SetupError
+from bench.errors import ExitStatus, Interrupted, LayerbenchError, ResultsError
+from bench.terminal import safe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="layerbench: what does each virtualization layer cost? The same app runs as a bare "
@@ -34,24 +32,59 @@ errors = Console(stderr=True, highlight=False)
 DEFAULT_RESULTS = Path("results")
 
 
-class ExitStatus(enum.IntEnum):
-    OK = 0
-    ERROR = 1  # a problem the message explains (bad input, missing engine, unreadable results)
-    INCOMPLETE = 3  # the run finished but some trials failed
-    INTERRUPTED = 130  # Ctrl-C or SIGTERM; results measured so far are kept
+def _print_error(line: str) -> None:
+    # soft_wrap: one line, even when piped; safe(): user text is never markup
+    errors.print(Text("error: ", style="red").append(safe(line)), soft_wrap=True)
 
 
-def fail(message: str, status: ExitStatus = ExitStatus.ERROR) -> typer.Exit:
-    # escape: user text like "[/x]" must not break rich markup; soft_wrap: one line, even when piped
-    errors.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(int(status))
+def guarded(command):
+    """Map errors to exit codes for one command: the one place that decides how `bench` exits."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except LayerbenchError as error:
+            for line in error.lines:
+                _print_error(line)
+            raise typer.Exit(int(error.exit_status)) from None
+        except KeyboardInterrupt:
+            _print_error("interrupted")
+            raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+        except OSError as error:  # the disk or the permissions: name the file, no traceback
+            where = f" ({error.filename})" if error.filename else ""
+            _print_error(f"{error.strerror or error}{where}")
+            raise typer.Exit(int(ExitStatus.ERROR)) from None
+    return wrapper
 
 
-def _csv(value: Optional[str]) -> list[str] | None:
-    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+def _csv(flag: str, value: Optional[str]) -> list[str] | None:
+    if value is None:
+        return None
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not parts:  # "--setups ," must not silently mean "all of them"
+        raise LayerbenchError(f"{flag} names nothing; give a comma-separated list")
+    return parts
+
+
+def _chosen_scenario(name: str | None, setup_names: list[str] | None, workload_names: list[str] | None,
+                     vm_options: dict, **fields) -> scenarios.Scenario:
+    if name is None:
+        from bench.setups import registry
+
+        chosen = scenarios.from_flags(setup_names or registry.names(),
+                                      workload_names or list(scenarios.DEFAULT_WORKLOADS), **fields)
+    else:
+        overrides = dict(fields)
+        if setup_names:
+            overrides["setups"] = setup_names
+        if workload_names:
+            overrides["workloads"] = workload_names
+        chosen = scenarios.apply_overrides(scenarios.load_scenario(name), **overrides)
+    return scenarios.with_option_everywhere(chosen, vm_options) if vm_options else chosen
 
 
 @app.command()
+@guarded
 def run(
     scenario: Optional[str] = typer.Argument(None, help="A shipped scenario name (see: bench scenarios) or a "
                                              "YAML file. Without it: every available setup, workloads hello,cpu."),
@@ -67,46 +100,38 @@ def run(
     out: Path = typer.Option(DEFAULT_RESULTS, "--out", help="Folder that receives the run folder."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
     narrate: bool = typer.Option(False, "--narrate", help="Explain each layer as its first trial starts."),
-    kernel: Optional[Path] = typer.Option(None, "--kernel", help="Guest kernel (bzImage) for vm setups; default: "
-                                          "Debian's cloud kernel, fetched once with apt-get download."),
-    accel: Optional[str] = typer.Option(None, "--accel", help="vm accelerator: auto (probe KVM, else TCG), kvm, tcg."),
+    kernel: Optional[Path] = typer.Option(None, "--kernel", help="Guest kernel (bzImage) for every setup that "
+                                          "boots one (vm); default: Debian's cloud kernel, fetched once."),
+    accel: Optional[str] = typer.Option(None, "--accel", help="Accelerator for every setup that boots a kernel: "
+                                        "auto (probe KVM, else TCG), kvm, tcg."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish an interrupted run (id or folder) with "
                                          "its own settings; other flags are ignored."),
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved."""
-    from bench.runner import RunInterrupted, resume_run, run_scenario
-    from bench.render import ProgressView, print_summary
-    from bench.summary import summarize
-
-    resume_dir = None
-    try:
-        if resume is not None:
-            resume_dir = results_store.resolve_run(resume, out)
-            chosen = scenarios.Scenario.model_validate(results_store.load_run(resume_dir).scenario)
-        else:
-            for flag, value in (("--setups", setups_flag), ("--workloads", workloads)):
-                if value is not None and not _csv(value):  # "--setups ," must not silently mean "all of them"
-                    raise fail(f"{flag} names nothing; give a comma-separated list")
-            chosen = _chosen_scenario(scenario, _csv(setups_flag), _csv(workloads), duration=duration,
-                                      warmup=warmup, connections=connections, repeat=repeat)
-            vm_options = {k: v for k, v in (("kernel", str(kernel) if kernel else None), ("accel", accel)) if v}
-            if vm_options:
-                chosen = scenarios.with_setup_options(chosen, "vm", vm_options)
-    except ScenarioError as error:
-        for problem in error.problems:
-            errors.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
-        raise typer.Exit(int(ExitStatus.ERROR)) from None
-    except (SetupError, ResultsError) as error:
-        raise fail(str(error)) from None
-    except ValueError as error:  # a stored scenario that no longer validates
-        raise fail(f"cannot resume: {error}") from None
+    if resume is not None:
+        resume_dir = results_store.resolve_run(resume, out)
+        chosen = scenarios.Scenario.model_validate(results_store.load_run(resume_dir).scenario)
+    else:
+        resume_dir = None
+        vm_options = {k: v for k, v in (("kernel", str(kernel) if kernel else None), ("accel", accel)) if v}
+        chosen = _chosen_scenario(scenario, _csv("--setups", setups_flag), _csv("--workloads", workloads),
+                                  vm_options, duration=duration, warmup=warmup, connections=connections,
+                                  repeat=repeat)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise fail(f"cannot create results folder {out}: {error.strerror or error}") from None
-    console.print(f"[bold]{escape(chosen.name)}[/]: {escape(chosen.description)}" if chosen.description
-                  else escape(chosen.name))
+        raise ResultsError(f"cannot create results folder {out}: {error.strerror or error}") from None
+    console.print(safe(chosen.name, "bold").append(safe(f": {chosen.description}" if chosen.description else "")))
     _warn_leftovers()
+    run_dir = _execute(chosen, out, resume_dir, narrate)
+    _finish(run_dir, report)
+
+
+def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool) -> Path:
+    """Run (or resume) with a progress view; Interrupted naming where the measured trials are."""
+    from bench.progress import ProgressView
+    from bench.runner import resume_run, run_scenario
+
     run_dir = None
     try:
         with ProgressView(console, narrate=narrate) as view:
@@ -117,23 +142,25 @@ def run(
                 view(event)
 
             if resume_dir is not None:
-                run_dir = resume_run(resume_dir, progress)
-            else:
-                run_dir = run_scenario(chosen, out, progress, command_line=["bench", *sys.argv[1:]])
-    except (KeyboardInterrupt, RunInterrupted):
+                return resume_run(resume_dir, progress)
+            return run_scenario(chosen, out, progress, command_line=["bench", *sys.argv[1:]])
+    except KeyboardInterrupt:  # RunInterrupted (SIGTERM) is one too
         where = f"; the trials measured so far are in {run_dir}" if run_dir else ""
-        raise fail(f"interrupted{where}", ExitStatus.INTERRUPTED) from None
-    except (SetupError, ResultsError) as error:
-        raise fail(str(error)) from None
+        raise Interrupted(f"interrupted{where}") from None
     except OSError as error:
-        raise fail(f"cannot write results: {error}") from None
-    record = results_store.load_run(run_dir)
-    summary = summarize(record)
-    print_summary(console, summary)
+        raise ResultsError(f"cannot write results: {error}") from None
+
+
+def _finish(run_dir: Path, report: bool) -> None:
+    from bench.model import Run
+    from bench.terminal import print_run
+
+    measured = Run.load(run_dir)
+    print_run(console, measured)
     if report:
         _write_report(run_dir)
-    console.print(f"results: {run_dir}")
-    if any(trial.status == "failed" for trial in record.trials):
+    console.print(safe(f"results: {run_dir}"))
+    if any(trial.status == "failed" for trial in measured.record.trials):
         raise typer.Exit(int(ExitStatus.INCOMPLETE))
 
 
@@ -142,38 +169,24 @@ def _warn_leftovers() -> None:
 
     found = leftovers.find()
     if found:
-        errors.print(f"[yellow]warning:[/] {len(found)} leftover(s) from an earlier run are still running "
-                     f"({', '.join(found[:3])}{', ...' if len(found) > 3 else ''}); they skew measurements: "
-                     f"bench clean")
-
-
-def _chosen_scenario(name: str | None, setup_names: list[str] | None, workload_names: list[str] | None, **fields):
-    if name is None:
-        return scenarios.from_flags(setup_names or setups.names(), workload_names or list(scenarios.DEFAULT_WORKLOADS),
-                                    **fields)
-    chosen = scenarios.load_scenario(name)
-    overrides = dict(fields)
-    if setup_names:
-        overrides["setups"] = setup_names
-    if workload_names:
-        overrides["workloads"] = workload_names
-    return scenarios.apply_overrides(chosen, **overrides)
+        errors.print(Text("warning: ", style="yellow").append(safe(
+            f"{len(found)} leftover(s) from an earlier run are still running ({', '.join(found[:3])}"
+            f"{', ...' if len(found) > 3 else ''}); they skew measurements: bench clean")))
 
 
 def _write_report(run_dir: Path) -> None:
-    try:
-        from bench.report import write_report
-    except ImportError:
-        return  # the report module is optional until it lands
+    from bench.report import write_report
+
     try:
         path = write_report(run_dir)
     except Exception as error:  # a report problem must never hide the measured results
-        errors.print(f"[yellow]warning:[/] report not written: {escape(str(error))}")
+        errors.print(Text("warning: ", style="yellow").append(safe(f"report not written: {error}")))
         return
-    console.print(f"report: {path}")
+    console.print(safe(f"report: {path}"))
 
 
 @app.command()
+@guarded
 def demo(
     fast: bool = typer.Option(False, "--fast", help="Run the short 'quick' scenario instead of 'classroom'."),
     open_report: bool = typer.Option(False, "--open", help="Open the report in a browser when one exists."),
@@ -181,10 +194,10 @@ def demo(
 ) -> None:
     """The classroom demo: each layer in turn, narrated, ending with the report's path."""
     name = "quick" if fast or "classroom" not in scenarios.shipped() else "classroom"
-    console.print("[bold]layerbench demo[/]: the same web app, the same Python, three ways to run it. "
-                  "Watch what each layer adds.")
-    run(scenario=name, setups_flag=None, workloads=None, duration=None, warmup=None, connections=None, repeat=None,
-        out=out, report=True, narrate=True, kernel=None, accel=None, resume=None)
+    console.print(Text("layerbench demo", style="bold").append(": the same web app, the same Python, three ways "
+                                                               "to run it. Watch what each layer adds."))
+    run.__wrapped__(scenario=name, setups_flag=None, workloads=None, duration=None, warmup=None, connections=None,
+                    repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None, resume=None)
     if open_report:
         import webbrowser
 
@@ -194,85 +207,89 @@ def demo(
 
 
 @app.command()
+@guarded
 def show(
     run_id: str = typer.Argument("latest", help="Run id, run folder, or 'latest'."),
     format: str = typer.Option("table", "--format", help="table or json (a stable contract for other tools)."),
     results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
 ) -> None:
     """Show a stored run's summary (medians, intervals, overhead ratios)."""
-    from bench.render import print_summary
+    from bench.model import Run
     from bench.summary import summarize
+    from bench.terminal import print_run
 
     if format not in ("table", "json"):
-        raise fail(f"--format must be table or json, not {format!r}")
-    try:
-        record = results_store.load_run(results_store.resolve_run(run_id, results_dir))
-    except ResultsError as error:
-        raise fail(str(error)) from None
-    summary = summarize(record)
+        raise LayerbenchError(f"--format must be table or json, not {format!r}")
+    stored = Run.load(results_store.resolve_run(run_id, results_dir))
     if format == "json":
-        print(json.dumps(summary, indent=1, default=str))
+        print(json.dumps(summarize(stored), indent=1, default=str, allow_nan=False))
     else:
-        print_summary(console, summary)
+        print_run(console, stored)
 
 
 @app.command("list")
+@guarded
 def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored.")) -> None:
-    """List stored runs: date, scenario, setups, status."""
+    """List stored runs: date, scenario, setups, status, and one figure that says what each found."""
+    from bench.model import Run
+
     runs = results_store.list_runs(results_dir)
     if not runs:
-        console.print(f"no runs in {results_dir}")
+        console.print(safe(f"no runs in {results_dir}"))
         return
     unreadable = 0
     for run_dir in runs:
         try:
-            record = results_store.load_run(run_dir)
+            stored = Run.load(run_dir)
         except ResultsError as error:
-            console.print(f"{escape(run_dir.name)}  [red]unreadable[/]: {escape(str(error))}")
+            console.print(safe(run_dir.name).append("  ").append(safe("unreadable", "red")).append(safe(f": {error}")))
             unreadable += 1
             continue
+        record = stored.record
         setups_seen = ",".join(dict.fromkeys(t.setup for t in record.trials)) or "-"
-        console.print(escape(f"{record.run_id}  {record.created_at[:16]}  {record.scenario.get('name')}  "
-                             f"{setups_seen}  {len(record.ok_trials())}/{len(record.trials)} trials  "
-                             f"{record.effective_status()}  {_headline(record)}"))
+        console.print(safe(f"{record.run_id}  {record.created_at[:16]}  {record.scenario.get('name')}  "
+                           f"{setups_seen}  {len(record.ok_trials())}/{len(record.trials)} trials  "
+                           f"{record.effective_status()}  {_headline(stored)}"))
     if unreadable:  # listed anyway, but a script must see that some runs cannot be read
         raise typer.Exit(int(ExitStatus.ERROR))
 
 
-def _headline(record) -> str:
-    """The run's first throughput verdict (or bare's throughput): one figure that says what it found."""
-    from bench.summary import summarize
-
+def _headline(stored) -> str:
+    """The run's first throughput verdict (or the baseline's throughput): one figure for a listing."""
     try:
-        summary = summarize(record)
+        for row in stored.overhead:
+            if row.metric == "throughput_rps":
+                return f"{row.label} {row.workload}: {row.verdict.split(' (')[0]}"
+        for cell in stored.cells:
+            estimate = cell.estimate("throughput_rps")
+            if estimate is not None:
+                return f"{cell.label} {cell.workload}: {estimate.median:,.0f} req/s"
     except Exception:  # a listing must not fail on one odd run
         return ""
-    for row in summary["overhead"]:
-        if row["metric"] == "throughput_rps":
-            return f"{row['setup']} [{row['variant']}] {row['workload']}: {row['verdict'].split(' (')[0]}"
-    for row in summary["results"]:
-        if row["throughput_rps"]:
-            return f"{row['setup']} {row['workload']}: {row['throughput_rps']['median']:,.0f} req/s"
     return ""
 
 
 @app.command()
+@guarded
 def doctor() -> None:
     """Say which setups can run here and, for each missing piece, the command that fixes it."""
-    for name in setups.names():
-        cls = setups.get(name)
+    from bench.setups import registry
+
+    for cls in registry.classes():
         try:
             reason = cls.check()
         except Exception as error:  # doctor must report, not crash
             reason = f"check failed: {error}"
-        mark = "[green]ok[/]  " if reason is None else "[red]no[/]  "
-        console.print(f"{mark}{name:10} {cls.layer if reason is None else reason}")
-        for line in getattr(cls, "doctor_lines", lambda: [])():
-            console.print(f"      {line}", style="dim")
+        mark = Text("ok  ", style="green") if reason is None else Text("no  ", style="red")
+        console.print(mark.append(safe(f"{cls.name:10} {cls.stack if reason is None else reason}")))
+        for line in cls.doctor_lines():
+            console.print(safe(f"      {line}", "dim"))
+    for module, problem in registry.broken().items():
+        console.print(Text("no  ", style="red").append(safe(f"{module:10} setup module failed to load: {problem}")))
     for tool, fix in (("wrk", "apt-get install wrk"), ("chromium", "apt-get install chromium")):
         found = shutil.which(tool)
-        console.print(f"{'[green]ok[/]' if found else '[yellow]--[/]'}  {tool:10} "
-                      f"{found or 'optional, not installed: ' + fix}")
+        mark = Text("ok  ", style="green") if found else Text("--  ", style="yellow")
+        console.print(mark.append(safe(f"{tool:10} {found or 'optional, not installed: ' + fix}")))
 
 
 @app.command(name="app", context_settings={"allow_extra_args": False})
@@ -285,32 +302,32 @@ def run_app(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.O
 
 
 @app.command()
+@guarded
 def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftovers of this run id."),
           images: bool = typer.Option(False, "--images", help="Also remove container images built from older "
                                       "inputs (the current one is kept).")) -> None:
     """Remove containers and VMs left behind by a run that was killed."""
     from bench import leftovers
 
-    removed = leftovers.clean(run_id)
-    if images:
-        from bench.setups.container import prune_images
-
-        removed += prune_images()
-    console.print("\n".join(f"removed {item}" for item in removed) or "nothing to clean")
+    removed = leftovers.clean(run_id, caches=images)
+    console.print(safe("\n".join(f"removed {item}" for item in removed) or "nothing to clean"))
 
 
 @app.command(name="scenarios")
+@guarded
 def list_scenarios() -> None:
     """List the shipped scenarios and the question each one answers."""
     for name, path in scenarios.shipped().items():
         try:
             loaded = scenarios.load_scenario(str(path))
-            console.print(f"[bold]{escape(name)}[/]: {escape(loaded.description)}")
-        except ScenarioError as error:
-            console.print(f"[bold]{escape(name)}[/]: [red]invalid[/]: {escape(error.problems[0])}")
+            console.print(safe(name, "bold").append(safe(f": {loaded.description}")))
+        except scenarios.ScenarioError as error:
+            console.print(safe(name, "bold").append(": ").append(safe("invalid", "red"))
+                          .append(safe(f": {error.problems[0]}")))
 
 
 @app.command()
+@guarded
 def report(
     run_id: str = typer.Argument("latest", help="Run id, run folder, or 'latest'."),
     results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
@@ -320,14 +337,13 @@ def report(
 
     try:
         path = write_report(results_store.resolve_run(run_id, results_dir))
-    except ResultsError as error:
-        raise fail(str(error)) from None
     except OSError as error:
-        raise fail(f"cannot write the report: {error}") from None
-    console.print(f"report: {path}")
+        raise ResultsError(f"cannot write the report: {error}") from None
+    console.print(safe(f"report: {path}"))
 
 
 @app.command()
+@guarded
 def compare(
     runs: list[str] = typer.Argument(..., help="Two or more run ids or folders; ratios are to the first."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for compare.html and the chart "
@@ -335,21 +351,20 @@ def compare(
     results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
 ) -> None:
     """Compare stored runs cell by cell (ratio to the first run, with intervals); warn when they differ."""
-    from bench.compare import comparison_table, compare_runs, write_compare_report
+    from bench.compare import compare_runs, write_compare_report
+    from bench.terminal import comparison_table
 
+    run_dirs = [results_store.resolve_run(name, results_dir) for name in runs]
+    comparison = compare_runs(run_dirs)
+    target = out or results_dir / f"compare-{run_dirs[0].name}-vs-{run_dirs[-1].name}"
     try:
-        run_dirs = [results_store.resolve_run(name, results_dir) for name in runs]
-        comparison = compare_runs(run_dirs)
-        target = out or results_dir / f"compare-{run_dirs[0].name}-vs-{run_dirs[-1].name}"
-        path = write_compare_report(run_dirs, target)
-    except ResultsError as error:
-        raise fail(str(error)) from None
+        path = write_compare_report(comparison, target)
     except OSError as error:
-        raise fail(f"cannot write the comparison: {error}") from None
+        raise ResultsError(f"cannot write the comparison: {error}") from None
     console.print(comparison_table(comparison))
-    for warning in comparison["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}", markup=True, highlight=False)
-    console.print(f"page: {path}")
+    for caveat in comparison.caveats:
+        console.print(Text("warning: ", style="yellow").append(safe(caveat.text)))
+    console.print(safe(f"page: {path}"))
 
 
 def main() -> None:

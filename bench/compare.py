@@ -1,143 +1,168 @@
 """Compare stored runs: the same cell (setup, variant, workload) across runs, as a ratio of each
-run to the first with a bootstrap interval, and a warning whenever the runs are not comparable
-(different machine, pinning or scenario).
+run to the first with a 95% interval, and a caveat whenever the runs are not comparable
+(different machine, pinning or scenario, an unfinished run, a missing cell).
 """
 
 from __future__ import annotations
 
 import math
-import statistics
-import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import stats
+from bench.errors import ResultsError
 from bench.machine import COMPARABLE_FIELDS
-from bench.results import ResultsError, RunRecord, atomic_write, load_run
-from bench.summary import metric_values  # one definition of "a metric's per-trial values"
+from bench.model import Cell, Run, median_of, sub_seed
+from bench.results import atomic_write
+from bench.vocabulary import METRICS, NO_DIFFERENCE, Caveat, cell_label, label, verdict
 
 COMPARE_FILE = "compare.html"
 CHART_NAME = "compare"
 
 
-def _seed(base: int, *parts: str) -> int:
-    return (base + zlib.crc32("/".join(parts).encode())) % 2**32
+@dataclass(frozen=True)
+class Entry:
+    """One run's figure for a row: its median and, after the first run, its ratio to the first."""
+
+    run_id: str
+    repeats: int
+    median: float | None
+    ratio: stats.Estimate | None = None
+    verdict: str | None = None
 
 
-def _scenario_shape(record: RunRecord) -> dict:
+@dataclass(frozen=True)
+class Row:
+    """One metric of one cell across the runs."""
+
+    setup: str
+    variant: str
+    workload: str
+    metric: str
+    entries: list[Entry]
+
+    @property
+    def label(self) -> str:
+        return label(self.setup, self.variant)
+
+    @property
+    def changed(self) -> bool:
+        """True when some later run differs measurably from the first."""
+        return any(entry.verdict not in (None, NO_DIFFERENCE) for entry in self.entries[1:])
+
+
+@dataclass
+class Comparison:
+    runs: list[Run]
+    rows: list[Row]
+    caveats: list[Caveat]
+
+    @property
+    def baseline_run(self) -> str:
+        return self.runs[0].run_id
+
+    def colour(self, setup: str) -> str | None:
+        """A setup's hue, as the first run that describes it declared."""
+        return next((layer.colour for run in self.runs for layer in run.layers if layer.setup == setup), None)
+
+    def as_dict(self) -> dict:
+        """Plain data for the page and for JSON."""
+        return {
+            "runs": [{"run_id": run.run_id, "path": str(run.run_dir), "scenario": run.record.scenario.get("name"),
+                      "status": run.record.status, "created_at": run.record.created_at,
+                      "machine": {field: run.record.machine.get(field) for field in COMPARABLE_FIELDS},
+                      "pinning": run.record.pinning} for run in self.runs],
+            "baseline_run": self.baseline_run,
+            "confidence": stats.CONFIDENCE,
+            "rows": [{"setup": row.setup, "variant": row.variant, "workload": row.workload, "label": row.label,
+                      "metric": row.metric,
+                      "runs": [{"run_id": e.run_id, "repeats": e.repeats, "median": e.median,
+                                "ratio": e.ratio.as_dict() if e.ratio else None, "verdict": e.verdict}
+                               for e in row.entries]} for row in self.rows],
+            "warnings": [caveat.text for caveat in self.caveats],
+        }
+
+
+def _scenario_shape(run: Run) -> dict:
     """The scenario fields that change what is measured (not its name or description)."""
-    scenario = record.scenario or {}
-    keep = ("name", "description")
-    return {key: value for key, value in scenario.items() if key not in keep}
+    return {key: value for key, value in (run.record.scenario or {}).items() if key not in ("name", "description")}
 
 
-def _warnings(records: list[RunRecord]) -> list[str]:
-    first = records[0]
-    found = []
-    for other in records[1:]:
+def _caveats(runs: list[Run]) -> list[Caveat]:
+    first, found = runs[0], []
+    for other in runs[1:]:
         for field in COMPARABLE_FIELDS:
-            mine, theirs = first.machine.get(field), other.machine.get(field)
+            mine, theirs = first.record.machine.get(field), other.record.machine.get(field)
             if mine != theirs:
-                found.append(f"machine differs: {field} is {mine!r} in {first.run_id} but {theirs!r} in "
-                             f"{other.run_id}; differences may come from the machine, not the layers")
-        if first.pinning != other.pinning:
-            found.append(f"pinning differs: {first.pinning or 'none'} in {first.run_id} but "
-                         f"{other.pinning or 'none'} in {other.run_id}")
+                found.append(Caveat("machine", field, f"machine differs: {field} is {mine!r} in {first.run_id} but "
+                                    f"{theirs!r} in {other.run_id}; differences may come from the machine, not the "
+                                    f"layers"))
+        if first.record.pinning != other.record.pinning:
+            found.append(Caveat("pinning", "", f"pinning differs: {first.record.pinning or 'none'} in {first.run_id} "
+                                f"but {other.record.pinning or 'none'} in {other.run_id}"))
         if _scenario_shape(first) != _scenario_shape(other):
-            found.append(f"scenario differs: {first.scenario.get('name')!r} in {first.run_id} and "
-                         f"{other.scenario.get('name')!r} in {other.run_id} do not measure the same way "
-                         f"(workloads, durations, repeats or order)")
-        for record in (first, other):
-            if record.status != "complete":
-                found.append(f"run {record.run_id} is {record.status}: some cells may be missing")
+            found.append(Caveat("scenario", "", f"scenario differs: {first.record.scenario.get('name')!r} in "
+                                f"{first.run_id} and {other.record.scenario.get('name')!r} in {other.run_id} do not "
+                                f"measure the same way (workloads, durations, repeats or order)"))
+        for run in (first, other):
+            if run.record.status != "complete":
+                found.append(Caveat("incomplete", run.run_id, f"run {run.run_id} is {run.record.status}: some cells "
+                                    f"may be missing"))
     return list(dict.fromkeys(found))
 
 
-def _cells(record: RunRecord) -> dict[tuple[str, str, str], list]:
-    cells: dict[tuple[str, str, str], list] = {}
-    for trial in record.ok_trials():
-        cells.setdefault((trial.setup, trial.variant, trial.workload), []).append(trial)
-    return cells
+def _entries(runs: list[Run], key: tuple[str, str, str], metric: str) -> list[Entry]:
+    base_cell = runs[0].cell(*key)
+    base = base_cell.values(metric) if base_cell else []
+    entries = []
+    for run in runs:
+        cell: Cell | None = run.cell(*key)
+        values = cell.values(metric) if cell else []
+        entry = Entry(run.run_id, len(values), median_of(values))
+        if run is not runs[0] and values and base:
+            ratio = stats.ratio_ci(values, base, sub_seed(runs[0].seed, *key, metric, run.run_id))
+            if math.isfinite(ratio.median):
+                entry = Entry(run.run_id, len(values), entry.median, ratio, verdict(metric, ratio))
+        entries.append(entry)
+    return entries
 
 
-def compare_runs(run_dirs: list[Path]) -> dict:
+def compare(runs: list[Run]) -> Comparison:
     """Match cells by (setup, variant, workload) across runs; per metric, each run's median and its
-    ratio to the first run with a 95% interval. ResultsError when fewer than two runs load."""
-    if len(run_dirs) < 2:
+    ratio to the first run with a 95% interval. ResultsError when fewer than two runs are given."""
+    if len(runs) < 2:
         raise ResultsError("compare needs at least two runs")
-    records = [load_run(Path(run_dir)) for run_dir in run_dirs]
-    per_run = [_cells(record) for record in records]
-    keys = list(dict.fromkeys(key for cells in per_run for key in cells))
-    keys.sort(key=lambda key: key[0] != "bare")  # bare first, the rest as they first appear
+    baseline_first = sorted((cell for run in runs for cell in run.cells),
+                            key=lambda cell: cell.setup != runs[0].baseline)
+    keys = list(dict.fromkeys(cell.key for cell in baseline_first))
     rows = []
     for key in keys:
-        base_values = metric_values(per_run[0].get(key, []))
-        for metric in stats.METRIC_WORDS:
-            entries = []
-            for record, cells in zip(records, per_run):
-                values = metric_values(cells.get(key, []))[metric]
-                median = float(statistics.median(values)) if values else None
-                entry = {"run_id": record.run_id, "repeats": len(values), "median": median, "ratio": None,
-                         "verdict": None}
-                if record is not records[0] and values and base_values[metric]:
-                    ratio = stats.ratio_ci(values, base_values[metric], _seed(records[0].seed, *key, metric,
-                                                                               record.run_id))
-                    if math.isfinite(ratio.median):
-                        entry["ratio"] = ratio.as_dict()
-                        entry["verdict"] = stats.verdict(metric, ratio)
-                entries.append(entry)
-            if any(entry["median"] is not None for entry in entries):
-                rows.append({"setup": key[0], "variant": key[1], "workload": key[2], "metric": metric,
-                             "runs": entries})
-    missing = [f"{key[0]} ({key[1]}) / {key[2]} is missing from {record.run_id}"
-               for key in keys for record, cells in zip(records, per_run) if key not in cells]
-    return {
-        "runs": [{"run_id": r.run_id, "path": str(d), "scenario": r.scenario.get("name"), "status": r.status,
-                  "created_at": r.created_at, "machine": {f: r.machine.get(f) for f in COMPARABLE_FIELDS},
-                  "pinning": r.pinning} for r, d in zip(records, run_dirs)],
-        "baseline_run": records[0].run_id,
-        "confidence": stats.CONFIDENCE,
-        "rows": rows,
-        "warnings": _warnings(records) + missing,
-    }
+        for metric in METRICS:
+            entries = _entries(runs, key, metric)
+            if any(entry.median is not None for entry in entries):
+                rows.append(Row(*key, metric, entries))
+    missing = [Caveat("missing", cell_label(*key), f"{cell_label(*key)} is missing from {run.run_id}")
+               for key in keys for run in runs if run.cell(*key) is None]
+    return Comparison(runs, rows, _caveats(runs) + missing)
 
 
-def comparison_table(comparison: dict):
-    """A rich Table of a comparison (belongs with the other tables in render.py; here until it moves)."""
-    from rich.table import Table
-
-    from bench.report import fmt, interval
-
-    runs = comparison["runs"]
-    caption = "; ".join(f"run {index + 1} = {run['run_id']}" for index, run in enumerate(runs))
-    table = Table(title="compared runs: median, and ratio to run 1 [95% interval]", caption=caption,
-                  title_justify="left")
-    for column in ("setup", "workload", "metric"):
-        table.add_column(column)
-    for index in range(len(runs)):
-        table.add_column(f"run {index + 1}", justify="right")
-    for row in comparison["rows"]:
-        label = row["setup"] if row["variant"] == "default" else f"{row['setup']} ({row['variant']})"
-        cells = [fmt(row["runs"][0]["median"])]
-        for entry in row["runs"][1:]:
-            cells.append(f"{fmt(entry['median'])} ×{interval(entry['ratio'], 2)}" if entry["ratio"]
-                         else fmt(entry["median"]))
-        table.add_row(label, row["workload"], row["metric"], *cells,
-                      style="yellow" if any(e["verdict"] not in (None, "no measurable difference")
-                                            for e in row["runs"][1:]) else None)
-    return table
+def compare_runs(run_dirs: list[Path]) -> Comparison:
+    """Load the run folders and compare them (ratios to the first)."""
+    if len(run_dirs) < 2:
+        raise ResultsError("compare needs at least two runs")
+    return compare([Run.load(Path(run_dir)) for run_dir in run_dirs])
 
 
-def write_compare_report(run_dirs: list[Path], out_dir: Path) -> Path:
+def write_compare_report(comparison: Comparison, out_dir: Path) -> Path:
     """Write `out_dir`/compare.png|svg (ratios to the first run) and `out_dir`/compare.html; the page's path."""
     from bench.plots.compare import compare_chart
     from bench.report import embed_png, environment
 
-    comparison = compare_runs(run_dirs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     chart = compare_chart(comparison, out_dir, CHART_NAME)
     html = environment().get_template("compare.html").render(
-        comparison=comparison, chart=embed_png(chart[0]) if chart else None)
+        comparison=comparison.as_dict(), chart=embed_png(chart[0]) if chart else None)
     path = out_dir / COMPARE_FILE
     atomic_write(path, html.encode("utf-8"))
     path.chmod(0o644)

@@ -6,6 +6,9 @@
 
 Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for every change):
     1  first format.
+    2  `layers`: what each setup variant is, stored by the run (label parts, stack, explanation,
+       caveats, colour, order, baseline, roles), so every output reads it from the results and
+       none needs the setup modules. v1 runs get the descriptions v1's setups had (data/layers_v1.json).
 """
 
 from __future__ import annotations
@@ -21,12 +24,13 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-FORMAT_VERSION = 1
+from bench.errors import ResultsError
+
+FORMAT_VERSION = 2
 RUN_FILE = "run.json"
+_V1_LAYERS = Path(__file__).parent / "data" / "layers_v1.json"
 
-
-class ResultsError(Exception):
-    """A run folder that cannot be read or written; the message names the file."""
+__all__ = ["FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "load_run", "save_run"]
 
 
 class _Model(BaseModel):
@@ -62,6 +66,21 @@ class TrialRecord(_Model):
     window_t: list[float] = Field(default_factory=list)  # measured window [start, end], the CSVs' `t` clock
 
 
+class LayerRecord(_Model):
+    """One setup variant as the run described it: how every output names, explains and draws it."""
+
+    setup: str
+    variant: str
+    stack: str = ""  # the path a request takes: "app -> host kernel -> hardware"
+    narration: str = ""  # what a class hears when the layer's first trial starts
+    explanation: str = ""  # where its cost comes from, in plain words (the report)
+    caveats: list[str] = Field(default_factory=list)  # what a reader must know (e.g. emulated CPU)
+    colour: str | None = None  # its hue in every chart; None: one from the spare palette
+    order: int = 50  # display order; the baseline comes first
+    baseline: bool = False  # the setup every ratio is taken against
+    roles: dict[str, dict] = Field(default_factory=dict)  # role key -> bench.roles.Role fields
+
+
 class RunRecord(_Model):
     """A whole run: what was asked, on what machine, and every trial so far."""
 
@@ -79,6 +98,7 @@ class RunRecord(_Model):
     skipped: list[dict] = Field(default_factory=list)  # {setup, variant, reason}
     runner_pid: int = 0  # with status "running" and this pid gone, the run was killed
     repeat_outcome: dict = Field(default_factory=dict)  # repeat: auto -> repeats run and what stopped them
+    layers: list[LayerRecord] = Field(default_factory=list)  # every setup variant that was prepared
     trials: list[TrialRecord] = Field(default_factory=list)
 
     def effective_status(self) -> str:
@@ -148,7 +168,25 @@ def _migrate(data: dict, path: Path) -> dict:
     return data
 
 
-_MIGRATIONS: dict = {}  # from version N to N+1: {N: function(dict) -> dict}
+def _v1_to_v2(data: dict) -> dict:
+    """v1 runs carried no layer descriptions: give them the ones v1's setups had."""
+    known = json.loads(_V1_LAYERS.read_text())
+    pairs = dict.fromkeys((t.get("setup"), t.get("variant")) for t in data.get("trials", []) if isinstance(t, dict))
+    layers = []
+    for setup, variant in pairs:
+        template = known.get(setup, {})
+        parts = str(variant).split(",")
+        explanation = " ".join([template.get("explanation", ""),
+                                *(template.get("variant_notes", {}).get(part, "") for part in parts)]).strip()
+        caveats = [text for part in parts for text in template.get("caveats", {}).get(part, [])]
+        layers.append({"setup": setup, "variant": variant, "stack": template.get("stack", ""),
+                       "narration": template.get("narration", ""), "explanation": explanation,
+                       "caveats": caveats, "colour": template.get("colour"), "order": template.get("order", 50),
+                       "baseline": template.get("baseline", False), "roles": template.get("roles", {})})
+    return {**data, "format_version": 2, "layers": layers}
+
+
+_MIGRATIONS = {1: _v1_to_v2}  # from version N to N+1: {N: function(dict) -> dict}
 
 
 def load_run(run_dir: Path) -> RunRecord:

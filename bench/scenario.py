@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bench import setups as setup_registry
+from bench.errors import ScenarioError, SetupError
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -26,14 +26,6 @@ ENDPOINTS = {
     "io": ("/io", "kb"),
     "json": ("/json", None),
 }
-
-
-class ScenarioError(Exception):
-    """One or more problems in a scenario; `problems` holds one line each."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 class _Strict(BaseModel):
@@ -104,9 +96,11 @@ class SetupSpec(_Strict):
 
     @model_validator(mode="after")
     def _known(self) -> "SetupSpec":
+        from bench.setups import registry  # here, so importing this module loads no setup
+
         try:
-            cls = setup_registry.get(self.setup)
-        except setup_registry.SetupError as error:
+            cls = registry.get(self.setup)
+        except SetupError as error:
             raise ValueError(str(error)) from None
         cls.Options(**self.options)  # raises a ValidationError naming the bad option
         return self
@@ -311,12 +305,15 @@ def from_flags(setups: list[str], workloads: list[str], **fields: Any) -> Scenar
     return apply_overrides(scenario, **workload_fields)
 
 
-def with_setup_options(scenario: Scenario, setup: str, options: dict[str, Any]) -> Scenario:
-    """The scenario with `options` set on every entry of `setup` (e.g. --kernel for every vm)."""
+def with_option_everywhere(scenario: Scenario, options: dict[str, Any]) -> Scenario:
+    """The scenario with each option set on every setup whose options declare it (--kernel and
+    --accel reach every setup that boots a kernel, whatever it is called)."""
+    from bench.setups import registry
+
     data = scenario.model_dump()
     for spec in data["setups"]:
-        if spec["setup"] == setup:
-            spec["options"] = {**spec["options"], **options}
+        fields = registry.get(spec["setup"]).Options.model_fields
+        spec["options"] = {**spec["options"], **{k: v for k, v in options.items() if k in fields}}
     try:
         return Scenario.model_validate(data)
     except ValidationError as error:

@@ -1,4 +1,4 @@
-"""Honest statistics: medians, percentiles, 95% intervals, overhead ratios, verdicts.
+"""Honest statistics: medians, percentiles, 95% intervals and overhead ratios (words live in bench.vocabulary).
 
 Intervals: with 10 or more repeats, a percentile bootstrap of the median (seeded: the seed is
 stored with the run, so a report recomputes bit for bit). With fewer, the bootstrap is known to
@@ -121,40 +121,3 @@ def spread(values) -> float:
 def is_noisy(values, threshold: float = NOISY_SPREAD) -> bool:
     """True when repeats spread more than `threshold` of their median."""
     return spread(values) > threshold
-
-
-# Metric -> (words for "worse", words for "better", higher is better?)
-METRIC_WORDS = {
-    "throughput_rps": ("slower", "faster", True),
-    "latency_p50_ms": ("slower", "faster", False),
-    "latency_p99_ms": ("slower", "faster", False),
-    "cpu_us_per_request": ("costlier", "cheaper", False),
-    "memory_rss_mb": ("larger", "smaller", False),
-    "startup_s": ("slower", "faster", False),
-}
-
-
-def verdict(metric: str, ratio: Estimate) -> str:
-    """Plain words for a ratio to bare: "slower by 12% (interval 8%..15%)" or "no measurable difference"."""
-    if not all(math.isfinite(x) for x in (ratio.median, ratio.low, ratio.high)):
-        return "not enough data"
-    if ratio.low <= 1.0 <= ratio.high:
-        return "no measurable difference"
-    worse, better, higher_is_better = METRIC_WORDS.get(metric, ("higher", "lower", False))
-    if higher_is_better:
-        # throughput: a ratio of 0.5 means the setup does half the work: "slower by 50%".
-        word = worse if ratio.median < 1 else better
-        change, low, high = abs(1 - ratio.median), abs(1 - ratio.high), abs(1 - ratio.low)
-    else:
-        word = worse if ratio.median > 1 else better
-        change, low, high = abs(ratio.median - 1), abs(ratio.low - 1), abs(ratio.high - 1)
-    low, high = sorted((low, high))
-    # From a factor of 2 on, "4.5x slower" reads better than "slower by 350%".
-    factor, factor_low, factor_high = ratio.median, ratio.low, ratio.high
-    if higher_is_better and ratio.median < 1:
-        factor, factor_low, factor_high = 1 / ratio.median, 1 / ratio.high, 1 / ratio.low
-    elif not higher_is_better and ratio.median < 1:
-        factor, factor_low, factor_high = 1 / ratio.median, 1 / ratio.high, 1 / ratio.low
-    if factor >= 2:
-        return f"{factor:.1f}x {word} (interval {factor_low:.1f}x..{factor_high:.1f}x)"
-    return f"{word} by {change * 100:.0f}% (interval {low * 100:.0f}%..{high * 100:.0f}%)"

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bench.images.rootfs import APP_DIR, NOBODY_ID, PACKAGE_PARENT, Rootfs, app_argv, build_rootfs, rootfs_digest
-from bench.setups.base import APP_PORT_IN_GUEST
+from bench.app.command import APP_DIR, APP_PORT_IN_GUEST, PACKAGE_PARENT, app_argv
+from bench.images.rootfs import NOBODY_ID, Rootfs, build_rootfs, rootfs_digest
 
 REPOSITORY = "layerbench/app"
 LABELS = {"layerbench": "1"}

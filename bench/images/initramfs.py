@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
-from bench.images.kernel import KernelInfo, cache_root, module_name
+from bench.images import cache_root
+from bench.images.kernel import KernelInfo
+from bench.images.kernel_modules import module_name
 from bench.images.rootfs import NOBODY_ID, Rootfs
 
 # Bump when the init script, the layout or the module handling changes: a new initramfs builds.
@@ -344,7 +346,7 @@ def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAU
         progress(f"initramfs {digest[:12]} already built")
         return Initramfs(final, digest, final.stat().st_size, compression, names)
 
-    from bench.images.kernel import read_module_bytes  # decompresses .ko.xz/.zst when needed
+    from bench.images.kernel_modules import read_module_bytes  # decompresses .ko.xz/.zst when needed
 
     progress(f"writing initramfs {digest[:12]} ({compression})")
     final.parent.mkdir(parents=True, exist_ok=True)

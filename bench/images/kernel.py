@@ -10,7 +10,6 @@ and a depmod-style `modules.dep` for them.
 
 from __future__ import annotations
 
-import lzma
 import os
 import re
 import shutil
@@ -18,9 +17,11 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
+from bench.errors import KernelError
 from bench.images import cache_root
+from bench.images.kernel_modules import keep_modules
 
 # Modules the guest may need: the network driver, and virtio-mmio for `-machine microvm`.
 # Their dependencies are found from each module's own modinfo (the .deb ships no modules.dep).
@@ -29,10 +30,6 @@ GUEST_MODULES = ("virtio_net", "virtio_mmio", "virtio_blk", "ext4")
 GUEST_MODULES_FILE = "modules.guest"  # in a cache entry: the GUEST_MODULES its modules/ was made for
 
 _CLOUD_PACKAGE = re.compile(r"^linux-image-(\d+\.\d+\.\d+[-+][\w.+~-]*-cloud-amd64)(-unsigned)?$")
-
-
-class KernelError(Exception):
-    """No usable guest kernel; the message is one line saying how to get one."""
 
 
 @dataclass(frozen=True)
@@ -254,172 +251,3 @@ def _package_modules_dir(unpacked: Path, version: str) -> Path:
         if candidate.is_dir():
             return candidate
     raise KernelError(f"the kernel package holds no modules for {version}")
-
-
-# ---- modules ----------------------------------------------------------------------------
-
-
-def module_name(path: str | Path) -> str:
-    """'kernel/drivers/net/virtio_net.ko.xz' -> 'virtio_net' (dashes normalized to underscores)."""
-    name = Path(path).name
-    return name.split(".ko", 1)[0].replace("-", "_")
-
-
-def read_module_bytes(path: Path) -> bytes:
-    """A module file's ELF bytes, decompressing .ko.xz/.ko.gz/.ko.zst.
-
-    Decompressed on the host because a kernel without CONFIG_MODULE_DECOMPRESS (and busybox
-    insmod) cannot load compressed modules; the few modules we need are small either way.
-    """
-    data = path.read_bytes()
-    if path.name.endswith(".xz"):
-        return lzma.decompress(data)
-    if path.name.endswith(".gz"):
-        import gzip
-        return gzip.decompress(data)
-    if path.name.endswith(".zst"):
-        if not shutil.which("zstd"):
-            raise KernelError(f"{path.name} is zstd-compressed and no zstd binary is installed (apt-get install zstd)")
-        return subprocess.run(["zstd", "-dc", str(path)], capture_output=True, check=True).stdout
-    return data
-
-
-def modinfo_depends(elf: bytes) -> list[str]:
-    """The `depends=` list from a module's .modinfo strings (module names, maybe empty)."""
-    match = re.search(rb"(?:^|\0)depends=([^\0]*)\0", elf)
-    if not match or not match.group(1):
-        return []
-    return [name.decode().replace("-", "_") for name in match.group(1).split(b",") if name]
-
-
-def keep_modules(source_dir: Path, target_dir: Path, wanted: Iterable[str]) -> list[str]:
-    """Copy the wanted modules and their dependencies (decompressed) and write modules.dep.
-
-    Returns the kept names. Names that are built into the kernel (modules.builtin) are skipped.
-    """
-    index = {module_name(path): path for path in (source_dir / "kernel").rglob("*.ko*")}
-    builtin = set()
-    if (source_dir / "modules.builtin").is_file():
-        builtin = {module_name(line) for line in (source_dir / "modules.builtin").read_text().split()}
-    direct: dict[str, list[str]] = {}
-    pending = [name for name in wanted if name not in builtin]
-    while pending:
-        name = pending.pop()
-        if name in direct or name in builtin:
-            continue
-        if name not in index:
-            raise KernelError(f"module {name} is neither built in nor shipped with the kernel")
-        elf = read_module_bytes(index[name])
-        relative = index[name].relative_to(source_dir).as_posix().split(".ko", 1)[0] + ".ko"
-        (target_dir / relative).parent.mkdir(parents=True, exist_ok=True)
-        (target_dir / relative).write_bytes(elf)
-        direct[name] = [dep for dep in modinfo_depends(elf) if dep not in builtin]
-        pending.extend(direct[name])
-    relative_of = {name: index[name].relative_to(source_dir).as_posix().split(".ko", 1)[0] + ".ko" for name in direct}
-    lines = []
-    for name in sorted(direct):
-        # depmod format: all transitive dependencies, the one to load first listed last.
-        order = [dep for dep in _load_order(direct, [name]) if dep != name]
-        lines.append(f"{relative_of[name]}: " + " ".join(relative_of[dep] for dep in reversed(order)))
-    (target_dir / "modules.dep").write_text("\n".join(lines) + "\n")
-    return sorted(direct)
-
-
-def _load_order(direct: dict[str, list[str]], wanted: Iterable[str]) -> list[str]:
-    order: list[str] = []
-
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        if name in order:
-            return
-        if name in path:
-            raise KernelError(f"module dependency cycle: {' -> '.join(path + (name,))}")
-        for dep in direct.get(name, []):
-            visit(dep, path + (name,))
-        order.append(name)
-
-    for name in wanted:
-        visit(name, ())
-    return order
-
-
-# ---- an uncompressed vmlinux for direct (PVH) boot ------------------------------------------
-
-# (magic at the start of the bzImage payload, how to decompress it); zstd has no stdlib module.
-_PAYLOAD_FORMATS = ((b"\x28\xb5\x2f\xfd", "zstd"), (b"\xfd7zXZ\x00", "xz"), (b"\x1f\x8b\x08", "gzip"))
-
-
-def pvh_vmlinux(info: KernelInfo) -> Path | None:
-    """The bzImage's uncompressed ELF, cached next to the kernel, if it can boot via PVH; else None.
-
-    QEMU's microvm loads such an ELF directly (PVH entry): the guest then skips the bzImage's
-    self-decompression and the firmware's real-mode boot, ~0.75 s under TCG.
-    """
-    if info.source == "cache" or info.source == "apt":
-        target = info.path.parent / "vmlinux"
-    else:
-        import hashlib
-        digest = hashlib.sha256(info.path.read_bytes()).hexdigest()[:16]
-        target = kernel_cache_dir() / "vmlinux" / f"{info.version}-{digest}"
-    marker = target.with_name(target.name + ".none")  # remembers "no PVH ELF in this kernel"
-    if target.is_file():
-        return target
-    if marker.is_file():
-        return None
-    elf = _decompress_payload(info.path.read_bytes())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if elf is None or not _has_pvh_note(elf):
-        marker.write_text("no PVH-capable vmlinux in this bzImage\n")
-        return None
-    temp = target.with_name(target.name + f".tmp-{os.getpid()}")
-    temp.write_bytes(elf)
-    temp.rename(target)
-    return target
-
-
-def _decompress_payload(bzimage: bytes) -> bytes | None:
-    if bzimage[0x202:0x206] != b"HdrS":
-        return None
-    setup_bytes = ((bzimage[0x1F1] or 4) + 1) * 512
-    payload_offset = int.from_bytes(bzimage[0x248:0x24C], "little")
-    payload_length = int.from_bytes(bzimage[0x24C:0x250], "little")
-    payload = bzimage[setup_bytes + payload_offset: setup_bytes + payload_offset + payload_length]
-    for magic, kind in _PAYLOAD_FORMATS:
-        if not payload.startswith(magic):
-            continue
-        try:
-            if kind == "xz":
-                return lzma.LZMADecompressor().decompress(payload)
-            if kind == "gzip":
-                import zlib
-                return zlib.decompressobj(31).decompress(payload)
-            if not shutil.which("zstd"):
-                return None
-            # The payload ends with the 4-byte uncompressed size, which zstd reports as trailing
-            # garbage (non-zero exit) after writing the whole frame: judge the output instead.
-            result = subprocess.run(["zstd", "-dc"], input=payload, capture_output=True, timeout=120)
-            return result.stdout or None
-        except (lzma.LZMAError, OSError, subprocess.SubprocessError, ValueError):
-            return None
-    return None
-
-
-def _has_pvh_note(elf: bytes) -> bool:
-    """True when an ELF64 has XEN_ELFNOTE_PHYS32_ENTRY, the note QEMU needs to boot it via PVH."""
-    if elf[:5] != b"\x7fELF\x02":
-        return False
-    phoff = int.from_bytes(elf[0x20:0x28], "little")
-    phentsize = int.from_bytes(elf[0x36:0x38], "little")
-    phnum = int.from_bytes(elf[0x38:0x3A], "little")
-    for index in range(phnum):
-        header = elf[phoff + index * phentsize: phoff + (index + 1) * phentsize]
-        if int.from_bytes(header[0:4], "little") != 4:  # PT_NOTE
-            continue
-        offset = int.from_bytes(header[8:16], "little")
-        end = offset + int.from_bytes(header[32:40], "little")
-        while offset + 12 <= end:
-            namesz, descsz, kind = (int.from_bytes(elf[offset + i: offset + i + 4], "little") for i in (0, 4, 8))
-            name = elf[offset + 12: offset + 12 + namesz]
-            if name == b"Xen\0" and kind == 18:
-                return True
-            offset += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
-    return False

@@ -22,16 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from bench.app.command import APP_DIR, PACKAGE_PARENT, app_argv
 from bench.images import cache_root
 
 # Bump when the layout or the trim rules change: the digest then changes and a new rootfs builds.
 BUILDER_VERSION = "5"
 
 PREFIX = "/usr/local"  # where the interpreter lives inside the rootfs
-APP_DIR = "/usr/local/lib/layerbench"  # holds bench/ inside the rootfs
 NOBODY_ID = 65534  # the unprivileged uid/gid the app runs as
-
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder holding bench/ on the host
 
 # Stdlib directories (any depth) the app cannot import: test suites, GUI, installers, 2to3,
 # build configuration, third-party packages, and pydoc's topic dump (only used by help()).
@@ -60,19 +58,6 @@ class Rootfs:
     def app_argv(self, host: str, port: int) -> list[str]:
         """The argv that runs the app inside the rootfs, listening on host:port."""
         return app_argv(self.python, host, port)
-
-
-APP_SIGNATURE = "from bench.app.server import main"  # in every app's command line, in every layer
-
-
-def app_argv(python: str, host: str, port: int, app_dir: str = APP_DIR) -> list[str]:
-    """The argv that runs the app found under app_dir with this interpreter on host:port.
-
-    One definition for every layer (the bare setup passes the host's folder): -I -S mean no site
-    and no PYTHON* environment, so the app imports exactly the same modules everywhere.
-    """
-    return [python, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {app_dir!r}); {APP_SIGNATURE}; sys.exit(main())",
-            "--host", host, "--port", str(port)]
 
 
 def build_rootfs(cache_dir: Path | None = None, progress: Callable[[str], None] = lambda m: None) -> Rootfs:

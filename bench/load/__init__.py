@@ -1,0 +1,1 @@
+"""Load generators: the built-in asyncio one, and an adapter for wrk."""

@@ -15,9 +15,7 @@ from typing import Callable
 
 import psutil
 
-from bench.setups.base import RoleProcess
-
-ROLE_LOADGEN = "loadgen"  # the runner process itself: built-in load generator + this sampler
+from bench.roles import ROLE_LOADGEN, RoleProcess
 
 PROCESS_COLUMNS = ("t", "pid", "role", "name", "cpu_user_s", "cpu_sys_s", "rss_bytes", "uss_bytes", "pss_bytes",
                    "threads", "ctx_voluntary", "ctx_involuntary", "read_bytes", "write_bytes")

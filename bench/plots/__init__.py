@@ -1,6 +1,6 @@
 """Charts from stored results only: one function per chart, each writing PNG and SVG.
 
-Every chart function takes a `LoadedRun` (record + summary + run folder) and an output folder,
+Every chart function takes a `bench.model.Run` (the stored run) and an output folder,
 and returns the paths it wrote, or [] when the run holds no data for it (nothing is drawn empty).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from bench.plots._common import LoadedRun
+from bench.model import Run
 from bench.plots.cost import cpu_per_request, memory_layers
 from bench.plots.load import latency_cdf, latency_percentiles, throughput
 from bench.plots.overhead import headline
@@ -19,7 +19,7 @@ from bench.plots.timeseries import timeseries
 CHARTS_DIR = "charts"
 
 # Name (also the file stem) -> (chart function, a caption for the report). Order = report order.
-CHARTS: dict[str, tuple[Callable[[LoadedRun, Path], list[Path]], str]] = {
+CHARTS: dict[str, tuple[Callable[[Run, Path], list[Path]], str]] = {
     "headline": (headline, "Overhead of each layer relative to the bare process"),
     "throughput": (throughput, "Throughput per setup and workload"),
     "latency_percentiles": (latency_percentiles, "Latency percentiles"),
@@ -31,10 +31,10 @@ CHARTS: dict[str, tuple[Callable[[LoadedRun, Path], list[Path]], str]] = {
     "timeseries": (timeseries, "CPU and memory over time"),
 }
 
-__all__ = ["CHARTS", "CHARTS_DIR", "LoadedRun", "render_all", "render_loaded", *CHARTS]
+__all__ = ["CHARTS", "CHARTS_DIR", "render_all", "render_run", *CHARTS]
 
 
-def render_loaded(run: LoadedRun, out_dir: Path) -> dict[str, list[Path]]:
+def render_run(run: Run, out_dir: Path) -> dict[str, list[Path]]:
     """Draw every chart that has data into out_dir; name -> paths written. A chart without data is
     skipped and any stale file of it from an earlier render is removed."""
     written: dict[str, list[Path]] = {}
@@ -51,5 +51,5 @@ def render_loaded(run: LoadedRun, out_dir: Path) -> dict[str, list[Path]]:
 def render_all(run_dir: Path) -> list[Path]:
     """Write every chart with data into `<run_dir>/charts/` (PNG and SVG); the paths written."""
     run_dir = Path(run_dir)
-    written = render_loaded(LoadedRun.load(run_dir), run_dir / CHARTS_DIR)
+    written = render_run(Run.load(run_dir), run_dir / CHARTS_DIR)
     return [path for paths in written.values() for path in paths]

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bench.plots._common import (ROLE_COLOURS, ROLE_NAMES, ROLE_ORDER, LoadedRun, colour_ticklabels, finite,
-                                 new_figure, number, plain_ticks, save, shade, styled)
+from bench.model import Cell, Run
+from bench.plots._common import (FALLBACK_COLOUR, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
+                                 shade, styled, text_on, tick_label)
+from bench.roles import APP, Role
 
-LAYER_NAMES = {
-    "app": "the app",
-    "runtime": "container runtime (containerd shim)",
-    "proxy": "docker-proxy (published port)",
-    "guest": "guest kernel + virtual devices (QEMU)",
-    "hypervisor": "QEMU, not split (no view from inside)",
-}
-LAYER_ORDER = ("app", "runtime", "proxy", "guest", "hypervisor")
-
-
-DARK = {ROLE_COLOURS["app"], ROLE_COLOURS["runtime"], ROLE_COLOURS["hypervisor"]}  # white text on these
 ZOOM_FACTOR = 6.0  # a bar this many times taller than the smallest gets the others a zoomed panel
 
 
@@ -38,7 +28,7 @@ class _Stack:
         return sum(value for value, _, _ in self.segments)
 
 
-def _draw_stacks(ax, run: LoadedRun, stacks: dict[tuple[str, str], _Stack], unit: str,
+def _draw_stacks(ax, run: Run, stacks: dict[tuple[str, str], _Stack], unit: str,
                  label_segments: bool = False) -> bool:
     keys = list(stacks)
     marker_drawn = False
@@ -49,7 +39,7 @@ def _draw_stacks(ax, run: LoadedRun, stacks: dict[tuple[str, str], _Stack], unit
             ax.bar(index, value, bottom=bottom, width=0.7, color=colour, hatch=hatch, edgecolor="white", linewidth=1)
             if label_segments and value > 0.07 * tallest and len(stacks[key].segments) > 1:
                 ax.text(index, bottom + value / 2, number(value, unit), ha="center", va="center", fontsize=13,
-                        color="white" if colour in DARK else "black")
+                        color=text_on(colour))
             bottom += value
         ax.annotate(number(bottom, unit), (index, bottom), xytext=(0, 6), textcoords="offset points",
                     ha="center", fontsize=14, fontweight="bold")
@@ -58,7 +48,7 @@ def _draw_stacks(ax, run: LoadedRun, stacks: dict[tuple[str, str], _Stack], unit
             ax.plot(index + 0.42, marker, marker="<", markersize=13, color="black", linestyle="none")
             marker_drawn = True
     ax.set_xticks(range(len(keys)))
-    ax.set_xticklabels([run.label(*key) for key in keys])
+    ax.set_xticklabels([tick_label(*key) for key in keys])
     colour_ticklabels(ax.get_xticklabels(), run, keys)
     ax.set_xlim(-0.6, len(keys) - 0.4)
     ax.margins(y=0.15)
@@ -67,7 +57,7 @@ def _draw_stacks(ax, run: LoadedRun, stacks: dict[tuple[str, str], _Stack], unit
     return marker_drawn
 
 
-def _stacked_chart(run: LoadedRun, per_workload: dict[str, dict[tuple[str, str], _Stack]], ylabel: str,
+def _stacked_chart(run: Run, per_workload: dict[str, dict[tuple[str, str], _Stack]], ylabel: str,
                    unit: str, label_segments: bool = False) -> tuple[object, bool]:
     """One column per workload; when one bar dwarfs the rest (a VM under TCG), a second row
     repeats the smaller bars on their own scale so their slices stay readable."""
@@ -81,7 +71,7 @@ def _stacked_chart(run: LoadedRun, per_workload: dict[str, dict[tuple[str, str],
             if len(small) >= 2:
                 zooms[workload] = small
     rows = 2 if zooms else 1
-    figure = new_figure(max(8.0, (1.6 + 1.5 * len(run.cells)) * len(workloads)), 5.2 * rows + 1.2)
+    figure = new_figure(max(8.0, (1.6 + 1.5 * len(run.layer_keys)) * len(workloads)), 5.2 * rows + 1.2)
     axes = figure.subplots(rows, len(workloads), squeeze=False)
     marker_drawn = False
     for column, workload in enumerate(workloads):
@@ -101,37 +91,40 @@ def _stacked_chart(run: LoadedRun, per_workload: dict[str, dict[tuple[str, str],
     return figure, marker_drawn
 
 
-def _ordered_roles(roles: dict) -> list[str]:
-    return [r for r in ROLE_ORDER if r in roles] + [r for r in roles if r not in ROLE_ORDER]
+def _ordered_roles(run: Run, roles: dict) -> list[str]:
+    known = list(run.roles)
+    return [r for r in known if r in roles] + [r for r in roles if r not in known]
+
+
+def _role(run: Run, key: str) -> Role:
+    return run.roles.get(key) or Role(key, key, FALLBACK_COLOUR)
+
+
+def _cpu_stack(run: Run, cell: Cell, seen: list[str]) -> _Stack | None:
+    segments = []
+    for key in _ordered_roles(run, cell.roles):
+        hue = _role(run, key).colour
+        for part, hatch in (("cpu_user_us_per_request", None), ("cpu_sys_us_per_request", "//")):
+            value = cell.roles[key].get(part)
+            if finite(value) and value > 0:
+                segments.append((value, hue if hatch is None else shade(hue, 2), hatch))
+                if key not in seen:
+                    seen.append(key)
+    return _Stack(segments, cell.inside.get("cpu_us_per_request")) if segments else None
 
 
 @styled
-def cpu_per_request(run: LoadedRun, out_dir: Path) -> list[Path]:
+def cpu_per_request(run: Run, out_dir: Path) -> list[Path]:
     """Host CPU time per request, stacked by role (app, runtime, proxy, hypervisor), user solid, sys hatched."""
     per_workload: dict[str, dict[tuple[str, str], _Stack]] = {}
     seen_roles: list[str] = []
-    for workload in run.workloads:
-        for key in run.cells:
-            row = run.result(*key, workload)
-            if not row or not row["roles"] or not row["throughput_rps"]:
-                continue
-            segments = []
-            for role in _ordered_roles(row["roles"]):
-                colour = ROLE_COLOURS.get(role, "#999999")
-                for part, hatch in (("cpu_user_us_per_request", None), ("cpu_sys_us_per_request", "//")):
-                    value = row["roles"][role].get(part)
-                    if finite(value) and value > 0:
-                        segments.append((value, colour if hatch is None else shade(colour, 2), hatch))
-                        if role not in seen_roles:
-                            seen_roles.append(role)
-            if segments:
-                inside = (row.get("inside") or {}).get("cpu_us_per_request")
-                per_workload.setdefault(workload, {})[key] = _Stack(segments, inside)
+    for cell in run.cells:
+        if cell.roles and cell.has_load and (stack := _cpu_stack(run, cell, seen_roles)) is not None:
+            per_workload.setdefault(cell.workload, {})[cell.layer_key] = stack
     if not per_workload:
         return []
     figure, marker_drawn = _stacked_chart(run, per_workload, "CPU time per request (µs)", "µs")
-    handles = [Patch(color=ROLE_COLOURS.get(role, "#999999"), label=ROLE_NAMES.get(role, role))
-               for role in seen_roles]
+    handles = [Patch(color=_role(run, key).colour, label=_role(run, key).label) for key in seen_roles]
     handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="//", label="hatched: kernel (sys) time"))
     if marker_drawn:
         handles.append(Line2D([], [], marker="<", markersize=13, color="black", linestyle="none",
@@ -141,45 +134,44 @@ def cpu_per_request(run: LoadedRun, out_dir: Path) -> list[Path]:
     return save(figure, out_dir, "cpu_per_request")
 
 
-def memory_layers_of(row: dict) -> dict[str, float]:
-    """RSS in MB per layer for one summary cell; a VM's QEMU is split into the app (its own
-    view from inside) and the guest kernel + devices (the rest)."""
-    layers: dict[str, float] = {}
-    for role in _ordered_roles(row.get("roles") or {}):
-        rss = row["roles"][role].get("rss_mb")
+def memory_layers_of(run: Run, cell: Cell) -> dict[str, tuple[float, str, str]]:
+    """RSS in MB per layer of one cell: {layer key: (MB, label, colour)}. A role the app runs
+    inside (QEMU) splits into the app (its own view from inside) and the rest (guest kernel + devices)."""
+    layers: dict[str, tuple[float, str, str]] = {}
+    for key in _ordered_roles(run, cell.roles):
+        rss, role = cell.roles[key].get("rss_mb"), _role(run, key)
         if not finite(rss):
             continue
-        if role == "hypervisor":
-            inside = (row.get("inside") or {}).get("rss_mb")
-            if finite(inside) and 0 < inside <= rss:
-                layers["app"] = layers.get("app", 0.0) + inside
-                layers["guest"] = rss - inside
-            else:
-                layers["hypervisor"] = rss
+        inside = cell.inside.get("rss_mb")
+        if role.contains_app and finite(inside) and 0 < inside <= rss:
+            app = _role(run, APP.key)
+            layers[APP.key] = (layers.get(APP.key, (0.0,))[0] + inside, f"the {app.label}", app.colour)
+            layers[f"{key}.rest"] = (rss - inside, role.remainder_label or f"{role.label}, the rest",
+                                     role.remainder_colour)
+        elif role.contains_app:
+            layers[key] = (rss, f"{role.label}, not split (no view from inside)", role.colour)
         else:
-            layers[role] = layers.get(role, 0.0) + rss
+            previous = layers.get(key, (0.0,))[0]
+            layers[key] = (previous + rss, f"the {role.label}" if key == APP.key else role.label, role.colour)
     return layers
 
 
 @styled
-def memory_layers(run: LoadedRun, out_dir: Path) -> list[Path]:
+def memory_layers(run: Run, out_dir: Path) -> list[Path]:
     """The layer cake: each setup's memory (RSS) stacked by layer, so each layer's cost is one slice."""
     per_workload: dict[str, dict[tuple[str, str], _Stack]] = {}
-    seen: list[str] = []
-    for workload in run.workloads:
-        for key in run.cells:
-            layers = memory_layers_of(run.result(*key, workload) or {})
-            if not layers:
-                continue
-            names = [n for n in LAYER_ORDER if n in layers] + [n for n in layers if n not in LAYER_ORDER]
-            seen.extend(n for n in names if n not in seen)
-            per_workload.setdefault(workload, {})[key] = _Stack(
-                [(layers[n], ROLE_COLOURS.get(n, "#999999"), None) for n in names])
+    legend: dict[str, tuple[str, str]] = {}
+    for cell in run.cells:
+        layers = memory_layers_of(run, cell)
+        if not layers:
+            continue
+        legend.update({key: (name, hue) for key, (_, name, hue) in layers.items()})
+        per_workload.setdefault(cell.workload, {})[cell.layer_key] = _Stack(
+            [(value, hue, None) for value, _, hue in layers.values()])
     if not per_workload:
         return []
     figure, _ = _stacked_chart(run, per_workload, "resident memory, RSS (MB)", "MB", label_segments=True)
-    handles = [Patch(color=ROLE_COLOURS.get(layer, "#999999"), label=LAYER_NAMES.get(layer, layer))
-               for layer in LAYER_ORDER if layer in seen]
+    handles = [Patch(color=hue, label=name) for name, hue in legend.values()]
     figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), frameon=False)
     figure.suptitle("The layer cake: memory each layer adds (RSS on the host; lower is better)", fontsize=18)
     return save(figure, out_dir, "memory_layers")

@@ -7,38 +7,40 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from bench.plots._common import (LoadedRun, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
-                                 spans_decades, styled)
+from bench.model import Run
+from bench.plots._common import (colour, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
+                                 spans_decades, styled, tick_label)
 from bench.results import read_array
+from bench.vocabulary import PERCENTILE_LABELS as PERCENTILE_NAMES
 
-PERCENTILE_NAMES = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9"}
 
-
-def _load_workloads(run: LoadedRun) -> list[str]:
-    return [w for w in run.workloads if any(row["throughput_rps"] for row in run.summary["results"]
-                                            if row["workload"] == w)]
+def _load_workloads(run: Run) -> list[str]:
+    return [w for w in run.workloads if any(cell.has_load for cell in run.cells if cell.workload == w)]
 
 
 @styled
-def throughput(run: LoadedRun, out_dir: Path) -> list[Path]:
+def throughput(run: Run, out_dir: Path) -> list[Path]:
     """Requests per second per setup, one panel per workload: median of repeats with its 95% interval."""
     workloads = _load_workloads(run)
     if not workloads:
         return []
-    figure = new_figure((2.4 + 1.4 * len(run.cells)) * min(len(workloads), 2), 5.6 * ((len(workloads) + 1) // 2))
+    figure = new_figure((2.4 + 1.4 * len(run.layer_keys)) * min(len(workloads), 2),
+                        5.6 * ((len(workloads) + 1) // 2))
     axes = figure.subplots((len(workloads) + 1) // 2, min(len(workloads), 2), squeeze=False).ravel()
     for ax, workload in zip(axes, workloads):
-        keys = [key for key in run.cells if (run.result(*key, workload) or {}).get("throughput_rps")]
+        estimates = {key: cell.estimate("throughput_rps") for key in run.layer_keys
+                     if (cell := run.cell(*key, workload)) is not None and cell.has_load}
+        keys = [key for key, estimate in estimates.items() if estimate is not None]
         for index, key in enumerate(keys):
-            estimate = run.result(*key, workload)["throughput_rps"]
-            median = estimate["median"]
-            error = [[median - estimate["low"]], [estimate["high"] - median]] if finite(estimate["low"]) else None
-            ax.bar(index, median, color=run.colour(*key), width=0.7)
+            estimate = estimates[key]
+            median = estimate.median
+            error = [[median - estimate.low], [estimate.high - median]] if finite(estimate.low) else None
+            ax.bar(index, median, color=colour(run, *key), width=0.7)
             ax.errorbar(index, median, yerr=error, color="black", capsize=8, elinewidth=2, capthick=2)
-            ax.annotate(number(median), (index, estimate["high"] if finite(estimate["high"]) else median),
+            ax.annotate(number(median), (index, estimate.high if finite(estimate.high) else median),
                         xytext=(0, 6), textcoords="offset points", ha="center", fontsize=14, fontweight="bold")
         ax.set_xticks(range(len(keys)))
-        ax.set_xticklabels([run.label(*key) for key in keys])
+        ax.set_xticklabels([tick_label(*key) for key in keys])
         colour_ticklabels(ax.get_xticklabels(), run, keys)
         ax.set_title(f"workload: {workload}")
         ax.set_ylabel("requests per second")
@@ -52,10 +54,9 @@ def throughput(run: LoadedRun, out_dir: Path) -> list[Path]:
 
 
 @styled
-def latency_percentiles(run: LoadedRun, out_dir: Path) -> list[Path]:
+def latency_percentiles(run: Run, out_dir: Path) -> list[Path]:
     """Latency at p50/p90/p99/p99.9 per setup, one panel per workload, log scale when it spans decades."""
-    workloads = [w for w in run.workloads if any(row["latency_ms"] for row in run.summary["results"]
-                                                 if row["workload"] == w)]
+    workloads = [w for w in run.workloads if any(cell.latency_ms for cell in run.cells if cell.workload == w)]
     if not workloads:
         return []
     figure = new_figure(7.2 * min(len(workloads), 2) + 1, 5.8 * ((len(workloads) + 1) // 2))
@@ -63,14 +64,14 @@ def latency_percentiles(run: LoadedRun, out_dir: Path) -> list[Path]:
     names = list(PERCENTILE_NAMES)
     for ax, workload in zip(axes, workloads):
         values = []
-        for key in run.cells:
-            row = run.result(*key, workload)
-            if not row or not row["latency_ms"]:
+        for key in run.layer_keys:
+            cell = run.cell(*key, workload)
+            if cell is None or not cell.latency_ms:
                 continue
-            points = [row["latency_ms"].get(name) for name in names]
+            points = [cell.latency_ms.get(name) for name in names]
             values += points
-            ax.plot(range(len(names)), points, marker="o", markersize=9, linewidth=3, color=run.colour(*key),
-                    label=run.label(*key, sep=" "))
+            ax.plot(range(len(names)), points, marker="o", markersize=9, linewidth=3, color=colour(run, *key),
+                    label=tick_label(*key, two_lines=False))
         if spans_decades(values):
             ax.set_yscale("log")
         plain_ticks(ax.yaxis)
@@ -99,11 +100,11 @@ def _cdf_points(sorted_ms: np.ndarray, points: int = 2000) -> tuple[np.ndarray, 
 
 
 @styled
-def latency_cdf(run: LoadedRun, out_dir: Path) -> list[Path]:
+def latency_cdf(run: Run, out_dir: Path) -> list[Path]:
     """Share of requests answered within x ms, from the raw latencies of every repeat, on log axes."""
     samples: dict[str, dict[tuple[str, str], np.ndarray]] = {}
     for workload in run.workloads:
-        for key in run.cells:
+        for key in run.layer_keys:
             arrays = [read_array(run.run_dir, t.files["latency_ms"]) for t in run.trials(*key, workload)
                       if t.files.get("latency_ms")]
             data = np.concatenate(arrays) if arrays else np.array([])
@@ -121,7 +122,7 @@ def latency_cdf(run: LoadedRun, out_dir: Path) -> list[Path]:
         for key, data in samples[workload].items():
             # The share of requests up to each latency; the logit axis stretches the tail.
             share, data = _cdf_points(data)
-            ax.plot(data, share, linewidth=3, color=run.colour(*key), label=run.label(*key, sep=" "))
+            ax.plot(data, share, linewidth=3, color=colour(run, *key), label=tick_label(*key, two_lines=False))
             top = max(top, share[-1])
         ax.set_xscale("log")
         plain_ticks(ax.xaxis)

@@ -7,24 +7,18 @@ from pathlib import Path
 import numpy as np
 from matplotlib.patches import Patch
 
-from bench.plots._common import (LoadedRun, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
-                                 spans_decades, styled)
+from bench.model import Run
+from bench.plots._common import (colour, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
+                                 spans_decades, styled, text_on, tick_label)
+from bench.vocabulary import phase_label
 
 # The last phase is common to every setup; it gets the same colour everywhere.
 PHASE_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442", "#999999")
 FINAL_PHASE = "first_200_s"
 FINAL_COLOUR = "#bbbbbb"
-DARK = {"#0072B2", "#D55E00", "#009E73", "#CC79A7"}  # white text on these
 
 
-def phase_label(name: str, short: bool = False) -> str:
-    """`kernel_boot_s` -> `kernel boot`; `first_200_s` -> `launched -> first HTTP 200`."""
-    if name == FINAL_PHASE:
-        return "to first 200" if short else "launched → first HTTP 200 (app ready)"
-    return name.removesuffix("_s").replace("_", " ")
-
-
-def median_phases(run: LoadedRun, key: tuple[str, str]) -> dict[str, float]:
+def median_phases(run: Run, key: tuple[str, str]) -> dict[str, float]:
     """Median seconds per start-up phase over every fresh start of one setup variant, in order."""
     trials = [t for t in run.trials(*key) if t.startup_phases_s]
     names = list(dict.fromkeys(name for t in trials for name in t.startup_phases_s))
@@ -39,22 +33,22 @@ def median_phases(run: LoadedRun, key: tuple[str, str]) -> dict[str, float]:
 ZOOM_FACTOR = 6.0  # when the slowest start is this many times the fastest, the fast ones get their own panel
 
 
-def _phase_bars(ax, run: LoadedRun, data: dict, colours: dict[str, str]) -> None:
+def _phase_bars(ax, run: Run, data: dict, colours: dict[str, str]) -> None:
     keys = list(data)
     longest = max(sum(phases.values()) for phases in data.values())
     for index, key in enumerate(keys):
         left = 0.0
         for name, seconds in data[key].items():
-            colour = colours.get(name, "#999999")
-            ax.barh(index, seconds, left=left, height=0.6, color=colour, edgecolor="white")
+            hue = colours.get(name, "#999999")
+            ax.barh(index, seconds, left=left, height=0.6, color=hue, edgecolor="white")
             if seconds > 0.12 * longest:
-                ax.text(left + seconds / 2, index, f"{phase_label(name, short=True)}\n{number(seconds, 's')}",
-                        ha="center", va="center", fontsize=12, color="white" if colour in DARK else "black")
+                ax.text(left + seconds / 2, index, f"{phase_label(name, True)}\n{number(seconds, 's')}",
+                        ha="center", va="center", fontsize=12, color=text_on(hue))
             left += seconds
         ax.annotate(number(left, "s"), (left, index), xytext=(8, 0), textcoords="offset points", va="center",
                     fontsize=14, fontweight="bold")
     ax.set_yticks(range(len(keys)))
-    ax.set_yticklabels([run.label(*key, sep=" ") for key in keys])
+    ax.set_yticklabels([tick_label(*key, two_lines=False) for key in keys])
     colour_ticklabels(ax.get_yticklabels(), run, keys)
     ax.set_ylim(len(keys) - 0.5, -0.5)
     ax.set_xlim(0, longest * 1.15)
@@ -62,9 +56,9 @@ def _phase_bars(ax, run: LoadedRun, data: dict, colours: dict[str, str]) -> None
 
 
 @styled
-def startup_phases(run: LoadedRun, out_dir: Path) -> list[Path]:
+def startup_phases(run: Run, out_dir: Path) -> list[Path]:
     """Horizontal stacked bars: each setup's start-up split into its phases (median over fresh starts)."""
-    data = {key: median_phases(run, key) for key in run.cells}
+    data = {key: median_phases(run, key) for key in run.layer_keys}
     data = {key: phases for key, phases in data.items() if phases and sum(phases.values()) > 0}
     if not data:
         return []
@@ -92,9 +86,9 @@ def startup_phases(run: LoadedRun, out_dir: Path) -> list[Path]:
 
 
 @styled
-def startup_distribution(run: LoadedRun, out_dir: Path) -> list[Path]:
+def startup_distribution(run: Run, out_dir: Path) -> list[Path]:
     """Every fresh start's time to first 200, as points over a box per setup variant (log when it spans decades)."""
-    data = {key: [t.startup_s for t in run.trials(*key) if finite(t.startup_s)] for key in run.cells}
+    data = {key: [t.startup_s for t in run.trials(*key) if finite(t.startup_s)] for key in run.layer_keys}
     data = {key: values for key, values in data.items() if values}
     if not data:
         return []
@@ -109,7 +103,7 @@ def startup_distribution(run: LoadedRun, out_dir: Path) -> list[Path]:
                        medianprops={"color": "black", "linewidth": 2.5})
         else:
             ax.plot([np.median(values)] * 2, [index - 0.3, index + 0.3], color="black", linewidth=2.5)
-        ax.scatter(values, index + rng.uniform(-0.18, 0.18, size=values.size), s=70, color=run.colour(*key),
+        ax.scatter(values, index + rng.uniform(-0.18, 0.18, size=values.size), s=70, color=colour(run, *key),
                    edgecolor="white", zorder=3)
         ax.annotate(f"median {number(float(np.median(values)), 's')}  (n={values.size})", (values.max(), index),
                     xytext=(12, 0), textcoords="offset points", va="center", fontsize=13)
@@ -120,7 +114,7 @@ def startup_distribution(run: LoadedRun, out_dir: Path) -> list[Path]:
     else:
         ax.set_xlabel("seconds from launch to the first HTTP 200")
     ax.set_yticks(range(len(keys)))
-    ax.set_yticklabels([run.label(*key, sep=" ") for key in keys])
+    ax.set_yticklabels([tick_label(*key, two_lines=False) for key in keys])
     colour_ticklabels(ax.get_yticklabels(), run, keys)
     ax.set_ylim(len(keys) - 0.5, -0.5)
     left, right = ax.get_xlim()

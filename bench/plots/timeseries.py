@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.lines import Line2D
 
-from bench.metrics.sampler import ROLE_LOADGEN
-from bench.plots._common import LoadedRun, new_figure, plain_ticks, save, spans_decades, styled
+from bench.model import Run
+from bench.plots._common import colour, new_figure, plain_ticks, save, spans_decades, styled, tick_label
+from bench.roles import ROLE_LOADGEN
 
 MB = 1024 * 1024
 LINESTYLES = ("-", "--", ":", "-.")
@@ -67,11 +68,11 @@ def _regular(samples: list[tuple[float, float, float]]) -> list[tuple[float, flo
 
 
 @styled
-def timeseries(run: LoadedRun, out_dir: Path) -> list[Path]:
+def timeseries(run: Run, out_dir: Path) -> list[Path]:
     """CPU (% of one core) and RSS (MB) of each setup over every trial, one column per workload."""
     series: dict[str, list[tuple[tuple[str, str], int, tuple]]] = {}
     for workload in run.workloads:
-        for key in run.cells:
+        for key in run.layer_keys:
             for trial in run.trials(*key, workload):
                 relative = trial.files.get("processes")
                 data = read_series(run.run_dir / relative) if relative else None
@@ -87,8 +88,8 @@ def timeseries(run: LoadedRun, out_dir: Path) -> list[Path]:
         memory = []
         for key, repeat, (times, cpu, rss) in series[workload]:
             style = LINESTYLES[repeat % len(LINESTYLES)]
-            cpu_ax.plot(times, cpu, color=run.colour(*key), linestyle=style, linewidth=2.2)
-            rss_ax.plot(times, rss, color=run.colour(*key), linestyle=style, linewidth=2.2)
+            cpu_ax.plot(times, cpu, color=colour(run, *key), linestyle=style, linewidth=2.2)
+            rss_ax.plot(times, rss, color=colour(run, *key), linestyle=style, linewidth=2.2)
             memory.extend(rss)
         if spans_decades(memory):
             rss_ax.set_yscale("log")
@@ -100,8 +101,8 @@ def timeseries(run: LoadedRun, out_dir: Path) -> list[Path]:
         rss_ax.set_ylabel("memory, RSS (MB)" + (" (log)" if rss_ax.get_yscale() == "log" else ""))
         cpu_ax.set_ylabel(f"CPU (% of one core, over {SMOOTH_S:g} s)")
         rss_ax.set_xlabel("seconds since sampling began")
-    handles = [Line2D([], [], color=run.colour(*key), linewidth=4, label=run.label(*key, sep=" "))
-               for key in run.cells if any(k == key for w in workloads for k, _, _ in series[w])]
+    handles = [Line2D([], [], color=colour(run, *key), linewidth=4, label=tick_label(*key, two_lines=False))
+               for key in run.layer_keys if any(k == key for w in workloads for k, _, _ in series[w])]
     repeats = sorted({repeat for w in workloads for _, repeat, _ in series[w]})
     if len(repeats) > 1:
         handles += [Line2D([], [], color="black", linestyle=LINESTYLES[r % len(LINESTYLES)], linewidth=2,

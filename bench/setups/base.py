@@ -1,19 +1,23 @@
-"""The setup interface: how the runner starts the app in one layer and gets it back.
+"""The setup contract: what a way of running the app declares, and how the runner drives it.
 
-A setup module supplies a subclass of `Setup` that fills in four small hooks
-(`check`, `prepare`, `_launch`, `_terminate`). The public lifecycle, `Setup.running()`,
-lives here once: launch, readiness (first HTTP 200 on /health, with a deadline), the
-start-up phase split, and a stop that always happens, on an exception or Ctrl-C too.
+A setup module supplies a subclass of `Setup`. It DECLARES, as class attributes, what it is:
+its name, the path a request takes (`stack`), what a class hears (`narration`), where its cost
+comes from (`explanation`), its colour and display order, whether it is the baseline, the roles
+of the host processes it reports, and its variant `Options`. Runs store that declaration
+(`describe()`), so the report, the charts and compare never need the setup's module.
+
+It IMPLEMENTS small hooks: `check` (available here? else why and the fix), `prepare`, `_launch`,
+`_terminate`, and optionally `_abort_launch`, `diagnose`, `_before_polling`, `_after_ready`,
+`doctor_lines`, `find_leftovers`, `clean_leftovers`, `prune_caches`, `explain` and `caveats`.
+The lifecycle, `Setup.running()`, lives here once: launch, readiness (first HTTP 200 on /health,
+with a deadline), the start-up phase split, and a stop that always runs to its end, on an
+exception, Ctrl-C or SIGTERM too.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-import ctypes
-import http.client
-import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,18 +26,12 @@ from typing import Callable, ClassVar, Iterator
 import psutil
 from pydantic import BaseModel, ConfigDict
 
-# Roles a host process can play in a setup; the charts stack CPU and memory by these.
-ROLE_APP = "app"  # the benchmarked app itself (in a VM: nothing on the host, see hypervisor)
-ROLE_RUNTIME = "runtime"  # container runtime pieces that live per container (containerd shim)
-ROLE_PROXY = "proxy"  # userland proxy forwarding a published port (docker-proxy)
-ROLE_HYPERVISOR = "hypervisor"  # the QEMU process: guest kernel + app + device emulation
-ROLES = (ROLE_APP, ROLE_RUNTIME, ROLE_PROXY, ROLE_HYPERVISOR)
+from bench.errors import SetupError
+from bench.roles import APP, Role, RoleProcess
+from bench.setups.procutil import signals_deferred
+from bench.setups.readiness import wait_until_ready
 
-APP_PORT_IN_GUEST = 8080  # the port the app listens on inside a container or VM
-
-
-class SetupError(Exception):
-    """A setup could not start or stop; the message is one line a user can act on."""
+__all__ = ["Instance", "Options", "Pinning", "ProgressFn", "Setup", "SetupError"]
 
 
 class Options(BaseModel):
@@ -59,14 +57,6 @@ class Pinning:
 
     def as_dict(self) -> dict:
         return {"app_cpus": list(self.app_cpus), "load_cpus": list(self.load_cpus)}
-
-
-@dataclass(frozen=True)
-class RoleProcess:
-    """One host process that a running setup costs, with the role it plays."""
-
-    role: str
-    process: psutil.Process
 
 
 @dataclass
@@ -104,12 +94,18 @@ def _no_progress(message: str) -> None:
 class Setup(abc.ABC):
     """One way to run the app: as a bare process, in a container, in a VM, ...
 
-    Subclasses set `name`, `layer` (one sentence for a class), `Options`, and implement the
-    hooks. They never print: progress goes through the `progress` callback.
+    Setups never print: progress goes through the `progress` callback.
     """
 
+    # ---- the declaration (stored with every run by describe()) ---------------------------
     name: ClassVar[str]
-    layer: ClassVar[str]
+    stack: ClassVar[str]  # the path a request takes: "app -> host kernel -> hardware"
+    narration: ClassVar[str]  # one or two sentences a class hears when its first trial starts
+    explanation: ClassVar[str] = ""  # where its cost comes from, in plain words (the report)
+    colour: ClassVar[str | None] = None  # its hue in every chart; None: one from the spare palette
+    order: ClassVar[int] = 50  # display order among setups (the baseline comes first regardless)
+    baseline: ClassVar[bool] = False  # every ratio is taken against the baseline setup
+    roles: ClassVar[tuple[Role, ...]] = (APP,)  # the roles of the host processes it reports
     Options: ClassVar[type[Options]] = Options
     ready_deadline_s: ClassVar[float] = 30.0
 
@@ -121,30 +117,74 @@ class Setup(abc.ABC):
         self.workdir = Path(workdir)
         self.progress = progress
 
-    # ---- hooks a setup module supplies -------------------------------------------------
+    # ---- availability and housekeeping ----------------------------------------------------
 
     @classmethod
     @abc.abstractmethod
     def check(cls) -> str | None:
         """None when this setup can run here; else one sentence saying why not and the fix."""
 
+    @classmethod
+    def doctor_lines(cls) -> list[str]:
+        """Extra facts `bench doctor` prints under this setup (engine version, accelerator)."""
+        return []
+
+    @classmethod
+    def find_leftovers(cls) -> list[str]:
+        """One line per thing of this setup that a dead run left running (cheap: every run asks)."""
+        return []
+
+    @classmethod
+    def clean_leftovers(cls, run_id: str | None = None) -> list[str]:
+        """Remove what dead runs left (only run_id's, when given); one line per thing removed."""
+        return []
+
+    @classmethod
+    def prune_caches(cls) -> list[str]:
+        """Remove cached artefacts built from older inputs (images); one line per thing removed."""
+        return []
+
+    # ---- one setup variant ------------------------------------------------------------------
+
     def prepare(self) -> None:
         """Build or find what the setup needs (image, kernel). Idempotent; may be slow once."""
 
     def variant(self) -> str:
-        """Short name of the variant these options select ("default", "bridge", "tcg", ...)."""
+        """Short name of the variant ("default", "bridge", "tcg,disk"). Pure: builds and probes
+        nothing; before prepare() it may only know what the options asked for."""
         return "default"
+
+    def explain(self) -> str:
+        """Where this variant's cost comes from (the declaration's words plus variant-specific ones)."""
+        return self.explanation
+
+    def caveats(self) -> list[str]:
+        """What a reader must know before trusting this variant's figures (e.g. an emulated CPU)."""
+        return []
+
+    def describe(self) -> dict:
+        """The declaration of this variant as the run stores it (bench.results.LayerRecord)."""
+        return {"setup": self.name, "variant": self.variant(), "stack": self.stack, "narration": self.narration,
+                "explanation": self.explain(), "caveats": self.caveats(), "colour": self.colour,
+                "order": self.order, "baseline": self.baseline,
+                "roles": {role.key: role.as_dict() for role in self.roles}}
+
+    # ---- hooks of the lifecycle ---------------------------------------------------------
 
     @abc.abstractmethod
     def _launch(self) -> Instance:
         """Start the app; return as soon as it is launched (readiness is checked by the caller).
 
-        Record phases up to launch in `Instance.phases` (e.g. {"spawn_s": 0.01}).
+        Record phases up to launch in `Instance.phases` (e.g. {"spawn_s": 0.01}). If it raises,
+        or is interrupted, `_abort_launch` undoes what it created so far.
         """
 
     @abc.abstractmethod
     def _terminate(self, instance: Instance) -> None:
         """Stop everything _launch started. Must be safe to call twice and after a crash."""
+
+    def _abort_launch(self) -> None:
+        """Undo whatever a failed or interrupted _launch created before it could return."""
 
     def diagnose(self, instance: Instance) -> str:
         """Extra words for an error when the app never became ready (e.g. a log tail)."""
@@ -162,87 +202,26 @@ class Setup(abc.ABC):
     def running(self) -> Iterator[Instance]:
         """Launch, wait for the first 200 on /health, yield, and always stop.
 
-        Adds `first_200_s` (launch returned -> first 200) to the instance's phases.
+        Adds `first_200_s` (launch returned -> first 200) to the instance's phases. The stop (and
+        the undoing of a launch that did not finish) runs with Ctrl-C and SIGTERM held back, so
+        an interrupt cannot leave half of a setup behind; it is delivered right after.
         """
-        instance: Instance | None = None
         try:
             instance = self._launch()
+        except BaseException:
+            with signals_deferred():
+                self._abort_launch()
+            raise
+        try:
             began = time.perf_counter()
             self._before_polling(instance, self.ready_deadline_s)
             remaining_s = max(2.0, self.ready_deadline_s - (time.perf_counter() - began))
-            wait_until_ready(instance, remaining_s, on_fail=lambda: self.diagnose(instance))
+            wait_until_ready(instance.port, instance.handle, remaining_s, on_fail=lambda: self.diagnose(instance))
             instance.phases["first_200_s"] = time.perf_counter() - began
             self._after_ready(instance)
             with contextlib.suppress(Exception):
                 instance.processes()  # discover once now: setups pin helper processes when they find them
             yield instance
         finally:
-            if instance is not None:
+            with signals_deferred():
                 self._terminate(instance)
-
-
-def wait_until_ready(instance: Instance, deadline_s: float, on_fail: Callable[[], str] = lambda: "") -> None:
-    """Poll GET /health on the instance until it answers 200; SetupError after deadline_s."""
-    give_up = time.monotonic() + deadline_s
-    last_error = "no answer"
-    delay = 0.005
-    while time.monotonic() < give_up:
-        # Ask the handle (Popen.poll, a container's state): psutil calls an unreaped zombie "running".
-        if instance.handle is not None and _handle_exited(instance.handle):
-            detail = on_fail()
-            raise SetupError(f"the app exited before answering /health{': ' + detail if detail else ''}")
-        # A short timeout: a port forward (QEMU's hostfwd) accepts at once and then hangs until
-        # the guest listens; a long timeout would round every start-up up to it.
-        connection = http.client.HTTPConnection("127.0.0.1", instance.port, timeout=0.5)
-        try:
-            connection.request("GET", "/health")
-            response = connection.getresponse()
-            response.read()
-            if response.status == 200:
-                return
-            last_error = f"HTTP {response.status}"
-        except (OSError, http.client.HTTPException) as error:
-            last_error = type(error).__name__
-        finally:
-            connection.close()  # also after a timeout: a leaked socket is a ResourceWarning
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.1)
-    detail = on_fail()
-    raise SetupError(f"no HTTP 200 on /health within {deadline_s:.0f} s (last: {last_error})"
-                     + (f"; {detail}" if detail else ""))
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """Popen preexec_fn: the kernel SIGKILLs the child when the runner dies, even by SIGKILL,
-    so a killed run cannot leave apps or QEMUs behind (containers belong to dockerd: bench clean)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: `bench clean` still finds orphans by their command line
-
-
-def pin_process(pid: int, cpus: tuple[int, ...]) -> bool:
-    """Pin every thread of a process to `cpus` (sched_setaffinity on one pid moves one thread only).
-
-    Threads created later inherit their creator's mask. False when the process is gone or ours
-    to pin is not allowed.
-    """
-    try:
-        threads = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    pinned = True
-    for thread in threads:
-        try:
-            os.sched_setaffinity(int(thread), cpus)
-        except OSError:
-            pinned = False
-    return pinned
-
-
-def _handle_exited(handle: object) -> bool:
-    poll = getattr(handle, "poll", None)
-    return callable(poll) and poll() is not None

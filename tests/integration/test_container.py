@@ -12,8 +12,11 @@ import pytest
 from pydantic import ValidationError
 
 from bench.images.docker_image import base_image_dockerfile, remove_images
-from bench.setups.base import ROLE_APP, ROLE_PROXY, ROLE_RUNTIME, Pinning, SetupError
-from bench.setups.container import LABEL, ContainerSetup, clean_leftovers
+from bench.errors import SetupError
+from bench.roles import ROLE_APP, ROLE_PROXY, ROLE_RUNTIME
+from bench.setups.base import Pinning
+from bench.setups.container import ContainerSetup
+from bench.setups.container.engine import LABEL, clean_leftovers
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -161,7 +164,7 @@ def test_engine_refusal_is_one_line(client, built_image):
 def test_clean_leftovers_removes_a_forgotten_container(client, built_image):
     setup = _setup({"network": "host"})
     instance = setup._launch()  # never terminated: as after a crash
-    assert clean_leftovers(RUN_ID) == [instance.facts["container_name"]]
+    assert clean_leftovers(RUN_ID) == [f"container {instance.facts['container_name']}"]
     assert clean_leftovers(RUN_ID) == []
     setup._terminate(instance)  # tolerates the container being gone
 
@@ -212,7 +215,7 @@ def test_prune_images_keeps_the_current_image_and_removes_older_ones(client, bui
     import io
     import tarfile
 
-    from bench.setups.container import prune_images
+    from bench.setups.container.engine import prune_images
 
     # A distinct image under the same repository stands for one built from older inputs.
     archive = io.BytesIO()

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from bench import results
-from bench.setups.bare import APP_SIGNATURE
+from bench.app.command import APP_SIGNATURE
 from bench.setups.container import ContainerSetup
 from tests.conftest import require
 
@@ -427,5 +427,5 @@ def test_a_killed_runner_leaves_a_readable_incomplete_run_and_clean_removes_the_
     assert containers_of(container_run.pid) == [name]  # warned, not cleaned: cleaning is the user's call
 
     cleaned = subprocess.run([BENCH, "clean"], capture_output=True, text=True, env=ENV, timeout=60)
-    assert cleaned.returncode == 0 and f"removed {name}" in cleaned.stdout, cleaned.stdout + cleaned.stderr
+    assert cleaned.returncode == 0 and f"removed container {name}" in cleaned.stdout, cleaned.stdout + cleaned.stderr
     assert containers_of(container_run.pid) == []

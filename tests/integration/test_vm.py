@@ -12,8 +12,12 @@ import pytest
 
 from bench.images.kernel import kernel_status
 from bench.setups import get
-from bench.setups.base import ROLE_HYPERVISOR, Pinning, SetupError
-from bench.setups.vm import NAME_PREFIX, VMSetup, choose_accel, probe_kvm_boot
+from bench.errors import SetupError
+from bench.roles import ROLE_HYPERVISOR
+from bench.setups.base import Pinning
+from bench.setups.vm import VMSetup
+from bench.setups.vm.accel import choose_accel, probe_kvm_boot
+from bench.setups.vm.qemu import NAME_PREFIX
 from tests.conftest import require
 
 pytestmark = [pytest.mark.integration, pytest.mark.qemu]

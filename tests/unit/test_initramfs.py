@@ -10,7 +10,8 @@ import pytest
 
 from bench.images.initramfs import (MARKER_APP, MARKER_INIT, CpioEntry, CpioWriter, init_script, module_load_order,
                                     parse_cpio, parse_modules_dep, run_as)
-from bench.images.kernel import bzimage_version, modinfo_depends, module_name, read_module_bytes
+from bench.images.kernel import bzimage_version
+from bench.images.kernel_modules import modinfo_depends, module_name, read_module_bytes
 
 # Debian 6.1 cloud kernel style: virtio itself is modular, deps listed "load last-listed first".
 MODULES_DEP_6_1 = """\

@@ -62,10 +62,11 @@ def test_sigterm_during_load_interrupts_the_run(app_server):
     import signal
     import threading
 
-    from bench.runner import RunInterrupted, _sigterm_as_interrupt
+    from bench.events import RunInterrupted
+    from bench.runner import sigterm_as_interrupt
 
     timer = threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGTERM))
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         timer.start()
         with pytest.raises(RunInterrupted):
             run_load(app_server, LoadSpec(path="/hello", connections=2, duration_s=5.0, warmup_s=0.0))

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.plots import CHARTS, LoadedRun, render_all
+from bench.model import Run
+from bench.plots import CHARTS, render_all
+from bench.plots._common import colour
 from bench.plots.cost import memory_layers_of
 from bench.plots.load import _cdf_points
 
@@ -29,8 +31,8 @@ def copy_run(tmp_path: Path, edit=None) -> Path:
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory) -> LoadedRun:
-    return LoadedRun.load(copy_run(tmp_path_factory.mktemp("plots")))
+def loaded(tmp_path_factory) -> Run:
+    return Run.load(copy_run(tmp_path_factory.mktemp("plots")))
 
 
 @pytest.mark.parametrize("name", list(CHARTS))
@@ -45,12 +47,13 @@ def test_every_chart_writes_a_png_and_an_svg(name, loaded, tmp_path):
 
 
 def test_cells_put_bare_first_and_keep_one_colour_per_setup(loaded):
-    assert loaded.cells[0] == ("bare", "default")
-    assert set(loaded.cells) == {("bare", "default"), ("container", "bridge"), ("container", "host"), ("vm", "tcg")}
-    bridge, host = loaded.colour("container", "bridge"), loaded.colour("container", "host")
+    assert loaded.layer_keys[0] == ("bare", "default")
+    assert set(loaded.layer_keys) == {("bare", "default"), ("container", "bridge"), ("container", "host"),
+                                      ("vm", "tcg")}
+    bridge, host = colour(loaded, "container", "bridge"), colour(loaded, "container", "host")
     assert bridge != host  # variants get shades ...
-    assert loaded.colour("container", "bridge") == bridge  # ... and the same one every time
-    assert len({loaded.colour(*key) for key in loaded.cells}) == len(loaded.cells)
+    assert colour(loaded, "container", "bridge") == bridge  # ... and the same one every time
+    assert len({colour(loaded, *key) for key in loaded.layer_keys}) == len(loaded.layer_keys)
 
 
 def test_render_all_writes_every_chart_into_the_run_folder(tmp_path):
@@ -85,11 +88,12 @@ def test_a_bare_only_run_has_no_headline(tmp_path):
 
 
 def test_vm_memory_splits_into_app_and_guest_kernel(loaded):
-    row = loaded.result("vm", "tcg", "hello")
-    layers = memory_layers_of(row)
-    assert set(layers) == {"app", "guest"}
-    assert layers["app"] + layers["guest"] == pytest.approx(row["roles"]["hypervisor"]["rss_mb"])
-    assert layers["app"] == pytest.approx(row["inside"]["rss_mb"])
+    cell = loaded.cell("vm", "tcg", "hello")
+    layers = memory_layers_of(loaded, cell)
+    assert set(layers) == {"app", "hypervisor.rest"}
+    assert layers["hypervisor.rest"][1] == "guest kernel + devices"
+    assert layers["app"][0] + layers["hypervisor.rest"][0] == pytest.approx(cell.roles["hypervisor"]["rss_mb"])
+    assert layers["app"][0] == pytest.approx(cell.inside["rss_mb"])
 
 
 def test_cdf_is_thinned_for_big_arrays_but_keeps_the_tail():

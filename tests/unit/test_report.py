@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.compare import compare_runs, write_compare_report
-from bench.plots import LoadedRun
+from bench.model import Run
 from bench.report import render_report, write_report
 from bench.results import ResultsError
 from tests.unit.test_plots import copy_run
@@ -40,10 +40,11 @@ def test_report_shows_machine_settings_and_figures_from_the_results(html):
 
 
 def test_report_explains_each_layer_and_says_tcg_is_emulation(html):
-    assert "bare process: app → host kernel" in html
+    assert "bare: app → host kernel" in html
     assert "docker-proxy" in html and "NAT" in html and "overlayfs" in html
     assert "guest kernel + devices ≈" in html
     assert "TCG: software emulation" in html and "NOT what the same VM would cost under KVM" in html
+    assert "container (bridge)" in html and "container [bridge]" not in html  # one label format
 
 
 def test_report_warns_about_noise_failures_skips_and_an_unfinished_run(tmp_path):
@@ -54,7 +55,7 @@ def test_report_warns_about_noise_failures_skips_and_an_unfinished_run(tmp_path)
         data["trials"].append(failed)
         data["skipped"] = [{"setup": "vm", "variant": "kvm", "reason": "KVM test boot hung"}]
 
-    html = render_report(LoadedRun.load(copy_run(tmp_path, troubled)), charts={})  # text only: fast
+    html = render_report(Run.load(copy_run(tmp_path, troubled)), charts={})  # text only: fast
     assert "This run is incomplete" in html
     assert "app never answered /health within 30 s" in html
     assert "Skipped kvm: KVM test boot hung" in html
@@ -69,7 +70,7 @@ def test_report_escapes_names_from_user_files(tmp_path):
         data["scenario"]["description"] = f"<img src=x onerror=alert(2)> {attack}"
         data["skipped"] = [{"setup": "vm", "variant": attack, "reason": attack}]
 
-    html = render_report(LoadedRun.load(copy_run(tmp_path, hostile)), charts={})
+    html = render_report(Run.load(copy_run(tmp_path, hostile)), charts={})
     assert "<script" not in html
     assert "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -85,14 +86,13 @@ def test_compare_matches_cells_and_gives_ratios_to_the_first_run(tmp_path):
 
     second = copy_run(tmp_path / "b", faster)
     comparison = compare_runs([first, second])
-    assert comparison["warnings"] == []
-    row = next(r for r in comparison["rows"] if (r["setup"], r["workload"], r["metric"])
-               == ("bare", "hello", "throughput_rps"))
-    assert row["runs"][0]["ratio"] is None
-    ratio = row["runs"][1]["ratio"]
-    assert ratio["median"] == pytest.approx(1.5)
-    assert ratio["low"] <= 1.5 <= ratio["high"]
-    page = write_compare_report([first, second], tmp_path / "cmp")
+    assert comparison.caveats == []
+    row = next(r for r in comparison.rows if (r.setup, r.workload, r.metric) == ("bare", "hello", "throughput_rps"))
+    assert row.entries[0].ratio is None
+    ratio = row.entries[1].ratio
+    assert ratio.median == pytest.approx(1.5)
+    assert ratio.low <= 1.5 <= ratio.high
+    page = write_compare_report(comparison, tmp_path / "cmp")
     assert page.is_file() and (tmp_path / "cmp" / "compare.png").is_file()
 
 
@@ -104,8 +104,8 @@ def test_compare_warns_when_machines_pinning_or_scenarios_differ(tmp_path):
         data["pinning"] = {"app_cpus": [0], "load_cpus": [1]}
         data["scenario"]["repeat"] = 5
 
-    warnings = compare_runs([copy_run(tmp_path / "a"), copy_run(tmp_path / "b", elsewhere)])["warnings"]
-    text = "\n".join(warnings)
+    caveats = compare_runs([copy_run(tmp_path / "a"), copy_run(tmp_path / "b", elsewhere)]).caveats
+    text = "\n".join(caveat.text for caveat in caveats)
     assert "cpu_model" in text and "Another CPU" in text and "kernel" in text
     assert "pinning differs" in text
     assert "scenario differs" in text

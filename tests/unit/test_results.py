@@ -60,3 +60,19 @@ def test_resolve_latest_and_by_id(tmp_path):
     assert results.resolve_run("20260101-000000-a-1", tmp_path).name == "20260101-000000-a-1"
     with pytest.raises(ResultsError, match="bench list"):
         results.resolve_run("nope", tmp_path)
+
+
+def test_a_frozen_format_1_run_loads_with_the_layer_descriptions_v1_had():
+    from pathlib import Path
+
+    fixture = Path(__file__).parent.parent / "fixtures" / "small_run"
+    assert json.loads((fixture / "run.json").read_text())["format_version"] == 1  # frozen: never rewritten
+    record = results.load_run(fixture)
+    assert record.format_version == results.FORMAT_VERSION
+    layers = {(layer.setup, layer.variant): layer for layer in record.layers}
+    assert set(layers) == {("bare", "default"), ("container", "bridge"), ("container", "host"), ("vm", "tcg")}
+    assert layers[("bare", "default")].baseline and not layers[("vm", "tcg")].baseline
+    assert "docker-proxy" in layers[("container", "bridge")].explanation
+    assert "docker-proxy" not in layers[("container", "host")].explanation
+    assert any("TCG" in caveat for caveat in layers[("vm", "tcg")].caveats)
+    assert layers[("vm", "tcg")].roles["hypervisor"]["contains_app"] is True

@@ -8,9 +8,10 @@ import time
 
 import psutil
 
-from bench.metrics.sampler import ROLE_LOADGEN, Sampler
-from bench.metrics.summary import summarize_host, summarize_processes
-from bench.setups.base import RoleProcess
+from bench.metrics.sampler import Sampler
+from bench.roles import ROLE_LOADGEN
+from bench.metrics.window import summarize_host, summarize_processes
+from bench.roles import RoleProcess
 
 BUSY = "import time\nend = time.process_time() + 5\nwhile time.process_time() < end: pass\n"
 

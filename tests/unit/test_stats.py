@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench import stats
+from bench.vocabulary import verdict
 
 
 def test_median_ci_brackets_the_median_and_is_reproducible():
@@ -39,20 +40,20 @@ def test_ratio_of_clearly_different_groups_excludes_one():
     fast = rng.normal(100, 1, 10)
     ratio = stats.ratio_ci(slow, fast, seed=2)
     assert 0.45 < ratio.low <= ratio.median <= ratio.high < 0.55
-    assert stats.verdict("throughput_rps", ratio).startswith("2.0x slower")
+    assert verdict("throughput_rps", ratio).startswith("2.0x slower")
 
 
 def test_overlapping_groups_give_no_measurable_difference():
     ratio = stats.ratio_ci([100, 104, 96, 101], [99, 103, 97, 100], seed=5)
     assert ratio.low < 1 < ratio.high
-    assert stats.verdict("throughput_rps", ratio) == "no measurable difference"
+    assert verdict("throughput_rps", ratio) == "no measurable difference"
 
 
 def test_verdict_direction_for_lower_is_better_metrics():
-    assert stats.verdict("latency_p99_ms", stats.Estimate(1.5, 1.4, 1.6)).startswith("slower by 50%")
-    assert stats.verdict("cpu_us_per_request", stats.Estimate(0.8, 0.7, 0.9)).startswith("cheaper by 20%")
-    assert stats.verdict("startup_s", stats.Estimate(40, 35, 45)) == "40.0x slower (interval 35.0x..45.0x)"
-    assert stats.verdict("throughput_rps", stats.Estimate(0.05, 0.04, 0.0625)) == "20.0x slower (interval 16.0x..25.0x)"
+    assert verdict("latency_p99_ms", stats.Estimate(1.5, 1.4, 1.6)).startswith("slower by 50%")
+    assert verdict("cpu_us_per_request", stats.Estimate(0.8, 0.7, 0.9)).startswith("cheaper by 20%")
+    assert verdict("startup_s", stats.Estimate(40, 35, 45)) == "40.0x slower (interval 35.0x..45.0x)"
+    assert verdict("throughput_rps", stats.Estimate(0.05, 0.04, 0.0625)) == "20.0x slower (interval 16.0x..25.0x)"
 
 
 def test_percentiles_and_spread():

@@ -1,0 +1,41 @@
+"""Progress events: how the runner tells whoever renders (terminal, live view, tests) what happens.
+
+A leaf module, so that rendering progress never imports the runner, the setups or the load
+generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+# What each kind means: start (run folder known), prepare (a setup builds or checks what it
+# needs), skip (a setup cannot run here), trial (a trial begins), trial_done / trial_failed (a
+# trial ended; data["trial"] is its id), repeat (repeat: auto decided), done (run complete).
+KINDS = ("start", "prepare", "skip", "trial", "trial_done", "trial_failed", "repeat", "done")
+
+
+@dataclass(frozen=True)
+class Event:
+    """A progress report; `done`/`total` count trials, `data` carries ids for the renderer."""
+
+    kind: str
+    message: str
+    done: int = 0
+    total: int = 0
+    data: dict = field(default_factory=dict)
+
+
+ProgressFn = Callable[[Event], None]
+
+
+def no_progress(event: Event) -> None:
+    """A ProgressFn that drops every event."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """SIGTERM arrived; raised in the main thread so cleanup runs as for Ctrl-C.
+
+    A KeyboardInterrupt: raised inside an asyncio callback of the load generator, any other
+    exception (BaseException included) is caught and logged by the event loop, and the run went on.
+    """

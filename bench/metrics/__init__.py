@@ -1,0 +1,1 @@
+"""Measuring host processes: the psutil sampler and the window arithmetic over its rows."""

@@ -1,0 +1,14 @@
+"""The data model every output reads: Trial (stored) -> Cell -> Run.
+
+A `Cell` is one setup variant under one workload: its trials and, as methods, its statistics.
+A `Run` is a stored run folder: its layers (setup variants, as the run described them), its
+cells in display order, the overhead of each cell against the baseline, and its caveats. The
+summary, the terminal, the report, the charts and compare all read these; none regroups trials.
+"""
+
+from bench.model.cell import BUSY_MACHINE_CORES, Cell
+from bench.model.figures import MB, METRIC_OF, median_of, sub_seed
+from bench.model.run import STARTUP_WORKLOAD, Overhead, Run
+
+__all__ = ["BUSY_MACHINE_CORES", "MB", "METRIC_OF", "STARTUP_WORKLOAD", "Cell", "Overhead", "Run", "median_of",
+           "sub_seed"]

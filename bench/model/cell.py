@@ -1,0 +1,208 @@
+"""A cell: one setup variant under one workload, its trials and their statistics."""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+
+from bench import stats
+from bench.model.figures import METRIC_OF, MB, median_of, sub_seed
+from bench.results import TrialRecord
+from bench.vocabulary import Caveat, cell_label, finite, label
+
+BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its figures are suspect
+
+
+class Cell:
+    """One setup variant under one workload: its trials (ok and failed) and their statistics."""
+
+    def __init__(self, setup: str, variant: str, workload: str, trials: list[TrialRecord], seed: int):
+        self.setup, self.variant, self.workload = setup, variant, workload
+        self.trials = trials
+        self.seed = seed
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.setup, self.variant, self.workload
+
+    @property
+    def layer_key(self) -> tuple[str, str]:
+        return self.setup, self.variant
+
+    @property
+    def label(self) -> str:
+        return label(self.setup, self.variant)
+
+    @property
+    def subject(self) -> str:
+        return cell_label(self.setup, self.variant, self.workload)
+
+    @cached_property
+    def ok(self) -> list[TrialRecord]:
+        return [trial for trial in self.trials if trial.status == "ok"]
+
+    @property
+    def kind(self) -> str:
+        return self.trials[0].kind if self.trials else "load"
+
+    @property
+    def repeats(self) -> int:
+        return len(self.ok)
+
+    @property
+    def failed(self) -> int:
+        return len(self.trials) - len(self.ok)
+
+    @property
+    def has_load(self) -> bool:
+        return any(trial.load for trial in self.ok)
+
+    def values(self, metric: str) -> list[float]:
+        """One finite value of `metric` per ok trial."""
+        read = METRIC_OF[metric]
+        return [value for value in (read(trial) for trial in self.ok) if finite(value)]
+
+    def estimate(self, metric: str) -> stats.Estimate | None:
+        """Median over repeats with its interval; None when no trial has the figure."""
+        values = self.values(metric)
+        if not values:
+            return None
+        tag = {"throughput_rps": "throughput", "latency_p99_ms": "p99", "startup_s": "startup"}.get(metric, metric)
+        return stats.median_ci(values, sub_seed(self.seed, *self.key, tag))
+
+    def median(self, metric: str) -> float | None:
+        return median_of(self.values(metric))
+
+    @property
+    def interval_method(self) -> str:
+        return stats.interval_method(self.repeats)
+
+    @cached_property
+    def latency_ms(self) -> dict[str, float | None] | None:
+        loads = [trial.load for trial in self.ok if trial.load]
+        if not loads:
+            return None
+        return {name: median_of(load.get("latency_ms", {}).get(name) for load in loads) for name in stats.PERCENTILES}
+
+    @property
+    def app_ms_p50(self) -> float | None:
+        return median_of(trial.load.get("app_ms", {}).get("p50") for trial in self.ok if trial.load)
+
+    @property
+    def cpu_us_per_request(self) -> dict[str, float | None] | None:
+        if not self.values("cpu_us_per_request"):
+            return None
+        return {part: median_of(t.cpu_us_per_request.get(part) for t in self.ok) for part in ("user", "sys")}
+
+    @property
+    def memory_mb(self) -> dict[str, float | None] | None:
+        if not self.values("memory_rss_mb"):
+            return None
+        return {part: median_of((t.memory_bytes.get(part) or math.nan) / MB for t in self.ok)
+                for part in ("rss", "uss", "pss")}
+
+    @property
+    def memory_per_instance_mb(self) -> float | None:
+        return median_of((t.memory_bytes.get("rss_per_instance") or math.nan) / MB for t in self.ok)
+
+    @property
+    def instances(self) -> int | None:
+        return next((t.facts.get("instances") for t in self.ok if t.facts.get("instances")), None)
+
+    @property
+    def startup_phases_s(self) -> dict[str, float | None]:
+        started = [t for t in self.ok if t.startup_phases_s]
+        names = list(dict.fromkeys(name for t in started for name in t.startup_phases_s))
+        return {name: median_of(t.startup_phases_s.get(name) for t in started) for name in names}
+
+    @cached_property
+    def roles(self) -> dict[str, dict[str, float | None]]:
+        """Per role: CPU per request (user, sys), RSS and USS in MB, process count: medians."""
+        roles: dict[str, dict] = {}
+        for role in dict.fromkeys(role for t in self.ok for role in t.roles):
+            pairs = [(t.roles.get(role, {}), t.load.get("requests", 0)) for t in self.ok]
+            roles[role] = {
+                "cpu_user_us_per_request": median_of(r.get("cpu_user_s", 0) / n * 1e6 for r, n in pairs if n),
+                "cpu_sys_us_per_request": median_of(r.get("cpu_sys_s", 0) / n * 1e6 for r, n in pairs if n),
+                "rss_mb": median_of((r.get("rss_bytes") or math.nan) / MB for r, _ in pairs),
+                "uss_mb": median_of((r.get("uss_bytes") or math.nan) / MB for r, _ in pairs),
+                "processes": median_of(r.get("processes", 0) for r, _ in pairs),
+            }
+        return roles
+
+    @cached_property
+    def inside(self) -> dict:
+        """The app's own view, as medians: CPU per request it saw itself, its RSS, user and kernel."""
+        views = [t for t in self.ok if t.inside]
+        if not views:
+            return {}
+        last = views[-1].inside
+        per_request = [(t.inside.get("cpu_user_s", 0) + t.inside.get("cpu_sys_s", 0)) / t.inside["requests_served"]
+                       * 1e6 for t in views
+                       if isinstance(t.inside.get("requests_served"), int) and t.inside["requests_served"]]
+        return {"cpu_us_per_request": median_of(per_request),
+                "rss_mb": median_of(t.inside.get("rss_bytes", 0) / MB for t in views),
+                "uid": last.get("uid"), "kernel": last.get("kernel"), "ppid": last.get("ppid"),
+                "requests_served": median_of(t.inside.get("requests_served") for t in views)}
+
+    @property
+    def errors(self) -> list[str]:
+        return sorted({trial.error for trial in self.trials if trial.error})
+
+    @property
+    def errors_by_kind(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for trial in self.ok:
+            for kind, count in (trial.load or {}).get("errors", {}).items():
+                counts[kind] = counts.get(kind, 0) + count
+        return counts
+
+    def _spread_values(self) -> list[float]:
+        return self.values("throughput_rps") if self.has_load else self.values("startup_s")
+
+    @property
+    def spread(self) -> float:
+        return stats.spread(self._spread_values())
+
+    @property
+    def noisy(self) -> bool:
+        return stats.is_noisy(self._spread_values())
+
+    @property
+    def foreign_cpu_cores(self) -> float | None:
+        # The worst repeat, not the median: one disturbed repeat is enough to distrust a cell.
+        return max((t.host.get("foreign_cpu_cores") or 0.0 for t in self.ok), default=None)
+
+    @property
+    def busy_repeats(self) -> int:
+        return sum(1 for t in self.ok if (t.host.get("foreign_cpu_cores") or 0.0) > BUSY_MACHINE_CORES)
+
+    @property
+    def accel(self) -> str | None:
+        return next((t.facts.get("accel") for t in self.ok if t.facts.get("accel")), None)
+
+    def caveats(self) -> list[Caveat]:
+        """What a reader must know about this cell's figures (computed here once for every output)."""
+        found = []
+        if self.noisy:
+            found.append(Caveat("noisy", self.subject, f"Noisy: {self.subject}: repeats spread {self.spread:.0%} of "
+                                f"their median; treat its figures and ratios with care, or run more repeats.",
+                                f"noisy: repeats spread {self.spread:.0%}"))
+        if self.failed:
+            found.append(Caveat("failed", self.subject, f"{self.failed} failed trial(s) in {self.subject}.",
+                                f"{self.failed} failed"))
+        if self.busy_repeats:
+            cores = self.foreign_cpu_cores or 0.0
+            found.append(Caveat("busy", self.subject, f"Busy machine during {self.subject}: in {self.busy_repeats} "
+                                f"repeat(s) other processes used up to {cores:.2f} cores while it was measured; "
+                                f"those figures include their interference.",
+                                f"busy machine in {self.busy_repeats} repeat(s): others used up to {cores:.2f} cores"))
+        if self.errors_by_kind:
+            kinds = ", ".join(f"{kind}={count}" for kind, count in self.errors_by_kind.items())
+            found.append(Caveat("errors", self.subject, f"Request errors in {self.subject}: {kinds}", f"errors {kinds}"))
+        if self.repeats == 1 and self.has_load:
+            found.append(Caveat("single_repeat", self.subject, f"Only 1 repeat for {self.subject}: its interval has "
+                                f"zero width and says nothing about spread.", "1 repeat", "note"))
+        return found
+
+

@@ -1,0 +1,173 @@
+"""What the report shows, as plain strings and lists built from the model; the template only lays
+it out. Every figure comes from the run's cells; the words about each layer come from what the run
+stored about it (its setup's declaration), so no setup is named here."""
+
+from __future__ import annotations
+
+import re
+
+from bench.model import Cell, Run
+from bench.plots.cost import memory_layers_of
+from bench.plots._common import colour
+from bench.roles import APP
+from bench.vocabulary import HEADLINE_METRICS, PERCENTILE_LABELS, finite, fmt, fmt_interval, label, metric
+
+_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def css_colour(value: str | None) -> str:
+    """A colour safe inside a style attribute (run.json is user-editable): #rrggbb or grey."""
+    return value if isinstance(value, str) and _HEX.match(value) else "#999999"
+
+
+def _per_workload(pairs: list[tuple[str, float]], unit: str, digits: int | None = None) -> str:
+    return ", ".join(f"{fmt(value, digits, unit)} ({workload})" for workload, value in pairs)
+
+
+def _role_points(run: Run, cells: list[Cell]) -> list[str]:
+    points = []
+    for key in dict.fromkeys(role for cell in cells for role in cell.roles):
+        role = run.roles.get(key)
+        name = role.label if role else key
+        memory = [(c.workload, c.roles[key]["rss_mb"]) for c in cells if key in c.roles
+                  and finite(c.roles[key].get("rss_mb"))]
+        cpu = [(c.workload, c.roles[key]["cpu_user_us_per_request"] + (c.roles[key].get("cpu_sys_us_per_request") or 0))
+               for c in cells if key in c.roles and finite(c.roles[key].get("cpu_user_us_per_request"))]
+        if memory:
+            points.append(f"{name}: resident memory {_per_workload(memory, 'MB')}.")
+        if cpu and key != APP.key:  # the app's own CPU is in the tables; helpers are news
+            points.append(f"{name}: CPU per request {_per_workload(cpu, 'µs')}.")
+        if role and role.contains_app:
+            for cell in cells:
+                layers = memory_layers_of(run, cell)
+                rest = layers.get(f"{key}.rest")
+                if rest and APP.key in layers:
+                    points.append(f"{cell.workload}: {name} resident memory {fmt(cell.roles[key]['rss_mb'], unit='MB')}"
+                                  f", of which the app itself (seen from inside its layer) "
+                                  f"{fmt(layers[APP.key][0], unit='MB')}: {rest[1]} ≈ {fmt(rest[0], unit='MB')}.")
+    return points
+
+
+def layer_notes(run: Run) -> list[dict]:
+    """Per setup variant: where its cost comes from, in plain words, with this run's figures."""
+    notes = []
+    for layer in run.layers:
+        key = (layer.setup, layer.variant)
+        cells = run.cells_of(*key)
+        verdicts = [f"{o.workload}: {metric(o.metric).label} {o.verdict}" for o in run.overhead
+                    if (o.setup, o.variant) == key and o.metric in ("throughput_rps", "latency_p99_ms",
+                                                                     "cpu_us_per_request")]
+        points = _role_points(run, cells)
+        startup = [(cell.workload, cell.median("startup_s")) for cell in cells if cell.median("startup_s") is not None]
+        if startup:
+            points.append(f"Launch to first HTTP 200: {_per_workload(startup, 's')} (median).")
+        notes.append({"label": label(*key), "title": f"{label(*key)}: {layer.stack}" if layer.stack else label(*key),
+                      "text": layer.explanation or "Its figures are in the tables below.",
+                      "caveats": layer.caveats, "points": points, "verdicts": verdicts,
+                      "colour": css_colour(colour(run, *key))})
+    return notes
+
+
+def load_rows(run: Run) -> list[dict]:
+    rows = []
+    for cell in run.cells:
+        latency = cell.latency_ms or {}
+        rows.append({"label": cell.label, "colour": css_colour(colour(run, *cell.layer_key)),
+                     "workload": cell.workload, "repeats": cell.repeats, "failed": cell.failed,
+                     "throughput": fmt_interval(cell.estimate("throughput_rps") if cell.has_load else None, 0),
+                     **{name: fmt(latency.get(name)) for name in PERCENTILE_LABELS},
+                     "p99": fmt_interval(cell.estimate("latency_p99_ms") if cell.has_load else None),
+                     "app_ms_p50": fmt(cell.app_ms_p50, 3), "noisy": cell.noisy, "spread": f"{cell.spread:.0%}"})
+    return rows
+
+
+def cost_rows(run: Run) -> list[dict]:
+    rows = []
+    for cell in run.cells:
+        cpu, memory, inside = cell.cpu_us_per_request or {}, cell.memory_mb or {}, cell.inside
+        rows.append({"label": cell.label, "colour": css_colour(colour(run, *cell.layer_key)),
+                     "workload": cell.workload, "cpu_user": fmt(cpu.get("user")), "cpu_sys": fmt(cpu.get("sys")),
+                     "rss": fmt(memory.get("rss")), "uss": fmt(memory.get("uss")), "pss": fmt(memory.get("pss")),
+                     "startup": fmt(cell.median("startup_s"), 3), "inside_cpu": fmt(inside.get("cpu_us_per_request")),
+                     "inside_rss": fmt(inside.get("rss_mb")), "inside_kernel": inside.get("kernel") or "–",
+                     "accel": cell.accel or "–"})
+    return rows
+
+
+def role_rows(run: Run) -> list[dict]:
+    rows = []
+    for cell in run.cells:
+        for key, figures in cell.roles.items():
+            role = run.roles.get(key)
+            rows.append({"label": cell.label, "colour": css_colour(colour(run, *cell.layer_key)),
+                         "workload": cell.workload, "role": role.label if role else key,
+                         "cpu_user": fmt(figures.get("cpu_user_us_per_request")),
+                         "cpu_sys": fmt(figures.get("cpu_sys_us_per_request")),
+                         "rss": fmt(figures.get("rss_mb")), "uss": fmt(figures.get("uss_mb")),
+                         "processes": fmt(figures.get("processes"), 0)})
+    return rows
+
+
+def overhead_rows(run: Run) -> list[dict]:
+    return [{"label": row.label, "colour": css_colour(colour(run, row.setup, row.variant)),
+             "workload": row.workload, "metric": metric(row.metric).title, "better": metric(row.metric).direction,
+             "ratio": fmt_interval(row.ratio, 2), "verdict": row.verdict, "same": row.same}
+            for row in run.overhead if row.metric in HEADLINE_METRICS + ("latency_p50_ms",)]
+
+
+def settings(run: Run) -> list[tuple[str, str]]:
+    """The machine and the settings, to reproduce the run or to distrust a comparison."""
+    record, machine = run.record, run.record.machine
+    versions = machine.get("versions") or {}
+    memory = machine.get("memory_bytes")
+    pinning = record.pinning or {}
+    scenario = record.scenario or {}
+    workloads = "; ".join(f"{w.get('name')}: {w.get('endpoint')} {w.get('mode', '')}, "
+                          f"{w.get('connections')} connections, {w.get('duration')} s after {w.get('warmup')} s "
+                          f"warm-up, {w.get('load')} load generator" for w in scenario.get("workloads", []))
+    fraction = run.sampler_cpu_fraction
+    return [
+        ("host", f"{machine.get('hostname', '–')} ({machine.get('os', '–')})"),
+        ("kernel", machine.get("kernel", "–")),
+        ("CPU", f"{machine.get('cpu_model', '–')}, {machine.get('cpus_logical', '–')} logical CPUs"),
+        ("memory", fmt(memory / 1024**3, 1, "GiB") if isinstance(memory, (int, float)) else "–"),
+        ("/dev/kvm present", str(machine.get("kvm_device", "–"))),
+        ("pinning", f"app side on CPUs {pinning.get('app_cpus', '–')}, load generator on "
+                    f"{pinning.get('load_cpus', '–')}" if pinning else "not pinned"),
+        ("python", f"{machine.get('python', '–')} ({machine.get('python_executable', '–')})"),
+        ("versions", ", ".join(f"{name} {value}" for name, value in versions.items() if value) or "–"),
+        ("scenario", f"{scenario.get('name', '–')}: {scenario.get('description', '')}"),
+        ("workloads", workloads or "–"),
+        ("repeats, order", f"{scenario.get('repeat', '–')} per cell, {scenario.get('order', '–')}, start "
+                           f"{scenario.get('start', '–')}"),
+        ("command line", " ".join(record.command_line) or "–"),
+        ("seed", str(record.seed)),
+        ("started, finished", f"{record.created_at} → {record.finished_at or 'not finished'}"),
+        ("sampler cost", f"{fraction:.2%} of one core (median over trials)" if fraction is not None else "–"),
+    ]
+
+
+def report_context(run: Run, embedded: list[dict]) -> dict:
+    """Everything the template shows; `embedded` holds the charts as data: URIs."""
+    from bench import results, summary
+
+    return {
+        "run_id": run.record.run_id,
+        "status": run.record.effective_status(),
+        "scenario": run.record.scenario.get("name") or "–",
+        "description": run.record.scenario.get("description") or "",
+        "confidence": "95%",
+        "baseline": run.baseline,
+        "setups": [label(*key) for key in run.layer_keys],
+        "settings": settings(run),
+        "warnings": [caveat.text for caveat in run.caveats()],
+        "headline": next((chart for chart in embedded if chart["name"] == "headline"), None),
+        "charts": [chart for chart in embedded if chart["name"] != "headline"],
+        "layers": layer_notes(run),
+        "load_rows": load_rows(run),
+        "cost_rows": cost_rows(run),
+        "role_rows": role_rows(run),
+        "overhead_rows": overhead_rows(run),
+        "summary_version": summary.SUMMARY_VERSION,
+        "format_version": results.FORMAT_VERSION,
+    }

@@ -1,0 +1,269 @@
+"""Run a scenario: prepare each setup, then its starts and trials in the planned order, storing
+every trial as it ends. The runner never prints: it reports through a `progress` callback, and
+the run folder is rewritten (atomically) after every trial, so a crash or Ctrl-C keeps every
+trial already measured.
+
+Jobs are split: `plan` (order, seed, repeat: auto), `measure` (one trial on a running setup),
+`persist` (files and run.json), and this module, which ties them together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from bench import machine
+from bench.errors import SetupError
+from bench.events import Event, ProgressFn, RunInterrupted, no_progress
+from bench.load.builtin import LoadResult, LoadSpec, run_load
+from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, save_run
+from bench.runner.measure import LoadFn, Measurement, alive, measure_trial, new_record
+from bench.runner.persist import append_trial, store_measurement
+from bench.runner.plan import PlannedTrial, converged, plan, resolve_pinning
+from bench.scenario import Scenario, SetupSpec, Workload
+from bench.setups import registry
+from bench.setups.base import Instance, Pinning, Setup
+from bench.vocabulary import trial_line
+
+__all__ = ["Runner", "RunInterrupted", "resume_run", "run_scenario"]
+
+
+@contextlib.contextmanager
+def _pinned(cpus: tuple[int, ...]) -> Iterator[None]:
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises RunInterrupted in the main thread, as Ctrl-C does."""
+    def handler(signum, frame):
+        raise RunInterrupted("terminated (SIGTERM)")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (tests): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def generator_for(pinning: Pinning) -> LoadFn:
+    """The load generator a workload asks for (built-in or wrk), on the load CPUs."""
+    def load(port: int, workload: Workload) -> LoadResult:
+        spec = LoadSpec(path=workload.url_path, mode=workload.mode, connections=workload.connections,
+                        duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate)
+        if workload.load == "wrk":
+            from bench.load import wrk  # optional external generator
+
+            return wrk.run_wrk(port, spec, pinning.load_cpus)
+        return run_load(port, spec)
+    return load
+
+
+def _side_by_side(copies: list[Instance]) -> Instance:
+    """N running copies seen as one: every process of each, phases and facts of the first."""
+    return Instance(port=copies[0].port, processes=lambda: [rp for copy in copies for rp in copy.processes()],
+                    phases=dict(copies[0].phases), facts={**copies[0].facts, "instances": len(copies)},
+                    handle=copies[0].handle)
+
+
+def _reason(error: BaseException) -> str:
+    # An OSError's text alone can be cryptic ("5311 requested and 4080 written" on a full disk).
+    if isinstance(error, OSError):
+        return f"{type(error).__name__}: {error}"
+    return str(error) or type(error).__name__
+
+
+class Runner:
+    """Holds the state of one run; `run()` executes the plan and returns the run folder."""
+
+    def __init__(self, scenario: Scenario, results_dir: Path, progress: ProgressFn = no_progress,
+                 command_line: list[str] | None = None, sampler_hz: float = 10.0, resume: RunRecord | None = None,
+                 load: LoadFn | None = None):
+        self.scenario = scenario
+        self.progress = progress
+        self.sampler_hz = sampler_hz
+        self.pinning = resolve_pinning(scenario)
+        self.load = load or generator_for(self.pinning)
+        self.setups_by_key: dict[str, Setup] = {}
+        self.variants: dict[str, str] = {}
+        self.record = resume if resume is not None else self._new_record(command_line)
+        if resume is not None:  # finish a run: same id, folder, scenario and seed; failed trials again
+            self.record.trials = resume.ok_trials()
+            self.record.skipped = []
+            self.record.status = "running"
+            self.record.runner_pid = os.getpid()
+        self.done = {trial.trial_id for trial in self.record.trials}
+        self.run_id = self.record.run_id
+        self.run_dir = Path(results_dir) / self.run_id
+        self.workdir = self.run_dir / "work"
+        self.resuming = resume is not None
+
+    def _new_record(self, command_line: list[str] | None) -> RunRecord:
+        return RunRecord(run_id=new_run_id(self.scenario.name), created_at=now_iso(),
+                         command_line=command_line or sys.argv, scenario=self.scenario.model_dump(mode="json"),
+                         machine=machine.describe(), pinning=self.pinning.as_dict(), seed=self.scenario.seed,
+                         runner_pid=os.getpid())
+
+    # ---- the whole run ------------------------------------------------------------------
+
+    def run(self) -> Path:
+        # A resumed run's folder exists even when no trial finished ok before the interruption.
+        self.run_dir.mkdir(parents=True, exist_ok=self.resuming)
+        save_run(self.run_dir, self.record)
+        self.progress(Event("start", f"run {self.run_id} -> {self.run_dir}", data={"run_dir": str(self.run_dir)}))
+        try:
+            with _pinned(self.pinning.load_cpus), sigterm_as_interrupt():
+                specs = self._prepare_setups()
+                if self.scenario.repeat == "auto":
+                    self._run_until_converged(specs)
+                else:
+                    starts = plan(self.scenario, specs, self.scenario.repeat)
+                    total = sum(len(group) for group in starts)
+                    for group in starts:
+                        self._run_start(group, total)
+            self.record.status = "complete"
+        except BaseException:
+            self.record.status = "incomplete"
+            raise
+        finally:
+            self.record.finished_at = now_iso()
+            save_run(self.run_dir, self.record)
+            with contextlib.suppress(OSError):
+                self.workdir.rmdir()
+        self.progress(Event("done", f"run {self.run_id} complete", data={"run_dir": str(self.run_dir)}))
+        return self.run_dir
+
+    def _run_until_converged(self, specs: list[SetupSpec]) -> None:
+        """repeat: auto: whole interleaved rounds until every interval is narrow enough or the cap."""
+        scenario = self.scenario
+        total = sum(len(group) for group in plan(scenario, specs, 1)) * scenario.repeat_cap
+        outcome = {"mode": "auto", "target": scenario.repeat_target, "cap": scenario.repeat_cap,
+                   "stopped_by": "cap"}
+        for repeat in range(scenario.repeat_cap):
+            for group in plan(scenario, specs, 1, first_repeat=repeat):
+                self._run_start(group, total)
+            done, detail = converged(self.record, scenario.repeat_target)
+            outcome.update(repeats=repeat + 1, detail=detail)
+            if repeat + 1 >= 3 and done:
+                outcome["stopped_by"] = "target"
+                break
+        self.record.repeat_outcome = outcome
+        word = "every interval within target" if outcome["stopped_by"] == "target" else "cap reached"
+        self.progress(Event("repeat", f"repeat auto: {outcome['repeats']} repeats, {word}; {outcome['detail']}"))
+
+    def _prepare_setups(self) -> list[SetupSpec]:
+        """Check and prepare every setup of the scenario; the ones that can run, described in the run."""
+        ready = []
+        for spec in self.scenario.setups:
+            setup, reason = self._prepared(spec)
+            if reason is not None:
+                self.record.skipped.append({"setup": spec.setup, "variant": spec.key, "reason": reason})
+                save_run(self.run_dir, self.record)
+                self.progress(Event("skip", f"skipping {spec.key}: {reason}"))
+                continue
+            self.setups_by_key[spec.key] = setup
+            self.variants[spec.key] = setup.variant()
+            described = {(layer.setup, layer.variant) for layer in self.record.layers}
+            if (spec.setup, self.variants[spec.key]) not in described:
+                self.record.layers.append(LayerRecord.model_validate(setup.describe()))
+            ready.append(spec)
+        save_run(self.run_dir, self.record)
+        return ready
+
+    def _prepared(self, spec: SetupSpec) -> tuple[Setup | None, str | None]:
+        cls = registry.get(spec.setup)
+        reason = cls.check()
+        if reason is not None:
+            return None, reason
+        setup = cls(spec.options, self.pinning, self.run_id, self.workdir,
+                    progress=lambda message: self.progress(Event("prepare", f"{spec.key}: {message}")))
+        try:
+            self.progress(Event("prepare", f"preparing {spec.key}"))
+            setup.prepare()
+        except (SetupError, OSError) as error:
+            return None, f"prepare failed: {error}"
+        return setup, None
+
+    def _run_start(self, group: list[PlannedTrial], total: int) -> None:
+        """Launch once (or `copies` times, side by side), run the group's trials, always stop."""
+        setup = self.setups_by_key[group[0].spec.key]
+        group = [trial for trial in group if trial.trial_id not in self.done]  # resume: only what is missing
+        if not group:
+            return
+        try:
+            with contextlib.ExitStack() as stack:
+                copies = [stack.enter_context(setup.running()) for _ in range(group[0].copies)]
+                instance = copies[0] if len(copies) == 1 else _side_by_side(copies)
+                self._run_group(setup, instance, group, total)
+        except (SetupError, OSError) as error:
+            # The launch failed (or the stop did): every trial of this start not yet recorded fails.
+            recorded = {trial.trial_id for trial in self.record.trials}
+            for trial in group:
+                if trial.trial_id not in recorded:
+                    self._fail(trial, _reason(error))
+
+    def _run_group(self, setup: Setup, instance: Instance, group: list[PlannedTrial], total: int) -> None:
+        for index, trial in enumerate(group):
+            self.progress(Event("trial", trial.key, len(self.record.trials) + 1, total,
+                                {"setup": trial.spec.setup, "workload": trial.workload.name,
+                                 "variant": self.variants[trial.spec.key], "narration": setup.narration}))
+            self._run_trial(instance, trial, fresh=index == 0)
+            if index + 1 < len(group) and not alive(instance):
+                for rest in group[index + 1:]:
+                    self._fail(rest, "the setup stopped answering during an earlier trial")
+                break
+
+    # ---- one trial ---------------------------------------------------------------------
+
+    def _run_trial(self, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
+        try:
+            measurement: Measurement = measure_trial(instance, trial, self.variants[trial.spec.key], fresh,
+                                                     self.load, self.sampler_hz)
+        except (SetupError, OSError, RuntimeError, ValueError) as error:
+            self._fail(trial, _reason(error))
+            return
+        record = store_measurement(self.run_dir, measurement)
+        append_trial(self.run_dir, self.record, record, trial.key)
+        if record.status == "failed":  # measured, but judged failed (no request served, the setup died)
+            self.progress(Event("trial_failed", f"{trial.key} failed: {record.error}",
+                                data={"trial": record.trial_id, "record": record}))
+            return
+        self.progress(Event("trial_done", trial_line(record), data={"trial": record.trial_id, "record": record}))
+
+    def _fail(self, trial: PlannedTrial, reason: str) -> None:
+        record = new_record(trial, self.variants.get(trial.spec.key, "default"), status="failed", error=reason)
+        # Say it before saving: on a full disk the save fails too, and the user must still see why.
+        self.progress(Event("trial_failed", f"{trial.key} failed: {reason}",
+                            data={"trial": record.trial_id, "record": record}))
+        append_trial(self.run_dir, self.record, record, trial.key)
+
+
+def run_scenario(scenario: Scenario, results_dir: Path, progress: ProgressFn = no_progress,
+                 command_line: list[str] | None = None) -> Path:
+    """Run every trial of `scenario`; returns the run folder (written after every trial)."""
+    return Runner(scenario, results_dir, progress, command_line).run()
+
+
+def resume_run(run_dir: Path, progress: ProgressFn = no_progress) -> Path:
+    """Finish an incomplete run with its own settings: the trials not recorded as ok are run."""
+    record = load_run(run_dir)
+    try:
+        scenario = Scenario.model_validate(record.scenario)
+    except ValueError as error:
+        raise SetupError(f"{run_dir}: its scenario no longer validates ({error}); start a new run") from None
+    if record.machine.get("hostname") != machine.describe()["hostname"]:
+        progress(Event("skip", "warning: resuming on another machine than the run started on"))
+    return Runner(scenario, Path(run_dir).parent, progress, resume=record).run()

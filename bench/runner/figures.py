@@ -1,0 +1,89 @@
+"""Figures derived from what a trial observed: memory totals, CPU per request, the machine's
+other load, the engine's and the app's own accounting. Pure functions of their inputs."""
+
+from __future__ import annotations
+
+import json
+
+from bench.load.builtin import LoadResult
+from bench.scenario import Workload
+from bench.stats import percentiles
+
+
+def jsonable(data: dict) -> dict:
+    """data with everything JSON cannot hold turned into strings (facts may hold paths)."""
+    return json.loads(json.dumps(data, default=str))
+
+
+def memory_totals(roles: dict[str, dict]) -> dict[str, float | None]:
+    """rss, uss and pss in bytes summed over the setup's roles (None when any role lacks one)."""
+    totals: dict[str, float | None] = {}
+    for key in ("rss_bytes", "uss_bytes", "pss_bytes"):
+        values = [figures.get(key) for figures in roles.values()]
+        totals[key.removesuffix("_bytes")] = None if any(v is None for v in values) or not values else sum(values)
+    return totals
+
+
+def cpu_per_request(roles: dict[str, dict], requests: int) -> dict[str, float]:
+    """User and system CPU of the setup's processes per completed request, in µs."""
+    if requests <= 0:
+        return {}
+    user = sum(figures.get("cpu_user_s", 0.0) for figures in roles.values())
+    system = sum(figures.get("cpu_sys_s", 0.0) for figures in roles.values())
+    return {"user": user / requests * 1e6, "sys": system / requests * 1e6}
+
+
+def foreign_cpu_cores(host: dict, roles: dict[str, dict], loadgen: dict, seconds: float) -> float | None:
+    """CPU the rest of the machine used during the window, in cores: host busy time minus what
+    the setup and the load generator used. Anything well above zero makes figures noisy."""
+    if seconds <= 0 or not host:
+        return None
+    busy = host.get("cpu_user_s", 0.0) + host.get("cpu_sys_s", 0.0)
+    ours = sum(r.get("cpu_user_s", 0.0) + r.get("cpu_sys_s", 0.0) for r in (*roles.values(), loadgen))
+    return max(0.0, busy - ours) / seconds
+
+
+def engine_delta(before: dict, after: dict) -> dict:
+    """The engine's own accounting over the trial: counters in ns become seconds used."""
+    if not before and not after:
+        return {}
+    engine = {"before": before, "after": after}
+    for key, value in after.items():
+        if key.endswith("_ns") and isinstance(value, (int, float)) and isinstance(before.get(key), (int, float)):
+            engine[key.removesuffix("_ns") + "_s"] = (value - before[key]) / 1e9
+    return engine
+
+
+def inside_delta(before: dict, after: dict, workload: Workload) -> dict:
+    """The app's own view: CPU it used during the trial and requests it served, from /stats."""
+    if not after:
+        return {}
+    inside = {key: after.get(key) for key in ("pid", "ppid", "uid", "kernel", "hostname", "max_rss_bytes",
+                                              "rss_bytes", "threads", "cgroup", "cpus_allowed", "python")}
+    if before:
+        inside["cpu_user_s"] = after["cpu_user_s"] - before["cpu_user_s"]
+        inside["cpu_sys_s"] = after["cpu_sys_s"] - before["cpu_sys_s"]
+        path = workload.url_path.split("?")[0] if workload.kind == "load" else None
+        if path:
+            served_before = before.get("requests_served", {}).get(path, 0)
+            inside["requests_served"] = after.get("requests_served", {}).get(path, 0) - served_before
+    return inside
+
+
+def load_summary(result: LoadResult, workload: Workload) -> dict:
+    """What a trial's record keeps of a load result (the raw latencies go to files)."""
+    return {
+        "generator": result.generator,
+        "path": workload.url_path,
+        "mode": workload.mode,
+        "connections": workload.connections,
+        "rate_rps": workload.rate,
+        "requests": result.requests,
+        "sent": result.sent,
+        "errors": result.errors,
+        "duration_s": result.duration_s,
+        "throughput_rps": result.throughput_rps,
+        "latency_ms": percentiles(result.latency_ms),
+        "app_ms": percentiles(result.app_ms),
+        "notes": result.notes,
+    }

@@ -1,0 +1,137 @@
+"""Measuring one trial: take a running setup, apply the workload while sampling every process it
+costs, and return what was observed. Prints nothing and writes nothing: the caller stores the
+measurement (bench.runner.persist) and reports progress."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from bench.load.builtin import LoadResult
+from bench.metrics.sampler import Sampler
+from bench.metrics.window import summarize_host, summarize_processes
+from bench.results import TrialRecord, now_iso
+from bench.roles import ROLE_LOADGEN
+from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
+                                  load_summary, memory_totals)
+from bench.runner.plan import PlannedTrial
+from bench.scenario import Workload
+from bench.setups.base import Instance
+
+LoadFn = Callable[[int, Workload], LoadResult]  # (port, workload) -> what the load generator measured
+
+
+@dataclass
+class Measurement:
+    """A trial's record and the raw data that goes to files next to it."""
+
+    record: TrialRecord
+    process_rows: list[tuple] = field(default_factory=list)
+    host_rows: list[tuple] = field(default_factory=list)
+    latency_ms: np.ndarray | None = None
+    app_ms: np.ndarray | None = None
+
+
+def get_stats(port: int, timeout_s: float = 5.0) -> dict:
+    """The app's /stats (its view from inside the layer); {} if it does not answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    try:
+        connection.request("GET", "/stats")
+        response = connection.getresponse()
+        body = response.read()
+        return json.loads(body) if response.status == 200 else {}
+    except (OSError, http.client.HTTPException, ValueError):
+        return {}
+    finally:
+        connection.close()
+
+
+def alive(instance: Instance) -> bool:
+    """True while the app still answers /stats."""
+    return bool(get_stats(instance.port, timeout_s=3.0))
+
+
+def new_record(trial: PlannedTrial, variant: str, status: str = "ok", error: str | None = None) -> TrialRecord:
+    """A trial's record before anything is measured (or the record of a trial that failed to run)."""
+    return TrialRecord(trial_id=trial.trial_id, setup=trial.spec.setup, variant=variant,
+                       workload=trial.workload_label, kind=trial.workload.kind, repeat=trial.repeat,
+                       status=status, error=error, started_at=now_iso())
+
+
+def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: bool, load: LoadFn,
+                  sampler_hz: float = 10.0) -> Measurement:
+    """Measure one trial on a running instance; `fresh` when this trial's start was its own."""
+    workload = trial.workload
+    record = new_record(trial, variant)
+    record.facts = {**jsonable(instance.facts), "fresh_start": fresh}
+    if fresh:
+        record.startup_phases_s = dict(instance.phases)
+        record.startup_s = instance.startup_s
+    if workload.kind == "startup":
+        record.inside = inside_delta({}, get_stats(instance.port), workload)
+        return Measurement(record)
+    inside_before, engine_before = get_stats(instance.port), _engine(instance)
+    sampler, result, window = _sampled_window(instance, workload, load, sampler_hz)
+    inside_after, engine_after = get_stats(instance.port), _engine(instance)
+    measurement = Measurement(record, sampler.process_rows, sampler.host_rows)
+    _fill_usage(record, sampler, window)
+    if trial.copies > 1 or workload.kind == "density":
+        record.facts["instances"] = trial.copies
+        record.memory_bytes.update({f"{key}_per_instance": value / trial.copies
+                                    for key, value in list(record.memory_bytes.items()) if value is not None})
+    record.inside = inside_delta(inside_before, inside_after, workload)
+    record.engine = engine_delta(engine_before, engine_after)
+    if result is not None:
+        record.load = load_summary(result, workload)
+        record.cpu_us_per_request = cpu_per_request(record.roles, result.requests)
+        measurement.latency_ms, measurement.app_ms = result.latency_ms, result.app_ms
+        if result.requests == 0:
+            record.status, record.error = "failed", f"no request succeeded (errors: {result.errors or 'none'})"
+    # An app killed mid-window still leaves the requests served before it died: without this the
+    # trial would count as ok at a fraction of its real throughput and skew the median.
+    if not inside_after and not alive(instance):
+        errors = f" (load errors: {result.errors})" if result is not None and result.errors else ""
+        record.status, record.error = "failed", f"the setup stopped answering during the trial{errors}"
+    return measurement
+
+
+def _sampled_window(instance: Instance, workload: Workload, load: LoadFn, sampler_hz: float):
+    """Run the workload (or wait, for a footprint) inside a sampler; (sampler, load result, window)."""
+    footprint = workload.kind in ("idle", "density")
+    full_every = 1 if footprint else 20  # a footprint wants USS/PSS on every tick
+    with Sampler(instance.processes, hz=sampler_hz, full_every=full_every) as sampler:
+        if footprint:
+            time.sleep(workload.warmup)
+            began = time.monotonic()
+            time.sleep(workload.duration)
+            return sampler, None, (began, time.monotonic())
+        result = load(instance.port, workload)
+    return sampler, result, result.window
+
+
+def _fill_usage(record: TrialRecord, sampler: Sampler, window: tuple[float, float]) -> None:
+    usage = summarize_processes(sampler.process_rows, window)
+    record.roles = {role: figures for role, figures in usage["roles"].items() if role != ROLE_LOADGEN}
+    record.loadgen = usage["roles"].get(ROLE_LOADGEN, {})
+    record.processes = usage["processes"]
+    record.host = summarize_host(sampler.host_rows, window)
+    record.host["foreign_cpu_cores"] = foreign_cpu_cores(record.host, record.roles, record.loadgen,
+                                                         window[1] - window[0])
+    record.window_t = [window[0], window[1]]
+    record.sampler = {"hz": sampler.hz, "ticks": sampler.ticks, "own_cpu_s": sampler.own_cpu_s,
+                      "wall_s": sampler.wall_s, "own_cpu_fraction": sampler.own_cpu_fraction}
+    record.memory_bytes = memory_totals(record.roles)
+
+
+def _engine(instance: Instance) -> dict:
+    if instance.engine_accounting is None:
+        return {}
+    try:
+        return jsonable(instance.engine_accounting())
+    except Exception as error:  # the engine's view is a cross-check; its absence is recorded, not fatal
+        return {"error": f"{type(error).__name__}: {error}"}

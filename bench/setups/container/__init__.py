@@ -1,0 +1,277 @@
+"""The container setup: the app in a Docker container made from the host's own interpreter.
+
+Runs the FROM-scratch image from `bench.images.docker_image` through the Docker SDK, locked
+down (uid 65534, read-only root, no capabilities), pinned like the bare app. Which host
+processes it costs is worked out in `attribution`; talking to the engine is in `engine`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from bench.app.command import APP_PORT_IN_GUEST
+from bench.errors import SetupError
+from bench.netutil import free_port
+from bench.roles import APP, PROXY, RUNTIME
+from bench.setups.base import Instance, Options, Setup
+from bench.setups.container import engine
+from bench.setups.container.attribution import RunningContainer, cgroup_dirs, engine_accounting, processes
+from bench.setups.registry import register
+
+STOP_TIMEOUT_S = 5
+_MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)  # what docker's --memory accepts
+
+
+class ContainerOptions(Options):
+    network: Literal["bridge", "host"] = "bridge"  # bridge: published port via docker-proxy/NAT
+    cpus: float | None = Field(default=None, gt=0)  # CFS quota, in CPUs (0.5 = half a CPU)
+    memory: str | None = None  # memory limit like "256m" or "1g"
+    base_image: str | None = None  # e.g. "python:3.11-slim" (needs a registry); default: scratch image
+    # Pin the shim and docker-proxy to the app's CPUs (default), so the whole container draws on the
+    # CPU budget the bare app had; false lets them run anywhere, e.g. beside the load generator.
+    pin_helpers: bool = True
+    # Where the app's temp files (/io) go: "tmpfs" keeps the root read-only with a tmpfs at /tmp;
+    # "overlay" writes them through the container's overlayfs writable layer, which needs a
+    # writable root (read_only=False, no /tmp tmpfs; still uid 65534, no capabilities).
+    scratch: Literal["tmpfs", "overlay"] = "tmpfs"
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_like_docker(cls, value: str | None) -> str | None:
+        if value is not None and not _MEMORY.match(value):
+            raise ValueError(f"memory must look like 256m, 1g or 1048576 (bytes), got {value!r}")
+        return value.lower() if value else value
+
+
+@register
+class ContainerSetup(Setup):
+    name = "container"
+    stack = "app → namespaces + cgroups + overlayfs (+ NAT and a userland proxy for a published port) → host kernel"
+    narration = ("the same app inside a container: the kernel is shared, only namespaces and cgroups "
+                 "separate it. A published port adds NAT and a userland proxy that copies every byte once more.")
+    explanation = ("The app is still a host process, run by the same kernel: namespaces give it its own view "
+                   "(process ids, mounts, network), cgroups account and limit its resources, and its files come "
+                   "through overlayfs, a union of image layers. None of these adds work to an ordinary request, "
+                   "so CPU-bound work costs about the same as bare. A small runtime process (the containerd "
+                   "shim) stays alive per container.")
+    colour = "#0072B2"
+    order = 10
+    roles = (APP, RUNTIME, PROXY)
+    Options = ContainerOptions
+    ready_deadline_s = 30.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._client = None
+        self._image = None  # bench.images.docker_image.DockerImage once prepared
+        self._launching: str | None = None  # the name of a container being created and started
+
+    # ---- availability, housekeeping, declaration ---------------------------------------
+
+    @classmethod
+    def check(cls) -> str | None:
+        return engine.unavailable_reason()
+
+    @classmethod
+    def doctor_lines(cls) -> list[str]:
+        with engine.client_if_daemon(10) as client:
+            if client is None:
+                return []
+            try:
+                version = client.version()
+                return [f"Docker engine {version.get('Version')}, cgroup v{client.info().get('CgroupVersion', '?')}"]
+            except Exception:
+                return []
+
+    @classmethod
+    def find_leftovers(cls) -> list[str]:
+        return engine.find_leftovers()
+
+    @classmethod
+    def clean_leftovers(cls, run_id: str | None = None) -> list[str]:
+        return engine.clean_leftovers(run_id)
+
+    @classmethod
+    def prune_caches(cls) -> list[str]:
+        return engine.prune_images()
+
+    def variant(self) -> str:
+        options: ContainerOptions = self.options  # type: ignore[assignment]
+        parts = [options.network]
+        if options.cpus is not None:
+            parts.append(f"cpus={options.cpus:g}")
+        if options.memory is not None:
+            parts.append(f"mem={options.memory}")
+        if options.base_image is not None:
+            parts.append(f"base={options.base_image}")
+        if not options.pin_helpers:
+            parts.append("helpers-unpinned")
+        if options.scratch != "tmpfs":
+            parts.append(f"scratch={options.scratch}")
+        return ",".join(parts)
+
+    def explain(self) -> str:
+        if self.options.network == "host":  # type: ignore[attr-defined]
+            return (self.explanation + " With host networking the container shares the host's network stack: "
+                    "no proxy and no NAT on the request path.")
+        return (self.explanation + " With a published port (bridge networking), every connection goes through "
+                "docker-proxy, a userland process that copies each byte between two sockets, and through NAT "
+                "rules that rewrite packets; that is the cost a tiny request feels most. layerbench pins the shim "
+                "and the proxy to the app's CPUs, so the proxy's work comes out of the same CPU budget the bare "
+                "app had to itself.")
+
+    # ---- preparation -------------------------------------------------------------------
+
+    def client(self):
+        """The Docker SDK client (created once); SetupError when no daemon answers."""
+        if self._client is None:
+            try:
+                self._client = engine.docker_sdk().from_env(timeout=30)
+            except Exception as error:
+                raise SetupError(f"no Docker daemon answers at {engine.daemon_address()}: {error}") from None
+        return self._client
+
+    def prepare(self) -> None:
+        from bench.images.docker_image import ensure_image
+
+        try:
+            self._image = ensure_image(self.client(), base_image=self.options.base_image,  # type: ignore[attr-defined]
+                                       progress=self.progress)
+        except SetupError:
+            raise
+        except Exception as error:
+            hint = "; without a registry drop base_image to use the scratch image" \
+                if self.options.base_image else ""  # type: ignore[attr-defined]
+            raise SetupError(f"cannot build the container image: {engine.explain(error)}{hint}") from None
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def _launch(self) -> Instance:
+        began = time.perf_counter()
+        self._ensure_image_present()
+        phases = {"image_s": time.perf_counter() - began}
+        port = free_port()
+        kwargs = self._run_arguments(port)
+        self._launching = kwargs["name"]  # _abort_launch removes it by name, even mid-create
+        began = time.perf_counter()
+        container = self._create(kwargs)
+        phases["create_s"] = time.perf_counter() - began
+        began = time.perf_counter()
+        self._start(container, port)
+        phases["start_s"] = time.perf_counter() - began
+        self._launching = None
+        init_pid = int(container.attrs["State"].get("Pid") or 0)
+        options: ContainerOptions = self.options  # type: ignore[assignment]
+        running = RunningContainer(container=container, init_pid=init_pid, cgroup_dirs=cgroup_dirs(init_pid),
+                                   proxy_port=None if options.network == "host" else port,
+                                   cpus=tuple(self.pinning.app_cpus) if options.pin_helpers else ())
+        facts = {
+            "container_id": container.id, "container_name": container.name,
+            "image_tag": self._image.tag, "image_id": self._image.image_id,
+            "image_size_bytes": self._image.size_bytes, "network": options.network,
+            "cpus": options.cpus, "memory": options.memory, "base_image": options.base_image,
+            "scratch": options.scratch, "cpuset": kwargs["cpuset_cpus"], "init_pid": init_pid,
+            "cgroup_version": 2 if "" in running.cgroup_dirs else 1,
+        }
+        return Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
+                        engine_accounting=lambda: engine_accounting(running), handle=running)
+
+    def _run_arguments(self, port: int) -> dict:
+        """The locked-down `docker run` of the app: uid 65534, no capabilities, 127.0.0.1 only."""
+        options: ContainerOptions = self.options  # type: ignore[assignment]
+        name = re.sub(r"[^a-zA-Z0-9_.-]", "-", f"layerbench-{self.run_id}-{secrets.token_hex(4)}")
+        kwargs = dict(
+            image=self._image.tag, name=name, detach=True,
+            labels={engine.LABEL: "1", engine.RUN_LABEL: self.run_id, engine.PID_LABEL: str(os.getpid())},
+            user="65534:65534", read_only=True, tmpfs={"/tmp": "size=64m"},
+            cap_drop=["ALL"], security_opt=["no-new-privileges"],
+            cpuset_cpus=",".join(str(cpu) for cpu in self.pinning.app_cpus),
+        )
+        if options.scratch == "overlay":  # /tmp (mode 1777 in the image) on the writable layer
+            kwargs.update(read_only=False)
+            del kwargs["tmpfs"]
+        if options.network == "host":
+            kwargs.update(network_mode="host", command=self._image.app_argv("127.0.0.1", port))
+        else:
+            kwargs.update(ports={f"{APP_PORT_IN_GUEST}/tcp": ("127.0.0.1", port)},  # loopback only
+                          command=self._image.app_argv("0.0.0.0", APP_PORT_IN_GUEST))
+        if options.cpus is not None:
+            kwargs["nano_cpus"] = int(options.cpus * 1e9)
+        if options.memory is not None:
+            kwargs["mem_limit"] = options.memory
+        return kwargs
+
+    def _create(self, kwargs: dict):
+        docker = engine.docker_sdk()
+        try:
+            return self.client().containers.create(**kwargs)
+        except docker.errors.APIError as error:
+            raise SetupError(f"the engine refused the container: {engine.explain(error)}") from None
+        except Exception as error:
+            raise SetupError(f"Docker daemon stopped answering: {engine.explain(error)}") from None
+
+    def _start(self, container, port: int) -> None:
+        docker = engine.docker_sdk()
+        try:
+            container.start()
+            container.reload()
+        except Exception as error:
+            explanation = engine.explain(error)
+            if "address already in use" in explanation or "port is already allocated" in explanation:
+                raise SetupError(f"port 127.0.0.1:{port} is taken; try again ({explanation})") from None
+            if isinstance(error, docker.errors.APIError):
+                raise SetupError(f"the engine could not start the container: {explanation}") from None
+            raise SetupError(f"Docker daemon stopped answering: {explanation}") from None
+
+    def _abort_launch(self) -> None:
+        name, self._launching = self._launching, None
+        if name is not None and self._client is not None:  # no client: nothing was created
+            engine.remove_by_name(self._client, name)
+
+    def _terminate(self, instance: Instance) -> None:
+        running: RunningContainer = instance.handle  # type: ignore[assignment]
+        docker = engine.docker_sdk()
+        try:
+            try:
+                running.container.stop(timeout=STOP_TIMEOUT_S)
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError:
+                pass  # already stopping or stopped; remove(force) below settles it
+            engine.remove_quietly(running.container, raise_connection_errors=True)
+        except docker.errors.DockerException as error:
+            raise SetupError(f"could not remove container {running.container.name}: {engine.explain(error)}; "
+                             f"run `bench clean`") from None
+        except Exception as error:  # requests' ConnectionError: the daemon is gone
+            raise SetupError(f"Docker daemon stopped answering while removing {running.container.name}: "
+                             f"{engine.explain(error)}; run `bench clean` once it is back") from None
+
+    def diagnose(self, instance: Instance) -> str:
+        running: RunningContainer = instance.handle  # type: ignore[assignment]
+        try:
+            running.container.reload()
+            state = running.container.attrs.get("State", {})
+            logs = running.container.logs(tail=20).decode(errors="replace").strip().splitlines()
+        except Exception as error:
+            return f"container unavailable: {engine.explain(error)}"
+        status = f"container {state.get('Status')} (exit {state.get('ExitCode')}" + (
+            ", OOM-killed)" if state.get("OOMKilled") else ")")
+        return " | ".join([status, *logs])
+
+    def _ensure_image_present(self) -> None:
+        # Cheap when prepared: one inspect. Rebuilds if someone removed the image meanwhile.
+        if self._image is not None:
+            try:
+                self.client().images.get(self._image.tag)
+                return
+            except engine.docker_sdk().errors.ImageNotFound:
+                self._image = None
+            except Exception as error:
+                raise SetupError(f"Docker daemon stopped answering: {engine.explain(error)}") from None
+        self.prepare()

@@ -1,0 +1,160 @@
+"""Talking to the Docker engine: is a daemon there, one client helper, removal, leftovers, images.
+
+The Docker SDK is imported only when a function here needs it, so layerbench works (and parses
+scenarios) on machines without the package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+
+import psutil
+
+LABEL = "layerbench"
+RUN_LABEL = "layerbench.run"
+PID_LABEL = "layerbench.runner-pid"  # lets find_leftovers tell a live run's containers from a dead one's
+
+
+def docker_sdk():
+    import docker  # imported here so the rest of layerbench works without the package
+
+    return docker
+
+
+def daemon_address() -> str:
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
+def daemon_answers(docker) -> bool:
+    # The SDK leaks a socket when connecting to a unix socket fails (docker 7.x unixconn), which
+    # warnings-as-errors turns into a failure: probe the socket ourselves first.
+    address = daemon_address()
+    if address.startswith("unix://"):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(2)
+                probe.connect(address[len("unix://"):])
+        except OSError:
+            return False
+    # from_env() negotiates the API version while constructing; a client pinned to the oldest
+    # version connects only in ping() and is always closed.
+    client = docker.APIClient(version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=5,
+                              **docker.utils.kwargs_from_env())
+    try:
+        return client.ping()
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
+def unavailable_reason() -> str | None:
+    """None when the SDK is installed and a daemon answers; else why not and the fix."""
+    try:
+        docker = docker_sdk()
+    except ImportError:
+        return "the docker Python package is missing: pip install 'docker>=7.1'"
+    if daemon_answers(docker):
+        return None
+    if not any(os.access(os.path.join(d, "dockerd"), os.X_OK) for d in os.get_exec_path()):
+        return "Docker is not installed: apt-get install docker.io (or run sudo scripts/host-setup.sh)"
+    return f"no Docker daemon answers at {daemon_address()}; start one: sudo scripts/host-setup.sh"
+
+
+@contextlib.contextmanager
+def client_if_daemon(timeout_s: int):
+    """A Docker client when the SDK is installed and a daemon answers, else None; always closed."""
+    try:
+        docker = docker_sdk()
+    except ImportError:
+        yield None
+        return
+    if not daemon_answers(docker):
+        yield None
+        return
+    client = docker.from_env(timeout=timeout_s)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def explain(error: Exception) -> str:
+    """The engine's own words for an error, on one line."""
+    explanation = getattr(error, "explanation", None) or str(error) or type(error).__name__
+    return " ".join(str(explanation).split())
+
+
+def remove_quietly(container, raise_connection_errors: bool = False) -> bool:
+    """Force-remove; True when removed by this call. Gone already is fine (idempotent)."""
+    docker = docker_sdk()
+    try:
+        container.remove(force=True)
+        return True
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as error:
+        if error.status_code == 409:  # "removal already in progress"
+            return False
+        if raise_connection_errors:
+            raise
+        return False
+    except Exception:
+        if raise_connection_errors:
+            raise
+        return False
+
+
+def remove_by_name(client, name: str) -> None:
+    """Force-remove a container by name if it exists (a create the client never saw finish)."""
+    docker = docker_sdk()
+    try:
+        remove_quietly(client.containers.get(name))
+    except docker.errors.NotFound:
+        pass
+    except Exception:  # the daemon is gone: `bench clean` finds it later by its labels
+        pass
+
+
+def _runner_gone(container) -> bool:
+    return not psutil.pid_exists(int(container.labels.get(PID_LABEL, "0") or 0))
+
+
+def find_leftovers() -> list[str]:
+    """Containers labelled layerbench whose runner process is gone."""
+    with client_if_daemon(10) as client:
+        if client is None:
+            return []
+        try:
+            containers = client.containers.list(all=True, filters={"label": LABEL})
+        except Exception:  # the daemon went away meanwhile
+            return []
+        return [f"container {container.name}" for container in containers if _runner_gone(container)]
+
+
+def clean_leftovers(run_id: str | None = None) -> list[str]:
+    """Remove containers labelled layerbench whose runner is gone (or all of one run's); what was removed."""
+    label = f"{RUN_LABEL}={run_id}" if run_id is not None else LABEL
+    with client_if_daemon(10) as client:
+        if client is None:  # no daemon: nothing of ours can be running there
+            return []
+        try:
+            containers = client.containers.list(all=True, filters={"label": label})
+            if run_id is None:  # everything of runs that are over; a run still going keeps its containers
+                containers = [c for c in containers if _runner_gone(c)]
+            return [f"container {container.name}" for container in containers if remove_quietly(container)]
+        except Exception:  # the daemon went away meanwhile
+            return []
+
+
+def prune_images() -> list[str]:
+    """Remove layerbench/app images built from older inputs (about 30 MB each); the tags removed."""
+    from bench.images.docker_image import REPOSITORY, remove_images
+    from bench.images.rootfs import rootfs_digest
+
+    with client_if_daemon(30) as client:
+        if client is None:
+            return []
+        return [f"image {tag}" for tag in remove_images(client, keep=(f"{REPOSITORY}:{rootfs_digest()}",))]

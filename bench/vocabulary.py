@@ -1,0 +1,197 @@
+"""The one presentation vocabulary: labels, metrics, number formats, verdicts and caveats.
+
+Every output (terminal, report, charts, compare, exports) names a layer, a metric or a warning
+through this module, so they all say the same thing the same way. Caveats are computed once, as
+data, by the model (`bench.model`); each output only decides how to show them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+MISSING = "–"
+
+
+def label(setup: str, variant: str) -> str:
+    """The one label of a setup variant: `bare`, `container (bridge)`, `vm (tcg,disk)`."""
+    return setup if variant == "default" else f"{setup} ({variant})"
+
+
+def cell_label(setup: str, variant: str, workload: str) -> str:
+    """A cell: one setup variant under one workload, e.g. `container (bridge) / hello`."""
+    return f"{label(setup, variant)} / {workload}"
+
+
+# ---- metrics ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A figure every output shows the same way. The unit is in the key (throughput_rps)."""
+
+    key: str
+    label: str  # short words: "throughput"
+    unit: str  # "req/s"
+    higher_is_better: bool
+    worse: str  # verdict words: "slower"
+    better: str  # "faster"
+    digits: int | None = None  # fixed decimals, or None for digits by magnitude
+
+    @property
+    def title(self) -> str:
+        """Label with unit, for a column or an axis: "throughput (req/s)"."""
+        return f"{self.label} ({self.unit})"
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+
+METRICS: dict[str, Metric] = {metric.key: metric for metric in (
+    Metric("throughput_rps", "throughput", "req/s", True, "slower", "faster", 0),
+    Metric("latency_p50_ms", "p50 latency", "ms", False, "slower", "faster"),
+    Metric("latency_p99_ms", "p99 latency", "ms", False, "slower", "faster"),
+    Metric("cpu_us_per_request", "CPU per request", "µs", False, "costlier", "cheaper", 0),
+    Metric("memory_rss_mb", "memory, RSS", "MB", False, "larger", "smaller", 1),
+    Metric("startup_s", "start-up", "s", False, "slower", "faster", 3),
+)}
+# The figures the headline chart and the overhead matrix show, in this order.
+HEADLINE_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request", "memory_rss_mb", "startup_s")
+PERCENTILE_LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9"}
+
+
+def metric(key: str) -> Metric:
+    """The registered metric, or a plain stand-in for a key this version does not know."""
+    return METRICS.get(key) or Metric(key, key, "", False, "higher", "lower")
+
+
+# ---- numbers ----------------------------------------------------------------------------------
+
+
+def finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def fmt(value, digits: int | None = None, unit: str = "") -> str:
+    """A figure for a table: thousands separators, digits by magnitude unless given, – when missing."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return MISSING
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if digits is None:
+        magnitude = abs(value)
+        digits = 0 if magnitude >= 100 else 1 if magnitude >= 10 else 2 if magnitude >= 0.1 else 3
+    text = f"{value:,.{digits}f}"
+    return f"{text} {unit}" if unit else text
+
+
+def fmt_interval(estimate, digits: int | None = None) -> str:
+    """`median [low–high]` for an Estimate (or its dict), – when missing."""
+    if not estimate:
+        return MISSING
+    get = estimate.get if isinstance(estimate, dict) else lambda key: getattr(estimate, key)
+    return f"{fmt(get('median'), digits)} [{fmt(get('low'), digits)}–{fmt(get('high'), digits)}]"
+
+
+def short(value, unit: str = "") -> str:
+    """A compact figure for a chart annotation: 22.4k, 1,102, 6.87, 0.064."""
+    if not finite(value):
+        return "-"
+    magnitude = abs(value)
+    if magnitude >= 10000:
+        text = f"{value / 1000:,.1f}k"
+    elif magnitude >= 100:
+        text = f"{value:,.0f}"
+    elif magnitude >= 10:
+        text = f"{value:.1f}"
+    elif magnitude >= 0.1:
+        text = f"{value:.2f}"
+    else:
+        text = f"{value:.3f}"
+    return f"{text} {unit}".rstrip() if unit else text
+
+
+def phase_label(name: str, short_form: bool = False) -> str:
+    """`kernel_to_init_s` -> `kernel to init`; `first_200_s` -> `launched → first HTTP 200`."""
+    if name == "first_200_s":
+        return "to first 200" if short_form else "launched → first HTTP 200 (app ready)"
+    return name.removesuffix("_s").replace("_", " ")
+
+
+# ---- verdicts ---------------------------------------------------------------------------------
+
+NO_DIFFERENCE = "no measurable difference"
+
+
+def verdict(metric_key: str, ratio) -> str:
+    """Plain words for a ratio (an Estimate): "slower by 12% (interval 8%..15%)",
+    "3.5x slower (interval 3.1x..3.9x)" or "no measurable difference" when the interval spans 1."""
+    values = (ratio.median, ratio.low, ratio.high)
+    if not all(finite(x) for x in values):
+        return "not enough data"
+    if ratio.low <= 1.0 <= ratio.high:
+        return NO_DIFFERENCE
+    meaning = metric(metric_key)
+    better_when_high = meaning.higher_is_better
+    worse = ratio.median < 1 if better_when_high else ratio.median > 1
+    word = meaning.worse if worse else meaning.better
+    if better_when_high:  # throughput: a ratio of 0.5 means the setup does half the work: "slower by 50%"
+        change, low, high = abs(1 - ratio.median), abs(1 - ratio.high), abs(1 - ratio.low)
+    else:
+        change, low, high = abs(ratio.median - 1), abs(ratio.low - 1), abs(ratio.high - 1)
+    low, high = sorted((low, high))
+    # From a factor of 2 on, "4.5x slower" reads better than "slower by 350%".
+    factor, factor_low, factor_high = ratio.median, ratio.low, ratio.high
+    if ratio.median < 1:
+        factor, factor_low, factor_high = 1 / ratio.median, 1 / ratio.high, 1 / ratio.low
+    if factor >= 2:
+        return f"{factor:.1f}x {word} (interval {factor_low:.1f}x..{factor_high:.1f}x)"
+    return f"{word} by {change * 100:.0f}% (interval {low * 100:.0f}%..{high * 100:.0f}%)"
+
+
+# ---- caveats ----------------------------------------------------------------------------------
+
+Severity = Literal["warning", "note"]
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """Something a reader must know before trusting a figure, computed once as data.
+
+    `kind` is stable (noisy, busy, failed, errors, single_repeat, skipped, incomplete,
+    no_baseline, layer); `subject` names the cell or layer ("" for the whole run); `text` is the
+    full sentence (report, exports); `flag` is the few words a table cell shows.
+    """
+
+    kind: str
+    subject: str
+    text: str
+    flag: str = ""
+    severity: Severity = "warning"
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "subject": self.subject, "text": self.text, "flag": self.flag,
+                "severity": self.severity}
+
+
+# ---- one trial, as progress shows it ---------------------------------------------------------
+
+
+def trial_line(record) -> str:
+    """One line for a finished trial (a bench.results.TrialRecord): its main figure in words."""
+    subject = cell_label(record.setup, record.variant, record.workload)
+    if record.kind == "load" and record.load:
+        latency = record.load.get("latency_ms", {})
+        cpu = record.cpu_us_per_request
+        cpu_text = fmt(cpu["user"] + cpu["sys"], 0) if cpu else MISSING
+        return (f"{subject}: {fmt(record.load.get('throughput_rps'), 0)} req/s, p99 {fmt(latency.get('p99'), 2)} ms, "
+                f"CPU {cpu_text} µs/req")
+    if record.kind == "startup":
+        phases = ", ".join(f"{phase_label(name, True)} {value:.3f}" for name, value in record.startup_phases_s.items())
+        return f"{subject}: started in {fmt(record.startup_s, 3)} s ({phases})"
+    memory = record.memory_bytes
+    rss = memory.get("rss_per_instance", memory.get("rss"))
+    each = " per instance" if "rss_per_instance" in memory else ""
+    return f"{subject}: RSS {fmt(rss / 2**20 if rss else None, 1)} MB{each}"

@@ -1,0 +1,52 @@
+"""A setup defined only in tests/ flows through run -> show -> report -> charts -> compare, and the
+outputs read it from the stored run (a fresh interpreter, without the fake registered, shows it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from markupsafe import escape
+from typer.testing import CliRunner
+
+from bench.cli import app
+from tests.fake_setup import THREAD_ROLE, InProcessSetup, registered
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN = ["run", "--setups", "bare,inproc", "--workloads", "hello", "--duration", "0.5", "--warmup", "0.2",
+       "--repeat", "2", "--connections", "2"]
+
+
+def _bench(*args: str) -> subprocess.CompletedProcess:
+    """`bench` in a fresh interpreter: the fake setup is not registered there."""
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
+
+
+def test_a_test_only_setup_flows_through_every_output(tmp_path):
+    runner = CliRunner()
+    with registered():
+        first = runner.invoke(app, [*RUN, "--out", str(tmp_path / "a")])
+        second = runner.invoke(app, [*RUN, "--out", str(tmp_path / "b"), "--no-report"])
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    assert "inproc (plain)" in first.output  # the terminal's one label format
+    run_a, run_b = (next((tmp_path / name).iterdir()) for name in ("a", "b"))
+
+    summary = json.loads(_bench("show", str(run_a), "--format", "json").stdout)
+    assert summary["baseline"] == "bare"
+    assert {row["label"] for row in summary["results"]} == {"bare", "inproc (plain)"}
+    assert any(row["setup"] == "inproc" and row["metric"] == "throughput_rps" for row in summary["overhead"])
+    assert "inproc (plain)" in _bench("show", str(run_a)).stdout
+
+    assert _bench("report", str(run_a)).returncode == 0
+    html = (run_a / "report.html").read_text()
+    assert escape(InProcessSetup.explanation) in html and escape(InProcessSetup.stack) in html
+    assert THREAD_ROLE.label in html and "Test-only layer" in html and InProcessSetup.colour in html
+    assert (run_a / "charts" / "headline.png").is_file() and (run_a / "charts" / "cpu_per_request.png").is_file()
+
+    compared = _bench("compare", str(run_a), str(run_b), "--out", str(tmp_path / "cmp"))
+    assert compared.returncode == 0, compared.stderr
+    assert "inproc (plain)" in (tmp_path / "cmp" / "compare.html").read_text()
