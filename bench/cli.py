@@ -91,7 +91,7 @@ def run(
     setups_flag: Optional[str] = typer.Option(None, "--setups", help="Comma-separated setups, e.g. bare,container."),
     workloads: Optional[str] = typer.Option(None, "--workloads", help="Comma-separated workloads: "
                                             + ",".join(scenarios.BUILTIN_WORKLOADS)),
-    duration: Optional[float] = typer.Option(None, "--duration", min=0.1, max=3600,
+    duration: Optional[float] = typer.Option(None, "--duration", min=scenarios.MIN_DURATION_S, max=3600,
                                              help="Seconds measured per trial."),
     warmup: Optional[float] = typer.Option(None, "--warmup", min=0, max=600, help="Seconds discarded first."),
     connections: Optional[int] = typer.Option(None, "--connections", min=1, max=1024,

@@ -10,13 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bench import scenario_yaml
 from bench.errors import ScenarioError, SetupError
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MAX_PROBLEMS_SHOWN = 20  # a file of thousands of wrong keys gets these and a count, not a screenful per key
+MIN_DURATION_S = 0.1  # the shortest measured window, for a scenario file and for bench run --duration alike
 
 # endpoint -> (path, query parameter name or None)
 ENDPOINTS = {
@@ -47,6 +49,14 @@ class Workload(_Strict):
     warmup: float = Field(default=1.0, ge=0, le=600)  # seconds discarded before measuring
     load: Literal["builtin", "wrk"] = "builtin"
     instances: list[int] = Field(default=[1, 2, 4], min_length=1, max_length=8)  # density only
+
+    @field_validator("duration")
+    @classmethod
+    def _long_enough(cls, value: float) -> float:
+        # gt=0 above words the message for zero and below; this is the shared floor above zero.
+        if value < MIN_DURATION_S:
+            raise ValueError(f"duration must be at least {MIN_DURATION_S} s, as for --duration")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "Workload":
@@ -174,32 +184,6 @@ class Scenario(_Strict):
         return self
 
 
-def _line_index(text: str) -> dict[tuple, int]:
-    """Field path -> 1-based line number, from the YAML node tree (best effort)."""
-    lines: dict[tuple, int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
-
-    def walk(node, path: tuple) -> None:
-        lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, child in node.value:
-                walk(child, path + (key.value,))
-                lines[path + (key.value,)] = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for index, child in enumerate(node.value):
-                walk(child, path + (index,))
-
-    if root is not None:
-        try:
-            walk(root, ())
-        except RecursionError:  # an alias that contains itself: the lines found so far will do
-            pass
-    return lines
-
-
 def _is_union_tag(part) -> bool:
     """pydantic names the member of a union it tried ("literal['auto']", "PinningSpec", "int")."""
     return isinstance(part, str) and (part.startswith(("function-", "literal[")) or part in ("int", "str", "float")
@@ -208,6 +192,7 @@ def _is_union_tag(part) -> bool:
 
 def _messages(error: ValidationError, source: str, lines: dict[tuple, int]) -> list[str]:
     problems = []
+    first_with: dict[str, int] = {}  # prefix -> index in problems: thousands of problems stay linear
     items = error.errors()
     # For a union (pinning: auto | {...}), keep the member that got furthest: one message, not one per member.
     by_field: dict[tuple, int] = {}
@@ -237,36 +222,28 @@ def _messages(error: ValidationError, source: str, lines: dict[tuple, int]) -> l
         if item["type"] not in ("missing", "extra_forbidden") and isinstance(found, (str, int, float, bool)):
             message += f" (got {str(found)[:60]!r})"
         prefix = f"{source}:{line or '?'}: {where}: "
-        same = next((i for i, problem in enumerate(problems) if problem.startswith(prefix)), None)
+        same = first_with.get(prefix)
         if same is not None and any(_is_union_tag(p) for p in item["loc"]):
             problems[same] += f", or {message[:1].lower()}{message[1:]}"  # two members of one union
         else:
+            first_with.setdefault(prefix, len(problems))
             problems.append(prefix + message)
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        more = len(problems) - MAX_PROBLEMS_SHOWN
+        problems = problems[:MAX_PROBLEMS_SHOWN] + [f"{source}:?: and {more} more problem{'s' * (more > 1)}"]
     return problems
 
 
 def parse_scenario(text: str, source: str = "<scenario>", overrides: dict | None = None) -> Scenario:
     """Validate scenario YAML text; ScenarioError with one line per problem."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f"{mark.line + 1}" if mark else "?"
-        problem = " ".join(str(getattr(error, "problem", None) or error).split())  # ReaderError spans lines
-        raise ScenarioError([f"{source}:{line}: not valid YAML: {problem}"]) from None
-    except RecursionError:  # PyYAML composes recursively: thousands of nested [ or { exhaust the stack
-        raise ScenarioError([f"{source}:?: nested too deeply to be a scenario"]) from None
-    except ValueError as error:  # an integer of more than 4300 digits (int() refuses to convert it)
-        raise ScenarioError([f"{source}:?: not a usable value: {str(error)[:120]}"]) from None
+    data, root = scenario_yaml.load(text, source)  # bounded: size, aliases, depth; no duplicate keys
     if not isinstance(data, dict):
         raise ScenarioError([f"{source}:1: a scenario is a mapping with name, setups, workloads, ..."])
     data.update(overrides or {})
     try:
         return Scenario.model_validate(data)
     except ValidationError as error:
-        raise ScenarioError(_messages(error, source, _line_index(text))) from None
-    except RecursionError:  # a YAML alias that contains itself (a: &a [*a]) or very deep nesting
-        raise ScenarioError([f"{source}:?: nested too deeply (or refers to itself through a YAML alias)"]) from None
+        raise ScenarioError(_messages(error, source, scenario_yaml.line_index(root))) from None
 
 
 def shipped() -> dict[str, Path]:
@@ -282,11 +259,7 @@ def load_scenario(name_or_path: str, overrides: dict | None = None) -> Scenario:
     elif not path.exists():
         known = ", ".join(shipped()) or "none"
         raise ScenarioError([f"no scenario {name_or_path!r}: not a file, and not a shipped name ({known})"])
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError([f"{path}: cannot read: {error}"]) from None
-    return parse_scenario(text, str(path), overrides)
+    return parse_scenario(scenario_yaml.read_text(path), str(path), overrides)
 
 
 def from_flags(setups: list[str], workloads: list[str], **fields: Any) -> Scenario:

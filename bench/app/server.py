@@ -8,6 +8,7 @@ can never add their ~40 ms to a keep-alive request (see DESIGN.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import itertools
 import json
@@ -38,6 +39,34 @@ _served_by_path: dict[str, int] = {}
 
 class BadRequest(Exception):
     """A query the app refuses; the message becomes the one-line 400 body."""
+
+
+class OverBudget(Exception):
+    """A /mem request that would take the app past its memory budget; the message becomes a 503 body."""
+
+
+class MemoryBudget:
+    """The MiB that concurrent /mem requests may hold in total: the per-request cap alone lets N
+    concurrent requests hold N times it."""
+
+    def __init__(self, total_mb: int):
+        self.total_mb = total_mb
+        self.held_mb = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self, mb: int):
+        """Reserve mb MiB for the body of the with-block, or raise OverBudget at once (never wait)."""
+        with self._lock:
+            if self.held_mb + mb > self.total_mb:
+                raise OverBudget(f"memory budget busy: {self.held_mb} of {self.total_mb} MB held by requests "
+                                 f"in progress; {mb} more would pass it")
+            self.held_mb += mb
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.held_mb -= mb
 
 
 def _int_parameter(path: str, query: str) -> int:
@@ -187,7 +216,9 @@ class Handler(BaseHTTPRequestHandler):
             elif path == "/cpu":
                 body = do_cpu(_int_parameter(path, split.query))
             elif path == "/mem":
-                body = do_mem(_int_parameter(path, split.query))
+                mb = _int_parameter(path, split.query)
+                with self.server.memory.hold(mb):
+                    body = do_mem(mb)
             elif path == "/io":
                 body = do_io(_int_parameter(path, split.query))
             elif path == "/json":
@@ -199,6 +230,8 @@ class Handler(BaseHTTPRequestHandler):
                 path = "other"
         except BadRequest as error:
             status, body, content_type = HTTPStatus.BAD_REQUEST, f"{error}\n".encode(), "text/plain"
+        except OverBudget as error:
+            status, body, content_type = HTTPStatus.SERVICE_UNAVAILABLE, f"{error}\n".encode(), "text/plain"
         except MemoryError:
             status, body, content_type = HTTPStatus.INSUFFICIENT_STORAGE, b"out of memory\n", "text/plain"
         except OSError as error:
@@ -234,10 +267,13 @@ class Server(ThreadingHTTPServer):
     # A thread per connection, capped: slow clients that dribble a byte before each 30 s timeout
     # can hold threads, but never more than this many; past it a connection gets a 503 and closes.
     max_connections = 512
+    # What all /mem requests in progress may hold together: one request at the per-request cap.
+    mem_budget_mb = PARAMETERS["/mem"][3]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._slots = threading.BoundedSemaphore(self.max_connections)
+        self.memory = MemoryBudget(self.mem_budget_mb)
 
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):

@@ -83,3 +83,30 @@ def test_oversized_header_is_refused(app_server):
         raw.sendall(b"GET /hello HTTP/1.1\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n")
         assert raw.recv(1024).split(b" ")[1] in (b"400", b"431")
     assert get(app_server, "/hello")[0].status == 200
+
+
+def test_mem_requests_past_the_memory_budget_get_a_503_while_others_are_served():
+    import threading
+
+    from bench.app.server import PARAMETERS, Handler, Server
+
+    assert Server.mem_budget_mb == PARAMETERS["/mem"][3]  # in production: one request at the per-request cap
+
+    class _SmallBudget(Server):
+        mem_budget_mb = 8
+
+    server = _SmallBudget(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        with server.memory.hold(6):  # what a /mem?mb=6 request still in progress holds
+            response, body = get(port, "/mem?mb=4")
+            assert response.status == 503 and body.count(b"\n") == 1 and b"6 of 8 MB" in body, body
+            assert get(port, "/mem?mb=2")[0].status == 200  # what is left of the budget is still served
+            assert get(port, "/hello")[0].status == 200
+        assert get(port, "/mem?mb=8")[0].status == 200  # the budget comes back when the request ends
+        assert server.memory.held_mb == 0
+    finally:
+        server.shutdown()
+        server.server_close()

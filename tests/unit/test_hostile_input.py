@@ -7,12 +7,17 @@ answer a hostile request with a 4xx or a close while it keeps serving everyone e
 from __future__ import annotations
 
 import json
+import os
+import resource
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from bench import results
@@ -109,6 +114,140 @@ def test_absurd_flags_exit_non_zero_with_a_message(tmp_path, flags):
     assert isinstance(outcome.exception, SystemExit) and "Traceback" not in outcome.output
     assert "error" in outcome.output.lower()
     assert not (tmp_path / "r").exists() or list((tmp_path / "r").iterdir()) == []
+
+
+# ---- scenario input bounded in memory and time (issue 11) ---------------------------------------
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """Each level lists `width` aliases of the level below: width**levels values once expanded."""
+    lines = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * width)}]" for n in range(1, levels)]
+    return GOOD + "\n".join(lines) + "\n"
+
+
+def _fifo_without_writer(tmp_path: Path) -> Path:
+    os.mkfifo(tmp_path / "silent.yaml")
+    return tmp_path / "silent.yaml"
+
+
+def _fifty_megabytes(tmp_path: Path) -> Path:
+    path = tmp_path / "big.yaml"  # real YAML, as a generated or concatenated file would be
+    path.write_bytes(GOOD.encode() + b"extra:\n" + b"  - {name: w, endpoint: hello, duration: 1}\n" * 1_200_000)
+    return path
+
+
+BOUNDED_FILES = {
+    "alias bomb, 9 levels": (lambda tmp_path: _write(tmp_path, _alias_bomb()), "more than 12000 values"),
+    "50 MB scenario": (_fifty_megabytes, "52.8 MB, more than the 256 KiB a scenario may be"),
+    "/dev/zero": (lambda tmp_path: Path("/dev/zero"), "/dev/zero: more than the 256 KiB a scenario may be"),
+    "FIFO without a writer": (_fifo_without_writer, "cannot read: the input did not end within 0.5 s"),
+}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "hostile.yaml").write_text(text)
+    return tmp_path / "hostile.yaml"
+
+
+def _limit_memory() -> None:
+    limit = 1 << 30  # 1 GiB of address space: code that reads or expands without bound dies here, not the machine
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+@pytest.mark.parametrize("make,expected", list(BOUNDED_FILES.values()), ids=list(BOUNDED_FILES))
+def test_bench_run_answers_a_huge_endless_or_exploding_file_with_one_line(tmp_path, make, expected):
+    # The real command line in a child, fenced by an address-space limit and a generous kill timeout;
+    # the bounds themselves (2 s, 300 MB) are measured by scripts/hostile_input_check.py, not here.
+    path = make(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "bench", "run", str(path), "--out", str(tmp_path / "results"),
+                           "--no-report"], capture_output=True, text=True, timeout=60, preexec_fn=_limit_memory,
+                          check=False)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and expected in done.stderr, done.stderr[-2000:]
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_scenario_text_past_the_size_limit_is_refused_before_parsing():
+    with pytest.raises(ScenarioError, match=r"^big.yaml:\?: 0.3 MB, more than the 256 KiB a scenario may be$"):
+        parse_scenario(GOOD + "# padding\n" * 30_000, "big.yaml")
+
+
+def test_thousands_of_wrong_keys_get_twenty_lines_and_a_count():
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(GOOD + "".join(f"k{i}: 1\n" for i in range(5000)), "many.yaml")
+    assert len(caught.value.problems) == 21 and caught.value.problems[-1] == "many.yaml:?: and 4980 more problems"
+
+
+def test_a_duplicate_key_names_the_line_of_each():
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(GOOD + "repeat: 2\nrepeat: 3\n", "dup.yaml")
+    assert caught.value.problems == ["dup.yaml:5: duplicate key 'repeat' (first at line 4)"]
+    with pytest.raises(ScenarioError, match=r"^dup.yaml:3: duplicate key 'name' \(first at line 3\)"):
+        parse_scenario("name: t\nsetups: [bare]\nworkloads: [{name: a, endpoint: hello, name: b}]\n", "dup.yaml")
+
+
+def test_a_yaml_duration_below_the_command_line_minimum_is_refused():
+    text = "name: t\nsetups: [bare]\nworkloads: [{name: w, endpoint: hello, duration: %s}]\n"
+    with pytest.raises(ScenarioError, match=r"s.yaml:3: workloads.0.duration: duration must be at least 0.1 s"):
+        parse_scenario(text % "1e-9", "s.yaml")
+    assert parse_scenario(text % "0.1", "s.yaml").workloads[0].duration == 0.1  # the --duration minimum itself
+    outcome = runner.invoke(app, ["run", "--setups", "bare", "--duration", "0.09", "--no-report"])
+    assert outcome.exit_code == 2 and "0.1" in outcome.output  # the same bound, from the same constant
+
+
+BOUND_CASES = {
+    "alias bomb": (_alias_bomb(), r"^s:8: more than 12000 values, counting each alias as all it stands for$"),
+    "merge-key bomb": (GOOD + "m0: &m0 {a: 1, b: 2}\n" + "".join(
+        f"m{n}: &m{n} {{x{n}: [*m{n - 1}, *m{n - 1}], <<: *m{n - 1}}}\n" for n in range(1, 20)), r"more than 12000"),
+    "300 aliases": (GOOD + "a: &a x\nb: [" + ", ".join(["*a"] * 300) + "]\n", r"^s:5: more than 256 aliases"),
+    "alias inside itself": (GOOD + "x: &x {y: [*x]}\n", r"^s:4: alias \*x refers to a value that contains it$"),
+    "deep nesting": (GOOD + "x: " + "[" * 40 + "]" * 40 + "\n", r"^s:4: nested more than 32 levels deep$"),
+    "duplicate key": (GOOD + "seed: 1\nseed: 2\n", r"^s:5: duplicate key 'seed' \(first at line 4\)$"),
+}
+
+
+@pytest.mark.parametrize("loader", ["BoundedLoader", "FastBoundedLoader"])
+@pytest.mark.parametrize("text,expected", list(BOUND_CASES.values()), ids=list(BOUND_CASES))
+def test_both_loaders_refuse_what_exceeds_a_bound_with_its_line(loader, text, expected):
+    from bench import scenario_yaml
+
+    if not hasattr(scenario_yaml, loader):
+        pytest.skip("PyYAML was built without libyaml")
+    with pytest.raises(ScenarioError, match=expected):
+        scenario_yaml.load(text, "s", getattr(scenario_yaml, loader))
+
+
+def test_both_loaders_read_every_shipped_scenario_alike():
+    from bench import scenario, scenario_yaml
+
+    if not hasattr(scenario_yaml, "FastBoundedLoader"):
+        pytest.skip("PyYAML was built without libyaml")
+    for path in scenario.shipped().values():
+        text = path.read_text()
+        assert scenario_yaml.load(text, "s", scenario_yaml.BoundedLoader)[0] == yaml.safe_load(text)
+        assert scenario_yaml.load(text, "s", scenario_yaml.FastBoundedLoader)[0] == yaml.safe_load(text)
+
+
+def test_the_largest_scenario_the_schema_allows_is_within_the_bounds():
+    workloads = [{"name": f"w{i:02d}-" + "x" * 60, "kind": "load", "endpoint": "cpu", "param": 10_000_000,
+                  "mode": "open", "connections": 1024, "rate": 1e6, "duration": 3600.0, "warmup": 600.0,
+                  "load": "builtin", "instances": [32] * 8} for i in range(64)]
+    setups = [{"vm": {"accel": "auto", "memory_mb": 16384, "kernel": "/" + "k" * 200, "vcpus": 64,
+                      "release_boot_files": True, "disk": True}} for _ in range(32)]
+    largest = {"name": "n" * 64, "description": "d" * 2000, "setups": setups, "workloads": workloads,
+               "repeat": 1000, "pinning": {"app_cpus": list(range(4096)), "load_cpus": list(range(4096))}}
+    text = yaml.safe_dump(largest, default_flow_style=False)
+    assert len(parse_scenario(text, "largest.yaml").workloads) == 64
+
+
+def test_a_validation_error_under_shared_aliases_names_a_line_without_expanding_them():
+    text = ("name: t\nsetups: [bare]\nbase: &b {name: w, endpoint: hello}\n"
+            "workloads: [&w {<<: *b, turbo: 1}, *w, *w]\n")
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario(text, "s.yaml")
+    assert "s.yaml:3: base: unknown key (check the spelling; see: bench scenarios --help)" in caught.value.problems
+    assert any(problem.startswith("s.yaml:4: workloads.1.turbo: unknown key") for problem in caught.value.problems)
 
 
 # ---- stored results ---------------------------------------------------------------------------
