@@ -13,6 +13,7 @@ from bench.roles import APP
 from bench.vocabulary import HEADLINE_METRICS, PERCENTILE_LABELS, finite, fmt, fmt_interval, label, metric
 
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+MIN_SHOWN_US = 0.5  # a helper's CPU per request below this is noise of the sampler's 10 ms ticks
 
 
 def css_colour(value: str | None) -> str:
@@ -33,6 +34,7 @@ def _role_points(run: Run, cells: list[Cell]) -> list[str]:
                   and finite(c.roles[key].get("rss_mb"))]
         cpu = [(c.workload, c.roles[key]["cpu_user_us_per_request"] + (c.roles[key].get("cpu_sys_us_per_request") or 0))
                for c in cells if key in c.roles and finite(c.roles[key].get("cpu_user_us_per_request"))]
+        cpu = [(workload, value) for workload, value in cpu if value >= MIN_SHOWN_US]
         if memory:
             points.append(f"{name}: resident memory {_per_workload(memory, 'MB')}.")
         if cpu and key != APP.key:  # the app's own CPU is in the tables; helpers are news
