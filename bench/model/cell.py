@@ -11,6 +11,7 @@ from bench.results import TrialRecord
 from bench.vocabulary import Caveat, cell_label, finite, label
 
 BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its figures are suspect
+MEMORY_CROSS_CHECK = 0.25  # MemAvailable drop vs USS per instance further apart than this: flagged
 
 
 class Cell:
@@ -96,14 +97,20 @@ class Cell:
 
     @property
     def memory_mb(self) -> dict[str, float | None] | None:
+        """Memory of every process the setup needs, summed: PSS (adds up), USS (private), RSS (upper bound)."""
         if not self.values("memory_rss_mb"):
             return None
         return {part: median_of((t.memory_bytes.get(part) or math.nan) / MB for t in self.ok)
                 for part in ("rss", "uss", "pss")}
 
     @property
-    def memory_per_instance_mb(self) -> float | None:
-        return median_of((t.memory_bytes.get("rss_per_instance") or math.nan) / MB for t in self.ok)
+    def memory_per_instance_mb(self) -> dict[str, float | None] | None:
+        """Density: per instance, USS (what one more instance costs: its own pages), PSS (its fair share),
+        RSS (the upper bound: shared pages counted once per process) and the host's MemAvailable drop."""
+        if not any("rss_per_instance" in t.memory_bytes for t in self.ok):
+            return None
+        return {part: median_of((t.memory_bytes.get(f"{part}_per_instance") or math.nan) / MB for t in self.ok)
+                for part in ("uss", "pss", "rss", "available_drop")}
 
     @property
     def instances(self) -> int | None:
@@ -126,6 +133,7 @@ class Cell:
                 "cpu_sys_us_per_request": median_of(r.get("cpu_sys_s", 0) / n * 1e6 for r, n in pairs if n),
                 "rss_mb": median_of((r.get("rss_bytes") or math.nan) / MB for r, _ in pairs),
                 "uss_mb": median_of((r.get("uss_bytes") or math.nan) / MB for r, _ in pairs),
+                "pss_mb": median_of((r.get("pss_bytes") or math.nan) / MB for r, _ in pairs),
                 "processes": median_of(r.get("processes", 0) for r, _ in pairs),
             }
         return roles
@@ -200,9 +208,27 @@ class Cell:
         if self.errors_by_kind:
             kinds = ", ".join(f"{kind}={count}" for kind, count in self.errors_by_kind.items())
             found.append(Caveat("errors", self.subject, f"Request errors in {self.subject}: {kinds}", f"errors {kinds}"))
+        mismatch = self._memory_mismatch()
+        if mismatch is not None:
+            found.append(mismatch)
         if self.repeats == 1 and self.has_load:
             found.append(Caveat("single_repeat", self.subject, f"Only 1 repeat for {self.subject}: its interval has "
                                 f"zero width and says nothing about spread.", "1 repeat", "note"))
         return found
 
 
+
+    def _memory_mismatch(self) -> Caveat | None:
+        """Density: the host's MemAvailable drop and the USS per instance disagree by more than 25%."""
+        figures = self.memory_per_instance_mb or {}
+        uss, drop = figures.get("uss"), figures.get("available_drop")
+        if not finite(uss) or not finite(drop) or uss <= 0 or abs(drop - uss) / uss <= MEMORY_CROSS_CHECK:
+            return None
+        return Caveat("memory_mismatch", self.subject,
+                      f"Memory cross-check: {self.subject}: the host's MemAvailable fell by {drop:.1f} MB per "
+                      f"instance while USS says {uss:.1f} MB ({abs(drop - uss) / uss:.0%} apart). They can differ: "
+                      f"the kernel reclaims page cache while instances start, other processes allocate or free "
+                      f"memory meanwhile, kernel memory an instance costs (page tables, socket buffers, namespace and "
+                      f"cgroup structures) is in the drop but in no process's USS, and a guest may not have touched "
+                      f"all its memory yet. More instances and repeats narrow it.",
+                      f"memory cross-check off by {abs(drop - uss) / uss:.0%}")
