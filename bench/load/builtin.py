@@ -15,6 +15,7 @@ import numpy as np
 from bench.load import workers
 from bench.load.connection import Client, RawResult, drive
 from bench.load.connection import event_loop_factory as _event_loop_factory
+from bench.load.signals import stop_loop_on_signals
 from bench.load.spec import (GENERATOR_BOUND_BUSY, LoadResult, LoadSpec, busy_fraction,  # noqa: F401 (re-exported)
                              is_generator_bound)
 from bench.netutil import LOOPBACK  # noqa: F401 (the only address the generator connects to)
@@ -35,7 +36,8 @@ def _run_here(port: int, spec: LoadSpec) -> RawResult:
     clients: list[Client] = []
     with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
         try:
-            return runner.run(drive(port, spec, range(spec.connections), time.monotonic(), clients))
+            with stop_loop_on_signals(runner.get_loop()):
+                return runner.run(drive(port, spec, range(spec.connections), time.monotonic(), clients))
         finally:
             # After a normal end this is a no-op; after Ctrl-C/SIGTERM it closes the sockets
             # (the runner's close, which follows, lets the loop finish closing them).
