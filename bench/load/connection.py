@@ -64,7 +64,7 @@ class Connection(asyncio.Protocol):
     """One keep-alive connection: sends a request, frames the whole reply, hands over to the client."""
 
     __slots__ = ("client", "recorder", "number", "prefix", "transport", "pending", "head", "body_left", "chunked",
-                 "sequence", "replies", "due_ns", "sent_ns", "in_flight", "failed", "closed")
+                 "sequence", "plain_replies", "due_ns", "sent_ns", "in_flight", "failed", "closed")
 
     def __init__(self, client: Client, number: int) -> None:
         self.client = client
@@ -77,7 +77,7 @@ class Connection(asyncio.Protocol):
         self.body_left = 0  # Content-Length bytes still to come, or UNTIL_CLOSE
         self.chunked: ChunkedBody | None = None
         self.sequence = 0  # of the request in flight; its trace id is b"<number>-<sequence>"
-        self.replies = client.replies
+        self.plain_replies = client.plain_replies
         self.due_ns = 0  # when the in-flight request was due (open loop) or sent (closed loop)
         self.sent_ns = 0
         self.in_flight = False
@@ -102,14 +102,24 @@ class Connection(asyncio.Protocol):
         self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
-        # Fast path: the read is exactly one whole reply seen before (a server's replies to the
-        # same request are byte-identical until its Date header ticks), parsed once.
-        head = self.replies.get(data)
-        if head is not None and self.head is None and not self.pending:
-            self.head = head
-            self._complete()
-        else:
+        # Fast path: the read is exactly one whole plain success seen before (a server's replies
+        # to the same request are byte-identical until its Date header ticks), parsed once.
+        app_ms = self.plain_replies.get(data)
+        if app_ms is None or self.pending or self.head is not None or not self.in_flight:
             self._frame(data)
+            return
+        now = time.perf_counter_ns()
+        self.in_flight = False
+        recorder = self.recorder
+        if recorder.measuring:
+            recorder.latency_ns.append(now - self.due_ns)
+            recorder.app_ms.append(app_ms)
+        if recorder.stopping:
+            self.transport.close()
+        elif self.client.closed_loop:
+            self.send(now, now)
+        else:
+            self.client.send_next(self)
 
     def _frame(self, data: bytes) -> None:
         """The general case: any number of replies or parts of one in `data`."""
@@ -213,7 +223,7 @@ class Client:
                                f"User-Agent: layerbench\r\nX-Trace-Id: ").encode()
         self.interval_ns = 0
         self.closed_loop = spec.mode == "closed"
-        self.replies: dict[bytes, Head] = {}  # whole replies seen -> their parsed heads
+        self.plain_replies: dict[bytes, float] = {}  # whole plain successes seen -> their Server-Timing app ms
         self.start_ns = time.perf_counter_ns()
         self.live: dict[int, Connection] = {}  # connection number -> its current connection
         self.last_due: dict[int, int] = {}  # open loop: connection number -> its latest scheduled send
@@ -245,12 +255,13 @@ class Client:
             connection.send(now, now)
 
     def remember(self, reply: bytes, head: Head) -> None:
-        """Keep the parsed head of a whole small reply for the fast path; forget all when full
-        (an app that echoes trace ids never repeats a reply; a Date header ticks every second)."""
-        if len(reply) <= _MAX_REMEMBERED_BYTES:
-            if len(self.replies) >= _MAX_REMEMBERED:
-                self.replies.clear()
-            self.replies[reply] = head
+        """Keep a whole small plain success (2xx, no trace id, keep-alive) for the fast path; forget
+        all when full (a Date header ticks every second; a trace id echo never repeats)."""
+        if (len(reply) <= _MAX_REMEMBERED_BYTES and 200 <= head.status < 300 and head.trace_id is None
+                and not head.close):
+            if len(self.plain_replies) >= _MAX_REMEMBERED:
+                self.plain_replies.clear()
+            self.plain_replies[reply] = head.app_ms
 
     def send_next(self, connection: Connection) -> None:
         """Open loop: the next request of `connection` is due one interval after its last."""
