@@ -52,8 +52,9 @@ def _describe(name: str, result: LoadResult) -> str:
     runnable = result.generator_runnable_fraction
     flag = "  GENERATOR-BOUND" if is_generator_bound(result) else ""
     errors = f", errors {result.errors}" if result.errors else ""
-    return (f"{name:8} {result.throughput_rps:>10,.0f} req/s  generator CPU {result.generator_cpu_s:.2f} s, "
-            f"busy {result.generator_busy_fraction:.2f}, runnable "
+    per_request_us = result.generator_cpu_s / result.requests * 1e6 if result.requests else float("nan")
+    return (f"{name:8} {result.throughput_rps:>10,.0f} req/s  generator CPU {result.generator_cpu_s:.2f} s "
+            f"({per_request_us:.2f} us/request), busy {result.generator_busy_fraction:.2f}, runnable "
             f"{'n/a' if runnable is None else f'{runnable:.2f}'}{errors}{flag}")
 
 

@@ -16,8 +16,7 @@ from bench.load import workers
 from bench.load.connection import Client, RawResult, drive
 from bench.load.connection import event_loop_factory as _event_loop_factory
 from bench.load.signals import stop_loop_on_signals
-from bench.load.spec import (GENERATOR_BOUND_BUSY, LoadResult, LoadSpec, busy_fraction,  # noqa: F401 (re-exported)
-                             is_generator_bound)
+from bench.load.spec import GENERATOR_BOUND_BUSY, LoadResult, LoadSpec, busy_fraction, is_generator_bound  # noqa: F401 (re-exported)
 from bench.netutil import LOOPBACK  # noqa: F401 (the only address the generator connects to)
 
 
@@ -57,7 +56,7 @@ def _merge(raws: list[RawResult]) -> LoadResult:
     duration_s = sum(windows_s) / len(windows_s)
     cpu_s = sum(raw.cpu.cpu_s for raw in raws)
     waits = [raw.cpu.wait_s for raw in raws]
-    notes = {"event_loop": raws[0].event_loop}
+    notes = {"event_loop": raws[0].event_loop, "generator_cpus": [raw.cpus for raw in raws]}
     if len(raws) > 1:
         notes["busy_fraction_per_process"] = [round(raw.cpu.cpu_s / s, 3) if s > 0 else None
                                               for raw, s in zip(raws, windows_s)]

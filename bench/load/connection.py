@@ -13,15 +13,15 @@ duration is recorded when present. `Connection: close` and idle keep-alive close
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from array import array
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from bench.load.cpu_clock import Clock, elapsed, thread_clock
-from bench.load.http1 import (CHUNKED, HEAD_END, MAX_HEAD_BYTES, UNTIL_CLOSE, BadResponse, ChunkedBody, Head,
-                              parse_head)
+from bench.load.http1 import CHUNKED, HEAD_END, MAX_HEAD_BYTES, UNTIL_CLOSE, BadResponse, ChunkedBody, Head, parse_head
 from bench.load.spec import LoadSpec
 from bench.netutil import LOOPBACK
 
@@ -42,6 +42,7 @@ class RawResult:
     window: tuple[float, float]  # time.monotonic() at the start and end of the measured window
     cpu: Clock  # the loop thread's CPU (and run-queue wait) over the window
     event_loop: str  # module of the loop class: "uvloop" or "asyncio..."
+    cpus: list[int]  # the CPUs this loop's process was allowed to run on
 
 
 class Recorder:
@@ -63,8 +64,24 @@ class Recorder:
 class Connection(asyncio.Protocol):
     """One keep-alive connection: sends a request, frames the whole reply, hands over to the client."""
 
-    __slots__ = ("client", "recorder", "number", "prefix", "transport", "pending", "head", "body_left", "chunked",
-                 "sequence", "plain_replies", "due_ns", "sent_ns", "in_flight", "failed", "closed")
+    __slots__ = (
+        "body_left",
+        "chunked",
+        "client",
+        "closed",
+        "due_ns",
+        "failed",
+        "head",
+        "in_flight",
+        "number",
+        "pending",
+        "plain_replies",
+        "prefix",
+        "recorder",
+        "sent_ns",
+        "sequence",
+        "transport",
+    )
 
     def __init__(self, client: Client, number: int) -> None:
         self.client = client
@@ -258,7 +275,7 @@ class Client:
         """Keep a whole small plain success (2xx, no trace id, keep-alive) for the fast path; forget
         all when full (a Date header ticks every second; a trace id echo never repeats)."""
         if (len(reply) <= _MAX_REMEMBERED_BYTES and 200 <= head.status < 300 and head.trace_id is None
-                and not head.close):
+                and not head.close and head.body_bytes >= 0):
             if len(self.plain_replies) >= _MAX_REMEMBERED:
                 self.plain_replies.clear()
             self.plain_replies[reply] = head.app_ms
@@ -331,7 +348,8 @@ async def drive(port: int, spec: LoadSpec, numbers: Iterable[int], start: float,
     client.abort_all()
     return RawResult(latency_ns=recorder.latency_ns, app_ms=recorder.app_ms, errors=dict(recorder.errors),
                      sent=recorder.sent, window=(window_start, window_end), cpu=elapsed(clock_start, clock_end),
-                     event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0])
+                     event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
+                     cpus=sorted(os.sched_getaffinity(0)))
 
 
 def event_loop_factory():

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import signal
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

@@ -36,7 +36,7 @@ def _nginx_processes(folder_marker: str) -> list[psutil.Process]:
 @pytest.fixture(scope="module")
 def nginx_port():
     require(reference_nginx.available() is None, str(reference_nginx.available()))
-    with reference_nginx.running(sorted(os.sched_getaffinity(0))[-1]) as port:
+    with reference_nginx.running(max(os.sched_getaffinity(0))) as port:
         yield port
 
 
@@ -76,7 +76,7 @@ def test_generator_check_on_nginx_prints_the_ratio_and_cleans_up(tmp_path):
     require(reference_nginx.available() is None, str(reference_nginx.available()))
     require(wrk.available() is None, str(wrk.available()))
     done = subprocess.run(_check_command("--repeat", "2", "--duration", "1"), capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "TMPDIR": str(tmp_path)}, cwd=ROOT)
+                          check=False, timeout=120, env={**os.environ, "TMPDIR": str(tmp_path)}, cwd=ROOT)
     assert done.returncode in (0, 1), done.stderr  # 1: below the goal, still a measurement
     assert "built-in / wrk on nginx = " in done.stdout and "95% interval" in done.stdout
     assert done.stdout.count("req/s") == 4

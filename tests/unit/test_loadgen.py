@@ -86,9 +86,17 @@ def test_several_processes_split_the_connections_and_merge_what_they_measured(ap
     assert result.errors == {} and result.requests > 50
     assert after - before == result.sent  # both processes' requests, warm-up included
     assert result.generator_processes == 2 and len(result.notes["busy_fraction_per_process"]) == 2
+    assert all(len(cpus) == 1 for cpus in result.notes["generator_cpus"])  # each process pinned to one CPU
     assert len(result.latency_ms) == len(result.app_ms) == result.requests
     # One measured window: the two processes' windows were aligned on the monotonic clock.
     assert result.window[1] - result.window[0] == pytest.approx(result.duration_s, abs=0.05)
+
+
+def test_open_loop_holds_the_rate_across_processes(app_server):
+    result = run_load(app_server, LoadSpec(path="/hello", mode="open", rate_rps=200, connections=2,
+                                           duration_s=1.0, warmup_s=0.2, processes=2))
+    assert 150 <= result.throughput_rps <= 250
+    assert result.errors == {} and result.generator_processes == 2
 
 
 def test_the_generator_reports_its_own_cpu(app_server):

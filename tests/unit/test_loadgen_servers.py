@@ -10,7 +10,7 @@ import socket
 import socketserver
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from bench.load.builtin import LoadSpec, run_load
 
