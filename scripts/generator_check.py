@@ -48,13 +48,16 @@ def check_app(repeat: int, duration: float) -> int:
     return 0 if ratio.median >= APP_GOAL else 1
 
 
+def _cpu_per_request_us(result: LoadResult) -> float:
+    return result.generator_cpu_s / result.requests * 1e6 if result.requests else float("nan")
+
+
 def _describe(name: str, result: LoadResult) -> str:
     runnable = result.generator_runnable_fraction
     flag = "  GENERATOR-BOUND" if is_generator_bound(result) else ""
     errors = f", errors {result.errors}" if result.errors else ""
-    per_request_us = result.generator_cpu_s / result.requests * 1e6 if result.requests else float("nan")
     return (f"{name:8} {result.throughput_rps:>10,.0f} req/s  generator CPU {result.generator_cpu_s:.2f} s "
-            f"({per_request_us:.2f} us/request), busy {result.generator_busy_fraction:.2f}, runnable "
+            f"({_cpu_per_request_us(result):.2f} us/request), busy {result.generator_busy_fraction:.2f}, runnable "
             f"{'n/a' if runnable is None else f'{runnable:.2f}'}{errors}{flag}")
 
 
@@ -64,8 +67,19 @@ def _default_cpus() -> tuple[int, tuple[int, ...]]:
     return cpus[-1], tuple(cpus[:-1] or cpus)
 
 
+def _alternate(port: int, spec: LoadSpec, load_cpus: tuple[int, ...], repeat: int) -> dict[str, list[LoadResult]]:
+    """Built-in and wrk in turn (A B, B A, ...), so drift hits both alike; one line per trial."""
+    results: dict[str, list[LoadResult]] = {"builtin": [], "wrk": []}
+    for index in range(repeat):
+        for name in ("builtin", "wrk") if index % 2 == 0 else ("wrk", "builtin"):
+            result = run_load(port, spec) if name == "builtin" else wrk.run_wrk(port, spec, load_cpus)
+            results[name].append(result)
+            print(f"repeat {index + 1}/{repeat} {_describe(name, result)}", flush=True)
+    return results
+
+
 def check_nginx(repeat: int, duration: float, connections: int) -> int:
-    """Built-in and wrk alternately against nginx; one line per trial, then the ratio."""
+    """Built-in and wrk alternately against nginx; one line per trial, then the ratios."""
     for reason in (reference_nginx.available(), wrk.available()):
         if reason:
             print(f"error: {reason}", file=sys.stderr)
@@ -73,25 +87,23 @@ def check_nginx(repeat: int, duration: float, connections: int) -> int:
     app_cpu, load_cpus = _default_cpus()
     spec = LoadSpec(path=reference_nginx.HELLO_PATH, connections=connections, duration_s=duration, warmup_s=1.0,
                     processes="auto")
-    values: dict[str, list[float]] = {"builtin": [], "wrk": []}
-    bound = 0
     before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, load_cpus)  # the built-in generator runs here; wrk gets taskset
+    os.sched_setaffinity(0, load_cpus)  # the built-in generator runs here (one process per CPU); wrk gets taskset
     try:
         with reference_nginx.running(app_cpu) as port:
-            for index in range(repeat):
-                order = ("builtin", "wrk") if index % 2 == 0 else ("wrk", "builtin")
-                for name in order:
-                    result = run_load(port, spec) if name == "builtin" else wrk.run_wrk(port, spec, load_cpus)
-                    values[name].append(result.throughput_rps)
-                    bound += name == "builtin" and is_generator_bound(result)
-                    print(f"repeat {index + 1}/{repeat} {_describe(name, result)}", flush=True)
+            results = _alternate(port, spec, load_cpus, repeat)
     finally:
         os.sched_setaffinity(0, before)
-    ratio = stats.ratio_ci(values["builtin"], values["wrk"], seed=SEED)
+    builtin, reference = results["builtin"], results["wrk"]
+    ratio = stats.ratio_ci([r.throughput_rps for r in builtin], [r.throughput_rps for r in reference], seed=SEED)
+    cost = stats.ratio_ci([_cpu_per_request_us(r) for r in reference], [_cpu_per_request_us(r) for r in builtin],
+                          seed=SEED)
+    bound = sum(is_generator_bound(r) for r in builtin)
     print(f"built-in / wrk on nginx = {ratio.median:.3f} (95% interval {ratio.low:.3f}..{ratio.high:.3f}); "
           f"nginx worker on CPU {app_cpu}, load on CPUs {list(load_cpus)}, {connections} connections, "
           f"{repeat} repeats of {duration:g} s; built-in generator-bound in {bound} of {repeat} trials")
+    print(f"CPU per request, wrk / built-in = {cost.median:.3f} (95% interval {cost.low:.3f}..{cost.high:.3f}): "
+          f"the built-in's ceiling relative to wrk's when both are CPU-bound")
     return 0 if ratio.median >= NGINX_GOAL else 1
 
 
