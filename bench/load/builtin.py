@@ -16,8 +16,10 @@ from bench.load import workers
 from bench.load.connection import Client, RawResult, drive
 from bench.load.connection import event_loop_factory as _event_loop_factory
 from bench.load.signals import stop_loop_on_signals
-from bench.load.spec import GENERATOR_BOUND_BUSY, LoadResult, LoadSpec, busy_fraction, is_generator_bound  # noqa: F401 (re-exported)
-from bench.netutil import LOOPBACK  # noqa: F401 (the only address the generator connects to)
+from bench.load.spec import GENERATOR_BOUND_BUSY, LoadResult, LoadSpec, busy_fraction, is_generator_bound
+from bench.netutil import LOOPBACK  # the only address the generator connects to
+
+__all__ = ["GENERATOR_BOUND_BUSY", "LOOPBACK", "LoadResult", "LoadSpec", "is_generator_bound", "run_load"]
 
 
 def _check(spec: LoadSpec) -> int:

@@ -76,7 +76,8 @@ def test_a_server_without_trace_ids_or_server_timing_counts_successes():
 
 def test_lower_case_names_and_a_correct_trace_echo_are_successes():
     def reply(trace: bytes, count: int) -> list[bytes]:
-        return [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-trace-id: %s\r\nserver-timing: app;dur=0.5\r\n\r\nok" % trace]
+        return [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-trace-id: %s\r\n"
+                b"server-timing: app;dur=0.5\r\n\r\nok" % trace]
 
     with responder(reply) as port:
         result = _load(port)
