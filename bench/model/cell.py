@@ -11,7 +11,6 @@ from bench.results import TrialRecord
 from bench.vocabulary import Caveat, cell_label, finite, label
 
 BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its figures are suspect
-MEMORY_CROSS_CHECK = 0.25  # MemAvailable drop vs USS per instance further apart than this: flagged
 
 
 class Cell:
@@ -191,44 +190,6 @@ class Cell:
 
     def caveats(self) -> list[Caveat]:
         """What a reader must know about this cell's figures (computed here once for every output)."""
-        found = []
-        if self.noisy:
-            found.append(Caveat("noisy", self.subject, f"Noisy: {self.subject}: repeats spread {self.spread:.0%} of "
-                                f"their median; treat its figures and ratios with care, or run more repeats.",
-                                f"noisy: repeats spread {self.spread:.0%}"))
-        if self.failed:
-            found.append(Caveat("failed", self.subject, f"{self.failed} failed trial(s) in {self.subject}.",
-                                f"{self.failed} failed"))
-        if self.busy_repeats:
-            cores = self.foreign_cpu_cores or 0.0
-            found.append(Caveat("busy", self.subject, f"Busy machine during {self.subject}: in {self.busy_repeats} "
-                                f"repeat(s) other processes used up to {cores:.2f} cores while it was measured; "
-                                f"those figures include their interference.",
-                                f"busy machine in {self.busy_repeats} repeat(s): others used up to {cores:.2f} cores"))
-        if self.errors_by_kind:
-            kinds = ", ".join(f"{kind}={count}" for kind, count in self.errors_by_kind.items())
-            found.append(Caveat("errors", self.subject, f"Request errors in {self.subject}: {kinds}", f"errors {kinds}"))
-        mismatch = self._memory_mismatch()
-        if mismatch is not None:
-            found.append(mismatch)
-        if self.repeats == 1 and self.has_load:
-            found.append(Caveat("single_repeat", self.subject, f"Only 1 repeat for {self.subject}: its interval has "
-                                f"zero width and says nothing about spread.", "1 repeat", "note"))
-        return found
+        from bench.model.caveats import CELL_CHECKS
 
-
-
-    def _memory_mismatch(self) -> Caveat | None:
-        """Density: the host's MemAvailable drop and the USS per instance disagree by more than 25%."""
-        figures = self.memory_per_instance_mb or {}
-        uss, drop = figures.get("uss"), figures.get("available_drop")
-        if not finite(uss) or not finite(drop) or uss <= 0 or abs(drop - uss) / uss <= MEMORY_CROSS_CHECK:
-            return None
-        return Caveat("memory_mismatch", self.subject,
-                      f"Memory cross-check: {self.subject}: the host's MemAvailable fell by {drop:.1f} MB per "
-                      f"instance while USS says {uss:.1f} MB ({abs(drop - uss) / uss:.0%} apart). They can differ: "
-                      f"the kernel reclaims page cache while instances start, other processes allocate or free "
-                      f"memory meanwhile, kernel memory an instance costs (page tables, socket buffers, namespace and "
-                      f"cgroup structures) is in the drop but in no process's USS, and a guest may not have touched "
-                      f"all its memory yet. More instances and repeats narrow it.",
-                      f"memory cross-check off by {abs(drop - uss) / uss:.0%}")
+        return [caveat for check in CELL_CHECKS if (caveat := check(self)) is not None]

@@ -65,7 +65,8 @@ def generator_for(pinning: Pinning) -> LoadFn:
     """The load generator a workload asks for (built-in or wrk), on the load CPUs."""
     def load(port: int, workload: Workload) -> LoadResult:
         spec = LoadSpec(path=workload.url_path, mode=workload.mode, connections=workload.connections,
-                        duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate)
+                        duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate,
+                        processes="auto")  # one generator process per load CPU
         if workload.load == "wrk":
             from bench.load import wrk  # optional external generator
 

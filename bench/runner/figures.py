@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bench.load.builtin import LoadResult
+from bench.load.spec import LoadResult, is_generator_bound
 from bench.scenario import Workload
 from bench.stats import percentiles
 
@@ -86,6 +86,11 @@ def load_summary(result: LoadResult, workload: Workload) -> dict:
         "latency_ms": percentiles(result.latency_ms),
         "app_ms": percentiles(result.app_ms),
         "notes": result.notes,
+        # The generator's own use of its CPUs over the window: at 90% busy it, not the app, set the pace.
+        "generator_stats": {"processes": result.generator_processes, "cpu_s": result.generator_cpu_s,
+                            "wait_s": result.generator_wait_s, "busy_fraction": result.generator_busy_fraction,
+                            "runnable_fraction": result.generator_runnable_fraction,
+                            "bound": is_generator_bound(result)},
     }
 
 
