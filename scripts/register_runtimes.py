@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Register OCI runtimes in Docker's daemon.json by merging, never overwriting the rest of the file.
 
-    register_runtimes.py /etc/docker/daemon.json '{"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}}'
+    register_runtimes.py /etc/docker/daemon.json \
+        '{"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}}'
 
 Every other key of the file, and every other runtime under "runtimes", is kept as it was. An
 entry of the same name is replaced (and the old one printed), since asking for it is the point.
