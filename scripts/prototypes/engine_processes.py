@@ -220,7 +220,8 @@ def main(argv: list[str]) -> int:
                   f"uss {row.uss_bytes / 2**20:6.1f} MiB  pss {row.pss_bytes / 2**20:6.1f} MiB  threads {row.threads}")
         for role in sorted({row.role for row in rows}):
             picked = [row for row in rows if row.role == role]
-            rss, uss, pss = (sum(getattr(r, key) for r in picked) / 2**20 for key in ("rss_bytes", "uss_bytes", "pss_bytes"))
+            rss, uss, pss = (sum(getattr(row, key) for row in picked) / 2**20
+                             for key in ("rss_bytes", "uss_bytes", "pss_bytes"))
             print(f"  {role:<8} rss {rss:6.1f} MiB  uss {uss:6.1f} MiB  pss {pss:6.1f} MiB")
         return 0
     for shim in orphan_shims(docker_container_ids()):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -40,12 +41,26 @@ SETUPS = {"bare": (None, "host"), "runc-host": ("runc", "host"), "runsc-host": (
           "runsc-bridge": ("runsc", "bridge"), "runsc-old-host": ("lb16-runsc-old", "host")}
 
 
+OWN_REPOSITORY = "lb16/app"  # not layerbench/app: other checkouts prune those of other rootfs digests
+
+
 def image_tag() -> str:
-    out = subprocess.run(["docker", "images", "layerbench/app", "--format", "{{.Repository}}:{{.Tag}}"],
-                         capture_output=True, text=True, check=True).stdout.split()
-    if not out:
-        raise SystemExit("no layerbench/app image: run the container setup once (bench run quick)")
-    return out[0]
+    """lb16/app:<rootfs digest>, imported from this checkout's rootfs like bench.images.docker_image does."""
+    import tempfile
+
+    from bench.images.docker_image import _image_changes, write_tarball
+    from bench.images.rootfs import build_rootfs
+
+    rootfs = build_rootfs()
+    tag = f"{OWN_REPOSITORY}:{rootfs.digest[:16]}"
+    if subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0:
+        return tag
+    with tempfile.TemporaryDirectory(prefix="lb16-image-") as scratch:
+        tarball = Path(scratch) / "rootfs.tar"
+        write_tarball(rootfs.path, tarball)
+        changes = [arg for change in _image_changes(rootfs) for arg in ("--change", change)]
+        subprocess.run(["docker", "import", *changes, str(tarball), tag], check=True, capture_output=True)
+    return tag
 
 
 def docker_runtimes() -> set[str]:
@@ -73,7 +88,9 @@ class Trial:
         else:
             where = ["--network", "host"] if network == "host" else ["-p", f"127.0.0.1:{port}:8080"]
             listen = ("127.0.0.1", port) if network == "host" else ("0.0.0.0", 8080)
+            # The image's "layerbench" label is inherited: the runner-pid label tells `bench clean` it is live.
             subprocess.run(["docker", "run", "-d", "--name", self.container, "--label", "lb16=1",
+                            "--label", f"layerbench.runner-pid={os.getpid()}",
                             f"--runtime={runtime}", *where, "--cpuset-cpus", APP_CPU, *LOCKED_DOWN, image,
                             *app_argv(IMAGE_PYTHON, *listen)], check=True, capture_output=True, text=True)
         self.startup_s = wait_ok(port, began)
@@ -137,9 +154,17 @@ def run_trial(name: str, port: int, image: str, seconds: int) -> dict:
             kernel = json.load(reply).get("kernel")
         requests = rps * seconds
         cpu_us = {role: (after[role] - before.get(role, 0.0)) / requests * 1e6 for role in after}
-        return {"setup": name, "rps": rps, "startup_s": trial.startup_s, "kernel": kernel, "cpu_us_per_req": cpu_us}
+        return {"setup": name, "rps": rps, "startup_s": trial.startup_s, "kernel": kernel, "cpu_us_per_req": cpu_us,
+                "load1": os.getloadavg()[0]}  # the host is shared: how busy it was
     finally:
         trial.stop()
+
+
+def _median_cpu(results: list[dict]) -> str:
+    roles = sorted({role for r in results for role in r["cpu_us_per_req"]})
+    medians = {role: statistics.median(r["cpu_us_per_req"].get(role, 0.0) for r in results) for role in roles}
+    total = statistics.median(sum(r["cpu_us_per_req"].values()) for r in results)
+    return " ".join(f"{role}={value:.0f}" for role, value in medians.items()) + f" total={total:.0f}"
 
 
 def main(argv: list[str]) -> int:
@@ -161,7 +186,7 @@ def main(argv: list[str]) -> int:
             results.append(result)
             cpu = " ".join(f"{role}={value:.0f}" for role, value in sorted(result["cpu_us_per_req"].items()))
             print(f"round {round_number} {name:<15} {result['rps']:8.0f} req/s  startup {result['startup_s']:.3f} s  "
-                  f"kernel {result['kernel']}  cpu us/req {cpu}", flush=True)
+                  f"kernel {result['kernel']}  cpu us/req {cpu}  load1 {result['load1']:.1f}", flush=True)
     bare = statistics.median(r["rps"] for r in results if r["setup"] == "bare") if "bare" in names else None
     print("medians:")
     for name in names:
@@ -169,7 +194,8 @@ def main(argv: list[str]) -> int:
         rps = statistics.median(r["rps"] for r in mine)
         ratio = f"  ratio to bare {rps / bare:.3f}" if bare else ""
         print(f"  {name:<15} {rps:8.0f} req/s{ratio}  startup {statistics.median(r['startup_s'] for r in mine):.3f} s"
-              f"  (n={len(mine)}, min {min(r['rps'] for r in mine):.0f}, max {max(r['rps'] for r in mine):.0f})")
+              f"  (n={len(mine)}, min {min(r['rps'] for r in mine):.0f}, max {max(r['rps'] for r in mine):.0f})"
+              f"  cpu us/req {_median_cpu(mine)}")
     return 0
 
 

@@ -125,7 +125,14 @@ def one_boot(kind: str, image: Path, vmlinux: Path, seconds: float, verbose: boo
             phases = {marker.removeprefix("layerbench: "): boot.seen(marker) for marker in MARKERS}
             qemu = psutil.Process(boot.popen.pid)  # taskset execs QEMU in place: the same pid
             rss_booted = qemu.memory_info().rss
-            result = run_load(port, LoadSpec(path="/hello", connections=8, duration_s=seconds, warmup_s=1.0))
+            # QEMU's CPU time to the first 200: what neighbours on a shared host disturb far less than wall time
+            cpu_to_200_s = sum(qemu.cpu_times()[:2])
+            spec = LoadSpec(path="/hello", connections=8, duration_s=seconds, warmup_s=1.0)
+            cpu_before = sum(qemu.cpu_times()[:2])
+            result = run_load(port, spec)
+            # QEMU's CPU over warm-up + window, per request served in the window (rate x total time)
+            cpu_us_per_request = (sum(qemu.cpu_times()[:2]) - cpu_before) * 1e6 / max(
+                1.0, result.throughput_rps * (spec.duration_s + spec.warmup_s))
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=10) as reply:
                 stats = json.load(reply)
             endpoints = {}
@@ -133,7 +140,9 @@ def one_boot(kind: str, image: Path, vmlinux: Path, seconds: float, verbose: boo
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as reply:
                     endpoints[path] = reply.status
             return {"kind": kind, "first_200_s": first_200_s, "phases": phases, "rps": result.throughput_rps,
-                    "errors": result.errors, "qemu_rss_booted": rss_booted, "qemu_rss_after": qemu.memory_info().rss,
+                    "errors": result.errors, "qemu_rss_booted": rss_booted, "cpu_to_200_s": cpu_to_200_s,
+                    "cpu_us_per_request": cpu_us_per_request,
+                    "qemu_rss_after": qemu.memory_info().rss,
                     "stats": stats, "endpoints": endpoints, "console": [line for _, line in boot.lines]}
         finally:
             boot.kill()
@@ -180,7 +189,8 @@ def print_boot(round_number: int, result: dict, show_console: bool) -> None:
     phases = "  ".join(f"{name}={at:.2f}" for name, at in result["phases"].items() if at is not None)
     stats = result["stats"]
     print(f"round {round_number} {result['kind']:<8} first_200 {result['first_200_s']:.2f} s  "
-          f"{result['rps']:7.0f} req/s "
+          f"qemu cpu to 200 {result['cpu_to_200_s']:.2f} s  {result['rps']:7.0f} req/s "
+          f"qemu cpu {result['cpu_us_per_request']:.0f} us/req "
           f"errors {sum(result['errors'].values())}  qemu rss booted {result['qemu_rss_booted'] / 2**20:.0f} MiB "
           f"after load {result['qemu_rss_after'] / 2**20:.0f} MiB  app: pid {stats['pid']} ppid {stats['ppid']} "
           f"uid {stats['uid']} rss {stats['rss_bytes'] / 2**20:.1f} MiB kernel {stats['kernel']} "
@@ -200,6 +210,8 @@ def print_medians(results: list[dict]) -> None:
         print(f"  {kind:<8} {rps:7.0f} req/s (ratio to vm {rps / base:.3f}, n={len(mine)}, "
               f"min {min(r['rps'] for r in mine):.0f}, max {max(r['rps'] for r in mine):.0f})  "
               f"first_200 {statistics.median(r['first_200_s'] for r in mine):.2f} s  "
+              f"qemu cpu to 200 {statistics.median(r['cpu_to_200_s'] for r in mine):.2f} s  "
+              f"qemu cpu {statistics.median(r['cpu_us_per_request'] for r in mine):.0f} us/req  "
               f"qemu rss after load {statistics.median(r['qemu_rss_after'] for r in mine) / 2**20:.0f} MiB")
         for marker in MARKERS:
             name = marker.removeprefix("layerbench: ")
