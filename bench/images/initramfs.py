@@ -251,7 +251,7 @@ def init_script(modules: list[str], app_argv: list[str], app_env: dict[str, str]
     """The busybox sh script run as /init (PID 1); `modules` are .ko names in load order.
 
     `disk_modules` are loaded only when the kernel command line holds DISK_CMDLINE. `launch`
-    replaces the lines that start the app and wait for it (bench.images.guest_runc's container).
+    replaces the lines that start the app and wait for it (bench.images.guest_runtime's container).
     """
     app_argv = run_as(app_argv, NOBODY_ID)
     env = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(app_env.items()))
@@ -326,13 +326,14 @@ def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAU
                     progress: Callable[[str], None] = lambda message: None,
                     container_runtime: str | None = None) -> Initramfs:
     """The initramfs for this rootfs and kernel: from the cache, or written (~1-3 s) and cached.
-    container_runtime "runc": the app runs in a container inside the guest (bench.images.guest_runc)."""
-    from bench.images import guest_runc
+    container_runtime "runc"/"crun": the app runs in a container in the guest (bench.images.guest_runtime)."""
+    from bench.images import guest_runtime
 
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
-    if container_runtime not in (None, *guest_runc.RUNTIMES):
-        raise ValueError(f"container_runtime must be None or one of {guest_runc.RUNTIMES}, got {container_runtime!r}")
+    if container_runtime not in (None, *guest_runtime.RUNTIMES):
+        raise ValueError(f"container_runtime must be None or one of {guest_runtime.RUNTIMES}, "
+                         f"got {container_runtime!r}")
     compression = available_compression(compression)
     busybox = find_busybox()
     if busybox is None:
@@ -346,7 +347,7 @@ def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAU
     busybox_bytes = busybox.read_bytes()
     key_source = "\n".join([f"initramfs {INIT_VERSION}", rootfs.digest, kernel.version, compression, str(port),
                             hashlib.sha256(busybox_bytes).hexdigest(), *module_paths,
-                            *(guest_runc.key_parts(rootfs) if container_runtime else [])])
+                            *(guest_runtime.key_parts(rootfs, container_runtime) if container_runtime else [])])
     digest = hashlib.sha256(key_source.encode()).hexdigest()
     suffix = _SUFFIXES[compression]
     cache = Path(cache_dir) if cache_dir is not None else cache_root()
@@ -376,9 +377,9 @@ def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAU
                 writer.add_file(f"{GUEST_MODULES_DIR.lstrip('/')}/{module_name(path)}.ko",
                                 read_module_bytes(kernel.modules_dir / path), 0o644)  # type: ignore[operator]
             app_argv = rootfs.app_argv("0.0.0.0", port)
-            if container_runtime:  # runc, its libraries and the OCI bundle; init starts the app with runc
-                guest_runc.add_to_archive(writer, rootfs, port)
-            launch = guest_runc.launch_script(APP_OUTPUT_LOOP) if container_runtime else None
+            if container_runtime:  # the runtime, its libraries and the OCI bundle; init starts the app with it
+                guest_runtime.add_to_archive(writer, rootfs, port, container_runtime)
+            launch = guest_runtime.launch_script(APP_OUTPUT_LOOP, container_runtime) if container_runtime else None
             script = init_script([f"{module_name(path)}.ko" for path in boot_paths], app_argv, rootfs.env, port,
                                  [f"{module_name(path)}.ko" for path in disk_paths], launch)
             writer.add_file("init", script.encode(), 0o755)

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
-"""Prototype (issue 16): boot the VM with the app in a runc container inside it, against the VM alone.
+"""Prototype (issue 16): boot the VM with the app in a runc or crun container inside it, against the VM alone.
 
-    scripts/prototypes/vm_runc_boot.py [--rounds 3] [--seconds 5] [--verbose]
+    scripts/prototypes/vm_runc_boot.py [--rounds 3] [--seconds 5] [--runtimes runc,crun] [--verbose]
 
-Builds two initramfs from the same rootfs and kernel (the default one, and one with runc, its
-libraries and an OCI bundle: bench.images.guest_runc), boots each under QEMU microvm/TCG pinned to
-CPU 1 (interleaved, alternating which goes first), waits for the first 200 on /health through the
+Builds initramfs from the same rootfs and kernel (the default one, and one per runtime with the
+runtime, its libraries and an OCI bundle: bench.images.guest_runtime), boots each under QEMU
+microvm/TCG pinned to CPU 1 (interleaved, the order rotated every round), waits for the first 200 on /health through the
 127.0.0.1 port forward, prints the start-up phases from the serial console's markers, drives
 /hello with the built-in generator for --seconds, reads /stats and QEMU's RSS, and quits QEMU.
 QEMU is always killed (finally, SIGTERM/SIGINT, and PR_SET_PDEATHSIG if this process dies).
---verbose puts layerbench.verbose on the kernel command line: the runc init prints /proc/cgroups.
+--verbose puts layerbench.verbose on the kernel command line: the container init prints /proc/cgroups.
 
 The QEMU command line is a copy of bench/setups/vm.py's _BootPlan.command (microvm, PVH vmlinux,
 -cpu max under TCG, tsc_early_khz), trimmed to what this needs.
@@ -37,7 +37,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.images import guest_runc  # noqa: E402
+from bench.images import guest_runtime  # noqa: E402
 from bench.images import initramfs as initramfs_module  # noqa: E402
 from bench.images.kernel import find_kernel, pvh_vmlinux  # noqa: E402
 from bench.images.rootfs import build_rootfs  # noqa: E402
@@ -46,8 +46,8 @@ from bench.load.builtin import LoadSpec, run_load  # noqa: E402
 APP_PORT_IN_GUEST = 8080
 APP_CPU, LOAD_CPU = 1, 0
 MEMORY_MB = 256
-MARKERS = (initramfs_module.MARKER_INIT, initramfs_module.MARKER_NETWORK, guest_runc.MARKER_CGROUP,
-           guest_runc.MARKER_RUNC_CREATE, guest_runc.MARKER_RUNC_START, initramfs_module.MARKER_APP)
+MARKERS = (initramfs_module.MARKER_INIT, initramfs_module.MARKER_NETWORK, guest_runtime.MARKER_CGROUP,
+           guest_runtime.MARKER_CREATE, guest_runtime.MARKER_START, initramfs_module.MARKER_APP)
 
 
 def tsc_khz() -> int | None:
@@ -61,7 +61,7 @@ def qemu_command(vmlinux: Path, initrd: Path, port: int, temp_dir: Path, verbose
     if (khz := tsc_khz()) is not None:
         append += [f"tsc_early_khz={khz}", "tsc=reliable"]
     if verbose:
-        append.append(guest_runc.VERBOSE_CMDLINE)
+        append.append(guest_runtime.VERBOSE_CMDLINE)
     return ["taskset", "-c", str(APP_CPU), "qemu-system-x86_64", "-name", f"lb16-vm-runc-{os.getpid()}-{port}",
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-machine", "microvm",
             "-accel", "tcg,tb-size=32", "-cpu", "max", "-m", str(MEMORY_MB), "-smp", "1",
@@ -153,6 +153,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--runtimes", default="runc,crun", help="container runtimes in the guest, besides the VM alone")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM unwinds like Ctrl-C: finally kills QEMU
     os.sched_setaffinity(0, {LOAD_CPU})  # the load generator (this process) on CPU 0, QEMU on CPU 1
@@ -167,7 +168,8 @@ def main(argv: list[str]) -> int:
         print("no PVH vmlinux for the cached kernel")
         return 1
     images = {}
-    for kind, runtime in (("vm", None), ("vm+runc", "runc")):
+    wanted = [runtime for runtime in args.runtimes.split(",") if runtime]
+    for kind, runtime in [("vm", None), *((f"vm+{runtime}", runtime) for runtime in wanted)]:
         began = time.perf_counter()
         built = initramfs_module.build_initramfs(rootfs, kernel, port=APP_PORT_IN_GUEST, progress=print,
                                                  container_runtime=runtime)
@@ -176,7 +178,8 @@ def main(argv: list[str]) -> int:
               f"ready in {time.perf_counter() - began:.1f} s")
     results = []
     for round_number in range(args.rounds):
-        order = list(images) if round_number % 2 == 0 else list(reversed(images))
+        kinds = list(images)
+        order = kinds[round_number % len(kinds):] + kinds[:round_number % len(kinds)]
         for kind in order:
             result = one_boot(kind, images[kind], vmlinux, args.seconds, args.verbose)
             results.append(result)

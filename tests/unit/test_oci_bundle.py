@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bench.images.guest_runc import (BUNDLE_IN_GUEST, CONTAINER_ID, MARKER_RUNC_CREATE, MARKER_RUNC_START, PIVOT,
-                                     STATE_IN_GUEST, launch_script)
+from bench.images.guest_runtime import (BUNDLE_IN_GUEST, CONTAINER_ID, MARKER_CREATE, MARKER_START, PIVOT, RUNTIMES,
+                                        in_guest, launch_script, state_dir)
 from bench.images.initramfs import APP_OUTPUT_LOOP, init_script
 from bench.images.oci_bundle import CGROUPS_PATH, config_json, oci_config
 from bench.images.rootfs import NOBODY_ID, app_argv
@@ -85,12 +85,15 @@ def test_the_input_argv_is_copied_not_shared():
     assert built["process"]["args"] == ARGV
 
 
-def test_runc_launch_creates_then_starts_and_stamps_both():
-    lines = launch_script(APP_OUTPUT_LOOP)
-    create = f"--root {STATE_IN_GUEST} create {PIVOT} --bundle {BUNDLE_IN_GUEST} {CONTAINER_ID}"
-    start = f"--root {STATE_IN_GUEST} start {CONTAINER_ID}"
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_launch_creates_then_starts_and_stamps_both(runtime):
+    lines = launch_script(APP_OUTPUT_LOOP, runtime)
+    create = f"{in_guest(runtime)} --root {state_dir(runtime)} create {PIVOT} --bundle {BUNDLE_IN_GUEST} {CONTAINER_ID}"
+    start = f"{in_guest(runtime)} --root {state_dir(runtime)} start {CONTAINER_ID}"
     assert create in lines and start in lines
-    assert lines.index(create) < lines.index(MARKER_RUNC_CREATE) < lines.index(start) < lines.index(MARKER_RUNC_START)
+    assert state_dir(runtime).startswith("/run/")  # on the tmpfs mounted below
+    assert lines.index(create) < lines.index(MARKER_CREATE) < lines.index(start) < lines.index(MARKER_START)
+    assert f"runtime={runtime} status=$?" in lines
     # runc's state on a tmpfs, cgroup2 mounted, and the guest root bound where config.json's root points
     assert "mount -t tmpfs" in lines and "/run" in lines
     assert "mount -t cgroup2 cgroup2 /sys/fs/cgroup" in lines
@@ -101,41 +104,43 @@ def test_runc_launch_creates_then_starts_and_stamps_both():
 
 def test_init_script_default_is_unchanged_by_the_launch_option():
     default = init_script(["virtio_net.ko"], ARGV, ENV, 8080)
-    with_runc = init_script(["virtio_net.ko"], ARGV, ENV, 8080, launch=launch_script(APP_OUTPUT_LOOP))
+    with_runc = init_script(["virtio_net.ko"], ARGV, ENV, 8080, launch=launch_script(APP_OUTPUT_LOOP, "runc"))
     assert "runc" not in default and "env -i" in default
-    assert MARKER_RUNC_CREATE in with_runc and "env -i" not in with_runc
+    assert MARKER_CREATE in with_runc and "env -i" not in with_runc
     # both keep the common start (modules, network) and the power-off at the end
     for text in (default, with_runc):
         assert "insmod /lib/modules/layerbench/virtio_net.ko" in text
         assert text.rstrip().endswith("poweroff -f")
 
 
-def test_archive_gets_runc_its_missing_libraries_and_the_bundle(tmp_path):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_archive_gets_the_runtime_its_missing_libraries_and_the_bundle(tmp_path, runtime):
     import io
     import stat
 
-    from bench.images import guest_runc
+    from bench.images import guest_runtime
     from bench.images.initramfs import CpioWriter, parse_cpio
     from bench.images.rootfs import Rootfs
 
-    if guest_runc.find_runc() is None:
-        pytest.skip("runc is not installed (apt-get install runc)")
+    if guest_runtime.find_runtime(runtime) is None:
+        pytest.skip(f"{runtime} is not installed (apt-get install {runtime})")
     rootfs_dir = tmp_path / "rootfs"
     (rootfs_dir / "lib" / "x86_64-linux-gnu").mkdir(parents=True)
     (rootfs_dir / "lib" / "x86_64-linux-gnu" / "libc.so.6").write_bytes(b"the rootfs's libc")
     rootfs = Rootfs(path=rootfs_dir, digest="0" * 64, size_bytes=0, python="/usr/local/bin/python3.11", env=ENV)
     out = io.BytesIO()
     writer = CpioWriter(out)
-    guest_runc.add_to_archive(writer, rootfs, 8080)
+    guest_runtime.add_to_archive(writer, rootfs, 8080, runtime)
     writer.close()
     entries = {entry.name: entry for entry in parse_cpio(out.getvalue())}
-    assert entries["usr/sbin/runc"].data[:4] == b"\x7fELF" and entries["usr/sbin/runc"].mode & 0o111
-    assert any(name.startswith("lib/x86_64-linux-gnu/libseccomp.so") for name in entries)
+    binary = in_guest(runtime).lstrip("/")
+    assert entries[binary].data[:4] == b"\x7fELF" and entries[binary].mode & 0o111
+    assert any(name.startswith("lib/x86_64-linux-gnu/libseccomp.so") for name in entries)  # both link it
     assert "lib/x86_64-linux-gnu/libc.so.6" not in entries  # the rootfs has it: not shipped twice
     for directory in ("run", "usr", "usr/sbin", "var/lib/layerbench/bundle/rootfs"):
         assert stat.S_ISDIR(entries[directory].mode), directory
     names = list(entries)
-    assert names.index("usr") < names.index("usr/sbin") < names.index("usr/sbin/runc")  # parents first
+    assert names.index("usr") < names.index("usr/sbin") < names.index(binary)  # parents first
     bundle = json.loads(entries["var/lib/layerbench/bundle/config.json"].data)
     assert bundle["root"]["path"] == "rootfs" and bundle["process"]["user"]["uid"] == NOBODY_ID
     assert bundle["process"]["args"] == ARGV
