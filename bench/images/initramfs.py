@@ -67,6 +67,13 @@ MARKER_INIT = "layerbench: init started"
 MARKER_NETWORK = "layerbench: network up"
 MARKER_APP = "layerbench: app listening"
 MARKER_APP_EXITED = "layerbench: app exited"
+# Copies the app's output (stdin) to the console and stamps the moment it says it listens.
+APP_OUTPUT_LOOP = f"""while IFS= read -r line; do
+    echo "$line"
+    case "$line" in
+        *"listening on"*) echo "{MARKER_APP} uptime_s=$(up)" ;;
+    esac
+done"""
 MARKER_DISK = "layerbench: disk mounted"
 MARKER_DISK_FAILED = "layerbench: disk failed"
 # On the kernel command line when the VM has a disk (/dev/vda, ext4 made on the host): init then
@@ -242,10 +249,11 @@ def run_as(app_argv: list[str], uid: int) -> list[str]:
 
 
 def init_script(modules: list[str], app_argv: list[str], app_env: dict[str, str], port: int,
-                disk_modules: Iterable[str] = ()) -> str:
+                disk_modules: Iterable[str] = (), launch: str | None = None) -> str:
     """The busybox sh script run as /init (PID 1); `modules` are .ko names in load order.
 
-    `disk_modules` are loaded only when the kernel command line holds DISK_CMDLINE.
+    `disk_modules` are loaded only when the kernel command line holds DISK_CMDLINE. `launch`
+    replaces the lines that start the app and wait for it (bench.images.guest_runtime's container).
     """
     app_argv = run_as(app_argv, NOBODY_ID)
     env = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(app_env.items()))
@@ -266,6 +274,12 @@ def init_script(modules: list[str], app_argv: list[str], app_env: dict[str, str]
         $BB poweroff -f
     fi
 fi"""
+    if launch is None:
+        launch = f"""# The app runs as nobody, a direct child of this shell (so its ppid is 1); its output comes back
+# through a fifo so this shell can stamp the moment it says it listens.
+$BB env -i {env} {argv} >/tmp/app.out 2>&1 &
+{APP_OUTPUT_LOOP} </tmp/app.out
+wait"""
     return f"""#!/bin/busybox sh
 # layerbench init {INIT_VERSION}: PID 1 of the VM. Markers carry the guest's uptime in seconds.
 BB=/bin/busybox
@@ -283,16 +297,7 @@ echo "{MARKER_NETWORK} uptime_s=$(up)"
 {disk}
 cd /tmp
 $BB mkfifo /tmp/app.out
-# The app runs as nobody, a direct child of this shell (so its ppid is 1); its output comes back
-# through a fifo so this shell can stamp the moment it says it listens.
-$BB env -i {env} {argv} >/tmp/app.out 2>&1 &
-while IFS= read -r line; do
-    echo "$line"
-    case "$line" in
-        *"listening on"*) echo "{MARKER_APP} uptime_s=$(up)" ;;
-    esac
-done </tmp/app.out
-wait
+{launch}
 echo "{MARKER_APP_EXITED} status=$? uptime_s=$(up)"
 # PID 1 must not exit (kernel panic); power off so QEMU exits and the host sees it at once.
 $BB poweroff -f
@@ -320,10 +325,17 @@ def find_busybox() -> Path | None:
 
 def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAULT_COMPRESSION,
                     port: int = 8080, cache_dir: Path | None = None,
-                    progress: Callable[[str], None] = lambda message: None) -> Initramfs:
-    """The initramfs for this rootfs and kernel: from the cache, or written (~1-3 s) and cached."""
+                    progress: Callable[[str], None] = lambda message: None,
+                    container_runtime: str | None = None) -> Initramfs:
+    """The initramfs for this rootfs and kernel: from the cache, or written (~1-3 s) and cached.
+    container_runtime "runc"/"crun": the app runs in a container in the guest (bench.images.guest_runtime)."""
+    from bench.images import guest_runtime
+
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
+    if container_runtime not in (None, *guest_runtime.RUNTIMES):
+        raise ValueError(f"container_runtime must be None or one of {guest_runtime.RUNTIMES}, "
+                         f"got {container_runtime!r}")
     compression = available_compression(compression)
     busybox = find_busybox()
     if busybox is None:
@@ -336,7 +348,8 @@ def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAU
     module_paths = boot_paths + disk_paths
     busybox_bytes = busybox.read_bytes()
     key_source = "\n".join([f"initramfs {INIT_VERSION}", rootfs.digest, kernel.version, compression, str(port),
-                            hashlib.sha256(busybox_bytes).hexdigest(), *module_paths])
+                            hashlib.sha256(busybox_bytes).hexdigest(), *module_paths,
+                            *(guest_runtime.key_parts(rootfs, container_runtime) if container_runtime else [])])
     digest = hashlib.sha256(key_source.encode()).hexdigest()
     suffix = _SUFFIXES[compression]
     cache = Path(cache_dir) if cache_dir is not None else cache_root()
@@ -366,8 +379,11 @@ def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAU
                 writer.add_file(f"{GUEST_MODULES_DIR.lstrip('/')}/{module_name(path)}.ko",
                                 read_module_bytes(kernel.modules_dir / path), 0o644)  # type: ignore[operator]
             app_argv = rootfs.app_argv("0.0.0.0", port)
+            if container_runtime:  # the runtime, its libraries and the OCI bundle; init starts the app with it
+                guest_runtime.add_to_archive(writer, rootfs, port, container_runtime)
+            launch = guest_runtime.launch_script(APP_OUTPUT_LOOP, container_runtime) if container_runtime else None
             script = init_script([f"{module_name(path)}.ko" for path in boot_paths], app_argv, rootfs.env, port,
-                                 [f"{module_name(path)}.ko" for path in disk_paths])
+                                 [f"{module_name(path)}.ko" for path in disk_paths], launch)
             writer.add_file("init", script.encode(), 0o755)
             writer.close()
             out.close()
