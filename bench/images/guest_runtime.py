@@ -82,20 +82,21 @@ def key_parts(rootfs: Rootfs, runtime: str) -> list[str]:
     return parts
 
 
-def bundle_config(rootfs: Rootfs, port: int) -> bytes:
-    """config.json: the app on 0.0.0.0:port as uid 65534, in the bundle's rootfs (the guest's root, bound)."""
-    return config_json(oci_config(rootfs.app_argv("0.0.0.0", port), rootfs.env, uid=NOBODY_ID, root_path="rootfs"))
+def bundle_config(app_argv: list[str], app_env: dict[str, str]) -> bytes:
+    """config.json: the app's argv as uid 65534, in the bundle's rootfs (the guest's root, bound)."""
+    return config_json(oci_config(app_argv, app_env, uid=NOBODY_ID, root_path="rootfs"))
 
 
-def add_to_archive(writer, rootfs: Rootfs, port: int, runtime: str) -> None:
-    """Add the runtime, its libraries, the bundle and the /run mount point to an initramfs CpioWriter."""
+def add_to_archive(writer, rootfs: Rootfs, app_argv: list[str], app_env: dict[str, str], runtime: str) -> None:
+    """Add the runtime, its libraries, the bundle running app_argv and the /run mount point to an
+    initramfs CpioWriter (rootfs: to leave out the libraries it already holds)."""
     files = runtime_files(rootfs, runtime)
     directories = {"run", f"{BUNDLE_IN_GUEST}/rootfs".lstrip("/"), *(str(Path(path).parent) for path in files)}
     for directory in sorted(_with_parents(directories)):
         writer.add_dir(directory)
     for guest_path, host_file in sorted(files.items()):
         writer.add_file(guest_path.lstrip("/"), host_file.read_bytes(), 0o755)
-    writer.add_file(f"{BUNDLE_IN_GUEST.lstrip('/')}/config.json", bundle_config(rootfs, port), 0o644)
+    writer.add_file(f"{BUNDLE_IN_GUEST.lstrip('/')}/config.json", bundle_config(app_argv, app_env), 0o644)
 
 
 def _with_parents(directories: set[str]) -> set[str]:

@@ -1,6 +1,6 @@
 """The VM's initramfs: the shared rootfs + busybox + an init script + the virtio-net modules.
 
-Written by a pure-Python "newc" cpio writer (the format the kernel unpacks into its rootfs
+Written as a "newc" cpio archive (bench.images.cpio: the format the kernel unpacks into its rootfs
 tmpfs), then compressed with lz4 (default), zstd or gzip, or left plain. Cached by (rootfs digest, kernel version, init version,
 compression) under `$XDG_CACHE_HOME/layerbench/initramfs/`.
 
@@ -18,17 +18,23 @@ import io
 import os
 import shlex
 import shutil
-import stat
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
 from bench.images import cache_root
+from bench.images.cpio import (COMPRESSOR_ARGV, CpioEntry, CpioWriter, available_compression, compress_in_place,
+                               parse_cpio)
 from bench.images.kernel import KernelInfo
 from bench.images.kernel_modules import module_name
 from bench.images.rootfs import NOBODY_ID, Rootfs
+
+__all__ = ["APP_OUTPUT_LOOP", "COMPRESSIONS", "DEFAULT_COMPRESSION", "DISK_CMDLINE", "DISK_MODULES", "CpioEntry",
+           "CpioWriter", "Initramfs", "MARKER_APP", "MARKER_APP_EXITED", "MARKER_DISK", "MARKER_DISK_FAILED",
+           "MARKER_INIT", "MARKER_NETWORK", "available_compression", "build_initramfs", "clear_cache",
+           "compress_in_place", "find_busybox", "init_script", "module_load_order", "parse_cpio", "parse_modules_dep",
+           "run_as"]
 
 # Bump when the init script, the layout or the module handling changes: a new initramfs builds.
 INIT_VERSION = "2"
@@ -39,29 +45,6 @@ COMPRESSIONS = ("lz4", "zstd", "gzip", "none")
 # Without the tool the archive is written uncompressed.
 DEFAULT_COMPRESSION = "lz4"
 _SUFFIXES = {"lz4": ".cpio.lz4", "zstd": ".cpio.zst", "gzip": ".cpio.gz", "none": ".cpio"}
-# External compressors (the kernel's formats, not Python's): argv reading stdin, writing stdout.
-_COMPRESSOR_ARGV = {"lz4": ("lz4", "-l", "-9", "-q", "-c"), "zstd": ("zstd", "-19", "-T0", "-q", "-c")}
-
-
-def available_compression(wanted: str) -> str:
-    """wanted, or "none" when its external tool (lz4, zstd) is not installed."""
-    tool = _COMPRESSOR_ARGV.get(wanted)
-    return "none" if tool and shutil.which(tool[0]) is None else wanted
-
-
-def compress_in_place(path: Path, compression: str) -> None:
-    """Replace the file at path with its lz4 (legacy frame) or zstd compression, via the tool."""
-    packed_path = path.with_name(path.name + ".z")
-    try:
-        with open(path, "rb") as plain, open(packed_path, "wb") as packed:
-            result = subprocess.run(_COMPRESSOR_ARGV[compression], stdin=plain, stdout=packed,
-                                    stderr=subprocess.PIPE, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"{compression} failed: {result.stderr.decode(errors='replace').strip()}")
-        os.replace(packed_path, path)
-    finally:
-        if packed_path.exists():
-            packed_path.unlink()
 
 MARKER_INIT = "layerbench: init started"
 MARKER_NETWORK = "layerbench: network up"
@@ -88,108 +71,6 @@ WANTED_MODULES = ("virtio_mmio", "virtio_net")
 
 GUEST_IP = "10.0.2.15/24"  # QEMU user-mode networking's fixed plan
 GUEST_GATEWAY = "10.0.2.2"
-
-_TRAILER = "TRAILER!!!"
-_NEWC_MAGIC = b"070701"
-_NEWC_HEADER_BYTES = 110
-
-
-# ---- cpio (newc) ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CpioEntry:
-    name: str  # path inside the archive, no leading slash
-    mode: int  # full st_mode: file type bits | permissions
-    data: bytes = b""  # file content, or the target of a symlink
-    rdev: tuple[int, int] = (0, 0)  # (major, minor) of a device node
-    uid: int = 0
-    gid: int = 0
-
-
-class CpioWriter:
-    """Streams newc entries into a binary file object; `close()` writes the trailer."""
-
-    def __init__(self, out: BinaryIO):
-        self.out = out
-        self._next_inode = 1
-        self._closed = False
-
-    def add(self, entry: CpioEntry) -> None:
-        name = entry.name.lstrip("/") or "."
-        self._write_entry(name, entry.mode, entry.data, entry.rdev, entry.uid, entry.gid, self._next_inode)
-        self._next_inode += 1
-
-    def add_dir(self, name: str, mode: int = 0o755) -> None:
-        self.add(CpioEntry(name, stat.S_IFDIR | mode))
-
-    def add_file(self, name: str, data: bytes, mode: int = 0o644) -> None:
-        self.add(CpioEntry(name, stat.S_IFREG | mode, data))
-
-    def add_symlink(self, name: str, target: str) -> None:
-        self.add(CpioEntry(name, stat.S_IFLNK | 0o777, target.encode()))
-
-    def add_char_device(self, name: str, major: int, minor: int, mode: int = 0o600) -> None:
-        self.add(CpioEntry(name, stat.S_IFCHR | mode, rdev=(major, minor)))
-
-    def add_tree(self, root: Path, prefix: str = "") -> None:
-        """Add a directory tree, parents before children (the kernel does not create parents)."""
-        for directory, subdirs, names in os.walk(root):
-            subdirs.sort()
-            relative_dir = Path(directory).relative_to(root).as_posix()
-            for name in sorted(subdirs) + sorted(names):
-                path = Path(directory) / name
-                inside = "/".join(part for part in (prefix, relative_dir, name) if part and part != ".")
-                info = os.lstat(path)
-                if stat.S_ISLNK(info.st_mode):
-                    self.add_symlink(inside, os.readlink(path))
-                elif stat.S_ISDIR(info.st_mode):
-                    self.add_dir(inside, stat.S_IMODE(info.st_mode))
-                elif stat.S_ISREG(info.st_mode):
-                    self.add_file(inside, path.read_bytes(), stat.S_IMODE(info.st_mode))
-
-    def close(self) -> None:
-        if not self._closed:
-            self._write_entry(_TRAILER, 0, b"", (0, 0), 0, 0, 0)
-            self._closed = True
-
-    def _write_entry(self, name: str, mode: int, data: bytes, rdev: tuple[int, int], uid: int, gid: int,
-                     inode: int) -> None:
-        encoded = name.encode() + b"\0"
-        nlink = 2 if stat.S_ISDIR(mode) else 1
-        # ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor rdevminor namesize check;
-        # mtime 0 keeps the archive reproducible (same inputs, same bytes, same cache key).
-        fields = (inode, mode, uid, gid, nlink, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0)
-        header = _NEWC_MAGIC + b"".join(b"%08X" % value for value in fields)
-        self.out.write(header + encoded + _padding(_NEWC_HEADER_BYTES + len(encoded)))
-        self.out.write(data + _padding(len(data)))
-
-
-def _padding(length: int) -> bytes:
-    return b"\0" * (-length % 4)
-
-
-def parse_cpio(archive: bytes) -> list[CpioEntry]:
-    """Read back a newc archive (up to the trailer); raises ValueError on a malformed one."""
-    entries = []
-    offset = 0
-    while True:
-        if archive[offset:offset + 6] != _NEWC_MAGIC:
-            raise ValueError(f"bad newc magic at offset {offset}")
-        if offset % 4:
-            raise ValueError(f"entry at offset {offset} is not 4-byte aligned")
-        fields = [int(archive[offset + 6 + 8 * i: offset + 14 + 8 * i], 16) for i in range(13)]
-        mode, uid, gid, size, rdev_major, rdev_minor, namesize = (fields[1], fields[2], fields[3], fields[6],
-                                                                   fields[9], fields[10], fields[11])
-        name_start = offset + _NEWC_HEADER_BYTES
-        name = archive[name_start:name_start + namesize - 1].decode()
-        data_start = name_start + namesize + (-(_NEWC_HEADER_BYTES + namesize) % 4)
-        if name == _TRAILER:
-            return entries
-        data = archive[data_start:data_start + size]
-        entries.append(CpioEntry(name, mode, data, (rdev_major, rdev_minor), uid, gid))
-        offset = data_start + size + (-size % 4)
-
 
 # ---- modules ----------------------------------------------------------------------------
 
@@ -340,27 +221,19 @@ def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAU
     busybox = find_busybox()
     if busybox is None:
         raise FileNotFoundError("busybox is not installed (apt-get install busybox-static)")
-    modules_dep = ""
-    if kernel.modules_dir and (kernel.modules_dir / "modules.dep").is_file():
-        modules_dep = (kernel.modules_dir / "modules.dep").read_text()
-    boot_paths = module_load_order(modules_dep, WANTED_MODULES)
-    disk_paths = [path for path in module_load_order(modules_dep, DISK_MODULES) if path not in boot_paths]
-    module_paths = boot_paths + disk_paths
+    boot_paths, disk_paths = _module_paths(kernel)
     busybox_bytes = busybox.read_bytes()
     key_source = "\n".join([f"initramfs {INIT_VERSION}", rootfs.digest, kernel.version, compression, str(port),
-                            hashlib.sha256(busybox_bytes).hexdigest(), *module_paths,
+                            hashlib.sha256(busybox_bytes).hexdigest(), *boot_paths, *disk_paths,
                             *(guest_runtime.key_parts(rootfs, container_runtime) if container_runtime else [])])
     digest = hashlib.sha256(key_source.encode()).hexdigest()
     suffix = _SUFFIXES[compression]
     cache = Path(cache_dir) if cache_dir is not None else cache_root()
     final = cache / "initramfs" / f"{digest[:32]}{suffix}"
-    names = tuple(module_name(path) for path in module_paths)
+    names = tuple(module_name(path) for path in boot_paths + disk_paths)
     if final.is_file():
         progress(f"initramfs {digest[:12]} already built")
         return Initramfs(final, digest, final.stat().st_size, compression, names)
-
-    from bench.images.kernel_modules import read_module_bytes  # decompresses .ko.xz/.zst when needed
-
     progress(f"writing initramfs {digest[:12]} ({compression})")
     final.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=final.parent)
@@ -368,32 +241,54 @@ def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAU
         with os.fdopen(handle, "wb") as raw:
             out: BinaryIO = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) \
                 if compression == "gzip" else io.BufferedWriter(raw, 1 << 20)  # type: ignore[arg-type]
-            writer = CpioWriter(out)
-            writer.add_tree(rootfs.path)
-            # Our own entries come after the rootfs: on unpacking, a later entry replaces an earlier one.
-            for directory in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules", GUEST_MODULES_DIR.lstrip("/")):
-                writer.add_dir(directory, 0o1777 if directory == "tmp" else 0o755)
-            writer.add_char_device("dev/console", 5, 1)  # init's stdio before devtmpfs is mounted
-            writer.add_file("bin/busybox", busybox_bytes, 0o755)
-            for path in module_paths:
-                writer.add_file(f"{GUEST_MODULES_DIR.lstrip('/')}/{module_name(path)}.ko",
-                                read_module_bytes(kernel.modules_dir / path), 0o644)  # type: ignore[operator]
-            app_argv = rootfs.app_argv("0.0.0.0", port)
-            if container_runtime:  # the runtime, its libraries and the OCI bundle; init starts the app with it
-                guest_runtime.add_to_archive(writer, rootfs, port, container_runtime)
-            launch = guest_runtime.launch_script(APP_OUTPUT_LOOP, container_runtime) if container_runtime else None
-            script = init_script([f"{module_name(path)}.ko" for path in boot_paths], app_argv, rootfs.env, port,
-                                 [f"{module_name(path)}.ko" for path in disk_paths], launch)
-            writer.add_file("init", script.encode(), 0o755)
-            writer.close()
+            _write_archive(CpioWriter(out), rootfs, kernel, busybox_bytes, (boot_paths, disk_paths), port,
+                           container_runtime)
             out.close()
-        if compression in _COMPRESSOR_ARGV:  # the archive was written plain: compress it in place
+        if compression in COMPRESSOR_ARGV:  # the archive was written plain: compress it in place
             compress_in_place(Path(temp_name), compression)
         os.replace(temp_name, final)
     finally:
         if os.path.exists(temp_name):
             os.unlink(temp_name)
     return Initramfs(final, digest, final.stat().st_size, compression, names)
+
+
+def _module_paths(kernel: KernelInfo) -> tuple[list[str], list[str]]:
+    """(modules init always loads, the disk's modules it loads only with a disk), paths in load order."""
+    modules_dep = ""
+    if kernel.modules_dir and (kernel.modules_dir / "modules.dep").is_file():
+        modules_dep = (kernel.modules_dir / "modules.dep").read_text()
+    boot_paths = module_load_order(modules_dep, WANTED_MODULES)
+    return boot_paths, [path for path in module_load_order(modules_dep, DISK_MODULES) if path not in boot_paths]
+
+
+def _write_archive(writer: CpioWriter, rootfs: Rootfs, kernel: KernelInfo, busybox_bytes: bytes,
+                   modules: tuple[list[str], list[str]], port: int, container_runtime: str | None) -> None:
+    """Everything the guest needs, in one cpio stream: the rootfs, then our entries (a later entry
+    replaces an earlier one on unpacking), then /init."""
+    from bench.images import guest_runtime
+    from bench.images.kernel_modules import read_module_bytes  # decompresses .ko.xz/.zst when needed
+
+    boot_paths, disk_paths = modules
+    writer.add_tree(rootfs.path)
+    for directory in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules", GUEST_MODULES_DIR.lstrip("/")):
+        writer.add_dir(directory, 0o1777 if directory == "tmp" else 0o755)
+    writer.add_char_device("dev/console", 5, 1)  # init's stdio before devtmpfs is mounted
+    writer.add_file("bin/busybox", busybox_bytes, 0o755)
+    for path in boot_paths + disk_paths:
+        writer.add_file(f"{GUEST_MODULES_DIR.lstrip('/')}/{module_name(path)}.ko",
+                        read_module_bytes(kernel.modules_dir / path), 0o644)  # type: ignore[operator]
+    # The app, in the one place the guest learns it: its argv and environment, run directly by
+    # init or (container_runtime) by an OCI runtime from a bundle made of the same argv.
+    app_argv, app_env = rootfs.app_argv("0.0.0.0", port), rootfs.env
+    launch = None
+    if container_runtime:  # the runtime, its libraries and the OCI bundle; init starts the app with it
+        guest_runtime.add_to_archive(writer, rootfs, app_argv, app_env, container_runtime)
+        launch = guest_runtime.launch_script(APP_OUTPUT_LOOP, container_runtime)
+    script = init_script([f"{module_name(path)}.ko" for path in boot_paths], app_argv, app_env, port,
+                         [f"{module_name(path)}.ko" for path in disk_paths], launch)
+    writer.add_file("init", script.encode(), 0o755)
+    writer.close()
 
 
 def clear_cache(cache_dir: Path | None = None) -> None:

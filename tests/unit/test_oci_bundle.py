@@ -130,7 +130,7 @@ def test_archive_gets_the_runtime_its_missing_libraries_and_the_bundle(tmp_path,
     rootfs = Rootfs(path=rootfs_dir, digest="0" * 64, size_bytes=0, python="/usr/local/bin/python3.11", env=ENV)
     out = io.BytesIO()
     writer = CpioWriter(out)
-    guest_runtime.add_to_archive(writer, rootfs, 8080, runtime)
+    guest_runtime.add_to_archive(writer, rootfs, ARGV, ENV, runtime)
     writer.close()
     entries = {entry.name: entry for entry in parse_cpio(out.getvalue())}
     binary = in_guest(runtime).lstrip("/")
