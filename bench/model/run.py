@@ -9,6 +9,7 @@ from pathlib import Path
 from bench import stats
 from bench.model.cell import Cell
 from bench.model.figures import median_of, sub_seed
+from bench.model.fixed import LayerCost, layer_cost
 from bench.results import LayerRecord, RunRecord, TrialRecord, load_run
 from bench.roles import STANDARD, Role
 from bench.vocabulary import HEADLINE_METRICS, NO_DIFFERENCE, Caveat, cell_label, label, verdict
@@ -118,6 +119,14 @@ class Run:
 
     def cells_of(self, setup: str, variant: str) -> list[Cell]:
         return [c for c in self.cells if c.layer_key == (setup, variant)]
+
+    @cached_property
+    def layer_costs(self) -> list[LayerCost]:
+        """Per layer (display order): what one more instance costs and what its engine costs once."""
+        return [layer_cost(setup, variant, self.cells_of(setup, variant)) for setup, variant in self.layer_keys]
+
+    def layer_cost(self, setup: str, variant: str) -> LayerCost:
+        return next(cost for cost in self.layer_costs if (cost.setup, cost.variant) == (setup, variant))
 
     def trials(self, setup: str, variant: str, workload: str | None = None) -> list[TrialRecord]:
         """Ok trials of one layer (of every workload when workload is None), in the order they ran."""

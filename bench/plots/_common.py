@@ -45,7 +45,9 @@ def colour(run: Run, setup: str, variant: str) -> str:
     setups = list(dict.fromkeys(s for s, _ in keys))
     declared = run.layer(setup, variant).colour
     base = declared or SPARE_COLOURS[(setups.index(setup) if setup in setups else 0) % len(SPARE_COLOURS)]
-    variants = [v for s, v in keys if s == setup]
+    # Shades count among the variants that share this hue: a variant declaring a hue of its own
+    # (a gVisor sandbox among containers) starts its own series.
+    variants = [v for s, v in keys if s == setup and run.layer(s, v).colour == declared]
     return shade(base, variants.index(variant) if variant in variants else 0)
 
 

@@ -238,7 +238,7 @@ class Runner:
             self.progress(Event("trial", trial.key, len(self.record.trials) + 1, total,
                                 {"setup": trial.spec.setup, "workload": trial.workload.name,
                                  "variant": self.variants[trial.spec.key], "narration": setup.narration}))
-            self._run_trial(instance, trial, fresh=index == 0)
+            self._run_trial(setup, instance, trial, fresh=index == 0)
             if index + 1 < len(group) and not alive(instance):
                 for rest in group[index + 1:]:
                     self._fail(rest, "the setup stopped answering during an earlier trial")
@@ -246,10 +246,10 @@ class Runner:
 
     # ---- one trial ---------------------------------------------------------------------
 
-    def _run_trial(self, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
+    def _run_trial(self, setup: Setup, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
         try:
             measurement: Measurement = measure_trial(instance, trial, self.variants[trial.spec.key], fresh,
-                                                     self.load, self.sampler_hz)
+                                                     self.load, self.sampler_hz, fixed=setup.fixed_processes)
         except (SetupError, OSError, RuntimeError, ValueError) as error:
             self._fail(trial, _reason(error))
             return

@@ -37,6 +37,7 @@ class BareSetup(Setup):
     order = 0
     baseline = True
     roles = (APP,)
+    stack_layers = ("hardware", "host kernel", "app")
     ready_deadline_s = 15.0
 
     @classmethod

@@ -1,8 +1,10 @@
 """The container setup: the app in a Docker container made from the host's own interpreter.
 
 Runs the FROM-scratch image from `bench.images.docker_image` through the Docker SDK, locked
-down (uid 65534, read-only root, no capabilities), pinned like the bare app. Which host
-processes it costs is worked out in `attribution`; talking to the engine is in `engine`.
+down (uid 65534, read-only root, no capabilities), pinned like the bare app, on the OCI runtime
+the variant names (runc, crun or gVisor's runsc: `runtimes`). Which host processes it costs is
+worked out in `attribution`; the engine's daemons, its fixed cost, in `daemons`; talking to the
+engine is in `engine`; shims that failed starts leave behind are found and removed by `shims`.
 """
 
 from __future__ import annotations
@@ -18,13 +20,18 @@ from pydantic import Field, field_validator
 from bench.app.command import APP_PORT_IN_GUEST
 from bench.errors import SetupError
 from bench.netutil import free_port
-from bench.roles import APP, PROXY, RUNTIME
+from bench.roles import APP, PROXY, RUNTIME, RoleProcess
 from bench.setups.base import Instance, Options, Setup
-from bench.setups.container import engine
-from bench.setups.container.attribution import RunningContainer, cgroup_dirs, engine_accounting, processes
+from bench.setups.container import engine, runtimes, shims
+from bench.setups.container.attribution import SANDBOX, RunningContainer, cgroup_dirs, engine_accounting, processes
+from bench.setups.container.daemons import CONTAINERD, DOCKERD, daemon_processes
 from bench.setups.registry import register
 
 STOP_TIMEOUT_S = 5
+GVISOR_COLOUR = "#CC79A7"
+GVISOR_NARRATION = ("the same app in a gVisor sandbox: a container whose system calls never reach the host kernel "
+                    "directly. gVisor's sentry, a kernel written in Go running as an ordinary process, intercepts "
+                    "and serves every one of them.")
 _MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)  # what docker's --memory accepts
 
 
@@ -40,6 +47,9 @@ class ContainerOptions(Options):
     # "overlay" writes them through the container's overlayfs writable layer, which needs a
     # writable root (read_only=False, no /tmp tmpfs; still uid 65534, no capabilities).
     scratch: Literal["tmpfs", "overlay"] = "tmpfs"
+    # The OCI runtime Docker runs the container with: runc (Docker's default), crun, or gVisor's
+    # runsc; each must be registered with dockerd (scripts/host-setup.sh registers crun and runsc).
+    runtime: Literal["runc", "crun", "runsc"] = runtimes.DEFAULT_RUNTIME
 
     @field_validator("memory")
     @classmethod
@@ -63,6 +73,8 @@ class ContainerSetup(Setup):
     colour = "#0072B2"
     order = 10
     roles = (APP, RUNTIME, PROXY)
+    stack_layers = ("hardware", "host kernel", "container engine (runc; namespaces + cgroups)", "app")
+    fixed_roles = (DOCKERD, CONTAINERD)
     Options = ContainerOptions
     ready_deadline_s = 30.0
 
@@ -71,6 +83,7 @@ class ContainerSetup(Setup):
         self._client = None
         self._image = None  # bench.images.docker_image.DockerImage once prepared
         self._launching: str | None = None  # the name of a container being created and started
+        self._runtime: runtimes.RuntimeInfo | None = None  # as dockerd has it registered, once prepared
 
     # ---- availability, housekeeping, declaration ---------------------------------------
 
@@ -85,17 +98,20 @@ class ContainerSetup(Setup):
                 return []
             try:
                 version = client.version()
-                return [f"Docker engine {version.get('Version')}, cgroup v{client.info().get('CgroupVersion', '?')}"]
+                lines = [f"Docker engine {version.get('Version')}, cgroup v{client.info().get('CgroupVersion', '?')}"]
+                return lines + runtimes.doctor_lines(client)
             except Exception:
                 return []
 
     @classmethod
     def find_leftovers(cls) -> list[str]:
-        return engine.find_leftovers()
+        return engine.find_leftovers() + [shim.describe() for shim in _orphan_shims()]
 
     @classmethod
     def clean_leftovers(cls, run_id: str | None = None) -> list[str]:
-        return engine.clean_leftovers(run_id)
+        removed = engine.clean_leftovers(run_id)
+        return removed + [shim.describe() for shim in _orphan_shims()
+                          if (run_id is None or shim.run_id == run_id) and shims.remove(shim)]
 
     @classmethod
     def prune_caches(cls) -> list[str]:
@@ -114,9 +130,42 @@ class ContainerSetup(Setup):
             parts.append("helpers-unpinned")
         if options.scratch != "tmpfs":
             parts.append(f"scratch={options.scratch}")
+        if options.runtime != runtimes.DEFAULT_RUNTIME:  # before prepare(): the name; after: + gVisor's platform
+            parts.append(self._runtime.variant_part() if self._runtime else options.runtime)
         return ",".join(parts)
 
     def explain(self) -> str:
+        return self._network_explanation() + (runtimes.explain(self._runtime) if self._runtime else "")
+
+    def caveats(self) -> list[str]:
+        return runtimes.caveats(self._runtime) if self._runtime else []
+
+    def _gvisor(self) -> bool:
+        return self._runtime.gvisor if self._runtime else self.options.runtime == "runsc"  # type: ignore[attr-defined]
+
+    def layer_stack(self) -> tuple[str, ...]:
+        options: ContainerOptions = self.options  # type: ignore[assignment]
+        proxy = "; docker-proxy + NAT" if options.network == "bridge" else ""
+        if self._gvisor():
+            return ("hardware", "host kernel", f"container engine (runsc{proxy})",
+                    "sandbox kernel (gVisor sentry; every syscall)", "app")
+        return ("hardware", "host kernel", f"container engine ({options.runtime}; namespaces + cgroups{proxy})", "app")
+
+    def describe(self) -> dict:
+        described = super().describe()
+        if self._gvisor():  # the request path, the words, the hue and the roles of a sandbox are its own
+            described["stack"] = ("app → gVisor sentry (a user-space kernel that intercepts every system call) → "
+                                  "host kernel" + ("" if self.options.network == "host"  # type: ignore[attr-defined]
+                                                   else " (+ NAT and a userland proxy for a published port)"))
+            described["narration"] = GVISOR_NARRATION
+            described["colour"] = GVISOR_COLOUR
+            described["roles"][SANDBOX.key] = SANDBOX.as_dict()
+        return described
+
+    def fixed_processes(self) -> list[RoleProcess]:
+        return daemon_processes()
+
+    def _network_explanation(self) -> str:
         if self.options.network == "host":  # type: ignore[attr-defined]
             return (self.explanation + " With host networking the container shares the host's network stack: "
                     "no proxy and no NAT on the request path.")
@@ -149,6 +198,18 @@ class ContainerSetup(Setup):
             hint = "; without a registry drop base_image to use the scratch image" \
                 if self.options.base_image else ""  # type: ignore[attr-defined]
             raise SetupError(f"cannot build the container image: {engine.explain(error)}{hint}") from None
+        self._runtime = runtimes.runtime_info(self.client(), self.options.runtime)  # type: ignore[attr-defined]
+        if self._runtime.name != runtimes.DEFAULT_RUNTIME:  # Docker's own runtime needs no probe
+            self._probe_runtime()
+
+    def _probe_runtime(self) -> None:
+        """A throwaway container with the app's own flags on this runtime: SetupError with the
+        engine's words and the fix when the runtime cannot start one here (crun on a cgroup v1 host)."""
+        kwargs = self._run_arguments(free_port())
+        quick = [self._image.python, "-I", "-S", "-c", "pass"]  # type: ignore[union-attr]
+        failure = runtimes.probe(self.client(), kwargs, quick)
+        if failure is not None:
+            raise SetupError(runtimes.cannot_run(self._runtime.name, failure))  # type: ignore[union-attr]
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -178,6 +239,7 @@ class ContainerSetup(Setup):
             "cpus": options.cpus, "memory": options.memory, "base_image": options.base_image,
             "scratch": options.scratch, "cpuset": kwargs["cpuset_cpus"], "init_pid": init_pid,
             "cgroup_version": 2 if "" in running.cgroup_dirs else 1,
+            **(self._runtime.facts() if self._runtime else {"runtime": options.runtime}),
         }
         return Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
                         engine_accounting=lambda: engine_accounting(running), handle=running)
@@ -192,6 +254,9 @@ class ContainerSetup(Setup):
             user="65534:65534", read_only=True, tmpfs={"/tmp": "size=64m"},
             cap_drop=["ALL"], security_opt=["no-new-privileges"],
             cpuset_cpus=",".join(str(cpu) for cpu in self.pinning.app_cpus),
+            runtime=options.runtime,
+            # In containerd's record too (Docker's labels are not): `bench clean --run` finds its shims.
+            environment={shims.RUN_ENV: self.run_id},
         )
         if options.scratch == "overlay":  # /tmp (mode 1777 in the image) on the writable layer
             kwargs.update(read_only=False)
@@ -232,7 +297,10 @@ class ContainerSetup(Setup):
     def _abort_launch(self) -> None:
         name, self._launching = self._launching, None
         if name is not None and self._client is not None:  # no client: nothing was created
+            container_id = engine.id_of(self._client, name)
             engine.remove_by_name(self._client, name)
+            if container_id:  # a failed gVisor start leaves its shim, sentry and gofer behind
+                shims.remove_shims_of(container_id)
 
     def _terminate(self, instance: Instance) -> None:
         running: RunningContainer = instance.handle  # type: ignore[assignment]
@@ -275,3 +343,16 @@ class ContainerSetup(Setup):
             except Exception as error:
                 raise SetupError(f"Docker daemon stopped answering: {engine.explain(error)}") from None
         self.prepare()
+
+
+def _orphan_shims() -> list[shims.Shim]:
+    """layerbench's shims whose container Docker no longer lists (left by failed gVisor starts)."""
+    with engine.client_if_daemon(10) as client:
+        if client is None:
+            return []
+        try:
+            known = {entry["Id"] for entry in client.api.containers(all=True, trunc=False)}
+        except Exception:
+            return []
+    return shims.orphans(known)
+

@@ -118,6 +118,14 @@ def remove_by_name(client, name: str) -> None:
         pass
 
 
+def id_of(client, name: str) -> str | None:
+    """The full id of the container called name, or None (gone, or the daemon does not answer)."""
+    try:
+        return client.containers.get(name).id
+    except Exception:
+        return None
+
+
 def _runner_gone(container) -> bool:
     return not psutil.pid_exists(int(container.labels.get(PID_LABEL, "0") or 0))
 

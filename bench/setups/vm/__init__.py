@@ -153,6 +153,11 @@ class VMSetup(Setup):
                     "steps in only for privileged operations and device access.")
         return self.explanation
 
+    def layer_stack(self) -> tuple[str, ...]:
+        virtual = {"tcg": "emulator (QEMU, TCG: every instruction translated)",
+                   "kvm": "hypervisor (KVM + QEMU's devices)"}.get(self._accel or "", "hypervisor (QEMU)")
+        return ("hardware", "host kernel", virtual, "guest kernel", "app")
+
     def caveats(self) -> list[str]:
         if self._accel == "tcg":
             return ["TCG: software emulation (no KVM): this layer's figures are far worse than a VM under KVM "
