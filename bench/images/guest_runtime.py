@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import subprocess
 from pathlib import Path
 
 from bench.images.oci_bundle import config_json, oci_config
@@ -59,6 +60,19 @@ def find_runtime(runtime: str) -> Path | None:
         if os.access(candidate, os.X_OK):
             return Path(candidate)
     return None
+
+
+def runtime_version(runtime: str) -> str:
+    """The first line of the host binary's --version ("runc version 1.1.5+ds1"), or "unknown"."""
+    binary = find_runtime(runtime)
+    if binary is None:
+        return "unknown"
+    try:
+        result = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    lines = result.stdout.strip().splitlines()
+    return lines[0].strip() if lines else "unknown"
 
 
 def runtime_files(rootfs: Rootfs, runtime: str) -> dict[str, Path]:
