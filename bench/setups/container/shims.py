@@ -85,9 +85,11 @@ def shims(min_age_s: float = 0.0, wanted: Callable[[str], bool] = lambda contain
     return found
 
 
-def orphans(known_ids: set[str], min_age_s: float = MIN_AGE_S) -> list[Shim]:
-    """layerbench's shims whose container Docker no longer lists (`known_ids`: docker ps -a --no-trunc)."""
-    return [shim for shim in shims(min_age_s, lambda container_id: container_id not in known_ids) if shim.ours]
+def orphans(known_ids: set[str], min_age_s: float | None = None) -> list[Shim]:
+    """layerbench's shims whose container Docker no longer lists (`known_ids`: docker ps -a --no-trunc),
+    at least min_age_s (default MIN_AGE_S) old."""
+    age = MIN_AGE_S if min_age_s is None else min_age_s
+    return [shim for shim in shims(age, lambda container_id: container_id not in known_ids) if shim.ours]
 
 
 def _ctr(shim: Shim, *args: str) -> subprocess.CompletedProcess | None:

@@ -45,6 +45,9 @@ class VMContainerSetup(VMSetup):
     colour = "#E69F00"
     order = 25
     Options = VMContainerOptions
+    # runc starts twice in the guest (create, then its init) on top of the VM's boot: under TCG on a
+    # loaded 2-core host the first 200 came after 30-40 s (the VM alone: 15-20 s).
+    ready_deadline_s = 120.0
 
     # ---- the vm setup finds and cleans every QEMU layerbench started: nothing twice -------------
 
