@@ -174,7 +174,7 @@ def _cake(run: Run, cell: Cell, legend: dict[str, tuple[str, str, str | None]]) 
             segments.append((figures["pss_mb"], shade(role.colour, 2), FIXED_HATCH))
             legend[f"fixed.{key}"] = (role.label, shade(role.colour, 2), FIXED_HATCH)
     instance = sum(value for value, _, _ in layers.values())
-    caption = f"{number(instance, 'MB')}\n+ {number(fixed.pss_mb, 'MB')} once" if fixed and fixed.pss_mb else None
+    caption = f"{number(instance, 'MB')}\n+{number(fixed.pss_mb)} once" if fixed and fixed.pss_mb else None
     return _Stack(segments, caption=caption)
 
 

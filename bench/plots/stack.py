@@ -9,6 +9,7 @@ none (an older run) is left out.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from matplotlib.patches import FancyBboxPatch
@@ -56,18 +57,24 @@ def _figures(run: Run, key: tuple[str, str], workload: str | None) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _draw_column(ax, index: int, boxes: list[str]) -> None:
+def _box_text(box: str, chars: int) -> str:
+    """The box's kind, then its detail: one line per "; "-separated part, wrapped to fit the box."""
+    kind = stack_kind(box)
+    detail = box[len(kind):].strip().removeprefix("(").removesuffix(")")
+    lines = [kind] + [line for part in detail.split("; ") if part for line in textwrap.wrap(part, chars)]
+    return "\n".join(lines)
+
+
+def _draw_column(ax, index: int, boxes: list[str], chars: int) -> None:
     for level, box in enumerate(boxes):
         kind = stack_kind(box)
         fill = STACK_LAYERS.get(kind, UNKNOWN_STACK_LAYER)
         ax.add_patch(FancyBboxPatch((index - BOX_WIDTH / 2, level + BOX_GAP / 2), BOX_WIDTH, 1 - BOX_GAP,
                                     boxstyle="round,pad=0,rounding_size=0.06", facecolor=fill, edgecolor="white",
                                     linewidth=2))
-        detail = box[len(kind):].strip().removeprefix("(").removesuffix(")").replace("; ", "\n")
-        text = kind if not detail else f"{kind}\n{detail}"
-        ax.text(index, level + 0.5, text, ha="center", va="center", fontsize=13 if detail else 15,
-                fontweight="bold" if kind == "app" else "normal", color=text_on(fill), wrap=True,
-                linespacing=1.15)
+        text = _box_text(box, chars)
+        ax.text(index, level + 0.5, text, ha="center", va="center", fontsize=13 if "\n" in text else 15,
+                fontweight="bold" if kind == "app" else "normal", color=text_on(fill), linespacing=1.15)
 
 
 @styled
@@ -78,10 +85,13 @@ def layer_stack(run: Run, out_dir: Path) -> list[Path]:
         return []
     tallest = max(len(run.layer(*key).stack_layers) for key in keys)
     workload = _first_load_workload(run)
-    figure = new_figure(max(11.0, 2.7 * len(keys) + 1.0), 1.2 * tallest + 3.4)
+    width_in = max(11.0, 2.7 * len(keys) + 1.0)
+    figure = new_figure(width_in, 1.2 * tallest + 3.4)
     ax = figure.subplots()
+    # Characters of 13-point text a box holds: its width in points over an average glyph's.
+    chars = max(10, int(BOX_WIDTH * 0.95 * width_in / (len(keys) + 0.1) * 72 / (0.6 * 13)))
     for index, key in enumerate(keys):
-        _draw_column(ax, index, run.layer(*key).stack_layers)
+        _draw_column(ax, index, run.layer(*key).stack_layers, chars)
     top = tallest + 0.35 + 0.22 * FIGURE_LINES
     for index, key in enumerate(keys):  # aligned at the top, the figures read across like a table row
         ax.text(index, top, _figures(run, key, workload), ha="center", va="top", fontsize=14, linespacing=1.3,

@@ -135,7 +135,10 @@ class ContainerSetup(Setup):
         return ",".join(parts)
 
     def explain(self) -> str:
-        return self._network_explanation() + (runtimes.explain(self._runtime) if self._runtime else "")
+        if self._runtime and self._runtime.gvisor:  # not "a host process run by the same kernel": its own words
+            return (runtimes.explain(self._runtime) + self._network_explanation()).strip()
+        return self.explanation + self._network_explanation() + (runtimes.explain(self._runtime) if self._runtime
+                                                                 else "")
 
     def caveats(self) -> list[str]:
         return runtimes.caveats(self._runtime) if self._runtime else []
@@ -167,9 +170,9 @@ class ContainerSetup(Setup):
 
     def _network_explanation(self) -> str:
         if self.options.network == "host":  # type: ignore[attr-defined]
-            return (self.explanation + " With host networking the container shares the host's network stack: "
+            return (" With host networking the container shares the host's network stack: "
                     "no proxy and no NAT on the request path.")
-        return (self.explanation + " With a published port (bridge networking), every connection goes through "
+        return (" With a published port (bridge networking), every connection goes through "
                 "docker-proxy, a userland process that copies each byte between two sockets, and through NAT "
                 "rules that rewrite packets; that is the cost a tiny request feels most. layerbench pins the shim "
                 "and the proxy to the app's CPUs, so the proxy's work comes out of the same CPU budget the bare "

@@ -199,8 +199,8 @@ def gvisor_explanation(info: RuntimeInfo) -> str:
     network = ("With --network=host, gVisor passes socket calls on to the host kernel's network stack instead of "
                "running its own (netstack)." if info.network == "host" else
                "Sockets are served by gVisor's own network stack (netstack) inside the sandbox.")
-    return (f" It runs on gVisor ({info.release}, platform {info.platform}): the app never talks to the host "
-            f"kernel. Every system call it makes is intercepted by the sentry, a kernel written in Go that runs "
+    return (f"The app runs in a gVisor sandbox ({info.release}, platform {info.platform}): it never talks to "
+            f"the host kernel. Every system call it makes is intercepted by the sentry, a kernel written in Go that runs "
             f"as an ordinary process in user space, and served there; the sentry then makes fewer, filtered calls "
             f"of its own to the host. Here {platform}. A second process, the gofer, serves its file access. "
             f"{network} That interception is the cost: a tiny request is mostly system calls (read, write, poll), "
@@ -209,8 +209,13 @@ def gvisor_explanation(info: RuntimeInfo) -> str:
 
 
 def caveats(info: RuntimeInfo) -> list[str]:
-    if info.gvisor and info.network == "host":
-        return ["gVisor ran with --network=host: sockets went to the host kernel's network stack, not to gVisor's "
-                "own netstack (its default, which cannot start on this host); a sandbox with netstack would pay "
-                "more per packet."]
-    return []
+    if not info.gvisor:
+        return []
+    found = ["Under gVisor the app's own view (/stats: its CPU time, RSS and kernel release) is gVisor's "
+             "accounting, not the host's: compare the host's figures, which count the sentry, the gofer and the "
+             "stubs."]
+    if info.network == "host":
+        found.insert(0, "gVisor ran with --network=host: sockets went to the host kernel's network stack, not to "
+                        "gVisor's own netstack (its default, which cannot start on this host); a sandbox with "
+                        "netstack would pay more per packet.")
+    return found

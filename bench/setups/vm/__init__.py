@@ -154,7 +154,7 @@ class VMSetup(Setup):
         return self.explanation
 
     def layer_stack(self) -> tuple[str, ...]:
-        virtual = {"tcg": "emulator (QEMU, TCG: every instruction translated)",
+        virtual = {"tcg": "emulator (QEMU TCG; every instruction translated)",
                    "kvm": "hypervisor (KVM + QEMU's devices)"}.get(self._accel or "", "hypervisor (QEMU)")
         return ("hardware", "host kernel", virtual, "guest kernel", "app")
 
