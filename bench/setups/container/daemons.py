@@ -7,6 +7,8 @@ processes, so the runner samples them apart from an instance's own processes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psutil
 
 from bench.roles import Role, RoleProcess
@@ -25,7 +27,7 @@ def _dockerd() -> psutil.Process | None:
     if not daemon_address().startswith("unix://"):
         return None  # a remote engine: its daemons are not this host's cost
     try:
-        process = psutil.Process(int(open(PIDFILE).read().strip()))
+        process = psutil.Process(int(Path(PIDFILE).read_text().strip()))
         if process.name() == "dockerd":
             return process
     except (OSError, ValueError, psutil.Error):
