@@ -42,7 +42,7 @@ class Countdown:
         self.starts = [_Start(start) for start in starts]
         self.start_of = {work.trial: index for index, start in enumerate(starts) for work in start.trials}
         self.seconds = {work.trial: work.seconds for start in starts for work in start.trials}
-        self.trial_began: dict[str, float] = {}
+        self.began_trials: set[str] = set()
         self.ended: set[str] = set()
         self.launches: dict[tuple[str, str], list[float]] = {}
         self.extras: list[float] = []  # measured trial time beyond its planned seconds
@@ -70,7 +70,7 @@ class Countdown:
             start.launched = True
             self.launches.setdefault(start.layer, []).append(at - self.mark)
             self.mark = at
-        self.trial_began[trial] = at
+        self.began_trials.add(trial)
 
     def trial_ends(self, trial: str) -> None:
         """A "trial_done" or "trial_failed" event (a failed launch fails its trials without beginning them)."""
@@ -78,12 +78,19 @@ class Countdown:
         if index is None or trial in self.ended:
             return
         at, start = self.now(), self.starts[index]
-        if trial in self.trial_began:  # since the previous trial ended: the gap between trials counts too
+        if trial in self.began_trials:  # since the last boundary: the gap between trials counts too
             self.extras.append(at - self.mark - self.seconds[trial])
         start.launched = True
         start.done += 1
         self.ended.add(trial)
         self.mark = at
+
+    def next_start(self) -> PlannedStart | None:
+        """The start to launch next when the last one has ended (None while a start still has trials to run)."""
+        waiting = [start for start in self.starts if start.done < len(start.planned.trials)]
+        if not waiting or any(start.launched for start in waiting):
+            return None
+        return waiting[0].planned
 
     def launch_estimate(self, layer: tuple[str, str]) -> float:
         measured = self.launches.get(layer) or [value for values in self.launches.values() for value in values]
@@ -98,20 +105,19 @@ class Countdown:
 
     def remaining_s(self) -> float:
         """Seconds left: every launch and trial not yet over, less what the current one has already taken."""
-        items = []  # (seconds estimated, began at or None), in plan order, for what is not over
+        items = []  # seconds estimated for what is not over, in plan order
         for start in self.starts:
             if start.done == len(start.planned.trials):
                 continue
             if not start.launched:
-                items.append((self.launch_estimate(start.layer), None))
-            items += [(self.seconds[work.trial] + self.extra_estimate, self.trial_began.get(work.trial))
+                items.append(self.launch_estimate(start.layer))
+            items += [self.seconds[work.trial] + self.extra_estimate
                       for work in start.planned.trials if work.trial not in self.ended]
         if not items:
             return 0.0
-        first, began = items[0]
-        # The first thing not over is under way: since it began, or since the last trial ended.
-        under_way = min(first, self.now() - (began if began is not None else self.mark))
-        return sum(seconds for seconds, _ in items) - under_way
+        # The first thing not over is under way since the last boundary (a launch or a trial ended);
+        # when it overruns its estimate, the estimate waits rather than going below what is left.
+        return sum(items) - min(items[0], self.now() - self.mark)
 
 
 def clock(seconds: float) -> str:

@@ -49,6 +49,7 @@ class PlannedStart:
     setup: str
     variant: str
     trials: tuple[PlannedWork, ...]
+    narration: str = ""  # what a class hears about this layer (the setup declares it)
 
 
 def no_progress(event: Event) -> None:

@@ -178,6 +178,10 @@ class LiveView:
             self.received.append(record)
         if self.countdown is not None:
             self.countdown.trial_ends(str(event.data.get("trial")))
+            coming = self.countdown.next_start()
+            if coming is not None:  # a launch comes next: say which layer, while it starts
+                self.current = (f"starting {label(coming.setup, coming.variant)}…",
+                                coming.narration if self.narrate else "")
         self._rebuild_bars()
 
     _on_trial_failed = _on_trial_done
@@ -206,9 +210,11 @@ class LiveView:
         parts: list[RenderableType] = []
         subject, narration = self.current
         if subject:
-            parts.append(Text("now  ", style="bold").append(safe(subject, "bold cyan")))
+            now = Table.grid(padding=(0, 1))  # a grid, so a narration that wraps keeps its indent
+            now.add_row(Text("now", style="bold"), safe(subject, "bold cyan"))
             if narration:
-                parts.append(Text("     ").append(safe(narration)))
+                now.add_row(Text(""), safe(narration))
+            parts.append(now)
         elif self.status:
             parts.append(safe(self.status, "bold"))
         if self.bars is not None:

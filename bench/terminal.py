@@ -88,7 +88,10 @@ def cost_table(run: Run) -> Table | None:
 
 
 def _factor(value: float) -> str:
-    return f"{value:,.2f}" if value < 10 else f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+    """A ratio in at most 5 characters: 0.05, 2.15, 21.8, 109, 64.8k."""
+    if value >= 1000:
+        return f"{value / 1000:.1f}k" if value < 99_950 else f"{value:.0e}"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
 def _ratio_cell(row) -> Text:
@@ -112,7 +115,7 @@ def overhead_table(run: Run) -> Table | None:
     rows = [(name, workload, [_ratio_cell(found[key]) if key in found else safe(MISSING) for key in shown])
             for (name, workload), found in by_cell.items()]
     table = Table(title=safe(f"overhead relative to {run.baseline}: ratio (1.00 = same), 95% interval below"),
-                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
                   caption=safe("worse / better: the whole interval is on that side of 1.00; same: it spans 1.00"))
     table.add_column("setup", no_wrap=True)
     table.add_column("workload", no_wrap=True)

@@ -175,7 +175,9 @@ class Runner:
                                      else trial.workload.warmup + trial.workload.duration)
                          for trial in group if trial.trial_id not in self.done)
             if todo:
-                planned.append(PlannedStart(group[0].spec.setup, self.variants[group[0].spec.key], todo))
+                spec = group[0].spec
+                planned.append(PlannedStart(spec.setup, self.variants[spec.key], todo,
+                                            self.setups_by_key[spec.key].narration))
         snapshot = self.record.model_copy(deep=True)  # the renderer's own copy: the run goes on mutating ours
         self.progress(Event("plan", f"{sum(len(start.trials) for start in planned)} trials in {len(planned)} starts",
                             data={"starts": planned, "at_most": at_most, "record": snapshot}))
