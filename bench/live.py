@@ -10,6 +10,7 @@ terminal that takes it (`suits`), and the plain lines of bench.progress otherwis
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -122,6 +123,7 @@ class LiveView:
         self.bars: RenderableType | None = None  # rebuilt when a trial ends, not on every refresh
         self.current: tuple[str, str] = ("", "")  # (what is measured now, its layer's narration)
         self.recent: deque[Text] = deque(maxlen=RECENT_LINES)
+        self.lock = threading.RLock()
         self.status = "preparing the setups…"
         self.over = False
         self.live = Live(console=console, get_renderable=self.render, refresh_per_second=2, transient=False)
@@ -132,25 +134,29 @@ class LiveView:
 
     def __exit__(self, *exc_info) -> None:
         if exc_info[0] is not None:
-            self.status = "interrupted: the trials measured so far are kept"
+            with self.lock:
+                self.current, self.over = ("", ""), True
+                self.status = "interrupted: the trials measured so far are kept"
         self.live.__exit__(*exc_info)
 
     def __call__(self, event: Event) -> None:
         handler = getattr(self, f"_on_{event.kind}", None)
-        if handler is not None:
-            handler(event)
+        with self.lock:  # the refresh thread draws from this state: change it only under the lock
+            above = handler(event) if handler is not None else None
+        if above is not None:  # printed above the panel, outside the lock (printing takes Live's lock)
+            self.console.print(above)
         self.live.refresh()
 
-    def _on_start(self, event: Event) -> None:
+    def _on_start(self, event: Event) -> Text:
         self.run_dir = Path(event.data.get("run_dir", "."))
-        self.console.print(safe(event.message, "dim"))
+        return safe(event.message, "dim")
 
-    def _on_prepare(self, event: Event) -> None:
+    def _on_prepare(self, event: Event) -> Text:
         self.status = event.message
-        self.console.print(safe(event.message, "dim"))
+        return safe(event.message, "dim")
 
-    def _on_skip(self, event: Event) -> None:
-        self.console.print(safe(event.message, "yellow"))
+    def _on_skip(self, event: Event) -> Text:
+        return safe(event.message, "yellow")
 
     _on_repeat = _on_skip
 
@@ -207,6 +213,10 @@ class LiveView:
 
     def render(self) -> RenderableType:
         """The panel as it stands now (called on every refresh: the clock moves between events)."""
+        with self.lock:
+            return self._panel()
+
+    def _panel(self) -> Panel:
         parts: list[RenderableType] = []
         subject, narration = self.current
         if subject:
