@@ -9,7 +9,9 @@ terminal that takes it (`suits`), and the plain lines of bench.progress otherwis
 
 from __future__ import annotations
 
+import colorsys
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -35,6 +37,7 @@ BAR_WIDTH = 10  # characters for the largest ratio of a column
 EIGHTHS = " ▏▎▍▌▋▊▉"
 VERDICT_STYLE = {"worse": "bold red", "better": "bold green", "same": "dim"}
 RECENT_LINES = 2  # finished trials the panel keeps in view
+MIN_LIGHTNESS = 0.45  # a bar as dark as the baseline's chart grey disappears on a dark terminal
 
 
 def suits(console: Console) -> bool:
@@ -53,6 +56,19 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
         eighths = 1  # a figure that exists is never drawn as nothing
     full, part = divmod(eighths, 8)
     return ("█" * full + (EIGHTHS[part] if part else "")).ljust(width)
+
+
+def hue(layer: LayerRecord, layers: list[LayerRecord]) -> str:
+    """The layer's colour as the charts draw it (lighter for a setup's 2nd, 3rd ... variant), never so
+    dark that a terminal's dark background swallows it."""
+    if not (layer.colour and re.fullmatch(r"#[0-9a-fA-F]{6}", layer.colour)):
+        return "cyan"
+    red, green, blue = (int(layer.colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    shade, light, saturation = colorsys.rgb_to_hls(red, green, blue)
+    variants = [other.variant for other in layers if other.setup == layer.setup]
+    index = variants.index(layer.variant) if layer.variant in variants else 0
+    light = min(0.85, max(light, MIN_LIGHTNESS) + 0.18 * index)
+    return "#" + "".join(f"{round(part * 255):02x}" for part in colorsys.hls_to_rgb(shade, light, saturation))
 
 
 def _ratio_text(value: float) -> str:
@@ -80,21 +96,20 @@ def bars_table(run: Run, layers: list[LayerRecord], workloads: list[str]) -> Tab
         scale = {key: max([1.0] + [row.ratio.median for (_, _, w, m), row in ratios.items()
                                    if w == workload and m == key]) for key in LIVE_METRICS}
         for layer in layers:
-            table.add_row(*_layer_row(run, layer, workload, ratios, scale))
+            table.add_row(*_layer_row(run, layer, workload, ratios, scale, hue(layer, layers)))
     return table
 
 
-def _layer_row(run: Run, layer: LayerRecord, workload: str, ratios: dict, scale: dict) -> list[Text]:
+def _layer_row(run: Run, layer: LayerRecord, workload: str, ratios: dict, scale: dict, colour: str) -> list[Text]:
     name = label(layer.setup, layer.variant)
     cell = run.cell(layer.setup, layer.variant, workload)
     if cell is None or not cell.has_load:
         waiting = "failed" if cell is not None and cell.failed else "waiting…"
         return [safe(f"  {name}"), safe(waiting, "dim"), Text(""), Text("")]
-    hue = layer.colour or "cyan"
     row = [safe(f"  {name}")]
     for key in LIVE_METRICS:
         if layer.setup == run.baseline:
-            row.append(Text(bar(1.0 / scale[key]), style=hue).append(f" {_ratio_text(1.0)}"))
+            row.append(Text().append(bar(1.0 / scale[key]), style=colour).append(f" {_ratio_text(1.0)}"))
             continue
         found = ratios.get((layer.setup, layer.variant, workload, key))
         if found is None:
@@ -103,7 +118,7 @@ def _layer_row(run: Run, layer: LayerRecord, workload: str, ratios: dict, scale:
         base = next((c for c in run.cells if c.setup == run.baseline and c.workload == workload), None)
         settled = cell.repeats >= 2 and (base is None or base.repeats >= 2)
         style = VERDICT_STYLE[judgement(key, found.ratio)] if settled else ""
-        row.append(Text(bar(found.ratio.median / scale[key]), style=hue)
+        row.append(Text().append(bar(found.ratio.median / scale[key]), style=colour)
                    .append(f" {_ratio_text(found.ratio.median)}", style=style))
     return row
 

@@ -174,3 +174,16 @@ def test_without_a_terminal_a_run_prints_todays_plain_lines(tmp_path):
     assert any(re.match(r"\s+bare / hello: [\d,]+ req/s, p99 [\d.]+ ms", line) for line in lines)
     assert any(re.match(r"\s+inproc \(plain\) / hello: [\d,]+ req/s", line) for line in lines)
     assert "╭" not in outcome.output and "trials  elapsed" not in outcome.output  # no panel, no countdown
+
+
+def test_each_layer_has_its_own_hue_and_none_is_too_dark_for_a_dark_terminal():
+    import colorsys
+
+    from bench.live import MIN_LIGHTNESS, hue, ordered_layers
+
+    layers = ordered_layers(load_run(FIXTURE))
+    hues = [hue(layer, layers) for layer in layers]
+    assert len(set(hues)) == len(layers)
+    for value in hues:
+        rgb = (int(value[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        assert colorsys.rgb_to_hls(*rgb)[1] >= MIN_LIGHTNESS - 0.01
