@@ -73,18 +73,37 @@ def startup_table(run: Run) -> Table | None:
 def cost_table(run: Run) -> Table | None:
     """What each setup costs the host: CPU per request, memory, start-up, by role."""
     table = Table(title="cost on the host (every process the setup needs)", title_justify="left")
-    for column in ("setup", "workload", "CPU µs/req user", "sys", "RSS MB", "USS MB", "start-up s", "roles"):
-        table.add_column(column, justify="left" if column in ("setup", "workload", "roles") else "right")
+    for column in ("setup", "workload", "CPU µs/req user", "sys", "PSS MB", "USS MB", "RSS MB", "start-up s",
+                   "roles (PSS)"):
+        table.add_column(column, justify="left" if column in ("setup", "workload", "roles (PSS)") else "right")
     for cell in run.cells:
-        if cell.kind == "startup":
-            continue  # shown in the start-up table
+        if cell.kind == "startup" or cell.memory_per_instance_mb is not None:
+            continue  # shown in the start-up and density tables
         cpu = cell.cpu_us_per_request or {}
         memory = cell.memory_mb or {}
-        roles = ", ".join(f"{role} {fmt(figures['rss_mb'], 0)} MB"
-                          for role, figures in cell.roles.items() if figures.get("rss_mb") is not None)
+        roles = ", ".join(f"{role} {fmt(figures['pss_mb'], 0)} MB"
+                          for role, figures in cell.roles.items() if figures.get("pss_mb") is not None)
         _row(table, cell.label, cell.workload, fmt(cpu.get("user"), 0), fmt(cpu.get("sys"), 0),
-             fmt(memory.get("rss"), 1), fmt(memory.get("uss"), 1), fmt(cell.median("startup_s"), 3), roles)
+             fmt(memory.get("pss"), 1), fmt(memory.get("uss"), 1), fmt(memory.get("rss"), 1),
+             fmt(cell.median("startup_s"), 3), roles)
     return table if table.row_count else None
+
+
+def density_table(run: Run) -> Table | None:
+    """Memory per instance with N copies side by side: USS (one more costs), PSS, RSS, MemAvailable drop."""
+    cells = [cell for cell in run.cells if cell.memory_per_instance_mb is not None]
+    if not cells:
+        return None
+    table = Table(title="density: memory per instance (MB)", title_justify="left",
+                  caption=safe("USS = what one more instance costs; PSS = fair share; RSS = upper bound; "
+                               "MemAvailable drop = the host's own cross-check"))
+    for column in ("setup", "instances", "USS", "PSS", "RSS", "MemAvailable drop", "notes"):
+        table.add_column(column, justify="left" if column in ("setup", "notes") else "right")
+    for cell in cells:
+        figures = cell.memory_per_instance_mb or {}
+        _row(table, cell.label, cell.instances or "–", *(fmt(figures.get(part), 1) for part in
+                                                          ("uss", "pss", "rss", "available_drop")), _flags(cell))
+    return table
 
 
 def _factor(value: float) -> str:
@@ -149,7 +168,7 @@ def print_run(console: Console, run: Run) -> None:
                        f"{len(run.cells)} cells)", style="bold"))
     if not run.cells:
         console.print("no trial recorded yet")
-    for table in (load_table(run), startup_table(run), cost_table(run), overhead_table(run)):
+    for table in (load_table(run), startup_table(run), cost_table(run), density_table(run), overhead_table(run)):
         if table is not None:
             console.print(table)
     for caveat in run.caveats():

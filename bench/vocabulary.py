@@ -54,11 +54,14 @@ METRICS: dict[str, Metric] = {metric.key: metric for metric in (
     Metric("latency_p50_ms", "p50 latency", "ms", False, "slower", "faster"),
     Metric("latency_p99_ms", "p99 latency", "ms", False, "slower", "faster"),
     Metric("cpu_us_per_request", "CPU per request", "µs", False, "costlier", "cheaper", 0),
+    # PSS adds up across processes (a shared page is split among those that map it): the headline.
+    Metric("memory_pss_mb", "memory, PSS", "MB", False, "larger", "smaller", 1),
+    Metric("memory_uss_mb", "memory, USS", "MB", False, "larger", "smaller", 1),
     Metric("memory_rss_mb", "memory, RSS", "MB", False, "larger", "smaller", 1),
     Metric("startup_s", "start-up", "s", False, "slower", "faster", 3),
 )}
 # The figures the headline chart and the overhead matrix show, in this order.
-HEADLINE_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request", "memory_rss_mb", "startup_s")
+HEADLINE_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request", "memory_pss_mb", "startup_s")
 PERCENTILE_LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9"}
 
 

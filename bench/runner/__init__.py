@@ -20,7 +20,9 @@ from bench import machine
 from bench.errors import SetupError
 from bench.events import Event, PlannedStart, PlannedWork, ProgressFn, RunInterrupted, no_progress
 from bench.load.builtin import LoadResult, LoadSpec, run_load
+from bench.metrics.window import mem_available_now
 from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, save_run
+from bench.runner.figures import bracket_available_drop
 from bench.runner.measure import LoadFn, Measurement, alive, measure_trial, new_record
 from bench.runner.persist import append_trial, store_measurement
 from bench.runner.plan import PlannedTrial, converged, plan, resolve_pinning
@@ -63,7 +65,8 @@ def generator_for(pinning: Pinning) -> LoadFn:
     """The load generator a workload asks for (built-in or wrk), on the load CPUs."""
     def load(port: int, workload: Workload) -> LoadResult:
         spec = LoadSpec(path=workload.url_path, mode=workload.mode, connections=workload.connections,
-                        duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate)
+                        duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate,
+                        processes="auto")  # one generator process per load CPU
         if workload.load == "wrk":
             from bench.load import wrk  # optional external generator
 
@@ -221,6 +224,8 @@ class Runner:
         group = [trial for trial in group if trial.trial_id not in self.done]  # resume: only what is missing
         if not group:
             return
+        # Density: what the machine can still hand out before the copies start, to weigh what they take.
+        available_before = mem_available_now() if group[0].workload.kind == "density" else None
         try:
             with contextlib.ExitStack() as stack:
                 copies = [stack.enter_context(setup.running()) for _ in range(group[0].copies)]
@@ -232,6 +237,19 @@ class Runner:
             for trial in group:
                 if trial.trial_id not in recorded:
                     self._fail(trial, _reason(error))
+        if available_before is not None:
+            self._bracket_memory(group, available_before)
+
+    def _bracket_memory(self, group: list[PlannedTrial], before: float) -> None:
+        """Density: read MemAvailable again once the copies are gone and take the drop against the
+        mean of before and after, so memory the rest of the machine took or freed meanwhile (a
+        steady drift) cancels out."""
+        after = mem_available_now()
+        ids = {trial.trial_id for trial in group}
+        for record in self.record.trials:
+            if record.trial_id in ids and record.status == "ok":
+                bracket_available_drop(record, before, after)
+        save_run(self.run_dir, self.record)
 
     def _run_group(self, setup: Setup, instance: Instance, group: list[PlannedTrial], total: int) -> None:
         for index, trial in enumerate(group):

@@ -139,7 +139,7 @@ def test_the_overhead_matrix_fits_100_columns(tmp_path):
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 100
     header = next(line for line in text.splitlines() if line.startswith("setup"))
-    for title in ("throughput", "p99 latency", "memory, RSS", "start-up"):
+    for title in ("throughput", "p99 latency", "memory, PSS", "start-up"):
         assert title in header
     assert "9.07× worse" in text and "[8.55–9.63]" in text  # the last column is whole, not cropped
     assert "0.97× same" in text and "0.05× worse" in text
