@@ -71,7 +71,7 @@ def hue(layer: LayerRecord, layers: list[LayerRecord]) -> str:
     return "#" + "".join(f"{round(part * 255):02x}" for part in colorsys.hls_to_rgb(shade, light, saturation))
 
 
-def _ratio_text(value: float) -> str:
+def ratio_text(value: float) -> str:
     return f"{value:.2f}×" if value < 10 else f"{value:.0f}×"
 
 
@@ -109,7 +109,7 @@ def _layer_row(run: Run, layer: LayerRecord, workload: str, ratios: dict, scale:
     row = [safe(f"  {name}")]
     for key in LIVE_METRICS:
         if layer.setup == run.baseline:
-            row.append(Text().append(bar(1.0 / scale[key]), style=colour).append(f" {_ratio_text(1.0)}"))
+            row.append(Text().append(bar(1.0 / scale[key]), style=colour).append(f" {ratio_text(1.0)}"))
             continue
         found = ratios.get((layer.setup, layer.variant, workload, key))
         if found is None:
@@ -119,7 +119,7 @@ def _layer_row(run: Run, layer: LayerRecord, workload: str, ratios: dict, scale:
         settled = cell.repeats >= 2 and (base is None or base.repeats >= 2)
         style = VERDICT_STYLE[judgement(key, found.ratio)] if settled else ""
         row.append(Text().append(bar(found.ratio.median / scale[key]), style=colour)
-                   .append(f" {_ratio_text(found.ratio.median)}", style=style))
+                   .append(f" {ratio_text(found.ratio.median)}", style=style))
     return row
 
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.countdown import START_PRIOR_S, Countdown, clock
 from bench.events import Event, PlannedStart, PlannedWork
-from bench.live import LiveView, bar, suits
+from bench.live import LiveView, bar, ratio_text, suits
 from bench.model import Run
 from bench.results import load_run
 from bench.runner import Runner
@@ -89,7 +89,7 @@ def test_the_panel_draws_each_layer_as_ratios_of_the_model_as_trials_arrive():
     whole = Run(record, FIXTURE)
     for row in whole.overhead:
         if row.metric == "cpu_us_per_request" and row.workload == "cpu":
-            text = f"{row.ratio.median:.2f}×" if row.ratio.median < 10 else f"{row.ratio.median:.0f}×"
+            text = ratio_text(row.ratio.median)
             assert re.search(rf"{re.escape(row.label)}.*{re.escape(text)}", final), (row.label, text)
     assert "16/16 trials" in final and "done: every trial measured in" in final and "left" not in final
 
@@ -148,7 +148,7 @@ def test_the_live_view_follows_a_real_run_of_the_test_only_setup(tmp_path):
     shown = _text(view)
     assert "inproc (x)" in shown and "4/4 trials" in shown and "done: every trial measured" in shown
     ratio = next(row for row in Run.load(run_dir).overhead if row.metric == "throughput_rps").ratio.median
-    assert f"{ratio:.2f}×" in shown
+    assert ratio_text(ratio) in shown
 
 
 @pytest.mark.parametrize("env, terminal, expected", [
