@@ -208,9 +208,13 @@ class LiveView:
     _on_trial_failed = _on_trial_done
 
     def _on_done(self, event: Event) -> None:
-        elapsed = clock(self.countdown.elapsed_s()) if self.countdown else ""
         self.current, self.over = ("", ""), True
-        self.status = f"done: every trial measured in {elapsed}" if elapsed else "done"
+        if self.countdown is None:
+            self.status = "done"
+            return
+        failed = sum(1 for record in self.received if record.status == "failed")
+        self.status = (f"done: {self.countdown.finished} trials in {clock(self.countdown.elapsed_s())}"
+                       + (f", {failed} failed" if failed else ""))
 
     def _rebuild_bars(self) -> None:
         if self.record is None:

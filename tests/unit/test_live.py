@@ -91,7 +91,7 @@ def test_the_panel_draws_each_layer_as_ratios_of_the_model_as_trials_arrive():
         if row.metric == "cpu_us_per_request" and row.workload == "cpu":
             text = ratio_text(row.ratio.median)
             assert re.search(rf"{re.escape(row.label)}.*{re.escape(text)}", final), (row.label, text)
-    assert "16/16 trials" in final and "done: every trial measured in" in final and "left" not in final
+    assert "16/16 trials" in final and "done: 16 trials in" in final and "left" not in final
 
 
 def test_a_cell_whose_trials_failed_says_so_instead_of_drawing_a_bar():
@@ -146,7 +146,7 @@ def test_the_live_view_follows_a_real_run_of_the_test_only_setup(tmp_path):
         with view:
             run_dir = Runner(scenario, tmp_path, view).run()
     shown = _text(view)
-    assert "inproc (x)" in shown and "4/4 trials" in shown and "done: every trial measured" in shown
+    assert "inproc (x)" in shown and "4/4 trials" in shown and "done: 4 trials in" in shown
     ratio = next(row for row in Run.load(run_dir).overhead if row.metric == "throughput_rps").ratio.median
     assert ratio_text(ratio) in shown
 
@@ -187,3 +187,21 @@ def test_each_layer_has_its_own_hue_and_none_is_too_dark_for_a_dark_terminal():
     for value in hues:
         rgb = (int(value[i:i + 2], 16) / 255 for i in (1, 3, 5))
         assert colorsys.rgb_to_hls(*rgb)[1] >= MIN_LIGHTNESS - 0.01
+
+
+def test_the_plan_of_a_resumed_run_holds_only_the_trials_still_to_run(tmp_path):
+    with registered():
+        scenario = parse_scenario("name: resume\nsetups: [bare, {inproc: {flavour: y}}]\nworkloads:\n"
+                                  "  - {name: hello, endpoint: hello, duration: 0.3, warmup: 0.1, connections: 2}\n"
+                                  "repeat: 2\n")
+        run_dir = Runner(scenario, tmp_path).run()
+        record = load_run(run_dir)
+        record.trials, record.status = [t for t in record.trials if t.repeat == 0], "incomplete"
+        events: list[Event] = []
+        Runner(scenario, tmp_path, events.append, resume=record).run()
+    [planned] = [event for event in events if event.kind == "plan"]
+    trials = [work.trial for start in planned.data["starts"] for work in start.trials]
+    assert sorted(trials) == sorted(t.trial_id for t in load_run(run_dir).trials if t.repeat == 1)
+    assert all(work.seconds == pytest.approx(0.4) for start in planned.data["starts"] for work in start.trials)
+    assert len(planned.data["record"].trials) == 2  # the run so far: what the bars start from
+    assert [start.narration for start in planned.data["starts"]][1].startswith("a test-only layer")
