@@ -19,7 +19,7 @@ from rich.text import Text
 
 from bench import results as results_store
 from bench import scenario as scenarios
-from bench.errors import ExitStatus, Interrupted, LayerbenchError, ResultsError
+from bench.errors import ExitStatus, Interrupted, LayerbenchError, Regression, ResultsError
 from bench.terminal import safe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -129,12 +129,14 @@ def run(
 
 def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool) -> Path:
     """Run (or resume) with a progress view; Interrupted naming where the measured trials are."""
+    from bench.live import LiveView, suits
     from bench.progress import ProgressView
     from bench.runner import resume_run, run_scenario
 
     run_dir = None
+    view_class = LiveView if suits(console) else ProgressView  # plain lines for pipes, CI, NO_COLOR, TERM=dumb
     try:
-        with ProgressView(console, narrate=narrate) as view:
+        with view_class(console, narrate=narrate) as view:
             def progress(event):
                 nonlocal run_dir
                 if event.kind == "start":
@@ -198,33 +200,28 @@ def demo(
                                                                "to run it. Watch what each layer adds."))
     run.__wrapped__(scenario=name, setups_flag=None, workloads=None, duration=None, warmup=None, connections=None,
                     repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None, resume=None)
-    if open_report:
-        import webbrowser
-
-        latest = results_store.resolve_run("latest", out)
-        if (latest / "report.html").exists():
-            webbrowser.open((latest / "report.html").resolve().as_uri())
+    if open_report and (results_store.resolve_run("latest", out) / "report.html").exists():
+        _open_in_browser(results_store.resolve_run("latest", out) / "report.html")
 
 
 @app.command()
 @guarded
 def show(
     run_id: str = typer.Argument("latest", help="Run id, run folder, or 'latest'."),
-    format: str = typer.Option("table", "--format", help="table or json (a stable contract for other tools)."),
+    format: str = typer.Option("table", "--format", help="table, markdown (for a README or PR), csv or json."),
     results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
 ) -> None:
     """Show a stored run's summary (medians, intervals, overhead ratios)."""
+    from bench.export import check_format, export_run
     from bench.model import Run
-    from bench.summary import summarize
     from bench.terminal import print_run
 
-    if format not in ("table", "json"):
-        raise LayerbenchError(f"--format must be table or json, not {format!r}")
+    check_format(format)
     stored = Run.load(results_store.resolve_run(run_id, results_dir))
-    if format == "json":
-        print(json.dumps(summarize(stored), indent=1, default=str, allow_nan=False))
-    else:
+    if format == "table":
         print_run(console, stored)
+    else:
+        sys.stdout.write(export_run(stored, format))
 
 
 @app.command("list")
@@ -232,6 +229,7 @@ def show(
 def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored.")) -> None:
     """List stored runs: date, scenario, setups, status, and one figure that says what each found."""
     from bench.model import Run
+    from bench.terminal import headline
 
     runs = results_store.list_runs(results_dir)
     if not runs:
@@ -249,24 +247,9 @@ def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", hel
         setups_seen = ",".join(dict.fromkeys(t.setup for t in record.trials)) or "-"
         console.print(safe(f"{record.run_id}  {record.created_at[:16]}  {record.scenario.get('name')}  "
                            f"{setups_seen}  {len(record.ok_trials())}/{len(record.trials)} trials  "
-                           f"{record.effective_status()}  {_headline(stored)}"))
+                           f"{record.effective_status()}  {headline(stored)}"))
     if unreadable:  # listed anyway, but a script must see that some runs cannot be read
         raise typer.Exit(int(ExitStatus.ERROR))
-
-
-def _headline(stored) -> str:
-    """The run's first throughput verdict (or the baseline's throughput): one figure for a listing."""
-    try:
-        for row in stored.overhead:
-            if row.metric == "throughput_rps":
-                return f"{row.label} {row.workload}: {row.verdict.split(' (')[0]}"
-        for cell in stored.cells:
-            estimate = cell.estimate("throughput_rps")
-            if estimate is not None:
-                return f"{cell.label} {cell.workload}: {estimate.median:,.0f} req/s"
-    except Exception:  # a listing must not fail on one odd run
-        return ""
-    return ""
 
 
 @app.command()
@@ -331,6 +314,7 @@ def list_scenarios() -> None:
 def report(
     run_id: str = typer.Argument("latest", help="Run id, run folder, or 'latest'."),
     results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
+    open_report: bool = typer.Option(False, "--open", help="Open it in the browser when there is a display."),
 ) -> None:
     """(Re)draw a stored run's charts and write its self-contained report.html."""
     from bench.report import write_report
@@ -340,6 +324,16 @@ def report(
     except OSError as error:
         raise ResultsError(f"cannot write the report: {error}") from None
     console.print(safe(f"report: {path}"))
+    if open_report:
+        _open_in_browser(path)
+
+
+def _open_in_browser(path: Path) -> None:
+    """Open a page in the default browser when a display exists; otherwise say where it is."""
+    from bench.browser import open_page
+
+    if not open_page(path):
+        console.print(safe(f"no display to open a browser on: open {path.resolve()} yourself"))
 
 
 @app.command()
@@ -349,14 +343,28 @@ def compare(
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for compare.html and the chart "
                                        "(default: <results>/compare-<first>-vs-<last>)."),
     results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
+    format: str = typer.Option("table", "--format", help="table (and the page), markdown, csv or json (printed)."),
+    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Gate: 'throughput_rps:-10%,latency_p99_ms:+20%' "
+                                          "exits 5 when an interval lies beyond (default: the scenario's gate)."),
 ) -> None:
     """Compare stored runs cell by cell (ratio to the first run, with intervals); warn when they differ."""
-    from bench.compare import compare_runs, write_compare_report
-    from bench.terminal import comparison_table
+    from bench.compare import compare_runs
+    from bench.export import check_format, export_comparison
 
+    check_format(format)
     run_dirs = [results_store.resolve_run(name, results_dir) for name in runs]
     comparison = compare_runs(run_dirs)
-    target = out or results_dir / f"compare-{run_dirs[0].name}-vs-{run_dirs[-1].name}"
+    if format == "table":
+        _compare_page(comparison, out or results_dir / f"compare-{run_dirs[0].name}-vs-{run_dirs[-1].name}")
+    else:
+        sys.stdout.write(export_comparison(comparison, format))
+    _gate(comparison, fail_on, console if format == "table" else errors)
+
+
+def _compare_page(comparison, target: Path) -> None:
+    from bench.compare import write_compare_report
+    from bench.terminal import comparison_table
+
     try:
         path = write_compare_report(comparison, target)
     except OSError as error:
@@ -365,6 +373,22 @@ def compare(
     for caveat in comparison.caveats:
         console.print(Text("warning: ", style="yellow").append(safe(caveat.text)))
     console.print(safe(f"page: {path}"))
+
+
+def _gate(comparison, fail_on: str | None, out: Console) -> None:
+    """Apply --fail-on (or the gate the newest run's scenario declares); Regression when it fails."""
+    from bench import gate
+
+    thresholds = gate.thresholds_for(comparison, fail_on)
+    if not thresholds:
+        return
+    result = gate.check(comparison, thresholds)
+    for finding in result.findings:  # soft_wrap: one line each, for a CI log
+        out.print(safe("FAIL " if finding.fails else "note ", "red" if finding.fails else "yellow")
+                  .append(safe(finding.text)), soft_wrap=True)
+    if not result.passed:
+        raise Regression(result.summary())
+    out.print(safe(result.summary(), "green"), soft_wrap=True)
 
 
 def main() -> None:

@@ -128,6 +128,15 @@ def phase_label(name: str, short_form: bool = False) -> str:
 NO_DIFFERENCE = "no measurable difference"
 
 
+def judgement(metric_key: str, ratio) -> Literal["worse", "better", "same"]:
+    """Which way a ratio to the baseline (an Estimate) goes: "same" when its interval spans 1.0
+    (or there is not enough data), else "worse" or "better" for this metric's direction."""
+    if not all(finite(x) for x in (ratio.median, ratio.low, ratio.high)) or ratio.low <= 1.0 <= ratio.high:
+        return "same"
+    above = ratio.median > 1
+    return "better" if above == metric(metric_key).higher_is_better else "worse"
+
+
 def verdict(metric_key: str, ratio) -> str:
     """Plain words for a ratio (an Estimate): "slower by 12% (interval 8%..15%)",
     "3.5x slower (interval 3.1x..3.9x)" or "no measurable difference" when the interval spans 1."""
