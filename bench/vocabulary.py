@@ -204,6 +204,6 @@ def trial_line(record) -> str:
         phases = ", ".join(f"{phase_label(name, True)} {value:.3f}" for name, value in record.startup_phases_s.items())
         return f"{subject}: started in {fmt(record.startup_s, 3)} s ({phases})"
     memory = record.memory_bytes
-    rss = memory.get("rss_per_instance", memory.get("rss"))
-    each = " per instance" if "rss_per_instance" in memory else ""
-    return f"{subject}: RSS {fmt(rss / 2**20 if rss else None, 1)} MB{each}"
+    pss = memory.get("pss_per_instance", memory.get("pss"))
+    each = " per instance" if "pss_per_instance" in memory else ""
+    return f"{subject}: PSS {fmt(pss / 2**20 if pss else None, 1)} MB{each}"
