@@ -10,6 +10,7 @@ import time
 import psutil
 import pytest
 
+from bench.export.markdown import run_text as run_markdown
 from bench.model import Run
 from bench.model.fixed import fixed_cost
 from bench.plots.cost import memory_layers
@@ -80,6 +81,8 @@ def test_every_output_shows_the_fixed_cost_apart(run, tmp_path):
     assert not any("once per host" in point for point in notes["bare"]["points"])
     assert memory_layers(run, tmp_path) and density(run, tmp_path)
     assert "once" in (tmp_path / "memory_layers.svg").read_text()
+    markdown = run_markdown(run)
+    assert "the engine, once: PSS (MB)" in markdown and "| container (host) | " in markdown.split("once per host")[-1]
 
 
 def test_density_rows_carry_the_engine_once(tmp_path):
