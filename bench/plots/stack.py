@@ -14,7 +14,7 @@ from pathlib import Path
 
 from matplotlib.patches import FancyBboxPatch
 
-from bench.model import Run
+from bench.model import Run, median_of
 from bench.plots._common import colour, new_figure, save, styled, text_on, tick_label
 from bench.vocabulary import STACK_LAYERS, UNKNOWN_STACK_LAYER, fmt, short, stack_kind
 
@@ -44,10 +44,9 @@ def _throughput_line(run: Run, key: tuple[str, str], workload: str | None) -> st
 def _figures(run: Run, key: tuple[str, str], workload: str | None) -> str:
     """The measured figures on top of one column (what its boxes cost, as this run saw it)."""
     lines = [_throughput_line(run, key, workload)]
-    starts = [value for cell in run.cells_of(*key) for value in cell.values("startup_s")]
-    if starts:
-        starts.sort()
-        lines.append(f"start-up {short(starts[len(starts) // 2], 's')}")
+    start = median_of(value for cell in run.cells_of(*key) for value in cell.values("startup_s"))  # every fresh start
+    if start is not None:
+        lines.append(f"start-up {short(start, 's')}")
     cost = run.layer_cost(*key)
     pss = cost.per_instance_mb.get("pss")
     if pss is not None:
@@ -111,6 +110,7 @@ def layer_stack(run: Run, out_dir: Path) -> list[Path]:
     ax.tick_params(axis="x", length=0)
     base = f"ratio of req/s to {run.baseline}, 95% interval; " if run.baseline and workload else ""
     figure.suptitle("What each setup puts between the app and the hardware", fontsize=19)
-    ax.set_title(f"on top: {base}start-up (median); memory PSS per instance, and the engine's\nfixed cost "
-                 f"(paid once, however many instances run)", fontsize=13, fontweight="normal", color="#555555")
+    ax.set_title(f"on top: {base}start-up (median of every fresh start);\nmemory PSS per instance, and the "
+                 f"engine's fixed cost (paid once, however many instances run)", fontsize=13, fontweight="normal",
+                 color="#555555")
     return save(figure, out_dir, "layer_stack")

@@ -85,8 +85,9 @@ def runtime_info(client, name: str) -> RuntimeInfo:
     """The registered runtime `name`; SetupError saying how to register it otherwise."""
     runtimes = registered(client)
     if name not in runtimes:
-        raise SetupError(f"Docker has no runtime {name!r} registered (it has: {', '.join(sorted(runtimes)) or 'none'}); "
-                         f"install and register it: {HOST_SETUP}")
+        known = ", ".join(sorted(runtimes)) or "none"
+        raise SetupError(f"Docker has no runtime {name!r} registered (it has: {known}); install and register it: "
+                         f"{HOST_SETUP}")
     entry = runtimes[name] or {}
     path = str(entry.get("path") or name)
     return RuntimeInfo(name, path, tuple(str(arg) for arg in entry.get("runtimeArgs") or ()), release_of(path))
@@ -200,12 +201,13 @@ def gvisor_explanation(info: RuntimeInfo) -> str:
                "running its own (netstack)." if info.network == "host" else
                "Sockets are served by gVisor's own network stack (netstack) inside the sandbox.")
     return (f"The app runs in a gVisor sandbox ({info.release}, platform {info.platform}): it never talks to "
-            f"the host kernel. Every system call it makes is intercepted by the sentry, a kernel written in Go that runs "
-            f"as an ordinary process in user space, and served there; the sentry then makes fewer, filtered calls "
+            f"the host kernel. Every system call it makes is intercepted by the sentry, a kernel written in Go that "
+            f"runs as an ordinary process in user space, and served there; the sentry then makes fewer, filtered calls "
             f"of its own to the host. Here {platform}. A second process, the gofer, serves its file access. "
             f"{network} That interception is the cost: a tiny request is mostly system calls (read, write, poll), "
-            f"each crossing into the sentry and back, while CPU work inside the app's own code pays almost nothing. "
-            f"The sentry and the gofer are one more kernel's worth of memory per sandbox.")
+            f"each crossing into the sentry and back. CPU work in the app's own code runs natively between its "
+            f"calls, so it pays less in proportion, though not nothing: the sentry also maps the memory the app "
+            f"touches. The sentry and the gofer are one more kernel's worth of memory per sandbox.")
 
 
 def caveats(info: RuntimeInfo) -> list[str]:
