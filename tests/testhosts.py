@@ -22,8 +22,8 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from tests.testhost_image import LABEL, PACKAGES, USER, WITH_QEMU, LabError, build_image, remove_images
 
@@ -254,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("clean", help="remove sessions whose owner died").add_argument("--all", action="store_true")
     args = parser.parse_args(argv)
     packages = PACKAGES + WITH_QEMU if args.qemu else PACKAGES
-    # SIGTERM takes the same way out as Ctrl-C, so `kill PID` also removes the hosts.
+    # SIGTERM takes the same way out as Ctrl-C, so `kill PID` also removes the hosts; SIGINT is set
+    # explicitly because a shell starts background jobs with it ignored, and Python keeps that.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if args.command == "build":
             if args.rebuild:
