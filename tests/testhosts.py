@@ -66,7 +66,9 @@ def start_hosts(count: int, docker: bool = False, packages: tuple[str, ...] = PA
     keydir = Path(tempfile.mkdtemp(prefix=f"{session}-"))
     try:
         identity = _make_key(keydir)
-        network = _docker("network", "create", "--label", f"{LABEL}={session}", "--label",
+        # --internal: no way out of the network, so hosts are offline like the ones a fleet run
+        # installs on (without it they reach whatever this machine reaches).
+        network = _docker("network", "create", "--internal", "--label", f"{LABEL}={session}", "--label",
                           f"{PID_LABEL}={os.getpid()}", f"{session}-net")
         progress(f"session {session}: network {network[:12]}, starting {count} host(s)")
         containers = [_run_host(image.tag, session, f"lab{index}", identity, docker) for index in range(1, count + 1)]

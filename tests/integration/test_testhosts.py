@@ -6,15 +6,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require
-from tests.testhost_image import image_size_bytes, image_tag
+from tests.testhost_image import apt_mirror, image_size_bytes, image_tag
 from tests.testhosts import LabError, leftovers, start_hosts
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -52,6 +54,11 @@ def test_two_hosts_answer_ssh_and_leave_nothing():
                              check=False)
         assert reach.returncode == 0, reach.stderr
         assert hosts[0].ssh("id -un").stdout.strip() == "lab"
+        # Offline, like the hosts a fleet run must install on: the apt mirror this machine reaches is
+        # out of a host's reach (an --internal network has no way out).
+        mirror = socket.gethostbyname(urllib.parse.urlsplit(apt_mirror()).hostname)
+        out = hosts[0].ssh(f"python3 -c \"import socket; socket.create_connection(('{mirror}', 80), 3)\"", check=False)
+        assert out.returncode != 0 and "Error" in out.stderr, out
         session, keydir = hosts[0].session, config.parent
         assert leftovers(session), "the session's resources should carry the label while it runs"
     print(f"\ntwo hosts ready in {started_s:.1f} s (image cached: {image_tag()})")
