@@ -21,9 +21,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from tests.testhost_image import LABEL, PACKAGES, USER, WITH_QEMU, LabError, build_image, remove_images
 
@@ -142,6 +144,9 @@ def clean_leftovers(include_live: bool = False) -> list[str]:
     removed = []
     for session, pid in sessions.items():
         if include_live or not (pid.isdigit() and _alive(int(pid))):
+            # A killed owner also left its key directory (tempfile.mkdtemp(prefix=session + "-")).
+            for keydir in Path(tempfile.gettempdir()).glob(f"{session}-*"):
+                removed += stop_hosts(session, keydir) + [f"keys {keydir}"]
             removed += stop_hosts(session)
     return removed
 
@@ -222,13 +227,11 @@ def _no_interrupts():
 
 
 def _alive(pid: int) -> bool:
+    """A zombie counts as dead: a SIGKILLed owner stays one until its parent reaps it."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _docker(*args: str) -> str:

@@ -279,8 +279,12 @@ def part_split(hosts: list[LabHost], home: Path, facts: dict, seconds: int = 5, 
         ssh(server, f"kill {' '.join(pids)}")
     facts["split"] = {path: {"rps": [run[0] for run in values], "p99_ms": [run[1] for run in values],
                              "median_rps": statistics.median(run[0] for run in values),
-                             "median_p99_ms": statistics.median(run[1] for run in values)}
+                             "median_p99_ms": round(statistics.median(run[1] for run in values), 3)}
                       for path, values in runs.items()}
+    # Each round's split/loopback pair ran back to back: their ratio cancels the drift between rounds.
+    ratios = [split[0] / loop[0] for split, loop in zip(runs["split"], runs["loopback"])]
+    facts["split_ratio_rps"] = {"per_round": [round(ratio, 3) for ratio in ratios],
+                                "median": round(statistics.median(ratios), 3)}
     facts["split_command"] = f"taskset -c 0 wrk -t1 -c8 -d{seconds}s --latency URL (app: taskset -c 1)"
 
 
@@ -320,6 +324,10 @@ def summary(facts: dict) -> list[str]:
     for path, figures in facts.get("split", {}).items():
         lines.append(f"split {path}: median {figures['median_rps']:.0f} req/s, p99 {figures['median_p99_ms']} ms "
                      f"(runs: {', '.join(f'{rps:.0f}' for rps in figures['rps'])})")
+    if "split_ratio_rps" in facts:
+        lines.append(f"split/loopback req/s per round: {facts['split_ratio_rps']['per_round']}, "
+                     f"median {facts['split_ratio_rps']['median']}; listening: {facts['split_listening']}, "
+                     f"127.0.0.1:8080 on the server: {facts['split_not_on_loopback']}")
     lines.append(f"teardown {facts.get('teardown_s')} s")
     return lines
 
@@ -338,6 +346,8 @@ def main() -> int:
     parser.add_argument("--no-docker", action="store_true", help="hosts without their own dockerd (bare only)")
     parser.add_argument("--parts", default="fleet,split,kill", help="any of fleet, split, kill, in order")
     parser.add_argument("--home", type=Path, help="where run folders land (default results/fleet-demo-<time>)")
+    parser.add_argument("--split-rounds", type=int, default=5, help="split/loopback pairs of wrk runs")
+    parser.add_argument("--split-seconds", type=int, default=5, help="seconds per wrk run")
     args = parser.parse_args()
     parts = args.parts.split(",")
     home = args.home or ROOT / "results" / f"fleet-demo-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -350,7 +360,10 @@ def main() -> int:
             facts["hosts_up_s"] = round(time.perf_counter() - began, 2)
             facts["hosts"] = [{"name": h.name, "address": h.address, "docker": h.docker} for h in hosts]
             for part in parts:
-                PARTS[part](hosts, home, facts)
+                if part == "split":
+                    part_split(hosts, home, facts, seconds=args.split_seconds, rounds=args.split_rounds)
+                else:
+                    PARTS[part](hosts, home, facts)
             began = time.perf_counter()
     except KeyboardInterrupt:
         print("interrupted; the hosts are removed")

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from tests.conftest import require
 from tests.testhost_image import apt_mirror, image_size_bytes, image_tag
-from tests.testhosts import LabError, leftovers, start_hosts
+from tests.testhosts import LabError, clean_leftovers, leftovers, start_hosts
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -81,18 +82,28 @@ def test_a_host_with_its_own_engine_runs_an_imported_image():
     assert leftovers(session) == []
 
 
-def test_ctrl_c_while_up_removes_everything():
-    command = [sys.executable, "-m", "tests.testhosts", "up", "1"]
+def _up_one_host(process: subprocess.Popen) -> tuple[str, list[str]]:
+    """Read `python -m tests.testhosts up 1` until it is ready; its session and its lines so far."""
     session, lines = None, []
-    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+    for line in process.stdout:
+        lines.append(line.rstrip())
+        if line.startswith("session "):
+            session = line.split()[1].rstrip(":")
+        if line.startswith(("ready:", "error:")):
+            break
+    assert session and lines[-1].startswith("ready:"), lines
+    return session, lines
+
+
+def _up_command() -> list[str]:
+    return [sys.executable, "-m", "tests.testhosts", "up", "1"]
+
+
+def test_ctrl_c_while_up_removes_everything():
+    with subprocess.Popen(_up_command(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:
         try:
-            for line in process.stdout:
-                lines.append(line.rstrip())
-                if line.startswith("session "):
-                    session = line.split()[1].rstrip(":")
-                if line.startswith("ready:") or line.startswith("error:"):
-                    break
-            assert session and lines[-1].startswith("ready:"), lines
+            session, lines = _up_one_host(process)
             assert leftovers(session)
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=60) == 130, lines + process.stdout.read().splitlines()
@@ -101,6 +112,22 @@ def test_ctrl_c_while_up_removes_everything():
                 process.send_signal(signal.SIGINT)
                 process.wait(timeout=60)
     assert leftovers(session) == []
+
+
+def test_clean_removes_what_a_killed_owner_left():
+    with subprocess.Popen(_up_command(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:
+        try:
+            session, _ = _up_one_host(process)
+        finally:
+            process.kill()  # SIGKILL: no cleanup of its own
+            process.wait(timeout=60)
+    keydirs = list(Path(tempfile.gettempdir()).glob(f"{session}-*"))
+    assert leftovers(session) and keydirs, "a SIGKILLed owner leaves its hosts and keys behind"
+    removed = clean_leftovers()
+    assert any(session in line for line in removed), removed
+    assert leftovers(session) == []
+    assert not any(keydir.exists() for keydir in keydirs)
 
 
 def test_an_engine_without_its_capabilities_fails_in_one_line(monkeypatch):
