@@ -41,6 +41,7 @@ WHEELS, VENV, RESULTS = "lb-wheels", "lb", "lb-results"  # under the remote user
 BENCH_ARGS = "--workloads hello --duration 2 --repeat 1 --no-report"
 _RUN_LINE = re.compile(r"^run (\d{8}-\d{6}-\S+) ->")
 _output_lock = threading.Lock()
+_STARTED = time.monotonic()
 
 
 class RemoteError(RuntimeError):
@@ -56,6 +57,7 @@ class HostReport:
     run_status: str = ""  # the fetched run.json's own status: complete, incomplete, running
     trials_ok: int = 0
     trials_failed: int = 0
+    failed_at_s: float | None = None  # seconds since the demo started, to set beside killed_at_s
     steps_s: dict[str, float] = field(default_factory=dict)
 
     @contextlib.contextmanager
@@ -68,8 +70,9 @@ class HostReport:
 
 
 def say(prefix: str, line: str) -> None:
+    """One line of output, prefixed with the seconds since the demo started and where it comes from."""
     with _output_lock:
-        print(f"[{prefix}] {line}", flush=True)
+        print(f"{time.monotonic() - _STARTED:7.2f} [{prefix}] {line}", flush=True)
 
 
 def ssh(host: LabHost, command: str, timeout_s: float = 600) -> str:
@@ -187,6 +190,7 @@ def pipeline(host: LabHost, wheelhouse: Path | None, extra_args: str, home: Path
         report.status = "ok" if status == 0 else "incomplete"
     except (RemoteError, ResultsError, subprocess.SubprocessError, OSError) as error:
         report.status, report.error = "failed", str(error)
+        report.failed_at_s = round(time.monotonic() - _STARTED, 2)
         say(host.name, f"FAILED: {error}")
     return report
 
@@ -232,8 +236,8 @@ def part_kill(hosts: list[LabHost], home: Path, facts: dict, victim_after_s: flo
         if first_trial.wait(timeout=300):
             time.sleep(victim_after_s)
             say("demo", f"docker kill {victim.container}")
+            facts["killed_at_s"] = round(time.monotonic() - _STARTED, 2)  # when `docker kill` was called
             kill(victim)
-            facts["killed_at"] = time.strftime("%H:%M:%S")
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
@@ -328,6 +332,9 @@ def summary(facts: dict) -> list[str]:
         lines.append(f"split/loopback req/s per round: {facts['split_ratio_rps']['per_round']}, "
                      f"median {facts['split_ratio_rps']['median']}; listening: {facts['split_listening']}, "
                      f"127.0.0.1:8080 on the server: {facts['split_not_on_loopback']}")
+    if "killed_at_s" in facts:
+        failed = [report["failed_at_s"] for report in facts.get("kill", []) if report["failed_at_s"]]
+        lines.append(f"kill at {facts['killed_at_s']} s; failure seen at {failed} s")
     lines.append(f"teardown {facts.get('teardown_s')} s")
     return lines
 
