@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Optional
@@ -17,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from bench import cli_fleet
 from bench import results as results_store
 from bench import scenario as scenarios
 from bench.errors import ExitStatus, Interrupted, LayerbenchError, ResultsError
@@ -106,6 +106,11 @@ def run(
                                         "auto (probe KVM, else TCG), kvm, tcg."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish an interrupted run (id or folder) with "
                                          "its own settings; other flags are ignored."),
+    hosts: Optional[str] = typer.Option(None, "--hosts", help="Run on these hosts of the hosts file in parallel "
+                                        "(local = this machine), into one fleet folder, e.g. lab1,lab2,local."),
+    load_from: Optional[str] = typer.Option(None, "--load-from", help="Drive the load from this host; the app "
+                                            "listens on the address it reaches (not loopback). One target."),
+    hosts_file: Optional[Path] = typer.Option(None, "--hosts-file", help="Default ./hosts.yaml ($LAYERBENCH_HOSTS)."),
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved."""
     if resume is not None:
@@ -123,8 +128,12 @@ def run(
         raise ResultsError(f"cannot create results folder {out}: {error.strerror or error}") from None
     console.print(safe(chosen.name, "bold").append(safe(f": {chosen.description}" if chosen.description else "")))
     _warn_leftovers()
-    run_dir = _execute(chosen, out, resume_dir, narrate)
-    _finish(run_dir, report)
+    if (hosts or load_from) and resume_dir is None:
+        run_dir = cli_fleet.run_on_hosts(chosen, _csv("--hosts", hosts), hosts_file, load_from, out, report)
+    else:
+        run_dir = _execute(chosen, out, resume_dir, narrate)
+    if run_dir is not None:  # a fleet is printed and reported by run_on_hosts
+        _finish(run_dir, report)
 
 
 def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool) -> Path:
@@ -197,7 +206,8 @@ def demo(
     console.print(Text("layerbench demo", style="bold").append(": the same web app, the same Python, three ways "
                                                                "to run it. Watch what each layer adds."))
     run.__wrapped__(scenario=name, setups_flag=None, workloads=None, duration=None, warmup=None, connections=None,
-                    repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None, resume=None)
+                    repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None, resume=None,
+                    hosts=None, load_from=None, hosts_file=None)
     if open_report:
         import webbrowser
 
@@ -220,6 +230,9 @@ def show(
 
     if format not in ("table", "json"):
         raise LayerbenchError(f"--format must be table or json, not {format!r}")
+    fleet_dir = cli_fleet.fleet_folder(run_id, results_dir)
+    if fleet_dir is not None:
+        return cli_fleet.show_fleet(fleet_dir, format)
     stored = Run.load(results_store.resolve_run(run_id, results_dir))
     if format == "json":
         print(json.dumps(summarize(stored), indent=1, default=str, allow_nan=False))
@@ -233,8 +246,10 @@ def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", hel
     """List stored runs: date, scenario, setups, status, and one figure that says what each found."""
     from bench.model import Run
 
-    runs = results_store.list_runs(results_dir)
-    if not runs:
+    runs, fleets = results_store.list_runs(results_dir), cli_fleet.fleet_lines(results_dir)
+    for line in fleets:
+        console.print(safe(line))
+    if not runs and not fleets:
         console.print(safe(f"no runs in {results_dir}"))
         return
     unreadable = 0
@@ -271,25 +286,15 @@ def _headline(stored) -> str:
 
 @app.command()
 @guarded
-def doctor() -> None:
+def doctor(as_json: bool = typer.Option(False, "--json", help="The same as JSON (bench hosts check reads it).")) -> None:
     """Say which setups can run here and, for each missing piece, the command that fixes it."""
-    from bench.setups import registry
+    from bench.doctor import doctor_report, print_doctor
 
-    for cls in registry.classes():
-        try:
-            reason = cls.check()
-        except Exception as error:  # doctor must report, not crash
-            reason = f"check failed: {error}"
-        mark = Text("ok  ", style="green") if reason is None else Text("no  ", style="red")
-        console.print(mark.append(safe(f"{cls.name:10} {cls.stack if reason is None else reason}")))
-        for line in cls.doctor_lines():
-            console.print(safe(f"      {line}", "dim"))
-    for module, problem in registry.broken().items():
-        console.print(Text("no  ", style="red").append(safe(f"{module:10} setup module failed to load: {problem}")))
-    for tool, fix in (("wrk", "apt-get install wrk"), ("chromium", "apt-get install chromium")):
-        found = shutil.which(tool)
-        mark = Text("ok  ", style="green") if found else Text("--  ", style="yellow")
-        console.print(mark.append(safe(f"{tool:10} {found or 'optional, not installed: ' + fix}")))
+    found = doctor_report()
+    if as_json:
+        print(json.dumps(found, default=str))
+    else:
+        print_doctor(console, found)
 
 
 @app.command(name="app", context_settings={"allow_extra_args": False})
@@ -335,6 +340,9 @@ def report(
     """(Re)draw a stored run's charts and write its self-contained report.html."""
     from bench.report import write_report
 
+    fleet_dir = cli_fleet.fleet_folder(run_id, results_dir)
+    if fleet_dir is not None:
+        return console.print(safe(f"report: {cli_fleet.report_fleet(fleet_dir)}"))
     try:
         path = write_report(results_store.resolve_run(run_id, results_dir))
     except OSError as error:
@@ -345,7 +353,8 @@ def report(
 @app.command()
 @guarded
 def compare(
-    runs: list[str] = typer.Argument(..., help="Two or more run ids or folders; ratios are to the first."),
+    runs: list[str] = typer.Argument(..., help="Two or more run ids or folders, or a fleet (its hosts' runs); "
+                                     "ratios are to the first."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for compare.html and the chart "
                                        "(default: <results>/compare-<first>-vs-<last>)."),
     results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
@@ -354,8 +363,8 @@ def compare(
     from bench.compare import compare_runs, write_compare_report
     from bench.terminal import comparison_table
 
-    run_dirs = [results_store.resolve_run(name, results_dir) for name in runs]
-    comparison = compare_runs(run_dirs)
+    run_dirs, names = cli_fleet.expand_runs(runs, results_dir)
+    comparison = compare_runs(run_dirs, names)
     target = out or results_dir / f"compare-{run_dirs[0].name}-vs-{run_dirs[-1].name}"
     try:
         path = write_compare_report(comparison, target)
@@ -365,6 +374,9 @@ def compare(
     for caveat in comparison.caveats:
         console.print(Text("warning: ", style="yellow").append(safe(caveat.text)))
     console.print(safe(f"page: {path}"))
+
+
+cli_fleet.register(app, guarded)  # the commands for several machines: hosts check, load, remote-run
 
 
 def main() -> None:

@@ -104,6 +104,21 @@ def write_ssh_config(hosts: list[LabHost], path: Path) -> None:
     path.write_text("\n".join(blocks))
 
 
+def write_hosts_file(hosts: list[LabHost], path: Path, names: dict[str, str] | None = None) -> Path:
+    """A layerbench hosts file (bench/fleet/hostsfile.py) for these hosts; `names` renames some.
+
+    Host keys are made fresh at every start and addresses come back in later sessions, so the
+    file tells ssh not to keep or check them (test hosts only: they live on an internal network)."""
+    names = names or {}
+    blocks = ["hosts:"]
+    for host in hosts:
+        blocks += [f"  {names.get(host.name, host.name)}:", f"    host: {host.address}", f"    user: {USER}",
+                   f"    key: {host.identity}", "    options: {StrictHostKeyChecking: 'no', "
+                   "UserKnownHostsFile: /dev/null, LogLevel: ERROR}"]
+    path.write_text("\n".join(blocks) + "\n")
+    return path
+
+
 def kill(host: LabHost) -> None:
     """Kill the host's container at once (SIGKILL), as a host that dies mid-run."""
     _docker("kill", host.container)
