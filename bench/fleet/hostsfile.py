@@ -52,13 +52,22 @@ class HostEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=NAME_PATTERN)
-    host: str = Field(pattern=HOST_PATTERN)
+    host: str
     user: str | None = Field(default=None, pattern=USER_PATTERN)
     port: int | None = Field(default=None, ge=1, le=65535)
     key: Path | None = None
     address: str | None = Field(default=None, pattern=r"^[0-9.]{7,15}$")
     python: str = Field(default="python3", pattern=PYTHON_PATTERN)
     options: dict[str, str | int] = Field(default_factory=dict, max_length=32)
+
+    @field_validator("host")
+    @classmethod
+    def _plain_host(cls, value: str) -> str:
+        import re
+
+        if not re.match(HOST_PATTERN, value):
+            raise ValueError("must be a host name or an IP address (letters, digits, . : - _; not starting with -)")
+        return value
 
     @field_validator("key")
     @classmethod
@@ -144,7 +153,8 @@ def _messages(error: ValidationError, source: str, prefix: tuple, lines: dict[tu
         if item["type"] == "extra_forbidden":
             message = "unknown field (known: host, user, port, key, address, python, options)"
         found = item.get("input")
-        if item["type"] not in ("missing", "extra_forbidden") and isinstance(found, (str, int, float)):
+        if (item["type"] not in ("missing", "extra_forbidden") and isinstance(found, (str, int, float))
+                and str(found) not in message):
             message += f" (got {str(found)[:60]!r})"
         problems.append(f"{source}:{line}: {str(prefix[-1])[:60]}.{field}: {message}")
     return problems

@@ -45,6 +45,7 @@ class HostRun:
         self.split: Future | None = None  # a split run's target waits for its load host
         self.relay = None
         self.listen_address: str | None = None
+        self.finished = threading.Event()  # not Thread.join: an interrupted join can mark a live thread stopped
 
     def __call__(self) -> None:
         try:
@@ -58,6 +59,8 @@ class HostRun:
         except Exception as error:  # one host's surprise must not lose the others' results
             self.fleet.update(self.name, status="failed", error=f"{type(error).__name__}: {error}",
                               finished_at=now_iso())
+        finally:
+            self.finished.set()
 
     def _prepare(self) -> None:
         self.fleet.update(self.name, status="preparing", started_at=now_iso(), target=self.entry.target)
@@ -235,17 +238,17 @@ class FleetRun:
         for thread in threads:
             thread.start()
         try:
-            while any(thread.is_alive() for thread in threads):
-                for thread in threads:
-                    thread.join(timeout=0.2)
+            for run in runs:
+                while not run.finished.wait(timeout=0.2):
+                    pass
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (RunInterrupted): every host stops its setups
             self.cancelled.set()
             self.emit(Event("skip", "interrupted: asking every host to stop and clean up"))
             for run in runs:
                 run.stop()
             deadline = time.monotonic() + STOP_WAIT_S
-            for thread in threads:
-                thread.join(timeout=max(0.1, deadline - time.monotonic()))
+            for run in runs:
+                run.finished.wait(timeout=max(0.1, deadline - time.monotonic()))
             self._finish(interrupted=True)
             raise Interrupted(f"interrupted; what the hosts measured so far is in {self.fleet_dir}") from None
 

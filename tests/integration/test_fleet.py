@@ -140,6 +140,22 @@ def test_a_split_run_measures_hello_from_one_host_against_another(lab, tmp_path)
     _nothing_running(hosts)
 
 
+def test_a_split_run_with_this_machine_as_the_target(lab):
+    hosts, hosts_file, folder = lab
+    out = folder / "split-here"
+    done = _bench("run", "--setups", "bare", "--workloads", "hello", "--duration", "1", "--warmup", "0.3",
+                  "--repeat", "2", "--load-from", "lab1", "--hosts-file", str(hosts_file), "--out", str(out),
+                  "--no-report")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "split run: the app on this machine listens on" in done.stdout.replace("\n", " ")
+    run = json.loads(next(out.glob("*/run.json")).read_text())
+    gateway = run["split"]["listen_address"]  # this machine's address on the hosts' network
+    assert gateway.rsplit(".", 1)[0] == hosts[0].address.rsplit(".", 1)[0] and gateway != hosts[0].address
+    assert [t["status"] for t in run["trials"]] == ["ok", "ok"]
+    assert all(t["load"]["notes"]["load_host"] == "lab1" for t in run["trials"])
+    _nothing_running(hosts)
+
+
 def test_killing_a_host_mid_run_fails_only_that_host(lab, tmp_path):
     from bench.fleet.hostsfile import pick
     from bench.fleet.orchestrate import run_fleet
@@ -149,15 +165,21 @@ def test_killing_a_host_mid_run_fails_only_that_host(lab, tmp_path):
     hosts, hosts_file, _ = lab
     victim = hosts[1]
     killed: list[str] = []
+    done = {"lab1": 0, "local": 0, victim.name: 0}
+    at_kill: dict[str, int] = {}
 
     def progress(event):
+        if event.kind == "trial_done":
+            done[event.data.get("host")] += 1
         if event.kind == "trial_done" and event.data.get("host") == victim.name and not killed:
+            at_kill.update(done)
             kill(victim)  # SIGKILL to the whole host, as a machine that dies mid-run
             killed.append(event.message)
 
     scenario = from_flags(["bare"], ["hello"], duration=1.0, warmup=0.3, repeat=4)
     fleet_dir = run_fleet(scenario, pick(["lab1", "lab2", "local"], hosts_file), tmp_path, progress, ["test"])
     assert killed, "the victim never finished a trial"
+    assert min(at_kill["lab1"], at_kill["local"]) < 4, f"the others had finished before the kill: {at_kill}"
     fleet = json.loads((fleet_dir / "fleet.json").read_text())
     status = {host["name"]: host for host in fleet["hosts"]}
     assert status["lab2"]["status"] == "failed" and "connection" in status["lab2"]["error"], status["lab2"]
