@@ -101,6 +101,18 @@ def test_a_fleet_of_two_hosts_and_this_machine_gives_one_report_with_three_machi
     _nothing_running(hosts)
 
 
+def test_hosts_check_says_what_runs_where_and_what_cannot_be_reached(lab):
+    hosts, hosts_file, folder = lab
+    with_ghost = folder / "hosts-ghost.yaml"
+    with_ghost.write_text(hosts_file.read_text() + f"  ghost: {{host: {hosts[0].address}, port: 1, user: lab}}\n")
+    checked = _bench("hosts", "check", "--hosts", "lab1,ghost,local", "--hosts-file", str(with_ghost))
+    out = checked.stdout.replace("\n", " ")
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert re.search(r"lab1 +reachable \(lab@", out) and re.search(r"ok +bare", out), out
+    assert "ghost  unreachable" in out and "fix: check host, user, port and key" in out, out
+    assert "local  reachable (this machine)" in out
+
+
 def _listening(host) -> set[str]:
     return {line.split()[3] for line in host.ssh("ss -ltnH").stdout.splitlines() if line.strip()}
 
