@@ -12,7 +12,10 @@ from typing import Callable
 # What each kind means: start (run folder known), prepare (a setup builds or checks what it
 # needs), skip (a setup cannot run here), trial (a trial begins), trial_done / trial_failed (a
 # trial ended; data["trial"] is its id), repeat (repeat: auto decided), done (run complete).
-KINDS = ("start", "prepare", "skip", "trial", "trial_done", "trial_failed", "repeat", "done")
+# A fleet (bench.fleet) forwards each host's events with data["host"] set, and adds host (a host's
+# state changed: reached, installed, fetched, failed), log (a line a host wrote on stderr) and split
+# (where a split run's app listens and where its load comes from).
+KINDS = ("start", "prepare", "skip", "trial", "trial_done", "trial_failed", "repeat", "done", "host", "log", "split")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ their own layerbench (installed there first when missing: a run would need it an
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -45,8 +46,6 @@ def _check_remote(place: RemotePlace, entry: HostEntry, wheel_of, progress) -> H
 
 def check_hosts(entries: list[HostEntry], progress=lambda message: None) -> list[HostCheck]:
     """Every host checked in parallel, in the order given."""
-    import threading
-
     from bench.doctor import doctor_report
     from bench.fleet.wheel import build_wheel
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.fleet.hostsfile import HostEntry
 from bench.fleet.ssh import CONNECTION_LOST, RemoteError, Ssh
-from bench.fleet.wheel import DIST_NAME, Wheel, build_wheel
+from bench.fleet.wheel import DIST_NAME, Wheel
 from bench.fleet.wheelhouse import Interpreter, wheelhouse_for
 
 BASE = ".cache/layerbench/fleet"  # relative to the login's home, where ssh starts
@@ -163,10 +163,3 @@ class LocalPlace:
 
     def lost(self, returncode: int | None) -> bool:
         return False
-
-
-def wheel_once(cache: dict) -> Wheel:
-    """This layerbench's wheel, built at most once per fleet run (hosts share it)."""
-    if "wheel" not in cache:
-        cache["wheel"] = build_wheel()
-    return cache["wheel"]
