@@ -49,6 +49,8 @@ class Emitter:
                 raise RunInterrupted("the control host went away") from None
 
     def event(self, event: Event) -> None:
+        if event.kind == "plan":  # the live view's countdown data: the control host shows bars of its own
+            return
         data = {key: value for key, value in event.data.items() if key != "record"}  # the record stays in run.json
         self({"kind": "event", "event": {"kind": event.kind, "message": event.message, "done": event.done,
                                          "total": event.total, "data": data}})

@@ -2,9 +2,7 @@
 bench.cli.run), `bench hosts check`, `bench load` (a split run's generator on the load host),
 `bench remote-run` (what a fleet runs on each host), and fleets for show/report/compare/list.
 
-Kept apart from bench.cli so that module stays thin; `register` adds the commands to its app
-with its `guarded` wrapper. Imports nothing heavy at module level: reading results must not load
-setups or the runner.
+Imports nothing heavy at module level: reading results must not load setups or the runner.
 """
 
 from __future__ import annotations
@@ -15,15 +13,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
+from bench.cli.common import app, console, guarded
 from bench.errors import ExitStatus, LayerbenchError, ResultsError
 from bench.terminal import safe
 
 hosts_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                         help="Hosts of the hosts file (./hosts.yaml): check what can run where.")
-console = Console(highlight=False)
+app.add_typer(hosts_app, name="hosts")
 
 
 def run_on_hosts(chosen, hosts: list[str] | None, hosts_file: Path | None, load_from: str | None, out: Path,
@@ -52,10 +50,12 @@ def run_on_hosts(chosen, hosts: list[str] | None, hosts_file: Path | None, load_
 def _split_here(chosen, load, out: Path, command_line: list[str]) -> Path:
     from bench.errors import Interrupted
     from bench.fleet.splitrun import split_here
+    from bench.live import LiveView, suits
     from bench.progress import ProgressView
 
+    view_class = LiveView if suits(console) else ProgressView  # as bench run chooses
     try:
-        with ProgressView(console) as view:
+        with view_class(console) as view:
             return split_here(chosen, load, out, view, command_line,
                               say=lambda line: console.print(safe(line, "bold yellow" if "split" in line else "dim")))
     except KeyboardInterrupt:
@@ -102,8 +102,15 @@ def show_fleet(fleet_dir: Path, format: str) -> None:
     fleet = Fleet.load(fleet_dir)
     if format == "json":
         print(json.dumps(fleet_summary(fleet), indent=1, default=str, allow_nan=False))
-    else:
+    elif format == "table":
         print_fleet(console, fleet)
+    else:  # markdown, csv: the comparison across hosts (or the one host's run)
+        from bench.export import export_comparison, export_run
+
+        if fleet.comparison is not None:
+            sys.stdout.write(export_comparison(fleet.comparison, format))
+        for run in fleet.runs.values() if fleet.comparison is None else ():
+            sys.stdout.write(export_run(run, format))
 
 
 def expand_runs(names: list[str], results_dir: Path) -> tuple[list[Path], list[str] | None]:
@@ -143,6 +150,8 @@ def fleet_lines(results_dir: Path) -> list[str]:
     return lines
 
 
+@hosts_app.command("check")
+@guarded
 def hosts_check(hosts: Optional[str] = typer.Option(None, "--hosts", help="Comma-separated host names (default: "
                                                     "every host in the file, and local)."),
                 hosts_file: Optional[Path] = typer.Option(None, "--hosts-file", help="Default ./hosts.yaml.")) -> None:
@@ -160,6 +169,8 @@ def hosts_check(hosts: Optional[str] = typer.Option(None, "--hosts", help="Comma
         raise typer.Exit(int(ExitStatus.ERROR))
 
 
+@app.command("load")
+@guarded
 def load_command(port: int = typer.Option(..., "--port", min=1, max=65535, help="The target's port."),
                  spec: str = typer.Option(..., "--spec", help="The load as JSON (bench.load.wire): path, mode, "
                                           "connections, duration_s, warmup_s, rate_rps, processes, host."),
@@ -187,17 +198,11 @@ def load_command(port: int = typer.Option(..., "--port", min=1, max=65535, help=
                            f"{result.errors or 'none'}"))
 
 
+@app.command("remote-run", hidden=True)
+@guarded
 def remote_run(job: Path = typer.Argument(..., help="The job file the control host wrote."),
                out: Path = typer.Option(..., "--out", help="Folder that receives the run folder.")) -> None:
     """Run a fleet's job on this host, talking JSON lines on stdout (used by bench run --hosts)."""
     from bench.fleet.worker import run_job
 
     raise typer.Exit(run_job(job, out))
-
-
-def register(app: typer.Typer, guarded) -> None:
-    """Add these commands to the `bench` app, each behind bench.cli's error-to-exit-code wrapper."""
-    hosts_app.command("check")(guarded(hosts_check))
-    app.add_typer(hosts_app, name="hosts")
-    app.command("load")(guarded(load_command))
-    app.command("remote-run", hidden=True)(guarded(remote_run))

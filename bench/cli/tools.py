@@ -1,0 +1,61 @@
+"""Commands about this machine and the tool itself: doctor, app, clean, scenarios."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from bench import scenario as scenarios
+from bench.cli.common import app, console, guarded
+from bench.terminal import safe
+
+
+@app.command()
+@guarded
+def doctor(as_json: bool = typer.Option(False, "--json", help="The same as JSON (bench hosts check reads it).")) -> None:
+    """Say which setups can run here and, for each missing piece, the command that fixes it."""
+    from bench.doctor import doctor_report, print_doctor
+
+    found = doctor_report()
+    if as_json:
+        print(json.dumps(found, default=str))
+    else:
+        print_doctor(console, found)
+
+
+@app.command(name="app", context_settings={"allow_extra_args": False})
+def run_app(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8080, "--port", min=0,
+                                                                                         max=65535)) -> None:
+    """Run the benchmarked web app in the foreground (standard library only)."""
+    from bench.app.server import main as app_main
+
+    raise typer.Exit(app_main(["--host", host, "--port", str(port)]))
+
+
+@app.command()
+@guarded
+def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftovers of this run id."),
+          images: bool = typer.Option(False, "--images", help="Also remove container images built from older "
+                                      "inputs (the current one is kept).")) -> None:
+    """Remove containers and VMs left behind by a run that was killed."""
+    from bench import leftovers
+
+    removed = leftovers.clean(run_id, caches=images)
+    console.print(safe("\n".join(f"removed {item}" for item in removed) or "nothing to clean"))
+
+
+@app.command(name="scenarios")
+@guarded
+def list_scenarios() -> None:
+    """List the shipped scenarios and the question each one answers."""
+    for name, path in scenarios.shipped().items():
+        try:
+            loaded = scenarios.load_scenario(str(path))
+            console.print(safe(name, "bold").append(safe(f": {loaded.description}")))
+        except scenarios.ScenarioError as error:
+            console.print(safe(name, "bold").append(": ").append(safe("invalid", "red"))
+                          .append(safe(f": {error.problems[0]}")))
+
+
