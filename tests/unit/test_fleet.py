@@ -100,7 +100,7 @@ def test_the_wheel_is_this_package_and_the_same_bytes_twice(tmp_path):
     with zipfile.ZipFile(first.path) as archive:
         names = archive.namelist()
         meta = archive.read(f"layerbench-{first.version}.dist-info/METADATA").decode()
-    assert "bench/cli.py" in names and "bench/report/templates/fleet.html" in names
+    assert "bench/cli/__init__.py" in names and "bench/report/templates/fleet.html" in names
     assert not any("__pycache__" in name for name in names)
     assert "Requires-Dist: psutil" in meta and "pytest" not in meta
 
