@@ -172,7 +172,7 @@ def print_run(console: Console, run: Run) -> None:
         if table is not None:
             console.print(table)
     for caveat in run.caveats():
-        if caveat.kind in ("skipped", "layer", "incomplete", "no_baseline"):
+        if caveat.kind in ("split", "skipped", "layer", "incomplete", "no_baseline"):
             console.print(safe(caveat.text, style="yellow"))
     if run.sampler_cpu_fraction is not None:
         console.print(safe(f"sampler cost: {run.sampler_cpu_fraction:.2%} of one core (median over trials)",

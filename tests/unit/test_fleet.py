@@ -233,3 +233,22 @@ def test_doctor_speaks_json():
     found = json.loads(outcome.output)
     assert found["machine"]["hostname"] == os.uname().nodename
     assert all({"setup", "ok", "reason", "stack"} <= set(setup) for setup in found["setups"])
+
+
+def test_a_split_run_says_so_in_every_output(tmp_path):
+    from bench.model import Run
+    from bench.report.context import settings
+
+    def split(data):
+        data.update(format_version=3, split={"load_host": "lab1", "load_address": "10.0.0.11",
+                                             "listen_address": "10.0.0.12",
+                                             "load_machine": {"hostname": "lab1", "cpus_logical": 8}})
+
+    run = Run.load(copy_run(tmp_path, split))
+    texts = [caveat.text for caveat in run.caveats() if caveat.kind == "split"]
+    assert texts == ["Split run: the load came from lab1 (10.0.0.11); the app listened on 10.0.0.12 only, "
+                     "not on loopback."]
+    rows = dict(settings(run))
+    assert rows["load from"].startswith("lab1 (10.0.0.11)") and "8 logical CPUs" in rows["load host"]
+    shown = CliRunner().invoke(app, ["show", str(run.run_dir)], env={"COLUMNS": "200"})
+    assert "Split run: the load came from lab1" in shown.output
