@@ -7,7 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -15,6 +15,7 @@ import numpy as np
 from bench.load.builtin import LoadResult
 from bench.metrics.sampler import Sampler
 from bench.metrics.window import summarize_host, summarize_processes
+from bench.netutil import LOOPBACK
 from bench.results import TrialRecord, now_iso
 from bench.roles import ROLE_LOADGEN, RoleProcess
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
@@ -38,9 +39,9 @@ class Measurement:
     app_ms: np.ndarray | None = None
 
 
-def get_stats(port: int, timeout_s: float = 5.0) -> dict:
+def get_stats(port: int, timeout_s: float = 5.0, address: str = LOOPBACK) -> dict:
     """The app's /stats (its view from inside the layer); {} if it does not answer."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+    connection = http.client.HTTPConnection(address, port, timeout=timeout_s)
     try:
         connection.request("GET", "/stats")
         response = connection.getresponse()
@@ -54,7 +55,7 @@ def get_stats(port: int, timeout_s: float = 5.0) -> dict:
 
 def alive(instance: Instance) -> bool:
     """True while the app still answers /stats."""
-    return bool(get_stats(instance.port, timeout_s=3.0))
+    return bool(get_stats(instance.port, timeout_s=3.0, address=instance.address))
 
 
 def new_record(trial: PlannedTrial, variant: str, status: str = "ok", error: str | None = None) -> TrialRecord:
@@ -77,12 +78,12 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
         record.startup_phases_s = dict(instance.phases)
         record.startup_s = instance.startup_s
     if workload.kind == "startup":
-        record.inside = inside_delta({}, get_stats(instance.port), workload)
+        record.inside = inside_delta({}, get_stats(instance.port, address=instance.address), workload)
         return Measurement(record)
-    inside_before, engine_before = get_stats(instance.port), _engine(instance)
+    inside_before, engine_before = get_stats(instance.port, address=instance.address), _engine(instance)
     fixed_roles: set[str] = set()
     sampler, result, window = _sampled_window(_with_fixed(instance, fixed, fixed_roles), workload, load, sampler_hz)
-    inside_after, engine_after = get_stats(instance.port), _engine(instance)
+    inside_after, engine_after = get_stats(instance.port, address=instance.address), _engine(instance)
     measurement = Measurement(record, sampler.process_rows, sampler.host_rows)
     _fill_usage(record, sampler, window, fixed_roles)
     if trial.copies > 1 or workload.kind == "density":
@@ -114,8 +115,7 @@ def _with_fixed(instance: Instance, fixed: FixedFn | None, fixed_roles: set[str]
         found = fixed()
         fixed_roles.update(role_process.role for role_process in found)
         return instance.processes() + found
-    return Instance(port=instance.port, processes=discover, phases=instance.phases, facts=instance.facts,
-                    engine_accounting=instance.engine_accounting, handle=instance.handle)
+    return replace(instance, processes=discover)
 
 
 def _sampled_window(instance: Instance, workload: Workload, load: LoadFn, sampler_hz: float):

@@ -62,17 +62,17 @@ class BareSetup(Setup):
         return removed
 
     def _launch(self) -> Instance:
-        port = free_port()
+        port = free_port(self.address)
         log_path = self.workdir / f"bare-{port}.log"
         self.workdir.mkdir(parents=True, exist_ok=True)
         began = time.perf_counter()
         with open(log_path, "wb") as log:
-            popen = subprocess.Popen(app_command("127.0.0.1", port), stdin=subprocess.DEVNULL, stdout=log,
+            popen = subprocess.Popen(app_command(self.address, port), stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      preexec_fn=die_with_parent)
         app = psutil.Process(popen.pid)  # an unreaped child stays a valid pid until we wait for it
         instance = Instance(port=port, processes=lambda: _app_and_children(app), phases={},
-                            facts={"pid": popen.pid, "log": str(log_path)}, handle=popen)
+                            facts={"pid": popen.pid, "log": str(log_path)}, handle=popen, address=self.address)
         self._launching = instance  # _abort_launch stops it if pinning fails or Ctrl-C lands here
         try:
             os.sched_setaffinity(popen.pid, self.pinning.app_cpus)

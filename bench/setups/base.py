@@ -29,6 +29,7 @@ import psutil
 from pydantic import BaseModel, ConfigDict
 
 from bench.errors import SetupError
+from bench.netutil import LOOPBACK
 from bench.roles import APP, Role, RoleProcess
 from bench.setups.procutil import signals_deferred
 from bench.setups.readiness import wait_until_ready
@@ -65,7 +66,7 @@ class Pinning:
 class Instance:
     """A started setup: where the app answers and which host processes it costs."""
 
-    port: int  # on 127.0.0.1
+    port: int  # on `address`
     # Called by the sampler every few ticks: processes may appear after start (container app).
     processes: Callable[[], list[RoleProcess]]
     # Ordered start-up phases in seconds, filled by _launch; running() appends first_200_s.
@@ -76,6 +77,8 @@ class Instance:
     engine_accounting: Callable[[], dict] | None = None
     # Setup-private state for _terminate (a Popen, a container object, a QEMU handle).
     handle: object = None
+    # Where the app answers: 127.0.0.1, or in a split run the one address the load host reaches.
+    address: str = LOOPBACK
 
     @property
     def startup_s(self) -> float:
@@ -83,7 +86,7 @@ class Instance:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
 
 
 ProgressFn = Callable[[str], None]
@@ -117,9 +120,12 @@ class Setup(abc.ABC):
     ready_deadline_s: ClassVar[float] = 30.0
 
     def __init__(self, options: Options | dict | None, pinning: Pinning, run_id: str, workdir: Path,
-                 progress: ProgressFn = _no_progress):
+                 progress: ProgressFn = _no_progress, address: str = LOOPBACK):
         self.options = options if isinstance(options, Options) else self.Options(**(options or {}))
         self.pinning = pinning
+        # The one address the app may listen on: loopback, unless a split run (--load-from) names
+        # the address the load host reaches. Never 0.0.0.0.
+        self.address = address
         self.run_id = run_id
         self.workdir = Path(workdir)
         self.progress = progress
@@ -233,7 +239,8 @@ class Setup(abc.ABC):
             began = time.perf_counter()
             self._before_polling(instance, self.ready_deadline_s)
             remaining_s = max(2.0, self.ready_deadline_s - (time.perf_counter() - began))
-            wait_until_ready(instance.port, instance.handle, remaining_s, on_fail=lambda: self.diagnose(instance))
+            wait_until_ready(instance.port, instance.handle, remaining_s, on_fail=lambda: self.diagnose(instance),
+                             address=instance.address)
             instance.phases["first_200_s"] = time.perf_counter() - began
             self._after_ready(instance)
             with contextlib.suppress(Exception):

@@ -208,7 +208,7 @@ class ContainerSetup(Setup):
     def _probe_runtime(self) -> None:
         """A throwaway container with the app's own flags on this runtime: SetupError with the
         engine's words and the fix when the runtime cannot start one here (crun on a cgroup v1 host)."""
-        kwargs = self._run_arguments(free_port())
+        kwargs = self._run_arguments(free_port(self.address))
         quick = [self._image.python, "-I", "-S", "-c", "pass"]  # type: ignore[union-attr]
         failure = runtimes.probe(self.client(), kwargs, quick)
         if failure is not None:
@@ -220,7 +220,7 @@ class ContainerSetup(Setup):
         began = time.perf_counter()
         self._ensure_image_present()
         phases = {"image_s": time.perf_counter() - began}
-        port = free_port()
+        port = free_port(self.address)
         kwargs = self._run_arguments(port)
         self._launching = kwargs["name"]  # _abort_launch removes it by name, even mid-create
         began = time.perf_counter()
@@ -245,10 +245,11 @@ class ContainerSetup(Setup):
             **(self._runtime.facts() if self._runtime else {"runtime": options.runtime}),
         }
         return Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
-                        engine_accounting=lambda: engine_accounting(running), handle=running)
+                        engine_accounting=lambda: engine_accounting(running), handle=running, address=self.address)
 
     def _run_arguments(self, port: int) -> dict:
-        """The locked-down `docker run` of the app: uid 65534, no capabilities, 127.0.0.1 only."""
+        """The locked-down `docker run` of the app: uid 65534, no capabilities, one host address only
+        (127.0.0.1, or the split run's address)."""
         options: ContainerOptions = self.options  # type: ignore[assignment]
         name = re.sub(r"[^a-zA-Z0-9_.-]", "-", f"layerbench-{self.run_id}-{secrets.token_hex(4)}")
         kwargs = dict(
@@ -265,9 +266,9 @@ class ContainerSetup(Setup):
             kwargs.update(read_only=False)
             del kwargs["tmpfs"]
         if options.network == "host":
-            kwargs.update(network_mode="host", command=self._image.app_argv("127.0.0.1", port))
+            kwargs.update(network_mode="host", command=self._image.app_argv(self.address, port))
         else:
-            kwargs.update(ports={f"{APP_PORT_IN_GUEST}/tcp": ("127.0.0.1", port)},  # loopback only
+            kwargs.update(ports={f"{APP_PORT_IN_GUEST}/tcp": (self.address, port)},  # that address only
                           command=self._image.app_argv("0.0.0.0", APP_PORT_IN_GUEST))
         if options.cpus is not None:
             kwargs["nano_cpus"] = int(options.cpus * 1e9)
@@ -292,7 +293,7 @@ class ContainerSetup(Setup):
         except Exception as error:
             explanation = engine.explain(error)
             if "address already in use" in explanation or "port is already allocated" in explanation:
-                raise SetupError(f"port 127.0.0.1:{port} is taken; try again ({explanation})") from None
+                raise SetupError(f"port {self.address}:{port} is taken; try again ({explanation})") from None
             if isinstance(error, docker.errors.APIError):
                 raise SetupError(f"the engine could not start the container: {explanation}") from None
             raise SetupError(f"Docker daemon stopped answering: {explanation}") from None
