@@ -9,6 +9,9 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
     2  `layers`: what each setup variant is, stored by the run (label parts, stack, explanation,
        caveats, colour, order, baseline, roles), so every output reads it from the results and
        none needs the setup modules. v1 runs get the descriptions v1's setups had (data/layers_v1.json).
+    3  `app` on every trial and layer: which app ran (python, nginx, a user's image reference); a run
+       may hold several, and every figure compares against the baseline of the same app. v2 runs
+       only ever ran the python app.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.errors import ResultsError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 RUN_FILE = "run.json"
 _V1_LAYERS = Path(__file__).parent / "data" / "layers_v1.json"
 
@@ -43,6 +46,7 @@ class TrialRecord(_Model):
     trial_id: str
     setup: str
     variant: str
+    app: str = "python"  # the app that ran (bench.apps): python, nginx, or an image reference
     workload: str  # the workload's name (density: name-xN, N copies side by side)
     kind: str = "load"  # load, startup, idle or density
     repeat: int
@@ -71,6 +75,7 @@ class LayerRecord(_Model):
 
     setup: str
     variant: str
+    app: str = "python"  # the app this layer ran; a layer's words may depend on it (bare for an image)
     stack: str = ""  # the path a request takes: "app -> host kernel -> hardware"
     narration: str = ""  # what a class hears when the layer's first trial starts
     explanation: str = ""  # where its cost comes from, in plain words (the report)
@@ -186,7 +191,18 @@ def _v1_to_v2(data: dict) -> dict:
     return {**data, "format_version": 2, "layers": layers}
 
 
-_MIGRATIONS = {1: _v1_to_v2}  # from version N to N+1: {N: function(dict) -> dict}
+def _v2_to_v3(data: dict) -> dict:
+    """v2 runs ran layerbench's own python app only."""
+    def with_app(items):
+        if not isinstance(items, list):
+            return items  # not a list: validation reports it
+        return [{"app": "python", **item} if isinstance(item, dict) else item for item in items]
+
+    return {**data, "format_version": 3, "trials": with_app(data.get("trials", [])),
+            "layers": with_app(data.get("layers", []))}
+
+
+_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}  # from version N to N+1: {N: function(dict) -> dict}
 
 
 def load_run(run_dir: Path) -> RunRecord:

@@ -14,14 +14,17 @@ from typing import Literal
 MISSING = "–"
 
 
-def label(setup: str, variant: str) -> str:
-    """The one label of a setup variant: `bare`, `container (bridge)`, `vm (tcg,disk)`."""
-    return setup if variant == "default" else f"{setup} ({variant})"
+def label(setup: str, variant: str, app: str | None = None) -> str:
+    """The one label of a setup variant: `bare`, `container (bridge)`, `vm (tcg,disk)`; with the app
+    it runs when a run holds several: `nginx · container (bridge)`."""
+    layer = setup if variant == "default" else f"{setup} ({variant})"
+    return f"{app} · {layer}" if app else layer
 
 
-def cell_label(setup: str, variant: str, workload: str) -> str:
-    """A cell: one setup variant under one workload, e.g. `container (bridge) / hello`."""
-    return f"{label(setup, variant)} / {workload}"
+def cell_label(setup: str, variant: str, workload: str, app: str | None = None) -> str:
+    """A cell: one setup variant under one workload, e.g. `container (bridge) / hello`
+    (`nginx · container (bridge) / hello` when the run holds several apps)."""
+    return f"{label(setup, variant, app)} / {workload}"
 
 
 # ---- metrics ----------------------------------------------------------------------------------
@@ -182,9 +185,10 @@ class Caveat:
 # ---- one trial, as progress shows it ---------------------------------------------------------
 
 
-def trial_line(record) -> str:
-    """One line for a finished trial (a bench.results.TrialRecord): its main figure in words."""
-    subject = cell_label(record.setup, record.variant, record.workload)
+def trial_line(record, show_app: bool = False) -> str:
+    """One line for a finished trial (a bench.results.TrialRecord): its main figure in words;
+    show_app names its app (a run of several)."""
+    subject = cell_label(record.setup, record.variant, record.workload, record.app if show_app else None)
     if record.kind == "load" and record.load:
         latency = record.load.get("latency_ms", {})
         cpu = record.cpu_us_per_request

@@ -53,6 +53,7 @@ class BootPlan:
     vcpus: int
     tsc_khz: int | None
     disk_mb: int = 0  # 0: no disk
+    guest_port: int = APP_PORT_IN_GUEST  # the port the app listens on inside the guest
 
     @property
     def microvm(self) -> bool:
@@ -67,7 +68,7 @@ class BootPlan:
                 "-append", " ".join(self._kernel_args(accel)),
                 "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
                 # 127.0.0.1 only: the load generator never reaches the guest's private address.
-                "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{APP_PORT_IN_GUEST}",
+                "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{self.guest_port}",
                 "-device", f"{device},netdev=net0", *self._disk_args(temp_dir),
                 "-qmp", f"unix:{temp_dir / 'qmp.sock'},server=on,wait=off",
                 "-pidfile", str(temp_dir / "qemu.pid")]
