@@ -104,6 +104,7 @@ BUILTIN_WORKLOADS = {
     "mem": Workload(name="mem", endpoint="mem", param=16),
     "io": Workload(name="io", endpoint="io", param=64),
     "json": Workload(name="json", endpoint="json"),
+    "static": Workload(name="static", endpoint="static"),  # a static file (nginx)
     "startup": Workload(name="startup", kind="startup"),
     "idle": Workload(name="idle", kind="idle", duration=3.0, warmup=0.0),
     "density": Workload(name="density", kind="density", duration=3.0, warmup=0.0),

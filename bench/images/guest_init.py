@@ -87,14 +87,24 @@ while IFS= read -r line; do
     esac
 done </tmp/app.out
 wait"""
-    # An app that says nothing: watch the kernel's socket table for its port in LISTEN (state 0A).
+    # An app that says nothing: watch the kernel's socket table for its port in LISTEN (state 0A),
+    # with shell builtins only (under TCG every fork costs milliseconds).
     return f"""$BB env -i {command} &
 app=$!
-until $BB grep -qE ':{port:04X} [0-9A-F]+:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do
-    $BB kill -0 $app 2>/dev/null || break
+listening() {{
+    for table in /proc/net/tcp /proc/net/tcp6; do
+        [ -r $table ] || continue
+        while read -r _ local _ state _; do
+            case "$local $state" in *:{port:04X}" 0A") return 0 ;; esac
+        done < $table
+    done
+    return 1
+}}
+until listening; do
+    kill -0 $app 2>/dev/null || break
     $BB usleep 5000
 done
-$BB kill -0 $app 2>/dev/null && echo "{MARKER_APP} uptime_s=$(up)"
+kill -0 $app 2>/dev/null && echo "{MARKER_APP} uptime_s=$(up)"
 wait $app"""
 
 
