@@ -329,6 +329,16 @@ def with_option_everywhere(scenario: Scenario, options: dict[str, Any]) -> Scena
         raise ScenarioError(_messages(error, "command line", {})) from None
 
 
+def with_apps(scenario: Scenario, names: list[str]) -> Scenario:
+    """The scenario running these shipped apps instead of its own (bench run --app python,nginx)."""
+    data = scenario.model_dump()
+    data["app"], data["apps"] = None, names
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError(_messages(error, "--app", {})) from None
+
+
 def apply_overrides(scenario: Scenario, **fields: Any) -> Scenario:
     """Command-line flags override scenario fields: duration/connections/warmup reach every load workload."""
     workload_fields = {k: fields.pop(k) for k in ("duration", "connections", "warmup") if fields.get(k) is not None}

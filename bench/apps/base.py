@@ -162,7 +162,7 @@ class App(abc.ABC):
                 "ready_path": self.ready_path, "stats_path": self.stats_path}
 
 
-# The environment marker every host-started app carries: `bench clean` finds orphans by it even
-# when the app rewrites its command line (nginx) or runs from a chroot (an image).
+# The environment marker every host-started app carries ("<runner pid> <run id>"): `bench clean`
+# finds orphans by it even when the app rewrites its command line (nginx) or runs from a chroot.
 LEFTOVER_ENV = "LAYERBENCH_APP"
 

@@ -24,6 +24,7 @@ WWW = "/srv/www"
 STATIC_NAME = "static.html"
 BUSYBOX_IN_ROOT = "/bin/busybox"  # renders the config for another port (host networking)
 TREE_VERSION = "1"  # bump when the tree's layout changes
+NGINX_REPOSITORY = "layerbench/nginx"  # its images, tagged by the tree's digest
 _TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
@@ -104,6 +105,10 @@ class NginxApp(App):
             self._tree = build_tree("nginx-rootfs", self._plan(), progress=progress)
         return self._tree
 
+    def tree_digest(self) -> str:
+        """The digest the tree would have now (hashes the inputs; builds nothing)."""
+        return self._plan().digest()
+
     def _plan(self):
         from bench.images.initramfs import find_busybox
         from bench.images.rootfs import shared_libraries
@@ -137,7 +142,7 @@ class NginxApp(App):
         tree = self.tree(progress)
         changes = [f"USER {NOBODY_ID}:{NOBODY_ID}", "WORKDIR /tmp", f"EXPOSE {APP_PORT}/tcp",
                    f"CMD {json.dumps([NGINX, '-c', CONFIG, '-e', 'stderr'])}"]
-        image = ensure_tree_image(client, tree.path, tree.digest, "layerbench/nginx", changes, progress)
+        image = ensure_tree_image(client, tree.path, tree.digest, NGINX_REPOSITORY, changes, progress)
         return ContainerImage(tag=image.tag, image_id=image.image_id, size_bytes=image.size_bytes)
 
     def container_start(self, image: ContainerImage, host: str, port: int) -> ContainerStart:

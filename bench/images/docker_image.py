@@ -88,12 +88,13 @@ def ensure_tree_image(client, root: Path, digest: str, repository: str, changes:
     return _described(client.images.get(tag), tag, python, built=True)
 
 
-def remove_images(client, keep: tuple[str, ...] = ()) -> list[str]:
-    """Remove layerbench/app images (those of old rootfs digests pile up, ~40 MB each); tags removed."""
+def remove_images(client, keep: tuple[str, ...] = (), repository: str = REPOSITORY) -> list[str]:
+    """Remove layerbench/app (or `repository`) images but those tagged `keep` (images of old inputs
+    pile up, ~40 MB each); the tags removed."""
     import docker.errors
 
     removed = []
-    for image in client.images.list(name=REPOSITORY):
+    for image in client.images.list(name=repository):
         if any(tag in keep for tag in image.tags):
             continue
         try:

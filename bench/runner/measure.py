@@ -61,11 +61,11 @@ def get_stats(instance: Instance, timeout_s: float = 5.0) -> dict:
     return stats if isinstance(stats, dict) else {}
 
 
-def alive(instance: Instance) -> bool:
+def alive(instance: Instance, timeout_s: float = 3.0) -> bool:
     """True while the app still answers: its /stats, or its ready path when it has no inside view."""
     if instance.stats_path is not None:
-        return bool(get_stats(instance, timeout_s=3.0))
-    return _get(instance.port, instance.ready_path, 3.0)[0] == 200
+        return bool(get_stats(instance, timeout_s=timeout_s))
+    return _get(instance.port, instance.ready_path, timeout_s)[0] == 200
 
 
 def new_record(trial: PlannedTrial, variant: str, status: str = "ok", error: str | None = None) -> TrialRecord:
@@ -106,7 +106,10 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
             record.status, record.error = "failed", f"no request succeeded (errors: {result.errors or 'none'})"
     # An app killed mid-window still leaves the requests served before it died: without this the
     # trial would count as ok at a fraction of its real throughput and skew the median.
-    if (instance.stats_path is None or not inside_after) and not alive(instance):
+    # Two chances, as the /stats read after the window is one for an app that has it: on a loaded
+    # machine one probe can time out although the app is fine.
+    answered = bool(inside_after) if instance.stats_path is not None else alive(instance, timeout_s=5.0)
+    if not answered and not alive(instance):
         errors = f" (load errors: {result.errors})" if result is not None and result.errors else ""
         record.status, record.error = "failed", f"the setup stopped answering during the trial{errors}"
     return measurement

@@ -71,9 +71,9 @@ class BareSetup(Setup):
 
     @classmethod
     def clean_leftovers(cls, run_id: str | None = None) -> list[str]:
-        """Kill bare apps whose runner is gone (they carry no run id: run_id cannot narrow it)."""
+        """Kill bare apps whose runner is gone (only run_id's, when given: its apps carry it)."""
         removed = []
-        for process in _orphans():
+        for process in _orphans(run_id):
             try:
                 process.kill()
                 removed.append(f"bare app pid {process.pid}")
@@ -96,7 +96,7 @@ class BareSetup(Setup):
             raise SetupError(f"port {start.port} on this host is taken, and the image listens on that port only")
         log_path = self.workdir / f"bare-{start.port}.log"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        env = {**(start.env if start.env is not None else os.environ), LEFTOVER_ENV: str(os.getpid())}
+        env = {**(start.env if start.env is not None else os.environ), LEFTOVER_ENV: f"{os.getpid()} {self.run_id}"}
         try:
             with open(log_path, "wb") as log:
                 popen = subprocess.Popen(start.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -160,21 +160,28 @@ def _app_and_children(app: psutil.Process) -> list[RoleProcess]:
     return found
 
 
-def _orphans() -> list[psutil.Process]:
-    """Bare apps reparented to init: the python app by its command line, any app by the marker in
-    its environment (nginx rewrites its command line; an orphaned nginx worker keeps serving)."""
+def _orphans(run_id: str | None = None) -> list[psutil.Process]:
+    """Bare apps reparented to init whose runner is gone: any app by the marker in its environment
+    (nginx rewrites its command line, and an orphaned nginx worker keeps serving), the python app
+    of an older version by its command line. With run_id: only that run's."""
     found = []
     for process in psutil.process_iter(["ppid", "cmdline"]):
         if process.info["ppid"] != 1:
             continue
-        if APP_SIGNATURE in " ".join(process.info["cmdline"] or []) or _marked(process):
+        marked = _marked_by(process)
+        if marked is not None:
+            runner, its_run = marked
+            if not psutil.pid_exists(runner) and run_id in (None, its_run):
+                found.append(process)
+        elif run_id is None and APP_SIGNATURE in " ".join(process.info["cmdline"] or []):
             found.append(process)
     return found
 
 
-def _marked(process: psutil.Process) -> bool:
+def _marked_by(process: psutil.Process) -> tuple[int, str] | None:
+    """(runner pid, run id) from a bare app's environment marker, or None."""
     try:
-        runner = process.environ().get(LEFTOVER_ENV)
+        runner, _, run_id = (process.environ().get(LEFTOVER_ENV) or "").partition(" ")
     except psutil.Error:
-        return False
-    return runner is not None and runner.isdigit() and not psutil.pid_exists(int(runner))
+        return None
+    return (int(runner), run_id) if runner.isdigit() else None

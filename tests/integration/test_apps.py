@@ -97,7 +97,7 @@ def _leftovers(run_id: str) -> list[str]:
         if any(arg.startswith(f"{NAME_PREFIX}{os.getpid()}-") for arg in cmdline):
             found.append(f"qemu {process.pid}")
         try:
-            if process.pid != os.getpid() and process.environ().get(LEFTOVER_ENV) == str(os.getpid()):
+            if process.pid != os.getpid() and process.environ().get(LEFTOVER_ENV, "").startswith(f"{os.getpid()} "):
                 found.append(f"bare app {process.pid}")
         except psutil.Error:
             pass
@@ -190,3 +190,50 @@ def test_nginx_through_the_runner_records_generator_cpu_and_needs_no_stats(tmp_p
         assert trial.app == "nginx" and trial.inside == {} and trial.load["errors"] == {}
         assert trial.load["generator_stats"]["cpu_s"] > 0 and trial.load["path"] in ("/hello", "/static.html")
     assert _leftovers(record.run_id) == []
+
+
+def test_a_killed_runner_leaves_no_nginx_worker_serving_once_its_run_is_cleaned(tmp_path):
+    """SIGKILL of the runner kills the bare nginx master (it dies with its parent) but not its
+    worker, which keeps the port and serves on: the marker in its environment lets clean find it."""
+    require(NginxApp.check() is None, str(NginxApp.check()))
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    scenario = tmp_path / "nginx.yaml"
+    scenario.write_text("name: killed\napp: nginx\nsetups: [bare]\n"
+                        "workloads: [{name: hello, endpoint: hello, duration: 30, warmup: 0.2}]\nrepeat: 1\n")
+    runner = subprocess.Popen([str(Path(sys.executable).with_name("bench")), "run", str(scenario), "--out",
+                               str(tmp_path / "out"), "--no-report"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+    def marked() -> list[psutil.Process]:
+        found = []
+        for process in psutil.process_iter():
+            try:
+                if process.environ().get(LEFTOVER_ENV, "").startswith(f"{runner.pid} "):
+                    found.append(process)
+            except psutil.Error:
+                pass
+        return found
+
+    give_up = time.monotonic() + 60
+    while len(marked()) < 2 and time.monotonic() < give_up:
+        time.sleep(0.1)
+    apps = marked()
+    assert len(apps) == 2, "nginx's master and worker did not start"
+    run_id = apps[0].environ()[LEFTOVER_ENV].split(" ", 1)[1]
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    time.sleep(1.0)
+    orphans = [p for p in marked() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert orphans, "expected nginx's worker to outlive its master"
+    bare = registry.get("bare")
+    assert any(f"pid {p.pid}" in line for p in orphans for line in bare.find_leftovers())
+    assert bare.clean_leftovers("some-other-run") == []  # narrowed to one run: another run's are not touched
+    removed = bare.clean_leftovers(run_id)
+    assert {f"bare app pid {p.pid}" for p in orphans} <= set(removed)
+    time.sleep(0.5)
+    assert not [p for p in marked() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
