@@ -151,7 +151,11 @@ def verdict(metric_key: str, ratio) -> str:
     # From a factor of 2 on, "4.5x slower" reads better than "slower by 350%".
     factor, factor_low, factor_high = ratio.median, ratio.low, ratio.high
     if ratio.median < 1:
-        factor, factor_low, factor_high = 1 / ratio.median, 1 / ratio.high, 1 / ratio.low
+        # A noisy interval may reach 0 (or below): its far end is then unbounded, not a crash.
+        def inverse(value: float) -> float:
+            return 1 / value if value > 0 else math.inf
+
+        factor, factor_low, factor_high = inverse(ratio.median), inverse(ratio.high), inverse(ratio.low)
     if factor >= 2:
         return f"{factor:.1f}x {word} (interval {factor_low:.1f}x..{factor_high:.1f}x)"
     return f"{word} by {change * 100:.0f}% (interval {low * 100:.0f}%..{high * 100:.0f}%)"

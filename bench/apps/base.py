@@ -18,6 +18,7 @@ layer's explanation (what "bare" means for an image, say) are declared here too.
 from __future__ import annotations
 
 import abc
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -109,6 +110,10 @@ class App(abc.ABC):
     ready_path: ClassVar[str] = "/"  # GET answers 200 once the app serves
     stats_path: ClassVar[str | None] = None  # the app's own view from inside its layer, if it has one
     notes: ClassVar[AppNotes] = AppNotes()
+    # What a host-started app gets when the runner dies (PR_SET_PDEATHSIG). SIGKILL unless the app
+    # must stop its own children (nginx's master stops its worker on SIGTERM; on SIGKILL the worker
+    # would live on, serving, with its environment wiped so no marker finds it).
+    host_death_signal: ClassVar[int] = signal.SIGKILL
 
     @property
     def name(self) -> str:

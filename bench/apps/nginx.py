@@ -10,6 +10,7 @@ it runs as nobody in every layer.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -64,6 +65,7 @@ class NginxApp(App):
                    "process, serving a tiny reply (/hello) and a 4 KiB static file (/static.html).")
     ready_path = "/hello"
     stats_path = None
+    host_death_signal = signal.SIGTERM  # the master then stops its worker (SIGKILL would orphan it)
     notes = AppNotes(container="nginx's image holds the host's own nginx binary, its shared libraries and a "
                                "generated config; with host networking a static busybox renders the config for "
                                "the port given, then execs nginx.")

@@ -26,11 +26,11 @@ from bench.setups.procutil import die_with_parent
 from bench.setups.registry import register
 
 
-def _preexec(start: HostStart, cpus: tuple[int, ...]):
-    """Runs in the child before exec: die with the runner, pin, and for an image enter its root
-    and become its user (in that order: chroot and setuid need root)."""
+def _preexec(start: HostStart, cpus: tuple[int, ...], death_signal: int):
+    """Runs in the child before exec: pin, for an image enter its root, become the app's user, and
+    die with the runner (in that order: chroot and setuid need root, and a change of user clears
+    the death signal)."""
     def enter() -> None:
-        die_with_parent()
         try:
             os.sched_setaffinity(0, cpus)  # before exec: every process the app forks inherits it
         except OSError:
@@ -42,6 +42,7 @@ def _preexec(start: HostStart, cpus: tuple[int, ...]):
             os.setgroups([])
             os.setgid(start.gid if start.gid is not None else start.uid)
             os.setuid(start.uid)
+        die_with_parent(death_signal)
     return enter
 
 
@@ -101,7 +102,8 @@ class BareSetup(Setup):
             with open(log_path, "wb") as log:
                 popen = subprocess.Popen(start.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True, env=env,
-                                         preexec_fn=_preexec(start, self.pinning.app_cpus))
+                                         preexec_fn=_preexec(start, self.pinning.app_cpus,
+                                                             self.app.host_death_signal))
         except (OSError, subprocess.SubprocessError) as error:
             _drop_scratch(start.scratch)
             raise SetupError(f"cannot start {self.app.name} ({start.argv[0]}): {error}") from None

@@ -192,9 +192,9 @@ def test_nginx_through_the_runner_records_generator_cpu_and_needs_no_stats(tmp_p
     assert _leftovers(record.run_id) == []
 
 
-def test_a_killed_runner_leaves_no_nginx_worker_serving_once_its_run_is_cleaned(tmp_path):
-    """SIGKILL of the runner kills the bare nginx master (it dies with its parent) but not its
-    worker, which keeps the port and serves on: the marker in its environment lets clean find it."""
+def test_a_killed_runner_takes_bare_nginx_master_and_worker_with_it(tmp_path):
+    """SIGKILL of the runner: nginx's master gets SIGTERM from the kernel and stops its worker (a
+    SIGKILLed master would leave the worker serving, and nginx wipes the environment a marker needs)."""
     require(NginxApp.check() is None, str(NginxApp.check()))
     import signal
     import subprocess
@@ -208,32 +208,54 @@ def test_a_killed_runner_leaves_no_nginx_worker_serving_once_its_run_is_cleaned(
                                str(tmp_path / "out"), "--no-report"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
 
-    def marked() -> list[psutil.Process]:
-        found = []
-        for process in psutil.process_iter():
-            try:
-                if process.environ().get(LEFTOVER_ENV, "").startswith(f"{runner.pid} "):
-                    found.append(process)
-            except psutil.Error:
-                pass
-        return found
+    def nginx() -> list[psutil.Process]:
+        try:
+            return [p for p in psutil.Process(runner.pid).children(recursive=True) if p.name() == "nginx"]
+        except psutil.Error:
+            return []
 
-    give_up = time.monotonic() + 60
-    while len(marked()) < 2 and time.monotonic() < give_up:
+    give_up = time.monotonic() + 90
+    while len(nginx()) < 2 and time.monotonic() < give_up:
         time.sleep(0.1)
-    apps = marked()
-    assert len(apps) == 2, "nginx's master and worker did not start"
-    run_id = apps[0].environ()[LEFTOVER_ENV].split(" ", 1)[1]
+    processes = nginx()
+    assert len(processes) == 2, "nginx's master and worker did not start"
     runner.send_signal(signal.SIGKILL)
     runner.wait()
-    time.sleep(1.0)
-    orphans = [p for p in marked() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert orphans, "expected nginx's worker to outlive its master"
-    bare = registry.get("bare")
-    assert any(f"pid {p.pid}" in line for p in orphans for line in bare.find_leftovers())
-    assert bare.clean_leftovers("some-other-run") == []  # narrowed to one run: another run's are not touched
-    removed = bare.clean_leftovers(run_id)
-    assert {f"bare app pid {p.pid}" for p in orphans} <= set(removed)
-    time.sleep(0.5)
-    assert not [p for p in marked() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    gone, alive = psutil.wait_procs(processes, timeout=15)
+    assert alive == [], f"left behind: {alive}"
 
+
+def test_clean_finds_a_bare_app_of_a_dead_runner_by_its_marker_and_narrows_to_its_run():
+    """A process a bare app started outlives the app (a shell entrypoint's server, say): the marker
+    in its environment names the runner and the run, so clean finds it, and only its run's."""
+    import subprocess
+    import time
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a runner pid that no longer exists
+    env = {**os.environ, LEFTOVER_ENV: f"{dead.pid} run-of-a-dead-runner"}
+    subprocess.run(["sh", "-c", "sleep 60 >/dev/null 2>&1 &"], env=env, check=True)  # orphaned at once
+    give_up = time.monotonic() + 10
+    orphan = None
+    while orphan is None and time.monotonic() < give_up:
+        orphan = next((p for p in psutil.process_iter(["ppid", "cmdline"]) if p.info["cmdline"] == ["sleep", "60"]
+                       and _marker(p) == env[LEFTOVER_ENV]), None)
+        time.sleep(0.05)
+    assert orphan is not None
+    bare = registry.get("bare")
+    try:
+        require(orphan.ppid() == 1, "orphans here are adopted by a subreaper, not init")
+        assert f"bare app pid {orphan.pid}" in bare.find_leftovers()
+        assert f"bare app pid {orphan.pid}" not in bare.clean_leftovers("some-other-run")
+        assert f"bare app pid {orphan.pid}" in bare.clean_leftovers("run-of-a-dead-runner")
+        orphan.wait(timeout=5)
+    finally:
+        if orphan.is_running():
+            orphan.kill()
+
+
+def _marker(process: psutil.Process) -> str | None:
+    try:
+        return process.environ().get(LEFTOVER_ENV)
+    except psutil.Error:
+        return None

@@ -219,3 +219,10 @@ def test_bare_nginx_runs_from_a_folder_of_its_own_as_nobody():
         import shutil
 
         shutil.rmtree(start.scratch)
+
+
+def test_a_noisy_ratio_whose_interval_reaches_zero_still_gets_words():
+    from bench.stats import Estimate
+    from bench.vocabulary import verdict
+
+    assert verdict("throughput_rps", Estimate(0.2, 0.0, 0.5)) == "5.0x slower (interval 2.0x..infx)"
