@@ -8,12 +8,16 @@ in a file can neither break the output nor reach the terminal.
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from bench.model import Run
-from bench.vocabulary import MISSING, PERCENTILE_LABELS, fmt, fmt_interval, metric, phase_label
+from bench.vocabulary import (HEADLINE_METRICS, MISSING, PERCENTILE_LABELS, finite, fmt, fmt_interval, judgement,
+                               metric, phase_label)
+
+VERDICT_STYLE = {"worse": "red", "better": "green", "same": "dim"}
 
 
 def safe(text: object, style: str | None = None) -> Text:
@@ -102,15 +106,43 @@ def density_table(run: Run) -> Table | None:
     return table
 
 
+def _factor(value: float) -> str:
+    """A ratio in at most 5 characters: 0.05, 2.15, 21.8, 109, 64.8k."""
+    if value >= 1000:
+        return f"{value / 1000:.1f}k" if value < 99_950 else f"{value:.0e}"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def _ratio_cell(row) -> Text:
+    """`2.15× worse` over `[1.85–2.50]`: the ratio, which way it goes, its 95% interval."""
+    ratio = row.ratio
+    if not all(finite(x) for x in (ratio.median, ratio.low, ratio.high)):
+        return safe(MISSING)
+    way = judgement(row.metric, ratio)
+    text = Text(f"{_factor(ratio.median)}× ").append(way, style=VERDICT_STYLE[way])
+    return text.append(f"\n[{_factor(ratio.low)}–{_factor(ratio.high)}]", style="dim")
+
+
 def overhead_table(run: Run) -> Table | None:
-    """Every setup against the baseline, per workload and metric, in words."""
+    """Every setup against the baseline: a matrix of layers and workloads (rows) by metric (columns)."""
     if not run.overhead:
         return None
-    table = Table(title=safe(f"overhead relative to {run.baseline} (ratio, 95% interval)"), title_justify="left")
-    for column in ("setup", "workload", "metric", "ratio", "verdict"):
-        table.add_column(column, justify="right" if column == "ratio" else "left")
+    shown = [key for key in HEADLINE_METRICS if any(row.metric == key for row in run.overhead)]
+    by_cell: dict[tuple, dict] = {}
     for row in run.overhead:
-        _row(table, row.label, row.workload, metric(row.metric).label, fmt_interval(row.ratio, 2), row.verdict)
+        by_cell.setdefault((row.label, row.workload), {})[row.metric] = row
+    rows = [(name, workload, [_ratio_cell(found[key]) if key in found else safe(MISSING) for key in shown])
+            for (name, workload), found in by_cell.items()]
+    table = Table(title=safe(f"overhead relative to {run.baseline}: ratio (1.00 = same), 95% interval below"),
+                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+                  caption=safe("worse / better: the whole interval is on that side of 1.00; same: it spans 1.00"))
+    table.add_column("setup", no_wrap=True)
+    table.add_column("workload", no_wrap=True)
+    for index, key in enumerate(shown):  # the figures never wrap; a long header does
+        widest = max(len(line) for _, _, texts in rows for line in texts[index].plain.splitlines())
+        table.add_column(metric(key).label, justify="right", min_width=widest)
+    for name, workload, texts in rows:
+        _row(table, name, workload, *texts)
     return table
 
 
@@ -129,6 +161,21 @@ def by_app_table(run: Run) -> Table | None:
             _row(table, row.label, row.workload, entry.app, fmt_interval(entry.throughput, 2),
                  fmt_interval(entry.cpu, 2), fmt(entry.added_cpu_us, 0), f"{share:.0%}" if share is not None else MISSING)
     return table
+
+
+def headline(stored: Run) -> str:
+    """The run's first throughput verdict (or the baseline's throughput): one figure for a listing."""
+    try:
+        for row in stored.overhead:
+            if row.metric == "throughput_rps":
+                return f"{row.label} {row.workload}: {row.verdict.split(' (')[0]}"
+        for cell in stored.cells:
+            estimate = cell.estimate("throughput_rps")
+            if estimate is not None:
+                return f"{cell.label} {cell.workload}: {estimate.median:,.0f} req/s"
+    except Exception:  # a listing must not fail on one odd run
+        return ""
+    return ""
 
 
 def print_run(console: Console, run: Run) -> None:
@@ -168,4 +215,4 @@ def comparison_table(comparison) -> Table:
     return table
 
 
-__all__ = ["MISSING", "comparison_table", "print_run", "safe"]
+__all__ = ["MISSING", "comparison_table", "headline", "print_run", "safe"]

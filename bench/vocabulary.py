@@ -131,6 +131,15 @@ def phase_label(name: str, short_form: bool = False) -> str:
 NO_DIFFERENCE = "no measurable difference"
 
 
+def judgement(metric_key: str, ratio) -> Literal["worse", "better", "same"]:
+    """Which way a ratio to the baseline (an Estimate) goes: "same" when its interval spans 1.0
+    (or there is not enough data), else "worse" or "better" for this metric's direction."""
+    if not all(finite(x) for x in (ratio.median, ratio.low, ratio.high)) or ratio.low <= 1.0 <= ratio.high:
+        return "same"
+    above = ratio.median > 1
+    return "better" if above == metric(metric_key).higher_is_better else "worse"
+
+
 def verdict(metric_key: str, ratio) -> str:
     """Plain words for a ratio (an Estimate): "slower by 12% (interval 8%..15%)",
     "3.5x slower (interval 3.1x..3.9x)" or "no measurable difference" when the interval spans 1."""
@@ -203,6 +212,6 @@ def trial_line(record, show_app: bool = False) -> str:
         phases = ", ".join(f"{phase_label(name, True)} {value:.3f}" for name, value in record.startup_phases_s.items())
         return f"{subject}: started in {fmt(record.startup_s, 3)} s ({phases})"
     memory = record.memory_bytes
-    rss = memory.get("rss_per_instance", memory.get("rss"))
-    each = " per instance" if "rss_per_instance" in memory else ""
-    return f"{subject}: RSS {fmt(rss / 2**20 if rss else None, 1)} MB{each}"
+    pss = memory.get("pss_per_instance", memory.get("pss"))
+    each = " per instance" if "pss_per_instance" in memory else ""
+    return f"{subject}: PSS {fmt(pss / 2**20 if pss else None, 1)} MB{each}"

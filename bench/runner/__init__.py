@@ -18,7 +18,7 @@ from typing import Iterator
 
 from bench import machine
 from bench.errors import SetupError
-from bench.events import Event, ProgressFn, RunInterrupted, no_progress
+from bench.events import Event, PlannedStart, PlannedWork, ProgressFn, RunInterrupted, no_progress
 from bench.load.builtin import LoadResult, LoadSpec, run_load
 from bench.metrics.window import mem_available_now
 from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, save_run
@@ -133,9 +133,11 @@ class Runner:
             with _pinned(self.pinning.load_cpus), sigterm_as_interrupt():
                 pairs = self._prepare_setups()
                 if self.scenario.repeat == "auto":
+                    self._announce(plan(self.scenario, pairs, self.scenario.repeat_cap), at_most=True)
                     self._run_until_converged(pairs)
                 else:
                     starts = plan(self.scenario, pairs, self.scenario.repeat)
+                    self._announce(starts, at_most=False)
                     total = sum(len(group) for group in starts)
                     for group in starts:
                         self._run_start(group, total)
@@ -168,6 +170,23 @@ class Runner:
         self.record.repeat_outcome = outcome
         word = "every interval within target" if outcome["stopped_by"] == "target" else "cap reached"
         self.progress(Event("repeat", f"repeat auto: {outcome['repeats']} repeats, {word}; {outcome['detail']}"))
+
+    def _announce(self, starts: list[list[PlannedTrial]], at_most: bool) -> None:
+        """Tell the renderer every start and trial still to run (a countdown needs their durations)."""
+        planned = []
+        for group in starts:
+            todo = tuple(PlannedWork(trial.trial_id, trial.workload_label, trial.workload.kind,
+                                     0.0 if trial.workload.kind == "startup"
+                                     else trial.workload.warmup + trial.workload.duration)
+                         for trial in group if trial.trial_id not in self.done)
+            if todo:
+                trial = group[0]
+                planned.append(PlannedStart(trial.spec.setup, self.variants[trial.setup_key], todo,
+                                            self.setups_by_key[trial.setup_key].narration,
+                                            trial.app if self.several_apps else None))
+        snapshot = self.record.model_copy(deep=True)  # the renderer's own copy: the run goes on mutating ours
+        self.progress(Event("plan", f"{sum(len(start.trials) for start in planned)} trials in {len(planned)} starts",
+                            data={"starts": planned, "at_most": at_most, "record": snapshot}))
 
     def _prepare_setups(self) -> list[tuple]:
         """Check and prepare every app in every setup of the scenario; the (app, spec) pairs that
@@ -255,8 +274,9 @@ class Runner:
     def _run_group(self, setup: Setup, instance: Instance, group: list[PlannedTrial], total: int) -> None:
         for index, trial in enumerate(group):
             self.progress(Event("trial", trial.key, len(self.record.trials) + 1, total,
-                                {"setup": trial.spec.setup, "workload": trial.workload.name, "app": trial.app,
-                                 "variant": self.variants[trial.setup_key], "narration": setup.narration}))
+                                {"setup": trial.spec.setup, "workload": trial.workload.name, "trial": trial.trial_id,
+                                 "app": trial.app, "variant": self.variants[trial.setup_key],
+                                 "narration": setup.narration}))
             self._run_trial(instance, trial, fresh=index == 0)
             if index + 1 < len(group) and not alive(instance):
                 for rest in group[index + 1:]:

@@ -90,7 +90,8 @@ def test_several_processes_split_the_connections_and_merge_what_they_measured(ap
     assert all(len(cpus) == 1 for cpus in result.notes["generator_cpus"])  # each process pinned to one CPU
     assert len(result.latency_ms) == len(result.app_ms) == result.requests
     # One measured window: the two processes' windows were aligned on the monotonic clock.
-    assert result.window[1] - result.window[0] == pytest.approx(result.duration_s, abs=0.05)
+    # (Two windows one after the other would be twice as long; the slack is for a loaded machine.)
+    assert result.window[1] - result.window[0] == pytest.approx(result.duration_s, rel=0.3)
 
 
 def test_open_loop_holds_the_rate_across_processes(app_server):

@@ -8,11 +8,11 @@ import math
 import re
 import socket
 import socketserver
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 from bench.load.builtin import LoadSpec, run_load
+from tests.conftest import serving
 
 Reply = Callable[[bytes, int], list[bytes]]  # (trace id sent, request number on this connection) -> pieces
 
@@ -48,14 +48,8 @@ def responder(reply: Reply, close_after: int = 0) -> Iterator[int]:
         daemon_threads = True
         allow_reuse_address = True
 
-    server = Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(Server(("127.0.0.1", 0), Handler)) as server:
         yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _load(port: int, **changes) -> object:

@@ -123,12 +123,14 @@ def _runner_gone(container) -> bool:
 
 
 def find_leftovers() -> list[str]:
-    """Containers labelled layerbench whose runner process is gone."""
+    """Containers a layerbench run started whose runner process is gone."""
     with client_if_daemon(10) as client:
         if client is None:
             return []
         try:
-            containers = client.containers.list(all=True, filters={"label": LABEL})
+            # RUN_LABEL, not LABEL: every container of the layerbench image inherits the image's LABEL,
+            # including ones a user started by hand; only the runner sets the run and pid labels.
+            containers = client.containers.list(all=True, filters={"label": RUN_LABEL})
         except Exception:  # the daemon went away meanwhile
             return []
         return [f"container {container.name}" for container in containers if _runner_gone(container)]
@@ -136,7 +138,7 @@ def find_leftovers() -> list[str]:
 
 def clean_leftovers(run_id: str | None = None) -> list[str]:
     """Remove containers labelled layerbench whose runner is gone (or all of one run's); what was removed."""
-    label = f"{RUN_LABEL}={run_id}" if run_id is not None else LABEL
+    label = f"{RUN_LABEL}={run_id}" if run_id is not None else RUN_LABEL
     with client_if_daemon(10) as client:
         if client is None:  # no daemon: nothing of ours can be running there
             return []
