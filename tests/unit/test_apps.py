@@ -122,6 +122,7 @@ def _two_apps(tmp_path: Path) -> Run:
         copy["cpu_us_per_request"] = {part: value / 4 for part, value in trial["cpu_us_per_request"].items()}
         copies.append(copy)
     data["trials"] += copies
+    data["layers"] += [{**layer, "app": "nginx"} for layer in data["layers"]]  # a run describes each app's layers
     data["scenario"]["apps"] = [{"name": "python"}, {"name": "nginx"}]
     (tmp_path / "run.json").write_text(json.dumps(data))
     return Run.load(tmp_path)
@@ -226,3 +227,28 @@ def test_a_noisy_ratio_whose_interval_reaches_zero_still_gets_words():
     from bench.vocabulary import verdict
 
     assert verdict("throughput_rps", Estimate(0.2, 0.0, 0.5)) == "5.0x slower (interval 2.0x..infx)"
+
+
+def test_every_output_of_a_two_app_run_names_the_app_and_keeps_the_apps_apart(tmp_path):
+    from bench import gate
+    from bench.compare import compare
+    from bench.export import csv as csv_export
+    from bench.export import markdown
+    from bench.live import bars_table, ordered_layers
+    from bench.terminal import by_app_table
+    from rich.console import Console
+
+    run = _two_apps(tmp_path)
+    assert "| nginx · container (bridge) | hello |" in markdown.run_text(run)
+    lines = csv_export.run_text(run).splitlines()
+    assert lines[0].split(",")[:4] == ["run_id", "setup", "variant", "app"]
+    assert any(",container,bridge,nginx,nginx · container (bridge),hello," in line for line in lines)
+    console = Console(width=200, record=True)
+    console.print(bars_table(run, ordered_layers(run.record), ["hello"]))
+    console.print(by_app_table(run))
+    shown = console.export_text()
+    assert "nginx · vm (tcg)" in shown and "python · vm (tcg)" in shown and "the same layer, each app" in shown
+    comparison = compare([run, Run.load(tmp_path)])
+    assert {row.app for row in comparison.rows} == {"python", "nginx"}
+    result = gate.check(comparison, gate.parse_thresholds("throughput_rps:-10%"))
+    assert result.passed and result.checked == 8  # the same run twice, both apps judged: nothing moved
