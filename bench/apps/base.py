@@ -61,6 +61,7 @@ class ContainerImage:
     image_id: str
     size_bytes: int  # as the engine reports it
     python: str | None = None  # the interpreter inside (the python app's image only)
+    built: bool = False  # built by this call (False: it was already there, or it is the user's)
 
 
 @dataclass(frozen=True)

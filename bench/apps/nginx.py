@@ -145,7 +145,7 @@ class NginxApp(App):
         changes = [f"USER {NOBODY_ID}:{NOBODY_ID}", "WORKDIR /tmp", f"EXPOSE {APP_PORT}/tcp",
                    f"CMD {json.dumps([NGINX, '-c', CONFIG, '-e', 'stderr'])}"]
         image = ensure_tree_image(client, tree.path, tree.digest, NGINX_REPOSITORY, changes, progress)
-        return ContainerImage(tag=image.tag, image_id=image.image_id, size_bytes=image.size_bytes)
+        return ContainerImage(tag=image.tag, image_id=image.image_id, size_bytes=image.size_bytes, built=image.built)
 
     def container_start(self, image: ContainerImage, host: str, port: int) -> ContainerStart:
         user = f"{NOBODY_ID}:{NOBODY_ID}"
