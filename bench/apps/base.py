@@ -27,7 +27,7 @@ APP_PORT = 8080  # the port a reference app listens on inside a container's netw
 ProgressFn = Callable[[str], None]
 
 
-def _no_progress(message: str) -> None:
+def no_progress(message: str) -> None:
     pass
 
 
@@ -141,7 +141,7 @@ class App(abc.ABC):
         """None when this app can run here; else one sentence saying why not and the fix."""
         return None
 
-    def prepare(self, progress: ProgressFn = _no_progress) -> None:
+    def prepare(self, progress: ProgressFn = no_progress) -> None:
         """Find or build what every layer needs of this app (an image's config). Idempotent."""
 
     @abc.abstractmethod
@@ -149,7 +149,7 @@ class App(abc.ABC):
         """How to start it as a host process listening on host:port (an image keeps its own port)."""
 
     @abc.abstractmethod
-    def container_image(self, client, progress: ProgressFn = _no_progress,
+    def container_image(self, client, progress: ProgressFn = no_progress,
                         base_image: str | None = None) -> ContainerImage:
         """Find or build its image in the engine `client` (a docker.DockerClient). Never pulls."""
 
@@ -158,7 +158,7 @@ class App(abc.ABC):
         """How to run `image` listening on host:port (an image keeps its own port)."""
 
     @abc.abstractmethod
-    def guest_start(self, progress: ProgressFn = _no_progress) -> GuestStart:
+    def guest_start(self, progress: ProgressFn = no_progress) -> GuestStart:
         """Find or build the root filesystem a VM boots, and how its init starts the app."""
 
     def describe(self) -> dict:

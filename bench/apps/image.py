@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.apps.base import (App, AppNotes, ContainerImage, ContainerStart, Endpoint, GuestStart, HostStart, ProgressFn,
-                             _no_progress)
+                             no_progress)
 from bench.apps.registry import register
 from bench.errors import SetupError
 
@@ -83,7 +83,7 @@ class ImageApp(App):
             self._config = inspect_image(self.image)
         return self._config
 
-    def prepare(self, progress: ProgressFn = _no_progress) -> None:
+    def prepare(self, progress: ProgressFn = no_progress) -> None:
         """Read the image's configuration (SetupError when it is not here) and settle its port."""
         self.port  # noqa: B018 - raises when the port is unknown
 
@@ -96,16 +96,16 @@ class ImageApp(App):
         return self._root, *self._user  # type: ignore[misc]
 
     def host_start(self, host: str, port: int) -> HostStart:
-        root, uid, gid = self._rootfs(_no_progress)
+        root, uid, gid = self._rootfs(no_progress)
         config = self.config
         return HostStart(argv=list(config.argv), port=self.port, env=dict(config.env), root=str(root),
                          cwd=config.workdir or "/", uid=uid, gid=gid)
 
-    def host_root(self, progress: ProgressFn = _no_progress) -> Path:
+    def host_root(self, progress: ProgressFn = no_progress) -> Path:
         """Extract the root filesystem ahead of the first start (slow once per image)."""
         return self._rootfs(progress)[0]
 
-    def container_image(self, client, progress: ProgressFn = _no_progress,
+    def container_image(self, client, progress: ProgressFn = no_progress,
                         base_image: str | None = None) -> ContainerImage:
         if base_image is not None:
             raise SetupError("base_image applies to the python app only; an image app runs the image itself")
@@ -120,7 +120,7 @@ class ImageApp(App):
             caps = (*caps, *_ROOT_CAPS)
         return ContainerStart(command=None, user=None, port=self.port, read_only=False, cap_add=caps)
 
-    def guest_start(self, progress: ProgressFn = _no_progress) -> GuestStart:
+    def guest_start(self, progress: ProgressFn = no_progress) -> GuestStart:
         root, uid, gid = self._rootfs(progress)
         config = self.config
         return GuestStart(root=root, digest=config.image_id.removeprefix("sha256:"), argv=list(config.argv),

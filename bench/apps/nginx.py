@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from bench.apps.base import (APP_PORT, App, AppNotes, ContainerImage, ContainerStart, Endpoint, GuestStart, HostStart,
-                             ProgressFn, _no_progress)
+                             ProgressFn, no_progress)
 from bench.apps.registry import register
 
 NGINX = "/usr/sbin/nginx"
@@ -99,7 +99,7 @@ class NginxApp(App):
         return HostStart(argv=host_command_args(folder), port=port, scratch=folder,
                          uid=NOBODY_ID if as_root else None, gid=NOBODY_ID if as_root else None)
 
-    def tree(self, progress: ProgressFn = _no_progress):
+    def tree(self, progress: ProgressFn = no_progress):
         """The root filesystem (cached): nginx, its libraries, the config, the static file, busybox."""
         if self._tree is None:
             from bench.images.tree import build_tree
@@ -132,7 +132,7 @@ class NginxApp(App):
         plan.folders = {"/tmp": 0o1777, "/proc": 0o755, "/sys": 0o755, "/dev": 0o755}
         return plan
 
-    def container_image(self, client, progress: ProgressFn = _no_progress,
+    def container_image(self, client, progress: ProgressFn = no_progress,
                         base_image: str | None = None) -> ContainerImage:
         import json
 
@@ -156,7 +156,7 @@ class NginxApp(App):
                   f'&& exec {NGINX} -c /tmp/nginx.conf -e stderr')
         return ContainerStart(command=[BUSYBOX_IN_ROOT, "sh", "-c", script, f"{host}:{port}"], user=user, port=port)
 
-    def guest_start(self, progress: ProgressFn = _no_progress) -> GuestStart:
+    def guest_start(self, progress: ProgressFn = no_progress) -> GuestStart:
         tree = self.tree(progress)
         return GuestStart(root=tree.path, digest=tree.digest, argv=[NGINX, "-c", CONFIG, "-e", "stderr"],
                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, uid=NOBODY_ID, gid=NOBODY_ID,

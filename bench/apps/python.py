@@ -10,7 +10,7 @@ import sys
 
 from bench.app.command import APP_PORT_IN_GUEST, PACKAGE_PARENT, app_argv
 from bench.apps.base import (App, AppNotes, ContainerImage, ContainerStart, Endpoint, GuestStart, HostStart,
-                             ProgressFn, _no_progress)
+                             ProgressFn, no_progress)
 from bench.apps.registry import register
 
 NOBODY_ID = 65534
@@ -20,7 +20,7 @@ NOBODY_ID = 65534
 class PythonApp(App):
     kind = "python"
     description = ("layerbench's own web app: Python's standard library only (http.server, one thread per "
-                   "connection), about 45 µs of CPU per tiny request on this kind of machine.")
+                   "connection), tens of µs of CPU per tiny request.")
     ready_path = "/health"
     stats_path = "/stats"
     notes = AppNotes()
@@ -34,7 +34,7 @@ class PythonApp(App):
         """This very interpreter, from this checkout."""
         return HostStart(argv=app_argv(sys.executable, host, port, app_dir=str(PACKAGE_PARENT)), port=port)
 
-    def container_image(self, client, progress: ProgressFn = _no_progress,
+    def container_image(self, client, progress: ProgressFn = no_progress,
                         base_image: str | None = None) -> ContainerImage:
         """The FROM-scratch image of the rootfs (a bench.images.docker_image.DockerImage, which has
         every field of a ContainerImage and the app's argv in it)."""
@@ -46,7 +46,7 @@ class PythonApp(App):
         return ContainerStart(command=app_argv(image.python or "python3", host, port), user=f"{NOBODY_ID}:{NOBODY_ID}",
                               port=port, read_only=True)
 
-    def guest_start(self, progress: ProgressFn = _no_progress) -> GuestStart:
+    def guest_start(self, progress: ProgressFn = no_progress) -> GuestStart:
         from bench.images.initramfs import run_as
         from bench.images.rootfs import build_rootfs
 

@@ -30,6 +30,12 @@ def doctor() -> None:
             console.print(safe(f"      {line}", "dim"))
     for module, problem in registry.broken().items():
         console.print(Text("no  ", style="red").append(safe(f"{module:10} setup module failed to load: {problem}")))
+    from bench.apps import registry as apps
+
+    for kind in ("python", "nginx"):  # a user's image is checked when a scenario names it
+        reason = apps.get(kind).check()
+        mark = Text("ok  ", style="green") if reason is None else Text("no  ", style="red")
+        console.print(mark.append(safe(f"{'app ' + kind:10} {apps.get(kind).description if reason is None else reason}")))
     for tool, fix in (("wrk", "apt-get install wrk"), ("chromium", "apt-get install chromium")):
         found = shutil.which(tool)
         mark = Text("ok  ", style="green") if found else Text("--  ", style="yellow")
