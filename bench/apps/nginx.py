@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 from pathlib import Path
 
 from bench.apps.base import (APP_PORT, App, AppNotes, ContainerImage, ContainerStart, Endpoint, GuestStart, HostStart,
-                             ProgressFn, no_progress)
+                             ProgressFn, no_progress, scratch_folder)
 from bench.apps.registry import register
 
 NGINX = "/usr/sbin/nginx"
@@ -86,7 +85,7 @@ class NginxApp(App):
     def host_start(self, host: str, port: int) -> HostStart:
         """The host's nginx with a config written for this start into a folder of its own; as root
         it runs as nobody (the folder is nobody's), as in the container and the VM."""
-        folder = Path(tempfile.mkdtemp(prefix="layerbench-nginx-"))
+        folder = scratch_folder(self.kind)
         (folder / "www").mkdir()
         (folder / "www" / STATIC_NAME).write_bytes(static_page())
         (folder / "nginx.conf").write_text(config(f"{host}:{port}", str(folder), str(folder / "www")))

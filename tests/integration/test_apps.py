@@ -219,10 +219,17 @@ def test_a_killed_runner_takes_bare_nginx_master_and_worker_with_it(tmp_path):
         time.sleep(0.1)
     processes = nginx()
     assert len(processes) == 2, "nginx's master and worker did not start"
+    folder = Path(processes[0].cmdline()[processes[0].cmdline().index("-p") + 1]) if len(processes[0].cmdline()) > 2 \
+        else Path(processes[1].cmdline()[processes[1].cmdline().index("-p") + 1])
+    assert folder.name.startswith(f"layerbench-bare-{runner.pid}-nginx-") and folder.is_dir()
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     gone, alive = psutil.wait_procs(processes, timeout=15)
     assert alive == [], f"left behind: {alive}"
+    # Its folder outlives it (a killed runner removes nothing); clean removes folders of dead runners.
+    from bench.setups.bare import _stale_scratch
+
+    assert folder.is_dir() and f"stale folder {folder}" in _stale_scratch() and not folder.exists()
 
 
 def test_clean_finds_a_bare_app_of_a_dead_runner_by_its_marker_and_narrows_to_its_run():
