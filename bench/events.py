@@ -15,7 +15,11 @@ from typing import Callable
 # the run so far without trials to come), trial (a trial begins; data["trial"] is its id),
 # trial_done / trial_failed (a trial ended; data["trial"] is its id, data["record"] its
 # TrialRecord), repeat (repeat: auto decided), done (run complete).
-KINDS = ("start", "prepare", "skip", "plan", "trial", "trial_done", "trial_failed", "repeat", "done")
+# A fleet (bench.fleet) forwards each host's events with data["host"] set, and adds host (a host's
+# state changed: reached, installed, fetched, failed), log (a line a host wrote on stderr) and split
+# (where a split run's app listens and where its load comes from).
+KINDS = ("start", "prepare", "skip", "plan", "trial", "trial_done", "trial_failed", "repeat", "done", "host", "log",
+         "split")
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,12 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
     2  `layers`: what each setup variant is, stored by the run (label parts, stack, explanation,
        caveats, colour, order, baseline, roles), so every output reads it from the results and
        none needs the setup modules. v1 runs get the descriptions v1's setups had (data/layers_v1.json).
-    3  `app` on every trial and layer: which app ran (python, nginx, a user's image reference); a run
-       may hold several, and every figure compares against the baseline of the same app. v2 runs
+    3  `runner_host` (hostname and boot id of the machine whose process wrote the run: its
+       `runner_pid` means something only there, and runs come home from other hosts) and `split`
+       (a run whose load came from another host: which, at what address, that machine). v2 runs
+       get the hostname their `machine` block names and no split.
+    4  `app` on every trial and layer: which app ran (python, nginx, a user's image reference); a run
+       may hold several, and every figure compares against the baseline of the same app. v3 runs
        only ever ran the python app.
 """
 
@@ -28,8 +32,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.errors import ResultsError
+from bench.machine import this_host
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 RUN_FILE = "run.json"
 _V1_LAYERS = Path(__file__).parent / "data" / "layers_v1.json"
 
@@ -102,15 +107,26 @@ class RunRecord(_Model):
     order: list[str] = Field(default_factory=list)  # the trial keys in the order they ran
     skipped: list[dict] = Field(default_factory=list)  # {setup, variant, reason}
     runner_pid: int = 0  # with status "running" and this pid gone, the run was killed
+    runner_host: dict[str, str | None] = Field(default_factory=dict)  # hostname, boot_id: where runner_pid lives
+    # A split run (load from another host): load_host, load_address, listen_address, load_machine.
+    split: dict = Field(default_factory=dict)
     repeat_outcome: dict = Field(default_factory=dict)  # repeat: auto -> repeats run and what stopped them
     layers: list[LayerRecord] = Field(default_factory=list)  # every setup variant that was prepared
     trials: list[TrialRecord] = Field(default_factory=list)
 
     def effective_status(self) -> str:
-        """"incomplete" for a run marked running whose runner process is gone (killed)."""
-        if self.status == "running" and self.runner_pid and not _pid_alive(self.runner_pid):
+        """"incomplete" for a run marked running whose runner process is gone (killed). Only judged
+        on the machine that ran it: a run fetched from another host carries that host's pid."""
+        if self.status == "running" and self.runner_pid and self.ran_here() and not _pid_alive(self.runner_pid):
             return "incomplete"
         return self.status
+
+    def ran_here(self) -> bool:
+        """True when this machine (hostname, and boot id where both are known) wrote the run."""
+        here, there = this_host(), self.runner_host or {"hostname": self.machine.get("hostname")}
+        if there.get("hostname") != here["hostname"]:
+            return False
+        return not (there.get("boot_id") and here["boot_id"]) or there.get("boot_id") == here["boot_id"]
 
     def ok_trials(self) -> list[TrialRecord]:
         return [trial for trial in self.trials if trial.status == "ok"]
@@ -192,17 +208,25 @@ def _v1_to_v2(data: dict) -> dict:
 
 
 def _v2_to_v3(data: dict) -> dict:
-    """v2 runs ran layerbench's own python app only."""
+    """v2 runs named only the machine: its hostname stands for the runner's; no split."""
+    machine = data.get("machine")
+    hostname = machine.get("hostname") if isinstance(machine, dict) else None
+    return {**data, "format_version": 3, "runner_host": {"hostname": hostname if isinstance(hostname, str) else None},
+            "split": {}}
+
+
+def _v3_to_v4(data: dict) -> dict:
+    """v3 runs ran layerbench's own python app only."""
     def with_app(items):
         if not isinstance(items, list):
             return items  # not a list: validation reports it
         return [{"app": "python", **item} if isinstance(item, dict) else item for item in items]
 
-    return {**data, "format_version": 3, "trials": with_app(data.get("trials", [])),
+    return {**data, "format_version": 4, "trials": with_app(data.get("trials", [])),
             "layers": with_app(data.get("layers", []))}
 
 
-_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}  # from version N to N+1: {N: function(dict) -> dict}
+_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}  # from version N to N+1: {N: function(dict) -> dict}
 
 
 def load_run(run_dir: Path) -> RunRecord:

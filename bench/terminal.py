@@ -190,7 +190,7 @@ def print_run(console: Console, run: Run) -> None:
         if table is not None:
             console.print(table)
     for caveat in run.caveats():
-        if caveat.kind in ("skipped", "layer", "incomplete", "no_baseline"):
+        if caveat.kind in ("split", "skipped", "layer", "incomplete", "no_baseline"):
             console.print(safe(caveat.text, style="yellow"))
     if run.sampler_cpu_fraction is not None:
         console.print(safe(f"sampler cost: {run.sampler_cpu_fraction:.2%} of one core (median over trials)",
@@ -200,7 +200,7 @@ def print_run(console: Console, run: Run) -> None:
 def comparison_table(comparison) -> Table:
     """A comparison of runs: each cell's median per run and its ratio to the first run."""
     runs = comparison.runs
-    caption = "; ".join(f"run {index + 1} = {run.run_id}" for index, run in enumerate(runs))
+    caption = "; ".join(f"run {index + 1} = {name}" for index, name in enumerate(comparison.titles))
     table = Table(title=safe("compared runs: median, and ratio to run 1 [95% interval]"), caption=safe(caption),
                   title_justify="left")
     for column in ("setup", "workload", "metric"):

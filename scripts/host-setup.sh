@@ -16,9 +16,12 @@ command -v wrk >/dev/null 2>&1 || need_packages+=(wrk)
 command -v zstd >/dev/null 2>&1 || need_packages+=(zstd)  # unpacks the guest kernel for a direct boot
 command -v lz4 >/dev/null 2>&1 || need_packages+=(lz4)    # compresses the VM's initramfs
 [ -x /sbin/mkfs.ext4 ] || [ -x /usr/sbin/mkfs.ext4 ] || need_packages+=(e2fsprogs)  # the VM's io disk
-# `make test` also wants Chromium, to screenshot the HTML report (LAYERBENCH_TEST_TOOLS=1).
+command -v ssh >/dev/null 2>&1 || need_packages+=(openssh-client)  # fleet and split runs (bench run --hosts)
+# `make test` also wants Chromium, to screenshot the HTML report, and debootstrap, to build the
+# image of the test hosts that fleet and split runs are tested against (LAYERBENCH_TEST_TOOLS=1).
 if [ "${LAYERBENCH_TEST_TOOLS:-0}" = 1 ]; then
     command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
+    command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need_packages+=(debootstrap)
 fi
 
 if [ "${#need_packages[@]}" -gt 0 ]; then

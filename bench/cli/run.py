@@ -60,6 +60,11 @@ def run(
                                         "auto (probe KVM, else TCG), kvm, tcg."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish an interrupted run (id or folder) with "
                                          "its own settings; other flags are ignored."),
+    hosts: Optional[str] = typer.Option(None, "--hosts", help="Run on these hosts of the hosts file in parallel "
+                                        "(local = this machine), into one fleet folder, e.g. lab1,lab2,local."),
+    load_from: Optional[str] = typer.Option(None, "--load-from", help="Drive the load from this host; the app "
+                                            "listens on the address it reaches (not loopback). One target."),
+    hosts_file: Optional[Path] = typer.Option(None, "--hosts-file", help="Default ./hosts.yaml ($LAYERBENCH_HOSTS)."),
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved."""
     if resume is not None:
@@ -77,8 +82,14 @@ def run(
         raise ResultsError(f"cannot create results folder {out}: {error.strerror or error}") from None
     console.print(safe(chosen.name, "bold").append(safe(f": {chosen.description}" if chosen.description else "")))
     _warn_leftovers()
-    run_dir = _execute(chosen, out, resume_dir, narrate)
-    _finish(run_dir, report)
+    if (hosts or load_from) and resume_dir is None:
+        from bench.cli.fleet import run_on_hosts
+
+        run_dir = run_on_hosts(chosen, _csv("--hosts", hosts), hosts_file, load_from, out, report)
+    else:
+        run_dir = _execute(chosen, out, resume_dir, narrate)
+    if run_dir is not None:  # a fleet is printed and reported by run_on_hosts
+        _finish(run_dir, report)
 
 
 def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool) -> Path:
@@ -154,7 +165,7 @@ def demo(
                                                                "to run it. Watch what each layer adds."))
     run.__wrapped__(scenario=name, setups_flag=None, workloads=None, apps_flag=None, duration=None, warmup=None,
                     connections=None, repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None,
-                    resume=None)
+                    resume=None, hosts=None, load_from=None, hosts_file=None)
     if open_report and (results_store.resolve_run("latest", out) / "report.html").exists():
         open_in_browser(results_store.resolve_run("latest", out) / "report.html")
 

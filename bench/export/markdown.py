@@ -84,7 +84,7 @@ def comparison_text(comparison) -> str:
         ratios = [f"{fmt_interval(entry.ratio, 2)} {entry.verdict}" if entry.ratio else MISSING
                   for entry in row.entries[1:]]
         rows.append([md(row.label), md(row.workload), md(meaning.title), *medians, *(md(r) for r in ratios)])
-    named = ", ".join(f"run {index + 1} = `{md(run.run_id)}`" for index, run in enumerate(runs))
+    named = ", ".join(f"run {index + 1} = `{md(name)}`" for index, name in enumerate(comparison.titles))
     lines = [f"Compared runs: {named}. Medians over repeats; ratio to run 1 with its 95% interval [low–high].", "",
              *_table(header, rows, right=set(range(3, len(header))))]
     return "\n".join(lines + _caveat_lines(comparison.caveats)) + "\n"

@@ -229,6 +229,11 @@ class Run:
         """Everything a reader must know before trusting a figure, in the order a report lists them."""
         record = self.record
         found = []
+        if record.split:  # loopback-only relaxed, on purpose: the reader must know where the load came from
+            found.append(Caveat("split", str(record.split.get("load_host", "")),
+                                f"Split run: the load came from {record.split.get('load_host')} "
+                                f"({record.split.get('load_address')}); the app listened on "
+                                f"{record.split.get('listen_address')} only, not on loopback."))
         status = record.effective_status()
         if status != "complete":
             found.append(Caveat("incomplete", "", f"This run is {status}: it did not finish every trial it planned "

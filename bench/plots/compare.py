@@ -55,7 +55,7 @@ def compare_chart(comparison, out_dir: Path, name: str = "compare") -> list[Path
     metrics = [m for m in HEADLINE_METRICS if any(row.metric == m for row in rows)]
     lines = list(dict.fromkeys((row.setup, row.variant, row.workload, row.app if row.show_app else None)
                                for row in rows))
-    later = [run.run_id for run in comparison.runs[1:]]
+    later = comparison.titles[1:]
     figure = new_figure(3.6 * len(metrics) + 2.6, 2.2 + 0.6 * len(lines) * max(1, len(later)) ** 0.5)
     axes = figure.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
     for ax, metric_key in zip(axes, metrics):
@@ -67,6 +67,6 @@ def compare_chart(comparison, out_dir: Path, name: str = "compare") -> list[Path
     legend = [axes[0].plot([], [], RUN_MARKERS[i % len(RUN_MARKERS)], color="black", markersize=10,
                            label=run_id)[0] for i, run_id in enumerate(later)]
     figure.legend(handles=legend, loc="outside lower center", ncols=min(len(legend), 3), frameon=False,
-                  title=f"each run ÷ the first run ({comparison.baseline_run}); hollow = no measurable difference")
+                  title=f"each run ÷ the first run ({comparison.titles[0]}); hollow = no measurable difference")
     figure.suptitle("Compared runs: the same cells, relative to the first run (1× = unchanged)", fontsize=18)
     return save(figure, out_dir, name)

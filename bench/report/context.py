@@ -174,7 +174,19 @@ def settings(run: Run) -> list[tuple[str, str]]:
         ("seed", str(record.seed)),
         ("started, finished", f"{record.created_at} → {record.finished_at or 'not finished'}"),
         ("sampler cost", f"{fraction:.2%} of one core (median over trials)" if fraction is not None else "–"),
+        *_split_settings(record.split),
     ]
+
+
+def _split_settings(split: dict) -> list[tuple[str, str]]:
+    """A split run's load host and its machine, beside this machine's (bench run --load-from)."""
+    if not split:
+        return []
+    load = split.get("load_machine") if isinstance(split.get("load_machine"), dict) else {}
+    return [("load from", f"{split.get('load_host', '–')} ({split.get('load_address', '–')}); the app listened on "
+                          f"{split.get('listen_address', '–')} only"),
+            ("load host", f"{load.get('hostname', '–')}: {load.get('cpu_model', '–')}, {load.get('cpus_logical', '–')} "
+                          f"logical CPUs, kernel {load.get('kernel', '–')}, python {load.get('python', '–')}")]
 
 
 def report_context(run: Run, embedded: list[dict]) -> dict:

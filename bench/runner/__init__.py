@@ -21,6 +21,7 @@ from bench.errors import SetupError
 from bench.events import Event, PlannedStart, PlannedWork, ProgressFn, RunInterrupted, no_progress
 from bench.load.builtin import LoadResult, LoadSpec, run_load
 from bench.metrics.window import mem_available_now
+from bench.netutil import LOOPBACK
 from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, save_run
 from bench.runner.figures import bracket_available_drop
 from bench.runner.measure import LoadFn, Measurement, alive, measure_trial, new_record
@@ -61,12 +62,17 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def load_spec(workload: Workload, host: str = LOOPBACK) -> LoadSpec:
+    """What the generator is asked to do for a workload (here, or on a split run's load host)."""
+    return LoadSpec(path=workload.url_path, mode=workload.mode, connections=workload.connections,
+                    duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate,
+                    processes="auto", host=host)  # one generator process per load CPU
+
+
 def generator_for(pinning: Pinning) -> LoadFn:
     """The load generator a workload asks for (built-in or wrk), on the load CPUs."""
     def load(port: int, workload: Workload) -> LoadResult:
-        spec = LoadSpec(path=workload.url_path, mode=workload.mode, connections=workload.connections,
-                        duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate,
-                        processes="auto")  # one generator process per load CPU
+        spec = load_spec(workload)
         if workload.load == "wrk":
             from bench.load import wrk  # optional external generator
 
@@ -79,7 +85,8 @@ def _side_by_side(copies: list[Instance]) -> Instance:
     """N running copies seen as one: every process of each, phases and facts of the first."""
     return Instance(port=copies[0].port, processes=lambda: [rp for copy in copies for rp in copy.processes()],
                     phases=dict(copies[0].phases), facts={**copies[0].facts, "instances": len(copies)},
-                    handle=copies[0].handle, ready_path=copies[0].ready_path, stats_path=copies[0].stats_path)
+                    handle=copies[0].handle, address=copies[0].address, ready_path=copies[0].ready_path,
+                    stats_path=copies[0].stats_path)
 
 
 def _reason(error: BaseException) -> str:
@@ -90,16 +97,20 @@ def _reason(error: BaseException) -> str:
 
 
 class Runner:
-    """Holds the state of one run; `run()` executes the plan and returns the run folder."""
+    """Holds the state of one run; `run()` executes the plan and returns the run folder.
+
+    A split run (bench.fleet.split) passes the load host's generator as `load`, the one address
+    the app may listen on as `address`, and what to record about it as `split`."""
 
     def __init__(self, scenario: Scenario, results_dir: Path, progress: ProgressFn = no_progress,
                  command_line: list[str] | None = None, sampler_hz: float = 10.0, resume: RunRecord | None = None,
-                 load: LoadFn | None = None):
+                 load: LoadFn | None = None, address: str = LOOPBACK, split: dict | None = None):
         self.scenario = scenario
         self.progress = progress
         self.sampler_hz = sampler_hz
         self.pinning = resolve_pinning(scenario)
         self.load = load or generator_for(self.pinning)
+        self.address = address
         self.apps = [spec.build() for spec in scenario.app_specs]  # bench.apps.base.App, in scenario order
         self.several_apps = len(self.apps) > 1
         self.setups_by_key: dict[tuple[str, str], Setup] = {}  # (app, setup spec key) -> prepared setup
@@ -110,6 +121,9 @@ class Runner:
             self.record.skipped = []
             self.record.status = "running"
             self.record.runner_pid = os.getpid()
+            self.record.runner_host = machine.this_host()
+        if split:
+            self.record.split = split
         self.done = {trial.trial_id for trial in self.record.trials}
         self.run_id = self.record.run_id
         self.run_dir = Path(results_dir) / self.run_id
@@ -120,7 +134,7 @@ class Runner:
         return RunRecord(run_id=new_run_id(self.scenario.name), created_at=now_iso(),
                          command_line=command_line or sys.argv, scenario=self.scenario.model_dump(mode="json"),
                          machine=machine.describe(), pinning=self.pinning.as_dict(), seed=self.scenario.seed,
-                         runner_pid=os.getpid())
+                         runner_pid=os.getpid(), runner_host=machine.this_host())
 
     # ---- the whole run ------------------------------------------------------------------
 
@@ -230,7 +244,8 @@ class Runner:
             return None, reason
         name = f"{app.name} in {spec.key}" if self.several_apps else spec.key
         setup = cls(spec.options, self.pinning, self.run_id, self.workdir,
-                    progress=lambda message: self.progress(Event("prepare", f"{name}: {message}")), app=app)
+                    progress=lambda message: self.progress(Event("prepare", f"{name}: {message}")),
+                    address=self.address, app=app)
         try:
             self.progress(Event("prepare", f"preparing {name}"))
             setup.prepare()

@@ -15,6 +15,7 @@ import numpy as np
 from bench.load.builtin import LoadResult
 from bench.metrics.sampler import Sampler
 from bench.metrics.window import summarize_host, summarize_processes
+from bench.netutil import LOOPBACK
 from bench.results import TrialRecord, now_iso
 from bench.roles import ROLE_LOADGEN
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
@@ -37,8 +38,8 @@ class Measurement:
     app_ms: np.ndarray | None = None
 
 
-def _get(port: int, path: str, timeout_s: float) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+def _get(instance: Instance, path: str, timeout_s: float) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(instance.address, instance.port, timeout=timeout_s)
     try:
         connection.request("GET", path)
         response = connection.getresponse()
@@ -53,7 +54,7 @@ def get_stats(instance: Instance, timeout_s: float = 5.0) -> dict:
     """The app's own view from inside the layer (/stats); {} if it has none or does not answer."""
     if instance.stats_path is None:
         return {}
-    status, body = _get(instance.port, instance.stats_path, timeout_s)
+    status, body = _get(instance, instance.stats_path, timeout_s)
     try:
         stats = json.loads(body) if status == 200 else {}
     except ValueError:
@@ -65,7 +66,7 @@ def alive(instance: Instance, timeout_s: float = 3.0) -> bool:
     """True while the app still answers: its /stats, or its ready path when it has no inside view."""
     if instance.stats_path is not None:
         return bool(get_stats(instance, timeout_s=timeout_s))
-    return _get(instance.port, instance.ready_path, timeout_s)[0] == 200
+    return _get(instance, instance.ready_path, timeout_s)[0] == 200
 
 
 def new_record(trial: PlannedTrial, variant: str, status: str = "ok", error: str | None = None) -> TrialRecord:

@@ -92,8 +92,8 @@ class BareSetup(Setup):
 
     def _launch(self) -> Instance:
         began = time.perf_counter()
-        start = self.app.host_start("127.0.0.1", free_port())
-        if start.root is not None and port_in_use(start.port):
+        start = self.app.host_start(self.address, free_port(self.address))
+        if start.root is not None and port_in_use(start.port, self.address):
             _drop_scratch(start.scratch)
             raise SetupError(f"port {start.port} on this host is taken, and the image listens on that port only")
         log_path = self.workdir / f"bare-{start.port}.log"
@@ -112,7 +112,7 @@ class BareSetup(Setup):
         instance = Instance(port=start.port, processes=lambda: _app_and_children(app), phases={},
                             facts={"pid": popen.pid, "log": str(log_path), "chroot": start.root, "uid": start.uid,
                                    "scratch": str(start.scratch) if start.scratch else None},
-                            handle=popen)
+                            handle=popen, address=self.address)
         self._launching = instance  # _abort_launch stops it if pinning fails or Ctrl-C lands here
         try:
             os.sched_setaffinity(popen.pid, self.pinning.app_cpus)

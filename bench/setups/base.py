@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bench.apps.base import App
 from bench.errors import SetupError
+from bench.netutil import LOOPBACK
 from bench.roles import APP, Role, RoleProcess
 from bench.setups.procutil import signals_deferred
 from bench.setups.readiness import wait_until_ready
@@ -66,7 +67,7 @@ class Pinning:
 class Instance:
     """A started setup: where the app answers and which host processes it costs."""
 
-    port: int  # on 127.0.0.1
+    port: int  # on `address`
     # Called by the sampler every few ticks: processes may appear after start (container app).
     processes: Callable[[], list[RoleProcess]]
     # Ordered start-up phases in seconds, filled by _launch; running() appends first_200_s.
@@ -77,6 +78,8 @@ class Instance:
     engine_accounting: Callable[[], dict] | None = None
     # Setup-private state for _terminate (a Popen, a container object, a QEMU handle).
     handle: object = None
+    # Where the app answers: 127.0.0.1, or in a split run the one address the load host reaches.
+    address: str = LOOPBACK
     # The app's paths, set by Setup.running(): what answers 200 once it serves, and its own view
     # from inside the layer (None: the app has none).
     ready_path: str = "/health"
@@ -88,7 +91,7 @@ class Instance:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
 
 
 ProgressFn = Callable[[str], None]
@@ -120,9 +123,12 @@ class Setup(abc.ABC):
     runs_app_as: ClassVar[str | None] = None
 
     def __init__(self, options: Options | dict | None, pinning: Pinning, run_id: str, workdir: Path,
-                 progress: ProgressFn = _no_progress, app: App | None = None):
+                 progress: ProgressFn = _no_progress, address: str = LOOPBACK, app: App | None = None):
         self.options = options if isinstance(options, Options) else self.Options(**(options or {}))
         self.pinning = pinning
+        # The one address the app may listen on: loopback, unless a split run (--load-from) names
+        # the address the load host reaches. Never 0.0.0.0.
+        self.address = address
         self.run_id = run_id
         self.workdir = Path(workdir)
         self.progress = progress
@@ -235,7 +241,7 @@ class Setup(abc.ABC):
             self._before_polling(instance, self.ready_deadline_s)
             remaining_s = max(2.0, self.ready_deadline_s - (time.perf_counter() - began))
             wait_until_ready(instance.port, instance.handle, remaining_s, on_fail=lambda: self.diagnose(instance),
-                             path=instance.ready_path)
+                             path=instance.ready_path, address=instance.address)
             instance.phases["first_200_s"] = time.perf_counter() - began
             self._after_ready(instance)
             with contextlib.suppress(Exception):

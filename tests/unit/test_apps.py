@@ -98,11 +98,12 @@ def test_the_plan_interleaves_apps_names_them_and_asks_each_app_for_its_paths():
     assert trial.workload.url_path == "/cpu?n=7"
 
 
-def test_a_frozen_format_2_run_loads_as_the_python_app():
-    fixture = FIXTURES / "v2_run"
-    assert json.loads((fixture / "run.json").read_text())["format_version"] == 2  # frozen: never rewritten
+@pytest.mark.parametrize("version", [2, 3])
+def test_a_frozen_run_of_an_older_format_loads_as_the_python_app(version):
+    fixture = FIXTURES / f"v{version}_run"
+    assert json.loads((fixture / "run.json").read_text())["format_version"] == version  # frozen: never rewritten
     record = results.load_run(fixture)
-    assert record.format_version == results.FORMAT_VERSION == 3
+    assert record.format_version == results.FORMAT_VERSION == 4
     assert {trial.app for trial in record.trials} == {"python"} and {layer.app for layer in record.layers} == {"python"}
     run = Run(record, fixture)
     assert run.apps == ["python"] and not run.multi_app

@@ -156,7 +156,7 @@ class ContainerSetup(Setup):
         began = time.perf_counter()
         self._ensure_image_present()
         phases = {"image_s": time.perf_counter() - began}
-        kwargs, port = self._run_arguments(free_port())
+        kwargs, port = self._run_arguments(free_port(self.address))
         self._launching = kwargs["name"]  # _abort_launch removes it by name, even mid-create
         began = time.perf_counter()
         container = self._create(kwargs)
@@ -180,15 +180,15 @@ class ContainerSetup(Setup):
             "user": kwargs.get("user") or "the image's own", "cap_add": kwargs.get("cap_add", []),
         }
         return Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
-                        engine_accounting=lambda: engine_accounting(running), handle=running)
+                        engine_accounting=lambda: engine_accounting(running), handle=running, address=self.address)
 
     def _run_arguments(self, port: int) -> tuple[dict, int]:
-        """The locked-down `docker run` of the app (uid 65534, no capabilities, 127.0.0.1 only, where
-        the app allows), and the host port it will answer on."""
+        """The locked-down `docker run` of the app (uid 65534, no capabilities, one host address only:
+        127.0.0.1, or the split run's address; where the app allows), and the host port it will answer on."""
         options: ContainerOptions = self.options  # type: ignore[assignment]
         name = re.sub(r"[^a-zA-Z0-9_.-]", "-", f"layerbench-{self.run_id}-{secrets.token_hex(4)}")
         host_network = options.network == "host"
-        start = self.app.container_start(self._image, *(("127.0.0.1", port) if host_network
+        start = self.app.container_start(self._image, *((self.address, port) if host_network
                                                         else ("0.0.0.0", APP_PORT_IN_GUEST)))
         read_only = start.read_only and options.scratch == "tmpfs"  # overlay: /tmp on the writable layer
         kwargs = dict(
@@ -202,12 +202,12 @@ class ContainerSetup(Setup):
             **({"cap_add": list(start.cap_add)} if start.cap_add else {}),
         )
         if host_network:
-            if start.port != port and port_in_use(start.port):
+            if start.port != port and port_in_use(start.port, self.address):
                 raise SetupError(f"port {start.port} on this host is taken, and the image listens on that port only")
             kwargs.update(network_mode="host")
             port = start.port
         else:
-            kwargs.update(ports={f"{start.port}/tcp": ("127.0.0.1", port)})  # loopback only
+            kwargs.update(ports={f"{start.port}/tcp": (self.address, port)})  # that address only
         if options.cpus is not None:
             kwargs["nano_cpus"] = int(options.cpus * 1e9)
         if options.memory is not None:
@@ -231,7 +231,7 @@ class ContainerSetup(Setup):
         except Exception as error:
             explanation = engine.explain(error)
             if "address already in use" in explanation or "port is already allocated" in explanation:
-                raise SetupError(f"port 127.0.0.1:{port} is taken; try again ({explanation})") from None
+                raise SetupError(f"port {self.address}:{port} is taken; try again ({explanation})") from None
             if isinstance(error, docker.errors.APIError):
                 raise SetupError(f"the engine could not start the container: {explanation}") from None
             raise SetupError(f"Docker daemon stopped answering: {explanation}") from None

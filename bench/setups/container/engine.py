@@ -58,7 +58,10 @@ def unavailable_reason() -> str | None:
         return "the docker Python package is missing: pip install 'docker>=7.1'"
     if daemon_answers(docker):
         return None
-    if not any(os.access(os.path.join(d, "dockerd"), os.X_OK) for d in os.get_exec_path()):
+    # A user's PATH often lacks the sbin folders where dockerd lives: look there too, so an installed
+    # engine that is not running is not called "not installed" (bench hosts check logs in as a user).
+    folders = [*os.get_exec_path(), "/usr/sbin", "/usr/local/sbin", "/sbin"]
+    if not any(os.access(os.path.join(d, "dockerd"), os.X_OK) for d in folders):
         return "Docker is not installed: apt-get install docker.io (or run sudo scripts/host-setup.sh)"
     return f"no Docker daemon answers at {daemon_address()}; start one: sudo scripts/host-setup.sh"
 

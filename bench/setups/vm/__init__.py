@@ -204,18 +204,19 @@ class VMSetup(Setup):
 
         self.prepare()
         plan, accel = self._plan, self._accel
-        port = free_port()
-        if port_in_use(port):
-            raise SetupError(f"port {port} on 127.0.0.1 is taken; retry")
+        port = free_port(self.address)
+        if port_in_use(port, self.address):
+            raise SetupError(f"port {port} on {self.address} is taken; retry")
         self.workdir.mkdir(parents=True, exist_ok=True)
         log_path = self.workdir / f"vm-{port}-serial.log"
         began = time.perf_counter()
-        qemu = spawn(plan, accel, port, self.pinning.app_cpus, log_path)
+        # hostfwd binds this one address (127.0.0.1, or a split run's): never every interface.
+        qemu = spawn(plan, accel, port, self.pinning.app_cpus, log_path, address=self.address)
         launch_s = time.perf_counter() - began
         # No waiting here to see whether QEMU survives: the readiness loop notices an exit at
         # once (handle.poll), and _terminate turns it into a one-line error with QEMU's reason.
         return Instance(port=port, processes=_hypervisor_of(qemu), phases={"launch_s": launch_s},
-                        facts=self._facts(qemu, port, log_path), handle=qemu)
+                        facts=self._facts(qemu, port, log_path), handle=qemu, address=self.address)
 
     def _facts(self, qemu, port: int, log_path) -> dict:
         from bench.setups.vm.boot import TCG_TB_SIZE_MB
@@ -229,7 +230,7 @@ class VMSetup(Setup):
             "tcg_tb_size_mb": TCG_TB_SIZE_MB if accel == "tcg" else None, "tsc_khz": plan.tsc_khz,
             "disk_mb": plan.disk_mb, "disk_cache": "writeback" if plan.disk_mb else None,
             "serial_log": str(log_path), "qemu_pid": qemu.popen.pid, "guest_port": plan.guest_port,
-            "stats_url": f"http://127.0.0.1:{port}{self.app.stats_path}" if self.app.stats_path else None,
+            "stats_url": f"http://{self.address}:{port}{self.app.stats_path}" if self.app.stats_path else None,
         }
 
     def _before_polling(self, instance: Instance, deadline_s: float) -> None:
@@ -263,7 +264,7 @@ class VMSetup(Setup):
         if died_early is not None:
             how = f"killed by signal {-died_early}" if died_early < 0 else f"exit status {died_early}"
             if "host forwarding" in stderr_tail:
-                raise SetupError(f"QEMU could not forward 127.0.0.1:{instance.port} (port taken?): {stderr_tail}")
+                raise SetupError(f"QEMU could not forward {instance.address}:{instance.port} (port taken?): {stderr_tail}")
             words = stderr_tail or "guest console: " + (" | ".join(qemu.serial.tail(3)) or "(nothing printed)")
             raise SetupError(f"QEMU exited before it was stopped ({how}): {words}")
 
