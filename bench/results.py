@@ -13,6 +13,9 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
        `runner_pid` means something only there, and runs come home from other hosts) and `split`
        (a run whose load came from another host: which, at what address, that machine). v2 runs
        get the hostname their `machine` block names and no split.
+    4  `app` on every trial and layer: which app ran (python, nginx, a user's image reference); a run
+       may hold several, and every figure compares against the baseline of the same app. v3 runs
+       only ever ran the python app.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bench.errors import ResultsError
 from bench.machine import this_host
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 RUN_FILE = "run.json"
 _V1_LAYERS = Path(__file__).parent / "data" / "layers_v1.json"
 
@@ -48,6 +51,7 @@ class TrialRecord(_Model):
     trial_id: str
     setup: str
     variant: str
+    app: str = "python"  # the app that ran (bench.apps): python, nginx, or an image reference
     workload: str  # the workload's name (density: name-xN, N copies side by side)
     kind: str = "load"  # load, startup, idle or density
     repeat: int
@@ -76,6 +80,7 @@ class LayerRecord(_Model):
 
     setup: str
     variant: str
+    app: str = "python"  # the app this layer ran; a layer's words may depend on it (bare for an image)
     stack: str = ""  # the path a request takes: "app -> host kernel -> hardware"
     narration: str = ""  # what a class hears when the layer's first trial starts
     explanation: str = ""  # where its cost comes from, in plain words (the report)
@@ -210,7 +215,18 @@ def _v2_to_v3(data: dict) -> dict:
             "split": {}}
 
 
-_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}  # from version N to N+1: {N: function(dict) -> dict}
+def _v3_to_v4(data: dict) -> dict:
+    """v3 runs ran layerbench's own python app only."""
+    def with_app(items):
+        if not isinstance(items, list):
+            return items  # not a list: validation reports it
+        return [{"app": "python", **item} if isinstance(item, dict) else item for item in items]
+
+    return {**data, "format_version": 4, "trials": with_app(data.get("trials", [])),
+            "layers": with_app(data.get("layers", []))}
+
+
+_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}  # from version N to N+1: {N: function(dict) -> dict}
 
 
 def load_run(run_dir: Path) -> RunRecord:
