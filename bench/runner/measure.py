@@ -15,7 +15,6 @@ import numpy as np
 from bench.load.builtin import LoadResult
 from bench.metrics.sampler import Sampler
 from bench.metrics.window import summarize_host, summarize_processes
-from bench.netutil import LOOPBACK
 from bench.results import TrialRecord, now_iso
 from bench.roles import ROLE_LOADGEN
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
