@@ -1,4 +1,4 @@
-"""Compare stored runs: the same cell (setup, variant, workload) across runs, as a ratio of each
+"""Compare stored runs: the same cell (setup, variant, workload, app) across runs, as a ratio of each
 run to the first with a 95% interval, and a caveat whenever the runs are not comparable
 (different machine, pinning or scenario, an unfinished run, a missing cell).
 """
@@ -40,10 +40,12 @@ class Row:
     workload: str
     metric: str
     entries: list[Entry]
+    app: str = "python"
+    show_app: bool = False  # the compared runs hold several apps
 
     @property
     def label(self) -> str:
-        return label(self.setup, self.variant)
+        return label(self.setup, self.variant, self.app if self.show_app else None)
 
     @property
     def changed(self) -> bool:
@@ -81,7 +83,8 @@ class Comparison:
                       "pinning": run.record.pinning} for run, name in zip(self.runs, self.titles)],
             "baseline_run": self.baseline_run,
             "confidence": stats.CONFIDENCE,
-            "rows": [{"setup": row.setup, "variant": row.variant, "workload": row.workload, "label": row.label,
+            "rows": [{"setup": row.setup, "variant": row.variant, "app": row.app, "workload": row.workload,
+                      "label": row.label,
                       "metric": row.metric,
                       "runs": [{"run_id": e.run_id, "repeats": e.repeats, "median": e.median,
                                 "ratio": e.ratio.as_dict() if e.ratio else None, "verdict": e.verdict}
@@ -119,7 +122,11 @@ def _caveats(runs: list[Run], names: list[str]) -> list[Caveat]:
     return list(dict.fromkeys(found))
 
 
-def _entries(runs: list[Run], key: tuple[str, str, str], metric: str) -> list[Entry]:
+def _seed_parts(key: tuple[str, str, str, str]) -> tuple[str, ...]:
+    return key[:3] if key[3] == "python" else key  # python cells keep the seeds they had before apps
+
+
+def _entries(runs: list[Run], key: tuple[str, str, str, str], metric: str) -> list[Entry]:
     base_cell = runs[0].cell(*key)
     base = base_cell.values(metric) if base_cell else []
     entries = []
@@ -128,7 +135,7 @@ def _entries(runs: list[Run], key: tuple[str, str, str], metric: str) -> list[En
         values = cell.values(metric) if cell else []
         entry = Entry(run.run_id, len(values), median_of(values))
         if run is not runs[0] and values and base:
-            ratio = stats.ratio_ci(values, base, sub_seed(runs[0].seed, *key, metric, run.run_id))
+            ratio = stats.ratio_ci(values, base, sub_seed(runs[0].seed, *_seed_parts(key), metric, run.run_id))
             if math.isfinite(ratio.median):
                 entry = Entry(run.run_id, len(values), entry.median, ratio, verdict(metric, ratio))
         entries.append(entry)
@@ -136,7 +143,7 @@ def _entries(runs: list[Run], key: tuple[str, str, str], metric: str) -> list[En
 
 
 def compare(runs: list[Run], names: list[str] | None = None) -> Comparison:
-    """Match cells by (setup, variant, workload) across runs; per metric, each run's median and its
+    """Match cells by (setup, variant, workload, app) across runs; per metric, each run's median and its
     ratio to the first run with a 95% interval. `names` calls the runs something other than their
     ids (a fleet's hosts). ResultsError when fewer than two runs are given."""
     if len(runs) < 2:
@@ -145,13 +152,15 @@ def compare(runs: list[Run], names: list[str] | None = None) -> Comparison:
     baseline_first = sorted((cell for run in runs for cell in run.cells),
                             key=lambda cell: cell.setup != runs[0].baseline)
     keys = list(dict.fromkeys(cell.key for cell in baseline_first))
+    several = len({key[3] for key in keys}) > 1
     rows = []
     for key in keys:
         for metric in METRICS:
             entries = _entries(runs, key, metric)
             if any(entry.median is not None for entry in entries):
-                rows.append(Row(*key, metric, entries))
-    missing = [Caveat("missing", cell_label(*key), f"{cell_label(*key)} is missing from {name}")
+                rows.append(Row(*key[:3], metric, entries, key[3], several))
+    subject = {key: cell_label(*key[:3], key[3] if several else None) for key in keys}
+    missing = [Caveat("missing", subject[key], f"{subject[key]} is missing from {name}")
                for key in keys for run, name in zip(runs, titles) if run.cell(*key) is None]
     return Comparison(runs, rows, _caveats(runs, titles) + missing, names=list(names) if names else None)
 

@@ -17,7 +17,8 @@ DOCTOR_VERSION = 1
 
 
 def doctor_report() -> dict:
-    """{"machine", "setups": [{setup, ok, stack, reason, lines}], "broken": [...], "tools": [...]}."""
+    """{"machine", "setups": [{setup, ok, stack, reason, lines}], "broken": [...], "apps": [...], "tools": [...]}."""
+    from bench.apps import registry as apps
     from bench.setups import registry
 
     setups = []
@@ -34,8 +35,11 @@ def doctor_report() -> dict:
                        "lines": list(lines)})
     broken = [{"module": module, "problem": str(problem)} for module, problem in registry.broken().items()]
     tools = [{"tool": tool, "path": shutil.which(tool), "fix": fix} for tool, fix in OPTIONAL_TOOLS]
+    # The shipped apps (a user's image is checked when a scenario names it).
+    shipped = [{"app": kind, "ok": (reason := apps.get(kind).check()) is None, "reason": reason,
+                "description": apps.get(kind).description} for kind in ("python", "nginx")]
     return {"doctor_version": DOCTOR_VERSION, "machine": machine.describe(), "setups": setups, "broken": broken,
-            "tools": tools}
+            "apps": shipped, "tools": tools}
 
 
 def print_doctor(console: Console, found: dict) -> None:
@@ -48,6 +52,9 @@ def print_doctor(console: Console, found: dict) -> None:
     for broken in found["broken"]:
         console.print(Text("no  ", style="red").append(safe(f"{broken['module']:10} setup module failed to load: "
                                                             f"{broken['problem']}")))
+    for app in found.get("apps", []):
+        mark = Text("ok  ", style="green") if app["ok"] else Text("no  ", style="red")
+        console.print(mark.append(safe(f"{'app ' + app['app']:10} {app['description'] if app['ok'] else app['reason']}")))
     for tool in found["tools"]:
         mark = Text("ok  ", style="green") if tool["path"] else Text("--  ", style="yellow")
         console.print(mark.append(safe(f"{tool['tool']:10} {tool['path'] or 'optional, not installed: ' + tool['fix']}")))

@@ -54,6 +54,7 @@ class PlannedStart:
     variant: str
     trials: tuple[PlannedWork, ...]
     narration: str = ""  # what a class hears about this layer (the setup declares it)
+    app: str | None = None  # the app it runs, when the run holds several (labels then name it)
 
 
 def no_progress(event: Event) -> None:

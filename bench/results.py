@@ -13,9 +13,12 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
        `runner_pid` means something only there, and runs come home from other hosts) and `split`
        (a run whose load came from another host: which, at what address, that machine). v2 runs
        get the hostname their `machine` block names and no split.
-    4  a layer's `stack_layers` (the boxes of the layer-stack figure) and `fixed_roles`; a trial's
+    4  `app` on every trial and layer: which app ran (python, nginx, a user's image reference); a run
+       may hold several, and every figure compares against the baseline of the same app. v3 runs
+       only ever ran the python app.
+    5  a layer's `stack_layers` (the boxes of the layer-stack figure) and `fixed_roles`; a trial's
        `fixed` block (the engine daemons sampled over its window, apart from the instance's roles).
-       v3 runs get the boxes of the setups they knew (data/stack_layers_v3.json) and no fixed costs.
+       v4 runs get the boxes of the setups they knew (data/stack_layers_v4.json) and no fixed costs.
 """
 
 from __future__ import annotations
@@ -34,10 +37,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bench.errors import ResultsError
 from bench.machine import this_host
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 RUN_FILE = "run.json"
 _V1_LAYERS = Path(__file__).parent / "data" / "layers_v1.json"
-_V3_STACKS = Path(__file__).parent / "data" / "stack_layers_v3.json"
+_V4_STACKS = Path(__file__).parent / "data" / "stack_layers_v4.json"
 
 __all__ = ["FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "load_run", "save_run"]
 
@@ -52,6 +55,7 @@ class TrialRecord(_Model):
     trial_id: str
     setup: str
     variant: str
+    app: str = "python"  # the app that ran (bench.apps): python, nginx, or an image reference
     workload: str  # the workload's name (density: name-xN, N copies side by side)
     kind: str = "load"  # load, startup, idle or density
     repeat: int
@@ -83,6 +87,7 @@ class LayerRecord(_Model):
 
     setup: str
     variant: str
+    app: str = "python"  # the app this layer ran; a layer's words may depend on it (bare for an image)
     stack: str = ""  # the path a request takes: "app -> host kernel -> hardware"
     narration: str = ""  # what a class hears when the layer's first trial starts
     explanation: str = ""  # where its cost comes from, in plain words (the report)
@@ -220,8 +225,19 @@ def _v2_to_v3(data: dict) -> dict:
 
 
 def _v3_to_v4(data: dict) -> dict:
-    """v3 runs had no layer-stack boxes: give each layer the ones its setup had then (none for others)."""
-    known = json.loads(_V3_STACKS.read_text())
+    """v3 runs ran layerbench's own python app only."""
+    def with_app(items):
+        if not isinstance(items, list):
+            return items  # not a list: validation reports it
+        return [{"app": "python", **item} if isinstance(item, dict) else item for item in items]
+
+    return {**data, "format_version": 4, "trials": with_app(data.get("trials", [])),
+            "layers": with_app(data.get("layers", []))}
+
+
+def _v4_to_v5(data: dict) -> dict:
+    """v4 runs had no layer-stack boxes: give each layer the ones its setup had then (none for others)."""
+    known = json.loads(_V4_STACKS.read_text())
     layers = []
     for layer in data.get("layers", []):
         if isinstance(layer, dict) and not layer.get("stack_layers"):
@@ -229,10 +245,10 @@ def _v3_to_v4(data: dict) -> dict:
             first = str(layer.get("variant", "")).split(",")[0]
             layer = {**layer, "stack_layers": boxes.get(first, boxes.get("*", []))}
         layers.append(layer)
-    return {**data, "format_version": 4, "layers": layers}
+    return {**data, "format_version": 5, "layers": layers}
 
 
-_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}  # from version N to N+1: {N: function(dict) -> dict}
+_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}  # from version N to N+1: {N: function(dict) -> dict}
 
 
 def load_run(run_dir: Path) -> RunRecord:

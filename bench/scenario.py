@@ -1,7 +1,8 @@
 """Scenario files -> validated models, with one clear message per problem.
 
-A scenario says what to run (setups and their variants), how hard (workloads), how often
-(repeat) and in what order. Every message names the file, the field path and, where the YAML
+A scenario says which app (`app: python`, `nginx`, a user's `{image: NAME:TAG, ...}`, or several
+with `apps: [python, nginx]`), what to run it in (setups and their variants), how hard
+(workloads), how often (repeat) and in what order. Every message names the file, the field path and, where the YAML
 gives one, the line.
 """
 
@@ -10,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from bench import gate, scenario_yaml
+from bench.scenario_apps import AppSpec
 from bench.errors import ScenarioError, SetupError
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -20,13 +22,15 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_PROBLEMS_SHOWN = 20  # a file of thousands of wrong keys gets these and a count, not a screenful per key
 MIN_DURATION_S = 0.1  # the shortest measured window, for a scenario file and for bench run --duration alike
 
-# endpoint -> (path, query parameter name or None)
+# endpoint -> (the python app's path, query parameter name or None); each app declares its own
+# paths (bench.apps), this table is the default app's and names the parameters.
 ENDPOINTS = {
     "hello": ("/hello", None),
     "cpu": ("/cpu", "n"),
     "mem": ("/mem", "mb"),
     "io": ("/io", "kb"),
     "json": ("/json", None),
+    "static": ("/static.html", None),  # a static file (nginx)
 }
 
 
@@ -40,7 +44,7 @@ class Workload(_Strict):
 
     name: str = Field(pattern=NAME_PATTERN)
     kind: Literal["load", "startup", "idle", "density"] = "load"
-    endpoint: Literal["hello", "cpu", "mem", "io", "json"] | None = None
+    endpoint: Literal["hello", "cpu", "mem", "io", "json", "static"] | None = None
     param: int | None = Field(default=None, ge=1, le=10_000_000)
     mode: Literal["closed", "open"] = "closed"
     connections: int = Field(default=8, ge=1, le=1024)
@@ -49,6 +53,7 @@ class Workload(_Strict):
     warmup: float = Field(default=1.0, ge=0, le=600)  # seconds discarded before measuring
     load: Literal["builtin", "wrk"] = "builtin"
     instances: list[int] = Field(default=[1, 2, 4], min_length=1, max_length=8)  # density only
+    _path: str | None = PrivateAttr(default=None)  # the request path an app gave (for_path)
 
     @field_validator("duration")
     @classmethod
@@ -75,9 +80,17 @@ class Workload(_Strict):
             raise ValueError(f"endpoint {self.endpoint!r} takes no param")
         return self
 
+    def for_path(self, path: str) -> "Workload":
+        """This workload requesting `path`: the app's own path for its endpoint (bench.apps)."""
+        copy = self.model_copy()
+        copy._path = path
+        return copy
+
     @property
     def url_path(self) -> str:
-        """The request path with its query, e.g. /cpu?n=1000."""
+        """The request path with its query, e.g. /cpu?n=1000 (the python app's unless an app gave one)."""
+        if self._path is not None:
+            return self._path
         path, parameter = ENDPOINTS[self.endpoint or "hello"]
         if parameter and self.param is not None:
             return f"{path}?{parameter}={self.param}"
@@ -91,6 +104,7 @@ BUILTIN_WORKLOADS = {
     "mem": Workload(name="mem", endpoint="mem", param=16),
     "io": Workload(name="io", endpoint="io", param=64),
     "json": Workload(name="json", endpoint="json"),
+    "static": Workload(name="static", endpoint="static"),  # a static file (nginx)
     "startup": Workload(name="startup", kind="startup"),
     "idle": Workload(name="idle", kind="idle", duration=3.0, warmup=0.0),
     "density": Workload(name="density", kind="density", duration=3.0, warmup=0.0),
@@ -129,6 +143,8 @@ class PinningSpec(_Strict):
 class Scenario(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = Field(default="", max_length=2000)
+    app: AppSpec | None = None  # the one app (default: python) ...
+    apps: list[AppSpec] | None = Field(default=None, min_length=1, max_length=8)  # ... or several, side by side
     setups: list[SetupSpec] = Field(min_length=1, max_length=32)
     workloads: list[Workload] = Field(min_length=1, max_length=64)
     # A count, or "auto": add repeats until every interval is narrower than repeat_target of its
@@ -193,6 +209,26 @@ class Scenario(_Strict):
         if duplicates:
             raise ValueError(f"workload names must be unique; repeated: {', '.join(duplicates)}")
         return self
+
+    @model_validator(mode="after")
+    def _apps_serve_the_workloads(self) -> "Scenario":
+        if self.app is not None and self.apps is not None:
+            raise ValueError("give either app (one app) or apps (a list), not both")
+        keys = [spec.key for spec in self.app_specs]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"apps must be unique; repeated: {', '.join(sorted({k for k in keys if keys.count(k) > 1}))}")
+        for spec in self.app_specs:
+            app = spec.build()
+            for workload in self.workloads:
+                if workload.kind == "load" and not app.serves(workload.endpoint or ""):
+                    raise ValueError(f"workload {workload.name!r}: app {spec.key} does not serve endpoint "
+                                     f"{workload.endpoint!r} (it serves: {', '.join(app.endpoints)})")
+        return self
+
+    @property
+    def app_specs(self) -> list[AppSpec]:
+        """Every app the scenario runs, in its order (python when it names none)."""
+        return list(self.apps) if self.apps else [self.app or AppSpec()]
 
 
 def _is_union_tag(part) -> bool:
@@ -302,6 +338,16 @@ def with_option_everywhere(scenario: Scenario, options: dict[str, Any]) -> Scena
         return Scenario.model_validate(data)
     except ValidationError as error:
         raise ScenarioError(_messages(error, "command line", {})) from None
+
+
+def with_apps(scenario: Scenario, names: list[str]) -> Scenario:
+    """The scenario running these shipped apps instead of its own (bench run --app python,nginx)."""
+    data = scenario.model_dump()
+    data["app"], data["apps"] = None, names
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError(_messages(error, "--app", {})) from None
 
 
 def apply_overrides(scenario: Scenario, **fields: Any) -> Scenario:

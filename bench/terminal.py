@@ -120,7 +120,7 @@ def fixed_table(run: Run) -> Table | None:
     for cost in costs:
         fixed = cost.fixed
         roles = ", ".join(f"{key} {fmt(figures.get('pss_mb'), 0)}" for key, figures in fixed.roles.items())
-        _row(table, label(cost.setup, cost.variant), fmt(cost.per_instance_mb.get("pss"), 1),
+        _row(table, label(*cost.key), fmt(cost.per_instance_mb.get("pss"), 1),
              fmt(cost.per_instance_mb.get("uss"), 1), fmt(fixed.total.get("pss_mb"), 1),
              fmt(fixed.total.get("uss_mb"), 1), fmt(fixed.total.get("cpu_cores"), 3), roles)
     return table
@@ -166,6 +166,23 @@ def overhead_table(run: Run) -> Table | None:
     return table
 
 
+def by_app_table(run: Run) -> Table | None:
+    """A run of several apps: each layer's cost for each app, against that app's own baseline."""
+    if not run.by_app:
+        return None
+    table = Table(title=safe(f"the same layer, each app (ratio to the same app's {run.baseline}, 95% interval)"),
+                  title_justify="left", caption=safe("CPU added = the layer's host CPU per request minus the app's "
+                                                     f"own at {run.baseline} (medians); share = added / total"))
+    for column in ("layer", "workload", "app", "throughput ×", "CPU/req ×", "CPU added µs/req", "share of CPU"):
+        table.add_column(column, justify="left" if column in ("layer", "workload", "app") else "right")
+    for row in run.by_app:
+        for entry in row.entries:
+            share = entry.layer_share
+            _row(table, row.label, row.workload, entry.app, fmt_interval(entry.throughput, 2),
+                 fmt_interval(entry.cpu, 2), fmt(entry.added_cpu_us, 0), f"{share:.0%}" if share is not None else MISSING)
+    return table
+
+
 def headline(stored: Run) -> str:
     """The run's first throughput verdict (or the baseline's throughput): one figure for a listing."""
     try:
@@ -189,7 +206,7 @@ def print_run(console: Console, run: Run) -> None:
     if not run.cells:
         console.print("no trial recorded yet")
     for table in (load_table(run), startup_table(run), cost_table(run), density_table(run), fixed_table(run),
-                  overhead_table(run)):
+                  overhead_table(run), by_app_table(run)):
         if table is not None:
             console.print(table)
     for caveat in run.caveats():

@@ -11,6 +11,7 @@ python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need_packages+=(python3-v
 command -v dockerd >/dev/null 2>&1 || need_packages+=(docker.io)
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need_packages+=(qemu-system-x86)
 command -v wrk >/dev/null 2>&1 || need_packages+=(wrk)
+[ -x /usr/sbin/nginx ] || need_packages+=(nginx)  # the second reference app (app: nginx)
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_packages+=(busybox-static)
 command -v zstd >/dev/null 2>&1 || need_packages+=(zstd)  # unpacks the guest kernel for a direct boot
 command -v lz4 >/dev/null 2>&1 || need_packages+=(lz4)    # compresses the VM's initramfs
@@ -32,6 +33,16 @@ if [ "${#need_packages[@]}" -gt 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+        # The package starts a system nginx on port 80; layerbench runs its own from a generated
+        # config, so the service it just installed is stopped and kept from starting at boot.
+        if printf '%s\n' "${need_packages[@]}" | grep -qx nginx; then
+            if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+                systemctl disable --now nginx >/dev/null 2>&1 || true
+            else
+                invoke-rc.d nginx stop >/dev/null 2>&1 || true
+                update-rc.d nginx disable >/dev/null 2>&1 || true
+            fi
+        fi
     fi
 fi
 

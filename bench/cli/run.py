@@ -17,7 +17,7 @@ from bench.terminal import safe
 
 
 def _chosen_scenario(name: str | None, setup_names: list[str] | None, workload_names: list[str] | None,
-                     vm_options: dict, **fields) -> scenarios.Scenario:
+                     vm_options: dict, app_names: list[str] | None = None, **fields) -> scenarios.Scenario:
     if name is None:
         from bench.setups import registry
 
@@ -30,6 +30,7 @@ def _chosen_scenario(name: str | None, setup_names: list[str] | None, workload_n
         if workload_names:
             overrides["workloads"] = workload_names
         chosen = scenarios.apply_overrides(scenarios.load_scenario(name), **overrides)
+    chosen = scenarios.with_apps(chosen, app_names) if app_names else chosen
     return scenarios.with_option_everywhere(chosen, vm_options) if vm_options else chosen
 
 
@@ -41,6 +42,9 @@ def run(
     setups_flag: Optional[str] = typer.Option(None, "--setups", help="Comma-separated setups, e.g. bare,container."),
     workloads: Optional[str] = typer.Option(None, "--workloads", help="Comma-separated workloads: "
                                             + ",".join(scenarios.BUILTIN_WORKLOADS)),
+    apps_flag: Optional[str] = typer.Option(None, "--app", help="The app, or several side by side (comma-separated): "
+                                            "python (default), nginx. A user's image: app: {image: ...} in a "
+                                            "scenario file."),
     duration: Optional[float] = typer.Option(None, "--duration", min=scenarios.MIN_DURATION_S, max=3600,
                                              help="Seconds measured per trial."),
     warmup: Optional[float] = typer.Option(None, "--warmup", min=0, max=600, help="Seconds discarded first."),
@@ -70,8 +74,8 @@ def run(
         resume_dir = None
         vm_options = {k: v for k, v in (("kernel", str(kernel) if kernel else None), ("accel", accel)) if v}
         chosen = _chosen_scenario(scenario, _csv("--setups", setups_flag), _csv("--workloads", workloads),
-                                  vm_options, duration=duration, warmup=warmup, connections=connections,
-                                  repeat=repeat)
+                                  vm_options, _csv("--app", apps_flag), duration=duration, warmup=warmup,
+                                  connections=connections, repeat=repeat)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -159,9 +163,9 @@ def demo(
     name = "quick" if fast or "classroom" not in scenarios.shipped() else "classroom"
     console.print(Text("layerbench demo", style="bold").append(": the same web app, the same Python, three ways "
                                                                "to run it. Watch what each layer adds."))
-    run.__wrapped__(scenario=name, setups_flag=None, workloads=None, duration=None, warmup=None, connections=None,
-                    repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None, resume=None,
-                    hosts=None, load_from=None, hosts_file=None)
+    run.__wrapped__(scenario=name, setups_flag=None, workloads=None, apps_flag=None, duration=None, warmup=None,
+                    connections=None, repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None,
+                    resume=None, hosts=None, load_from=None, hosts_file=None)
     if open_report and (results_store.resolve_run("latest", out) / "report.html").exists():
         open_in_browser(results_store.resolve_run("latest", out) / "report.html")
 

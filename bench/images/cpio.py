@@ -1,47 +1,17 @@
-"""A pure-Python writer and reader of "newc" cpio archives (the format the kernel unpacks into
-its rootfs tmpfs), and the external compressors the kernel can unpack (lz4 legacy frame, zstd)."""
+"""A pure-Python writer (and reader, for tests) of "newc" cpio archives, the format the kernel
+unpacks into its rootfs tmpfs for an initramfs."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-# External compressors (the kernel's formats, not Python's): argv reading stdin, writing stdout.
-COMPRESSOR_ARGV = {"lz4": ("lz4", "-l", "-9", "-q", "-c"), "zstd": ("zstd", "-19", "-T0", "-q", "-c")}
-
-
-def available_compression(wanted: str) -> str:
-    """wanted, or "none" when its external tool (lz4, zstd) is not installed."""
-    tool = COMPRESSOR_ARGV.get(wanted)
-    return "none" if tool and shutil.which(tool[0]) is None else wanted
-
-
-def compress_in_place(path: Path, compression: str) -> None:
-    """Replace the file at path with its lz4 (legacy frame) or zstd compression, via the tool."""
-    packed_path = path.with_name(path.name + ".z")
-    try:
-        with open(path, "rb") as plain, open(packed_path, "wb") as packed:
-            result = subprocess.run(COMPRESSOR_ARGV[compression], stdin=plain, stdout=packed,
-                                    stderr=subprocess.PIPE, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"{compression} failed: {result.stderr.decode(errors='replace').strip()}")
-        os.replace(packed_path, path)
-    finally:
-        if packed_path.exists():
-            packed_path.unlink()
-
-
 _TRAILER = "TRAILER!!!"
 _NEWC_MAGIC = b"070701"
 _NEWC_HEADER_BYTES = 110
-
-
-# ---- cpio (newc) ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -79,8 +49,11 @@ class CpioWriter:
     def add_char_device(self, name: str, major: int, minor: int, mode: int = 0o600) -> None:
         self.add(CpioEntry(name, stat.S_IFCHR | mode, rdev=(major, minor)))
 
-    def add_tree(self, root: Path, prefix: str = "") -> None:
-        """Add a directory tree, parents before children (the kernel does not create parents)."""
+    def add_tree(self, root: Path, prefix: str = "", keep_owners: bool = False) -> None:
+        """Add a directory tree, parents before children (the kernel does not create parents).
+
+        keep_owners: files keep their uid/gid (an image's files may belong to its own user);
+        otherwise everything belongs to root."""
         for directory, subdirs, names in os.walk(root):
             subdirs.sort()
             relative_dir = Path(directory).relative_to(root).as_posix()
@@ -88,12 +61,13 @@ class CpioWriter:
                 path = Path(directory) / name
                 inside = "/".join(part for part in (prefix, relative_dir, name) if part and part != ".")
                 info = os.lstat(path)
+                owner = {"uid": info.st_uid, "gid": info.st_gid} if keep_owners else {}
                 if stat.S_ISLNK(info.st_mode):
-                    self.add_symlink(inside, os.readlink(path))
+                    self.add(CpioEntry(inside, stat.S_IFLNK | 0o777, os.readlink(path).encode(), **owner))
                 elif stat.S_ISDIR(info.st_mode):
-                    self.add_dir(inside, stat.S_IMODE(info.st_mode))
+                    self.add(CpioEntry(inside, stat.S_IFDIR | stat.S_IMODE(info.st_mode), **owner))
                 elif stat.S_ISREG(info.st_mode):
-                    self.add_file(inside, path.read_bytes(), stat.S_IMODE(info.st_mode))
+                    self.add(CpioEntry(inside, stat.S_IFREG | stat.S_IMODE(info.st_mode), path.read_bytes(), **owner))
 
     def close(self) -> None:
         if not self._closed:

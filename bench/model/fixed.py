@@ -35,11 +35,22 @@ class FixedCost:
 class LayerCost:
     """One layer's memory split: per instance (its own processes) and fixed (its engine's daemons)."""
 
-    setup: str
-    variant: str
+    key: tuple  # the layer's bench.model.LayerKey: (setup, variant[, app when the run holds several])
     per_instance_mb: dict[str, float | None] = field(default_factory=dict)  # pss, uss, rss
     per_instance_from: str = ""  # the workload(s) the per-instance figure comes from
     fixed: FixedCost | None = None
+
+    @property
+    def setup(self) -> str:
+        return self.key[0]
+
+    @property
+    def variant(self) -> str:
+        return self.key[1]
+
+    @property
+    def app(self) -> str | None:
+        return self.key[2] if len(self.key) > 2 else None
 
 
 def _seconds(trial: TrialRecord) -> float | None:
@@ -74,7 +85,7 @@ def fixed_cost(trials: list[TrialRecord]) -> FixedCost | None:
     return FixedCost(roles, total, len(sampled))
 
 
-def layer_cost(setup: str, variant: str, cells: list) -> LayerCost:
+def layer_cost(key: tuple, cells: list) -> LayerCost:
     """A layer's per-instance memory (its idle footprint when it ran one, else every measured
     workload's) and its fixed cost over all its trials; `cells` are the layer's bench.model.Cell."""
     measured = [cell for cell in cells if cell.memory_mb and cell.memory_per_instance_mb is None]
@@ -82,5 +93,5 @@ def layer_cost(setup: str, variant: str, cells: list) -> LayerCost:
     chosen = idle or measured
     per_instance = {part: median_of((cell.memory_mb or {}).get(part) for cell in chosen) for part in MEMORY_PARTS}
     trials = [trial for cell in cells for trial in cell.ok]
-    return LayerCost(setup, variant, per_instance if chosen else {}, ", ".join(cell.workload for cell in chosen),
+    return LayerCost(key, per_instance if chosen else {}, ", ".join(cell.workload for cell in chosen),
                      fixed_cost(trials))

@@ -73,7 +73,7 @@ def timeseries(run: Run, out_dir: Path) -> list[Path]:
     series: dict[str, list[tuple[tuple[str, str], int, tuple]]] = {}
     for workload in run.workloads:
         for key in run.layer_keys:
-            for trial in run.trials(*key, workload):
+            for trial in run.trials_at(key, workload):
                 relative = trial.files.get("processes")
                 data = read_series(run.run_dir / relative) if relative else None
                 if data is not None:

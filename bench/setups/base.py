@@ -11,9 +11,11 @@ It IMPLEMENTS small hooks: `check` (available here? else why and the fix), `prep
 `doctor_lines`, `find_leftovers`, `clean_leftovers`, `prune_caches`, `explain`, `caveats`,
 `layer_stack` (the boxes of the layer-stack figure, per variant) and `fixed_processes` (the host
 processes it costs once, however many instances run: an engine's daemons).
-The lifecycle, `Setup.running()`, lives here once: launch, readiness (first HTTP 200 on /health,
-with a deadline), the start-up phase split, and a stop that always runs to its end, on an
-exception, Ctrl-C or SIGTERM too.
+A setup runs an app (bench.apps: layerbench's python app by default, nginx, a user's image) and
+asks it how to start in its kind of layer (`runs_app_as`: host, container or guest); no setup
+knows which app it runs. The lifecycle, `Setup.running()`, lives here once: launch, readiness
+(first HTTP 200 on the app's ready path, with a deadline), the start-up phase split, and a stop
+that always runs to its end, on an exception, Ctrl-C or SIGTERM too.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Callable, ClassVar, Iterator
 import psutil
 from pydantic import BaseModel, ConfigDict
 
+from bench.apps.base import App
 from bench.errors import SetupError
 from bench.netutil import LOOPBACK
 from bench.roles import APP, Role, RoleProcess
@@ -79,6 +82,10 @@ class Instance:
     handle: object = None
     # Where the app answers: 127.0.0.1, or in a split run the one address the load host reaches.
     address: str = LOOPBACK
+    # The app's paths, set by Setup.running(): what answers 200 once it serves, and its own view
+    # from inside the layer (None: the app has none).
+    ready_path: str = "/health"
+    stats_path: str | None = "/stats"
 
     @property
     def startup_s(self) -> float:
@@ -118,9 +125,12 @@ class Setup(abc.ABC):
     fixed_roles: ClassVar[tuple[Role, ...]] = ()
     Options: ClassVar[type[Options]] = Options
     ready_deadline_s: ClassVar[float] = 30.0
+    # How it starts an app (which of the app's starts it asks for, and whose notes it adds to its
+    # explanation): "host", "container" or "guest"; None for a setup that starts the app itself.
+    runs_app_as: ClassVar[str | None] = None
 
     def __init__(self, options: Options | dict | None, pinning: Pinning, run_id: str, workdir: Path,
-                 progress: ProgressFn = _no_progress, address: str = LOOPBACK):
+                 progress: ProgressFn = _no_progress, address: str = LOOPBACK, app: App | None = None):
         self.options = options if isinstance(options, Options) else self.Options(**(options or {}))
         self.pinning = pinning
         # The one address the app may listen on: loopback, unless a split run (--load-from) names
@@ -129,6 +139,11 @@ class Setup(abc.ABC):
         self.run_id = run_id
         self.workdir = Path(workdir)
         self.progress = progress
+        if app is None:
+            from bench.apps.python import PythonApp  # today's app, the default
+
+            app = PythonApp()
+        self.app = app
 
     # ---- availability and housekeeping ----------------------------------------------------
 
@@ -185,10 +200,13 @@ class Setup(abc.ABC):
         return []
 
     def describe(self) -> dict:
-        """The declaration of this variant as the run stores it (bench.results.LayerRecord)."""
-        return {"setup": self.name, "variant": self.variant(), "stack": self.stack, "narration": self.narration,
-                "explanation": self.explain(), "caveats": self.caveats(), "colour": self.colour,
-                "order": self.order, "baseline": self.baseline,
+        """The declaration of this variant, running its app, as the run stores it (bench.results.LayerRecord)."""
+        note = getattr(self.app.notes, self.runs_app_as, "") if self.runs_app_as else ""
+        app_caveats = list(getattr(self.app.notes, f"{self.runs_app_as}_caveats", ())) if self.runs_app_as else []
+        return {"setup": self.name, "variant": self.variant(), "app": self.app.name, "stack": self.stack,
+                "narration": self.narration, "explanation": " ".join(filter(None, (self.explain(), note))),
+                "caveats": self.caveats() + app_caveats, "colour": self.colour, "order": self.order,
+                "baseline": self.baseline,
                 "roles": {role.key: role.as_dict() for role in (*self.roles, *self.fixed_roles)},
                 "stack_layers": list(self.layer_stack()), "fixed_roles": [role.key for role in self.fixed_roles]}
 
@@ -223,7 +241,7 @@ class Setup(abc.ABC):
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Instance]:
-        """Launch, wait for the first 200 on /health, yield, and always stop.
+        """Launch, wait for the first 200 on the app's ready path, yield, and always stop.
 
         Adds `first_200_s` (launch returned -> first 200) to the instance's phases. The stop (and
         the undoing of a launch that did not finish) runs with Ctrl-C and SIGTERM held back, so
@@ -237,10 +255,11 @@ class Setup(abc.ABC):
             raise
         try:
             began = time.perf_counter()
+            instance.ready_path, instance.stats_path = self.app.ready_path, self.app.stats_path
             self._before_polling(instance, self.ready_deadline_s)
             remaining_s = max(2.0, self.ready_deadline_s - (time.perf_counter() - began))
             wait_until_ready(instance.port, instance.handle, remaining_s, on_fail=lambda: self.diagnose(instance),
-                             address=instance.address)
+                             path=instance.ready_path, address=instance.address)
             instance.phases["first_200_s"] = time.perf_counter() - began
             self._after_ready(instance)
             with contextlib.suppress(Exception):

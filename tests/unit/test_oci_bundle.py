@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from bench.images.guest_runtime import (BUNDLE_IN_GUEST, CONTAINER_ID, MARKER_CREATE, MARKER_START, PIVOT, RUNTIMES,
-                                        in_guest, launch_script, state_dir)
-from bench.images.initramfs import APP_OUTPUT_LOOP, init_script
+from bench.images.guest_init import GUEST_BUSYBOX, init_script, run_as
+from bench.images.guest_runtime import (BUNDLE_IN_GUEST, CONTAINER_ID, MARKER_CREATE, MARKER_START, PID_FILE, PIVOT,
+                                        RUNTIMES, START_SCRIPT, bundle_config, container_guest, find_runtime,
+                                        in_guest, runtime_files, start_script, state_dir)
 from bench.images.oci_bundle import CGROUPS_PATH, config_json, oci_config
 from bench.images.rootfs import NOBODY_ID, app_argv
 
@@ -85,62 +86,55 @@ def test_the_input_argv_is_copied_not_shared():
     assert built["process"]["args"] == ARGV
 
 
+def _guest(root, drops=True):
+    from bench.apps.base import GuestStart
+
+    argv = run_as(ARGV, NOBODY_ID) if drops else ARGV
+    return GuestStart(root=root, digest="0" * 64, argv=argv, env=ENV, uid=NOBODY_ID, gid=NOBODY_ID, port=8080,
+                      workdir="/tmp", drops_own_privileges=drops, ready_line="listening on")
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_launch_creates_then_starts_and_stamps_both(runtime):
-    lines = launch_script(APP_OUTPUT_LOOP, runtime)
-    create = f"{in_guest(runtime)} --root {state_dir(runtime)} create {PIVOT} --bundle {BUNDLE_IN_GUEST} {CONTAINER_ID}"
+def test_the_start_script_creates_then_starts_and_stamps_both(runtime):
+    lines = start_script(runtime)
+    create = f"{in_guest(runtime)} --root {state_dir(runtime)} create {PIVOT} --pid-file {PID_FILE} " \
+             f"--bundle {BUNDLE_IN_GUEST} {CONTAINER_ID}"
     start = f"{in_guest(runtime)} --root {state_dir(runtime)} start {CONTAINER_ID}"
     assert create in lines and start in lines
-    assert state_dir(runtime).startswith("/run/")  # on the tmpfs mounted below
+    assert state_dir(runtime).startswith("/run/") and PID_FILE.startswith("/run/")  # on the tmpfs mounted first
     assert lines.index(create) < lines.index(MARKER_CREATE) < lines.index(start) < lines.index(MARKER_START)
     assert f"runtime={runtime} status=$?" in lines
-    # runc's state on a tmpfs, cgroup2 mounted, and the guest root bound where config.json's root points
-    assert "mount -t tmpfs" in lines and "/run" in lines
-    assert "mount -t cgroup2 cgroup2 /sys/fs/cgroup" in lines
-    assert f"mount -o bind / {BUNDLE_IN_GUEST}/rootfs" in lines
-    # the reader of the app's output is started (in the background) before runc opens the fifo to write
-    assert lines.index("</tmp/app.out &") < lines.index(create)
+    assert "mount -t tmpfs" in lines and "mount -t cgroup2 cgroup2 /sys/fs/cgroup" in lines
+    assert f"mount -o bind / {BUNDLE_IN_GUEST}/rootfs" in lines  # where config.json's root points
+    assert lines.rstrip().endswith("done")  # it stays while the app lives: init sees the app exit through it
 
 
-def test_init_script_default_is_unchanged_by_the_launch_option():
-    default = init_script(["virtio_net.ko"], ARGV, ENV, 8080)
-    with_runc = init_script(["virtio_net.ko"], ARGV, ENV, 8080, launch=launch_script(APP_OUTPUT_LOOP, "runc"))
-    assert "runc" not in default and "env -i" in default
-    assert MARKER_CREATE in with_runc and "env -i" not in with_runc
-    # both keep the common start (modules, network) and the power-off at the end
-    for text in (default, with_runc):
-        assert "insmod /lib/modules/layerbench/virtio_net.ko" in text
-        assert text.rstrip().endswith("poweroff -f")
+def test_the_bundle_runs_the_apps_own_start_and_init_runs_the_script(tmp_path):
+    guest = _guest(tmp_path)
+    started, files = container_guest(guest, "runc") if find_runtime("runc") else (None, None)
+    bundle = json.loads(bundle_config(guest))
+    assert bundle["process"]["args"] == ARGV  # the privilege drop is gone: the container starts it as nobody
+    assert bundle["process"]["user"]["uid"] == NOBODY_ID and bundle["process"]["cwd"] == "/tmp"
+    assert json.loads(bundle_config(_guest(tmp_path, drops=False)))["process"]["args"] == ARGV
+    if started is None:
+        pytest.skip("runc is not installed (apt-get install runc)")
+    assert started.argv == [GUEST_BUSYBOX, "sh", START_SCRIPT] and (started.uid, started.gid) == (0, 0)
+    assert started.port == guest.port and started.ready_line == guest.ready_line and started.root == guest.root
+    assert json.loads(files[f"{BUNDLE_IN_GUEST}/config.json"]) == bundle
+    script = init_script(["virtio_net.ko"], started)
+    assert START_SCRIPT in script and "setpriv" not in script  # the script runs as root; the runtime sets the user
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
-def test_archive_gets_the_runtime_its_missing_libraries_and_the_bundle(tmp_path, runtime):
-    import io
-    import stat
-
-    from bench.images import guest_runtime
-    from bench.images.initramfs import CpioWriter, parse_cpio
-    from bench.images.rootfs import Rootfs
-
-    if guest_runtime.find_runtime(runtime) is None:
+def test_the_runtime_and_the_libraries_the_root_lacks_go_in(tmp_path, runtime):
+    if find_runtime(runtime) is None:
         pytest.skip(f"{runtime} is not installed (apt-get install {runtime})")
-    rootfs_dir = tmp_path / "rootfs"
-    (rootfs_dir / "lib" / "x86_64-linux-gnu").mkdir(parents=True)
-    (rootfs_dir / "lib" / "x86_64-linux-gnu" / "libc.so.6").write_bytes(b"the rootfs's libc")
-    rootfs = Rootfs(path=rootfs_dir, digest="0" * 64, size_bytes=0, python="/usr/local/bin/python3.11", env=ENV)
-    out = io.BytesIO()
-    writer = CpioWriter(out)
-    guest_runtime.add_to_archive(writer, rootfs, ARGV, ENV, runtime)
-    writer.close()
-    entries = {entry.name: entry for entry in parse_cpio(out.getvalue())}
-    binary = in_guest(runtime).lstrip("/")
-    assert entries[binary].data[:4] == b"\x7fELF" and entries[binary].mode & 0o111
-    assert any(name.startswith("lib/x86_64-linux-gnu/libseccomp.so") for name in entries)  # both link it
-    assert "lib/x86_64-linux-gnu/libc.so.6" not in entries  # the rootfs has it: not shipped twice
-    for directory in ("run", "usr", "usr/sbin", "var/lib/layerbench/bundle/rootfs"):
-        assert stat.S_ISDIR(entries[directory].mode), directory
-    names = list(entries)
-    assert names.index("usr") < names.index("usr/sbin") < names.index(binary)  # parents first
-    bundle = json.loads(entries["var/lib/layerbench/bundle/config.json"].data)
-    assert bundle["root"]["path"] == "rootfs" and bundle["process"]["user"]["uid"] == NOBODY_ID
-    assert bundle["process"]["args"] == ARGV
+    files = runtime_files(tmp_path, runtime)  # an empty root: every library goes in
+    assert files[in_guest(runtime)][:4] == b"\x7fELF" and in_guest(runtime).startswith("/.layerbench/")
+    assert any("libseccomp.so" in path for path in files) and any("libc.so" in path for path in files)
+    libc = next(path for path in files if "libc.so" in path)
+    mine = tmp_path / libc.lstrip("/")
+    mine.parent.mkdir(parents=True)
+    mine.write_bytes(b"another C library")
+    with pytest.raises(ValueError, match="its own"):
+        runtime_files(tmp_path, runtime)

@@ -11,6 +11,7 @@ from bench.images.guest_runtime import MARKER_CGROUP, MARKER_CREATE, MARKER_STAR
 from bench.images.initramfs import MARKER_APP, MARKER_INIT
 from bench.setups import registry
 from bench.setups.base import Instance, Pinning
+from bench.setups.vm import VMSetup
 from bench.setups.vm.phases import split_phases
 
 NAME = "container-in-vm"
@@ -23,7 +24,9 @@ def _setup(options: dict):
 def test_the_runtime_inside_the_guest_is_the_variant_and_a_box_of_its_stack():
     runc, crun = _setup({"accel": "tcg"}), _setup({"accel": "tcg", "runtime": "crun"})
     assert (runc.variant(), crun.variant()) == ("tcg,runc", "tcg,crun")
-    assert runc._initramfs_options() == {"container_runtime": "runc"}
+    guest = SimpleNamespace(root="/nonexistent", argv=["app"], env={}, uid=65534, gid=65534, workdir="/tmp",
+                            drops_own_privileges=False)
+    assert VMSetup._guest_boot(runc, guest) == (guest, {})  # the VM alone boots the app's own start
     runc._accel = "tcg"  # what prepare() decides
     described = runc.describe()
     assert described["stack_layers"][-2].startswith("container engine (runc in the guest")

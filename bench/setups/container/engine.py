@@ -163,11 +163,17 @@ def clean_leftovers(run_id: str | None = None) -> list[str]:
 
 
 def prune_images() -> list[str]:
-    """Remove layerbench/app images built from older inputs (about 30 MB each); the tags removed."""
+    """Remove layerbench/app and layerbench/nginx images built from older inputs (about 30 MB and
+    10 MB each); the tags removed."""
+    from bench.apps.nginx import NGINX_REPOSITORY, NginxApp
     from bench.images.docker_image import REPOSITORY, remove_images
     from bench.images.rootfs import rootfs_digest
 
     with client_if_daemon(30) as client:
         if client is None:
             return []
-        return [f"image {tag}" for tag in remove_images(client, keep=(f"{REPOSITORY}:{rootfs_digest()}",))]
+        removed = remove_images(client, keep=(f"{REPOSITORY}:{rootfs_digest()}",))
+        if NginxApp.check() is None:  # without nginx here its images cannot be told old from current
+            removed += remove_images(client, keep=(f"{NGINX_REPOSITORY}:{NginxApp().tree_digest()}",),
+                                     repository=NGINX_REPOSITORY)
+        return [f"image {tag}" for tag in removed]

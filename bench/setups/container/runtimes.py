@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from bench.errors import SetupError
 DEFAULT_RUNTIME = "runc"
 RUNTIMES = ("runc", "crun", "runsc")
 HOST_SETUP = "sudo scripts/host-setup.sh"
-PROBE_TIMEOUT_S = 60
+PROBE_SETTLE_S = 0.3  # after start: a runtime that fails does so by then (or start itself fails)
 
 # The engine's words -> how to fix it (first match wins).
 _FIXES = (
@@ -118,23 +119,25 @@ def cannot_run(name: str, message: str) -> str:
     return f"the {name} runtime cannot start a container here: {message}; fix: {fix_for(message)}"
 
 
-def probe(client, run_kwargs: dict, quick_argv: list[str]) -> str | None:
-    """Start a throwaway container with the app's own flags running `quick_argv` (exits at once):
-    None when it ran and exited 0, else the engine's message. Always removed, with any shim a
-    failed start left behind (gVisor leaves one: bench.setups.container.shims)."""
+def probe(client, run_kwargs: dict) -> str | None:
+    """Create and start a throwaway container with the app's own flags and command: None when the
+    runtime started it (and it had not failed a moment later), else the engine's message. Always
+    removed, with any shim a failed start left behind (gVisor leaves one: bench.setups.container.shims)."""
     from bench.setups.container import engine, shims
 
     docker = engine.docker_sdk()
     kwargs = {key: value for key, value in run_kwargs.items() if key != "ports"}  # no port needed to run
-    kwargs.update(name=kwargs["name"] + "-probe", command=quick_argv)
+    kwargs.update(name=kwargs["name"] + "-probe")
     container = None
     try:
         container = client.containers.create(**kwargs)
         container.start()
-        outcome = container.wait(timeout=PROBE_TIMEOUT_S)
-        if int(outcome.get("StatusCode", 1)) != 0:
+        time.sleep(PROBE_SETTLE_S)
+        container.reload()
+        state = container.attrs.get("State", {})
+        if state.get("Status") == "exited" and int(state.get("ExitCode", 0)) != 0:
             logs = container.logs(tail=3).decode(errors="replace").strip()
-            return f"the probe container exited {outcome.get('StatusCode')}: {logs or 'no output'}"
+            return f"the probe container exited {state.get('ExitCode')}: {logs or 'no output'}"
         return None
     except docker.errors.APIError as error:
         return engine.explain(error)
@@ -165,11 +168,11 @@ def doctor_lines(client) -> list[str]:
             lines.append(words + "; not probed (no layerbench image yet: `bench run` builds it)")
             continue
         image = max(images, key=lambda found: found.attrs.get("Created", ""))
-        python = (image.attrs.get("Config", {}).get("Cmd") or ["python3"])[0]
+        # The image's own command (the app on its port inside the container's network), locked down.
         kwargs = {"image": image.id, "name": f"layerbench-doctor-{os.getpid()}-{name}", "detach": True,
-                  "user": "65534:65534", "read_only": True, "cap_drop": ["ALL"], "network_mode": "host",
+                  "user": "65534:65534", "read_only": True, "tmpfs": {"/tmp": "size=64m"}, "cap_drop": ["ALL"],
                   "security_opt": ["no-new-privileges"], "runtime": name, "labels": {engine.LABEL: "1"}}
-        failure = probe(client, kwargs, [python, "-I", "-S", "-c", "pass"])
+        failure = probe(client, kwargs)
         lines.append(words + ("; starts a container here" if failure is None else "; " + cannot_run(name, failure)))
     return lines
 

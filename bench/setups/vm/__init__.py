@@ -2,8 +2,9 @@
 
     app -> guest kernel -> virtual devices (QEMU) -> hypervisor (KVM or TCG) -> host kernel
 
-No disk image: QEMU boots the guest kernel with `-initrd` holding the shared rootfs, busybox
-and an init script (bench.images.initramfs). Choices measured on a 2-core Debian 12 host, TCG:
+No disk image: QEMU boots the guest kernel with `-initrd` holding the app's root filesystem (the
+python app's rootfs, nginx's tree, a user's image's files: bench.apps), busybox and an init script
+(bench.images.initramfs) that starts the app with its environment and user. Choices measured on a 2-core Debian 12 host, TCG:
 - `-machine microvm` booting the uncompressed vmlinux via PVH: ~0.75 s faster than a bzImage
   and ~0.4-0.6 s faster than pc/q35 (no PCI enumeration, no legacy firmware).
 - microvm has no HPET/ACPI PM timer, so under host load the guest's TSC calibration against
@@ -86,6 +87,7 @@ class VMSetup(Setup):
     order = 20
     roles = (HYPERVISOR,)
     Options = VMOptions
+    runs_app_as = "guest"
     # TCG boots in ~4 s on an idle 2-core host; a loaded one can take several times that.
     # A QEMU that exits fails at once (the readiness loop polls the handle).
     ready_deadline_s = 60.0
@@ -177,11 +179,9 @@ class VMSetup(Setup):
                                                        self.pinning.app_cpus, self.progress)
 
     def _boot_plan(self):
-        from bench.app.command import APP_PORT_IN_GUEST
         from bench.images import initramfs
         from bench.images.kernel import find_kernel
         from bench.images.pvh import pvh_vmlinux
-        from bench.images.rootfs import build_rootfs
         from bench.setups.vm.boot import BootPlan, host_tsc_khz
         from bench.setups.vm.disk import DISK_MB
 
@@ -192,15 +192,15 @@ class VMSetup(Setup):
             raise SetupError(str(error)) from None
         vmlinux = pvh_vmlinux(kernel)
         machine = "microvm" if vmlinux else "q35"  # microvm's firmware-less boot wants the PVH ELF
-        image = initramfs.build_initramfs(build_rootfs(progress=self.progress), kernel, port=APP_PORT_IN_GUEST,
-                                          progress=self.progress, **self._initramfs_options())
+        guest, extra_files = self._guest_boot(self.app.guest_start(self.progress))
+        image = initramfs.build_initramfs(guest, kernel, progress=self.progress, extra_files=extra_files)
         if kernel.modules_dir is None or not image.modules:
             self.progress(f"warning: no virtio_net module found for kernel {kernel.version}; "
                           "the guest network works only if the driver is built in")
         if options.disk:
             _check_disk_support(kernel, image)
         return BootPlan(kernel, vmlinux or kernel.path, machine, image, options.memory_mb, options.vcpus,
-                        host_tsc_khz(), DISK_MB if options.disk else 0)
+                        host_tsc_khz(), DISK_MB if options.disk else 0, guest.port)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -234,7 +234,8 @@ class VMSetup(Setup):
             "guest_modules": list(plan.initramfs.modules), "memory_mb": plan.memory_mb, "vcpus": plan.vcpus,
             "tcg_tb_size_mb": TCG_TB_SIZE_MB if accel == "tcg" else None, "tsc_khz": plan.tsc_khz,
             "disk_mb": plan.disk_mb, "disk_cache": "writeback" if plan.disk_mb else None,
-            "serial_log": str(log_path), "qemu_pid": qemu.popen.pid, "stats_url": f"http://{self.address}:{port}/stats",
+            "serial_log": str(log_path), "qemu_pid": qemu.popen.pid, "guest_port": plan.guest_port,
+            "stats_url": f"http://{self.address}:{port}{self.app.stats_path}" if self.app.stats_path else None,
         }
 
     def _before_polling(self, instance: Instance, deadline_s: float) -> None:
@@ -264,9 +265,10 @@ class VMSetup(Setup):
 
         split_phases(instance)
 
-    def _initramfs_options(self) -> dict:
-        """Extra arguments for build_initramfs (a setup that boots this VM differently adds its own)."""
-        return {}
+    def _guest_boot(self, guest) -> tuple[object, dict[str, bytes]]:
+        """What the guest's init starts (the app's bench.apps.base.GuestStart) and the files the
+        initramfs adds for it; a setup that boots this VM differently (a container inside) changes both."""
+        return guest, {}
 
     def _terminate(self, instance: Instance) -> None:
         from bench.setups.vm.qemu import stop

@@ -54,6 +54,7 @@ class BootPlan:
     vcpus: int
     tsc_khz: int | None
     disk_mb: int = 0  # 0: no disk
+    guest_port: int = APP_PORT_IN_GUEST  # the port the app listens on inside the guest
 
     @property
     def microvm(self) -> bool:
@@ -70,7 +71,7 @@ class BootPlan:
                 "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
                 # One host address only (127.0.0.1, or a split run's): the load generator never
                 # reaches the guest's private address, and nothing else reaches the forward.
-                "-netdev", f"user,id=net0,hostfwd=tcp:{address}:{port}-:{APP_PORT_IN_GUEST}",
+                "-netdev", f"user,id=net0,hostfwd=tcp:{address}:{port}-:{self.guest_port}",
                 "-device", f"{device},netdev=net0", *self._disk_args(temp_dir),
                 "-qmp", f"unix:{temp_dir / 'qmp.sock'},server=on,wait=off",
                 "-pidfile", str(temp_dir / "qemu.pid")]

@@ -4,8 +4,8 @@
 
 The stack of ECS on EC2 and of most Kubernetes nodes. It is the vm setup's boot (its boot plan,
 serial console, QEMU process, accelerator choice and leftovers), with an initramfs that also holds
-the OCI runtime, its ldd closure and a bundle made from the same app argv
-(bench.images.guest_runtime): the guest's init mounts cgroup2 and runs `<runtime> create` and
+the OCI runtime, its libraries and a bundle made from the app's own guest start (its argv,
+environment and user: bench.images.guest_runtime): the guest's init mounts cgroup2 and runs `<runtime> create` and
 `<runtime> start`, stamping each on the console, so start-up splits into the runtime's phases.
 Compared with the VM alone it shows what the container adds on top of a VM.
 """
@@ -94,8 +94,14 @@ class VMContainerSetup(VMSetup):
                              f"(apt-get install {guest_runtime.PACKAGES[self.runtime]}, or {HOST_SETUP})")
         super().prepare()
 
-    def _initramfs_options(self) -> dict:
-        return {"container_runtime": self.runtime}
+    def _guest_boot(self, guest) -> tuple[object, dict[str, bytes]]:
+        """The app's own guest start, run by the runtime from a bundle: the one place the app reaches the guest."""
+        from bench.images import guest_runtime
+
+        try:
+            return guest_runtime.container_guest(guest, self.runtime)
+        except (FileNotFoundError, ValueError, RuntimeError) as error:
+            raise SetupError(str(error)) from None
 
     def _facts(self, qemu, port: int, log_path) -> dict:
         from bench.images import guest_runtime
