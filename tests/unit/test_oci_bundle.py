@@ -1,4 +1,5 @@
-"""The OCI config for the container inside the VM (pure), and the runc init lines that use it."""
+"""The OCI config for the container inside the VM (pure), and the start script and bundle that
+bench.images.guest_runtime makes from an app's guest start to use it."""
 
 from __future__ import annotations
 
