@@ -67,6 +67,10 @@ class Workload(_Strict):
                 raise ValueError(f"a load workload needs an endpoint ({', '.join(ENDPOINTS)})")
         if any(count < 1 or count > 32 for count in self.instances):
             raise ValueError("instances must each be from 1 to 32")
+        repeated = sorted({count for count in self.instances if self.instances.count(count) > 1})
+        if repeated:  # two trials of one count would share one trial id and one set of files
+            raise ValueError(f"instances must be different counts; repeated: {', '.join(map(str, repeated))} "
+                             f"(for more samples, raise repeat)")
         if self.mode == "open" and self.rate is None:
             raise ValueError("mode 'open' needs a rate (requests per second)")
         if self.mode == "closed" and self.rate is not None:
@@ -120,6 +124,23 @@ class SetupSpec(_Strict):
         return self.setup + ("[" + ",".join(f"{k}={v}" for k, v in sorted(self.options.items())) + "]"
                              if self.options else "")
 
+    @property
+    def folder_key(self) -> str:
+        """The key made safe as a folder name (trial ids, files)."""
+        return "".join(c if c.isalnum() or c in "-_." else "-" for c in self.key)
+
+    def same_variant(self, other: "SetupSpec") -> bool:
+        """True when both run the same thing: options equal once defaults are filled in
+        (`container` and `container: {network: bridge}`), or their files would collide."""
+        if self.folder_key == other.folder_key:
+            return True
+        if self.setup != other.setup:
+            return False
+        from bench.setups import registry
+
+        options = registry.get(self.setup).Options
+        return options(**self.options) == options(**other.options)
+
 
 class PinningSpec(_Strict):
     app_cpus: list[Annotated[int, Field(ge=0, le=4095)]] = Field(min_length=1, max_length=4096)
@@ -157,6 +178,19 @@ class Scenario(_Strict):
             else:
                 items.append(item)
         return items
+
+    @field_validator("setups")
+    @classmethod
+    def _unique_setups(cls, value: list[SetupSpec]) -> list[SetupSpec]:
+        # The same setup with the same options twice would write two records over one trial id
+        # and one set of files, and count them as two repeats.
+        repeated = list(dict.fromkeys(f"{mine.key} = {theirs.key}" if mine.key != theirs.key else mine.key
+                                      for index, mine in enumerate(value) for theirs in value[index + 1:]
+                                      if mine.same_variant(theirs)))
+        if repeated:
+            raise ValueError(f"each setup variant may appear once; repeated: {', '.join(repeated)} "
+                             f"(for more samples, raise repeat)")
+        return value
 
     @field_validator("workloads", mode="before")
     @classmethod

@@ -30,8 +30,7 @@ class PlannedTrial:
     @property
     def trial_id(self) -> str:
         """A name safe as a folder: setup key, workload, repeat."""
-        safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.spec.key)
-        return f"{safe}--{self.workload_label}--r{self.repeat}"
+        return f"{self.spec.folder_key}--{self.workload_label}--r{self.repeat}"
 
 
 def starts_for(scenario: Scenario, spec: SetupSpec, repeat: int) -> list[list[PlannedTrial]]:

@@ -55,6 +55,12 @@ HOSTILE_SCENARIOS = {
     "control characters": "\x00\x1f",
     "empty": "",
     "description too long": GOOD + "description: " + "x" * 5000 + "\n",
+    "a setup twice": "name: t\nsetups: [bare, bare]\nworkloads: [hello]\n",
+    "a variant twice, once by its defaults": "name: t\nsetups: [container, {container: {network: bridge}}]\n"
+                                             "workloads: [hello]\n",
+    "two variants that share a folder name": "name: t\nsetups: [{container: {base_image: 'a:b'}}, "
+                                             "{container: {base_image: a-b}}]\nworkloads: [hello]\n",
+    "a density count twice": "name: t\nsetups: [bare]\nworkloads: [{name: d, kind: density, instances: [1, 1]}]\n",
     "too many workloads": "name: t\nsetups: [bare]\nworkloads: [" + ", ".join(
         f"{{name: w{i}, endpoint: hello}}" for i in range(100)) + "]\n",
 }
@@ -89,6 +95,16 @@ def test_bench_run_on_a_hostile_file_exits_1_with_a_message_and_writes_nothing(t
     assert "error:" in outcome.output and "Traceback" not in outcome.output
     assert sorted(tmp_path.rglob("*")) == before  # nothing written, inside the results folder or outside
     assert not Path("/tmp/pwned").exists()
+
+
+@pytest.mark.parametrize("flags,named", [(["--setups", "bare,bare"], "repeated: bare"),
+                                        (["--setups", "bare,container,bare"], "repeated: bare")])
+def test_a_setup_named_twice_on_the_command_line_is_refused_naming_it(tmp_path, flags, named):
+    outcome = runner.invoke(app, ["run", *flags, "--workloads", "hello", "--out", str(tmp_path / "r"), "--no-report"])
+    assert outcome.exit_code == 1, outcome.output
+    (line,) = outcome.output.strip().splitlines()
+    assert line.startswith("error: ") and named in line, line
+    assert not (tmp_path / "r").exists()
 
 
 def test_rich_markup_in_a_description_is_printed_not_interpreted(tmp_path):
