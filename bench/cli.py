@@ -109,8 +109,12 @@ def run(
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved."""
     if resume is not None:
+        from bench.runlock import refuse_if_live
+
         resume_dir = results_store.resolve_run(resume, out)
-        chosen = scenarios.Scenario.model_validate(results_store.load_run(resume_dir).scenario)
+        record = results_store.load_run(resume_dir)
+        refuse_if_live(resume_dir, record.runner_pid)  # one writer per run (the runner's lock enforces it)
+        chosen = scenarios.Scenario.model_validate(record.scenario)
     else:
         resume_dir = None
         vm_options = {k: v for k, v in (("kernel", str(kernel) if kernel else None), ("accel", accel)) if v}
@@ -303,12 +307,16 @@ def run_app(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.O
 
 @app.command()
 @guarded
-def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftovers of this run id."),
+def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftovers of this run id (refused "
+                                              "while that run is still going)."),
           images: bool = typer.Option(False, "--images", help="Also remove container images built from older "
-                                      "inputs (the current one is kept).")) -> None:
-    """Remove containers and VMs left behind by a run that was killed."""
+                                      "inputs (the current one is kept)."),
+          results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored.")) -> None:
+    """Remove containers and VMs left behind by a run that was killed; runs still going are spared."""
     from bench import leftovers
 
+    if run_id is not None:
+        leftovers.refuse_live_run(run_id, results_dir)
     removed = leftovers.clean(run_id, caches=images)
     console.print(safe("\n".join(f"removed {item}" for item in removed) or "nothing to clean"))
 

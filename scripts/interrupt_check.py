@@ -49,10 +49,14 @@ class Try:
         self.log = out / "stdout.txt"
         out.mkdir(parents=True, exist_ok=True)
         self.runtime_before = set(RUNTIME_DIR.glob("layerbench-vm-*")) if RUNTIME_DIR.is_dir() else set()
-        self.temp_before = set(Path(tempfile.gettempdir()).glob("layerbench-*"))
+        self.temp = out / "tmp"  # the runner's own TMPDIR: whatever temp file it leaves is found here
+        self.temp.mkdir()
+        env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TMPDIR": str(self.temp)}
         with open(self.log, "wb") as sink:
+            # A shell's background job inherits SIGINT ignored, and Python then never turns it into
+            # KeyboardInterrupt: give the runner the default disposition a terminal would.
             self.popen = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+                                          env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.began = time.monotonic()
         self.events: queue.Queue = queue.Queue()
         self.ports: set[int] = set()
@@ -206,8 +210,7 @@ def leftovers(attempt: Try) -> list[str]:
         owner = _read_pid(entry / "qemu.pid")
         if owner is None or owner in attempt.qemu_pids:  # ours, or a QEMU that never wrote its pidfile
             found.append(f"VM runtime dir {entry.name}")
-    found += [f"temp {path.name}" for path in set(Path(tempfile.gettempdir()).glob("layerbench-*"))
-              - attempt.temp_before if _created_by(path, attempt)]
+    found += [f"temp {path.name}" for path in attempt.temp.iterdir()]
     return found
 
 
@@ -216,14 +219,6 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _created_by(path: Path, attempt: Try) -> bool:
-    """A temp path made while this try ran (other users of this machine make theirs too)."""
-    try:
-        return path.stat().st_mtime >= time.time() - (time.monotonic() - attempt.began) - 1
-    except OSError:
-        return False
 
 
 def remove(attempt: Try, found: list[str]) -> None:

@@ -24,6 +24,7 @@ from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso,
 from bench.runner.measure import LoadFn, Measurement, alive, measure_trial, new_record
 from bench.runner.persist import append_trial, store_measurement
 from bench.runner.plan import PlannedTrial, converged, plan, resolve_pinning
+from bench.runlock import RunLock, refuse_if_live
 from bench.scenario import Scenario, SetupSpec, Workload
 from bench.setups import registry
 from bench.setups.base import Instance, Pinning, Setup
@@ -120,8 +121,14 @@ class Runner:
     # ---- the whole run ------------------------------------------------------------------
 
     def run(self) -> Path:
+        """Run every planned trial not yet recorded; the run folder. ResultsError when another
+        runner is writing this run (one writer per run: see bench.runlock)."""
         # A resumed run's folder exists even when no trial finished ok before the interruption.
         self.run_dir.mkdir(parents=True, exist_ok=self.resuming)
+        with RunLock(self.run_dir):
+            return self._run_locked()
+
+    def _run_locked(self) -> Path:
         save_run(self.run_dir, self.record)
         self.progress(Event("start", f"run {self.run_id} -> {self.run_dir}", data={"run_dir": str(self.run_dir)}))
         try:
@@ -260,6 +267,7 @@ def run_scenario(scenario: Scenario, results_dir: Path, progress: ProgressFn = n
 def resume_run(run_dir: Path, progress: ProgressFn = no_progress) -> Path:
     """Finish an incomplete run with its own settings: the trials not recorded as ok are run."""
     record = load_run(run_dir)
+    refuse_if_live(Path(run_dir), record.runner_pid)
     try:
         scenario = Scenario.model_validate(record.scenario)
     except ValueError as error:
