@@ -107,7 +107,12 @@ def run(
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish an interrupted run (id or folder) with "
                                          "its own settings; other flags are ignored."),
 ) -> None:
-    """Run a scenario: every setup under every workload, repeated and interleaved."""
+    """Run a scenario: every setup under every workload, repeated and interleaved.
+
+    Exit status: 0 all measured; 1 an error (the report could not be written, bad input, ...);
+    3 some trials failed; 4 a setup named with --setups could not run here and was skipped;
+    130 interrupted (the trials measured so far are kept).
+    """
     if resume is not None:
         from bench.runlock import refuse_if_live
 
@@ -128,7 +133,7 @@ def run(
     console.print(safe(chosen.name, "bold").append(safe(f": {chosen.description}" if chosen.description else "")))
     _warn_leftovers()
     run_dir = _execute(chosen, out, resume_dir, narrate)
-    _finish(run_dir, report)
+    _finish(run_dir, report, _csv("--setups", setups_flag) if resume is None else None)
 
 
 def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool) -> Path:
@@ -155,17 +160,22 @@ def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, nar
         raise ResultsError(f"cannot write results: {error}") from None
 
 
-def _finish(run_dir: Path, report: bool) -> None:
+def _finish(run_dir: Path, report: bool, named: list[str] | None) -> None:
+    """Print the run, write its report, and exit with the status the run earned (see `run --help`)."""
     from bench.model import Run
     from bench.terminal import print_run
 
     measured = Run.load(run_dir)
     print_run(console, measured)
-    if report:
-        _write_report(run_dir)
+    written = _write_report(run_dir) if report else True
     console.print(safe(f"results: {run_dir}"))
+    skipped = [entry.get("setup") for entry in measured.record.skipped if entry.get("setup") in (named or [])]
+    if not written:
+        raise typer.Exit(int(ExitStatus.ERROR))
     if any(trial.status == "failed" for trial in measured.record.trials):
         raise typer.Exit(int(ExitStatus.INCOMPLETE))
+    if skipped:  # asked for by name and not measured: a script must not take the run for complete
+        raise typer.Exit(int(ExitStatus.SKIPPED))
 
 
 def _warn_leftovers() -> None:
@@ -178,15 +188,16 @@ def _warn_leftovers() -> None:
             f"{', ...' if len(found) > 3 else ''}); they skew measurements: bench clean")))
 
 
-def _write_report(run_dir: Path) -> None:
+def _write_report(run_dir: Path) -> bool:
     from bench.report import write_report
 
     try:
         path = write_report(run_dir)
-    except Exception as error:  # a report problem must never hide the measured results
-        errors.print(Text("warning: ", style="yellow").append(safe(f"report not written: {error}")))
-        return
+    except Exception as error:  # a report problem must never hide the measured results: they are printed
+        _print_error(f"report not written: {error}")
+        return False
     console.print(safe(f"report: {path}"))
+    return True
 
 
 @app.command()
@@ -227,8 +238,20 @@ def show(
     stored = Run.load(results_store.resolve_run(run_id, results_dir))
     if format == "json":
         print(json.dumps(summarize(stored), indent=1, default=str, allow_nan=False))
+        _exit_if_unreadable([stored], say=True)
     else:
-        print_run(console, stored)
+        print_run(console, stored)  # it lists unreadable files with the other warnings
+        _exit_if_unreadable([stored], say=False)
+
+
+def _exit_if_unreadable(runs: list, say: bool) -> None:
+    """Exit 1 when a raw trial file of these runs could not be used; `say`: one line per file on stderr."""
+    unreadable = [caveat for run in runs for caveat in run.caveats() if caveat.kind == "unreadable"]
+    if not unreadable:
+        return
+    for caveat in unreadable if say else []:
+        _print_error(caveat.text)
+    raise typer.Exit(int(ExitStatus.ERROR))
 
 
 @app.command("list")
@@ -236,6 +259,7 @@ def show(
 def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored.")) -> None:
     """List stored runs: date, scenario, setups, status, and one figure that says what each found."""
     from bench.model import Run
+    from bench.terminal import headline
 
     runs = results_store.list_runs(results_dir)
     if not runs:
@@ -253,24 +277,9 @@ def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", hel
         setups_seen = ",".join(dict.fromkeys(t.setup for t in record.trials)) or "-"
         console.print(safe(f"{record.run_id}  {record.created_at[:16]}  {record.scenario.get('name')}  "
                            f"{setups_seen}  {len(record.ok_trials())}/{len(record.trials)} trials  "
-                           f"{record.effective_status()}  {_headline(stored)}"))
+                           f"{record.effective_status()}  {headline(stored)}"))
     if unreadable:  # listed anyway, but a script must see that some runs cannot be read
         raise typer.Exit(int(ExitStatus.ERROR))
-
-
-def _headline(stored) -> str:
-    """The run's first throughput verdict (or the baseline's throughput): one figure for a listing."""
-    try:
-        for row in stored.overhead:
-            if row.metric == "throughput_rps":
-                return f"{row.label} {row.workload}: {row.verdict.split(' (')[0]}"
-        for cell in stored.cells:
-            estimate = cell.estimate("throughput_rps")
-            if estimate is not None:
-                return f"{cell.label} {cell.workload}: {estimate.median:,.0f} req/s"
-    except Exception:  # a listing must not fail on one odd run
-        return ""
-    return ""
 
 
 @app.command()
@@ -341,13 +350,16 @@ def report(
     results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
 ) -> None:
     """(Re)draw a stored run's charts and write its self-contained report.html."""
-    from bench.report import write_report
+    from bench.model import Run
+    from bench.report import write_run_report
 
+    stored = Run.load(results_store.resolve_run(run_id, results_dir))
     try:
-        path = write_report(results_store.resolve_run(run_id, results_dir))
+        path = write_run_report(stored)
     except OSError as error:
         raise ResultsError(f"cannot write the report: {error}") from None
     console.print(safe(f"report: {path}"))
+    _exit_if_unreadable([stored], say=True)
 
 
 @app.command()
@@ -373,6 +385,7 @@ def compare(
     for caveat in comparison.caveats:
         console.print(Text("warning: ", style="yellow").append(safe(caveat.text)))
     console.print(safe(f"page: {path}"))
+    _exit_if_unreadable(comparison.runs, say=True)
 
 
 def main() -> None:

@@ -327,11 +327,23 @@ def with_option_everywhere(scenario: Scenario, options: dict[str, Any]) -> Scena
         raise ScenarioError(_messages(error, "command line", {})) from None
 
 
+def _named_workloads(scenario: Scenario, chosen: list) -> list[dict]:
+    """--workloads names: the scenario's own workload of that name, else the built-in one."""
+    own = {workload.name: workload.model_dump() for workload in scenario.workloads}
+    unknown = [item for item in chosen if isinstance(item, str) and item not in own and item not in BUILTIN_WORKLOADS]
+    if unknown:
+        raise ScenarioError([f"--workloads: unknown workload {', '.join(map(repr, unknown))}; choose from: "
+                             f"{', '.join(dict.fromkeys([*own, *BUILTIN_WORKLOADS]))}"])
+    return [(own.get(item) or BUILTIN_WORKLOADS[item].model_dump()) if isinstance(item, str) else item
+            for item in chosen]
+
+
 def apply_overrides(scenario: Scenario, **fields: Any) -> Scenario:
     """Command-line flags override scenario fields: duration/connections/warmup reach every load workload."""
     workload_fields = {k: fields.pop(k) for k in ("duration", "connections", "warmup") if fields.get(k) is not None}
     data = scenario.model_dump()
     data.update({k: v for k, v in fields.items() if v is not None})
+    data["workloads"] = _named_workloads(scenario, data["workloads"])
     for workload in data["workloads"]:
         if workload["kind"] == "load" or "duration" in workload_fields:
             workload.update({k: v for k, v in workload_fields.items() if workload["kind"] == "load" or k != "connections"})

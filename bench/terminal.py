@@ -106,8 +106,8 @@ def print_run(console: Console, run: Run) -> None:
         if table is not None:
             console.print(table)
     for caveat in run.caveats():
-        if caveat.kind in ("skipped", "layer", "incomplete", "no_baseline"):
-            console.print(safe(caveat.text, style="yellow"))
+        if caveat.kind in ("skipped", "layer", "incomplete", "no_baseline", "unreadable"):
+            console.print(safe(caveat.text, style="red" if caveat.kind == "unreadable" else "yellow"))
     if run.sampler_cpu_fraction is not None:
         console.print(safe(f"sampler cost: {run.sampler_cpu_fraction:.2%} of one core (median over trials)",
                            style="dim"))
@@ -131,4 +131,19 @@ def comparison_table(comparison) -> Table:
     return table
 
 
-__all__ = ["MISSING", "comparison_table", "print_run", "safe"]
+def headline(run: Run) -> str:
+    """The run's first throughput verdict (or a cell's throughput): one figure for a listing."""
+    try:
+        for row in run.overhead:
+            if row.metric == "throughput_rps":
+                return f"{row.label} {row.workload}: {row.verdict.split(' (')[0]}"
+        for cell in run.cells:
+            estimate = cell.estimate("throughput_rps")
+            if estimate is not None:
+                return f"{cell.label} {cell.workload}: {estimate.median:,.0f} req/s"
+    except Exception:  # a listing must not fail on one odd run
+        return ""
+    return ""
+
+
+__all__ = ["MISSING", "comparison_table", "headline", "print_run", "safe"]

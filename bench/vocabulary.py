@@ -160,8 +160,8 @@ Severity = Literal["warning", "note"]
 class Caveat:
     """Something a reader must know before trusting a figure, computed once as data.
 
-    `kind` is stable (noisy, busy, failed, errors, single_repeat, skipped, incomplete,
-    no_baseline, layer); `subject` names the cell or layer ("" for the whole run); `text` is the
+    `kind` is stable (noisy, busy, stall, failed, errors, single_repeat, skipped, incomplete,
+    no_baseline, layer, unreadable); `subject` names the cell or layer ("" for the whole run); `text` is the
     full sentence (report, exports); `flag` is the few words a table cell shows.
     """
 

@@ -469,3 +469,15 @@ def test_connections_past_the_cap_get_a_503_and_the_rest_are_served():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_workloads_flag_with_a_scenario_file_picks_known_names_or_says_which_are_unknown(tmp_path):
+    from bench.scenario import apply_overrides
+
+    scenario = load_scenario("quick")
+    picked = apply_overrides(scenario, workloads=["hello", "startup"])
+    assert [w.name for w in picked.workloads] == ["hello", "startup"]
+    outcome = runner.invoke(app, ["run", "quick", "--workloads", "hello,nope", "--out", str(tmp_path / "r")])
+    assert outcome.exit_code == 1 and isinstance(outcome.exception, SystemExit), outcome.output
+    (line,) = outcome.output.strip().splitlines()
+    assert line.startswith("error: --workloads: unknown workload 'nope'"), line
