@@ -13,14 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.model import Run
-from bench.vocabulary import MISSING, PERCENTILE_LABELS, fmt, fmt_interval, metric, phase_label
+from bench.vocabulary import MISSING, PERCENTILE_LABELS, fmt, fmt_interval, metric, phase_label, printable
 
 
 def safe(text: object, style: str | None = None) -> Text:
     """Any text as a rich Text: never markup, control characters made visible (\\x1b, \\n)."""
-    raw = str(text)
-    shown = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in raw)
-    return Text(shown, style=style or "")
+    return Text(printable(text), style=style or "")
 
 
 def _row(table: Table, *cells, style: str | None = None) -> None:

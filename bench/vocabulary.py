@@ -14,6 +14,13 @@ from typing import Literal
 MISSING = "–"
 
 
+def printable(text: object) -> str:
+    """Text with every control or invisible formatting character shown escaped (\\x1b, \\n, \\u202e):
+    a terminal title, a screen clear or a reversed line in a run file stays visible text."""
+    raw = str(text)
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in raw)
+
+
 def label(setup: str, variant: str) -> str:
     """The one label of a setup variant: `bare`, `container (bridge)`, `vm (tcg,disk)`."""
     return setup if variant == "default" else f"{setup} ({variant})"
