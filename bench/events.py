@@ -39,3 +39,12 @@ class RunInterrupted(KeyboardInterrupt):
     A KeyboardInterrupt: raised inside an asyncio callback of the load generator, any other
     exception (BaseException included) is caught and logged by the event loop, and the run went on.
     """
+
+
+def terminate_as_interrupt() -> None:
+    """From now on SIGTERM raises RunInterrupted in the main thread, as Ctrl-C raises KeyboardInterrupt."""
+    import signal
+
+    def handler(signum, frame):
+        raise RunInterrupted("terminated (SIGTERM)")
+    signal.signal(signal.SIGTERM, handler)

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.model import Run
-from bench.vocabulary import MISSING, PERCENTILE_LABELS, fmt, fmt_interval, metric, phase_label, printable
+from bench.vocabulary import LATENCY_LABELS, MISSING, fmt, fmt_interval, metric, phase_label, printable
 
 
 def safe(text: object, style: str | None = None) -> Text:
@@ -35,9 +35,9 @@ def load_table(run: Run) -> Table | None:
     if not cells:
         return None
     table = Table(title="throughput and latency", title_justify="left",
-                  caption=safe("medians over repeats; [low–high] = 95% interval (Student's t below 10 repeats, "
-                               "bootstrap from 10)"))
-    columns = ("setup", "workload", "n", "req/s [95% CI]", *(f"{name} ms" for name in PERCENTILE_LABELS.values()),
+                  caption=safe("medians over repeats (max: the slowest request of any repeat); [low–high] = 95% "
+                               "interval (Student's t below 10 repeats, bootstrap from 10)"))
+    columns = ("setup", "workload", "n", "req/s [95% CI]", *(f"{name} ms" for name in LATENCY_LABELS.values()),
                "notes")
     for column in columns:
         table.add_column(column, justify="left" if column in ("setup", "workload", "notes") else "right")
@@ -45,7 +45,7 @@ def load_table(run: Run) -> Table | None:
         latency = cell.latency_ms or {}
         flags = _flags(cell)
         _row(table, cell.label, cell.workload, cell.repeats, fmt_interval(cell.estimate("throughput_rps"), 0),
-             *(fmt(latency.get(name), 2) for name in PERCENTILE_LABELS), flags, style="yellow" if flags else None)
+             *(fmt(latency.get(name), 2) for name in LATENCY_LABELS), flags, style="yellow" if flags else None)
     return table
 
 

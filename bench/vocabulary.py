@@ -67,6 +67,8 @@ METRICS: dict[str, Metric] = {metric.key: metric for metric in (
 # The figures the headline chart and the overhead matrix show, in this order.
 HEADLINE_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request", "memory_rss_mb", "startup_s")
 PERCENTILE_LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9"}
+# The latency columns of a table: the percentiles and the slowest request (over repeats: the worst one).
+LATENCY_LABELS = {**PERCENTILE_LABELS, "max": "max"}
 
 
 def metric(key: str) -> Metric:

@@ -49,6 +49,10 @@ class LoadResult:
     sent: int = 0
     generator: str = "builtin"
     notes: dict = field(default_factory=dict)
+    # The longest stretch of the window with no completed request, and when it ended (s into the
+    # window); None when the generator cannot tell (wrk).
+    longest_gap_s: float | None = None
+    longest_gap_end_s: float | None = None
 
     @property
     def throughput_rps(self) -> float:
@@ -65,11 +69,31 @@ class _Recorder:
         self.app_ms = array("d")
         self.errors: Counter[str] = Counter()
         self.sent = 0
+        # The longest time without a single completion (a stalled app): two numbers, not a timeline.
+        self.last_completion_ns = 0
+        self.longest_gap_ns = 0
+        self.longest_gap_end_ns = 0
 
-    def record(self, latency_ns: int, app_ms: float) -> None:
+    def start(self, now_ns: int) -> None:
+        """The measured window opens: a gap counts from here."""
+        self.measuring = True
+        self.last_completion_ns = now_ns
+
+    def stop(self, now_ns: int) -> None:
+        """The measured window closes: a gap still open counts up to here."""
+        self._gap_until(now_ns)
+        self.measuring = False
+
+    def _gap_until(self, now_ns: int) -> None:
+        if now_ns - self.last_completion_ns > self.longest_gap_ns:
+            self.longest_gap_ns, self.longest_gap_end_ns = now_ns - self.last_completion_ns, now_ns
+        self.last_completion_ns = now_ns
+
+    def record(self, latency_ns: int, app_ms: float, now_ns: int) -> None:
         if self.measuring:
             self.latency_ns.append(latency_ns)
             self.app_ms.append(app_ms)
+            self._gap_until(now_ns)
 
     def error(self, kind: str) -> None:
         if self.measuring:
@@ -158,7 +182,7 @@ class _Connection(asyncio.Protocol):
         elif head.find(b"X-Trace-Id: %d-%d\r\n" % (self.number, self.sequence)) < 0:
             recorder.error("trace_id_mismatch")
         else:
-            recorder.record(now - self.due_ns, _parse_app_ms(head))
+            recorder.record(now - self.due_ns, _parse_app_ms(head), now)
         self.client.next_request(self, now)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -243,11 +267,11 @@ async def _drive(port: int, spec: LoadSpec, clients: list["_Client"]) -> LoadRes
     start_ns = time.perf_counter_ns()
     tasks = [asyncio.ensure_future(_connection_loop(client, n, start_ns)) for n in range(spec.connections)]
     await asyncio.sleep(spec.warmup_s)
-    recorder.measuring = True
+    recorder.start(time.perf_counter_ns())
     window_start = time.monotonic()
     measure_start = time.perf_counter()
     await asyncio.sleep(spec.duration_s)
-    recorder.measuring = False
+    recorder.stop(time.perf_counter_ns())
     duration_s = time.perf_counter() - measure_start
     window_end = time.monotonic()
     recorder.stopping = True
@@ -259,7 +283,9 @@ async def _drive(port: int, spec: LoadSpec, clients: list["_Client"]) -> LoadRes
     latency_ms = np.frombuffer(recorder.latency_ns, dtype=np.int64).astype(np.float64) / 1e6
     return LoadResult(requests=len(latency_ms), errors=dict(recorder.errors), duration_s=duration_s,
                       latency_ms=latency_ms, app_ms=np.frombuffer(recorder.app_ms, dtype=np.float64).copy(),
-                      window=(window_start, window_end), sent=recorder.sent)
+                      window=(window_start, window_end), sent=recorder.sent,
+                      longest_gap_s=recorder.longest_gap_ns / 1e9,
+                      longest_gap_end_s=(recorder.longest_gap_end_ns / 1e9 - measure_start))
 
 
 def _event_loop_factory():

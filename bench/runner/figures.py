@@ -85,5 +85,7 @@ def load_summary(result: LoadResult, workload: Workload) -> dict:
         "throughput_rps": result.throughput_rps,
         "latency_ms": percentiles(result.latency_ms),
         "app_ms": percentiles(result.app_ms),
+        "longest_gap_ms": None if result.longest_gap_s is None else result.longest_gap_s * 1e3,
+        "longest_gap_end_s": result.longest_gap_end_s,
         "notes": result.notes,
     }

@@ -481,3 +481,30 @@ def test_clean_of_one_run_spares_a_run_that_is_still_going(tmp_path):
         run.popen.send_signal(signal.SIGINT)
         assert run.wait() == 130
     assert_nothing_left(run)
+
+
+# ---- a stalled app -------------------------------------------------------------------------------
+
+def test_an_app_stopped_for_seconds_during_load_is_flagged_as_a_stall_with_its_max_latency(tmp_path):
+    run = Run(["run", "--setups", "bare", "--workloads", "hello", "--duration", "6", "--warmup", "0.5", "--repeat", "1",
+               "--out", str(tmp_path / "r"), "--no-report"], tmp_path)
+    (app,) = wait_for(run.apps, 20, "the bare app")
+    wait_for(lambda: answers(app_port(app)), 15, "the app to answer")
+    time.sleep(2.0)  # into the measured window
+    app.suspend()  # SIGSTOP: the app holds its sockets and answers nothing
+    time.sleep(3.0)
+    app.resume()
+    assert run.finish() == 0, run.stdout + run.stderr
+    (trial,) = results.load_run(run_dir_of(tmp_path / "r")).trials
+    assert trial.status == "ok" and trial.load["latency_ms"]["max"] >= 2500, trial.load
+    assert trial.load["longest_gap_ms"] >= 2500
+    summary = json.loads(subprocess.run([BENCH, "show", str(run_dir_of(tmp_path / "r")), "--format", "json"],
+                                        capture_output=True, text=True, env=ENV, timeout=60).stdout)
+    (cell,) = summary["results"]
+    assert cell["latency_ms"]["max"] >= 2500
+    (stall,) = [caveat for caveat in cell["caveats"] if caveat["kind"] == "stall"]
+    assert stall["flag"].startswith("stalled ") and "1 repeat" in stall["flag"], stall
+    shown = subprocess.run([BENCH, "show", str(run_dir_of(tmp_path / "r"))], capture_output=True, text=True, env=ENV,
+                           timeout=60)
+    assert "max ms" in shown.stdout and stall["flag"] in shown.stdout, shown.stdout
+    assert_nothing_left(run)
