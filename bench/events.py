@@ -11,8 +11,9 @@ from typing import Callable
 
 # What each kind means: start (run folder known), prepare (a setup builds or checks what it
 # needs), skip (a setup cannot run here), trial (a trial begins), trial_done / trial_failed (a
-# trial ended; data["trial"] is its id), repeat (repeat: auto decided), done (run complete).
-KINDS = ("start", "prepare", "skip", "trial", "trial_done", "trial_failed", "repeat", "done")
+# trial ended; data["trial"] is its id), disk (what a long trial is about to store), repeat
+# (repeat: auto decided), done (run complete).
+KINDS = ("start", "prepare", "skip", "trial", "disk", "trial_done", "trial_failed", "repeat", "done")
 
 
 @dataclass(frozen=True)

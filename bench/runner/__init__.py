@@ -21,6 +21,7 @@ from bench.errors import SetupError
 from bench.events import Event, ProgressFn, RunInterrupted, no_progress
 from bench.load.builtin import LoadResult, LoadSpec, run_load
 from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, save_run
+from bench.runner.figures import disk_estimate
 from bench.runner.measure import LoadFn, Measurement, alive, measure_trial, new_record
 from bench.runner.persist import append_trial, store_measurement
 from bench.runner.plan import PlannedTrial, converged, plan, resolve_pinning
@@ -227,6 +228,7 @@ class Runner:
             self.progress(Event("trial", trial.key, len(self.record.trials) + 1, total,
                                 {"setup": trial.spec.setup, "workload": trial.workload.name,
                                  "variant": self.variants[trial.spec.key], "narration": setup.narration}))
+            self._say_disk_cost(trial)
             self._run_trial(instance, trial, fresh=index == 0)
             if index + 1 < len(group) and not alive(instance):
                 for rest in group[index + 1:]:
@@ -234,6 +236,14 @@ class Runner:
                 break
 
     # ---- one trial ---------------------------------------------------------------------
+
+    def _say_disk_cost(self, trial: PlannedTrial) -> None:
+        rates = [(t.setup, t.variant, t.workload, t.load.get("throughput_rps")) for t in self.record.ok_trials()]
+        mine = (trial.spec.setup, self.variants[trial.spec.key], trial.workload_label)
+        estimate = disk_estimate(trial.workload, [rps for *key, rps in rates if tuple(key) == mine and rps],
+                                 [rps for *_, rps in rates if rps])
+        if estimate is not None:
+            self.progress(Event("disk", f"{trial.key}: {estimate}"))
 
     def _run_trial(self, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
         try:
