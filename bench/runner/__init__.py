@@ -21,11 +21,11 @@ from bench.errors import SetupError
 from bench.events import Event, ProgressFn, RunInterrupted, no_progress
 from bench.load.builtin import LoadResult, LoadSpec, run_load
 from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, save_run
+from bench.runlock import RunLock, refuse_if_live
 from bench.runner.figures import disk_estimate
 from bench.runner.measure import LoadFn, Measurement, alive, measure_trial, new_record
 from bench.runner.persist import append_trial, store_measurement
 from bench.runner.plan import PlannedTrial, converged, plan, resolve_pinning
-from bench.runlock import RunLock, refuse_if_live
 from bench.scenario import Scenario, SetupSpec, Workload
 from bench.setups import registry
 from bench.setups.base import Instance, Pinning, Setup

@@ -20,7 +20,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-from pathlib import Path
 
 import psutil
 import pytest

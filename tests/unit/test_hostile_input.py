@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 from bench import results
 from bench.app.server import Handler
 from bench.cli import app
-from tests.conftest import serve_app
 from bench.load.builtin import LoadSpec, run_load
 from bench.scenario import ScenarioError, load_scenario, parse_scenario
+from tests.conftest import serve_app
 
 runner = CliRunner()
 GOOD = "name: t\nsetups: [bare]\nworkloads: [hello]\n"

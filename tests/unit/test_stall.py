@@ -44,7 +44,7 @@ def test_the_generator_records_the_longest_gap_without_a_completion():
     pause = threading.Event()
 
     class Pausing(Handler):
-        def do_GET(self):  # noqa: N802 - http.server's name
+        def do_GET(self):
             while pause.is_set():
                 time.sleep(0.01)
             super().do_GET()
