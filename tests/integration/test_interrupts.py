@@ -261,3 +261,27 @@ def test_an_interrupt_at_any_vm_phase_leaves_nothing(tmp_path, monkeypatch, phas
 def test_an_interrupt_at_any_bare_phase_leaves_nothing(tmp_path, monkeypatch, phase, signame):
     runner, moment = _interrupted_run("bare", phase, SIGNALS[signame], _arm_bare, tmp_path, monkeypatch)
     _assert_nothing_left(runner, moment)
+
+
+@pytest.mark.docker
+def test_a_create_that_times_out_after_the_engine_made_the_container_leaves_nothing(tmp_path, monkeypatch):
+    """The client gives up (a read timeout) while dockerd finishes the create: the launch's undo
+    removes the container by its name, which it chose before asking."""
+    docker_or_skip()
+    import docker
+    import requests
+
+    api = docker.api.container.ContainerApiMixin
+    real_create, names = api.create_container, []
+
+    def create_container(self, *args, **kwargs):
+        real_create(self, *args, **kwargs)
+        names.append(kwargs.get("name"))
+        raise requests.exceptions.ReadTimeout("read timed out (test)")
+    monkeypatch.setattr(api, "create_container", create_container)
+    runner = Runner(from_flags(["container"], ["hello"], duration=0.5, warmup=0.1, repeat=1), tmp_path)
+    runner.run()
+    monkeypatch.undo()
+    (trial,) = runner.record.trials
+    assert trial.status == "failed" and "read timed out (test)" in trial.error, trial.error
+    assert names and _containers(runner.run_id) == []
