@@ -98,13 +98,14 @@ class RunRecord(_Model):
     order: list[str] = Field(default_factory=list)  # the trial keys in the order they ran
     skipped: list[dict] = Field(default_factory=list)  # {setup, variant, reason}
     runner_pid: int = 0  # with status "running" and this pid gone, the run was killed
+    runner_started: float = 0.0  # the runner process's start time (epoch s): tells it from a reused pid
     repeat_outcome: dict = Field(default_factory=dict)  # repeat: auto -> repeats run and what stopped them
     layers: list[LayerRecord] = Field(default_factory=list)  # every setup variant that was prepared
     trials: list[TrialRecord] = Field(default_factory=list)
 
     def effective_status(self) -> str:
         """"incomplete" for a run marked running whose runner process is gone (killed)."""
-        if self.status == "running" and self.runner_pid and not _pid_alive(self.runner_pid):
+        if self.status == "running" and self.runner_pid and not _runner_alive(self.runner_pid, self.runner_started):
             return "incomplete"
         return self.status
 
@@ -112,14 +113,23 @@ class RunRecord(_Model):
         return [trial for trial in self.trials if trial.status == "ok"]
 
 
-def _pid_alive(pid: int) -> bool:
+def _runner_alive(pid: int, started: float) -> bool:
+    """True while the process that wrote the run lives (not another that got its pid since)."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return not started or abs(psutil.Process(pid).create_time() - started) < 1.0
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.Error:
         return True
-    return True
+
+
+def runner_identity() -> tuple[int, float]:
+    """(pid, start time) of this process, as a run records its runner."""
+    import psutil
+
+    return os.getpid(), psutil.Process().create_time()
 
 
 def now_iso() -> str:

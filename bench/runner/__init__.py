@@ -20,7 +20,7 @@ from bench import machine
 from bench.errors import SetupError
 from bench.events import Event, ProgressFn, RunInterrupted, no_progress
 from bench.load.builtin import LoadResult, LoadSpec, run_load
-from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, save_run
+from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, runner_identity, save_run
 from bench.runlock import RunLock, refuse_if_live
 from bench.runner.figures import disk_estimate
 from bench.runner.measure import LoadFn, Measurement, alive, measure_trial, new_record
@@ -106,7 +106,7 @@ class Runner:
             self.record.trials = resume.ok_trials()
             self.record.skipped = []
             self.record.status = "running"
-            self.record.runner_pid = os.getpid()
+            self.record.runner_pid, self.record.runner_started = runner_identity()
         self.done = {trial.trial_id for trial in self.record.trials}
         self.run_id = self.record.run_id
         self.run_dir = Path(results_dir) / self.run_id
@@ -117,7 +117,7 @@ class Runner:
         return RunRecord(run_id=new_run_id(self.scenario.name), created_at=now_iso(),
                          command_line=command_line or sys.argv, scenario=self.scenario.model_dump(mode="json"),
                          machine=machine.describe(), pinning=self.pinning.as_dict(), seed=self.scenario.seed,
-                         runner_pid=os.getpid())
+                         runner_pid=runner_identity()[0], runner_started=runner_identity()[1])
 
     # ---- the whole run ------------------------------------------------------------------
 

@@ -57,3 +57,15 @@ def test_without_a_lock_file_only_a_live_layerbench_pid_counts(tmp_path):
             process.kill()
             process.wait()
     assert live_writer(tmp_path, ours.pid) is None
+
+
+def test_a_running_run_whose_pid_now_names_another_process_reads_incomplete():
+    from bench.results import RunRecord, runner_identity
+
+    pid, started = runner_identity()
+    alive = RunRecord(run_id="r", created_at="x", runner_pid=pid, runner_started=started)
+    assert alive.effective_status() == "running"
+    reused = RunRecord(run_id="r", created_at="x", runner_pid=pid, runner_started=started - 3600)
+    assert reused.effective_status() == "incomplete"
+    older_format = RunRecord(run_id="r", created_at="x", runner_pid=pid)  # no start time stored: the pid decides
+    assert older_format.effective_status() == "running"
