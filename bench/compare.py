@@ -84,8 +84,9 @@ class Comparison:
 
 
 def _scenario_shape(run: Run) -> dict:
-    """The scenario fields that change what is measured (not its name or description)."""
-    return {key: value for key, value in (run.record.scenario or {}).items() if key not in ("name", "description")}
+    """The scenario fields that change what is measured (not its name, description or gate)."""
+    return {key: value for key, value in (run.record.scenario or {}).items()
+            if key not in ("name", "description", "gate")}
 
 
 def _caveats(runs: list[Run]) -> list[Caveat]:

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 # What each kind means: start (run folder known), prepare (a setup builds or checks what it
-# needs), skip (a setup cannot run here), trial (a trial begins), trial_done / trial_failed (a
-# trial ended; data["trial"] is its id), disk (what a long trial is about to store), repeat
-# (repeat: auto decided), done (run complete).
-KINDS = ("start", "prepare", "skip", "trial", "disk", "trial_done", "trial_failed", "repeat", "done")
+# needs), skip (a setup cannot run here), plan (every start and trial still to run: data["starts"]
+# is a list of PlannedStart, data["at_most"] says repeat: auto may stop earlier, data["record"] is
+# the run so far without trials to come), trial (a trial begins; data["trial"] is its id), disk
+# (what a long trial is about to store), trial_done / trial_failed (a trial ended; data["trial"] is
+# its id, data["record"] its TrialRecord), repeat (repeat: auto decided), done (run complete).
+KINDS = ("start", "prepare", "skip", "plan", "trial", "disk", "trial_done", "trial_failed", "repeat", "done")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,26 @@ class Event:
 
 
 ProgressFn = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class PlannedWork:
+    """One trial the runner will run: what a countdown needs to know of it."""
+
+    trial: str  # the trial id, as trial_done reports it
+    workload: str
+    kind: str  # load, startup, idle or density
+    seconds: float  # warm-up + measured window (0 for a cold start: the launch is the measurement)
+
+
+@dataclass(frozen=True)
+class PlannedStart:
+    """One launch of a setup variant and the trials that share it, in the order they run."""
+
+    setup: str
+    variant: str
+    trials: tuple[PlannedWork, ...]
+    narration: str = ""  # what a class hears about this layer (the setup declares it)
 
 
 def no_progress(event: Event) -> None:

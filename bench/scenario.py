@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bench import scenario_yaml
+from bench import gate, scenario_yaml
 from bench.errors import ScenarioError, SetupError
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -161,6 +161,17 @@ class Scenario(_Strict):
     start: Literal["per_repeat", "per_trial"] = "per_repeat"  # fresh start per repeat or per trial
     pinning: Literal["auto"] | PinningSpec = "auto"
     seed: int = Field(default=20261129, ge=0, le=2**32 - 1)
+    # The regression gate `bench compare` applies to runs of this scenario (--fail-on overrides):
+    # metric -> signed percentage, e.g. {throughput_rps: -10%, latency_p99_ms: +20%}.
+    gate: dict[str, str] | None = None
+
+    @field_validator("gate", mode="before")
+    @classmethod
+    def _gate_thresholds(cls, value: Any) -> Any:
+        # Validated here, so a mistyped metric or a threshold in the wrong direction fails at load time.
+        if value is None:
+            return None
+        return {threshold.metric: threshold.text for threshold in gate.parse_thresholds(value)}
 
     @field_validator("setups", mode="before")
     @classmethod

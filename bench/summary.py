@@ -3,6 +3,13 @@ tools read. Generated from the model (`bench.model.Run`); `SUMMARY_VERSION` chan
 field's meaning does (new fields may appear at any version).
 
 Units are in the keys (req/s, ms, µs per request, MB, s). Missing figures are null, never NaN.
+`memory_figures` in the summary says what each memory figure is.
+
+Version history:
+    1  first contract.
+    2  `memory_per_instance_mb` is a mapping {uss, pss, rss, available_drop} (it was RSS / instances,
+       a number); the headline memory metric in `overhead` is memory_pss_mb (it was memory_rss_mb);
+       `roles` carry pss_mb. Stored runs need no migration: summaries are computed from their trials.
 """
 
 from __future__ import annotations
@@ -12,7 +19,21 @@ import math
 from bench import stats
 from bench.model import Cell, Overhead, Run
 
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
+
+MEMORY_FIGURES = {
+    "memory_mb.pss": "PSS summed over every host process the setup needs: a page shared by k processes counts 1/k "
+                     "in each. Adds up across setups and instances; the headline memory figure.",
+    "memory_mb.uss": "USS summed over those processes: pages no other process maps. What stopping the setup frees.",
+    "memory_mb.rss": "RSS summed over those processes: every mapped page, shared ones counted once per process. "
+                     "An upper bound, not additive.",
+    "memory_per_instance_mb.uss": "Density: USS of every process N side-by-side instances need, divided by N: what "
+                                  "one more instance costs the machine (the marginal cost).",
+    "memory_per_instance_mb.pss": "Density: PSS per instance: its fair share, shared pages split among the copies.",
+    "memory_per_instance_mb.rss": "Density: RSS per instance: the upper bound (shared pages counted in every copy).",
+    "memory_per_instance_mb.available_drop": "Density: how far the host's MemAvailable fell with the N instances "
+                                             "running, divided by N: the cross-check of the USS figure.",
+}
 
 
 def _estimate(estimate: stats.Estimate | None) -> dict | None:
@@ -79,6 +100,7 @@ def summarize(run: Run) -> dict:
         "results": [cell_summary(cell) for cell in run.cells],
         "overhead": [overhead_summary(row) for row in run.overhead],
         "caveats": [caveat.as_dict() for caveat in run.caveats()],
+        "memory_figures": MEMORY_FIGURES,
     })
 
 

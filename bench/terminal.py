@@ -8,12 +8,16 @@ in a file can neither break the output nor reach the terminal.
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from bench.model import Run
-from bench.vocabulary import LATENCY_LABELS, MISSING, fmt, fmt_interval, metric, phase_label, printable
+from bench.vocabulary import (HEADLINE_METRICS, LATENCY_LABELS, MISSING, finite, fmt, fmt_interval, judgement, metric,
+                               phase_label, printable)
+
+VERDICT_STYLE = {"worse": "red", "better": "green", "same": "dim"}
 
 
 def safe(text: object, style: str | None = None) -> Text:
@@ -67,30 +71,92 @@ def startup_table(run: Run) -> Table | None:
 def cost_table(run: Run) -> Table | None:
     """What each setup costs the host: CPU per request, memory, start-up, by role."""
     table = Table(title="cost on the host (every process the setup needs)", title_justify="left")
-    for column in ("setup", "workload", "CPU µs/req user", "sys", "RSS MB", "USS MB", "start-up s", "roles"):
-        table.add_column(column, justify="left" if column in ("setup", "workload", "roles") else "right")
+    for column in ("setup", "workload", "CPU µs/req user", "sys", "PSS MB", "USS MB", "RSS MB", "start-up s",
+                   "roles (PSS)"):
+        table.add_column(column, justify="left" if column in ("setup", "workload", "roles (PSS)") else "right")
     for cell in run.cells:
-        if cell.kind == "startup":
-            continue  # shown in the start-up table
+        if cell.kind == "startup" or cell.memory_per_instance_mb is not None:
+            continue  # shown in the start-up and density tables
         cpu = cell.cpu_us_per_request or {}
         memory = cell.memory_mb or {}
-        roles = ", ".join(f"{role} {fmt(figures['rss_mb'], 0)} MB"
-                          for role, figures in cell.roles.items() if figures.get("rss_mb") is not None)
+        roles = ", ".join(f"{role} {fmt(figures['pss_mb'], 0)} MB"
+                          for role, figures in cell.roles.items() if figures.get("pss_mb") is not None)
         _row(table, cell.label, cell.workload, fmt(cpu.get("user"), 0), fmt(cpu.get("sys"), 0),
-             fmt(memory.get("rss"), 1), fmt(memory.get("uss"), 1), fmt(cell.median("startup_s"), 3), roles)
+             fmt(memory.get("pss"), 1), fmt(memory.get("uss"), 1), fmt(memory.get("rss"), 1),
+             fmt(cell.median("startup_s"), 3), roles)
     return table if table.row_count else None
 
 
+def density_table(run: Run) -> Table | None:
+    """Memory per instance with N copies side by side: USS (one more costs), PSS, RSS, MemAvailable drop."""
+    cells = [cell for cell in run.cells if cell.memory_per_instance_mb is not None]
+    if not cells:
+        return None
+    table = Table(title="density: memory per instance (MB)", title_justify="left",
+                  caption=safe("USS = what one more instance costs; PSS = fair share; RSS = upper bound; "
+                               "MemAvailable drop = the host's own cross-check"))
+    for column in ("setup", "instances", "USS", "PSS", "RSS", "MemAvailable drop", "notes"):
+        table.add_column(column, justify="left" if column in ("setup", "notes") else "right")
+    for cell in cells:
+        figures = cell.memory_per_instance_mb or {}
+        _row(table, cell.label, cell.instances or "–", *(fmt(figures.get(part), 1) for part in
+                                                          ("uss", "pss", "rss", "available_drop")), _flags(cell))
+    return table
+
+
+def _factor(value: float) -> str:
+    """A ratio in at most 5 characters: 0.05, 2.15, 21.8, 109, 64.8k."""
+    if value >= 1000:
+        return f"{value / 1000:.1f}k" if value < 99_950 else f"{value:.0e}"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def _ratio_cell(row) -> Text:
+    """`2.15× worse` over `[1.85–2.50]`: the ratio, which way it goes, its 95% interval."""
+    ratio = row.ratio
+    if not all(finite(x) for x in (ratio.median, ratio.low, ratio.high)):
+        return safe(MISSING)
+    way = judgement(row.metric, ratio)
+    text = Text(f"{_factor(ratio.median)}× ").append(way, style=VERDICT_STYLE[way])
+    return text.append(f"\n[{_factor(ratio.low)}–{_factor(ratio.high)}]", style="dim")
+
+
 def overhead_table(run: Run) -> Table | None:
-    """Every setup against the baseline, per workload and metric, in words."""
+    """Every setup against the baseline: a matrix of layers and workloads (rows) by metric (columns)."""
     if not run.overhead:
         return None
-    table = Table(title=safe(f"overhead relative to {run.baseline} (ratio, 95% interval)"), title_justify="left")
-    for column in ("setup", "workload", "metric", "ratio", "verdict"):
-        table.add_column(column, justify="right" if column == "ratio" else "left")
+    shown = [key for key in HEADLINE_METRICS if any(row.metric == key for row in run.overhead)]
+    by_cell: dict[tuple, dict] = {}
     for row in run.overhead:
-        _row(table, row.label, row.workload, metric(row.metric).label, fmt_interval(row.ratio, 2), row.verdict)
+        by_cell.setdefault((row.label, row.workload), {})[row.metric] = row
+    rows = [(name, workload, [_ratio_cell(found[key]) if key in found else safe(MISSING) for key in shown])
+            for (name, workload), found in by_cell.items()]
+    table = Table(title=safe(f"overhead relative to {run.baseline}: ratio (1.00 = same), 95% interval below"),
+                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
+                  caption=safe("worse / better: the whole interval is on that side of 1.00; same: it spans 1.00"))
+    table.add_column("setup", no_wrap=True)
+    table.add_column("workload", no_wrap=True)
+    for index, key in enumerate(shown):  # the figures never wrap; a long header does
+        widest = max(len(line) for _, _, texts in rows for line in texts[index].plain.splitlines())
+        table.add_column(metric(key).label, justify="right", min_width=widest)
+    for name, workload, texts in rows:
+        _row(table, name, workload, *texts)
     return table
+
+
+def headline(stored: Run) -> str:
+    """The run's first throughput verdict (or the baseline's throughput): one figure for a listing."""
+    try:
+        for row in stored.overhead:
+            if row.metric == "throughput_rps":
+                return f"{row.label} {row.workload}: {row.verdict.split(' (')[0]}"
+        for cell in stored.cells:
+            estimate = cell.estimate("throughput_rps")
+            if estimate is not None:
+                return f"{cell.label} {cell.workload}: {estimate.median:,.0f} req/s"
+    except Exception:  # a listing must not fail on one odd run
+        return ""
+    return ""
 
 
 def print_run(console: Console, run: Run) -> None:
@@ -100,7 +166,7 @@ def print_run(console: Console, run: Run) -> None:
                        f"{len(run.cells)} cells)", style="bold"))
     if not run.cells:
         console.print("no trial recorded yet")
-    for table in (load_table(run), startup_table(run), cost_table(run), overhead_table(run)):
+    for table in (load_table(run), startup_table(run), cost_table(run), density_table(run), overhead_table(run)):
         if table is not None:
             console.print(table)
     for caveat in run.caveats():
@@ -127,21 +193,6 @@ def comparison_table(comparison) -> Table:
             cells.append(f"{fmt(entry.median)} ×{fmt_interval(entry.ratio, 2)}" if entry.ratio else fmt(entry.median))
         _row(table, row.label, row.workload, metric(row.metric).label, *cells, style="yellow" if row.changed else None)
     return table
-
-
-def headline(run: Run) -> str:
-    """The run's first throughput verdict (or a cell's throughput): one figure for a listing."""
-    try:
-        for row in run.overhead:
-            if row.metric == "throughput_rps":
-                return f"{row.label} {row.workload}: {row.verdict.split(' (')[0]}"
-        for cell in run.cells:
-            estimate = cell.estimate("throughput_rps")
-            if estimate is not None:
-                return f"{cell.label} {cell.workload}: {estimate.median:,.0f} req/s"
-    except Exception:  # a listing must not fail on one odd run
-        return ""
-    return ""
 
 
 __all__ = ["MISSING", "comparison_table", "headline", "print_run", "safe"]

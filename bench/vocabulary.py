@@ -61,11 +61,14 @@ METRICS: dict[str, Metric] = {metric.key: metric for metric in (
     Metric("latency_p50_ms", "p50 latency", "ms", False, "slower", "faster"),
     Metric("latency_p99_ms", "p99 latency", "ms", False, "slower", "faster"),
     Metric("cpu_us_per_request", "CPU per request", "µs", False, "costlier", "cheaper", 0),
+    # PSS adds up across processes (a shared page is split among those that map it): the headline.
+    Metric("memory_pss_mb", "memory, PSS", "MB", False, "larger", "smaller", 1),
+    Metric("memory_uss_mb", "memory, USS", "MB", False, "larger", "smaller", 1),
     Metric("memory_rss_mb", "memory, RSS", "MB", False, "larger", "smaller", 1),
     Metric("startup_s", "start-up", "s", False, "slower", "faster", 3),
 )}
 # The figures the headline chart and the overhead matrix show, in this order.
-HEADLINE_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request", "memory_rss_mb", "startup_s")
+HEADLINE_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request", "memory_pss_mb", "startup_s")
 PERCENTILE_LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9"}
 # The latency columns of a table: the percentiles and the slowest request (over repeats: the worst one).
 LATENCY_LABELS = {**PERCENTILE_LABELS, "max": "max"}
@@ -132,6 +135,15 @@ def phase_label(name: str, short_form: bool = False) -> str:
 # ---- verdicts ---------------------------------------------------------------------------------
 
 NO_DIFFERENCE = "no measurable difference"
+
+
+def judgement(metric_key: str, ratio) -> Literal["worse", "better", "same"]:
+    """Which way a ratio to the baseline (an Estimate) goes: "same" when its interval spans 1.0
+    (or there is not enough data), else "worse" or "better" for this metric's direction."""
+    if not all(finite(x) for x in (ratio.median, ratio.low, ratio.high)) or ratio.low <= 1.0 <= ratio.high:
+        return "same"
+    above = ratio.median > 1
+    return "better" if above == metric(metric_key).higher_is_better else "worse"
 
 
 def verdict(metric_key: str, ratio) -> str:
@@ -201,6 +213,6 @@ def trial_line(record) -> str:
         phases = ", ".join(f"{phase_label(name, True)} {value:.3f}" for name, value in record.startup_phases_s.items())
         return f"{subject}: started in {fmt(record.startup_s, 3)} s ({phases})"
     memory = record.memory_bytes
-    rss = memory.get("rss_per_instance", memory.get("rss"))
-    each = " per instance" if "rss_per_instance" in memory else ""
-    return f"{subject}: RSS {fmt(rss / 2**20 if rss else None, 1)} MB{each}"
+    pss = memory.get("pss_per_instance", memory.get("pss"))
+    each = " per instance" if "pss_per_instance" in memory else ""
+    return f"{subject}: PSS {fmt(pss / 2**20 if pss else None, 1)} MB{each}"

@@ -1,28 +1,41 @@
-"""Is the built-in load generator a bottleneck? Runs the `generator-check` scenario (bare /hello,
-built-in generator and wrk alternating, same pinning) and prints built-in / wrk throughput with a
-bootstrap 95% interval.
+"""Is the built-in load generator a bottleneck? Drives one target alternately with the built-in
+generator and with wrk (one thread, same connections, same pinning) and prints built-in / wrk
+throughput with a 95% interval, and how busy each generator was.
 
-    .venv/bin/python scripts/generator_check.py [--repeat N] [--duration S]
+  --target app    (default) the `generator-check` scenario through the runner: bare /hello of
+                  layerbench's own app. Exit 1 when built-in / wrk is below 0.8.
+  --target nginx  Debian's nginx (one worker, `return 200`) started here in a temporary folder;
+                  fast enough that the client is what gets measured. Exit 1 when built-in / wrk
+                  is below 0.9 (the goal), so the built-in generator is the limit on such a server.
+
+    .venv/bin/python scripts/generator_check.py [--target app|nginx] [--repeat N] [--duration S]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
-from bench import results, stats
-from bench.runner import run_scenario
-from bench.scenario import apply_overrides, load_scenario
+from bench import stats
+from bench.load import reference_nginx, wrk
+from bench.load.builtin import LoadResult, LoadSpec, is_generator_bound, run_load
+
+NGINX_GOAL = 0.9  # built-in / wrk the built-in generator should reach on a fast server
+APP_GOAL = 0.8
+SEED = 12
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--duration", type=float, default=5.0)
-    args = parser.parse_args()
-    scenario = apply_overrides(load_scenario("generator-check"), repeat=args.repeat, duration=args.duration)
+def check_app(repeat: int, duration: float) -> int:
+    """Today's check: the generator-check scenario through the runner."""
+    from bench import results
+    from bench.runner import run_scenario
+    from bench.scenario import apply_overrides, load_scenario
+
+    scenario = apply_overrides(load_scenario("generator-check"), repeat=repeat, duration=duration)
     with tempfile.TemporaryDirectory(prefix="layerbench-gencheck-") as folder:
         record = results.load_run(run_scenario(scenario, Path(folder)))
     values = {name: [t.load["throughput_rps"] for t in record.ok_trials() if t.workload == name]
@@ -32,7 +45,90 @@ def main() -> int:
     ratio = stats.ratio_ci(values["hello-builtin"], values["hello-wrk"], seed=scenario.seed)
     print(f"built-in / wrk = {ratio.median:.3f} (95% interval {ratio.low:.3f}..{ratio.high:.3f}); "
           f"pinning {record.pinning}")
-    return 0 if ratio.median >= 0.8 else 1
+    return 0 if ratio.median >= APP_GOAL else 1
+
+
+def _cpu_per_request_us(result: LoadResult) -> float:
+    return result.generator_cpu_s / result.requests * 1e6 if result.requests else float("nan")
+
+
+def _describe(name: str, result: LoadResult) -> str:
+    runnable = result.generator_runnable_fraction
+    flag = "  GENERATOR-BOUND" if is_generator_bound(result) else ""
+    errors = f", errors {result.errors}" if result.errors else ""
+    return (f"{name:8} {result.throughput_rps:>10,.0f} req/s  generator CPU {result.generator_cpu_s:.2f} s "
+            f"({_cpu_per_request_us(result):.2f} us/request), busy {result.generator_busy_fraction:.2f}, runnable "
+            f"{'n/a' if runnable is None else f'{runnable:.2f}'}{errors}{flag}")
+
+
+def _default_cpus() -> tuple[int, tuple[int, ...]]:
+    """The app on the last CPU this process may use, the load on the others (or the same one)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[-1], tuple(cpus[:-1] or cpus)
+
+
+def _alternate(port: int, spec: LoadSpec, load_cpus: tuple[int, ...], repeat: int) -> dict[str, list[LoadResult]]:
+    """Built-in and wrk in turn (A B, B A, ...), so drift hits both alike; one line per trial."""
+    results: dict[str, list[LoadResult]] = {"builtin": [], "wrk": []}
+    for index in range(repeat):
+        for name in ("builtin", "wrk") if index % 2 == 0 else ("wrk", "builtin"):
+            result = run_load(port, spec) if name == "builtin" else wrk.run_wrk(port, spec, load_cpus)
+            results[name].append(result)
+            print(f"repeat {index + 1}/{repeat} {_describe(name, result)}", flush=True)
+    return results
+
+
+def check_nginx(repeat: int, duration: float, connections: int) -> int:
+    """Built-in and wrk alternately against nginx; one line per trial, then the ratios."""
+    for reason in (reference_nginx.available(), wrk.available()):
+        if reason:
+            print(f"error: {reason}", file=sys.stderr)
+            return 2
+    app_cpu, load_cpus = _default_cpus()
+    spec = LoadSpec(path=reference_nginx.HELLO_PATH, connections=connections, duration_s=duration, warmup_s=1.0,
+                    processes="auto")
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, load_cpus)  # the built-in generator runs here (one process per CPU); wrk gets taskset
+    try:
+        with reference_nginx.running(app_cpu) as port:
+            results = _alternate(port, spec, load_cpus, repeat)
+    finally:
+        os.sched_setaffinity(0, before)
+    builtin, reference = results["builtin"], results["wrk"]
+    ratio = stats.ratio_ci([r.throughput_rps for r in builtin], [r.throughput_rps for r in reference], seed=SEED)
+    cost = stats.ratio_ci([_cpu_per_request_us(r) for r in reference], [_cpu_per_request_us(r) for r in builtin],
+                          seed=SEED)
+    bound = sum(is_generator_bound(r) for r in builtin)
+    print(f"built-in / wrk on nginx = {ratio.median:.3f} (95% interval {ratio.low:.3f}..{ratio.high:.3f}); "
+          f"nginx worker on CPU {app_cpu}, load on CPUs {list(load_cpus)}, {connections} connections, "
+          f"{repeat} repeats of {duration:g} s; built-in generator-bound in {bound} of {repeat} trials")
+    print(f"CPU per request, wrk / built-in = {cost.median:.3f} (95% interval {cost.low:.3f}..{cost.high:.3f}): "
+          f"the built-in's ceiling relative to wrk's when both are CPU-bound")
+    return 0 if ratio.median >= NGINX_GOAL else 1
+
+
+def _sigterm_as_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", choices=("app", "nginx"), default="app")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=8, help="nginx target only (the scenario sets its own)")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # nginx and temp folders are cleaned up either way
+    try:
+        if args.target == "nginx":
+            return check_nginx(args.repeat, args.duration, args.connections)
+        return check_app(args.repeat, args.duration)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -21,18 +21,24 @@ def require(available: bool, reason: str) -> None:
 
 
 @contextlib.contextmanager
-def serve_app(handler=None):
-    """The real app served from a thread in this process; yields its 127.0.0.1 port."""
-    from bench.app.server import Handler, Server
-
-    server = Server(("127.0.0.1", 0), handler or Handler)
+def serving(server):
+    """Serve a socketserver from a thread for the block; yields the server. Always shut down."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield server.server_address[1]
+        yield server
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def serve_app(handler=None, server_class=None):
+    """The real app served from a thread in this process; yields its 127.0.0.1 port."""
+    from bench.app.server import Handler, Server
+
+    with serving((server_class or Server)(("127.0.0.1", 0), handler or Handler)) as server:
+        yield server.server_address[1]
 
 
 @pytest.fixture(scope="session")

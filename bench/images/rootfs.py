@@ -126,11 +126,20 @@ def _plan() -> tuple[dict[str, Path], dict[str, str]]:
 
     for name, library in _shared_libraries([executable, *extensions]).items():
         real = Path(os.path.realpath(library))
-        if real.is_relative_to(base_libdir):  # libpython: moves with the interpreter to PREFIX/lib
-            files[f"{PREFIX}/lib/{Path(name).name}"] = real
-        else:
-            files[library] = real
+        files[library_destination(name, library, real, base_libdir)] = real
     return files, symlinks
+
+
+def library_destination(name: str, library: str, real: Path, base_libdir: Path) -> str:
+    """Where a shared library goes in the rootfs: libpython moves with the interpreter to PREFIX/lib
+    (LD_LIBRARY_PATH finds it there); every other library keeps the path the loader knows it by.
+
+    Only libpython moves: with Debian's own python3, LIBDIR is /usr/lib/x86_64-linux-gnu, where libc
+    and the dynamic loader live too, and moving those would leave the interpreter unable to start.
+    """
+    if real.is_relative_to(base_libdir) and Path(name).name.startswith("libpython"):
+        return f"{PREFIX}/lib/{Path(name).name}"
+    return library
 
 
 def _walk_stdlib(stdlib: Path):

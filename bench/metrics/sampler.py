@@ -19,7 +19,8 @@ from bench.roles import ROLE_LOADGEN, RoleProcess
 
 PROCESS_COLUMNS = ("t", "pid", "role", "name", "cpu_user_s", "cpu_sys_s", "rss_bytes", "uss_bytes", "pss_bytes",
                    "threads", "ctx_voluntary", "ctx_involuntary", "read_bytes", "write_bytes")
-HOST_COLUMNS = ("t", "cpu_user_s", "cpu_sys_s", "cpu_idle_s", "cpu_iowait_s", "cpu_steal_s", "mem_used_bytes")
+HOST_COLUMNS = ("t", "cpu_user_s", "cpu_sys_s", "cpu_idle_s", "cpu_iowait_s", "cpu_steal_s", "mem_used_bytes",
+                "mem_available_bytes")
 
 NAN = float("nan")
 
@@ -129,9 +130,11 @@ class Sampler:
             except psutil.AccessDenied:
                 pass
         host = psutil.cpu_times()
+        memory = psutil.virtual_memory() if detail else None
         self.host_rows.append((now, host.user + host.nice, host.system + getattr(host, "irq", 0)
                                + getattr(host, "softirq", 0), host.idle, getattr(host, "iowait", 0.0),
-                               getattr(host, "steal", 0.0), psutil.virtual_memory().used if detail else NAN))
+                               getattr(host, "steal", 0.0), memory.used if memory else NAN,
+                               memory.available if memory else NAN))
 
     def _name(self, pid: int, process: psutil.Process) -> str:
         self._names[pid] = name = process.name()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 
 import numpy as np
+import psutil
 
 from bench.metrics.sampler import HOST_COLUMNS, PROCESS_COLUMNS
 
@@ -95,4 +97,18 @@ def summarize_host(rows: list[tuple], window: tuple[float, float]) -> dict:
     total = sum(delta.values())
     busy = delta["cpu_user_s"] + delta["cpu_sys_s"]
     delta["busy_fraction"] = busy / total if total > 0 else math.nan
+    # The host's MemAvailable during the window (its median): what the machine could still hand out.
+    column = _HOST["mem_available_bytes"]
+    available = [r[column] for r in rows if window[0] <= r[_HOST["t"]] <= window[1] and math.isfinite(r[column])]
+    delta["mem_available_bytes"] = float(np.median(available)) if available else None
     return delta
+
+
+def mem_available_now(samples: int = 5, interval_s: float = 0.1) -> float:
+    """The host's MemAvailable in bytes: the median of a few reads (it moves as the kernel reclaims)."""
+    reads = []
+    for index in range(samples):
+        if index:
+            time.sleep(interval_s)
+        reads.append(psutil.virtual_memory().available)
+    return float(np.median(reads))

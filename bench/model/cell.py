@@ -115,14 +115,20 @@ class Cell:
 
     @property
     def memory_mb(self) -> dict[str, float | None] | None:
+        """Memory of every process the setup needs, summed: PSS (adds up), USS (private), RSS (upper bound)."""
         if not self.values("memory_rss_mb"):
             return None
         return {part: median_of((t.memory_bytes.get(part) or math.nan) / MB for t in self.ok)
                 for part in ("rss", "uss", "pss")}
 
     @property
-    def memory_per_instance_mb(self) -> float | None:
-        return median_of((t.memory_bytes.get("rss_per_instance") or math.nan) / MB for t in self.ok)
+    def memory_per_instance_mb(self) -> dict[str, float | None] | None:
+        """Density: per instance, USS (what one more instance costs: its own pages), PSS (its fair share),
+        RSS (the upper bound: shared pages counted once per process) and the host's MemAvailable drop."""
+        if not any("rss_per_instance" in t.memory_bytes for t in self.ok):
+            return None
+        return {part: median_of((t.memory_bytes.get(f"{part}_per_instance") or math.nan) / MB for t in self.ok)
+                for part in ("uss", "pss", "rss", "available_drop")}
 
     @property
     def instances(self) -> int | None:
@@ -145,6 +151,7 @@ class Cell:
                 "cpu_sys_us_per_request": median_of(r.get("cpu_sys_s", 0) / n * 1e6 for r, n in pairs if n),
                 "rss_mb": median_of((r.get("rss_bytes") or math.nan) / MB for r, _ in pairs),
                 "uss_mb": median_of((r.get("uss_bytes") or math.nan) / MB for r, _ in pairs),
+                "pss_mb": median_of((r.get("pss_bytes") or math.nan) / MB for r, _ in pairs),
                 "processes": median_of(r.get("processes", 0) for r, _ in pairs),
             }
         return roles
@@ -202,32 +209,6 @@ class Cell:
 
     def caveats(self) -> list[Caveat]:
         """What a reader must know about this cell's figures (computed here once for every output)."""
-        found = []
-        if self.noisy:
-            found.append(Caveat("noisy", self.subject, f"Noisy: {self.subject}: repeats spread {self.spread:.0%} of "
-                                f"their median; treat its figures and ratios with care, or run more repeats.",
-                                f"noisy: repeats spread {self.spread:.0%}"))
-        if self.failed:
-            found.append(Caveat("failed", self.subject, f"{self.failed} failed trial(s) in {self.subject}.",
-                                f"{self.failed} failed"))
-        if self.busy_repeats:
-            cores = self.foreign_cpu_cores or 0.0
-            found.append(Caveat("busy", self.subject, f"Busy machine during {self.subject}: in {self.busy_repeats} "
-                                f"repeat(s) other processes used up to {cores:.2f} cores while it was measured; "
-                                f"those figures include their interference.",
-                                f"busy machine in {self.busy_repeats} repeat(s): others used up to {cores:.2f} cores"))
-        if self.stalls:
-            longest = max(seconds for _, seconds in self.stalls)
-            found.append(Caveat("stall", self.subject, f"Stall in {self.subject}: in {len(self.stalls)} repeat(s) no "
-                                f"request completed for up to {longest:.1f} s (the app or the machine stopped); "
-                                f"its throughput and latency include that pause.",
-                                f"stalled {longest:.1f} s in {len(self.stalls)} repeat(s)"))
-        if self.errors_by_kind:
-            kinds = ", ".join(f"{kind}={count}" for kind, count in self.errors_by_kind.items())
-            found.append(Caveat("errors", self.subject, f"Request errors in {self.subject}: {kinds}", f"errors {kinds}"))
-        if self.repeats == 1 and self.has_load:
-            found.append(Caveat("single_repeat", self.subject, f"Only 1 repeat for {self.subject}: its interval has "
-                                f"zero width and says nothing about spread.", "1 repeat", "note"))
-        return found
+        from bench.model.caveats import CELL_CHECKS
 
-
+        return [caveat for check in CELL_CHECKS if (caveat := check(self)) is not None]

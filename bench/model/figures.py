@@ -27,9 +27,11 @@ def _cpu_per_request(trial: TrialRecord) -> float | None:
     return cpu["user"] + cpu["sys"] if cpu and "user" in cpu and "sys" in cpu else None
 
 
-def _memory_rss_mb(trial: TrialRecord) -> float | None:
-    rss = trial.memory_bytes.get("rss")
-    return rss / MB if rss is not None else None
+def _memory_mb(part: str) -> Callable[[TrialRecord], float | None]:
+    def figure(trial: TrialRecord):
+        value = trial.memory_bytes.get(part)
+        return value / MB if value is not None else None
+    return figure
 
 
 # One definition of how each metric is read off a trial (the unit is in the key).
@@ -38,7 +40,9 @@ METRIC_OF: dict[str, Callable[[TrialRecord], float | None]] = {
     "latency_p50_ms": _load_figure("latency_ms", "p50"),
     "latency_p99_ms": _load_figure("latency_ms", "p99"),
     "cpu_us_per_request": _cpu_per_request,
-    "memory_rss_mb": _memory_rss_mb,
+    "memory_pss_mb": _memory_mb("pss"),
+    "memory_uss_mb": _memory_mb("uss"),
+    "memory_rss_mb": _memory_mb("rss"),
     "startup_s": lambda trial: trial.startup_s,
 }
 

@@ -11,6 +11,7 @@ from typing import Callable
 
 from bench.model import Run
 from bench.plots.cost import cpu_per_request, memory_layers
+from bench.plots.density import density
 from bench.plots.load import latency_cdf, latency_percentiles, throughput
 from bench.plots.overhead import headline
 from bench.plots.startup import startup_distribution, startup_phases
@@ -25,7 +26,8 @@ CHARTS: dict[str, tuple[Callable[[Run, Path], list[Path]], str]] = {
     "latency_percentiles": (latency_percentiles, "Latency percentiles"),
     "latency_cdf": (latency_cdf, "Latency distribution from every request"),
     "cpu_per_request": (cpu_per_request, "CPU per request by role"),
-    "memory_layers": (memory_layers, "Memory by layer (the layer cake)"),
+    "memory_layers": (memory_layers, "Memory by layer (the layer cake), PSS"),
+    "density": (density, "Memory per instance as copies are added (density)"),
     "startup_phases": (startup_phases, "Start-up phases"),
     "startup_distribution": (startup_distribution, "Start-up time of every fresh start"),
     "timeseries": (timeseries, "CPU and memory over time"),

@@ -135,11 +135,11 @@ def cpu_per_request(run: Run, out_dir: Path) -> list[Path]:
 
 
 def memory_layers_of(run: Run, cell: Cell) -> dict[str, tuple[float, str, str]]:
-    """RSS in MB per layer of one cell: {layer key: (MB, label, colour)}. A role the app runs
+    """PSS in MB per layer of one cell: {layer key: (MB, label, colour)}. A role the app runs
     inside (QEMU) splits into the app (its own view from inside) and the rest (guest kernel + devices)."""
     layers: dict[str, tuple[float, str, str]] = {}
     for key in _ordered_roles(run, cell.roles):
-        rss, role = cell.roles[key].get("rss_mb"), _role(run, key)
+        rss, role = cell.roles[key].get("pss_mb"), _role(run, key)  # PSS: the slices add up to the bar
         if not finite(rss):
             continue
         inside = cell.inside.get("rss_mb")
@@ -158,11 +158,11 @@ def memory_layers_of(run: Run, cell: Cell) -> dict[str, tuple[float, str, str]]:
 
 @styled
 def memory_layers(run: Run, out_dir: Path) -> list[Path]:
-    """The layer cake: each setup's memory (RSS) stacked by layer, so each layer's cost is one slice."""
+    """The layer cake: each setup's memory (PSS) stacked by layer, so each layer's cost is one slice."""
     per_workload: dict[str, dict[tuple[str, str], _Stack]] = {}
     legend: dict[str, tuple[str, str]] = {}
     for cell in run.cells:
-        layers = memory_layers_of(run, cell)
+        layers = memory_layers_of(run, cell) if cell.memory_per_instance_mb is None else {}  # density: own chart
         if not layers:
             continue
         legend.update({key: (name, hue) for key, (_, name, hue) in layers.items()})
@@ -170,8 +170,9 @@ def memory_layers(run: Run, out_dir: Path) -> list[Path]:
             [(value, hue, None) for value, _, hue in layers.values()])
     if not per_workload:
         return []
-    figure, _ = _stacked_chart(run, per_workload, "resident memory, RSS (MB)", "MB", label_segments=True)
+    figure, _ = _stacked_chart(run, per_workload, "memory, PSS (MB)", "MB", label_segments=True)
     handles = [Patch(color=hue, label=name) for name, hue in legend.values()]
     figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), frameon=False)
-    figure.suptitle("The layer cake: memory each layer adds (RSS on the host; lower is better)", fontsize=18)
+    figure.suptitle("The layer cake: memory each layer adds (PSS on the host: shared pages split among the "
+                    "processes that map them; lower is better)", fontsize=17)
     return save(figure, out_dir, "memory_layers")

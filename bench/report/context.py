@@ -13,6 +13,7 @@ from bench.roles import APP
 from bench.vocabulary import HEADLINE_METRICS, LATENCY_LABELS, finite, fmt, fmt_interval, label, metric
 
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
+MIN_SHOWN_US = 0.5  # a helper's CPU per request below this is noise of the sampler's 10 ms ticks
 
 
 def css_colour(value: str | None) -> str:
@@ -29,12 +30,13 @@ def _role_points(run: Run, cells: list[Cell]) -> list[str]:
     for key in dict.fromkeys(role for cell in cells for role in cell.roles):
         role = run.roles.get(key)
         name = role.label if role else key
-        memory = [(c.workload, c.roles[key]["rss_mb"]) for c in cells if key in c.roles
-                  and finite(c.roles[key].get("rss_mb"))]
+        memory = [(c.workload, c.roles[key]["pss_mb"]) for c in cells if key in c.roles
+                  and finite(c.roles[key].get("pss_mb"))]
         cpu = [(c.workload, c.roles[key]["cpu_user_us_per_request"] + (c.roles[key].get("cpu_sys_us_per_request") or 0))
                for c in cells if key in c.roles and finite(c.roles[key].get("cpu_user_us_per_request"))]
+        cpu = [(workload, value) for workload, value in cpu if value >= MIN_SHOWN_US]
         if memory:
-            points.append(f"{name}: resident memory {_per_workload(memory, 'MB')}.")
+            points.append(f"{name}: memory (PSS) {_per_workload(memory, 'MB')}.")
         if cpu and key != APP.key:  # the app's own CPU is in the tables; helpers are news
             points.append(f"{name}: CPU per request {_per_workload(cpu, 'µs')}.")
         if role and role.contains_app:
@@ -42,7 +44,7 @@ def _role_points(run: Run, cells: list[Cell]) -> list[str]:
                 layers = memory_layers_of(run, cell)
                 rest = layers.get(f"{key}.rest")
                 if rest and APP.key in layers:
-                    points.append(f"{cell.workload}: {name} resident memory {fmt(cell.roles[key]['rss_mb'], unit='MB')}"
+                    points.append(f"{cell.workload}: {name} memory (PSS) {fmt(cell.roles[key]['pss_mb'], unit='MB')}"
                                   f", of which the app itself (seen from inside its layer) "
                                   f"{fmt(layers[APP.key][0], unit='MB')}: {rest[1]} ≈ {fmt(rest[0], unit='MB')}.")
     return points
@@ -105,7 +107,22 @@ def role_rows(run: Run) -> list[dict]:
                          "cpu_user": fmt(figures.get("cpu_user_us_per_request")),
                          "cpu_sys": fmt(figures.get("cpu_sys_us_per_request")),
                          "rss": fmt(figures.get("rss_mb")), "uss": fmt(figures.get("uss_mb")),
+                         "pss": fmt(figures.get("pss_mb")),
                          "processes": fmt(figures.get("processes"), 0)})
+    return rows
+
+
+def density_rows(run: Run) -> list[dict]:
+    """Per setup variant and instance count: memory per instance by each measure, and the cross-check."""
+    rows = []
+    for cell in run.cells:
+        figures = cell.memory_per_instance_mb
+        if figures is None:
+            continue
+        rows.append({"label": cell.label, "colour": css_colour(colour(run, *cell.layer_key)),
+                     "instances": cell.instances or "–", "uss": fmt(figures.get("uss")), "pss": fmt(figures.get("pss")),
+                     "rss": fmt(figures.get("rss")), "drop": fmt(figures.get("available_drop")),
+                     "flag": "; ".join(c.flag for c in cell.caveats() if c.kind == "memory_mismatch")})
     return rows
 
 
@@ -168,6 +185,7 @@ def report_context(run: Run, embedded: list[dict]) -> dict:
         "load_rows": load_rows(run),
         "cost_rows": cost_rows(run),
         "role_rows": role_rows(run),
+        "density_rows": density_rows(run),
         "overhead_rows": overhead_rows(run),
         "summary_version": summary.SUMMARY_VERSION,
         "format_version": results.FORMAT_VERSION,

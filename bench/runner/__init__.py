@@ -18,11 +18,12 @@ from typing import Iterator
 
 from bench import machine
 from bench.errors import SetupError
-from bench.events import Event, ProgressFn, RunInterrupted, no_progress
+from bench.events import Event, PlannedStart, PlannedWork, ProgressFn, RunInterrupted, no_progress
 from bench.load.builtin import LoadResult, LoadSpec, run_load
+from bench.metrics.window import mem_available_now
 from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, runner_identity, save_run
 from bench.runlock import RunLock, refuse_if_live
-from bench.runner.figures import disk_estimate
+from bench.runner.figures import bracket_available_drop, disk_estimate
 from bench.runner.measure import LoadFn, Measurement, alive, measure_trial, new_record
 from bench.runner.persist import append_trial, store_measurement
 from bench.runner.plan import PlannedTrial, converged, plan, resolve_pinning
@@ -65,7 +66,8 @@ def generator_for(pinning: Pinning) -> LoadFn:
     """The load generator a workload asks for (built-in or wrk), on the load CPUs."""
     def load(port: int, workload: Workload) -> LoadResult:
         spec = LoadSpec(path=workload.url_path, mode=workload.mode, connections=workload.connections,
-                        duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate)
+                        duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate,
+                        processes="auto")  # one generator process per load CPU
         if workload.load == "wrk":
             from bench.load import wrk  # optional external generator
 
@@ -114,10 +116,11 @@ class Runner:
         self.resuming = resume is not None
 
     def _new_record(self, command_line: list[str] | None) -> RunRecord:
+        pid, started = runner_identity()
         return RunRecord(run_id=new_run_id(self.scenario.name), created_at=now_iso(),
                          command_line=command_line or sys.argv, scenario=self.scenario.model_dump(mode="json"),
                          machine=machine.describe(), pinning=self.pinning.as_dict(), seed=self.scenario.seed,
-                         runner_pid=runner_identity()[0], runner_started=runner_identity()[1])
+                         runner_pid=pid, runner_started=started)
 
     # ---- the whole run ------------------------------------------------------------------
 
@@ -136,9 +139,11 @@ class Runner:
             with _pinned(self.pinning.load_cpus), sigterm_as_interrupt():
                 specs = self._prepare_setups()
                 if self.scenario.repeat == "auto":
+                    self._announce(plan(self.scenario, specs, self.scenario.repeat_cap), at_most=True)
                     self._run_until_converged(specs)
                 else:
                     starts = plan(self.scenario, specs, self.scenario.repeat)
+                    self._announce(starts, at_most=False)
                     total = sum(len(group) for group in starts)
                     for group in starts:
                         self._run_start(group, total)
@@ -171,6 +176,22 @@ class Runner:
         self.record.repeat_outcome = outcome
         word = "every interval within target" if outcome["stopped_by"] == "target" else "cap reached"
         self.progress(Event("repeat", f"repeat auto: {outcome['repeats']} repeats, {word}; {outcome['detail']}"))
+
+    def _announce(self, starts: list[list[PlannedTrial]], at_most: bool) -> None:
+        """Tell the renderer every start and trial still to run (a countdown needs their durations)."""
+        planned = []
+        for group in starts:
+            todo = tuple(PlannedWork(trial.trial_id, trial.workload_label, trial.workload.kind,
+                                     0.0 if trial.workload.kind == "startup"
+                                     else trial.workload.warmup + trial.workload.duration)
+                         for trial in group if trial.trial_id not in self.done)
+            if todo:
+                spec = group[0].spec
+                planned.append(PlannedStart(spec.setup, self.variants[spec.key], todo,
+                                            self.setups_by_key[spec.key].narration))
+        snapshot = self.record.model_copy(deep=True)  # the renderer's own copy: the run goes on mutating ours
+        self.progress(Event("plan", f"{sum(len(start.trials) for start in planned)} trials in {len(planned)} starts",
+                            data={"starts": planned, "at_most": at_most, "record": snapshot}))
 
     def _prepare_setups(self) -> list[SetupSpec]:
         """Check and prepare every setup of the scenario; the ones that can run, described in the run."""
@@ -211,6 +232,8 @@ class Runner:
         group = [trial for trial in group if trial.trial_id not in self.done]  # resume: only what is missing
         if not group:
             return
+        # Density: what the machine can still hand out before the copies start, to weigh what they take.
+        available_before = mem_available_now() if group[0].workload.kind == "density" else None
         try:
             with contextlib.ExitStack() as stack:
                 copies = [stack.enter_context(setup.running()) for _ in range(group[0].copies)]
@@ -222,11 +245,24 @@ class Runner:
             for trial in group:
                 if trial.trial_id not in recorded:
                     self._fail(trial, _reason(error))
+        if available_before is not None:
+            self._bracket_memory(group, available_before)
+
+    def _bracket_memory(self, group: list[PlannedTrial], before: float) -> None:
+        """Density: read MemAvailable again once the copies are gone and take the drop against the
+        mean of before and after, so memory the rest of the machine took or freed meanwhile (a
+        steady drift) cancels out."""
+        after = mem_available_now()
+        ids = {trial.trial_id for trial in group}
+        for record in self.record.trials:
+            if record.trial_id in ids and record.status == "ok":
+                bracket_available_drop(record, before, after)
+        save_run(self.run_dir, self.record)
 
     def _run_group(self, setup: Setup, instance: Instance, group: list[PlannedTrial], total: int) -> None:
         for index, trial in enumerate(group):
             self.progress(Event("trial", trial.key, len(self.record.trials) + 1, total,
-                                {"setup": trial.spec.setup, "workload": trial.workload.name,
+                                {"setup": trial.spec.setup, "workload": trial.workload.name, "trial": trial.trial_id,
                                  "variant": self.variants[trial.spec.key], "narration": setup.narration}))
             self._say_disk_cost(trial)
             self._run_trial(instance, trial, fresh=index == 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bench.load.builtin import LoadResult
+from bench.load.spec import LoadResult, is_generator_bound
 from bench.scenario import Workload
 from bench.stats import percentiles
 
@@ -88,7 +88,25 @@ def load_summary(result: LoadResult, workload: Workload) -> dict:
         "longest_gap_ms": None if result.longest_gap_s is None else result.longest_gap_s * 1e3,
         "longest_gap_end_s": result.longest_gap_end_s,
         "notes": result.notes,
+        # The generator's own use of its CPUs over the window: at 90% busy it, not the app, set the pace.
+        "generator_stats": {"processes": result.generator_processes, "cpu_s": result.generator_cpu_s,
+                            "wait_s": result.generator_wait_s, "busy_fraction": result.generator_busy_fraction,
+                            "runnable_fraction": result.generator_runnable_fraction,
+                            "bound": is_generator_bound(result)},
     }
+
+
+def bracket_available_drop(record, before: float, after: float) -> None:
+    """Set a density trial's MemAvailable drop (total and per instance) against the mean of the
+    reads before the copies started and after they stopped; `record` is a TrialRecord."""
+    during = record.host.get("mem_available_bytes")
+    if during is None:
+        return
+    instances = record.facts.get("instances") or 1
+    record.host["mem_available_before_bytes"] = before
+    record.host["mem_available_after_bytes"] = after
+    record.memory_bytes["available_drop"] = (before + after) / 2 - during
+    record.memory_bytes["available_drop_per_instance"] = record.memory_bytes["available_drop"] / instances
 
 
 RAW_BYTES_PER_REQUEST = 16  # latency_ms.npy and app_ms.npy: one float64 each per completed request

@@ -69,7 +69,7 @@ def converged(record: RunRecord, target: float) -> tuple[bool, str]:
     widest, widest_cell = 0.0, None
     for cell in Run(record, ".").cells:
         metric = "throughput_rps" if cell.kind == "load" else "startup_s" if cell.kind == "startup" \
-            else "memory_rss_mb"
+            else "memory_pss_mb"
         estimate = cell.estimate(metric)
         width = estimate.relative_width if estimate is not None else 0.0
         if width > widest:

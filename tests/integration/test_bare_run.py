@@ -50,3 +50,26 @@ def test_bare_run_end_to_end(tmp_path):
     assert row["throughput_rps"]["low"] <= row["throughput_rps"]["median"] <= row["throughput_rps"]["high"]
     # Nothing left running: the apps this run spawned are gone.
     assert [p for p in psutil.Process().children(recursive=True) if "bench.app" in " ".join(p.cmdline())] == []
+
+
+def test_density_stores_memory_per_instance_by_each_measure_and_the_host_drop(tmp_path):
+    scenario = tmp_path / "density.yaml"
+    scenario.write_text("name: dense\nsetups: [bare]\nworkloads:\n"
+                        "  - {name: density, kind: density, instances: [1, 3], duration: 1, warmup: 0.5}\nrepeat: 1\n")
+    outcome = CliRunner().invoke(app, ["run", str(scenario), "--out", str(tmp_path / "out"), "--no-report"])
+    assert outcome.exit_code == 0, outcome.output
+    (run_dir,) = list((tmp_path / "out").iterdir())
+    record = results.load_run(run_dir)
+    for trial in record.trials:
+        memory, instances = trial.memory_bytes, trial.facts["instances"]
+        assert trial.workload == f"density-x{instances}"
+        assert len({p["pid"] for p in trial.processes if p["role"] == "app"}) == instances
+        # Private pages are a part of the proportional share, which is a part of the resident set.
+        assert 0 < memory["uss_per_instance"] <= memory["pss_per_instance"] <= memory["rss_per_instance"]
+        assert memory["available_drop_per_instance"] == memory["available_drop"] / instances
+        host = trial.host
+        assert host["mem_available_before_bytes"] > 0 and host["mem_available_after_bytes"] > 0
+    summary = json.loads(CliRunner().invoke(app, ["show", str(run_dir), "--format", "json"]).output)
+    assert summary["summary_version"] == 2 and "memory_per_instance_mb.uss" in summary["memory_figures"]
+    per_instance = summary["results"][0]["memory_per_instance_mb"]
+    assert set(per_instance) == {"uss", "pss", "rss", "available_drop"}

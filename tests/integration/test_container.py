@@ -17,7 +17,8 @@ from bench.errors import SetupError
 from bench.roles import ROLE_APP, ROLE_PROXY, ROLE_RUNTIME
 from bench.setups.base import Pinning
 from bench.setups.container import ContainerSetup
-from bench.setups.container.engine import LABEL, clean_leftovers
+from bench.setups.container.engine import RUN_LABEL, clean_leftovers
+from tests.conftest import require
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
 
@@ -48,7 +49,8 @@ def client():
 def built_image(client):
     """Start from no layerbench image at all, then build it once for the module."""
     remove_images(client)
-    assert client.images.list(name="layerbench/app") == []
+    # Another run's container on this daemon keeps its image: the cold build cannot be shown then.
+    require(client.images.list(name="layerbench/app") == [], "a layerbench image is in use by another run")
     setup = _setup({})
     began = time.perf_counter()
     setup.prepare()
@@ -85,7 +87,8 @@ def _roles(instance) -> dict[str, list]:
 
 
 def _ours(client) -> list:
-    return client.containers.list(all=True, filters={"label": LABEL})
+    """This module's containers (other suites on the same daemon run their own)."""
+    return client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={RUN_ID}"})
 
 
 @pytest.mark.parametrize("network", ["bridge", "host"])

@@ -86,20 +86,16 @@ def test_oversized_header_is_refused(app_server):
 
 
 def test_mem_requests_past_the_memory_budget_get_a_503_while_others_are_served():
-    import threading
-
     from bench.app.server import PARAMETERS, Handler, Server
+    from tests.conftest import serving
 
     assert Server.mem_budget_mb == PARAMETERS["/mem"][3]  # in production: one request at the per-request cap
 
     class _SmallBudget(Server):
         mem_budget_mb = 8
 
-    server = _SmallBudget(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    port = server.server_address[1]
-    try:
+    with serving(_SmallBudget(("127.0.0.1", 0), Handler)) as server:
+        port = server.server_address[1]
         with server.memory.hold(6):  # what a /mem?mb=6 request still in progress holds
             response, body = get(port, "/mem?mb=4")
             assert response.status == 503 and body.count(b"\n") == 1 and b"6 of 8 MB" in body, body
@@ -107,6 +103,3 @@ def test_mem_requests_past_the_memory_budget_get_a_503_while_others_are_served()
             assert get(port, "/hello")[0].status == 200
         assert get(port, "/mem?mb=8")[0].status == 200  # the budget comes back when the request ends
         assert server.memory.held_mb == 0
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -79,7 +79,8 @@ def test_module_level_imports_have_no_cycle():
 
 
 @pytest.mark.parametrize("package", ["bench.images", "bench.load", "bench.metrics", "bench.results",
-                                     "bench.model", "bench.vocabulary", "bench.roles", "bench.app"])
+                                     "bench.model", "bench.vocabulary", "bench.roles", "bench.app", "bench.export",
+                                     "bench.gate", "bench.live", "bench.countdown"])
 def test_lower_layers_import_nothing_from_setups(package):
     for module, path in _modules().items():
         if module == package or module.startswith(package + "."):
@@ -116,7 +117,9 @@ from bench.cli import app
 runner = CliRunner()
 for args in (["show", {str(first)!r}], ["show", {str(first)!r}, "--format", "json"], ["report", {str(first)!r}],
              ["list", "--results", {str(first.parent)!r}],
-             ["compare", {str(first)!r}, {str(second)!r}, "--out", {str(tmp_path / 'cmp')!r}]):
+             ["compare", {str(first)!r}, {str(second)!r}, "--out", {str(tmp_path / 'cmp')!r}],
+             ["show", {str(first)!r}, "--format", "markdown"], ["show", {str(first)!r}, "--format", "csv"],
+             ["compare", {str(first)!r}, {str(second)!r}, "--format", "csv", "--fail-on", "throughput_rps:-10%"]):
     outcome = runner.invoke(app, args)
     assert outcome.exit_code == 0, (args, outcome.output)
 """

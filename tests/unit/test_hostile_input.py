@@ -450,11 +450,7 @@ def test_connections_past_the_cap_get_a_503_and_the_rest_are_served():
     class _Capped(Server):
         max_connections = 2
 
-    server = _Capped(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    port = server.server_address[1]
-    try:
+    with serve_app(server_class=_Capped) as port:
         holders = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
         time.sleep(0.2)  # both are accepted and hold their slots, sending nothing
         with socket.create_connection(("127.0.0.1", port), timeout=5) as third:
@@ -466,9 +462,6 @@ def test_connections_past_the_cap_get_a_503_and_the_rest_are_served():
         connection.request("GET", "/hello")
         assert connection.getresponse().status == 200
         connection.close()
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_workloads_flag_with_a_scenario_file_picks_known_names_or_says_which_are_unknown(tmp_path):

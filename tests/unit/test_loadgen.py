@@ -56,14 +56,21 @@ def test_bad_specs_are_refused(spec):
         run_load(1, spec)
 
 
-def test_sigterm_during_load_interrupts_the_run(app_server):
-    """The runner's SIGTERM handler raises inside the event loop; the loop must not swallow it."""
+@pytest.mark.parametrize("loop", ["default", "stdlib"])
+def test_sigterm_during_load_interrupts_the_run(app_server, loop, monkeypatch):
+    """The runner's SIGTERM handler raises inside the event loop; the loop must not swallow it
+    (uvloop logs an exception raised in a protocol callback and goes on)."""
+    import asyncio
     import os
     import signal
     import threading
 
     from bench.events import RunInterrupted
+    from bench.load import builtin
     from bench.runner import sigterm_as_interrupt
+
+    if loop == "stdlib":
+        monkeypatch.setattr(builtin, "_event_loop_factory", lambda: asyncio.new_event_loop)
 
     timer = threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGTERM))
     with sigterm_as_interrupt():
@@ -71,3 +78,63 @@ def test_sigterm_during_load_interrupts_the_run(app_server):
         with pytest.raises(RunInterrupted):
             run_load(app_server, LoadSpec(path="/hello", connections=2, duration_s=5.0, warmup_s=0.0))
     timer.join()
+
+
+def test_several_processes_split_the_connections_and_merge_what_they_measured(app_server):
+    before = served(app_server, "/json")
+    result = run_load(app_server, LoadSpec(path="/json", connections=4, duration_s=0.8, warmup_s=0.2, processes=2))
+    after = served(app_server, "/json")
+    assert result.errors == {} and result.requests > 50
+    assert after - before == result.sent  # both processes' requests, warm-up included
+    assert result.generator_processes == 2 and len(result.notes["busy_fraction_per_process"]) == 2
+    assert all(len(cpus) == 1 for cpus in result.notes["generator_cpus"])  # each process pinned to one CPU
+    assert len(result.latency_ms) == len(result.app_ms) == result.requests
+    # One measured window: the two processes' windows were aligned on the monotonic clock.
+    # (Two windows one after the other would be twice as long; the slack is for a loaded machine.)
+    assert result.window[1] - result.window[0] == pytest.approx(result.duration_s, rel=0.3)
+
+
+def test_open_loop_holds_the_rate_across_processes(app_server):
+    result = run_load(app_server, LoadSpec(path="/hello", mode="open", rate_rps=200, connections=2,
+                                           duration_s=1.0, warmup_s=0.2, processes=2))
+    assert 150 <= result.throughput_rps <= 250
+    assert result.errors == {} and result.generator_processes == 2
+
+
+def test_the_generator_reports_its_own_cpu(app_server):
+    result = run_load(app_server, LoadSpec(path="/hello", connections=2, duration_s=0.5, warmup_s=0.1))
+    assert result.generator_processes == 1 and result.notes["event_loop"] in ("uvloop", "asyncio")
+    assert 0 < result.generator_cpu_s <= result.duration_s * 1.05
+    assert result.generator_busy_fraction == pytest.approx(result.generator_cpu_s / result.duration_s)
+
+
+@pytest.mark.parametrize("processes, expected", [(1, 1), (3, 3), (99, 8), ("auto", None)])
+def test_process_count(processes, expected):
+    import os
+
+    count = LoadSpec(connections=8, processes=processes).process_count()
+    assert count == (expected or min(8, len(os.sched_getaffinity(0))))
+
+
+@pytest.mark.parametrize("processes", [0, -1, "many", 1.5, True])
+def test_bad_process_counts_are_refused(processes):
+    with pytest.raises(ValueError):
+        run_load(1, LoadSpec(processes=processes))
+
+
+def test_an_interrupt_stops_the_generator_processes(app_server):
+    import multiprocessing
+    import os
+    import signal
+    import threading
+
+    from bench.events import RunInterrupted
+    from bench.runner import sigterm_as_interrupt
+
+    timer = threading.Timer(2.0, os.kill, args=(os.getpid(), signal.SIGTERM))
+    with sigterm_as_interrupt():
+        timer.start()
+        with pytest.raises(RunInterrupted):
+            run_load(app_server, LoadSpec(path="/hello", connections=2, duration_s=10.0, warmup_s=0.0, processes=2))
+    timer.join()
+    assert multiprocessing.active_children() == []

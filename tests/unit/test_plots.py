@@ -35,8 +35,43 @@ def loaded(tmp_path_factory) -> Run:
     return Run.load(copy_run(tmp_path_factory.mktemp("plots")))
 
 
+def with_density(data):
+    """The fixture plus density trials (x1, x2, x4 of bare and of the VM), built from its idle-like figures."""
+    extra = []
+    for setup, variant, per_instance_mb in (("bare", "default", (12.0, 10.0, 9.5)), ("vm", "tcg", (250, 249, 251))):
+        base = next(t for t in data["trials"] if (t["setup"], t["variant"]) == (setup, variant))
+        for count, uss in zip((1, 2, 4), per_instance_mb):
+            for repeat in (0, 1):
+                trial = json.loads(json.dumps(base))
+                mb = 1024 * 1024
+                memory = {"rss": 2 * uss * mb * count, "uss": uss * mb * count, "pss": 1.3 * uss * mb * count,
+                          "available_drop": (uss + repeat) * mb * count}
+                memory.update({f"{k}_per_instance": v / count for k, v in list(memory.items())})
+                trial.update(trial_id=f"{setup}--density-x{count}--r{repeat}", workload=f"density-x{count}",
+                             kind="density", repeat=repeat, load={}, cpu_us_per_request={}, memory_bytes=memory,
+                             facts={**trial["facts"], "instances": count}, files={})
+                extra.append(trial)
+    data["trials"] += extra
+    data["scenario"]["workloads"].append({"name": "density", "kind": "density", "instances": [1, 2, 4]})
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory) -> Run:
+    return Run.load(copy_run(tmp_path_factory.mktemp("dense"), with_density))
+
+
+def test_density_cells_give_memory_per_instance_and_the_cross_check(dense):
+    cell = dense.cell("bare", "default", "density-x4")
+    figures = cell.memory_per_instance_mb
+    assert figures["uss"] == pytest.approx(9.5) and figures["pss"] == pytest.approx(1.3 * 9.5)
+    assert figures["available_drop"] == pytest.approx(10.0)
+    assert not [c for c in cell.caveats() if c.kind == "memory_mismatch"]  # 5% apart: within 25%
+
+
 @pytest.mark.parametrize("name", list(CHARTS))
-def test_every_chart_writes_a_png_and_an_svg(name, loaded, tmp_path):
+def test_every_chart_writes_a_png_and_an_svg(name, loaded, dense, tmp_path):
+    if name == "density":
+        loaded = dense
     chart, _ = CHARTS[name]
     paths = chart(loaded, tmp_path)
     assert [p.suffix for p in paths] == [".png", ".svg"]
@@ -57,7 +92,7 @@ def test_cells_put_bare_first_and_keep_one_colour_per_setup(loaded):
 
 
 def test_render_all_writes_every_chart_into_the_run_folder(tmp_path):
-    run_dir = copy_run(tmp_path)
+    run_dir = copy_run(tmp_path, with_density)
     paths = render_all(run_dir)
     assert {p.stem for p in paths} == set(CHARTS)
     assert all(p.parent == run_dir / "charts" for p in paths)
@@ -92,7 +127,7 @@ def test_vm_memory_splits_into_app_and_guest_kernel(loaded):
     layers = memory_layers_of(loaded, cell)
     assert set(layers) == {"app", "hypervisor.rest"}
     assert layers["hypervisor.rest"][1] == "guest kernel + devices"
-    assert layers["app"][0] + layers["hypervisor.rest"][0] == pytest.approx(cell.roles["hypervisor"]["rss_mb"])
+    assert layers["app"][0] + layers["hypervisor.rest"][0] == pytest.approx(cell.roles["hypervisor"]["pss_mb"])
     assert layers["app"][0] == pytest.approx(cell.inside["rss_mb"])
 
 

@@ -76,3 +76,15 @@ def test_a_frozen_format_1_run_loads_with_the_layer_descriptions_v1_had():
     assert "docker-proxy" not in layers[("container", "host")].explanation
     assert any("TCG" in caveat for caveat in layers[("vm", "tcg")].caveats)
     assert layers[("vm", "tcg")].roles["hypervisor"]["contains_app"] is True
+
+
+def test_the_memavailable_drop_is_taken_against_the_mean_of_before_and_after():
+    from bench.runner.figures import bracket_available_drop
+
+    mb = 1024 * 1024
+    trial = TrialRecord(trial_id="t", setup="bare", variant="default", workload="density-x4", repeat=0, status="ok",
+                        host={"mem_available_bytes": 900 * mb}, facts={"instances": 4})
+    # The rest of the machine freed 20 MB meanwhile (before 1000, after 1020): the drift cancels.
+    bracket_available_drop(trial, before=1000 * mb, after=1020 * mb)
+    assert trial.memory_bytes["available_drop"] == 110 * mb
+    assert trial.memory_bytes["available_drop_per_instance"] == 27.5 * mb

@@ -116,3 +116,18 @@ def _get_when_ready(port: int, path: str, app: subprocess.Popen) -> dict:
 def test_argv_runs_the_app_module():
     argv = Rootfs(path=Path("/x"), digest="0" * 64, size_bytes=0, python="/p", env={}).app_argv("0.0.0.0", 8080)
     assert argv[0] == "/p" and argv[-4:] == ["--host", "0.0.0.0", "--port", "8080"]
+
+
+def test_only_libpython_moves_with_the_interpreter():
+    """Debian's python3 has LIBDIR /usr/lib/x86_64-linux-gnu, which also holds libc and the loader."""
+    from pathlib import Path
+
+    from bench.images.rootfs import library_destination
+
+    libdir = Path("/usr/lib/x86_64-linux-gnu")
+    assert library_destination("libpython3.11.so.1.0", "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0",
+                               libdir / "libpython3.11.so.1.0", libdir) == "/usr/local/lib/libpython3.11.so.1.0"
+    assert library_destination("libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6", libdir / "libc.so.6",
+                               libdir) == "/lib/x86_64-linux-gnu/libc.so.6"
+    assert library_destination("/lib64/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2",
+                               libdir / "ld-linux-x86-64.so.2", libdir) == "/lib64/ld-linux-x86-64.so.2"

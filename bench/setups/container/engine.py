@@ -131,21 +131,23 @@ def _runner_gone(container) -> bool:
 
 
 def find_leftovers() -> list[str]:
-    """Containers labelled layerbench whose runner process is gone."""
+    """Containers a layerbench run started whose runner process is gone."""
     with client_if_daemon(10) as client:
         if client is None:
             return []
         try:
-            containers = client.containers.list(all=True, filters={"label": LABEL})
+            # RUN_LABEL, not LABEL: every container of the layerbench image inherits the image's LABEL,
+            # including ones a user started by hand; only the runner sets the run and pid labels.
+            containers = client.containers.list(all=True, filters={"label": RUN_LABEL})
         except Exception:  # the daemon went away meanwhile
             return []
         return [f"container {container.name}" for container in containers if _runner_gone(container)]
 
 
 def clean_leftovers(run_id: str | None = None) -> list[str]:
-    """Remove containers labelled layerbench (only run_id's, when given) whose runner is gone; a run
+    """Remove containers a runner labelled (only run_id's, when given) whose runner is gone; a run
     still going keeps its containers. One line per container removed."""
-    label = f"{RUN_LABEL}={run_id}" if run_id is not None else LABEL
+    label = f"{RUN_LABEL}={run_id}" if run_id is not None else RUN_LABEL
     with client_if_daemon(10) as client:
         if client is None:  # no daemon: nothing of ours can be running there
             return []

@@ -1,0 +1,171 @@
+"""`bench run` and `bench demo`: choose a scenario, run it with a progress view, show and report it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.text import Text
+
+from bench import results as results_store
+from bench import scenario as scenarios
+from bench.cli.common import DEFAULT_RESULTS, _csv, _print_error, app, console, errors, guarded, open_in_browser
+from bench.errors import ExitStatus, Interrupted, ResultsError
+from bench.terminal import safe
+
+
+def _chosen_scenario(name: str | None, setup_names: list[str] | None, workload_names: list[str] | None,
+                     vm_options: dict, **fields) -> scenarios.Scenario:
+    if name is None:
+        from bench.setups import registry
+
+        chosen = scenarios.from_flags(setup_names or registry.names(),
+                                      workload_names or list(scenarios.DEFAULT_WORKLOADS), **fields)
+    else:
+        overrides = dict(fields)
+        if setup_names:
+            overrides["setups"] = setup_names
+        if workload_names:
+            overrides["workloads"] = workload_names
+        chosen = scenarios.apply_overrides(scenarios.load_scenario(name), **overrides)
+    return scenarios.with_option_everywhere(chosen, vm_options) if vm_options else chosen
+
+
+@app.command()
+@guarded
+def run(
+    scenario: Optional[str] = typer.Argument(None, help="A shipped scenario name (see: bench scenarios) or a "
+                                             "YAML file. Without it: every available setup, workloads hello,cpu."),
+    setups_flag: Optional[str] = typer.Option(None, "--setups", help="Comma-separated setups, e.g. bare,container."),
+    workloads: Optional[str] = typer.Option(None, "--workloads", help="Comma-separated workloads: "
+                                            + ",".join(scenarios.BUILTIN_WORKLOADS)),
+    duration: Optional[float] = typer.Option(None, "--duration", min=scenarios.MIN_DURATION_S, max=3600,
+                                             help="Seconds measured per trial."),
+    warmup: Optional[float] = typer.Option(None, "--warmup", min=0, max=600, help="Seconds discarded first."),
+    connections: Optional[int] = typer.Option(None, "--connections", min=1, max=1024,
+                                              help="Concurrent keep-alive connections."),
+    repeat: Optional[int] = typer.Option(None, "--repeat", min=1, max=1000, help="Repeats per setup and workload."),
+    out: Path = typer.Option(DEFAULT_RESULTS, "--out", help="Folder that receives the run folder."),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
+    narrate: bool = typer.Option(False, "--narrate", help="Explain each layer as its first trial starts."),
+    kernel: Optional[Path] = typer.Option(None, "--kernel", help="Guest kernel (bzImage) for every setup that "
+                                          "boots one (vm); default: Debian's cloud kernel, fetched once."),
+    accel: Optional[str] = typer.Option(None, "--accel", help="Accelerator for every setup that boots a kernel: "
+                                        "auto (probe KVM, else TCG), kvm, tcg."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Finish an interrupted run (id or folder) with "
+                                         "its own settings; other flags are ignored."),
+) -> None:
+    """Run a scenario: every setup under every workload, repeated and interleaved.
+
+    Exit status: 0 all measured; 1 an error (the report could not be written, bad input, ...);
+    3 some trials failed; 4 a setup named with --setups could not run here and was skipped;
+    130 interrupted (the trials measured so far are kept).
+    """
+    if resume is not None:
+        from bench.runlock import refuse_if_live
+
+        resume_dir = results_store.resolve_run(resume, out)
+        record = results_store.load_run(resume_dir)
+        refuse_if_live(resume_dir, record.runner_pid)  # one writer per run (the runner's lock enforces it)
+        chosen = scenarios.Scenario.model_validate(record.scenario)
+    else:
+        resume_dir = None
+        vm_options = {k: v for k, v in (("kernel", str(kernel) if kernel else None), ("accel", accel)) if v}
+        chosen = _chosen_scenario(scenario, _csv("--setups", setups_flag), _csv("--workloads", workloads),
+                                  vm_options, duration=duration, warmup=warmup, connections=connections,
+                                  repeat=repeat)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ResultsError(f"cannot create results folder {out}: {error.strerror or error}") from None
+    console.print(safe(chosen.name, "bold").append(safe(f": {chosen.description}" if chosen.description else "")))
+    _warn_leftovers()
+    run_dir = _execute(chosen, out, resume_dir, narrate)
+    _finish(run_dir, report, _csv("--setups", setups_flag) if resume is None else None)
+
+
+def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool) -> Path:
+    """Run (or resume) with a progress view; Interrupted naming where the measured trials are."""
+    from bench.live import LiveView, suits
+    from bench.progress import ProgressView
+    from bench.runner import resume_run, run_scenario
+
+    run_dir = None
+    view_class = LiveView if suits(console) else ProgressView  # plain lines for pipes, CI, NO_COLOR, TERM=dumb
+    try:
+        with view_class(console, narrate=narrate) as view:
+            def progress(event):
+                nonlocal run_dir
+                if event.kind == "start":
+                    run_dir = Path(event.data["run_dir"])
+                view(event)
+
+            if resume_dir is not None:
+                return resume_run(resume_dir, progress)
+            return run_scenario(chosen, out, progress, command_line=["bench", *sys.argv[1:]])
+    except KeyboardInterrupt:  # RunInterrupted (SIGTERM) is one too
+        where = f"; the trials measured so far are in {run_dir}" if run_dir else ""
+        raise Interrupted(f"interrupted{where}") from None
+    except OSError as error:
+        raise ResultsError(f"cannot write results: {error}") from None
+
+
+def _finish(run_dir: Path, report: bool, named: list[str] | None) -> None:
+    """Print the run, write its report, and exit with the status the run earned (see `run --help`)."""
+    from bench.model import Run
+    from bench.terminal import print_run
+
+    measured = Run.load(run_dir)
+    print_run(console, measured)
+    written = _write_report(run_dir) if report else True
+    console.print(safe(f"results: {run_dir}"))
+    skipped = [entry.get("setup") for entry in measured.record.skipped if entry.get("setup") in (named or [])]
+    if not written:
+        raise typer.Exit(int(ExitStatus.ERROR))
+    if any(trial.status == "failed" for trial in measured.record.trials):
+        raise typer.Exit(int(ExitStatus.INCOMPLETE))
+    if skipped:  # asked for by name and not measured: a script must not take the run for complete
+        raise typer.Exit(int(ExitStatus.SKIPPED))
+
+
+def _warn_leftovers() -> None:
+    from bench import leftovers
+
+    found = leftovers.find()
+    if found:
+        errors.print(Text("warning: ", style="yellow").append(safe(
+            f"{len(found)} leftover(s) from an earlier run are still running ({', '.join(found[:3])}"
+            f"{', ...' if len(found) > 3 else ''}); they skew measurements: bench clean")))
+
+
+def _write_report(run_dir: Path) -> bool:
+    from bench.report import write_report
+
+    try:
+        path = write_report(run_dir)
+    except Exception as error:  # a report problem must never hide the measured results: they are printed
+        _print_error(f"report not written: {error}")
+        return False
+    console.print(safe(f"report: {path}"))
+    return True
+
+
+@app.command()
+@guarded
+def demo(
+    fast: bool = typer.Option(False, "--fast", help="Run the short 'quick' scenario instead of 'classroom'."),
+    open_report: bool = typer.Option(False, "--open", help="Open the report in a browser when one exists."),
+    out: Path = typer.Option(DEFAULT_RESULTS, "--out", help="Folder that receives the run folder."),
+) -> None:
+    """The classroom demo: each layer in turn, narrated, ending with the report's path."""
+    name = "quick" if fast or "classroom" not in scenarios.shipped() else "classroom"
+    console.print(Text("layerbench demo", style="bold").append(": the same web app, the same Python, three ways "
+                                                               "to run it. Watch what each layer adds."))
+    run.__wrapped__(scenario=name, setups_flag=None, workloads=None, duration=None, warmup=None, connections=None,
+                    repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None, resume=None)
+    if open_report and (results_store.resolve_run("latest", out) / "report.html").exists():
+        open_in_browser(results_store.resolve_run("latest", out) / "report.html")
+
+

@@ -1,0 +1,145 @@
+"""Commands that read stored runs: show, list, report, compare (and its gate)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from bench import results as results_store
+from bench.cli.common import DEFAULT_RESULTS, app, console, errors, exit_if_unreadable, guarded, open_in_browser
+from bench.errors import ExitStatus, Regression, ResultsError
+from bench.terminal import safe
+
+
+@app.command()
+@guarded
+def show(
+    run_id: str = typer.Argument("latest", help="Run id, run folder, or 'latest'."),
+    format: str = typer.Option("table", "--format", help="table, markdown (for a README or PR), csv or json."),
+    results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
+) -> None:
+    """Show a stored run's summary (medians, intervals, overhead ratios)."""
+    from bench.export import check_format, export_run
+    from bench.model import Run
+    from bench.terminal import print_run
+
+    check_format(format)
+    stored = Run.load(results_store.resolve_run(run_id, results_dir))
+    if format == "table":
+        print_run(console, stored)  # it lists unreadable files with the other warnings
+    else:
+        sys.stdout.write(export_run(stored, format))
+    exit_if_unreadable([stored], say=format != "table")
+
+
+@app.command("list")
+@guarded
+def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored.")) -> None:
+    """List stored runs: date, scenario, setups, status, and one figure that says what each found."""
+    from bench.model import Run
+    from bench.terminal import headline
+
+    runs = results_store.list_runs(results_dir)
+    if not runs:
+        console.print(safe(f"no runs in {results_dir}"))
+        return
+    unreadable = 0
+    for run_dir in runs:
+        try:
+            stored = Run.load(run_dir)
+        except ResultsError as error:
+            console.print(safe(run_dir.name).append("  ").append(safe("unreadable", "red")).append(safe(f": {error}")))
+            unreadable += 1
+            continue
+        record = stored.record
+        setups_seen = ",".join(dict.fromkeys(t.setup for t in record.trials)) or "-"
+        console.print(safe(f"{record.run_id}  {record.created_at[:16]}  {record.scenario.get('name')}  "
+                           f"{setups_seen}  {len(record.ok_trials())}/{len(record.trials)} trials  "
+                           f"{record.effective_status()}  {headline(stored)}"))
+    if unreadable:  # listed anyway, but a script must see that some runs cannot be read
+        raise typer.Exit(int(ExitStatus.ERROR))
+
+
+@app.command()
+@guarded
+def report(
+    run_id: str = typer.Argument("latest", help="Run id, run folder, or 'latest'."),
+    results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
+    open_report: bool = typer.Option(False, "--open", help="Open it in the browser when there is a display."),
+) -> None:
+    """(Re)draw a stored run's charts and write its self-contained report.html."""
+    from bench.model import Run
+    from bench.report import write_run_report
+
+    stored = Run.load(results_store.resolve_run(run_id, results_dir))
+    try:
+        path = write_run_report(stored)
+    except OSError as error:
+        raise ResultsError(f"cannot write the report: {error}") from None
+    console.print(safe(f"report: {path}"))
+    if open_report:
+        open_in_browser(path)
+    exit_if_unreadable([stored], say=True)
+
+
+@app.command()
+@guarded
+def compare(
+    runs: list[str] = typer.Argument(..., help="Two or more run ids or folders; ratios are to the first."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for compare.html and the chart "
+                                       "(default: <results>/compare-<first>-vs-<last>)."),
+    results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
+    format: str = typer.Option("table", "--format", help="table (and the page), markdown, csv or json (printed)."),
+    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Gate: 'throughput_rps:-10%,latency_p99_ms:+20%' "
+                                          "exits 5 when an interval lies beyond (default: the scenario's gate)."),
+) -> None:
+    """Compare stored runs cell by cell (ratio to the first run, with intervals); warn when they differ."""
+    from bench.compare import compare_runs
+    from bench.export import check_format, export_comparison
+
+    check_format(format)
+    run_dirs = [results_store.resolve_run(name, results_dir) for name in runs]
+    comparison = compare_runs(run_dirs)
+    if format == "table":
+        _compare_page(comparison, out or results_dir / f"compare-{run_dirs[0].name}-vs-{run_dirs[-1].name}")
+    else:
+        sys.stdout.write(export_comparison(comparison, format))
+    exit_if_unreadable(comparison.runs, say=True)
+    _gate(comparison, fail_on, console if format == "table" else errors)
+
+
+def _compare_page(comparison, target: Path) -> None:
+    from bench.compare import write_compare_report
+    from bench.terminal import comparison_table
+
+    try:
+        path = write_compare_report(comparison, target)
+    except OSError as error:
+        raise ResultsError(f"cannot write the comparison: {error}") from None
+    console.print(comparison_table(comparison))
+    for caveat in comparison.caveats:
+        console.print(Text("warning: ", style="yellow").append(safe(caveat.text)))
+    console.print(safe(f"page: {path}"))
+
+
+def _gate(comparison, fail_on: str | None, out: Console) -> None:
+    """Apply --fail-on (or the gate the newest run's scenario declares); Regression when it fails."""
+    from bench import gate
+
+    thresholds = gate.thresholds_for(comparison, fail_on)
+    if not thresholds:
+        return
+    result = gate.check(comparison, thresholds)
+    for finding in result.findings:  # soft_wrap: one line each, for a CI log
+        out.print(safe("FAIL " if finding.fails else "note ", "red" if finding.fails else "yellow")
+                  .append(safe(finding.text)), soft_wrap=True)
+    if not result.passed:
+        raise Regression(result.summary())
+    out.print(safe(result.summary(), "green"), soft_wrap=True)
+
+

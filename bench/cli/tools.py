@@ -1,0 +1,77 @@
+"""Commands about this machine and the tool itself: doctor, app, clean, scenarios."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.text import Text
+
+from bench import scenario as scenarios
+from bench.cli.common import DEFAULT_RESULTS, app, console, guarded
+from bench.terminal import safe
+
+
+@app.command()
+@guarded
+def doctor() -> None:
+    """Say which setups can run here and, for each missing piece, the command that fixes it."""
+    from bench.setups import registry
+
+    for cls in registry.classes():
+        try:
+            reason = cls.check()
+        except Exception as error:  # doctor must report, not crash
+            reason = f"check failed: {error}"
+        mark = Text("ok  ", style="green") if reason is None else Text("no  ", style="red")
+        console.print(mark.append(safe(f"{cls.name:10} {cls.stack if reason is None else reason}")))
+        for line in cls.doctor_lines():
+            console.print(safe(f"      {line}", "dim"))
+    for module, problem in registry.broken().items():
+        console.print(Text("no  ", style="red").append(safe(f"{module:10} setup module failed to load: {problem}")))
+    for tool, fix in (("wrk", "apt-get install wrk"), ("chromium", "apt-get install chromium")):
+        found = shutil.which(tool)
+        mark = Text("ok  ", style="green") if found else Text("--  ", style="yellow")
+        console.print(mark.append(safe(f"{tool:10} {found or 'optional, not installed: ' + fix}")))
+
+
+@app.command(name="app", context_settings={"allow_extra_args": False})
+def run_app(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8080, "--port", min=0,
+                                                                                         max=65535)) -> None:
+    """Run the benchmarked web app in the foreground (standard library only)."""
+    from bench.app.server import main as app_main
+
+    raise typer.Exit(app_main(["--host", host, "--port", str(port)]))
+
+
+@app.command()
+@guarded
+def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftovers of this run id (refused "
+                                              "while that run is still going)."),
+          images: bool = typer.Option(False, "--images", help="Also remove container images built from older "
+                                      "inputs (the current one is kept)."),
+          results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored.")) -> None:
+    """Remove containers and VMs left behind by a run that was killed; runs still going are spared."""
+    from bench import leftovers
+
+    if run_id is not None:
+        leftovers.refuse_live_run(run_id, results_dir)
+    removed = leftovers.clean(run_id, caches=images)
+    console.print(safe("\n".join(f"removed {item}" for item in removed) or "nothing to clean"))
+
+
+@app.command(name="scenarios")
+@guarded
+def list_scenarios() -> None:
+    """List the shipped scenarios and the question each one answers."""
+    for name, path in scenarios.shipped().items():
+        try:
+            loaded = scenarios.load_scenario(str(path))
+            console.print(safe(name, "bold").append(safe(f": {loaded.description}")))
+        except scenarios.ScenarioError as error:
+            console.print(safe(name, "bold").append(": ").append(safe("invalid", "red"))
+                          .append(safe(f": {error.problems[0]}")))
+
+

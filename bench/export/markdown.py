@@ -1,0 +1,89 @@
+"""Markdown: a table ready to paste into a README or a pull request, with units and 95% intervals.
+
+A run: one row per cell (layer, workload, each figure as `median [low–high]` with its unit in the
+header) and its verdicts against the baseline's cell of the same workload; start-up, which the
+model pools over every start of a layer, gets a row of its own. A comparison: one row per cell
+and figure, each run's median and each later run's ratio to the first. Caveats follow as a list.
+"""
+
+from __future__ import annotations
+
+from bench.model import STARTUP_WORKLOAD, Cell, Run
+from bench.vocabulary import HEADLINE_METRICS, MISSING, fmt, fmt_interval, label, metric
+
+
+def md(text: object) -> str:
+    """Text safe inside a table cell: no pipe, newline or HTML from a user's names breaks the table."""
+    cleaned = " ".join(str(text).split())
+    return (cleaned.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("`", "'"))
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---:" if index in right else ":---" for index in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _figure(cell: Cell, key: str) -> str:
+    estimate = cell.estimate(key)
+    if estimate is None:
+        return MISSING
+    return fmt_interval(estimate, metric(key).digits) if cell.repeats > 1 else fmt(estimate.median, metric(key).digits)
+
+
+def _verdicts(run: Run, setup: str, variant: str, workload: str) -> str:
+    found = [f"{metric(row.metric).label}: {row.verdict}" for row in run.overhead
+             if (row.setup, row.variant, row.workload) == (setup, variant, workload) and row.metric in HEADLINE_METRICS]
+    return "; ".join(found)
+
+
+def _notes(cell: Cell) -> str:
+    return "; ".join(caveat.flag for caveat in cell.caveats() if caveat.flag)
+
+
+def run_text(run: Run) -> str:
+    """The run as one markdown table (one row per cell), then its caveats."""
+    shown = [key for key in HEADLINE_METRICS if any(cell.values(key) for cell in run.cells)]
+    baseline = run.baseline
+    header = ["layer", "workload", "n", *(metric(key).title for key in shown),
+              f"vs {md(baseline)}" if baseline else "vs baseline", "notes"]
+    rows = []
+    for cell in run.cells:
+        versus = "baseline" if cell.setup == baseline else _verdicts(run, *cell.key) or MISSING
+        rows.append([md(cell.label), md(cell.workload), str(cell.repeats), *(_figure(cell, key) for key in shown),
+                     md(versus), md(_notes(cell))])
+    pooled = list(dict.fromkeys((row.setup, row.variant) for row in run.overhead if row.workload == STARTUP_WORKLOAD))
+    for setup, variant in pooled:
+        rows.append([md(label(setup, variant)), f"{STARTUP_WORKLOAD} (every start)", MISSING,
+                     *(MISSING for _ in shown), md(_verdicts(run, setup, variant, STARTUP_WORKLOAD)), ""])
+    record = run.record
+    lines = [f"Run `{md(record.run_id)}` (scenario {md(record.scenario.get('name'))}, {record.effective_status()}): "
+             f"medians over the n repeats, [low–high] = 95% interval"
+             + (f"; verdicts are ratios to {md(baseline)}'s cell of the same workload." if baseline else "."), "",
+             *_table(header, rows, right={2, *range(3, 3 + len(shown))})]
+    return "\n".join(lines + _caveat_lines(run.caveats())) + "\n"
+
+
+def _caveat_lines(caveats) -> list[str]:
+    shown = [caveat for caveat in caveats if caveat.kind not in ("noisy", "busy", "errors", "single_repeat")]
+    return ([""] + [f"- {md(caveat.text)}" for caveat in shown]) if shown else []
+
+
+def comparison_text(comparison) -> str:
+    """A comparison (bench.compare.Comparison) as one markdown table, then its warnings."""
+    runs = comparison.runs
+    header = ["layer", "workload", "figure", *(f"run {index + 1}" for index in range(len(runs))),
+              *(f"run {index + 1} ÷ run 1" for index in range(1, len(runs)))]
+    rows = []
+    for row in comparison.rows:
+        meaning = metric(row.metric)
+        medians = [fmt(entry.median, meaning.digits) for entry in row.entries]
+        ratios = [f"{fmt_interval(entry.ratio, 2)} {entry.verdict}" if entry.ratio else MISSING
+                  for entry in row.entries[1:]]
+        rows.append([md(row.label), md(row.workload), md(meaning.title), *medians, *(md(r) for r in ratios)])
+    named = ", ".join(f"run {index + 1} = `{md(run.run_id)}`" for index, run in enumerate(runs))
+    lines = [f"Compared runs: {named}. Medians over repeats; ratio to run 1 with its 95% interval [low–high].", "",
+             *_table(header, rows, right=set(range(3, len(header))))]
+    return "\n".join(lines + _caveat_lines(comparison.caveats)) + "\n"

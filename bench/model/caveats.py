@@ -1,0 +1,95 @@
+"""The caveats of a cell: one check per kind of doubt, each returning a Caveat or None.
+
+A new kind of doubt is one function here, added to CELL_CHECKS; every output (terminal flags,
+report warnings, JSON, exports) then shows it, worded as it is worded here.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from bench.model.cell import Cell
+from bench.vocabulary import Caveat, finite
+
+MEMORY_CROSS_CHECK = 0.25  # MemAvailable drop vs USS per instance further apart than this: flagged
+
+
+def noisy(cell: Cell) -> Caveat | None:
+    if not cell.noisy:
+        return None
+    return Caveat("noisy", cell.subject, f"Noisy: {cell.subject}: repeats spread {cell.spread:.0%} of their median; "
+                  f"treat its figures and ratios with care, or run more repeats.",
+                  f"noisy: repeats spread {cell.spread:.0%}")
+
+
+def failed(cell: Cell) -> Caveat | None:
+    if not cell.failed:
+        return None
+    return Caveat("failed", cell.subject, f"{cell.failed} failed trial(s) in {cell.subject}.", f"{cell.failed} failed")
+
+
+def busy_machine(cell: Cell) -> Caveat | None:
+    if not cell.busy_repeats:
+        return None
+    cores = cell.foreign_cpu_cores or 0.0
+    return Caveat("busy", cell.subject, f"Busy machine during {cell.subject}: in {cell.busy_repeats} repeat(s) other "
+                  f"processes used up to {cores:.2f} cores while it was measured; those figures include their "
+                  f"interference.", f"busy machine in {cell.busy_repeats} repeat(s): others used up to {cores:.2f} cores")
+
+
+def stall(cell: Cell) -> Caveat | None:
+    """No request completed for a stall's length in some repeat (see Cell.stalls)."""
+    if not cell.stalls:
+        return None
+    longest = max(seconds for _, seconds in cell.stalls)
+    return Caveat("stall", cell.subject, f"Stall in {cell.subject}: in {len(cell.stalls)} repeat(s) no request "
+                  f"completed for up to {longest:.1f} s (the app or the machine stopped); its throughput and latency "
+                  f"include that pause.", f"stalled {longest:.1f} s in {len(cell.stalls)} repeat(s)")
+
+
+def request_errors(cell: Cell) -> Caveat | None:
+    if not cell.errors_by_kind:
+        return None
+    kinds = ", ".join(f"{kind}={count}" for kind, count in cell.errors_by_kind.items())
+    return Caveat("errors", cell.subject, f"Request errors in {cell.subject}: {kinds}", f"errors {kinds}")
+
+
+def generator_bound(cell: Cell) -> Caveat | None:
+    """The load generator's CPU was (nearly) saturated: the client, not the app, may have set the pace."""
+    stats = [t.load.get("generator_stats") or {} for t in cell.ok if t.load]
+    bound = [s for s in stats if s.get("bound")]
+    if not bound:
+        return None
+    worst = max(max(s.get("busy_fraction") or 0.0, s.get("runnable_fraction") or 0.0) for s in bound)
+    return Caveat("generator_bound", cell.subject, f"Generator-bound: in {len(bound)} repeat(s) of {cell.subject} the "
+                  f"load generator's CPU was {worst:.0%} busy or waiting to run, so the client, not the app, may have "
+                  f"set the pace: use `load: wrk`, give the load more CPUs (pinning.load_cpus), and keep other work "
+                  f"off them.", f"generator-bound in {len(bound)} repeat(s)")
+
+
+def memory_mismatch(cell: Cell) -> Caveat | None:
+    """Density: the host's MemAvailable drop and the USS per instance disagree by more than 25%."""
+    figures = cell.memory_per_instance_mb or {}
+    uss, drop = figures.get("uss"), figures.get("available_drop")
+    if not finite(uss) or not finite(drop) or uss <= 0 or abs(drop - uss) / uss <= MEMORY_CROSS_CHECK:
+        return None
+    apart = abs(drop - uss) / uss
+    return Caveat("memory_mismatch", cell.subject,
+                  f"Memory cross-check: {cell.subject}: the host's MemAvailable fell by {drop:.1f} MB per instance "
+                  f"while USS says {uss:.1f} MB ({apart:.0%} apart). They can differ: the kernel reclaims page cache "
+                  f"while instances start, other processes allocate or free memory meanwhile, kernel memory an "
+                  f"instance costs (page tables, socket buffers, namespace and cgroup structures) is in the drop but "
+                  f"in no process's USS, file pages only one process maps count in its USS but stay available to the "
+                  f"host, and a guest may not have touched all its memory yet. More instances and repeats narrow it.",
+                  f"memory cross-check off by {apart:.0%}")
+
+
+def single_repeat(cell: Cell) -> Caveat | None:
+    if cell.repeats != 1 or not cell.has_load:
+        return None
+    return Caveat("single_repeat", cell.subject, f"Only 1 repeat for {cell.subject}: its interval has zero width and "
+                  f"says nothing about spread.", "1 repeat", "note")
+
+
+CELL_CHECKS: tuple[Callable[[Cell], Caveat | None], ...] = (noisy, failed, busy_machine, stall, request_errors,
+                                                             generator_bound, memory_mismatch, single_repeat)
