@@ -205,13 +205,21 @@ def leftovers(attempt: Try) -> list[str]:
                 for i, arg in enumerate(cmdline[:-1]) if arg == "-host-port"):
             found.append(f"docker-proxy pid {process.pid}")
     found += [f"QEMU pid {process.pid}" for process in attempt.qemus()]
-    runtime_now = set(RUNTIME_DIR.glob("layerbench-vm-*")) if RUNTIME_DIR.is_dir() else set()
-    for entry in runtime_now - attempt.runtime_before:
-        owner = _read_pid(entry / "qemu.pid")
-        if owner is None or owner in attempt.qemu_pids:  # ours, or a QEMU that never wrote its pidfile
-            found.append(f"VM runtime dir {entry.name}")
+    found += [f"VM runtime dir {entry.name}" for entry in _runtime_dirs_left(attempt)]
     found += [f"temp {path.name}" for path in attempt.temp.iterdir()]
     return found
+
+
+def _runtime_dirs_left(attempt: Try) -> list[Path]:
+    """VM runtime dirs this try's runner left: its QEMU's pidfile, or none at all and still there
+    a few seconds later (another user's QEMU starting right now writes its pidfile meanwhile)."""
+    if not RUNTIME_DIR.is_dir():
+        return []
+    new = set(RUNTIME_DIR.glob("layerbench-vm-*")) - attempt.runtime_before
+    suspects = [entry for entry in new if _read_pid(entry / "qemu.pid") in (None, *attempt.qemu_pids)]
+    if any(_read_pid(entry / "qemu.pid") is None for entry in suspects):
+        time.sleep(5)
+    return [entry for entry in suspects if entry.exists() and _read_pid(entry / "qemu.pid") in (None, *attempt.qemu_pids)]
 
 
 def _read_pid(path: Path) -> int | None:
