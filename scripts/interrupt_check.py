@@ -259,9 +259,13 @@ def one_try(setup: str, phase: str, index: int, root: Path) -> tuple[bool, str]:
     found = leftovers(attempt)
     if found:
         remove(attempt, found)
-    clean = reached and status == 130 and not found
+    # 130: bench handled it. Killed by the signal itself: it came while Python was still starting,
+    # before bench could install a handler, and is clean only if no run had begun.
+    before_start = status == -signum and not any(attempt.out.glob("*/run.json"))
+    clean = reached and (status == 130 or before_start) and not found
     line = (f"{setup:9} {phase:9} try {index + 1:2}  {signal.Signals(signum).name:7} start {nth} at {sent_at:5.2f} s "
-            f"exit {status:3}  " + ("clean" if clean else "NOT CLEAN: " + ", ".join(
+            f"exit {status:3}  " + ("clean" + (" (before bench started)" if before_start else "") if clean else
+                                    "NOT CLEAN: " + ", ".join(
                 (["phase not reached"] if not reached else []) + found or [f"exit {status}"])))
     return clean, line
 
