@@ -1,4 +1,4 @@
-"""Compare stored runs: the same cell (setup, variant, workload) across runs, as a ratio of each
+"""Compare stored runs: the same cell (setup, variant, workload, app) across runs, as a ratio of each
 run to the first with a 95% interval, and a caveat whenever the runs are not comparable
 (different machine, pinning or scenario, an unfinished run, a missing cell).
 """
@@ -40,10 +40,12 @@ class Row:
     workload: str
     metric: str
     entries: list[Entry]
+    app: str = "python"
+    show_app: bool = False  # the compared runs hold several apps
 
     @property
     def label(self) -> str:
-        return label(self.setup, self.variant)
+        return label(self.setup, self.variant, self.app if self.show_app else None)
 
     @property
     def changed(self) -> bool:
@@ -56,10 +58,16 @@ class Comparison:
     runs: list[Run]
     rows: list[Row]
     caveats: list[Caveat]
+    names: list[str] | None = None  # what to call each run (a fleet: its host); default the run ids
 
     @property
     def baseline_run(self) -> str:
         return self.runs[0].run_id
+
+    @property
+    def titles(self) -> list[str]:
+        """Each run's name in tables and charts: its host in a fleet, else its run id."""
+        return list(self.names) if self.names else [run.run_id for run in self.runs]
 
     def colour(self, setup: str) -> str | None:
         """A setup's hue, as the first run that describes it declared."""
@@ -68,13 +76,15 @@ class Comparison:
     def as_dict(self) -> dict:
         """Plain data for the page and for JSON."""
         return {
-            "runs": [{"run_id": run.run_id, "path": str(run.run_dir), "scenario": run.record.scenario.get("name"),
+            "runs": [{"run_id": run.run_id, "name": name, "path": str(run.run_dir),
+                      "scenario": run.record.scenario.get("name"),
                       "status": run.record.status, "created_at": run.record.created_at,
                       "machine": {field: run.record.machine.get(field) for field in COMPARABLE_FIELDS},
-                      "pinning": run.record.pinning} for run in self.runs],
+                      "pinning": run.record.pinning} for run, name in zip(self.runs, self.titles)],
             "baseline_run": self.baseline_run,
             "confidence": stats.CONFIDENCE,
-            "rows": [{"setup": row.setup, "variant": row.variant, "workload": row.workload, "label": row.label,
+            "rows": [{"setup": row.setup, "variant": row.variant, "app": row.app, "workload": row.workload,
+                      "label": row.label,
                       "metric": row.metric,
                       "runs": [{"run_id": e.run_id, "repeats": e.repeats, "median": e.median,
                                 "ratio": e.ratio.as_dict() if e.ratio else None, "verdict": e.verdict}
@@ -89,30 +99,34 @@ def _scenario_shape(run: Run) -> dict:
             if key not in ("name", "description", "gate")}
 
 
-def _caveats(runs: list[Run]) -> list[Caveat]:
-    first, found = runs[0], []
-    for other in runs[1:]:
+def _caveats(runs: list[Run], names: list[str]) -> list[Caveat]:
+    (first, first_name), found = (runs[0], names[0]), []
+    for other, name in zip(runs[1:], names[1:]):
         for field in COMPARABLE_FIELDS:
             mine, theirs = first.record.machine.get(field), other.record.machine.get(field)
             if mine != theirs:
-                found.append(Caveat("machine", field, f"machine differs: {field} is {mine!r} in {first.run_id} but "
-                                    f"{theirs!r} in {other.run_id}; differences may come from the machine, not the "
+                found.append(Caveat("machine", field, f"machine differs: {field} is {mine!r} in {first_name} but "
+                                    f"{theirs!r} in {name}; differences may come from the machine, not the "
                                     f"layers"))
         if first.record.pinning != other.record.pinning:
-            found.append(Caveat("pinning", "", f"pinning differs: {first.record.pinning or 'none'} in {first.run_id} "
-                                f"but {other.record.pinning or 'none'} in {other.run_id}"))
+            found.append(Caveat("pinning", "", f"pinning differs: {first.record.pinning or 'none'} in {first_name} "
+                                f"but {other.record.pinning or 'none'} in {name}"))
         if _scenario_shape(first) != _scenario_shape(other):
             found.append(Caveat("scenario", "", f"scenario differs: {first.record.scenario.get('name')!r} in "
-                                f"{first.run_id} and {other.record.scenario.get('name')!r} in {other.run_id} do not "
+                                f"{first_name} and {other.record.scenario.get('name')!r} in {name} do not "
                                 f"measure the same way (workloads, durations, repeats or order)"))
-        for run in (first, other):
-            if run.record.status != "complete":
-                found.append(Caveat("incomplete", run.run_id, f"run {run.run_id} is {run.record.status}: some cells "
-                                    f"may be missing"))
+        for run, run_name in ((first, first_name), (other, name)):
+            if run.record.effective_status() != "complete":
+                found.append(Caveat("incomplete", run.run_id, f"run {run_name} is {run.record.effective_status()}: "
+                                    f"some cells may be missing"))
     return list(dict.fromkeys(found))
 
 
-def _entries(runs: list[Run], key: tuple[str, str, str], metric: str) -> list[Entry]:
+def _seed_parts(key: tuple[str, str, str, str]) -> tuple[str, ...]:
+    return key[:3] if key[3] == "python" else key  # python cells keep the seeds they had before apps
+
+
+def _entries(runs: list[Run], key: tuple[str, str, str, str], metric: str) -> list[Entry]:
     base_cell = runs[0].cell(*key)
     base = base_cell.values(metric) if base_cell else []
     entries = []
@@ -121,37 +135,41 @@ def _entries(runs: list[Run], key: tuple[str, str, str], metric: str) -> list[En
         values = cell.values(metric) if cell else []
         entry = Entry(run.run_id, len(values), median_of(values))
         if run is not runs[0] and values and base:
-            ratio = stats.ratio_ci(values, base, sub_seed(runs[0].seed, *key, metric, run.run_id))
+            ratio = stats.ratio_ci(values, base, sub_seed(runs[0].seed, *_seed_parts(key), metric, run.run_id))
             if math.isfinite(ratio.median):
                 entry = Entry(run.run_id, len(values), entry.median, ratio, verdict(metric, ratio))
         entries.append(entry)
     return entries
 
 
-def compare(runs: list[Run]) -> Comparison:
-    """Match cells by (setup, variant, workload) across runs; per metric, each run's median and its
-    ratio to the first run with a 95% interval. ResultsError when fewer than two runs are given."""
+def compare(runs: list[Run], names: list[str] | None = None) -> Comparison:
+    """Match cells by (setup, variant, workload, app) across runs; per metric, each run's median and its
+    ratio to the first run with a 95% interval. `names` calls the runs something other than their
+    ids (a fleet's hosts). ResultsError when fewer than two runs are given."""
     if len(runs) < 2:
         raise ResultsError("compare needs at least two runs")
+    titles = list(names) if names else [run.run_id for run in runs]
     baseline_first = sorted((cell for run in runs for cell in run.cells),
                             key=lambda cell: cell.setup != runs[0].baseline)
     keys = list(dict.fromkeys(cell.key for cell in baseline_first))
+    several = len({key[3] for key in keys}) > 1
     rows = []
     for key in keys:
         for metric in METRICS:
             entries = _entries(runs, key, metric)
             if any(entry.median is not None for entry in entries):
-                rows.append(Row(*key, metric, entries))
-    missing = [Caveat("missing", cell_label(*key), f"{cell_label(*key)} is missing from {run.run_id}")
-               for key in keys for run in runs if run.cell(*key) is None]
-    return Comparison(runs, rows, _caveats(runs) + missing)
+                rows.append(Row(*key[:3], metric, entries, key[3], several))
+    subject = {key: cell_label(*key[:3], key[3] if several else None) for key in keys}
+    missing = [Caveat("missing", subject[key], f"{subject[key]} is missing from {name}")
+               for key in keys for run, name in zip(runs, titles) if run.cell(*key) is None]
+    return Comparison(runs, rows, _caveats(runs, titles) + missing, names=list(names) if names else None)
 
 
-def compare_runs(run_dirs: list[Path]) -> Comparison:
+def compare_runs(run_dirs: list[Path], names: list[str] | None = None) -> Comparison:
     """Load the run folders and compare them (ratios to the first)."""
     if len(run_dirs) < 2:
         raise ResultsError("compare needs at least two runs")
-    return compare([Run.load(Path(run_dir)) for run_dir in run_dirs])
+    return compare([Run.load(Path(run_dir)) for run_dir in run_dirs], names)
 
 
 def write_compare_report(comparison: Comparison, out_dir: Path) -> Path:

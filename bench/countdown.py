@@ -28,8 +28,9 @@ class _Start:
     done: int = 0  # trials of this start that ended
 
     @property
-    def layer(self) -> tuple[str, str]:
-        return self.planned.setup, self.planned.variant
+    def layer(self) -> tuple:
+        """Launches of one layer (and app: an nginx VM boots faster than a python one) are alike."""
+        return self.planned.setup, self.planned.variant, self.planned.app
 
 
 class Countdown:
@@ -44,7 +45,7 @@ class Countdown:
         self.seconds = {work.trial: work.seconds for start in starts for work in start.trials}
         self.began_trials: set[str] = set()
         self.ended: set[str] = set()
-        self.launches: dict[tuple[str, str], list[float]] = {}
+        self.launches: dict[tuple, list[float]] = {}
         self.extras: list[float] = []  # measured trial time beyond its planned seconds
 
     @property

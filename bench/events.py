@@ -15,7 +15,11 @@ from typing import Callable
 # the run so far without trials to come), trial (a trial begins; data["trial"] is its id), disk
 # (what a long trial is about to store), trial_done / trial_failed (a trial ended; data["trial"] is
 # its id, data["record"] its TrialRecord), repeat (repeat: auto decided), done (run complete).
-KINDS = ("start", "prepare", "skip", "plan", "trial", "disk", "trial_done", "trial_failed", "repeat", "done")
+# A fleet (bench.fleet) forwards each host's events with data["host"] set, and adds host (a host's
+# state changed: reached, installed, fetched, failed), log (a line a host wrote on stderr) and split
+# (where a split run's app listens and where its load comes from).
+KINDS = ("start", "prepare", "skip", "plan", "trial", "disk", "trial_done", "trial_failed", "repeat", "done", "host",
+         "log", "split")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class PlannedStart:
     variant: str
     trials: tuple[PlannedWork, ...]
     narration: str = ""  # what a class hears about this layer (the setup declares it)
+    app: str | None = None  # the app it runs, when the run holds several (labels then name it)
 
 
 def no_progress(event: Event) -> None:

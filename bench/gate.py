@@ -158,7 +158,7 @@ def _judge(subject: str, threshold: Threshold, entry, run_id: str, repeats: tupl
 def check(comparison, thresholds: tuple[Threshold, ...]) -> GateResult:
     """Judge every cell of the first run that has a gated figure against each later run."""
     base_run, later = comparison.runs[0], comparison.runs[1:]
-    rows = {(row.setup, row.variant, row.workload, row.metric): row for row in comparison.rows}
+    rows = {(row.setup, row.variant, row.workload, row.app, row.metric): row for row in comparison.rows}
     findings, checked = [], 0
     for cell in base_run.cells:
         gated = [threshold for threshold in thresholds if cell.values(threshold.metric)]

@@ -76,14 +76,15 @@ def ratio_text(value: float) -> str:
 
 
 def ordered_layers(record: RunRecord) -> list[LayerRecord]:
-    """The layers the run prepared, as every output orders them: baseline first, then declared order."""
-    return sorted(record.layers, key=lambda layer: (not layer.baseline, layer.order))
+    """The layers the run prepared, as every output orders them: by app, baseline first, then declared order."""
+    apps = list(dict.fromkeys(layer.app for layer in record.layers))
+    return sorted(record.layers, key=lambda layer: (apps.index(layer.app), not layer.baseline, layer.order))
 
 
 def bars_table(run: Run, layers: list[LayerRecord], workloads: list[str]) -> Table:
     """Per workload, one row per layer: for each live metric, a bar and the ratio to the baseline."""
     baseline = run.baseline
-    ratios = {(row.setup, row.variant, row.workload, row.metric): row for row in run.overhead}
+    ratios = {(row.setup, row.variant, row.app, row.workload, row.metric): row for row in run.overhead}
     table = Table(box=None, padding=(0, 1), show_edge=False, title_justify="left",
                   title=safe(f"÷ {baseline} (1.00 = same as {baseline}) · red worse · green better · "
                              f"dim within noise", "dim"))
@@ -93,7 +94,7 @@ def bars_table(run: Run, layers: list[LayerRecord], workloads: list[str]) -> Tab
         table.add_column(Text(meaning.label).append(f"\n{meaning.direction}", style="dim"), no_wrap=True)
     for workload in workloads:
         table.add_row(safe(workload, "bold"))
-        scale = {key: max([1.0] + [row.ratio.median for (_, _, w, m), row in ratios.items()
+        scale = {key: max([1.0] + [row.ratio.median for (_, _, _, w, m), row in ratios.items()
                                    if w == workload and m == key]) for key in LIVE_METRICS}
         for layer in layers:
             table.add_row(*_layer_row(run, layer, workload, ratios, scale, hue(layer, layers)))
@@ -101,8 +102,8 @@ def bars_table(run: Run, layers: list[LayerRecord], workloads: list[str]) -> Tab
 
 
 def _layer_row(run: Run, layer: LayerRecord, workload: str, ratios: dict, scale: dict, colour: str) -> list[Text]:
-    name = label(layer.setup, layer.variant)
-    cell = run.cell(layer.setup, layer.variant, workload)
+    name = label(layer.setup, layer.variant, layer.app if run.multi_app else None)
+    cell = run.cell(layer.setup, layer.variant, workload, layer.app)
     if cell is None or not cell.has_load:
         waiting = "failed" if cell is not None and cell.failed else "waiting…"
         return [safe(f"  {name}"), safe(waiting, "dim"), Text(""), Text("")]
@@ -111,11 +112,11 @@ def _layer_row(run: Run, layer: LayerRecord, workload: str, ratios: dict, scale:
         if layer.setup == run.baseline:
             row.append(Text().append(bar(1.0 / scale[key]), style=colour).append(f" {ratio_text(1.0)}"))
             continue
-        found = ratios.get((layer.setup, layer.variant, workload, key))
+        found = ratios.get((layer.setup, layer.variant, layer.app, workload, key))
         if found is None:
             row.append(safe("–", "dim"))
             continue
-        base = next((c for c in run.cells if c.setup == run.baseline and c.workload == workload), None)
+        base = next((c for c in run.cells if (c.setup, c.workload, c.app) == (run.baseline, workload, layer.app)), None)
         settled = cell.repeats >= 2 and (base is None or base.repeats >= 2)
         style = VERDICT_STYLE[judgement(key, found.ratio)] if settled else ""
         row.append(Text().append(bar(found.ratio.median / scale[key]), style=colour)
@@ -189,10 +190,16 @@ class LiveView:
 
     def _on_trial(self, event: Event) -> None:
         data = event.data
-        subject = cell_label(str(data.get("setup")), str(data.get("variant", "default")), str(data.get("workload")))
+        subject = cell_label(str(data.get("setup")), str(data.get("variant", "default")), str(data.get("workload")),
+                             self._shown_app(data.get("app")))
         self.current = (subject, str(data.get("narration") or "") if self.narrate else "")
         if self.countdown is not None:
             self.countdown.trial_begins(str(data.get("trial")))
+
+    def _shown_app(self, app) -> str | None:
+        """The app's name when the run holds several (the plan says which), else None."""
+        several = self.record is not None and len({layer.app for layer in self.record.layers}) > 1
+        return str(app) if several and app else None
 
     def _on_trial_done(self, event: Event) -> None:
         failed = event.kind == "trial_failed"
@@ -204,7 +211,7 @@ class LiveView:
             self.countdown.trial_ends(str(event.data.get("trial")))
             coming = self.countdown.next_start()
             if coming is not None:  # a launch comes next: say which layer, while it starts
-                self.current = (f"starting {label(coming.setup, coming.variant)}…",
+                self.current = (f"starting {label(coming.setup, coming.variant, coming.app)}…",
                                 coming.narration if self.narrate else "")
         self._rebuild_bars()
 

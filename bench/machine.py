@@ -45,6 +45,20 @@ def _package(name: str) -> str | None:
         return None
 
 
+def boot_id() -> str | None:
+    """This boot of this kernel's random id (two machines never share one; a reboot makes a new one)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+def this_host() -> dict[str, str | None]:
+    """What identifies the machine a process runs on: hostname and boot id (see RunRecord.runner_host)."""
+    return {"hostname": os.uname().nodename, "boot_id": boot_id()}
+
+
 def describe() -> dict:
     """Host, kernel, CPU, memory and tool versions, as plain data."""
     uname = os.uname()

@@ -2,18 +2,24 @@
 
     results/<run_id>/run.json              metadata + one record per trial (this module's models)
     results/<run_id>/trials/<trial_id>/    latency_ms.npy, app_ms.npy (numpy.load),
-                                           processes.csv, host.csv (any spreadsheet)
+                                           processes.csv, host.csv (any spreadsheet): bench.trial_files
 
 Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for every change):
     1  first format.
     2  `layers`: what each setup variant is, stored by the run (label parts, stack, explanation,
        caveats, colour, order, baseline, roles), so every output reads it from the results and
        none needs the setup modules. v1 runs get the descriptions v1's setups had (data/layers_v1.json).
+    3  `runner_host` (hostname and boot id of the machine whose process wrote the run: its
+       `runner_pid` means something only there, and runs come home from other hosts) and `split`
+       (a run whose load came from another host: which, at what address, that machine). v2 runs
+       get the hostname their `machine` block names and no split.
+    4  `app` on every trial and layer: which app ran (python, nginx, a user's image reference); a run
+       may hold several, and every figure compares against the baseline of the same app. v3 runs
+       only ever ran the python app.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import tempfile
@@ -21,17 +27,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.errors import ResultsError
+from bench.machine import this_host
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 4
 RUN_FILE = "run.json"
 _V1_LAYERS = Path(__file__).parent / "data" / "layers_v1.json"
 
-__all__ = ["FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "UnreadableFile", "load_run",
-           "read_array", "read_csv", "save_run"]
+__all__ = ["FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "load_run", "save_run"]
 
 
 class _Model(BaseModel):
@@ -44,6 +49,7 @@ class TrialRecord(_Model):
     trial_id: str
     setup: str
     variant: str
+    app: str = "python"  # the app that ran (bench.apps): python, nginx, or an image reference
     workload: str  # the workload's name (density: name-xN, N copies side by side)
     kind: str = "load"  # load, startup, idle or density
     repeat: int
@@ -72,6 +78,7 @@ class LayerRecord(_Model):
 
     setup: str
     variant: str
+    app: str = "python"  # the app this layer ran; a layer's words may depend on it (bare for an image)
     stack: str = ""  # the path a request takes: "app -> host kernel -> hardware"
     narration: str = ""  # what a class hears when the layer's first trial starts
     explanation: str = ""  # where its cost comes from, in plain words (the report)
@@ -99,15 +106,27 @@ class RunRecord(_Model):
     skipped: list[dict] = Field(default_factory=list)  # {setup, variant, reason}
     runner_pid: int = 0  # with status "running" and this pid gone, the run was killed
     runner_started: float = 0.0  # the runner process's start time (epoch s): tells it from a reused pid
+    runner_host: dict[str, str | None] = Field(default_factory=dict)  # hostname, boot_id: where runner_pid lives
+    # A split run (load from another host): load_host, load_address, listen_address, load_machine.
+    split: dict = Field(default_factory=dict)
     repeat_outcome: dict = Field(default_factory=dict)  # repeat: auto -> repeats run and what stopped them
     layers: list[LayerRecord] = Field(default_factory=list)  # every setup variant that was prepared
     trials: list[TrialRecord] = Field(default_factory=list)
 
     def effective_status(self) -> str:
-        """"incomplete" for a run marked running whose runner process is gone (killed)."""
-        if self.status == "running" and self.runner_pid and not _runner_alive(self.runner_pid, self.runner_started):
+        """"incomplete" for a run marked running whose runner process is gone (killed). Only judged
+        on the machine that ran it: a run fetched from another host carries that host's pid."""
+        if (self.status == "running" and self.runner_pid and self.ran_here()
+                and not _runner_alive(self.runner_pid, self.runner_started)):
             return "incomplete"
         return self.status
+
+    def ran_here(self) -> bool:
+        """True when this machine (hostname, and boot id where both are known) wrote the run."""
+        here, there = this_host(), self.runner_host or {"hostname": self.machine.get("hostname")}
+        if there.get("hostname") != here["hostname"]:
+            return False
+        return not (there.get("boot_id") and here["boot_id"]) or there.get("boot_id") == here["boot_id"]
 
     def ok_trials(self) -> list[TrialRecord]:
         return [trial for trial in self.trials if trial.status == "ok"]
@@ -118,7 +137,8 @@ def _runner_alive(pid: int, started: float) -> bool:
     import psutil
 
     try:
-        return not started or abs(psutil.Process(pid).create_time() - started) < 1.0
+        created = psutil.Process(pid).create_time()
+        return not started or abs(created - started) < 1.0  # a run written before start times were kept: pid only
     except psutil.NoSuchProcess:
         return False
     except psutil.Error:
@@ -197,7 +217,26 @@ def _v1_to_v2(data: dict) -> dict:
     return {**data, "format_version": 2, "layers": layers}
 
 
-_MIGRATIONS = {1: _v1_to_v2}  # from version N to N+1: {N: function(dict) -> dict}
+def _v2_to_v3(data: dict) -> dict:
+    """v2 runs named only the machine: its hostname stands for the runner's; no split."""
+    machine = data.get("machine")
+    hostname = machine.get("hostname") if isinstance(machine, dict) else None
+    return {**data, "format_version": 3, "runner_host": {"hostname": hostname if isinstance(hostname, str) else None},
+            "split": {}}
+
+
+def _v3_to_v4(data: dict) -> dict:
+    """v3 runs ran layerbench's own python app only."""
+    def with_app(items):
+        if not isinstance(items, list):
+            return items  # not a list: validation reports it
+        return [{"app": "python", **item} if isinstance(item, dict) else item for item in items]
+
+    return {**data, "format_version": 4, "trials": with_app(data.get("trials", [])),
+            "layers": with_app(data.get("layers", []))}
+
+
+_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}  # from version N to N+1: {N: function(dict) -> dict}
 
 
 def load_run(run_dir: Path) -> RunRecord:
@@ -242,135 +281,3 @@ def list_runs(results_dir: Path) -> list[Path]:
     if not results_dir.is_dir():
         return []
     return sorted(path for path in results_dir.iterdir() if (path / RUN_FILE).is_file())
-
-
-def write_array(run_dir: Path, relative: str, values: np.ndarray) -> str:
-    target = run_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "wb") as out:
-        np.save(out, values)
-    return relative
-
-
-def write_csv(run_dir: Path, relative: str, columns: tuple[str, ...], rows: list[tuple]) -> str:
-    target = run_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    return relative
-
-
-class UnreadableFile(ResultsError):
-    """A trial's raw file that cannot be used: corrupt, of the wrong kind, or pointing outside the
-    run folder. The message names the file; outputs leave that trial out and say so."""
-
-    def __init__(self, relative: str, reason: str):
-        self.relative, self.reason = str(relative), reason
-        super().__init__(f"unreadable file {str(relative)[:200]!r}: {reason}")
-
-
-def trial_file(run_dir: Path, relative: str) -> Path:
-    """The path of a trial's raw file; UnreadableFile when run.json points outside the run folder
-    (absolute, `..`, or a symlink that leads out): a run folder from elsewhere must not make
-    layerbench read, or draw from, any other file."""
-    if not isinstance(relative, str) or not relative or Path(relative).is_absolute() or ".." in Path(relative).parts:
-        raise UnreadableFile(relative, "points outside the run folder; refused")
-    root = Path(run_dir).resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root):
-        raise UnreadableFile(relative, "leads outside the run folder (symlink); refused")
-    return path
-
-
-def array_problem(run_dir: Path, relative: str) -> str | None:
-    """Why a stored .npy cannot be used (from its header and size alone: cheap), or None."""
-    try:
-        path = trial_file(run_dir, relative)
-        with open(path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
-                else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read_header(handle)
-            data_bytes = path.stat().st_size - handle.tell()
-    except UnreadableFile as error:
-        return error.reason
-    except FileNotFoundError:
-        return None  # a missing file is an absent figure, not a corrupt one
-    except (OSError, ValueError, EOFError, TypeError, SyntaxError) as error:
-        return f"not a numpy array file ({type(error).__name__}: {' '.join(str(error).split())[:100]})"
-    if dtype.hasobject:
-        return "holds Python objects (a pickle); refused"
-    if dtype.kind not in "fiu":
-        return f"holds {dtype} values, not numbers"
-    if len(shape) != 1:
-        return f"has shape {shape}, not one list of numbers"
-    if data_bytes != shape[0] * dtype.itemsize:
-        return f"truncated or padded: {data_bytes} bytes of data for {shape[0]} values"
-    return None
-
-
-def read_array(run_dir: Path, relative: str) -> np.ndarray:
-    """A stored raw array of numbers (latencies); empty when the file is missing, UnreadableFile
-    (naming it) when it is corrupt, a pickle, not one list of numbers, or outside the run folder."""
-    problem = array_problem(run_dir, relative)
-    if problem is not None:
-        raise UnreadableFile(relative, problem)
-    path = trial_file(run_dir, relative)
-    if not path.is_file():
-        return np.array([])
-    try:
-        return np.load(path, allow_pickle=False).astype(float)
-    except (OSError, ValueError, EOFError) as error:
-        raise UnreadableFile(relative, f"{type(error).__name__}: {' '.join(str(error).split())[:100]}") from None
-
-
-def csv_problem(run_dir: Path, relative: str) -> str | None:
-    """Why a stored CSV cannot be used (from its header line: cheap), or None."""
-    try:
-        with open(trial_file(run_dir, relative), "rb") as handle:
-            first = handle.readline(4096)
-        columns = first.decode("utf-8").strip().split(",")
-    except UnreadableFile as error:
-        return error.reason
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as error:
-        return f"not a CSV file of layerbench ({type(error).__name__})"
-    if "t" not in columns or not all(column.isidentifier() for column in columns):
-        return "not a CSV file of layerbench (no header with a t column)"
-    return None
-
-
-def read_csv(run_dir: Path, relative: str) -> list[dict[str, str]]:
-    """A stored CSV's rows as dicts (values as text); [] when missing, UnreadableFile when corrupt."""
-    problem = csv_problem(run_dir, relative)
-    if problem is not None:
-        raise UnreadableFile(relative, problem)
-    path = trial_file(run_dir, relative)
-    if not path.is_file():
-        return []
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            text = handle.read()
-        if "\0" in text:
-            raise UnreadableFile(relative, "holds NUL bytes: not a CSV file of layerbench")
-        rows = list(csv.DictReader(text.splitlines()))
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise UnreadableFile(relative, f"{type(error).__name__}: {' '.join(str(error).split())[:100]}") from None
-    for number, row in enumerate(rows, start=2):
-        if None in row or None in row.values():  # more or fewer fields than the header names
-            raise UnreadableFile(relative, f"line {number} does not match the header's columns")
-    return rows
-
-
-def file_problems(run_dir: Path, trial: TrialRecord) -> dict[str, str]:
-    """name -> why that raw file of the trial cannot be used (header checks only: fast)."""
-    problems = {}
-    for name, relative in trial.files.items():
-        check = array_problem if str(relative).endswith(".npy") else csv_problem
-        problem = check(run_dir, relative)
-        if problem is not None:
-            problems[name] = problem
-    return problems

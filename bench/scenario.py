@@ -1,7 +1,8 @@
 """Scenario files -> validated models, with one clear message per problem.
 
-A scenario says what to run (setups and their variants), how hard (workloads), how often
-(repeat) and in what order. Every message names the file, the field path and, where the YAML
+A scenario says which app (`app: python`, `nginx`, a user's `{image: NAME:TAG, ...}`, or several
+with `apps: [python, nginx]`), what to run it in (setups and their variants), how hard
+(workloads), how often (repeat) and in what order. Every message names the file, the field path and, where the YAML
 gives one, the line.
 """
 
@@ -10,23 +11,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from bench import gate, scenario_yaml
 from bench.errors import ScenarioError, SetupError
+from bench.scenario_apps import AppSpec
+from bench.scenario_messages import messages as _messages
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-MAX_PROBLEMS_SHOWN = 20  # a file of thousands of wrong keys gets these and a count, not a screenful per key
 MIN_DURATION_S = 0.1  # the shortest measured window, for a scenario file and for bench run --duration alike
 
-# endpoint -> (path, query parameter name or None)
+# endpoint -> (the python app's path, query parameter name or None); each app declares its own
+# paths (bench.apps), this table is the default app's and names the parameters.
 ENDPOINTS = {
     "hello": ("/hello", None),
     "cpu": ("/cpu", "n"),
     "mem": ("/mem", "mb"),
     "io": ("/io", "kb"),
     "json": ("/json", None),
+    "static": ("/static.html", None),  # a static file (nginx)
 }
 
 
@@ -40,7 +44,7 @@ class Workload(_Strict):
 
     name: str = Field(pattern=NAME_PATTERN)
     kind: Literal["load", "startup", "idle", "density"] = "load"
-    endpoint: Literal["hello", "cpu", "mem", "io", "json"] | None = None
+    endpoint: Literal["hello", "cpu", "mem", "io", "json", "static"] | None = None
     param: int | None = Field(default=None, ge=1, le=10_000_000)
     mode: Literal["closed", "open"] = "closed"
     connections: int = Field(default=8, ge=1, le=1024)
@@ -49,6 +53,7 @@ class Workload(_Strict):
     warmup: float = Field(default=1.0, ge=0, le=600)  # seconds discarded before measuring
     load: Literal["builtin", "wrk"] = "builtin"
     instances: list[int] = Field(default=[1, 2, 4], min_length=1, max_length=8)  # density only
+    _path: str | None = PrivateAttr(default=None)  # the request path an app gave (for_path)
 
     @field_validator("duration")
     @classmethod
@@ -79,9 +84,17 @@ class Workload(_Strict):
             raise ValueError(f"endpoint {self.endpoint!r} takes no param")
         return self
 
+    def for_path(self, path: str) -> "Workload":
+        """This workload requesting `path`: the app's own path for its endpoint (bench.apps)."""
+        copy = self.model_copy()
+        copy._path = path
+        return copy
+
     @property
     def url_path(self) -> str:
-        """The request path with its query, e.g. /cpu?n=1000."""
+        """The request path with its query, e.g. /cpu?n=1000 (the python app's unless an app gave one)."""
+        if self._path is not None:
+            return self._path
         path, parameter = ENDPOINTS[self.endpoint or "hello"]
         if parameter and self.param is not None:
             return f"{path}?{parameter}={self.param}"
@@ -95,6 +108,7 @@ BUILTIN_WORKLOADS = {
     "mem": Workload(name="mem", endpoint="mem", param=16),
     "io": Workload(name="io", endpoint="io", param=64),
     "json": Workload(name="json", endpoint="json"),
+    "static": Workload(name="static", endpoint="static"),  # a static file (nginx)
     "startup": Workload(name="startup", kind="startup"),
     "idle": Workload(name="idle", kind="idle", duration=3.0, warmup=0.0),
     "density": Workload(name="density", kind="density", duration=3.0, warmup=0.0),
@@ -150,6 +164,8 @@ class PinningSpec(_Strict):
 class Scenario(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = Field(default="", max_length=2000)
+    app: AppSpec | None = None  # the one app (default: python) ...
+    apps: list[AppSpec] | None = Field(default=None, min_length=1, max_length=8)  # ... or several, side by side
     setups: list[SetupSpec] = Field(min_length=1, max_length=32)
     workloads: list[Workload] = Field(min_length=1, max_length=64)
     # A count, or "auto": add repeats until every interval is narrower than repeat_target of its
@@ -228,55 +244,25 @@ class Scenario(_Strict):
             raise ValueError(f"workload names must be unique; repeated: {', '.join(duplicates)}")
         return self
 
+    @model_validator(mode="after")
+    def _apps_serve_the_workloads(self) -> "Scenario":
+        if self.app is not None and self.apps is not None:
+            raise ValueError("give either app (one app) or apps (a list), not both")
+        keys = [spec.key for spec in self.app_specs]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"apps must be unique; repeated: {', '.join(sorted({k for k in keys if keys.count(k) > 1}))}")
+        for spec in self.app_specs:
+            app = spec.build()
+            for workload in self.workloads:
+                if workload.kind == "load" and not app.serves(workload.endpoint or ""):
+                    raise ValueError(f"workload {workload.name!r}: app {spec.key} does not serve endpoint "
+                                     f"{workload.endpoint!r} (it serves: {', '.join(app.endpoints)})")
+        return self
 
-def _is_union_tag(part) -> bool:
-    """pydantic names the member of a union it tried ("literal['auto']", "PinningSpec", "int")."""
-    return isinstance(part, str) and (part.startswith(("function-", "literal[")) or part in ("int", "str", "float")
-                                      or (part[:1].isupper() and part.isidentifier()))
-
-
-def _messages(error: ValidationError, source: str, lines: dict[tuple, int]) -> list[str]:
-    problems = []
-    first_with: dict[str, int] = {}  # prefix -> index in problems: thousands of problems stay linear
-    items = error.errors()
-    # For a union (pinning: auto | {...}), keep the member that got furthest: one message, not one per member.
-    by_field: dict[tuple, int] = {}
-    for item in items:
-        field = tuple(p for p in item["loc"] if not _is_union_tag(p))
-        by_field[field[:1]] = max(by_field.get(field[:1], 0), len(item["loc"]))
-    items = [item for item in items
-             if not any(_is_union_tag(p) for p in item["loc"])
-             or len(item["loc"]) == by_field[tuple(p for p in item["loc"] if not _is_union_tag(p))[:1]]]
-    for item in items:
-        location = tuple(part for part in item["loc"] if not _is_union_tag(part))
-        # pydantic puts the shorthand-expanded setup name inside; map back to the file's shape.
-        # A key may hold a newline or be huge: repr keeps each problem on one short line.
-        where = ".".join(str(part) if str(part).isprintable() and len(str(part)) <= 60 else repr(part)[:60]
-                         for part in location) or "(top level)"
-        line = None
-        for cut in range(len(location), -1, -1):
-            if location[:cut] in lines:
-                line = lines[location[:cut]]
-                break
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see: bench scenarios --help)"
-        elif item["type"] == "missing":
-            message = "required field is missing"
-        found = item.get("input")
-        if item["type"] not in ("missing", "extra_forbidden") and isinstance(found, (str, int, float, bool)):
-            message += f" (got {str(found)[:60]!r})"
-        prefix = f"{source}:{line or '?'}: {where}: "
-        same = first_with.get(prefix)
-        if same is not None and any(_is_union_tag(p) for p in item["loc"]):
-            problems[same] += f", or {message[:1].lower()}{message[1:]}"  # two members of one union
-        else:
-            first_with.setdefault(prefix, len(problems))
-            problems.append(prefix + message)
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        more = len(problems) - MAX_PROBLEMS_SHOWN
-        problems = problems[:MAX_PROBLEMS_SHOWN] + [f"{source}:?: and {more} more problem{'s' * (more > 1)}"]
-    return problems
+    @property
+    def app_specs(self) -> list[AppSpec]:
+        """Every app the scenario runs, in its order (python when it names none)."""
+        return list(self.apps) if self.apps else [self.app or AppSpec()]
 
 
 def parse_scenario(text: str, source: str = "<scenario>", overrides: dict | None = None) -> Scenario:
@@ -347,6 +333,16 @@ def _named_workloads(scenario: Scenario, chosen: list) -> list[dict]:
                              f"{', '.join(dict.fromkeys([*own, *BUILTIN_WORKLOADS]))}"])
     return [(own.get(item) or BUILTIN_WORKLOADS[item].model_dump()) if isinstance(item, str) else item
             for item in chosen]
+
+
+def with_apps(scenario: Scenario, names: list[str]) -> Scenario:
+    """The scenario running these shipped apps instead of its own (bench run --app python,nginx)."""
+    data = scenario.model_dump()
+    data["app"], data["apps"] = None, names
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError(_messages(error, "--app", {})) from None
 
 
 def apply_overrides(scenario: Scenario, **fields: Any) -> Scenario:

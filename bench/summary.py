@@ -10,6 +10,8 @@ Version history:
     2  `memory_per_instance_mb` is a mapping {uss, pss, rss, available_drop} (it was RSS / instances,
        a number); the headline memory metric in `overhead` is memory_pss_mb (it was memory_rss_mb);
        `roles` carry pss_mb. Stored runs need no migration: summaries are computed from their trials.
+       Later fields (no version change: they only add): `apps`, `app` on every result and overhead row,
+       and `by_app` (a run of several apps: each layer's ratios to the same app's baseline, side by side).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def cell_summary(cell: Cell) -> dict:
     return {
         "setup": cell.setup,
         "variant": cell.variant,
+        "app": cell.app,
         "workload": cell.workload,
         "label": cell.label,
         "repeats": cell.repeats,
@@ -76,7 +79,7 @@ def cell_summary(cell: Cell) -> dict:
 
 
 def overhead_summary(row: Overhead) -> dict:
-    return {"setup": row.setup, "variant": row.variant, "workload": row.workload, "label": row.label,
+    return {"setup": row.setup, "variant": row.variant, "app": row.app, "workload": row.workload, "label": row.label,
             "metric": row.metric, "ratio": row.ratio.as_dict(), "verdict": row.verdict}
 
 
@@ -94,11 +97,13 @@ def summarize(run: Run) -> dict:
         "seed": record.seed,
         "confidence": stats.CONFIDENCE,
         "baseline": run.baseline,
+        "apps": run.apps,
         "layers": [layer.model_dump() for layer in run.layers],
         "skipped": record.skipped,
         "sampler_cpu_fraction": run.sampler_cpu_fraction,
         "results": [cell_summary(cell) for cell in run.cells],
         "overhead": [overhead_summary(row) for row in run.overhead],
+        "by_app": [row.as_dict() for row in run.by_app],
         "caveats": [caveat.as_dict() for caveat in run.caveats()],
         "memory_figures": MEMORY_FIGURES,
     })

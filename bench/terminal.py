@@ -144,6 +144,23 @@ def overhead_table(run: Run) -> Table | None:
     return table
 
 
+def by_app_table(run: Run) -> Table | None:
+    """A run of several apps: each layer's cost for each app, against that app's own baseline."""
+    if not run.by_app:
+        return None
+    table = Table(title=safe(f"the same layer, each app (ratio to the same app's {run.baseline}, 95% interval)"),
+                  title_justify="left", caption=safe("CPU added = the layer's host CPU per request minus the app's "
+                                                     f"own at {run.baseline} (medians); share = added / total"))
+    for column in ("layer", "workload", "app", "throughput ×", "CPU/req ×", "CPU added µs/req", "share of CPU"):
+        table.add_column(column, justify="left" if column in ("layer", "workload", "app") else "right")
+    for row in run.by_app:
+        for entry in row.entries:
+            share = entry.layer_share
+            _row(table, row.label, row.workload, entry.app, fmt_interval(entry.throughput, 2),
+                 fmt_interval(entry.cpu, 2), fmt(entry.added_cpu_us, 0), f"{share:.0%}" if share is not None else MISSING)
+    return table
+
+
 def headline(stored: Run) -> str:
     """The run's first throughput verdict (or the baseline's throughput): one figure for a listing."""
     try:
@@ -166,11 +183,12 @@ def print_run(console: Console, run: Run) -> None:
                        f"{len(run.cells)} cells)", style="bold"))
     if not run.cells:
         console.print("no trial recorded yet")
-    for table in (load_table(run), startup_table(run), cost_table(run), density_table(run), overhead_table(run)):
+    for table in (load_table(run), startup_table(run), cost_table(run), density_table(run), overhead_table(run),
+                  by_app_table(run)):
         if table is not None:
             console.print(table)
     for caveat in run.caveats():
-        if caveat.kind in ("skipped", "layer", "incomplete", "no_baseline", "unreadable"):
+        if caveat.kind in ("split", "skipped", "layer", "incomplete", "no_baseline", "unreadable"):
             console.print(safe(caveat.text, style="red" if caveat.kind == "unreadable" else "yellow"))
     if run.sampler_cpu_fraction is not None:
         console.print(safe(f"sampler cost: {run.sampler_cpu_fraction:.2%} of one core (median over trials)",
@@ -180,7 +198,7 @@ def print_run(console: Console, run: Run) -> None:
 def comparison_table(comparison) -> Table:
     """A comparison of runs: each cell's median per run and its ratio to the first run."""
     runs = comparison.runs
-    caption = "; ".join(f"run {index + 1} = {run.run_id}" for index, run in enumerate(runs))
+    caption = "; ".join(f"run {index + 1} = {name}" for index, name in enumerate(comparison.titles))
     table = Table(title=safe("compared runs: median, and ratio to run 1 [95% interval]"), caption=safe(caption),
                   title_justify="left")
     for column in ("setup", "workload", "metric"):

@@ -21,14 +21,17 @@ def printable(text: object) -> str:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in raw)
 
 
-def label(setup: str, variant: str) -> str:
-    """The one label of a setup variant: `bare`, `container (bridge)`, `vm (tcg,disk)`."""
-    return setup if variant == "default" else f"{setup} ({variant})"
+def label(setup: str, variant: str, app: str | None = None) -> str:
+    """The one label of a setup variant: `bare`, `container (bridge)`, `vm (tcg,disk)`; with the app
+    it runs when a run holds several: `nginx · container (bridge)`."""
+    layer = setup if variant == "default" else f"{setup} ({variant})"
+    return f"{app} · {layer}" if app else layer
 
 
-def cell_label(setup: str, variant: str, workload: str) -> str:
-    """A cell: one setup variant under one workload, e.g. `container (bridge) / hello`."""
-    return f"{label(setup, variant)} / {workload}"
+def cell_label(setup: str, variant: str, workload: str, app: str | None = None) -> str:
+    """A cell: one setup variant under one workload, e.g. `container (bridge) / hello`
+    (`nginx · container (bridge) / hello` when the run holds several apps)."""
+    return f"{label(setup, variant, app)} / {workload}"
 
 
 # ---- metrics ----------------------------------------------------------------------------------
@@ -166,7 +169,11 @@ def verdict(metric_key: str, ratio) -> str:
     # From a factor of 2 on, "4.5x slower" reads better than "slower by 350%".
     factor, factor_low, factor_high = ratio.median, ratio.low, ratio.high
     if ratio.median < 1:
-        factor, factor_low, factor_high = 1 / ratio.median, 1 / ratio.high, 1 / ratio.low
+        # A noisy interval may reach 0 (or below): its far end is then unbounded, not a crash.
+        def inverse(value: float) -> float:
+            return 1 / value if value > 0 else math.inf
+
+        factor, factor_low, factor_high = inverse(ratio.median), inverse(ratio.high), inverse(ratio.low)
     if factor >= 2:
         return f"{factor:.1f}x {word} (interval {factor_low:.1f}x..{factor_high:.1f}x)"
     return f"{word} by {change * 100:.0f}% (interval {low * 100:.0f}%..{high * 100:.0f}%)"
@@ -200,9 +207,10 @@ class Caveat:
 # ---- one trial, as progress shows it ---------------------------------------------------------
 
 
-def trial_line(record) -> str:
-    """One line for a finished trial (a bench.results.TrialRecord): its main figure in words."""
-    subject = cell_label(record.setup, record.variant, record.workload)
+def trial_line(record, show_app: bool = False) -> str:
+    """One line for a finished trial (a bench.results.TrialRecord): its main figure in words;
+    show_app names its app (a run of several)."""
+    subject = cell_label(record.setup, record.variant, record.workload, record.app if show_app else None)
     if record.kind == "load" and record.load:
         latency = record.load.get("latency_ms", {})
         cpu = record.cpu_us_per_request

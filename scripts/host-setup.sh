@@ -11,13 +11,17 @@ python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need_packages+=(python3-v
 command -v dockerd >/dev/null 2>&1 || need_packages+=(docker.io)
 command -v qemu-system-x86_64 >/dev/null 2>&1 || need_packages+=(qemu-system-x86)
 command -v wrk >/dev/null 2>&1 || need_packages+=(wrk)
+[ -x /usr/sbin/nginx ] || need_packages+=(nginx)  # the second reference app (app: nginx)
 [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || need_packages+=(busybox-static)
 command -v zstd >/dev/null 2>&1 || need_packages+=(zstd)  # unpacks the guest kernel for a direct boot
 command -v lz4 >/dev/null 2>&1 || need_packages+=(lz4)    # compresses the VM's initramfs
 [ -x /sbin/mkfs.ext4 ] || [ -x /usr/sbin/mkfs.ext4 ] || need_packages+=(e2fsprogs)  # the VM's io disk
-# `make test` also wants Chromium, to screenshot the HTML report (LAYERBENCH_TEST_TOOLS=1).
+command -v ssh >/dev/null 2>&1 || need_packages+=(openssh-client)  # fleet and split runs (bench run --hosts)
+# `make test` also wants Chromium, to screenshot the HTML report, and debootstrap, to build the
+# image of the test hosts that fleet and split runs are tested against (LAYERBENCH_TEST_TOOLS=1).
 if [ "${LAYERBENCH_TEST_TOOLS:-0}" = 1 ]; then
     command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
+    command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need_packages+=(debootstrap)
 fi
 
 if [ "${#need_packages[@]}" -gt 0 ]; then
@@ -28,6 +32,16 @@ if [ "${#need_packages[@]}" -gt 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+        # The package starts a system nginx on port 80; layerbench runs its own from a generated
+        # config, so the service it just installed is stopped and kept from starting at boot.
+        if printf '%s\n' "${need_packages[@]}" | grep -qx nginx; then
+            if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+                systemctl disable --now nginx >/dev/null 2>&1 || true
+            else
+                invoke-rc.d nginx stop >/dev/null 2>&1 || true
+                update-rc.d nginx disable >/dev/null 2>&1 || true
+            fi
+        fi
     fi
 fi
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import results
+from bench import results, trial_files
 from bench.runner import run_scenario
 from bench.scenario import from_flags
 from bench.stats import PERCENTILES
@@ -58,8 +58,8 @@ def check(run_dir: Path, precision: float) -> None:
             continue
         raw = sum((run_dir / trial.files[name]).stat().st_size for name in ("latency_ms", "app_ms")
                   if name in trial.files)
-        latency = results.read_array(run_dir, trial.files["latency_ms"])
-        app = results.read_array(run_dir, trial.files.get("app_ms", "-")) if "app_ms" in trial.files else latency
+        latency = trial_files.read_array(run_dir, trial.files["latency_ms"])
+        app = trial_files.read_array(run_dir, trial.files.get("app_ms", "-")) if "app_ms" in trial.files else latency
         app = app[np.isfinite(app)]
         parts = {}
         for name, values in (("latency", latency), ("app", app)):

@@ -17,7 +17,7 @@ from bench.terminal import safe
 
 
 def _chosen_scenario(name: str | None, setup_names: list[str] | None, workload_names: list[str] | None,
-                     vm_options: dict, **fields) -> scenarios.Scenario:
+                     vm_options: dict, app_names: list[str] | None = None, **fields) -> scenarios.Scenario:
     if name is None:
         from bench.setups import registry
 
@@ -30,6 +30,7 @@ def _chosen_scenario(name: str | None, setup_names: list[str] | None, workload_n
         if workload_names:
             overrides["workloads"] = workload_names
         chosen = scenarios.apply_overrides(scenarios.load_scenario(name), **overrides)
+    chosen = scenarios.with_apps(chosen, app_names) if app_names else chosen
     return scenarios.with_option_everywhere(chosen, vm_options) if vm_options else chosen
 
 
@@ -41,6 +42,9 @@ def run(
     setups_flag: Optional[str] = typer.Option(None, "--setups", help="Comma-separated setups, e.g. bare,container."),
     workloads: Optional[str] = typer.Option(None, "--workloads", help="Comma-separated workloads: "
                                             + ",".join(scenarios.BUILTIN_WORKLOADS)),
+    apps_flag: Optional[str] = typer.Option(None, "--app", help="The app, or several side by side (comma-separated): "
+                                            "python (default), nginx. A user's image: app: {image: ...} in a "
+                                            "scenario file."),
     duration: Optional[float] = typer.Option(None, "--duration", min=scenarios.MIN_DURATION_S, max=3600,
                                              help="Seconds measured per trial."),
     warmup: Optional[float] = typer.Option(None, "--warmup", min=0, max=600, help="Seconds discarded first."),
@@ -56,6 +60,11 @@ def run(
                                         "auto (probe KVM, else TCG), kvm, tcg."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish an interrupted run (id or folder) with "
                                          "its own settings; other flags are ignored."),
+    hosts: Optional[str] = typer.Option(None, "--hosts", help="Run on these hosts of the hosts file in parallel "
+                                        "(local = this machine), into one fleet folder, e.g. lab1,lab2,local."),
+    load_from: Optional[str] = typer.Option(None, "--load-from", help="Drive the load from this host; the app "
+                                            "listens on the address it reaches (not loopback). One target."),
+    hosts_file: Optional[Path] = typer.Option(None, "--hosts-file", help="Default ./hosts.yaml ($LAYERBENCH_HOSTS)."),
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved.
 
@@ -64,26 +73,37 @@ def run(
     130 interrupted (the trials measured so far are kept).
     """
     if resume is not None:
-        from bench.runlock import refuse_if_live
-
-        resume_dir = results_store.resolve_run(resume, out)
-        record = results_store.load_run(resume_dir)
-        refuse_if_live(resume_dir, record.runner_pid)  # one writer per run (the runner's lock enforces it)
-        chosen = scenarios.Scenario.model_validate(record.scenario)
+        resume_dir, chosen = _resumable(resume, out)
     else:
         resume_dir = None
         vm_options = {k: v for k, v in (("kernel", str(kernel) if kernel else None), ("accel", accel)) if v}
         chosen = _chosen_scenario(scenario, _csv("--setups", setups_flag), _csv("--workloads", workloads),
-                                  vm_options, duration=duration, warmup=warmup, connections=connections,
-                                  repeat=repeat)
+                                  vm_options, _csv("--app", apps_flag), duration=duration, warmup=warmup,
+                                  connections=connections, repeat=repeat)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ResultsError(f"cannot create results folder {out}: {error.strerror or error}") from None
     console.print(safe(chosen.name, "bold").append(safe(f": {chosen.description}" if chosen.description else "")))
     _warn_leftovers()
-    run_dir = _execute(chosen, out, resume_dir, narrate)
-    _finish(run_dir, report, _csv("--setups", setups_flag) if resume is None else None)
+    if (hosts or load_from) and resume_dir is None:
+        from bench.cli.fleet import run_on_hosts
+
+        run_dir = run_on_hosts(chosen, _csv("--hosts", hosts), hosts_file, load_from, out, report)
+    else:
+        run_dir = _execute(chosen, out, resume_dir, narrate)
+    if run_dir is not None:  # a fleet is printed and reported by run_on_hosts
+        _finish(run_dir, report, _csv("--setups", setups_flag) if resume is None else None)
+
+
+def _resumable(resume: str, out: Path) -> tuple[Path, scenarios.Scenario]:
+    """The folder and scenario of an interrupted run to finish; refused while its runner still runs."""
+    from bench.runlock import refuse_if_live
+
+    resume_dir = results_store.resolve_run(resume, out)
+    record = results_store.load_run(resume_dir)
+    refuse_if_live(resume_dir, record.runner_pid)  # one writer per run (the runner's lock enforces it)
+    return resume_dir, scenarios.Scenario.model_validate(record.scenario)
 
 
 def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool) -> Path:
@@ -163,8 +183,9 @@ def demo(
     name = "quick" if fast or "classroom" not in scenarios.shipped() else "classroom"
     console.print(Text("layerbench demo", style="bold").append(": the same web app, the same Python, three ways "
                                                                "to run it. Watch what each layer adds."))
-    run.__wrapped__(scenario=name, setups_flag=None, workloads=None, duration=None, warmup=None, connections=None,
-                    repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None, resume=None)
+    run.__wrapped__(scenario=name, setups_flag=None, workloads=None, apps_flag=None, duration=None, warmup=None,
+                    connections=None, repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None,
+                    resume=None, hosts=None, load_from=None, hosts_file=None)
     if open_report and (results_store.resolve_run("latest", out) / "report.html").exists():
         open_in_browser(results_store.resolve_run("latest", out) / "report.html")
 

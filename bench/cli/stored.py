@@ -29,6 +29,11 @@ def show(
     from bench.terminal import print_run
 
     check_format(format)
+    from bench.cli import fleet as fleets
+
+    fleet_dir = fleets.fleet_folder(run_id, results_dir)
+    if fleet_dir is not None:
+        return fleets.show_fleet(fleet_dir, format)
     stored = Run.load(results_store.resolve_run(run_id, results_dir))
     if format == "table":
         print_run(console, stored)  # it lists unreadable files with the other warnings
@@ -44,8 +49,12 @@ def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", hel
     from bench.model import Run
     from bench.terminal import headline
 
-    runs = results_store.list_runs(results_dir)
-    if not runs:
+    from bench.cli.fleet import fleet_lines as listed_fleets
+
+    runs, fleet_lines = results_store.list_runs(results_dir), listed_fleets(results_dir)
+    for line in fleet_lines:
+        console.print(safe(line))
+    if not runs and not fleet_lines:
         console.print(safe(f"no runs in {results_dir}"))
         return
     unreadable = 0
@@ -73,24 +82,28 @@ def report(
     open_report: bool = typer.Option(False, "--open", help="Open it in the browser when there is a display."),
 ) -> None:
     """(Re)draw a stored run's charts and write its self-contained report.html."""
+    from bench.cli import fleet as fleets
     from bench.model import Run
     from bench.report import write_run_report
 
-    stored = Run.load(results_store.resolve_run(run_id, results_dir))
+    fleet_dir = fleets.fleet_folder(run_id, results_dir)
+    stored = None if fleet_dir else Run.load(results_store.resolve_run(run_id, results_dir))
     try:
-        path = write_run_report(stored)
+        path = fleets.report_fleet(fleet_dir) if fleet_dir else write_run_report(stored)
     except OSError as error:
         raise ResultsError(f"cannot write the report: {error}") from None
     console.print(safe(f"report: {path}"))
     if open_report:
         open_in_browser(path)
-    exit_if_unreadable([stored], say=True)
+    if stored is not None:
+        exit_if_unreadable([stored], say=True)
 
 
 @app.command()
 @guarded
 def compare(
-    runs: list[str] = typer.Argument(..., help="Two or more run ids or folders; ratios are to the first."),
+    runs: list[str] = typer.Argument(..., help="Two or more run ids or folders, or a fleet (its hosts' runs); "
+                                     "ratios are to the first."),
     out: Optional[Path] = typer.Option(None, "--out", help="Folder for compare.html and the chart "
                                        "(default: <results>/compare-<first>-vs-<last>)."),
     results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
@@ -103,8 +116,10 @@ def compare(
     from bench.export import check_format, export_comparison
 
     check_format(format)
-    run_dirs = [results_store.resolve_run(name, results_dir) for name in runs]
-    comparison = compare_runs(run_dirs)
+    from bench.cli.fleet import expand_runs
+
+    run_dirs, names = expand_runs(runs, results_dir)
+    comparison = compare_runs(run_dirs, names)
     if format == "table":
         _compare_page(comparison, out or results_dir / f"compare-{run_dirs[0].name}-vs-{run_dirs[-1].name}")
     else:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
+import json
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.text import Text
 
 from bench import scenario as scenarios
 from bench.cli.common import DEFAULT_RESULTS, app, console, guarded
@@ -16,25 +15,15 @@ from bench.terminal import safe
 
 @app.command()
 @guarded
-def doctor() -> None:
+def doctor(as_json: bool = typer.Option(False, "--json", help="The same as JSON (bench hosts check reads it).")) -> None:
     """Say which setups can run here and, for each missing piece, the command that fixes it."""
-    from bench.setups import registry
+    from bench.doctor import doctor_report, print_doctor
 
-    for cls in registry.classes():
-        try:
-            reason = cls.check()
-        except Exception as error:  # doctor must report, not crash
-            reason = f"check failed: {error}"
-        mark = Text("ok  ", style="green") if reason is None else Text("no  ", style="red")
-        console.print(mark.append(safe(f"{cls.name:10} {cls.stack if reason is None else reason}")))
-        for line in cls.doctor_lines():
-            console.print(safe(f"      {line}", "dim"))
-    for module, problem in registry.broken().items():
-        console.print(Text("no  ", style="red").append(safe(f"{module:10} setup module failed to load: {problem}")))
-    for tool, fix in (("wrk", "apt-get install wrk"), ("chromium", "apt-get install chromium")):
-        found = shutil.which(tool)
-        mark = Text("ok  ", style="green") if found else Text("--  ", style="yellow")
-        console.print(mark.append(safe(f"{tool:10} {found or 'optional, not installed: ' + fix}")))
+    found = doctor_report()
+    if as_json:
+        print(json.dumps(found, default=str))
+    else:
+        print_doctor(console, found)
 
 
 @app.command(name="app", context_settings={"allow_extra_args": False})

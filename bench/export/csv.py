@@ -17,7 +17,7 @@ import io
 from bench.model import STARTUP_WORKLOAD, Run
 from bench.vocabulary import METRICS, finite, label
 
-RUN_COLUMNS = ("run_id", "setup", "variant", "label", "workload", "kind", "repeats", "failed")
+RUN_COLUMNS = ("run_id", "setup", "variant", "app", "label", "workload", "kind", "repeats", "failed")
 RATIO_PARTS = ("ratio", "ratio_low", "ratio_high", "verdict")
 
 
@@ -32,10 +32,11 @@ def run_header() -> list[str]:
     return [*RUN_COLUMNS, *figures, *ratios, "notes"]
 
 
-def _ratios(run: Run, key: tuple[str, str, str]) -> dict[str, str]:
+def _ratios(run: Run, key: tuple[str, str, str, str]) -> dict[str, str]:
+    """The ratios of the cell (setup, variant, workload, app) to the same app's baseline."""
     found = {}
     for row in run.overhead:
-        if (row.setup, row.variant, row.workload) == key:
+        if (row.setup, row.variant, row.workload, row.app) == key:
             ratio = row.ratio
             found.update({f"{row.metric}_ratio": number(ratio.median), f"{row.metric}_ratio_low": number(ratio.low),
                           f"{row.metric}_ratio_high": number(ratio.high), f"{row.metric}_verdict": row.verdict})
@@ -54,7 +55,7 @@ def run_text(run: Run) -> str:
     """Every cell of the run, then one row per layer for its pooled start-up ratio."""
     rows = []
     for cell in run.cells:
-        row = {"run_id": run.run_id, "setup": cell.setup, "variant": cell.variant, "label": cell.label,
+        row = {"run_id": run.run_id, "setup": cell.setup, "variant": cell.variant, "app": cell.app, "label": cell.label,
                "workload": cell.workload, "kind": cell.kind, "repeats": cell.repeats, "failed": cell.failed,
                "notes": "; ".join(caveat.flag for caveat in cell.caveats() if caveat.flag)}
         for key in METRICS:
@@ -63,16 +64,16 @@ def run_text(run: Run) -> str:
                 row.update({f"{key}_median": number(estimate.median), f"{key}_low": number(estimate.low),
                             f"{key}_high": number(estimate.high)})
         rows.append({**row, **_ratios(run, cell.key)})
-    pooled = dict.fromkeys((r.setup, r.variant) for r in run.overhead if r.workload == STARTUP_WORKLOAD)
-    for setup, variant in pooled:
-        rows.append({"run_id": run.run_id, "setup": setup, "variant": variant, "label": label(setup, variant),
-                     "workload": STARTUP_WORKLOAD, "kind": "startup",
-                     **_ratios(run, (setup, variant, STARTUP_WORKLOAD))})
+    pooled = dict.fromkeys((r.layer_key, r.app) for r in run.overhead if r.workload == STARTUP_WORKLOAD)
+    for key, app in pooled:
+        rows.append({"run_id": run.run_id, "setup": key.setup, "variant": key.variant, "app": app,
+                     "label": label(*key), "workload": STARTUP_WORKLOAD, "kind": "startup",
+                     **_ratios(run, (key.setup, key.variant, STARTUP_WORKLOAD, app))})
     return _write(run_header(), rows)
 
 
 def comparison_header(runs: int) -> list[str]:
-    columns = ["setup", "variant", "label", "workload", "missing_from"]
+    columns = ["setup", "variant", "app", "label", "workload", "missing_from"]
     for key in METRICS:
         columns.append(f"{key}_run1_median")
         for index in range(2, runs + 1):
@@ -85,10 +86,10 @@ def comparison_text(comparison) -> str:
     runs = comparison.runs
     rows: dict[tuple, dict] = {}
     for row in comparison.rows:
-        line = rows.setdefault((row.setup, row.variant, row.workload), {
-            "setup": row.setup, "variant": row.variant, "label": row.label, "workload": row.workload,
-            "missing_from": " ".join(run.run_id for run in runs if run.cell(row.setup, row.variant, row.workload)
-                                     is None)})
+        line = rows.setdefault((row.setup, row.variant, row.workload, row.app), {
+            "setup": row.setup, "variant": row.variant, "app": row.app, "label": row.label, "workload": row.workload,
+            "missing_from": " ".join(run.run_id for run in runs
+                                     if run.cell(row.setup, row.variant, row.workload, row.app) is None)})
         for index, entry in enumerate(row.entries, start=1):
             prefix = f"{row.metric}_run{index}"
             line[f"{prefix}_median"] = number(entry.median)

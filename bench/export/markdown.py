@@ -33,9 +33,10 @@ def _figure(cell: Cell, key: str) -> str:
     return fmt_interval(estimate, metric(key).digits) if cell.repeats > 1 else fmt(estimate.median, metric(key).digits)
 
 
-def _verdicts(run: Run, setup: str, variant: str, workload: str) -> str:
+def _verdicts(run: Run, setup: str, variant: str, workload: str, app: str = "python") -> str:
     found = [f"{metric(row.metric).label}: {row.verdict}" for row in run.overhead
-             if (row.setup, row.variant, row.workload) == (setup, variant, workload) and row.metric in HEADLINE_METRICS]
+             if (row.setup, row.variant, row.workload, row.app) == (setup, variant, workload, app)
+             and row.metric in HEADLINE_METRICS]
     return "; ".join(found)
 
 
@@ -54,10 +55,10 @@ def run_text(run: Run) -> str:
         versus = "baseline" if cell.setup == baseline else _verdicts(run, *cell.key) or MISSING
         rows.append([md(cell.label), md(cell.workload), str(cell.repeats), *(_figure(cell, key) for key in shown),
                      md(versus), md(_notes(cell))])
-    pooled = list(dict.fromkeys((row.setup, row.variant) for row in run.overhead if row.workload == STARTUP_WORKLOAD))
-    for setup, variant in pooled:
-        rows.append([md(label(setup, variant)), f"{STARTUP_WORKLOAD} (every start)", MISSING,
-                     *(MISSING for _ in shown), md(_verdicts(run, setup, variant, STARTUP_WORKLOAD)), ""])
+    pooled = list(dict.fromkeys((row.layer_key, row.app) for row in run.overhead if row.workload == STARTUP_WORKLOAD))
+    for key, app in pooled:
+        rows.append([md(label(*key)), f"{STARTUP_WORKLOAD} (every start)", MISSING,
+                     *(MISSING for _ in shown), md(_verdicts(run, key.setup, key.variant, STARTUP_WORKLOAD, app)), ""])
     record = run.record
     lines = [f"Run `{md(record.run_id)}` (scenario {md(record.scenario.get('name'))}, {record.effective_status()}): "
              f"medians over the n repeats, [low–high] = 95% interval"
@@ -83,7 +84,7 @@ def comparison_text(comparison) -> str:
         ratios = [f"{fmt_interval(entry.ratio, 2)} {entry.verdict}" if entry.ratio else MISSING
                   for entry in row.entries[1:]]
         rows.append([md(row.label), md(row.workload), md(meaning.title), *medians, *(md(r) for r in ratios)])
-    named = ", ".join(f"run {index + 1} = `{md(run.run_id)}`" for index, run in enumerate(runs))
+    named = ", ".join(f"run {index + 1} = `{md(name)}`" for index, name in enumerate(comparison.titles))
     lines = [f"Compared runs: {named}. Medians over repeats; ratio to run 1 with its 95% interval [low–high].", "",
              *_table(header, rows, right=set(range(3, len(header))))]
     return "\n".join(lines + _caveat_lines(comparison.caveats)) + "\n"

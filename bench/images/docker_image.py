@@ -25,6 +25,8 @@ from bench.images.rootfs import NOBODY_ID, Rootfs, build_rootfs, rootfs_digest
 
 REPOSITORY = "layerbench/app"
 LABELS = {"layerbench": "1"}
+# The container setup's own label (engine.PID_LABEL): `bench clean` removes what a dead runner left.
+RUNNER_PID_LABEL = "layerbench.runner-pid"
 APP_PORT = APP_PORT_IN_GUEST  # the port the image's CMD listens on
 BASE_IMAGE_PYTHON = "/usr/local/bin/python3"  # where the official python:3.x-slim images keep it
 
@@ -60,22 +62,39 @@ def ensure_image(client, base_image: str | None = None, cache_dir: Path | None =
     except docker.errors.ImageNotFound:
         pass
     rootfs = build_rootfs(cache_dir=cache_dir, progress=progress)
-    tag = f"{REPOSITORY}:{rootfs.digest}"  # the same digest unless an input changed meanwhile
-    progress(f"importing {rootfs.size_bytes / 1e6:.1f} MB rootfs as {tag}")
+    return ensure_tree_image(client, rootfs.path, rootfs.digest, REPOSITORY, _image_changes(rootfs), progress,
+                             python=rootfs.python)
+
+
+def ensure_tree_image(client, root: Path, digest: str, repository: str, changes: list[str],
+                      progress: Callable[[str], None] = lambda m: None, python: str = "") -> DockerImage:
+    """`repository:digest`, imported FROM scratch from the tree at root with `changes` (ENV, USER,
+    CMD, ...) unless an image with that tag is already present. Never pulls."""
+    import docker.errors
+
+    tag = f"{repository}:{digest}"
+    try:
+        image = client.images.get(tag)
+        progress(f"image already present: {tag}")
+        return _described(image, tag, python, built=False)
+    except docker.errors.ImageNotFound:
+        pass
+    progress(f"importing {root.name[:12]} as {tag}")
     with tempfile.TemporaryDirectory(prefix="layerbench-image-") as scratch:
         tarball = Path(scratch) / "rootfs.tar"
-        write_tarball(rootfs.path, tarball)
-        client.api.import_image_from_file(str(tarball), repository=REPOSITORY, tag=rootfs.digest,
-                                          changes=_image_changes(rootfs))
-    return _described(client.images.get(tag), tag, rootfs.python, built=True)
+        write_tarball(root, tarball)
+        client.api.import_image_from_file(str(tarball), repository=repository, tag=digest,
+                                          changes=[*changes, *(f"LABEL {key}={value}" for key, value in LABELS.items())])
+    return _described(client.images.get(tag), tag, python, built=True)
 
 
-def remove_images(client, keep: tuple[str, ...] = ()) -> list[str]:
-    """Remove layerbench/app images (those of old rootfs digests pile up, ~40 MB each); tags removed."""
+def remove_images(client, keep: tuple[str, ...] = (), repository: str = REPOSITORY) -> list[str]:
+    """Remove layerbench/app (or `repository`) images but those tagged `keep` (images of old inputs
+    pile up, ~40 MB each); the tags removed."""
     import docker.errors
 
     removed = []
-    for image in client.images.list(name=REPOSITORY):
+    for image in client.images.list(name=repository):
         if any(tag in keep for tag in image.tags):
             continue
         try:
@@ -102,7 +121,6 @@ def _image_changes(rootfs: Rootfs) -> list[str]:
     changes = [f"ENV {key}={value}" for key, value in sorted(rootfs.env.items())]
     changes += [f"USER {NOBODY_ID}:{NOBODY_ID}", "WORKDIR /tmp", f"EXPOSE {APP_PORT}/tcp",
                 f"CMD {json.dumps(rootfs.app_argv('0.0.0.0', APP_PORT))}"]
-    changes += [f"LABEL {key}={value}" for key, value in LABELS.items()]
     changes.append(f"LABEL layerbench.rootfs={rootfs.digest}")
     return changes
 

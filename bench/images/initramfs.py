@@ -1,13 +1,11 @@
-"""The VM's initramfs: the shared rootfs + busybox + an init script + the virtio-net modules.
+"""The VM's initramfs: the app's root filesystem + busybox + an init script + the virtio-net modules.
 
-Written by a pure-Python "newc" cpio writer (the format the kernel unpacks into its rootfs
-tmpfs), then compressed with lz4 (default), zstd or gzip, or left plain. Cached by (rootfs digest, kernel version, init version,
-compression) under `$XDG_CACHE_HOME/layerbench/initramfs/`.
-
-The init is busybox's sh (a static binary, no libraries): it mounts proc/sys/devtmpfs, loads
-the modules, configures eth0 as QEMU's user-mode network expects (10.0.2.15/24 via 10.0.2.2),
-and starts the app as `nobody`. It prints timestamped markers on the serial console so the
-host can split start-up: "layerbench: init started", "layerbench: app listening".
+The root filesystem is the app's (bench.apps: the python app's rootfs, nginx's tree, a user's
+image's files); layerbench's own files go under /.layerbench so the app's stay as they are.
+Written by a pure-Python "newc" cpio writer (bench.images.cpio), then compressed with lz4
+(default), zstd or gzip, or left plain. Cached by (root digest, init script, kernel version,
+compression) under `$XDG_CACHE_HOME/layerbench/initramfs/`. The init script is in
+bench.images.guest_init.
 """
 
 from __future__ import annotations
@@ -16,9 +14,7 @@ import gzip
 import hashlib
 import io
 import os
-import shlex
 import shutil
-import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -26,12 +22,17 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
 from bench.images import cache_root
+from bench.images.cpio import CpioEntry, CpioWriter, parse_cpio
+from bench.images.guest_init import (DISK_CMDLINE, GUEST_BUSYBOX, GUEST_LIB_DIR, GUEST_LOADER,
+                                     GUEST_MODULES_DIR, GUEST_SETPRIV, INIT_VERSION, MARKER_APP, MARKER_APP_EXITED,
+                                     MARKER_DISK, MARKER_DISK_FAILED, MARKER_INIT, MARKER_NETWORK, init_script, run_as)
 from bench.images.kernel import KernelInfo
 from bench.images.kernel_modules import module_name
-from bench.images.rootfs import NOBODY_ID, Rootfs
 
-# Bump when the init script, the layout or the module handling changes: a new initramfs builds.
-INIT_VERSION = "2"
+__all__ = ["DISK_CMDLINE", "MARKER_APP", "MARKER_APP_EXITED", "MARKER_DISK", "MARKER_DISK_FAILED", "MARKER_INIT",
+           "MARKER_NETWORK", "CpioEntry", "CpioWriter", "Initramfs", "build_initramfs", "init_script",
+           "module_load_order", "parse_cpio", "parse_modules_dep", "run_as"]
+
 COMPRESSIONS = ("lz4", "zstd", "gzip", "none")
 # lz4 (legacy frame, the one the kernel unpacks) is the default when the lz4 tool is installed:
 # it decompresses fast enough under TCG to beat copying the uncompressed archive, and QEMU's copy
@@ -63,125 +64,11 @@ def compress_in_place(path: Path, compression: str) -> None:
         if packed_path.exists():
             packed_path.unlink()
 
-MARKER_INIT = "layerbench: init started"
-MARKER_NETWORK = "layerbench: network up"
-MARKER_APP = "layerbench: app listening"
-MARKER_APP_EXITED = "layerbench: app exited"
-MARKER_DISK = "layerbench: disk mounted"
-MARKER_DISK_FAILED = "layerbench: disk failed"
-# On the kernel command line when the VM has a disk (/dev/vda, ext4 made on the host): init then
-# loads DISK_MODULES and mounts it at /tmp before the app starts. Without it nothing changes.
-DISK_CMDLINE = "layerbench.disk=vda"
 DISK_MODULES = ("virtio_blk", "ext4")  # ext4 is built into Debian's cloud kernel: skipped there
-
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-GUEST_MODULES_DIR = "/lib/modules/layerbench"  # inside the guest: the .ko files, already ordered
+SETPRIV = "/usr/bin/setpriv"  # util-linux's: the guest's init starts an app as its own user with it
 # The network driver and, for `-machine microvm`, the virtio-mmio transport (harmless elsewhere).
 WANTED_MODULES = ("virtio_mmio", "virtio_net")
-
-GUEST_IP = "10.0.2.15/24"  # QEMU user-mode networking's fixed plan
-GUEST_GATEWAY = "10.0.2.2"
-
-_TRAILER = "TRAILER!!!"
-_NEWC_MAGIC = b"070701"
-_NEWC_HEADER_BYTES = 110
-
-
-# ---- cpio (newc) ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CpioEntry:
-    name: str  # path inside the archive, no leading slash
-    mode: int  # full st_mode: file type bits | permissions
-    data: bytes = b""  # file content, or the target of a symlink
-    rdev: tuple[int, int] = (0, 0)  # (major, minor) of a device node
-    uid: int = 0
-    gid: int = 0
-
-
-class CpioWriter:
-    """Streams newc entries into a binary file object; `close()` writes the trailer."""
-
-    def __init__(self, out: BinaryIO):
-        self.out = out
-        self._next_inode = 1
-        self._closed = False
-
-    def add(self, entry: CpioEntry) -> None:
-        name = entry.name.lstrip("/") or "."
-        self._write_entry(name, entry.mode, entry.data, entry.rdev, entry.uid, entry.gid, self._next_inode)
-        self._next_inode += 1
-
-    def add_dir(self, name: str, mode: int = 0o755) -> None:
-        self.add(CpioEntry(name, stat.S_IFDIR | mode))
-
-    def add_file(self, name: str, data: bytes, mode: int = 0o644) -> None:
-        self.add(CpioEntry(name, stat.S_IFREG | mode, data))
-
-    def add_symlink(self, name: str, target: str) -> None:
-        self.add(CpioEntry(name, stat.S_IFLNK | 0o777, target.encode()))
-
-    def add_char_device(self, name: str, major: int, minor: int, mode: int = 0o600) -> None:
-        self.add(CpioEntry(name, stat.S_IFCHR | mode, rdev=(major, minor)))
-
-    def add_tree(self, root: Path, prefix: str = "") -> None:
-        """Add a directory tree, parents before children (the kernel does not create parents)."""
-        for directory, subdirs, names in os.walk(root):
-            subdirs.sort()
-            relative_dir = Path(directory).relative_to(root).as_posix()
-            for name in sorted(subdirs) + sorted(names):
-                path = Path(directory) / name
-                inside = "/".join(part for part in (prefix, relative_dir, name) if part and part != ".")
-                info = os.lstat(path)
-                if stat.S_ISLNK(info.st_mode):
-                    self.add_symlink(inside, os.readlink(path))
-                elif stat.S_ISDIR(info.st_mode):
-                    self.add_dir(inside, stat.S_IMODE(info.st_mode))
-                elif stat.S_ISREG(info.st_mode):
-                    self.add_file(inside, path.read_bytes(), stat.S_IMODE(info.st_mode))
-
-    def close(self) -> None:
-        if not self._closed:
-            self._write_entry(_TRAILER, 0, b"", (0, 0), 0, 0, 0)
-            self._closed = True
-
-    def _write_entry(self, name: str, mode: int, data: bytes, rdev: tuple[int, int], uid: int, gid: int,
-                     inode: int) -> None:
-        encoded = name.encode() + b"\0"
-        nlink = 2 if stat.S_ISDIR(mode) else 1
-        # ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor rdevminor namesize check;
-        # mtime 0 keeps the archive reproducible (same inputs, same bytes, same cache key).
-        fields = (inode, mode, uid, gid, nlink, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0)
-        header = _NEWC_MAGIC + b"".join(b"%08X" % value for value in fields)
-        self.out.write(header + encoded + _padding(_NEWC_HEADER_BYTES + len(encoded)))
-        self.out.write(data + _padding(len(data)))
-
-
-def _padding(length: int) -> bytes:
-    return b"\0" * (-length % 4)
-
-
-def parse_cpio(archive: bytes) -> list[CpioEntry]:
-    """Read back a newc archive (up to the trailer); raises ValueError on a malformed one."""
-    entries = []
-    offset = 0
-    while True:
-        if archive[offset:offset + 6] != _NEWC_MAGIC:
-            raise ValueError(f"bad newc magic at offset {offset}")
-        if offset % 4:
-            raise ValueError(f"entry at offset {offset} is not 4-byte aligned")
-        fields = [int(archive[offset + 6 + 8 * i: offset + 14 + 8 * i], 16) for i in range(13)]
-        mode, uid, gid, size, rdev_major, rdev_minor, namesize = (fields[1], fields[2], fields[3], fields[6],
-                                                                   fields[9], fields[10], fields[11])
-        name_start = offset + _NEWC_HEADER_BYTES
-        name = archive[name_start:name_start + namesize - 1].decode()
-        data_start = name_start + namesize + (-(_NEWC_HEADER_BYTES + namesize) % 4)
-        if name == _TRAILER:
-            return entries
-        data = archive[data_start:data_start + size]
-        entries.append(CpioEntry(name, mode, data, (rdev_major, rdev_minor), uid, gid))
-        offset = data_start + size + (-size % 4)
 
 
 # ---- modules ----------------------------------------------------------------------------
@@ -224,81 +111,6 @@ def module_load_order(modules_dep: str, wanted: Iterable[str]) -> list[str]:
     return order
 
 
-# ---- the init script --------------------------------------------------------------------
-
-
-def run_as(app_argv: list[str], uid: int) -> list[str]:
-    """app_argv changed to drop root for uid/gid before the app runs, when it is `python ... -c CODE`.
-
-    busybox's setpriv lacks --reuid and su needs a login shell; the interpreter can drop privileges
-    itself at no extra start-up cost. Any other argv is returned unchanged (the app runs as root).
-    """
-    if "-c" not in app_argv[:-1]:
-        return app_argv
-    index = app_argv.index("-c") + 1
-    drop = f"import os; os.setgroups([]); os.setgid({uid}); os.setuid({uid}); "
-    return app_argv[:index] + [drop + app_argv[index]] + app_argv[index + 1:]
-
-
-
-def init_script(modules: list[str], app_argv: list[str], app_env: dict[str, str], port: int,
-                disk_modules: Iterable[str] = ()) -> str:
-    """The busybox sh script run as /init (PID 1); `modules` are .ko names in load order.
-
-    `disk_modules` are loaded only when the kernel command line holds DISK_CMDLINE.
-    """
-    app_argv = run_as(app_argv, NOBODY_ID)
-    env = " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(app_env.items()))
-    argv = " ".join(shlex.quote(arg) for arg in app_argv)
-    insmods = "\n".join(f'$BB insmod {GUEST_MODULES_DIR}/{name} || echo "layerbench: insmod {name} failed"'
-                        for name in modules)
-    disk_insmods = "".join(f'\n    $BB insmod {GUEST_MODULES_DIR}/{name} || echo "layerbench: insmod {name} failed"'
-                           for name in disk_modules)
-    # With a disk, the app's temp files must really land on it: a disk that does not mount
-    # powers the guest off (the host then reports the console) rather than measuring RAM.
-    disk = f"""if $BB grep -qF {DISK_CMDLINE} /proc/cmdline; then{disk_insmods}
-    n=0
-    while [ ! -b /dev/vda ] && [ $n -lt 100 ]; do $BB usleep 20000; n=$((n + 1)); done
-    if $BB mount -t ext4 /dev/vda /tmp && $BB chmod 1777 /tmp; then
-        echo "{MARKER_DISK} uptime_s=$(up) $($BB grep ' /tmp ' /proc/mounts)"
-    else
-        echo "{MARKER_DISK_FAILED}: cannot mount /dev/vda on /tmp"
-        $BB poweroff -f
-    fi
-fi"""
-    return f"""#!/bin/busybox sh
-# layerbench init {INIT_VERSION}: PID 1 of the VM. Markers carry the guest's uptime in seconds.
-BB=/bin/busybox
-$BB mount -t proc proc /proc
-up() {{ $BB cut -d' ' -f1 /proc/uptime; }}
-echo "{MARKER_INIT} uptime_s=$(up)"
-$BB mount -t sysfs sysfs /sys
-$BB mount -t devtmpfs devtmpfs /dev
-{insmods}
-$BB ip link set lo up
-$BB ip link set eth0 up
-$BB ip addr add {GUEST_IP} dev eth0
-$BB ip route add default via {GUEST_GATEWAY}
-echo "{MARKER_NETWORK} uptime_s=$(up)"
-{disk}
-cd /tmp
-$BB mkfifo /tmp/app.out
-# The app runs as nobody, a direct child of this shell (so its ppid is 1); its output comes back
-# through a fifo so this shell can stamp the moment it says it listens.
-$BB env -i {env} {argv} >/tmp/app.out 2>&1 &
-while IFS= read -r line; do
-    echo "$line"
-    case "$line" in
-        *"listening on"*) echo "{MARKER_APP} uptime_s=$(up)" ;;
-    esac
-done </tmp/app.out
-wait
-echo "{MARKER_APP_EXITED} status=$? uptime_s=$(up)"
-# PID 1 must not exit (kernel panic); power off so QEMU exits and the host sees it at once.
-$BB poweroff -f
-"""
-
-
 # ---- building -----------------------------------------------------------------------------
 
 
@@ -318,10 +130,36 @@ def find_busybox() -> Path | None:
     return None
 
 
-def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAULT_COMPRESSION,
-                    port: int = 8080, cache_dir: Path | None = None,
+def _user_switcher() -> dict[str, bytes]:
+    """setpriv and its shared libraries (loader included) as {path in the guest: content}."""
+    from bench.images.rootfs import shared_libraries
+
+    if not os.access(SETPRIV, os.X_OK):
+        raise FileNotFoundError(f"{SETPRIV} is missing (apt-get install util-linux); the VM starts this app's "
+                                f"user with it")
+    files = {GUEST_SETPRIV: Path(SETPRIV).read_bytes()}
+    for name, library in shared_libraries([Path(SETPRIV)]).items():
+        guest_path = GUEST_LOADER if "ld-linux" in Path(name).name else f"{GUEST_LIB_DIR}/{Path(name).name}"
+        files[guest_path] = Path(os.path.realpath(library)).read_bytes()
+    return files
+
+
+def _guest_files(guest, kernel: KernelInfo, module_paths: list[str], busybox: Path) -> dict[str, bytes]:
+    """Everything layerbench adds to the app's root, by path in the guest."""
+    from bench.images.kernel_modules import read_module_bytes  # decompresses .ko.xz/.zst when needed
+
+    files = {GUEST_BUSYBOX: busybox.read_bytes()}
+    for path in module_paths:
+        files[f"{GUEST_MODULES_DIR}/{module_name(path)}.ko"] = read_module_bytes(kernel.modules_dir / path)  # type: ignore[operator]
+    if not guest.drops_own_privileges and (guest.uid, guest.gid) != (0, 0):
+        files.update(_user_switcher())
+    return files
+
+
+def build_initramfs(guest, kernel: KernelInfo, compression: str = DEFAULT_COMPRESSION, cache_dir: Path | None = None,
                     progress: Callable[[str], None] = lambda message: None) -> Initramfs:
-    """The initramfs for this rootfs and kernel: from the cache, or written (~1-3 s) and cached."""
+    """The initramfs that boots `guest` (a bench.apps.base.GuestStart: root filesystem, argv,
+    environment, user) on this kernel: from the cache, or written (~1-3 s) and cached."""
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
     compression = available_compression(compression)
@@ -334,40 +172,38 @@ def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAU
     boot_paths = module_load_order(modules_dep, WANTED_MODULES)
     disk_paths = [path for path in module_load_order(modules_dep, DISK_MODULES) if path not in boot_paths]
     module_paths = boot_paths + disk_paths
-    busybox_bytes = busybox.read_bytes()
-    key_source = "\n".join([f"initramfs {INIT_VERSION}", rootfs.digest, kernel.version, compression, str(port),
-                            hashlib.sha256(busybox_bytes).hexdigest(), *module_paths])
+    script = init_script([f"{module_name(path)}.ko" for path in boot_paths], guest,
+                         [f"{module_name(path)}.ko" for path in disk_paths])
+    key_source = "\n".join([f"initramfs {INIT_VERSION}", guest.digest, kernel.version, compression, script,
+                            hashlib.sha256(busybox.read_bytes()).hexdigest(), *module_paths])
     digest = hashlib.sha256(key_source.encode()).hexdigest()
-    suffix = _SUFFIXES[compression]
-    cache = Path(cache_dir) if cache_dir is not None else cache_root()
-    final = cache / "initramfs" / f"{digest[:32]}{suffix}"
+    final = (Path(cache_dir) if cache_dir is not None else cache_root()) / "initramfs" / \
+        f"{digest[:32]}{_SUFFIXES[compression]}"
     names = tuple(module_name(path) for path in module_paths)
     if final.is_file():
         progress(f"initramfs {digest[:12]} already built")
         return Initramfs(final, digest, final.stat().st_size, compression, names)
-
-    from bench.images.kernel_modules import read_module_bytes  # decompresses .ko.xz/.zst when needed
-
     progress(f"writing initramfs {digest[:12]} ({compression})")
+    _write(final, compression, guest.root, _guest_files(guest, kernel, module_paths, busybox), script)
+    return Initramfs(final, digest, final.stat().st_size, compression, names)
+
+
+def _write(final: Path, compression: str, root: Path, files: dict[str, bytes], script: str) -> None:
+    """Write the archive to a temp file next to `final`, compress it, and rename it into place."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=final.parent)
+    handle, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIXES[compression], dir=final.parent)
     try:
         with os.fdopen(handle, "wb") as raw:
             out: BinaryIO = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) \
                 if compression == "gzip" else io.BufferedWriter(raw, 1 << 20)  # type: ignore[arg-type]
             writer = CpioWriter(out)
-            writer.add_tree(rootfs.path)
-            # Our own entries come after the rootfs: on unpacking, a later entry replaces an earlier one.
-            for directory in ("bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules", GUEST_MODULES_DIR.lstrip("/")):
+            writer.add_tree(root, keep_owners=True)  # an image's files may belong to its own user
+            # Our own entries come after the root: on unpacking, a later entry replaces an earlier one.
+            for directory in ("dev", "proc", "sys", "tmp", *_parents(files)):
                 writer.add_dir(directory, 0o1777 if directory == "tmp" else 0o755)
             writer.add_char_device("dev/console", 5, 1)  # init's stdio before devtmpfs is mounted
-            writer.add_file("bin/busybox", busybox_bytes, 0o755)
-            for path in module_paths:
-                writer.add_file(f"{GUEST_MODULES_DIR.lstrip('/')}/{module_name(path)}.ko",
-                                read_module_bytes(kernel.modules_dir / path), 0o644)  # type: ignore[operator]
-            app_argv = rootfs.app_argv("0.0.0.0", port)
-            script = init_script([f"{module_name(path)}.ko" for path in boot_paths], app_argv, rootfs.env, port,
-                                 [f"{module_name(path)}.ko" for path in disk_paths])
+            for path, data in sorted(files.items()):
+                writer.add_file(path.lstrip("/"), data, 0o644 if path.endswith(".ko") else 0o755)
             writer.add_file("init", script.encode(), 0o755)
             writer.close()
             out.close()
@@ -377,7 +213,12 @@ def build_initramfs(rootfs: Rootfs, kernel: KernelInfo, compression: str = DEFAU
     finally:
         if os.path.exists(temp_name):
             os.unlink(temp_name)
-    return Initramfs(final, digest, final.stat().st_size, compression, names)
+
+
+def _parents(files: dict[str, bytes]) -> list[str]:
+    """Every folder the files need, parents first (the kernel does not create parents)."""
+    folders = {str(parent).lstrip("/") for path in files for parent in Path(path).parents if str(parent) != "/"}
+    return sorted(folders, key=lambda folder: (folder.count("/"), folder))
 
 
 def clear_cache(cache_dir: Path | None = None) -> None:

@@ -124,7 +124,7 @@ def _plan() -> tuple[dict[str, Path], dict[str, str]]:
             (PACKAGE_PARENT / "bench" / "app").glob("*.py")):
         files[f"{APP_DIR}/{source.relative_to(PACKAGE_PARENT).as_posix()}"] = source
 
-    for name, library in _shared_libraries([executable, *extensions]).items():
+    for name, library in shared_libraries([executable, *extensions]).items():
         real = Path(os.path.realpath(library))
         files[library_destination(name, library, real, base_libdir)] = real
     return files, symlinks
@@ -152,7 +152,7 @@ def _walk_stdlib(stdlib: Path):
             yield path
 
 
-def _shared_libraries(binaries: list[Path]) -> dict[str, str]:
+def shared_libraries(binaries: list[Path]) -> dict[str, str]:
     """{name as linked: absolute path} of every library ldd names, plus the dynamic loader."""
     found: dict[str, str] = {}
     for binary in binaries:

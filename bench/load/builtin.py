@@ -17,7 +17,7 @@ from bench.load.connection import COMPLETION_BIN_NS, Client, RawResult, drive
 from bench.load.connection import event_loop_factory as _event_loop_factory
 from bench.load.signals import stop_loop_on_signals
 from bench.load.spec import GENERATOR_BOUND_BUSY, LoadResult, LoadSpec, busy_fraction, is_generator_bound, longest_gap
-from bench.netutil import LOOPBACK  # the only address the generator connects to
+from bench.netutil import LOOPBACK  # where the generator connects unless a split run says otherwise
 
 __all__ = ["GENERATOR_BOUND_BUSY", "LOOPBACK", "LoadResult", "LoadSpec", "is_generator_bound", "run_load"]
 
@@ -83,7 +83,8 @@ def _completions(raws: list[RawResult]) -> np.ndarray:
 
 
 def run_load(port: int, spec: LoadSpec) -> LoadResult:
-    """Apply `spec` to http://127.0.0.1:port and return what was measured (blocks duration+warmup)."""
+    """Apply `spec` to http://spec.host:port (127.0.0.1 unless split) and return what was measured
+    (blocks duration + warmup)."""
     count = _check(spec)
     raws = [_run_here(port, spec)] if count == 1 else workers.run_processes(port, spec, count)
     return _merge(raws)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from bench.load.cpu_clock import Clock, elapsed, thread_clock
 from bench.load.http1 import CHUNKED, HEAD_END, MAX_HEAD_BYTES, UNTIL_CLOSE, BadResponse, ChunkedBody, Head, parse_head
 from bench.load.spec import LoadSpec
-from bench.netutil import LOOPBACK
 
 _RETRY_CONNECT_S = 0.05  # after a refused connect
 _RETRY_AFTER_ERROR_S = 0.01  # after a reset or an unexpected close
@@ -261,7 +260,7 @@ class Client:
         self.spec = spec
         self.recorder = recorder
         self.loop = asyncio.get_running_loop()
-        self.request_prefix = (f"GET {spec.path} HTTP/1.1\r\nHost: {LOOPBACK}:{port}\r\n"
+        self.request_prefix = (f"GET {spec.path} HTTP/1.1\r\nHost: {spec.host}:{port}\r\n"
                                f"User-Agent: layerbench\r\nX-Trace-Id: ").encode()
         self.interval_ns = 0
         self.closed_loop = spec.mode == "closed"
@@ -335,7 +334,8 @@ async def _connection_loop(client: Client, number: int) -> None:
     loop = client.loop
     while not client.recorder.stopping:
         try:
-            _, connection = await loop.create_connection(lambda: Connection(client, number), LOOPBACK, client.port)
+            _, connection = await loop.create_connection(lambda: Connection(client, number), client.spec.host,
+                                                         client.port)
         except OSError:
             client.recorder.error("connect")
             await asyncio.sleep(_RETRY_CONNECT_S)

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench.netutil import LOOPBACK
+
 # A generator whose CPUs were this busy (running, or ready to run and waiting for the CPU) over
 # the measured window was the limit: the figure measures the client, not the server.
 GENERATOR_BOUND_BUSY = 0.9
@@ -19,6 +21,7 @@ class LoadSpec:
 
     `processes`: how many generator processes share the connections (built-in generator only);
     "auto" runs one per CPU the calling process may use, each pinned to its CPU.
+    `host`: 127.0.0.1, except in a split run, where it is the address the target's app listens on.
     """
 
     path: str = "/hello"
@@ -29,6 +32,7 @@ class LoadSpec:
     rate_rps: float | None = None
     timeout_s: float = 10.0
     processes: int | str = 1
+    host: str = LOOPBACK
 
     def process_count(self) -> int:
         """How many generator processes this spec runs (never more than connections)."""

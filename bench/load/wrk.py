@@ -19,7 +19,6 @@ import numpy as np
 
 from bench.load.cpu_clock import Clock, elapsed, process_clock
 from bench.load.spec import LoadResult, LoadSpec, busy_fraction
-from bench.netutil import LOOPBACK
 
 _POLL_S = 0.05  # how often wrk's scheduler statistics are read while it runs
 
@@ -48,7 +47,7 @@ def available() -> str | None:
 def _command(port: int, spec: LoadSpec, seconds: float, cpus: tuple[int, ...], script: Path) -> list[str]:
     command = ["wrk", "-t1", f"-c{spec.connections}", f"-d{max(1, round(seconds))}s",
                f"--timeout={max(1, round(spec.timeout_s))}s", "-s", str(script),
-               f"http://{LOOPBACK}:{port}{spec.path}"]
+               f"http://{spec.host}:{port}{spec.path}"]
     if shutil.which("taskset") and cpus:
         command = ["taskset", "-c", ",".join(map(str, cpus))] + command
     return command
@@ -84,7 +83,7 @@ def _run_measured(command: list[str], folder: Path, timeout_s: float) -> tuple[i
 
 
 def run_wrk(port: int, spec: LoadSpec, cpus: tuple[int, ...] = ()) -> LoadResult:
-    """Run wrk against http://127.0.0.1:port (warm-up run, then the measured run)."""
+    """Run wrk against http://spec.host:port (warm-up run, then the measured run)."""
     reason = available()
     if reason:
         raise RuntimeError(reason)

@@ -6,9 +6,9 @@ cells in display order, the overhead of each cell against the baseline, and its 
 summary, the terminal, the report, the charts and compare all read these; none regroups trials.
 """
 
-from bench.model.cell import BUSY_MACHINE_CORES, Cell
+from bench.model.cell import BUSY_MACHINE_CORES, Cell, LayerKey
 from bench.model.figures import MB, METRIC_OF, median_of, sub_seed
 from bench.model.run import STARTUP_WORKLOAD, Overhead, Run
 
-__all__ = ["BUSY_MACHINE_CORES", "MB", "METRIC_OF", "STARTUP_WORKLOAD", "Cell", "Overhead", "Run", "median_of",
+__all__ = ["BUSY_MACHINE_CORES", "MB", "METRIC_OF", "STARTUP_WORKLOAD", "Cell", "LayerKey", "Overhead", "Run", "median_of",
            "sub_seed"]

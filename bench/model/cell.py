@@ -1,4 +1,4 @@
-"""A cell: one setup variant under one workload, its trials and their statistics."""
+"""A cell: one setup variant running one app under one workload, its trials and their statistics."""
 
 from __future__ import annotations
 
@@ -19,29 +19,65 @@ STALL_MIN_S = 1.0
 STALL_MEDIANS = 50
 
 
-class Cell:
-    """One setup variant under one workload: its trials (ok and failed) and their statistics."""
+class LayerKey(tuple):
+    """What a chart draws as one series: (setup, variant), and the app as a third part when the run
+    holds several (a run of one app never names it, so its keys stay (setup, variant)).
+    `label(*key)` and `colour(run, *key)` take it as it is."""
 
-    def __init__(self, setup: str, variant: str, workload: str, trials: list[TrialRecord], seed: int):
-        self.setup, self.variant, self.workload = setup, variant, workload
+    def __new__(cls, setup: str, variant: str, app: str | None = None) -> "LayerKey":
+        return super().__new__(cls, (setup, variant) if app is None else (setup, variant, app))
+
+    def __getnewargs__(self):
+        return tuple(self)
+
+    @property
+    def setup(self) -> str:
+        return self[0]
+
+    @property
+    def variant(self) -> str:
+        return self[1]
+
+    @property
+    def app(self) -> str | None:
+        return self[2] if len(self) > 2 else None
+
+
+class Cell:
+    """One setup variant running one app under one workload: its trials (ok and failed) and their
+    statistics. `show_app`: the run holds several apps, so labels name this one."""
+
+    def __init__(self, setup: str, variant: str, workload: str, trials: list[TrialRecord], seed: int,
+                 app: str = "python", show_app: bool = False):
+        self.setup, self.variant, self.workload, self.app = setup, variant, workload, app
+        self.show_app = show_app
         self.trials = trials
         self.seed = seed
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return self.setup, self.variant, self.workload
+    def key(self) -> tuple[str, str, str, str]:
+        return self.setup, self.variant, self.workload, self.app
 
     @property
-    def layer_key(self) -> tuple[str, str]:
-        return self.setup, self.variant
+    def seed_parts(self) -> tuple[str, ...]:
+        """The cell's part of a figure's seed: the python app's cells keep the seeds runs had before apps."""
+        return (self.setup, self.variant, self.workload) + (() if self.app == "python" else (self.app,))
+
+    @property
+    def shown_app(self) -> str | None:
+        return self.app if self.show_app else None
+
+    @property
+    def layer_key(self) -> LayerKey:
+        return LayerKey(self.setup, self.variant, self.shown_app)
 
     @property
     def label(self) -> str:
-        return label(self.setup, self.variant)
+        return label(self.setup, self.variant, self.shown_app)
 
     @property
     def subject(self) -> str:
-        return cell_label(self.setup, self.variant, self.workload)
+        return cell_label(self.setup, self.variant, self.workload, self.shown_app)
 
     @cached_property
     def ok(self) -> list[TrialRecord]:
@@ -74,7 +110,7 @@ class Cell:
         if not values:
             return None
         tag = {"throughput_rps": "throughput", "latency_p99_ms": "p99", "startup_s": "startup"}.get(metric, metric)
-        return stats.median_ci(values, sub_seed(self.seed, *self.key, tag))
+        return stats.median_ci(values, sub_seed(self.seed, *self.seed_parts, tag))
 
     def median(self, metric: str) -> float | None:
         return median_of(self.values(metric))

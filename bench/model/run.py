@@ -1,4 +1,7 @@
-"""A run: its layers, its cells in display order, their overhead against the baseline, its caveats."""
+"""A run: its layers, its cells in display order, their overhead against the baseline, its caveats.
+
+A run may hold several apps (python, nginx, a user's image): each app's cells compare against the
+baseline of the same app, and labels name the app only then."""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ from functools import cached_property
 from pathlib import Path
 
 from bench import stats
-from bench.model.cell import Cell
+from bench.model.cell import Cell, LayerKey
 from bench.model.figures import median_of, sub_seed
-from bench.results import LayerRecord, RunRecord, TrialRecord, UnreadableFile, file_problems, load_run
+from bench.results import LayerRecord, RunRecord, TrialRecord, load_run
+from bench.trial_files import UnreadableFile, file_problems
 from bench.roles import STANDARD, Role
 from bench.vocabulary import HEADLINE_METRICS, NO_DIFFERENCE, Caveat, cell_label, label, verdict
 
@@ -26,10 +30,16 @@ class Overhead:
     metric: str
     ratio: stats.Estimate
     verdict: str
+    app: str = "python"
+    show_app: bool = False
+
+    @property
+    def layer_key(self) -> LayerKey:
+        return LayerKey(self.setup, self.variant, self.app if self.show_app else None)
 
     @property
     def label(self) -> str:
-        return label(self.setup, self.variant)
+        return label(*self.layer_key)
 
     @property
     def same(self) -> bool:
@@ -37,9 +47,9 @@ class Overhead:
 
 
 
-def _generic_layer(setup: str, variant: str, order: int) -> LayerRecord:
+def _generic_layer(setup: str, variant: str, order: int, app: str = "python") -> LayerRecord:
     """A layer the run did not describe (a hand-edited or partial run.json): its name only."""
-    return LayerRecord(setup=setup, variant=variant, order=order)
+    return LayerRecord(setup=setup, variant=variant, order=order, app=app)
 
 
 def _unreadable(trial: TrialRecord, relative: str, reason: str) -> Caveat:
@@ -62,7 +72,7 @@ class Run:
         from their headers; by file. Their trials' stored figures still count; charts leave them out."""
         found = {}
         for trial in self.record.trials:
-            for name, problem in file_problems(self.run_dir, trial).items():
+            for name, problem in file_problems(self.run_dir, trial.files).items():
                 found[trial.files[name]] = _unreadable(trial, trial.files[name], problem)
         return found
 
@@ -84,23 +94,48 @@ class Run:
         return self.record.seed
 
     @cached_property
-    def layers(self) -> list[LayerRecord]:
-        """Every setup variant with trials, the baseline first, then by declared order, then as they ran."""
-        described = {(layer.setup, layer.variant): layer for layer in self.record.layers}
-        seen = list(dict.fromkeys((t.setup, t.variant) for t in self.record.trials))
-        layers = [described.get(key) or _generic_layer(*key, order=50 + index) for index, key in enumerate(seen)]
-        position = {key: index for index, key in enumerate(seen)}
-        return sorted(layers, key=lambda layer: (not layer.baseline, layer.order, position[(layer.setup, layer.variant)]))
+    def apps(self) -> list[str]:
+        """Every app with trials, in the scenario's order (then as they ran)."""
+        ran = list(dict.fromkeys(t.app for t in self.record.trials))
+        scenario = self.record.scenario or {}
+        specs = scenario.get("apps") or [scenario.get("app") or {}]
+        named = [spec.get("image") or spec.get("name") for spec in specs if isinstance(spec, dict)]
+        return [app for app in named if app in ran] + [app for app in ran if app not in named]
 
-    def layer(self, setup: str, variant: str) -> LayerRecord:
+    @property
+    def multi_app(self) -> bool:
+        """True when the run holds several apps: labels then name the app."""
+        return len(self.apps) > 1
+
+    @cached_property
+    def layers(self) -> list[LayerRecord]:
+        """Every setup variant (per app) with trials: by app, then the baseline first, then by declared
+        order, then as they ran."""
+        described = {(layer.setup, layer.variant, layer.app): layer for layer in self.record.layers}
+        any_app = {(layer.setup, layer.variant): layer for layer in self.record.layers}
+        seen = list(dict.fromkeys((t.setup, t.variant, t.app) for t in self.record.trials))
+        # A layer described for another app only (a hand-edited run): its words, this app's name.
+        layers = [described.get(key) or (any_app[key[:2]].model_copy(update={"app": key[2]}) if key[:2] in any_app
+                                         else _generic_layer(key[0], key[1], 50 + index, key[2]))
+                  for index, key in enumerate(seen)]
+        position = {key: index for index, key in enumerate(seen)}
+        app_rank = {app: index for index, app in enumerate(self.apps)}
+        return sorted(layers, key=lambda layer: (app_rank.get(layer.app, 0), not layer.baseline, layer.order,
+                                                 position[(layer.setup, layer.variant, layer.app)]))
+
+    def layer(self, setup: str, variant: str, app: str | None = None) -> LayerRecord:
         for layer in self.layers:
-            if (layer.setup, layer.variant) == (setup, variant):
+            if (layer.setup, layer.variant) == (setup, variant) and app in (None, layer.app):
                 return layer
         return _generic_layer(setup, variant, 99)
 
+    def layer_key_of(self, layer: LayerRecord) -> LayerKey:
+        return LayerKey(layer.setup, layer.variant, layer.app if self.multi_app else None)
+
     @property
-    def layer_keys(self) -> list[tuple[str, str]]:
-        return [(layer.setup, layer.variant) for layer in self.layers]
+    def layer_keys(self) -> list[LayerKey]:
+        """One key per layer: (setup, variant, app when the run holds several apps)."""
+        return [self.layer_key_of(layer) for layer in self.layers]
 
     @property
     def baseline(self) -> str | None:
@@ -126,25 +161,37 @@ class Run:
 
     @cached_property
     def cells(self) -> list[Cell]:
-        """Every cell, by workload (scenario order), then by layer (baseline first)."""
-        groups: dict[tuple[str, str, str], list[TrialRecord]] = {}
+        """Every cell, by workload (scenario order), then by layer (by app, baseline first)."""
+        groups: dict[tuple[str, str, str, str], list[TrialRecord]] = {}
         for trial in self.record.trials:
-            groups.setdefault((trial.setup, trial.variant, trial.workload), []).append(trial)
-        layer_rank = {key: index for index, key in enumerate(self.layer_keys)}
+            groups.setdefault((trial.setup, trial.variant, trial.workload, trial.app), []).append(trial)
+        layer_rank = {(layer.setup, layer.variant, layer.app): index for index, layer in enumerate(self.layers)}
         workload_rank = {name: index for index, name in enumerate(self.workloads)}
-        keys = sorted(groups, key=lambda key: (workload_rank[key[2]], layer_rank[key[:2]]))
-        return [Cell(*key, groups[key], self.seed) for key in keys]
+        keys = sorted(groups, key=lambda key: (workload_rank[key[2]], layer_rank[(key[0], key[1], key[3])]))
+        return [Cell(setup, variant, workload, groups[(setup, variant, workload, app)], self.seed, app, self.multi_app)
+                for setup, variant, workload, app in keys]
 
-    def cell(self, setup: str, variant: str, workload: str) -> Cell | None:
-        return next((c for c in self.cells if c.key == (setup, variant, workload)), None)
+    def cell(self, setup: str, variant: str, workload: str, app: str | None = None) -> Cell | None:
+        """The cell of a setup variant under a workload; of `app` (None: the one app of the run)."""
+        return next((c for c in self.cells if c.key[:3] == (setup, variant, workload) and app in (None, c.app)), None)
 
-    def cells_of(self, setup: str, variant: str) -> list[Cell]:
-        return [c for c in self.cells if c.layer_key == (setup, variant)]
+    def cell_at(self, key: LayerKey, workload: str) -> Cell | None:
+        """The cell a chart's series (a layer key) has under a workload."""
+        return self.cell(key.setup, key.variant, workload, key.app)
 
-    def trials(self, setup: str, variant: str, workload: str | None = None) -> list[TrialRecord]:
-        """Ok trials of one layer (of every workload when workload is None), in the order they ran."""
+    def trials_at(self, key: LayerKey, workload: str | None = None) -> list[TrialRecord]:
+        """Ok trials of a chart's series (a layer key), of one workload or all."""
+        return self.trials(key.setup, key.variant, workload, key.app)
+
+    def cells_of(self, setup: str, variant: str, app: str | None = None) -> list[Cell]:
+        return [c for c in self.cells if (c.setup, c.variant) == (setup, variant) and app in (None, c.app)]
+
+    def trials(self, setup: str, variant: str, workload: str | None = None, app: str | None = None
+               ) -> list[TrialRecord]:
+        """Ok trials of one layer (of every workload when workload is None, of every app when app
+        is None), in the order they ran."""
         return [t for t in self.record.ok_trials() if (t.setup, t.variant) == (setup, variant)
-                and (workload is None or t.workload == workload)]
+                and (workload is None or t.workload == workload) and app in (None, t.app)]
 
     @property
     def sampler_cpu_fraction(self) -> float | None:
@@ -154,45 +201,62 @@ class Run:
 
     @cached_property
     def overhead(self) -> list[Overhead]:
-        """Every non-baseline cell against the baseline's cell of the same workload, per metric,
-        then start-up pooled per setup variant."""
+        """Every non-baseline cell against the baseline's cell of the same app and workload, per
+        metric, then start-up pooled per setup variant and app."""
         baseline = self.baseline
         if baseline is None or len({c.setup for c in self.cells}) < 2:
             return []
-        bases = {}
+        bases: dict[tuple[str, str], Cell] = {}
         for cell in self.cells:
             if cell.setup == baseline:
-                bases.setdefault(cell.workload, cell)
+                bases.setdefault((cell.workload, cell.app), cell)
         rows = []
         for cell in self.cells:
-            base = bases.get(cell.workload)
+            base = bases.get((cell.workload, cell.app))
             if cell.setup == baseline or base is None:
                 continue
             for metric in HEADLINE_METRICS + ("latency_p50_ms",):
                 mine, theirs = cell.values(metric), base.values(metric)
                 if metric == "startup_s" or not mine or not theirs:
                     continue
-                ratio = stats.ratio_ci(mine, theirs, sub_seed(self.seed, *cell.key, metric))
-                rows.append(Overhead(cell.setup, cell.variant, cell.workload, metric, ratio, verdict(metric, ratio)))
+                ratio = stats.ratio_ci(mine, theirs, sub_seed(self.seed, *cell.seed_parts, metric))
+                rows.append(Overhead(cell.setup, cell.variant, cell.workload, metric, ratio, verdict(metric, ratio),
+                                     cell.app, self.multi_app))
         return rows + self._startup_overhead(baseline)
 
     def _startup_overhead(self, baseline: str) -> list[Overhead]:
-        starts: dict[tuple[str, str], list[float]] = {}
+        starts: dict[tuple[str, str, str], list[float]] = {}
         for cell in self.cells:
-            starts.setdefault(cell.layer_key, []).extend(cell.values("startup_s"))
-        base = [value for (setup, _), values in starts.items() if setup == baseline for value in values]
+            starts.setdefault((cell.setup, cell.variant, cell.app), []).extend(cell.values("startup_s"))
         rows = []
-        for (setup, variant), values in starts.items():
+        for (setup, variant, app), values in starts.items():
+            base = [value for (other, _, its_app), found in starts.items() if other == baseline and its_app == app
+                    for value in found]
             if setup == baseline or not values or not base:
                 continue
-            ratio = stats.ratio_ci(values, base, sub_seed(self.seed, setup, variant, "startup_s"))
-            rows.append(Overhead(setup, variant, STARTUP_WORKLOAD, "startup_s", ratio, verdict("startup_s", ratio)))
+            parts = (setup, variant) + (() if app == "python" else (app,))
+            ratio = stats.ratio_ci(values, base, sub_seed(self.seed, *parts, "startup_s"))
+            rows.append(Overhead(setup, variant, STARTUP_WORKLOAD, "startup_s", ratio, verdict("startup_s", ratio),
+                                 app, self.multi_app))
         return rows
+
+    @cached_property
+    def by_app(self) -> list:
+        """In a run of several apps: each layer under each workload with every app side by side
+        (bench.model.by_app.LayerByApp); empty otherwise."""
+        from bench.model.by_app import layers_by_app
+
+        return layers_by_app(self)
 
     def caveats(self) -> list[Caveat]:
         """Everything a reader must know before trusting a figure, in the order a report lists them."""
         record = self.record
         found = []
+        if record.split:  # loopback-only relaxed, on purpose: the reader must know where the load came from
+            found.append(Caveat("split", str(record.split.get("load_host", "")),
+                                f"Split run: the load came from {record.split.get('load_host')} "
+                                f"({record.split.get('load_address')}); the app listened on "
+                                f"{record.split.get('listen_address')} only, not on loopback."))
         status = record.effective_status()
         if status != "complete":
             found.append(Caveat("incomplete", "", f"This run is {status}: it did not finish every trial it planned "
@@ -200,16 +264,18 @@ class Run:
                                 f"started). Figures cover only the trials that ran."))
         for trial in record.trials:
             if trial.status == "failed":
-                found.append(Caveat("failed", cell_label(trial.setup, trial.variant, trial.workload),
-                                    f"Failed trial {cell_label(trial.setup, trial.variant, trial.workload)} / repeat "
-                                    f"{trial.repeat + 1}: {trial.error or 'no reason recorded'}"))
+                subject = cell_label(trial.setup, trial.variant, trial.workload, trial.app if self.multi_app else None)
+                found.append(Caveat("failed", subject, f"Failed trial {subject} / repeat {trial.repeat + 1}: "
+                                    f"{trial.error or 'no reason recorded'}"))
         for skipped in record.skipped:
             what = skipped.get("variant") or skipped.get("setup") or "a setup"
+            if skipped.get("app") and (self.multi_app or skipped.get("app") != "python"):
+                what = f"{skipped['app']} in {what}"
             found.append(Caveat("skipped", str(what), f"Skipped {what}: {skipped.get('reason') or 'no reason recorded'}"))
         found += [caveat for cell in self.cells for caveat in cell.caveats() if caveat.kind != "failed"]
         found += [*self.unreadable_files.values(), *self._unreadable_found.values()]
         for layer in self.layers:
-            found += [Caveat("layer", label(layer.setup, layer.variant), text) for text in layer.caveats]
+            found += [Caveat("layer", label(*self.layer_key_of(layer)), text) for text in layer.caveats]
         if self.cells and self.baseline is None:
             found.append(Caveat("no_baseline", "", "No baseline setup in this run: no overhead ratios can be computed."))
         return found

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.model import Run
+from bench.plots.by_app import by_app
 from bench.plots.cost import cpu_per_request, memory_layers
 from bench.plots.density import density
 from bench.plots.load import latency_cdf, latency_percentiles, throughput
@@ -22,6 +23,7 @@ CHARTS_DIR = "charts"
 # Name (also the file stem) -> (chart function, a caption for the report). Order = report order.
 CHARTS: dict[str, tuple[Callable[[Run, Path], list[Path]], str]] = {
     "headline": (headline, "Overhead of each layer relative to the bare process"),
+    "by_app": (by_app, "The same layer under each app, against that app's own baseline"),
     "throughput": (throughput, "Throughput per setup and workload"),
     "latency_percentiles": (latency_percentiles, "Latency percentiles"),
     "latency_cdf": (latency_cdf, "Latency distribution from every request"),

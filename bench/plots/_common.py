@@ -42,26 +42,42 @@ STYLE = {
 PNG_DPI = 110
 
 
-def colour(run: Run, setup: str, variant: str) -> str:
-    """A layer's hue: its setup's declared colour (or a spare one), lighter for its 2nd, 3rd ... variant."""
+def colour(run: Run, setup: str, variant: str, app: str | None = None) -> str:
+    """A layer's hue: its setup's declared colour (or a spare one), lighter for its 2nd, 3rd ... variant.
+    The same layer has the same hue for every app (apps differ by hatch and line style)."""
     keys = run.layer_keys
-    setups = list(dict.fromkeys(s for s, _ in keys))
-    declared = run.layer(setup, variant).colour
+    setups = list(dict.fromkeys(key.setup for key in keys))
+    declared = run.layer(setup, variant, app).colour
     base = declared or SPARE_COLOURS[(setups.index(setup) if setup in setups else 0) % len(SPARE_COLOURS)]
-    variants = [v for s, v in keys if s == setup]
+    variants = list(dict.fromkeys(key.variant for key in keys if key.setup == setup))
     return shade(base, variants.index(variant) if variant in variants else 0)
 
 
 TICK_CHARS = 40  # a longer label (a variant naming a long image path) would squeeze the plot to nothing
 
 
-def tick_label(setup: str, variant: str, two_lines: bool = True) -> str:
-    """The layer's one label, broken before its variant for a narrow tick, cut short if very long
-    (the report's tables give it whole)."""
-    text = printable(label(setup, variant))
+def app_index(run: Run, app: str | None) -> int:
+    """0 for the run's first app (or a run of one), 1 for its second, ..."""
+    return run.apps.index(app) if app in run.apps else 0
+
+
+def hatch(run: Run, app: str | None) -> str | None:
+    """A bar's hatch: none for the first app, then a pattern per app, so apps tell apart in grey too."""
+    return (None, "//", "..", "xx")[app_index(run, app) % 4]
+
+
+def line_style(run: Run, app: str | None) -> str:
+    """A line's style: solid for the first app, then dashed, dotted, dash-dot."""
+    return ("-", "--", ":", "-.")[app_index(run, app) % 4]
+
+
+def tick_label(setup: str, variant: str, app: str | None = None, two_lines: bool = True) -> str:
+    """The layer's one label (with its app in a run of several), broken before its variant for a
+    narrow tick, cut short if very long (the report's tables give it whole)."""
+    text = printable(label(setup, variant, app))
     if len(text) > TICK_CHARS:
         text = text[:TICK_CHARS - 2].rstrip() + "…" + (")" if text.endswith(")") else "")
-    return text.replace(" (", "\n(", 1) if two_lines else text
+    return text.replace(" (", "\n(", 1).replace(" · ", " ·\n", 1) if two_lines else text
 
 
 def shade(hue: str, index: int) -> str:
@@ -152,5 +168,5 @@ def plain_ticks(axis, unit: str = "") -> None:
 
 
 number = short  # chart annotations use the compact figures of bench.vocabulary
-__all__ = ["Run", "colour", "colour_ticklabels", "finite", "new_figure", "number", "plain_ticks", "save", "shade",
-           "spans_decades", "styled", "text_on", "tick_label"]
+__all__ = ["Run", "app_index", "colour", "colour_ticklabels", "finite", "hatch", "line_style", "new_figure", "number",
+           "plain_ticks", "save", "shade", "spans_decades", "styled", "text_on", "tick_label"]

@@ -16,11 +16,11 @@ def _hue(comparison, setup: str, setups: list[str]) -> str:
     return comparison.colour(setup) or SPARE_COLOURS[setups.index(setup) % len(SPARE_COLOURS)]
 
 
-def _panel(ax, comparison, rows, lines: list[tuple[str, str, str]], later: int) -> None:
+def _panel(ax, comparison, rows, lines: list[tuple], later: int) -> None:
     values = [1.0]
     setups = list(dict.fromkeys(line[0] for line in lines))
     for row in rows:
-        y = lines.index((row.setup, row.variant, row.workload))
+        y = lines.index((row.setup, row.variant, row.workload, row.app if row.show_app else None))
         hue = _hue(comparison, row.setup, setups)
         for index, entry in enumerate(row.entries[1:]):
             ratio = entry.ratio
@@ -53,19 +53,20 @@ def compare_chart(comparison, out_dir: Path, name: str = "compare") -> list[Path
     if not rows:
         return []
     metrics = [m for m in HEADLINE_METRICS if any(row.metric == m for row in rows)]
-    lines = list(dict.fromkeys((row.setup, row.variant, row.workload) for row in rows))
-    later = [run.run_id for run in comparison.runs[1:]]
+    lines = list(dict.fromkeys((row.setup, row.variant, row.workload, row.app if row.show_app else None)
+                               for row in rows))
+    later = comparison.titles[1:]
     figure = new_figure(3.6 * len(metrics) + 2.6, 2.2 + 0.6 * len(lines) * max(1, len(later)) ** 0.5)
     axes = figure.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
     for ax, metric_key in zip(axes, metrics):
         _panel(ax, comparison, [r for r in rows if r.metric == metric_key], lines, len(later))
         ax.set_title(metric(metric_key).label)
     axes[0].set_yticks(range(len(lines)))
-    axes[0].set_yticklabels([f"{label(s, v)} · {w}" for s, v, w in lines])
+    axes[0].set_yticklabels([f"{label(s, v, a)} · {w}" for s, v, w, a in lines])
     axes[0].set_ylim(len(lines) - 0.5, -0.5)
     legend = [axes[0].plot([], [], RUN_MARKERS[i % len(RUN_MARKERS)], color="black", markersize=10,
                            label=run_id)[0] for i, run_id in enumerate(later)]
     figure.legend(handles=legend, loc="outside lower center", ncols=min(len(legend), 3), frameon=False,
-                  title=f"each run ÷ the first run ({comparison.baseline_run}); hollow = no measurable difference")
+                  title=f"each run ÷ the first run ({comparison.titles[0]}); hollow = no measurable difference")
     figure.suptitle("Compared runs: the same cells, relative to the first run (1× = unchanged)", fontsize=18)
     return save(figure, out_dir, name)

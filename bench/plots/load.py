@@ -8,9 +8,9 @@ import numpy as np
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from bench.model import Run
-from bench.plots._common import (colour, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
-                                 spans_decades, styled, tick_label)
-from bench.results import UnreadableFile, read_array
+from bench.plots._common import (colour, colour_ticklabels, finite, hatch, line_style, new_figure, number, plain_ticks,
+                                 save, spans_decades, styled, tick_label)
+from bench.trial_files import UnreadableFile, read_array
 from bench.vocabulary import PERCENTILE_LABELS as PERCENTILE_NAMES
 
 
@@ -29,13 +29,13 @@ def throughput(run: Run, out_dir: Path) -> list[Path]:
     axes = figure.subplots((len(workloads) + 1) // 2, min(len(workloads), 2), squeeze=False).ravel()
     for ax, workload in zip(axes, workloads):
         estimates = {key: cell.estimate("throughput_rps") for key in run.layer_keys
-                     if (cell := run.cell(*key, workload)) is not None and cell.has_load}
+                     if (cell := run.cell_at(key, workload)) is not None and cell.has_load}
         keys = [key for key, estimate in estimates.items() if estimate is not None]
         for index, key in enumerate(keys):
             estimate = estimates[key]
             median = estimate.median
             error = [[median - estimate.low], [estimate.high - median]] if finite(estimate.low) else None
-            ax.bar(index, median, color=colour(run, *key), width=0.7)
+            ax.bar(index, median, color=colour(run, *key), width=0.7, hatch=hatch(run, key.app), edgecolor="white")
             ax.errorbar(index, median, yerr=error, color="black", capsize=8, elinewidth=2, capthick=2)
             ax.annotate(number(median), (index, estimate.high if finite(estimate.high) else median),
                         xytext=(0, 6), textcoords="offset points", ha="center", fontsize=14, fontweight="bold")
@@ -65,13 +65,13 @@ def latency_percentiles(run: Run, out_dir: Path) -> list[Path]:
     for ax, workload in zip(axes, workloads):
         values = []
         for key in run.layer_keys:
-            cell = run.cell(*key, workload)
+            cell = run.cell_at(key, workload)
             if cell is None or not cell.latency_ms:
                 continue
             points = [cell.latency_ms.get(name) for name in names]
             values += points
             ax.plot(range(len(names)), points, marker="o", markersize=9, linewidth=3, color=colour(run, *key),
-                    label=tick_label(*key, two_lines=False))
+                    linestyle=line_style(run, key.app), label=tick_label(*key, two_lines=False))
         if spans_decades(values):
             ax.set_yscale("log")
         plain_ticks(ax.yaxis)
@@ -114,7 +114,7 @@ def latency_cdf(run: Run, out_dir: Path) -> list[Path]:
     samples: dict[str, dict[tuple[str, str], np.ndarray]] = {}
     for workload in run.workloads:
         for key in run.layer_keys:
-            arrays = [_latencies(run, t) for t in run.trials(*key, workload) if t.files.get("latency_ms")]
+            arrays = [_latencies(run, t) for t in run.trials_at(key, workload) if t.files.get("latency_ms")]
             data = np.concatenate(arrays) if arrays else np.array([])
             data = data[np.isfinite(data) & (data > 0)]
             if data.size:
@@ -130,7 +130,8 @@ def latency_cdf(run: Run, out_dir: Path) -> list[Path]:
         for key, data in samples[workload].items():
             # The share of requests up to each latency; the logit axis stretches the tail.
             share, data = _cdf_points(data)
-            ax.plot(data, share, linewidth=3, color=colour(run, *key), label=tick_label(*key, two_lines=False))
+            ax.plot(data, share, linewidth=3, color=colour(run, *key), linestyle=line_style(run, key.app),
+                    label=tick_label(*key, two_lines=False))
             top = max(top, share[-1])
         ax.set_xscale("log")
         plain_ticks(ax.xaxis)

@@ -21,11 +21,11 @@ def _times(value: float, _position) -> str:
 
 def _lines(run: Run, rows: list[Overhead]) -> list[Line | None]:
     """One line per (workload, setup variant); workloads are groups separated by a gap (None)."""
-    keys = [key for key in run.layer_keys if key[0] != run.baseline]
+    keys = [key for key in run.layer_keys if key.setup != run.baseline]
     pooled = [STARTUP_WORKLOAD] if any(row.workload == STARTUP_WORKLOAD for row in rows) else []
     lines: list[Line | None] = []
     for workload in [*run.workloads, *pooled]:
-        present = [key for key in keys if any((r.setup, r.variant, r.workload) == (*key, workload) for r in rows)]
+        present = [key for key in keys if any((r.layer_key, r.workload) == (key, workload) for r in rows)]
         if present:
             if lines:
                 lines.append(None)
@@ -38,10 +38,10 @@ def _panel(ax, run: Run, rows: list[Overhead], position: dict, metric_key: str) 
     values = [v for row in rows for v in (row.ratio.low, row.ratio.high, row.ratio.median)]
     log = spans_decades(values + [1.0])
     for row in rows:
-        line = (row.workload, (row.setup, row.variant))
+        line = (row.workload, row.layer_key)
         if line not in position:
             continue
-        ratio, y, hue = row.ratio, position[line], colour(run, row.setup, row.variant)
+        ratio, y, hue = row.ratio, position[line], colour(run, *row.layer_key)
         low, high = (ratio.low, ratio.high) if finite(ratio.low) else (ratio.median,) * 2
         ax.errorbar(ratio.median, y, xerr=[[ratio.median - low], [high - ratio.median]], fmt="o",
                     color=hue, markersize=12, elinewidth=3, capsize=6, capthick=2, markeredgewidth=2.5,

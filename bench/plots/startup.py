@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.patches import Patch
 
-from bench.model import Run
+from bench.model import LayerKey, Run
 from bench.plots._common import (colour, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
                                  spans_decades, styled, text_on, tick_label)
 from bench.vocabulary import phase_label
@@ -18,9 +18,9 @@ FINAL_PHASE = "first_200_s"
 FINAL_COLOUR = "#bbbbbb"
 
 
-def median_phases(run: Run, key: tuple[str, str]) -> dict[str, float]:
+def median_phases(run: Run, key: LayerKey) -> dict[str, float]:
     """Median seconds per start-up phase over every fresh start of one setup variant, in order."""
-    trials = [t for t in run.trials(*key) if t.startup_phases_s]
+    trials = [t for t in run.trials_at(key) if t.startup_phases_s]
     names = list(dict.fromkeys(name for t in trials for name in t.startup_phases_s))
     phases = {}
     for name in names:
@@ -88,7 +88,7 @@ def startup_phases(run: Run, out_dir: Path) -> list[Path]:
 @styled
 def startup_distribution(run: Run, out_dir: Path) -> list[Path]:
     """Every fresh start's time to first 200, as points over a box per setup variant (log when it spans decades)."""
-    data = {key: [t.startup_s for t in run.trials(*key) if finite(t.startup_s)] for key in run.layer_keys}
+    data = {key: [t.startup_s for t in run.trials_at(key) if finite(t.startup_s)] for key in run.layer_keys}
     data = {key: values for key, values in data.items() if values}
     if not data:
         return []

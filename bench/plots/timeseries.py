@@ -11,7 +11,7 @@ from matplotlib.lines import Line2D
 
 from bench.model import Run
 from bench.plots._common import colour, new_figure, plain_ticks, save, spans_decades, styled, tick_label
-from bench.results import UnreadableFile, read_csv
+from bench.trial_files import UnreadableFile, read_csv
 from bench.roles import ROLE_LOADGEN
 
 MB = 1024 * 1024
@@ -76,7 +76,7 @@ def timeseries(run: Run, out_dir: Path) -> list[Path]:
     series: dict[str, list[tuple[tuple[str, str], int, tuple]]] = {}
     for workload in run.workloads:
         for key in run.layer_keys:
-            for trial in run.trials(*key, workload):
+            for trial in run.trials_at(key, workload):
                 data = read_series(run, trial) if trial.files.get("processes") else None
                 if data is not None:
                     series.setdefault(workload, []).append((key, trial.repeat, data))

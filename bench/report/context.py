@@ -54,11 +54,10 @@ def layer_notes(run: Run) -> list[dict]:
     """Per setup variant: where its cost comes from, in plain words, with this run's figures."""
     notes = []
     for layer in run.layers:
-        key = (layer.setup, layer.variant)
-        cells = run.cells_of(*key)
+        key = run.layer_key_of(layer)
+        cells = run.cells_of(layer.setup, layer.variant, layer.app)
         verdicts = [f"{o.workload}: {metric(o.metric).label} {o.verdict}" for o in run.overhead
-                    if (o.setup, o.variant) == key and o.metric in ("throughput_rps", "latency_p99_ms",
-                                                                     "cpu_us_per_request")]
+                    if o.layer_key == key and o.metric in ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")]
         points = _role_points(run, cells)
         startup = [(cell.workload, cell.median("startup_s")) for cell in cells if cell.median("startup_s") is not None]
         if startup:
@@ -127,10 +126,23 @@ def density_rows(run: Run) -> list[dict]:
 
 
 def overhead_rows(run: Run) -> list[dict]:
-    return [{"label": row.label, "colour": css_colour(colour(run, row.setup, row.variant)),
+    return [{"label": row.label, "colour": css_colour(colour(run, *row.layer_key)),
              "workload": row.workload, "metric": metric(row.metric).title, "better": metric(row.metric).direction,
              "ratio": fmt_interval(row.ratio, 2), "verdict": row.verdict, "same": row.same}
             for row in run.overhead if row.metric in HEADLINE_METRICS + ("latency_p50_ms",)]
+
+
+def app_rows(run: Run) -> list[dict]:
+    """A run of several apps: per layer and workload, each app's ratios to its own baseline."""
+    rows = []
+    for row in run.by_app:
+        for entry in row.entries:
+            share = entry.layer_share
+            rows.append({"layer": row.label, "colour": css_colour(colour(run, row.setup, row.variant)),
+                         "workload": row.workload, "app": entry.app, "throughput": fmt_interval(entry.throughput, 2),
+                         "cpu": fmt_interval(entry.cpu, 2), "base_cpu": fmt(entry.base_cpu_us),
+                         "added_cpu": fmt(entry.added_cpu_us), "share": f"{share:.0%}" if share is not None else "–"})
+    return rows
 
 
 def settings(run: Run) -> list[tuple[str, str]]:
@@ -154,6 +166,7 @@ def settings(run: Run) -> list[tuple[str, str]]:
                     f"{pinning.get('load_cpus', '–')}" if pinning else "not pinned"),
         ("python", f"{machine.get('python', '–')} ({machine.get('python_executable', '–')})"),
         ("versions", ", ".join(f"{name} {value}" for name, value in versions.items() if value) or "–"),
+        ("app" if len(run.apps) < 2 else "apps", ", ".join(run.apps) or "–"),
         ("scenario", f"{scenario.get('name', '–')}: {scenario.get('description', '')}"),
         ("workloads", workloads or "–"),
         ("repeats, order", f"{scenario.get('repeat', '–')} per cell, {scenario.get('order', '–')}, start "
@@ -162,7 +175,19 @@ def settings(run: Run) -> list[tuple[str, str]]:
         ("seed", str(record.seed)),
         ("started, finished", f"{record.created_at} → {record.finished_at or 'not finished'}"),
         ("sampler cost", f"{fraction:.2%} of one core (median over trials)" if fraction is not None else "–"),
+        *_split_settings(record.split),
     ]
+
+
+def _split_settings(split: dict) -> list[tuple[str, str]]:
+    """A split run's load host and its machine, beside this machine's (bench run --load-from)."""
+    if not split:
+        return []
+    load = split.get("load_machine") if isinstance(split.get("load_machine"), dict) else {}
+    return [("load from", f"{split.get('load_host', '–')} ({split.get('load_address', '–')}); the app listened on "
+                          f"{split.get('listen_address', '–')} only"),
+            ("load host", f"{load.get('hostname', '–')}: {load.get('cpu_model', '–')}, {load.get('cpus_logical', '–')} "
+                          f"logical CPUs, kernel {load.get('kernel', '–')}, python {load.get('python', '–')}")]
 
 
 def report_context(run: Run, embedded: list[dict]) -> dict:
@@ -177,10 +202,13 @@ def report_context(run: Run, embedded: list[dict]) -> dict:
         "confidence": "95%",
         "baseline": run.baseline,
         "setups": [label(*key) for key in run.layer_keys],
+        "apps": run.apps,
+        "app_rows": app_rows(run),
         "settings": settings(run),
         "warnings": [caveat.text for caveat in run.caveats()],
         "headline": next((chart for chart in embedded if chart["name"] == "headline"), None),
-        "charts": [chart for chart in embedded if chart["name"] != "headline"],
+        "apps_chart": next((chart for chart in embedded if chart["name"] == "by_app"), None),
+        "charts": [chart for chart in embedded if chart["name"] not in ("headline", "by_app")],
         "layers": layer_notes(run),
         "load_rows": load_rows(run),
         "cost_rows": cost_rows(run),

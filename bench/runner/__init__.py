@@ -21,6 +21,7 @@ from bench.errors import SetupError
 from bench.events import Event, PlannedStart, PlannedWork, ProgressFn, RunInterrupted, no_progress
 from bench.load.builtin import LoadResult, LoadSpec, run_load
 from bench.metrics.window import mem_available_now
+from bench.netutil import LOOPBACK
 from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, runner_identity, save_run
 from bench.runlock import RunLock, refuse_if_live
 from bench.runner.figures import bracket_available_drop, disk_estimate
@@ -62,12 +63,17 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def load_spec(workload: Workload, host: str = LOOPBACK) -> LoadSpec:
+    """What the generator is asked to do for a workload (here, or on a split run's load host)."""
+    return LoadSpec(path=workload.url_path, mode=workload.mode, connections=workload.connections,
+                    duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate,
+                    processes="auto", host=host)  # one generator process per load CPU
+
+
 def generator_for(pinning: Pinning) -> LoadFn:
     """The load generator a workload asks for (built-in or wrk), on the load CPUs."""
     def load(port: int, workload: Workload) -> LoadResult:
-        spec = LoadSpec(path=workload.url_path, mode=workload.mode, connections=workload.connections,
-                        duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate,
-                        processes="auto")  # one generator process per load CPU
+        spec = load_spec(workload)
         if workload.load == "wrk":
             from bench.load import wrk  # optional external generator
 
@@ -80,7 +86,8 @@ def _side_by_side(copies: list[Instance]) -> Instance:
     """N running copies seen as one: every process of each, phases and facts of the first."""
     return Instance(port=copies[0].port, processes=lambda: [rp for copy in copies for rp in copy.processes()],
                     phases=dict(copies[0].phases), facts={**copies[0].facts, "instances": len(copies)},
-                    handle=copies[0].handle)
+                    handle=copies[0].handle, address=copies[0].address, ready_path=copies[0].ready_path,
+                    stats_path=copies[0].stats_path)
 
 
 def _reason(error: BaseException) -> str:
@@ -91,24 +98,33 @@ def _reason(error: BaseException) -> str:
 
 
 class Runner:
-    """Holds the state of one run; `run()` executes the plan and returns the run folder."""
+    """Holds the state of one run; `run()` executes the plan and returns the run folder.
+
+    A split run (bench.fleet.split) passes the load host's generator as `load`, the one address
+    the app may listen on as `address`, and what to record about it as `split`."""
 
     def __init__(self, scenario: Scenario, results_dir: Path, progress: ProgressFn = no_progress,
                  command_line: list[str] | None = None, sampler_hz: float = 10.0, resume: RunRecord | None = None,
-                 load: LoadFn | None = None):
+                 load: LoadFn | None = None, address: str = LOOPBACK, split: dict | None = None):
         self.scenario = scenario
         self.progress = progress
         self.sampler_hz = sampler_hz
         self.pinning = resolve_pinning(scenario)
         self.load = load or generator_for(self.pinning)
-        self.setups_by_key: dict[str, Setup] = {}
-        self.variants: dict[str, str] = {}
+        self.address = address
+        self.apps = [spec.build() for spec in scenario.app_specs]  # bench.apps.base.App, in scenario order
+        self.several_apps = len(self.apps) > 1
+        self.setups_by_key: dict[tuple[str, str], Setup] = {}  # (app, setup spec key) -> prepared setup
+        self.variants: dict[tuple[str, str], str] = {}
         self.record = resume if resume is not None else self._new_record(command_line)
         if resume is not None:  # finish a run: same id, folder, scenario and seed; failed trials again
             self.record.trials = resume.ok_trials()
             self.record.skipped = []
             self.record.status = "running"
             self.record.runner_pid, self.record.runner_started = runner_identity()
+            self.record.runner_host = machine.this_host()
+        if split:
+            self.record.split = split
         self.done = {trial.trial_id for trial in self.record.trials}
         self.run_id = self.record.run_id
         self.run_dir = Path(results_dir) / self.run_id
@@ -120,7 +136,7 @@ class Runner:
         return RunRecord(run_id=new_run_id(self.scenario.name), created_at=now_iso(),
                          command_line=command_line or sys.argv, scenario=self.scenario.model_dump(mode="json"),
                          machine=machine.describe(), pinning=self.pinning.as_dict(), seed=self.scenario.seed,
-                         runner_pid=pid, runner_started=started)
+                         runner_pid=pid, runner_started=started, runner_host=machine.this_host())
 
     # ---- the whole run ------------------------------------------------------------------
 
@@ -137,12 +153,12 @@ class Runner:
         self.progress(Event("start", f"run {self.run_id} -> {self.run_dir}", data={"run_dir": str(self.run_dir)}))
         try:
             with _pinned(self.pinning.load_cpus), sigterm_as_interrupt():
-                specs = self._prepare_setups()
+                pairs = self._prepare_setups()
                 if self.scenario.repeat == "auto":
-                    self._announce(plan(self.scenario, specs, self.scenario.repeat_cap), at_most=True)
-                    self._run_until_converged(specs)
+                    self._announce(plan(self.scenario, pairs, self.scenario.repeat_cap), at_most=True)
+                    self._run_until_converged(pairs)
                 else:
-                    starts = plan(self.scenario, specs, self.scenario.repeat)
+                    starts = plan(self.scenario, pairs, self.scenario.repeat)
                     self._announce(starts, at_most=False)
                     total = sum(len(group) for group in starts)
                     for group in starts:
@@ -159,14 +175,14 @@ class Runner:
         self.progress(Event("done", f"run {self.run_id} complete", data={"run_dir": str(self.run_dir)}))
         return self.run_dir
 
-    def _run_until_converged(self, specs: list[SetupSpec]) -> None:
+    def _run_until_converged(self, pairs: list[tuple]) -> None:
         """repeat: auto: whole interleaved rounds until every interval is narrow enough or the cap."""
         scenario = self.scenario
-        total = sum(len(group) for group in plan(scenario, specs, 1)) * scenario.repeat_cap
+        total = sum(len(group) for group in plan(scenario, pairs, 1)) * scenario.repeat_cap
         outcome = {"mode": "auto", "target": scenario.repeat_target, "cap": scenario.repeat_cap,
                    "stopped_by": "cap"}
         for repeat in range(scenario.repeat_cap):
-            for group in plan(scenario, specs, 1, first_repeat=repeat):
+            for group in plan(scenario, pairs, 1, first_repeat=repeat):
                 self._run_start(group, total)
             done, detail = converged(self.record, scenario.repeat_target)
             outcome.update(repeats=repeat + 1, detail=detail)
@@ -186,41 +202,60 @@ class Runner:
                                      else trial.workload.warmup + trial.workload.duration)
                          for trial in group if trial.trial_id not in self.done)
             if todo:
-                spec = group[0].spec
-                planned.append(PlannedStart(spec.setup, self.variants[spec.key], todo,
-                                            self.setups_by_key[spec.key].narration))
+                trial = group[0]
+                planned.append(PlannedStart(trial.spec.setup, self.variants[trial.setup_key], todo,
+                                            self.setups_by_key[trial.setup_key].narration,
+                                            trial.app if self.several_apps else None))
         snapshot = self.record.model_copy(deep=True)  # the renderer's own copy: the run goes on mutating ours
         self.progress(Event("plan", f"{sum(len(start.trials) for start in planned)} trials in {len(planned)} starts",
                             data={"starts": planned, "at_most": at_most, "record": snapshot}))
 
-    def _prepare_setups(self) -> list[SetupSpec]:
-        """Check and prepare every setup of the scenario; the ones that can run, described in the run."""
+    def _prepare_setups(self) -> list[tuple]:
+        """Check and prepare every app in every setup of the scenario; the (app, spec) pairs that
+        can run, each described in the run."""
         ready = []
-        for spec in self.scenario.setups:
-            setup, reason = self._prepared(spec)
-            if reason is not None:
-                self.record.skipped.append({"setup": spec.setup, "variant": spec.key, "reason": reason})
-                save_run(self.run_dir, self.record)
-                self.progress(Event("skip", f"skipping {spec.key}: {reason}"))
-                continue
-            self.setups_by_key[spec.key] = setup
-            self.variants[spec.key] = setup.variant()
-            described = {(layer.setup, layer.variant) for layer in self.record.layers}
-            if (spec.setup, self.variants[spec.key]) not in described:
-                self.record.layers.append(LayerRecord.model_validate(setup.describe()))
-            ready.append(spec)
+        for app in self.apps:
+            app_reason = self._app_reason(app)
+            for spec in self.scenario.setups:
+                name = f"{app.name} in {spec.key}" if self.several_apps else spec.key
+                setup, reason = (None, app_reason) if app_reason else self._prepared(spec, app)
+                if reason is not None:
+                    self.record.skipped.append({"setup": spec.setup, "variant": spec.key, "app": app.name,
+                                                "reason": reason})
+                    save_run(self.run_dir, self.record)
+                    self.progress(Event("skip", f"skipping {name}: {reason}"))
+                    continue
+                key = (app.name, spec.key)
+                self.setups_by_key[key], self.variants[key] = setup, setup.variant()
+                described = {(layer.setup, layer.variant, layer.app) for layer in self.record.layers}
+                if (spec.setup, self.variants[key], app.name) not in described:
+                    self.record.layers.append(LayerRecord.model_validate(setup.describe()))
+                ready.append((app, spec))
         save_run(self.run_dir, self.record)
         return ready
 
-    def _prepared(self, spec: SetupSpec) -> tuple[Setup | None, str | None]:
+    def _app_reason(self, app) -> str | None:
+        """Why an app cannot run here (not installed, an image not present), or None once it is prepared."""
+        reason = type(app).check()
+        if reason is not None:
+            return reason
+        try:
+            app.prepare(lambda message: self.progress(Event("prepare", f"{app.name}: {message}")))
+        except (SetupError, OSError) as error:
+            return f"prepare failed: {error}"
+        return None
+
+    def _prepared(self, spec: SetupSpec, app) -> tuple[Setup | None, str | None]:
         cls = registry.get(spec.setup)
         reason = cls.check()
         if reason is not None:
             return None, reason
+        name = f"{app.name} in {spec.key}" if self.several_apps else spec.key
         setup = cls(spec.options, self.pinning, self.run_id, self.workdir,
-                    progress=lambda message: self.progress(Event("prepare", f"{spec.key}: {message}")))
+                    progress=lambda message: self.progress(Event("prepare", f"{name}: {message}")),
+                    address=self.address, app=app)
         try:
-            self.progress(Event("prepare", f"preparing {spec.key}"))
+            self.progress(Event("prepare", f"preparing {name}"))
             setup.prepare()
         except (SetupError, OSError) as error:
             return None, f"prepare failed: {error}"
@@ -228,7 +263,7 @@ class Runner:
 
     def _run_start(self, group: list[PlannedTrial], total: int) -> None:
         """Launch once (or `copies` times, side by side), run the group's trials, always stop."""
-        setup = self.setups_by_key[group[0].spec.key]
+        setup = self.setups_by_key[group[0].setup_key]
         group = [trial for trial in group if trial.trial_id not in self.done]  # resume: only what is missing
         if not group:
             return
@@ -263,7 +298,8 @@ class Runner:
         for index, trial in enumerate(group):
             self.progress(Event("trial", trial.key, len(self.record.trials) + 1, total,
                                 {"setup": trial.spec.setup, "workload": trial.workload.name, "trial": trial.trial_id,
-                                 "variant": self.variants[trial.spec.key], "narration": setup.narration}))
+                                 "app": trial.app, "variant": self.variants[trial.setup_key],
+                                 "narration": setup.narration}))
             self._say_disk_cost(trial)
             self._run_trial(instance, trial, fresh=index == 0)
             if index + 1 < len(group) and not alive(instance):
@@ -275,7 +311,7 @@ class Runner:
 
     def _say_disk_cost(self, trial: PlannedTrial) -> None:
         rates = [(t.setup, t.variant, t.workload, t.load.get("throughput_rps")) for t in self.record.ok_trials()]
-        mine = (trial.spec.setup, self.variants[trial.spec.key], trial.workload_label)
+        mine = (trial.spec.setup, self.variants[trial.setup_key], trial.workload_label)
         estimate = disk_estimate(trial.workload, [rps for *key, rps in rates if tuple(key) == mine and rps],
                                  [rps for *_, rps in rates if rps])
         if estimate is not None:
@@ -283,7 +319,7 @@ class Runner:
 
     def _run_trial(self, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
         try:
-            measurement: Measurement = measure_trial(instance, trial, self.variants[trial.spec.key], fresh,
+            measurement: Measurement = measure_trial(instance, trial, self.variants[trial.setup_key], fresh,
                                                      self.load, self.sampler_hz)
         except (SetupError, OSError, RuntimeError, ValueError) as error:
             self._fail(trial, _reason(error))
@@ -294,10 +330,11 @@ class Runner:
             self.progress(Event("trial_failed", f"{trial.key} failed: {record.error}",
                                 data={"trial": record.trial_id, "record": record}))
             return
-        self.progress(Event("trial_done", trial_line(record), data={"trial": record.trial_id, "record": record}))
+        self.progress(Event("trial_done", trial_line(record, show_app=self.several_apps),
+                            data={"trial": record.trial_id, "record": record}))
 
     def _fail(self, trial: PlannedTrial, reason: str) -> None:
-        record = new_record(trial, self.variants.get(trial.spec.key, "default"), status="failed", error=reason)
+        record = new_record(trial, self.variants.get(trial.setup_key, "default"), status="failed", error=reason)
         # Say it before saving: on a full disk the save fails too, and the user must still see why.
         self.progress(Event("trial_failed", f"{trial.key} failed: {reason}",
                             data={"trial": record.trial_id, "record": record}))

@@ -37,28 +37,40 @@ class Measurement:
     app_ms: np.ndarray | None = None
 
 
-def get_stats(port: int, timeout_s: float = 5.0) -> dict:
-    """The app's /stats (its view from inside the layer); {} if it does not answer."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
+def _get(instance: Instance, path: str, timeout_s: float) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(instance.address, instance.port, timeout=timeout_s)
     try:
-        connection.request("GET", "/stats")
+        connection.request("GET", path)
         response = connection.getresponse()
-        body = response.read()
-        return json.loads(body) if response.status == 200 else {}
-    except (OSError, http.client.HTTPException, ValueError):
-        return {}
+        return response.status, response.read()
+    except (OSError, http.client.HTTPException):
+        return 0, b""
     finally:
         connection.close()
 
 
-def alive(instance: Instance) -> bool:
-    """True while the app still answers /stats."""
-    return bool(get_stats(instance.port, timeout_s=3.0))
+def get_stats(instance: Instance, timeout_s: float = 5.0) -> dict:
+    """The app's own view from inside the layer (/stats); {} if it has none or does not answer."""
+    if instance.stats_path is None:
+        return {}
+    status, body = _get(instance, instance.stats_path, timeout_s)
+    try:
+        stats = json.loads(body) if status == 200 else {}
+    except ValueError:
+        return {}
+    return stats if isinstance(stats, dict) else {}
+
+
+def alive(instance: Instance, timeout_s: float = 3.0) -> bool:
+    """True while the app still answers: its /stats, or its ready path when it has no inside view."""
+    if instance.stats_path is not None:
+        return bool(get_stats(instance, timeout_s=timeout_s))
+    return _get(instance, instance.ready_path, timeout_s)[0] == 200
 
 
 def new_record(trial: PlannedTrial, variant: str, status: str = "ok", error: str | None = None) -> TrialRecord:
     """A trial's record before anything is measured (or the record of a trial that failed to run)."""
-    return TrialRecord(trial_id=trial.trial_id, setup=trial.spec.setup, variant=variant,
+    return TrialRecord(trial_id=trial.trial_id, setup=trial.spec.setup, variant=variant, app=trial.app,
                        workload=trial.workload_label, kind=trial.workload.kind, repeat=trial.repeat,
                        status=status, error=error, started_at=now_iso())
 
@@ -73,11 +85,11 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
         record.startup_phases_s = dict(instance.phases)
         record.startup_s = instance.startup_s
     if workload.kind == "startup":
-        record.inside = inside_delta({}, get_stats(instance.port), workload)
+        record.inside = inside_delta({}, get_stats(instance), workload)
         return Measurement(record)
-    inside_before, engine_before = get_stats(instance.port), _engine(instance)
+    inside_before, engine_before = get_stats(instance), _engine(instance)
     sampler, result, window = _sampled_window(instance, workload, load, sampler_hz)
-    inside_after, engine_after = get_stats(instance.port), _engine(instance)
+    inside_after, engine_after = get_stats(instance), _engine(instance)
     measurement = Measurement(record, sampler.process_rows, sampler.host_rows)
     _fill_usage(record, sampler, window)
     if trial.copies > 1 or workload.kind == "density":
@@ -94,7 +106,10 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
             record.status, record.error = "failed", f"no request succeeded (errors: {result.errors or 'none'})"
     # An app killed mid-window still leaves the requests served before it died: without this the
     # trial would count as ok at a fraction of its real throughput and skew the median.
-    if not inside_after and not alive(instance):
+    # Two chances, as the /stats read after the window is one for an app that has it: on a loaded
+    # machine one probe can time out although the app is fine.
+    answered = bool(inside_after) if instance.stats_path is not None else alive(instance, timeout_s=5.0)
+    if not answered and not alive(instance):
         errors = f" (load errors: {result.errors})" if result is not None and result.errors else ""
         record.status, record.error = "failed", f"the setup stopped answering during the trial{errors}"
     return measurement

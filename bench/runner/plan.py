@@ -18,9 +18,11 @@ class PlannedTrial:
 
     key: str
     spec: SetupSpec
-    workload: Workload
+    workload: Workload  # a load workload requests the app's own path for its endpoint (url_path)
     repeat: int
     copies: int = 1  # density: how many instances run side by side
+    app: str = "python"  # the app's name (bench.apps), the key of its setups in the runner
+    app_in_id: bool = False  # the run has several apps: ids and keys name the app
 
     @property
     def workload_label(self) -> str:
@@ -29,22 +31,37 @@ class PlannedTrial:
 
     @property
     def trial_id(self) -> str:
-        """A name safe as a folder: setup key, workload, repeat."""
-        return f"{self.spec.folder_key}--{self.workload_label}--r{self.repeat}"
+        """A name safe as a folder: (the app, in a run of several,) setup key, workload, repeat."""
+        app = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.app) + "--" if self.app_in_id else ""
+        return f"{app}{self.spec.folder_key}--{self.workload_label}--r{self.repeat}"
+
+    @property
+    def setup_key(self) -> tuple[str, str]:
+        """Which prepared setup runs it: (app, setup key)."""
+        return self.app, self.spec.key
 
 
-def starts_for(scenario: Scenario, spec: SetupSpec, repeat: int) -> list[list[PlannedTrial]]:
-    """The starts one repeat of one setup needs; each inner list shares one launch."""
+def starts_for(scenario: Scenario, spec: SetupSpec, repeat: int, app=None, app_in_id: bool = False
+               ) -> list[list[PlannedTrial]]:
+    """The starts one repeat of one setup running `app` (a bench.apps.base.App; default python)
+    needs; each inner list shares one launch."""
+    app = app if app is not None else scenario.app_specs[0].build()
+    prefix = f"{app.name}:" if app_in_id else ""
+
+    def trial(name: str, workload: Workload, copies: int = 1) -> PlannedTrial:
+        if workload.kind == "load":
+            workload = workload.for_path(app.url_path(workload.endpoint or "hello", workload.param))
+        return PlannedTrial(f"{prefix}{spec.key}/{name}/r{repeat}", spec, workload, repeat, copies, app.name, app_in_id)
+
     group: list[list[PlannedTrial]] = []
     shared = []
     for workload in scenario.workloads:
         if workload.kind == "startup":  # a cold start is the measurement: always a launch of its own
-            group.append([PlannedTrial(f"{spec.key}/{workload.name}/r{repeat}", spec, workload, repeat)])
+            group.append([trial(workload.name, workload)])
         elif workload.kind == "density":  # N copies side by side: a launch of N per count
-            group += [[PlannedTrial(f"{spec.key}/{workload.name}-x{count}/r{repeat}", spec, workload, repeat, count)]
-                      for count in workload.instances]
+            group += [[trial(f"{workload.name}-x{count}", workload, count)] for count in workload.instances]
         else:
-            shared.append(PlannedTrial(f"{spec.key}/{workload.name}/r{repeat}", spec, workload, repeat))
+            shared.append(trial(workload.name, workload))
     if scenario.start == "per_trial":
         group += [[trial] for trial in shared]
     elif shared:
@@ -52,16 +69,19 @@ def starts_for(scenario: Scenario, spec: SetupSpec, repeat: int) -> list[list[Pl
     return group
 
 
-def plan(scenario: Scenario, specs: list[SetupSpec], repeats: int, first_repeat: int = 0) -> list[list[PlannedTrial]]:
-    """Every start of `repeats` repeats, in the scenario's order.
+def plan(scenario: Scenario, pairs: list[tuple], repeats: int, first_repeat: int = 0) -> list[list[PlannedTrial]]:
+    """Every start of `repeats` repeats, in the scenario's order, of every (app, setup spec) pair
+    that can run (the app a bench.apps.base.App).
 
-    Interleaved: repeat 1 of every setup, then repeat 2 of every setup, ... so drift in the
-    machine hits all setups alike. Sequential: all repeats of one setup, then the next.
+    Interleaved: repeat 1 of every pair, then repeat 2 of every pair, ... so drift in the machine
+    hits all alike. Sequential: all repeats of one pair, then the next.
     """
+    several = len(scenario.app_specs) > 1
     rounds = range(first_repeat, first_repeat + repeats)
     if scenario.order == "interleaved":
-        return [start for repeat in rounds for spec in specs for start in starts_for(scenario, spec, repeat)]
-    return [start for spec in specs for repeat in rounds for start in starts_for(scenario, spec, repeat)]
+        return [start for repeat in rounds for app, spec in pairs
+                for start in starts_for(scenario, spec, repeat, app, several)]
+    return [start for app, spec in pairs for repeat in rounds for start in starts_for(scenario, spec, repeat, app, several)]
 
 
 def converged(record: RunRecord, target: float) -> tuple[bool, str]:

@@ -1,28 +1,50 @@
-"""The bare setup: the app as a plain child process on the host, the baseline of every ratio."""
+"""The bare setup: the app as a plain child process on the host, the baseline of every ratio.
+
+It asks the app how to start as a host process (bench.apps): layerbench's python app with this very
+interpreter, nginx from the host's binary, or a user's image from its extracted root filesystem,
+chrooted and as the image's user, with no namespaces and no cgroup limits.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
-import sys
+import tempfile
 import time
 from pathlib import Path
 
 import psutil
 
-from bench.app.command import APP_SIGNATURE, PACKAGE_PARENT, app_argv
+from bench.app.command import APP_SIGNATURE
+from bench.apps.base import LEFTOVER_ENV, SCRATCH_PREFIX, HostStart
 from bench.errors import SetupError
-from bench.netutil import free_port
+from bench.netutil import free_port, port_in_use
 from bench.roles import APP, RoleProcess
 from bench.setups.base import Instance, Setup
 from bench.setups.procutil import die_with_parent
 from bench.setups.registry import register
 
 
-def app_command(host: str, port: int) -> list[str]:
-    """The command that runs the app with this very interpreter, from this checkout."""
-    return app_argv(sys.executable, host, port, app_dir=str(PACKAGE_PARENT))
+def _preexec(start: HostStart, cpus: tuple[int, ...], death_signal: int):
+    """Runs in the child before exec: pin, for an image enter its root, become the app's user, and
+    die with the runner (in that order: chroot and setuid need root, and a change of user clears
+    the death signal)."""
+    def enter() -> None:
+        try:
+            os.sched_setaffinity(0, cpus)  # before exec: every process the app forks inherits it
+        except OSError:
+            pass  # the parent pins again and reports a failure in words
+        if start.root is not None:
+            os.chroot(start.root)
+            os.chdir(start.cwd or "/")
+        if start.uid is not None:
+            os.setgroups([])
+            os.setgid(start.gid if start.gid is not None else start.uid)
+            os.setuid(start.uid)
+        die_with_parent(death_signal)
+    return enter
 
 
 @register
@@ -38,6 +60,7 @@ class BareSetup(Setup):
     baseline = True
     roles = (APP,)
     ready_deadline_s = 15.0
+    runs_app_as = "host"
 
     @classmethod
     def check(cls) -> str | None:
@@ -50,28 +73,46 @@ class BareSetup(Setup):
 
     @classmethod
     def clean_leftovers(cls, run_id: str | None = None) -> list[str]:
-        """Kill bare apps whose runner is gone (they carry no run id: run_id cannot narrow it)."""
+        """Kill bare apps whose runner is gone (only run_id's, when given: its apps carry it)."""
         removed = []
-        for process in _orphans():
+        for process in _orphans(run_id):
             try:
                 process.kill()
                 removed.append(f"bare app pid {process.pid}")
             except psutil.Error:
                 pass
-        return removed
+        return removed + (_stale_scratch() if run_id is None else [])
+
+    def prepare(self) -> None:
+        host_root = getattr(self.app, "host_root", None)
+        if host_root is not None:  # an image: its files are extracted once, before any start is timed
+            if os.geteuid() != 0:
+                raise SetupError("bare for an image chroots into its files, which needs root")
+            host_root(self.progress)
 
     def _launch(self) -> Instance:
-        port = free_port()
-        log_path = self.workdir / f"bare-{port}.log"
-        self.workdir.mkdir(parents=True, exist_ok=True)
         began = time.perf_counter()
-        with open(log_path, "wb") as log:
-            popen = subprocess.Popen(app_command("127.0.0.1", port), stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=die_with_parent)
+        start = self.app.host_start(self.address, free_port(self.address))
+        if start.root is not None and port_in_use(start.port, self.address):
+            _drop_scratch(start.scratch)
+            raise SetupError(f"port {start.port} on this host is taken, and the image listens on that port only")
+        log_path = self.workdir / f"bare-{start.port}.log"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env = {**(start.env if start.env is not None else os.environ), LEFTOVER_ENV: f"{os.getpid()} {self.run_id}"}
+        try:
+            with open(log_path, "wb") as log:
+                popen = subprocess.Popen(start.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True, env=env,
+                                         preexec_fn=_preexec(start, self.pinning.app_cpus,
+                                                             self.app.host_death_signal))
+        except (OSError, subprocess.SubprocessError) as error:
+            _drop_scratch(start.scratch)
+            raise SetupError(f"cannot start {self.app.name} ({start.argv[0]}): {error}") from None
         app = psutil.Process(popen.pid)  # an unreaped child stays a valid pid until we wait for it
-        instance = Instance(port=port, processes=lambda: _app_and_children(app), phases={},
-                            facts={"pid": popen.pid, "log": str(log_path)}, handle=popen)
+        instance = Instance(port=start.port, processes=lambda: _app_and_children(app), phases={},
+                            facts={"pid": popen.pid, "log": str(log_path), "chroot": start.root, "uid": start.uid,
+                                   "scratch": str(start.scratch) if start.scratch else None},
+                            handle=popen, address=self.address)
         self._launching = instance  # _abort_launch stops it if pinning fails or Ctrl-C lands here
         try:
             os.sched_setaffinity(popen.pid, self.pinning.app_cpus)
@@ -105,6 +146,24 @@ class BareSetup(Setup):
             except ProcessLookupError:
                 pass
         Path(instance.facts["log"]).unlink(missing_ok=True)
+        _drop_scratch(instance.facts.get("scratch"))
+
+
+def _stale_scratch() -> list[str]:
+    """Remove the folders of host starts (nginx's config) whose runner is gone: a killed runner
+    cannot remove them itself."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        runner = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if runner.isdigit() and not psutil.pid_exists(int(runner)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(f"stale folder {folder}")
+    return removed
+
+
+def _drop_scratch(folder) -> None:
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _app_and_children(app: psutil.Process) -> list[RoleProcess]:
@@ -116,9 +175,28 @@ def _app_and_children(app: psutil.Process) -> list[RoleProcess]:
     return found
 
 
-def _orphans() -> list[psutil.Process]:
+def _orphans(run_id: str | None = None) -> list[psutil.Process]:
+    """Bare apps reparented to init whose runner is gone: any app by the marker in its environment
+    (nginx rewrites its command line, and an orphaned nginx worker keeps serving), the python app
+    of an older version by its command line. With run_id: only that run's."""
     found = []
     for process in psutil.process_iter(["ppid", "cmdline"]):
-        if process.info["ppid"] == 1 and APP_SIGNATURE in " ".join(process.info["cmdline"] or []):
+        if process.info["ppid"] != 1:
+            continue
+        marked = _marked_by(process)
+        if marked is not None:
+            runner, its_run = marked
+            if not psutil.pid_exists(runner) and run_id in (None, its_run):
+                found.append(process)
+        elif run_id is None and APP_SIGNATURE in " ".join(process.info["cmdline"] or []):
             found.append(process)
     return found
+
+
+def _marked_by(process: psutil.Process) -> tuple[int, str] | None:
+    """(runner pid, run id) from a bare app's environment marker, or None."""
+    try:
+        runner, _, run_id = (process.environ().get(LEFTOVER_ENV) or "").partition(" ")
+    except psutil.Error:
+        return None
+    return (int(runner), run_id) if runner.isdigit() else None

@@ -9,10 +9,12 @@ of the host processes it reports, and its variant `Options`. Runs store that dec
 It IMPLEMENTS small hooks: `check` (available here? else why and the fix), `prepare`, `_launch`,
 `_terminate`, and optionally `_abort_launch`, `diagnose`, `_before_polling`, `_after_ready`,
 `doctor_lines`, `find_leftovers`, `clean_leftovers`, `prune_caches`, `explain` and `caveats`.
-The lifecycle, `Setup.running()`, lives here once: launch, readiness (first HTTP 200 on /health,
-with a deadline), the start-up phase split, and a stop that always runs to its end, on an
-exception, Ctrl-C or SIGTERM too. Launch and stop are not interruptible halfway: an interrupt is
-held until they are done, then delivered.
+A setup runs an app (bench.apps: layerbench's python app by default, nginx, a user's image) and
+asks it how to start in its kind of layer (`runs_app_as`: host, container or guest); no setup
+knows which app it runs. The lifecycle, `Setup.running()`, lives here once: launch, readiness
+(first HTTP 200 on the app's ready path, with a deadline), the start-up phase split, and a stop
+that always runs to its end, on an exception, Ctrl-C or SIGTERM too. Launch and stop are not
+interruptible halfway: an interrupt is held until they are done, then delivered.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from typing import Callable, ClassVar, Iterator
 import psutil
 from pydantic import BaseModel, ConfigDict
 
+from bench.apps.base import App
 from bench.errors import SetupError
+from bench.netutil import LOOPBACK
 from bench.roles import APP, Role, RoleProcess
 from bench.setups.procutil import signals_deferred
 from bench.setups.readiness import wait_until_ready
@@ -64,7 +68,7 @@ class Pinning:
 class Instance:
     """A started setup: where the app answers and which host processes it costs."""
 
-    port: int  # on 127.0.0.1
+    port: int  # on `address`
     # Called by the sampler every few ticks: processes may appear after start (container app).
     processes: Callable[[], list[RoleProcess]]
     # Ordered start-up phases in seconds, filled by _launch; running() appends first_200_s.
@@ -75,6 +79,12 @@ class Instance:
     engine_accounting: Callable[[], dict] | None = None
     # Setup-private state for _terminate (a Popen, a container object, a QEMU handle).
     handle: object = None
+    # Where the app answers: 127.0.0.1, or in a split run the one address the load host reaches.
+    address: str = LOOPBACK
+    # The app's paths, set by Setup.running(): what answers 200 once it serves, and its own view
+    # from inside the layer (None: the app has none).
+    ready_path: str = "/health"
+    stats_path: str | None = "/stats"
 
     @property
     def startup_s(self) -> float:
@@ -82,7 +92,7 @@ class Instance:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.address}:{self.port}"
 
 
 ProgressFn = Callable[[str], None]
@@ -109,14 +119,25 @@ class Setup(abc.ABC):
     roles: ClassVar[tuple[Role, ...]] = (APP,)  # the roles of the host processes it reports
     Options: ClassVar[type[Options]] = Options
     ready_deadline_s: ClassVar[float] = 30.0
+    # How it starts an app (which of the app's starts it asks for, and whose notes it adds to its
+    # explanation): "host", "container" or "guest"; None for a setup that starts the app itself.
+    runs_app_as: ClassVar[str | None] = None
 
     def __init__(self, options: Options | dict | None, pinning: Pinning, run_id: str, workdir: Path,
-                 progress: ProgressFn = _no_progress):
+                 progress: ProgressFn = _no_progress, address: str = LOOPBACK, app: App | None = None):
         self.options = options if isinstance(options, Options) else self.Options(**(options or {}))
         self.pinning = pinning
+        # The one address the app may listen on: loopback, unless a split run (--load-from) names
+        # the address the load host reaches. Never 0.0.0.0.
+        self.address = address
         self.run_id = run_id
         self.workdir = Path(workdir)
         self.progress = progress
+        if app is None:
+            from bench.apps.python import PythonApp  # today's app, the default
+
+            app = PythonApp()
+        self.app = app
 
     # ---- availability and housekeeping ----------------------------------------------------
 
@@ -164,11 +185,13 @@ class Setup(abc.ABC):
         return []
 
     def describe(self) -> dict:
-        """The declaration of this variant as the run stores it (bench.results.LayerRecord)."""
-        return {"setup": self.name, "variant": self.variant(), "stack": self.stack, "narration": self.narration,
-                "explanation": self.explain(), "caveats": self.caveats(), "colour": self.colour,
-                "order": self.order, "baseline": self.baseline,
-                "roles": {role.key: role.as_dict() for role in self.roles}}
+        """The declaration of this variant, running its app, as the run stores it (bench.results.LayerRecord)."""
+        note = getattr(self.app.notes, self.runs_app_as, "") if self.runs_app_as else ""
+        app_caveats = list(getattr(self.app.notes, f"{self.runs_app_as}_caveats", ())) if self.runs_app_as else []
+        return {"setup": self.name, "variant": self.variant(), "app": self.app.name, "stack": self.stack,
+                "narration": self.narration, "explanation": " ".join(filter(None, (self.explain(), note))),
+                "caveats": self.caveats() + app_caveats, "colour": self.colour, "order": self.order,
+                "baseline": self.baseline, "roles": {role.key: role.as_dict() for role in self.roles}}
 
     # ---- hooks of the lifecycle ---------------------------------------------------------
 
@@ -202,7 +225,7 @@ class Setup(abc.ABC):
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Instance]:
-        """Launch, wait for the first 200 on /health, yield, and always stop.
+        """Launch, wait for the first 200 on the app's ready path, yield, and always stop.
 
         Adds `first_200_s` (launch returned -> first 200) to the instance's phases. The launch, the
         stop and the undoing of a launch that raised run with Ctrl-C and SIGTERM held back: an
@@ -216,9 +239,11 @@ class Setup(abc.ABC):
             with signals_deferred():
                 instance = self._launch()
             began = time.perf_counter()
+            instance.ready_path, instance.stats_path = self.app.ready_path, self.app.stats_path
             self._before_polling(instance, self.ready_deadline_s)
             remaining_s = max(2.0, self.ready_deadline_s - (time.perf_counter() - began))
-            wait_until_ready(instance.port, instance.handle, remaining_s, on_fail=lambda: self.diagnose(instance))
+            wait_until_ready(instance.port, instance.handle, remaining_s, on_fail=lambda: self.diagnose(instance),
+                             path=instance.ready_path, address=instance.address)
             instance.phases["first_200_s"] = time.perf_counter() - began
             self._after_ready(instance)
             with contextlib.suppress(Exception):

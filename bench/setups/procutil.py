@@ -13,11 +13,11 @@ PR_SET_PDEATHSIG = 1
 _DEFERRED = (signal.SIGINT, signal.SIGTERM)
 
 
-def die_with_parent() -> None:
-    """Popen preexec_fn: the kernel SIGKILLs the child when the runner dies, even by SIGKILL,
-    so a killed run cannot leave apps or QEMUs behind (containers belong to dockerd: bench clean)."""
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Popen preexec_fn: the kernel sends the child `sig` (SIGKILL) when the runner dies, even by
+    SIGKILL, so a killed run cannot leave apps or QEMUs behind (containers belong to dockerd: bench clean)."""
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, sig)
     except (OSError, AttributeError):
         pass  # not Linux: `bench clean` still finds orphans by their command line
 

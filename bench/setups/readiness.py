@@ -7,12 +7,13 @@ import time
 from typing import Callable
 
 from bench.errors import SetupError
+from bench.netutil import LOOPBACK
 from bench.setups.procutil import handle_exited
 
 
 def wait_until_ready(port: int, handle: object, deadline_s: float, on_fail: Callable[[], str] = lambda: "",
-                     path: str = "/health") -> None:
-    """Poll GET path on 127.0.0.1:port until it answers 200; SetupError after deadline_s.
+                     path: str = "/health", address: str = LOOPBACK) -> None:
+    """Poll GET path on address:port (127.0.0.1 unless the run is split) until it answers 200; SetupError after deadline_s.
 
     `handle` (a Popen, a container's state) is asked whether the app exited, so a dead app fails
     at once instead of after the whole deadline.
@@ -27,7 +28,7 @@ def wait_until_ready(port: int, handle: object, deadline_s: float, on_fail: Call
             raise SetupError(f"the app exited before answering {path}{': ' + detail if detail else ''}")
         # A short timeout: a port forward (QEMU's hostfwd) accepts at once and then hangs until
         # the guest listens; a long timeout would round every start-up up to it.
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
+        connection = http.client.HTTPConnection(address, port, timeout=0.5)
         try:
             connection.request("GET", path)
             response = connection.getresponse()

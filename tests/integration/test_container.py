@@ -211,7 +211,7 @@ def test_port_taken_is_one_clear_error(client, built_image, network, monkeypatch
 
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))  # bound, not listening: the readiness probe is refused at once
-        monkeypatch.setattr(container_module, "free_port", lambda: squatter.getsockname()[1])
+        monkeypatch.setattr(container_module, "free_port", lambda *address: squatter.getsockname()[1])
         began = time.monotonic()
         with pytest.raises(SetupError) as taken:
             with _setup({"network": network}).running():

@@ -285,7 +285,7 @@ def test_a_port_taken_between_pick_and_bind_fails_the_trial_with_the_apps_reason
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        monkeypatch.setattr(bare, "free_port", lambda: port)
+        monkeypatch.setattr(bare, "free_port", lambda *address: port)
         events = []
         scenario = from_flags(["bare"], ["hello"], duration=0.5, warmup=0.0, repeat=1)
         run_dir = Runner(scenario, tmp_path, progress=events.append).run()
@@ -308,7 +308,7 @@ def test_a_taken_host_port_fails_the_container_trial_with_one_line(tmp_path, mon
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        monkeypatch.setattr(container, "free_port", lambda: port)
+        monkeypatch.setattr(container, "free_port", lambda *address: port)
         scenario = from_flags(["container"], ["hello"], duration=0.5, warmup=0.0, repeat=1)
         runner = Runner(scenario, tmp_path)
         run_dir = runner.run()

@@ -33,7 +33,7 @@ def test_the_container_is_locked_down_and_published_on_loopback_only(tmp_path, n
         container = instance.handle.container
         container.reload()
         attrs = container.attrs
-        inside = __import__("bench.runner.measure", fromlist=["get_stats"]).get_stats(instance.port)
+        inside = __import__("bench.runner.measure", fromlist=["get_stats"]).get_stats(instance)
         listeners = _listening_ips([rp.process.pid for rp in instance.processes()], instance.port)
     host = attrs["HostConfig"]
     assert attrs["Config"]["User"] == "65534:65534" and inside["uid"] == 65534  # non-root, seen from inside

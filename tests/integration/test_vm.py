@@ -198,8 +198,8 @@ def test_port_taken_is_reported(vm_setup, monkeypatch):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
-        monkeypatch.setattr(vm_module, "free_port", lambda: squatter.getsockname()[1])
-        monkeypatch.setattr(vm_module, "port_in_use", lambda port: False)  # as if the race was lost
+        monkeypatch.setattr(vm_module, "free_port", lambda *address: squatter.getsockname()[1])
+        monkeypatch.setattr(vm_module, "port_in_use", lambda port, *address: False)  # as if the race was lost
         with pytest.raises(SetupError, match="port taken") as error:
             with vm_setup.running():
                 pass

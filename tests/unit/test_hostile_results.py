@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from bench import results
 from bench.cli import app
-from bench.results import UnreadableFile, read_array, read_csv
 from bench.runner import Runner
 from bench.scenario import from_flags
+from bench.trial_files import UnreadableFile, file_problems, read_array, read_csv
 
 runner = CliRunner()
 
@@ -123,7 +123,7 @@ def test_a_files_entry_pointing_outside_the_run_folder_is_refused(run_dir, tmp_p
 
 def test_the_readers_accept_what_the_runner_wrote(pristine):
     for trial in results.load_run(pristine).trials:
-        assert results.file_problems(pristine, trial) == {}
+        assert file_problems(pristine, trial.files) == {}
         assert read_array(pristine, trial.files["latency_ms"]).ndim == 1
         assert read_csv(pristine, trial.files["processes"])[0]["t"]
     assert read_array(pristine, "trials/none/latency_ms.npy").size == 0  # missing: no figure, not an error

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import lzma
 import stat
+from pathlib import Path
 
 import pytest
 
 from bench.images.initramfs import (MARKER_APP, MARKER_INIT, CpioEntry, CpioWriter, init_script, module_load_order,
                                     parse_cpio, parse_modules_dep, run_as)
+from bench.apps.base import GuestStart
 from bench.images.kernel import bzimage_version
 from bench.images.kernel_modules import modinfo_depends, module_name, read_module_bytes
 
@@ -157,36 +159,42 @@ def test_bzimage_version_reads_the_boot_header(tmp_path):
     assert bzimage_version(path) is None
 
 
+def _python_guest(argv=None, **changes) -> GuestStart:
+    argv = argv or ["/usr/local/bin/python3.11", "-I", "-S", "-c", "import app; app.main()", "--port", "8080"]
+    fields = dict(root=Path("/x"), digest="0" * 64, argv=run_as(argv, 65534), env={"PATH": "/usr/local/bin"},
+                  uid=65534, gid=65534, port=8080, workdir="/tmp", drops_own_privileges=True,
+                  ready_line="listening on")
+    return GuestStart(**{**fields, **changes})
+
+
 def test_init_script_loads_modules_in_order_and_drops_root():
     argv = ["/usr/local/bin/python3.11", "-I", "-S", "-c", "import app; app.main()", "--port", "8080"]
-    script = init_script(["failover.ko", "net_failover.ko", "virtio_net.ko"], argv, {"PATH": "/usr/local/bin"}, 8080)
-    assert script.startswith("#!/bin/busybox sh\n")
+    script = init_script(["failover.ko", "net_failover.ko", "virtio_net.ko"], _python_guest(argv))
+    assert script.startswith("#!/.layerbench/busybox sh\n")
     assert script.index("failover.ko") < script.index("net_failover.ko") < script.index("virtio_net.ko")
     assert MARKER_INIT in script and MARKER_APP in script
     assert "10.0.2.15/24" in script and "10.0.2.2" in script
     assert "os.setuid(65534)" in script and "poweroff -f" in script
+    assert "setpriv" not in script  # the interpreter drops root itself
     dropped = run_as(argv, 65534)
     assert dropped[4].startswith("import os; os.setgroups([]); os.setgid(65534); os.setuid(65534); ")
     assert dropped[4].endswith("import app; app.main()") and dropped[5:] == argv[5:]
     assert run_as(["/bin/app", "--port", "1"], 65534) == ["/bin/app", "--port", "1"]
 
 
-def test_init_script_mounts_a_disk_at_tmp_only_when_asked():
-    from bench.images.initramfs import DISK_CMDLINE, MARKER_DISK, MARKER_DISK_FAILED
-
-    argv = ["/usr/local/bin/python3.11", "-I", "-S", "-c", "import app; app.main()"]
-    plain = init_script(["virtio_net.ko"], argv, {}, 8080)
-    assert "virtio_blk" not in plain
-    script = init_script(["virtio_net.ko"], argv, {}, 8080, ["virtio_blk.ko"])
-    # The disk block is guarded by the kernel command line, so the default boot skips it.
-    guard = script.index(f"grep -qF {DISK_CMDLINE} /proc/cmdline")
-    assert guard < script.index("insmod /lib/modules/layerbench/virtio_blk.ko") < script.index(MARKER_DISK)
-    assert script.index("virtio_net.ko") < guard
-    assert "mount -t ext4 /dev/vda /tmp" in script and "chmod 1777 /tmp" in script
-    # Mounted before the app's fifo and the app itself use /tmp; a failed mount powers off.
-    assert script.index(MARKER_DISK) < script.index("cd /tmp") < script.index("mkfifo /tmp/app.out")
-    failed = script.index(MARKER_DISK_FAILED)
-    assert script.index("poweroff -f", failed) < script.index("cd /tmp")
+def test_init_script_starts_any_app_as_its_user_and_watches_its_port():
+    guest = GuestStart(root=Path("/x"), digest="1" * 64, argv=["/usr/sbin/nginx", "-c", "/etc/nginx/nginx.conf"],
+                       env={"PATH": "/usr/sbin:/bin", "GREETING": "hello world"}, uid=101, gid=102, port=8080,
+                       workdir="/srv/my app")
+    script = init_script(["virtio_net.ko"], guest)
+    start = script.index("/.layerbench/setpriv --reuid=101 --regid=102 --clear-groups /usr/sbin/nginx")
+    assert script.index("$BB env -i GREETING='hello world' PATH=/usr/sbin:/bin /.layerbench/lib/") < start
+    assert "cd '/srv/my app'" in script
+    # No line to read: init stamps the moment port 8080 (0x1F90) listens, and only while the app lives.
+    assert '*:1F90" 0A")' in script and "/proc/net/tcp6" in script and "mkfifo" not in script
+    assert script.index(":1F90") < script.index(MARKER_APP) < script.index("wait $app")
+    root = GuestStart(**{**guest.__dict__, "uid": 0, "gid": 0})
+    assert "setpriv" not in init_script(["virtio_net.ko"], root)
 
 
 def test_disk_modules_resolve_through_modules_dep():

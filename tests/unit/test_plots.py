@@ -60,6 +60,25 @@ def dense(tmp_path_factory) -> Run:
     return Run.load(copy_run(tmp_path_factory.mktemp("dense"), with_density))
 
 
+def with_two_apps(data):
+    """The fixture's trials as the python app, plus a copy as nginx: 5x the throughput, a fifth of the CPU."""
+    extra = []
+    for base in data["trials"]:
+        trial = json.loads(json.dumps(base))
+        trial.update(app="nginx", trial_id=f"nginx--{base['trial_id']}", files={})
+        if trial.get("load"):
+            trial["load"]["throughput_rps"] *= 5
+        trial["cpu_us_per_request"] = {part: value / 5 for part, value in trial.get("cpu_us_per_request", {}).items()}
+        extra.append(trial)
+    data["trials"] += extra
+    data["scenario"]["apps"] = [{"name": "python"}, {"name": "nginx"}]
+
+
+@pytest.fixture(scope="module")
+def two_apps(tmp_path_factory) -> Run:
+    return Run.load(copy_run(tmp_path_factory.mktemp("apps"), with_two_apps))
+
+
 def test_density_cells_give_memory_per_instance_and_the_cross_check(dense):
     cell = dense.cell("bare", "default", "density-x4")
     figures = cell.memory_per_instance_mb
@@ -69,9 +88,11 @@ def test_density_cells_give_memory_per_instance_and_the_cross_check(dense):
 
 
 @pytest.mark.parametrize("name", list(CHARTS))
-def test_every_chart_writes_a_png_and_an_svg(name, loaded, dense, tmp_path):
+def test_every_chart_writes_a_png_and_an_svg(name, loaded, dense, two_apps, tmp_path):
     if name == "density":
         loaded = dense
+    if name == "by_app":
+        loaded = two_apps
     chart, _ = CHARTS[name]
     paths = chart(loaded, tmp_path)
     assert [p.suffix for p in paths] == [".png", ".svg"]
@@ -92,7 +113,7 @@ def test_cells_put_bare_first_and_keep_one_colour_per_setup(loaded):
 
 
 def test_render_all_writes_every_chart_into_the_run_folder(tmp_path):
-    run_dir = copy_run(tmp_path, with_density)
+    run_dir = copy_run(tmp_path, lambda data: (with_density(data), with_two_apps(data)))
     paths = render_all(run_dir)
     assert {p.stem for p in paths} == set(CHARTS)
     assert all(p.parent == run_dir / "charts" for p in paths)

@@ -60,12 +60,14 @@ def test_without_a_lock_file_only_a_live_layerbench_pid_counts(tmp_path):
 
 
 def test_a_running_run_whose_pid_now_names_another_process_reads_incomplete():
+    from bench.machine import this_host
     from bench.results import RunRecord, runner_identity
 
     pid, started = runner_identity()
-    alive = RunRecord(run_id="r", created_at="x", runner_pid=pid, runner_started=started)
+    here = this_host()  # a runner's pid is judged only on the machine that wrote the run
+    alive = RunRecord(run_id="r", created_at="x", runner_pid=pid, runner_started=started, runner_host=here)
     assert alive.effective_status() == "running"
-    reused = RunRecord(run_id="r", created_at="x", runner_pid=pid, runner_started=started - 3600)
+    reused = RunRecord(run_id="r", created_at="x", runner_pid=pid, runner_started=started - 3600, runner_host=here)
     assert reused.effective_status() == "incomplete"
-    older_format = RunRecord(run_id="r", created_at="x", runner_pid=pid)  # no start time stored: the pid decides
+    older_format = RunRecord(run_id="r", created_at="x", runner_pid=pid, runner_host=here)  # no start time stored: the pid decides
     assert older_format.effective_status() == "running"

@@ -1,8 +1,9 @@
-"""The container setup: the app in a Docker container made from the host's own interpreter.
+"""The container setup: the app in a Docker container.
 
-Runs the FROM-scratch image from `bench.images.docker_image` through the Docker SDK, locked
-down (uid 65534, read-only root, no capabilities), pinned like the bare app. Which host
-processes it costs is worked out in `attribution`; talking to the engine is in `engine`.
+Runs the app's image (for the python app and nginx a FROM-scratch image of the very bits the bare
+process runs; for a user's image, that image as it is) through the Docker SDK, locked down where
+the app allows (uid 65534, read-only root, no capabilities, 127.0.0.1 ports), pinned like the bare
+app. Which host processes it costs is worked out in `attribution`; talking to the engine is in `engine`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import Field, field_validator
 
 from bench.app.command import APP_PORT_IN_GUEST
 from bench.errors import SetupError
-from bench.netutil import free_port
+from bench.netutil import free_port, port_in_use
 from bench.roles import APP, PROXY, RUNTIME
 from bench.setups.base import Instance, Options, Setup
 from bench.setups.container import engine
@@ -65,6 +66,7 @@ class ContainerSetup(Setup):
     roles = (APP, RUNTIME, PROXY)
     Options = ContainerOptions
     ready_deadline_s = 30.0
+    runs_app_as = "container"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -138,11 +140,9 @@ class ContainerSetup(Setup):
         return self._client
 
     def prepare(self) -> None:
-        from bench.images.docker_image import ensure_image
-
         try:
-            self._image = ensure_image(self.client(), base_image=self.options.base_image,  # type: ignore[attr-defined]
-                                       progress=self.progress)
+            self._image = self.app.container_image(self.client(), progress=self.progress,
+                                                   base_image=self.options.base_image)  # type: ignore[attr-defined]
         except SetupError:
             raise
         except Exception as error:
@@ -156,8 +156,7 @@ class ContainerSetup(Setup):
         began = time.perf_counter()
         self._ensure_image_present()
         phases = {"image_s": time.perf_counter() - began}
-        port = free_port()
-        kwargs = self._run_arguments(port)
+        kwargs, port = self._run_arguments(free_port(self.address))
         self._launching = kwargs["name"]  # _abort_launch removes it by name, even mid-create
         began = time.perf_counter()
         container = self._create(kwargs)
@@ -176,37 +175,46 @@ class ContainerSetup(Setup):
             "image_size_bytes": self._image.size_bytes, "network": options.network,
             "cpus": options.cpus, "memory": options.memory, "base_image": options.base_image,
             "scratch": options.scratch, "cpuset": kwargs["cpuset_cpus"], "init_pid": init_pid,
-            "cgroup_version": 2 if "" in running.cgroup_dirs else 1,
+            "cgroup_version": 2 if "" in running.cgroup_dirs else 1, "read_only": kwargs["read_only"],
+            "user": kwargs.get("user") or "the image's own", "cap_add": kwargs.get("cap_add", []),
         }
         instance = Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
-                            engine_accounting=lambda: engine_accounting(running), handle=running)
+                            engine_accounting=lambda: engine_accounting(running), handle=running,
+                            address=self.address)
         self._launching = None  # from here on, _terminate stops it
         return instance
 
-    def _run_arguments(self, port: int) -> dict:
-        """The locked-down `docker run` of the app: uid 65534, no capabilities, 127.0.0.1 only."""
+    def _run_arguments(self, port: int) -> tuple[dict, int]:
+        """The locked-down `docker run` of the app (uid 65534, no capabilities, one host address only:
+        127.0.0.1, or the split run's address; where the app allows), and the host port it will answer on."""
         options: ContainerOptions = self.options  # type: ignore[assignment]
         name = re.sub(r"[^a-zA-Z0-9_.-]", "-", f"layerbench-{self.run_id}-{secrets.token_hex(4)}")
+        host_network = options.network == "host"
+        start = self.app.container_start(self._image, *((self.address, port) if host_network
+                                                        else ("0.0.0.0", APP_PORT_IN_GUEST)))
+        read_only = start.read_only and options.scratch == "tmpfs"  # overlay: /tmp on the writable layer
         kwargs = dict(
             image=self._image.tag, name=name, detach=True,
             labels={engine.LABEL: "1", engine.RUN_LABEL: self.run_id, engine.PID_LABEL: str(os.getpid())},
-            user="65534:65534", read_only=True, tmpfs={"/tmp": "size=64m"},
-            cap_drop=["ALL"], security_opt=["no-new-privileges"],
+            read_only=read_only, cap_drop=["ALL"], security_opt=["no-new-privileges"],
             cpuset_cpus=",".join(str(cpu) for cpu in self.pinning.app_cpus),
+            **({"tmpfs": {"/tmp": "size=64m"}} if read_only else {}),
+            **({"user": start.user} if start.user is not None else {}),
+            **({"command": start.command} if start.command is not None else {}),
+            **({"cap_add": list(start.cap_add)} if start.cap_add else {}),
         )
-        if options.scratch == "overlay":  # /tmp (mode 1777 in the image) on the writable layer
-            kwargs.update(read_only=False)
-            del kwargs["tmpfs"]
-        if options.network == "host":
-            kwargs.update(network_mode="host", command=self._image.app_argv("127.0.0.1", port))
+        if host_network:
+            if start.port != port and port_in_use(start.port, self.address):
+                raise SetupError(f"port {start.port} on this host is taken, and the image listens on that port only")
+            kwargs.update(network_mode="host")
+            port = start.port
         else:
-            kwargs.update(ports={f"{APP_PORT_IN_GUEST}/tcp": ("127.0.0.1", port)},  # loopback only
-                          command=self._image.app_argv("0.0.0.0", APP_PORT_IN_GUEST))
+            kwargs.update(ports={f"{start.port}/tcp": (self.address, port)})  # that address only
         if options.cpus is not None:
             kwargs["nano_cpus"] = int(options.cpus * 1e9)
         if options.memory is not None:
             kwargs["mem_limit"] = options.memory
-        return kwargs
+        return kwargs, port
 
     def _create(self, kwargs: dict):
         docker = engine.docker_sdk()
@@ -225,7 +233,7 @@ class ContainerSetup(Setup):
         except Exception as error:
             explanation = engine.explain(error)
             if "address already in use" in explanation or "port is already allocated" in explanation:
-                raise SetupError(f"port 127.0.0.1:{port} is taken; try again ({explanation})") from None
+                raise SetupError(f"port {self.address}:{port} is taken; try again ({explanation})") from None
             if isinstance(error, docker.errors.APIError):
                 raise SetupError(f"the engine could not start the container: {explanation}") from None
             raise SetupError(f"Docker daemon stopped answering: {explanation}") from None

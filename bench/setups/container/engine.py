@@ -59,7 +59,10 @@ def unavailable_reason() -> str | None:
         return "the docker Python package is missing: pip install 'docker>=7.1'"
     if daemon_answers(docker):
         return None
-    if not any(os.access(os.path.join(d, "dockerd"), os.X_OK) for d in os.get_exec_path()):
+    # A user's PATH often lacks the sbin folders where dockerd lives: look there too, so an installed
+    # engine that is not running is not called "not installed" (bench hosts check logs in as a user).
+    folders = [*os.get_exec_path(), "/usr/sbin", "/usr/local/sbin", "/sbin"]
+    if not any(os.access(os.path.join(d, "dockerd"), os.X_OK) for d in folders):
         return "Docker is not installed: apt-get install docker.io (or run sudo scripts/host-setup.sh)"
     return f"no Docker daemon answers at {daemon_address()}; start one: sudo scripts/host-setup.sh"
 
@@ -159,11 +162,17 @@ def clean_leftovers(run_id: str | None = None) -> list[str]:
 
 
 def prune_images() -> list[str]:
-    """Remove layerbench/app images built from older inputs (about 30 MB each); the tags removed."""
+    """Remove layerbench/app and layerbench/nginx images built from older inputs (about 30 MB and
+    10 MB each); the tags removed."""
+    from bench.apps.nginx import NGINX_REPOSITORY, NginxApp
     from bench.images.docker_image import REPOSITORY, remove_images
     from bench.images.rootfs import rootfs_digest
 
     with client_if_daemon(30) as client:
         if client is None:
             return []
-        return [f"image {tag}" for tag in remove_images(client, keep=(f"{REPOSITORY}:{rootfs_digest()}",))]
+        removed = remove_images(client, keep=(f"{REPOSITORY}:{rootfs_digest()}",))
+        if NginxApp.check() is None:  # without nginx here its images cannot be told old from current
+            removed += remove_images(client, keep=(f"{NGINX_REPOSITORY}:{NginxApp().tree_digest()}",),
+                                     repository=NGINX_REPOSITORY)
+        return [f"image {tag}" for tag in removed]

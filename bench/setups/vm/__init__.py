@@ -2,8 +2,9 @@
 
     app -> guest kernel -> virtual devices (QEMU) -> hypervisor (KVM or TCG) -> host kernel
 
-No disk image: QEMU boots the guest kernel with `-initrd` holding the shared rootfs, busybox
-and an init script (bench.images.initramfs). Choices measured on a 2-core Debian 12 host, TCG:
+No disk image: QEMU boots the guest kernel with `-initrd` holding the app's root filesystem (the
+python app's rootfs, nginx's tree, a user's image's files: bench.apps), busybox and an init script
+(bench.images.initramfs) that starts the app with its environment and user. Choices measured on a 2-core Debian 12 host, TCG:
 - `-machine microvm` booting the uncompressed vmlinux via PVH: ~0.75 s faster than a bzImage
   and ~0.4-0.6 s faster than pc/q35 (no PCI enumeration, no legacy firmware).
 - microvm has no HPET/ACPI PM timer, so under host load the guest's TSC calibration against
@@ -86,6 +87,7 @@ class VMSetup(Setup):
     order = 20
     roles = (HYPERVISOR,)
     Options = VMOptions
+    runs_app_as = "guest"
     # TCG boots in ~4 s on an idle 2-core host; a loaded one can take several times that.
     # A QEMU that exits fails at once (the readiness loop polls the handle).
     ready_deadline_s = 60.0
@@ -172,11 +174,9 @@ class VMSetup(Setup):
                                                        self.pinning.app_cpus, self.progress)
 
     def _boot_plan(self):
-        from bench.app.command import APP_PORT_IN_GUEST
         from bench.images import initramfs
         from bench.images.kernel import find_kernel
         from bench.images.pvh import pvh_vmlinux
-        from bench.images.rootfs import build_rootfs
         from bench.setups.vm.boot import BootPlan, host_tsc_khz
         from bench.setups.vm.disk import DISK_MB
 
@@ -187,15 +187,15 @@ class VMSetup(Setup):
             raise SetupError(str(error)) from None
         vmlinux = pvh_vmlinux(kernel)
         machine = "microvm" if vmlinux else "q35"  # microvm's firmware-less boot wants the PVH ELF
-        image = initramfs.build_initramfs(build_rootfs(progress=self.progress), kernel, port=APP_PORT_IN_GUEST,
-                                          progress=self.progress)
+        guest = self.app.guest_start(self.progress)
+        image = initramfs.build_initramfs(guest, kernel, progress=self.progress)
         if kernel.modules_dir is None or not image.modules:
             self.progress(f"warning: no virtio_net module found for kernel {kernel.version}; "
                           "the guest network works only if the driver is built in")
         if options.disk:
             _check_disk_support(kernel, image)
         return BootPlan(kernel, vmlinux or kernel.path, machine, image, options.memory_mb, options.vcpus,
-                        host_tsc_khz(), DISK_MB if options.disk else 0)
+                        host_tsc_khz(), DISK_MB if options.disk else 0, guest.port)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -204,18 +204,19 @@ class VMSetup(Setup):
 
         self.prepare()
         plan, accel = self._plan, self._accel
-        port = free_port()
-        if port_in_use(port):
-            raise SetupError(f"port {port} on 127.0.0.1 is taken; retry")
+        port = free_port(self.address)
+        if port_in_use(port, self.address):
+            raise SetupError(f"port {port} on {self.address} is taken; retry")
         self.workdir.mkdir(parents=True, exist_ok=True)
         log_path = self.workdir / f"vm-{port}-serial.log"
         began = time.perf_counter()
-        qemu = spawn(plan, accel, port, self.pinning.app_cpus, log_path)
+        # hostfwd binds this one address (127.0.0.1, or a split run's): never every interface.
+        qemu = spawn(plan, accel, port, self.pinning.app_cpus, log_path, address=self.address)
         launch_s = time.perf_counter() - began
         # No waiting here to see whether QEMU survives: the readiness loop notices an exit at
         # once (handle.poll), and _terminate turns it into a one-line error with QEMU's reason.
         return Instance(port=port, processes=_hypervisor_of(qemu), phases={"launch_s": launch_s},
-                        facts=self._facts(qemu, port, log_path), handle=qemu)
+                        facts=self._facts(qemu, port, log_path), handle=qemu, address=self.address)
 
     def _facts(self, qemu, port: int, log_path) -> dict:
         from bench.setups.vm.boot import TCG_TB_SIZE_MB
@@ -228,7 +229,8 @@ class VMSetup(Setup):
             "guest_modules": list(plan.initramfs.modules), "memory_mb": plan.memory_mb, "vcpus": plan.vcpus,
             "tcg_tb_size_mb": TCG_TB_SIZE_MB if accel == "tcg" else None, "tsc_khz": plan.tsc_khz,
             "disk_mb": plan.disk_mb, "disk_cache": "writeback" if plan.disk_mb else None,
-            "serial_log": str(log_path), "qemu_pid": qemu.popen.pid, "stats_url": f"http://127.0.0.1:{port}/stats",
+            "serial_log": str(log_path), "qemu_pid": qemu.popen.pid, "guest_port": plan.guest_port,
+            "stats_url": f"http://{self.address}:{port}{self.app.stats_path}" if self.app.stats_path else None,
         }
 
     def _before_polling(self, instance: Instance, deadline_s: float) -> None:
@@ -262,7 +264,7 @@ class VMSetup(Setup):
         if died_early is not None:
             how = f"killed by signal {-died_early}" if died_early < 0 else f"exit status {died_early}"
             if "host forwarding" in stderr_tail:
-                raise SetupError(f"QEMU could not forward 127.0.0.1:{instance.port} (port taken?): {stderr_tail}")
+                raise SetupError(f"QEMU could not forward {instance.address}:{instance.port} (port taken?): {stderr_tail}")
             words = stderr_tail or "guest console: " + (" | ".join(qemu.serial.tail(3)) or "(nothing printed)")
             raise SetupError(f"QEMU exited before it was stopped ({how}): {words}")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from bench.app.command import APP_PORT_IN_GUEST
 from bench.images.initramfs import DISK_CMDLINE, Initramfs
 from bench.images.kernel import KernelInfo
+from bench.netutil import LOOPBACK
 from bench.setups.vm.disk import DISK_FILE
 
 QEMU = "qemu-system-x86_64"
@@ -53,21 +54,24 @@ class BootPlan:
     vcpus: int
     tsc_khz: int | None
     disk_mb: int = 0  # 0: no disk
+    guest_port: int = APP_PORT_IN_GUEST  # the port the app listens on inside the guest
 
     @property
     def microvm(self) -> bool:
         return self.machine.startswith("microvm")
 
-    def command(self, accel: str, port: int, temp_dir: Path, name: str) -> list[str]:
-        """QEMU's argv for one boot: app port forwarded from 127.0.0.1:port, QMP and pidfile in temp_dir."""
+    def command(self, accel: str, port: int, temp_dir: Path, name: str, address: str = LOOPBACK) -> list[str]:
+        """QEMU's argv for one boot: app port forwarded from address:port (127.0.0.1 unless the run is
+        split), QMP and pidfile in temp_dir."""
         device = "virtio-net-device" if self.microvm else "virtio-net-pci"
         return [QEMU, "-name", name, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                 "-machine", self.machine, *self._accel_args(accel), "-m", str(self.memory_mb),
                 "-smp", str(self.vcpus), "-kernel", str(self.boot_image), "-initrd", str(self.initramfs.path),
                 "-append", " ".join(self._kernel_args(accel)),
                 "-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
-                # 127.0.0.1 only: the load generator never reaches the guest's private address.
-                "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{APP_PORT_IN_GUEST}",
+                # One host address only (127.0.0.1, or a split run's): the load generator never
+                # reaches the guest's private address, and nothing else reaches the forward.
+                "-netdev", f"user,id=net0,hostfwd=tcp:{address}:{port}-:{self.guest_port}",
                 "-device", f"{device},netdev=net0", *self._disk_args(temp_dir),
                 "-qmp", f"unix:{temp_dir / 'qmp.sock'},server=on,wait=off",
                 "-pidfile", str(temp_dir / "qemu.pid")]

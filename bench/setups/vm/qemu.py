@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.images import cache_root
+from bench.netutil import LOOPBACK
 from bench.setups.procutil import die_with_parent, signals_deferred
 from bench.setups.vm.boot import BootPlan
 from bench.setups.vm.disk import DISK_FILE, make_disk
@@ -56,7 +57,8 @@ class Qemu:
         return lines[-1] if lines else ""
 
 
-def spawn(plan: BootPlan, accel: str, port: int, cpus: tuple[int, ...], log_path: Path) -> Qemu:
+def spawn(plan: BootPlan, accel: str, port: int, cpus: tuple[int, ...], log_path: Path,
+          address: str = LOOPBACK) -> Qemu:
     """Start QEMU for one boot of `plan`, pinned to `cpus`, its console read into log_path.
 
     All or nothing: with Ctrl-C and SIGTERM held back until it returns, and on any error the
@@ -68,7 +70,7 @@ def spawn(plan: BootPlan, accel: str, port: int, cpus: tuple[int, ...], log_path
         try:
             if plan.disk_mb:
                 make_disk(temp_dir / DISK_FILE, plan.disk_mb)
-            command = plan.command(accel, port, temp_dir, f"{NAME_PREFIX}{os.getpid()}-{port}")
+            command = plan.command(accel, port, temp_dir, f"{NAME_PREFIX}{os.getpid()}-{port}", address)
             # Under taskset every QEMU thread (vCPU, I/O, RCU) is born pinned; setting the affinity
             # after spawn would race with thread creation.
             taskset = shutil.which("taskset")

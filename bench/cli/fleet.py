@@ -1,0 +1,208 @@
+"""The `bench` commands for several machines: `bench run --hosts/--load-from` (called from
+bench.cli.run), `bench hosts check`, `bench load` (a split run's generator on the load host),
+`bench remote-run` (what a fleet runs on each host), and fleets for show/report/compare/list.
+
+Imports nothing heavy at module level: reading results must not load setups or the runner.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.text import Text
+
+from bench.cli.common import app, console, guarded
+from bench.errors import ExitStatus, LayerbenchError, ResultsError
+from bench.terminal import safe
+
+hosts_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                        help="Hosts of the hosts file (./hosts.yaml): check what can run where.")
+app.add_typer(hosts_app, name="hosts")
+
+
+def run_on_hosts(chosen, hosts: list[str] | None, hosts_file: Path | None, load_from: str | None, out: Path,
+                 report: bool) -> Path | None:
+    """`bench run --hosts` / `--load-from`: a fleet (printed and reported here, None returned), or a
+    split run with this machine as the target (its run folder returned, for the usual finish)."""
+    from bench.fleet.hostsfile import pick
+
+    entries = pick(hosts, hosts_file) if hosts else []
+    load = pick([load_from], hosts_file)[0] if load_from else None
+    if load is not None and len(entries) > 1:
+        raise LayerbenchError("--load-from drives one target at a time: name one host in --hosts "
+                              "(or none, for this machine)")
+    command_line = ["bench", *sys.argv[1:]]
+    if load is not None and not entries:
+        return _split_here(chosen, load, out, command_line)
+    from bench.fleet.orchestrate import run_fleet
+    from bench.fleet.view import FleetProgressView
+
+    with FleetProgressView(console) as view:
+        fleet_dir = run_fleet(chosen, entries, out, view, command_line, load_from=load)
+    _finish_fleet(fleet_dir, report)
+    return None
+
+
+def _split_here(chosen, load, out: Path, command_line: list[str]) -> Path:
+    from bench.errors import Interrupted
+    from bench.fleet.splitrun import split_here
+    from bench.live import LiveView, suits
+    from bench.progress import ProgressView
+
+    view_class = LiveView if suits(console) else ProgressView  # as bench run chooses
+    try:
+        with view_class(console) as view:
+            return split_here(chosen, load, out, view, command_line,
+                              say=lambda line: console.print(safe(line, "bold yellow" if "split" in line else "dim")))
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; the trials measured so far are under {out}") from None
+
+
+def _finish_fleet(fleet_dir: Path, report: bool) -> None:
+    from bench.fleet.model import Fleet
+    from bench.fleet.view import print_fleet
+
+    fleet = Fleet.load(fleet_dir)
+    print_fleet(console, fleet)
+    if report:
+        try:
+            console.print(safe(f"report: {report_fleet(fleet_dir)}"))
+        except Exception as error:  # a report problem must never hide the measured results
+            console.print(Text("warning: ", style="yellow").append(safe(f"report not written: {error}")))
+    if not fleet.runs:
+        raise LayerbenchError(f"no host's results came home; see {fleet_dir / 'fleet.json'}")
+    if fleet.record.status != "complete":
+        raise typer.Exit(int(ExitStatus.INCOMPLETE))
+
+
+def fleet_folder(name: str, results_dir: Path) -> Path | None:
+    """The fleet folder `name` means (id, path or latest), or None when it names a run."""
+    from bench.fleet.record import resolve
+
+    return resolve(name, results_dir)
+
+
+def report_fleet(fleet_dir: Path) -> Path:
+    from bench.fleet.report import write_fleet_report
+
+    try:
+        return write_fleet_report(fleet_dir)
+    except OSError as error:
+        raise ResultsError(f"cannot write the fleet report: {error}") from None
+
+
+def show_fleet(fleet_dir: Path, format: str) -> None:
+    from bench.fleet.model import Fleet
+    from bench.fleet.view import fleet_summary, print_fleet
+
+    fleet = Fleet.load(fleet_dir)
+    if format == "json":
+        print(json.dumps(fleet_summary(fleet), indent=1, default=str, allow_nan=False))
+    elif format == "table":
+        print_fleet(console, fleet)
+    else:  # markdown, csv: the comparison across hosts (or the one host's run)
+        from bench.export import export_comparison, export_run
+
+        if fleet.comparison is not None:
+            sys.stdout.write(export_comparison(fleet.comparison, format))
+        for run in fleet.runs.values() if fleet.comparison is None else ():
+            sys.stdout.write(export_run(run, format))
+
+
+def expand_runs(names: list[str], results_dir: Path) -> tuple[list[Path], list[str] | None]:
+    """`bench compare` arguments as run folders: a fleet stands for every host's run in it."""
+    from bench import results
+    from bench.fleet import record
+
+    folders, titles, fleets = [], [], False
+    for name in names:
+        fleet_dir = record.resolve(name, results_dir)
+        if fleet_dir is None:
+            folder = results.resolve_run(name, results_dir)
+            folders.append(folder)
+            titles.append(folder.name)
+            continue
+        fleets = True
+        prefix = f"{fleet_dir.name}/" if len(names) > 1 else ""
+        for host, folder in record.run_folders(fleet_dir, record.load_fleet(fleet_dir)):
+            folders.append(folder)
+            titles.append(prefix + host)
+    return folders, titles if fleets else None
+
+
+def fleet_lines(results_dir: Path) -> list[str]:
+    """`bench list`: one line per fleet (its hosts and how each ended)."""
+    from bench.fleet import record
+
+    lines = []
+    for fleet_dir in record.list_fleets(results_dir):
+        try:
+            fleet = record.load_fleet(fleet_dir)
+        except ResultsError as error:
+            lines.append(f"{fleet_dir.name}  unreadable: {error}")
+            continue
+        hosts = ", ".join(f"{outcome.name} {outcome.status}" for outcome in fleet.targets)
+        lines.append(f"{fleet.fleet_id}  {fleet.created_at[:16]}  {fleet.scenario.get('name')}  fleet: {hosts}")
+    return lines
+
+
+@hosts_app.command("check")
+@guarded
+def hosts_check(hosts: Optional[str] = typer.Option(None, "--hosts", help="Comma-separated host names (default: "
+                                                    "every host in the file, and local)."),
+                hosts_file: Optional[Path] = typer.Option(None, "--hosts-file", help="Default ./hosts.yaml.")) -> None:
+    """For each host: reachable or not, which setups can run there, and the command that fixes each one
+    that cannot. Installs layerbench on a host that lacks it (a run would need it)."""
+    from bench.fleet.check import check_hosts, check_lines
+    from bench.fleet.hostsfile import LOCAL, load_hosts, pick
+
+    names = [part.strip() for part in hosts.split(",") if part.strip()] if hosts else [LOCAL, *load_hosts(hosts_file)]
+    checks = check_hosts(pick(names, hosts_file), progress=lambda line: console.print(safe(line, "dim")))
+    for check in checks:
+        for style, line in check_lines(check):
+            console.print(safe(line, style or None))
+    if not all(check.reachable for check in checks):
+        raise typer.Exit(int(ExitStatus.ERROR))
+
+
+@app.command("load")
+@guarded
+def load_command(port: int = typer.Option(..., "--port", min=1, max=65535, help="The target's port."),
+                 spec: str = typer.Option(..., "--spec", help="The load as JSON (bench.load.wire): path, mode, "
+                                          "connections, duration_s, warmup_s, rate_rps, processes, host."),
+                 generator: str = typer.Option("builtin", "--generator", help="builtin or wrk."),
+                 as_json: bool = typer.Option(False, "--json", help="One JSON line with every latency.")) -> None:
+    """Drive HTTP load at spec.host:PORT from this machine (a split run's load host runs this over ssh)."""
+    from bench.fleet.split import LocalLoad
+    from bench.load.wire import result_to_dict, spec_from_dict
+
+    try:
+        load_spec = spec_from_dict(json.loads(spec))
+    except ValueError as error:
+        raise LayerbenchError(f"--spec: {error}") from None
+    if generator not in ("builtin", "wrk"):
+        raise LayerbenchError(f"--generator must be builtin or wrk, not {generator!r}")
+    try:
+        result = LocalLoad().run_spec(port, load_spec, generator)
+    except (RuntimeError, ValueError) as error:
+        raise LayerbenchError(f"load failed: {error}") from None
+    if as_json:
+        print(json.dumps(result_to_dict(result), allow_nan=False), flush=True)
+    else:
+        console.print(safe(f"{result.throughput_rps:,.0f} req/s over {result.duration_s:.1f} s to "
+                           f"{load_spec.host}:{port}{load_spec.path}, {result.requests} requests, errors "
+                           f"{result.errors or 'none'}"))
+
+
+@app.command("remote-run", hidden=True)
+@guarded
+def remote_run(job: Path = typer.Argument(..., help="The job file the control host wrote."),
+               out: Path = typer.Option(..., "--out", help="Folder that receives the run folder.")) -> None:
+    """Run a fleet's job on this host, talking JSON lines on stdout (used by bench run --hosts)."""
+    from bench.fleet.worker import run_job
+
+    raise typer.Exit(run_job(job, out))

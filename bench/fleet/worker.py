@@ -1,0 +1,119 @@
+"""`bench remote-run JOB --out DIR`: what a fleet runs on each host (this machine included).
+
+It runs the job's scenario with the ordinary Runner (same pinning, same statistics) and talks to
+the control host in JSON lines on stdout, one object each:
+
+    {"kind": "hello", "pid": ..., "version": ...}          first, so the control can stop it
+    {"kind": "event", "event": {kind, message, done, total, data}}   the runner's progress
+    {"kind": "load_request", "port": ..., "spec": {...}, "generator": ...}   split runs only
+    {"kind": "result", "run_id": ..., "run_dir": ..., "status": ..., "failed_trials": N}
+
+In a split run the load comes from another host, which this host cannot reach on its own (no
+keys are ever copied to it): the runner's load function asks the control host on stdout, and
+the control host answers on stdin with {"kind": "load_result", "result": {...}} (bench.load.wire)
+or {"kind": "load_error", "message": ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+import bench
+from bench.errors import ExitStatus, ScenarioError
+from bench.events import Event, RunInterrupted
+from bench.load.spec import LoadResult
+from bench.load.wire import result_from_dict, spec_to_dict
+from bench.netutil import LOOPBACK
+
+JOB_KEYS = ("scenario", "command_line", "listen_address", "relay_load", "split")
+
+
+class Emitter:
+    """One JSON object per stdout line; a control host that went away stops the run like Ctrl-C."""
+
+    def __init__(self, out=None):
+        self.out = out or sys.stdout
+        self.lock = threading.Lock()
+
+    def __call__(self, message: dict) -> None:
+        line = json.dumps(message, default=str, allow_nan=False) + "\n"
+        with self.lock:
+            try:
+                self.out.write(line)
+                self.out.flush()
+            except (BrokenPipeError, ValueError):  # ValueError: stdout already closed
+                raise RunInterrupted("the control host went away") from None
+
+    def event(self, event: Event) -> None:
+        if event.kind == "plan":  # the live view's countdown data: the control host shows bars of its own
+            return
+        data = {key: value for key, value in event.data.items() if key != "record"}  # the record stays in run.json
+        self({"kind": "event", "event": {"kind": event.kind, "message": event.message, "done": event.done,
+                                         "total": event.total, "data": data}})
+
+
+class RelayedLoad:
+    """A LoadFn for a split run on a host: the control host runs the load on the load host."""
+
+    def __init__(self, emit: Emitter, address: str, answers=None):
+        self.emit = emit
+        self.address = address
+        self.answers = answers or sys.stdin
+
+    def __call__(self, port: int, workload) -> LoadResult:
+        from bench.runner import load_spec
+
+        spec = load_spec(workload, host=self.address)
+        self.emit({"kind": "load_request", "port": port, "spec": spec_to_dict(spec), "generator": workload.load})
+        line = self.answers.readline()
+        if not line:
+            raise RunInterrupted("the control host went away before the load finished")
+        reply = json.loads(line)
+        if reply.get("kind") != "load_result":
+            raise RuntimeError(str(reply.get("message") or "the load host gave no result"))
+        return result_from_dict(reply["result"])
+
+
+def read_job(path: Path) -> dict:
+    """The job file the control host wrote; ScenarioError (one line) when it is not one."""
+    from bench.scenario import Scenario
+
+    try:
+        job = json.loads(Path(path).read_text())
+        if not isinstance(job, dict) or set(job) - set(JOB_KEYS):
+            raise ValueError("unknown keys")
+        job["scenario"] = Scenario.model_validate(job["scenario"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ScenarioError([f"{path}: not a layerbench job ({str(error)[:200]})"]) from None
+    return job
+
+
+def run_job(job_path: Path, out: Path, emit: Emitter | None = None) -> int:
+    """Run the job; the exit status bench uses (0, 3 when a trial failed, 130 when interrupted)."""
+    from bench.runner import Runner
+
+    emit = emit or Emitter()
+    job = read_job(job_path)
+    emit({"kind": "hello", "pid": os.getpid(), "version": bench.__version__})
+    address = job.get("listen_address") or LOOPBACK
+    load = RelayedLoad(emit, address) if job.get("relay_load") else None
+    runner = Runner(job["scenario"], out, emit.event, command_line=job.get("command_line") or sys.argv,
+                    load=load, address=address, split=job.get("split") or None)
+    status = ExitStatus.OK
+    try:
+        runner.run()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from the control host (RunInterrupted)
+        status = ExitStatus.INTERRUPTED
+    failed = sum(trial.status == "failed" for trial in runner.record.trials)
+    if status == ExitStatus.OK and failed:
+        status = ExitStatus.INCOMPLETE
+    try:
+        emit({"kind": "result", "run_id": runner.run_id, "run_dir": str(runner.run_dir),
+              "status": runner.record.status, "failed_trials": failed})
+    except RunInterrupted:
+        pass  # nobody is listening any more; the run folder is complete on disk
+    return int(status)

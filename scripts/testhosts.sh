@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Test hosts by hand: containers with sshd (and their own dockerd with --docker) on a network of their own.
+#   scripts/testhosts.sh build          build the image (debootstrap + docker import) unless cached
+#   scripts/testhosts.sh up 2 --docker  start two hosts, print `ssh -F CONFIG lab1`, Ctrl-C removes all
+#   scripts/testhosts.sh clean          remove what a killed session left (label layerbench-testhost)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python="${PYTHON:-.venv/bin/python}"
+[ -x "$python" ] || python=python3
+exec "$python" -m tests.testhosts "$@"
