@@ -1,5 +1,5 @@
 """`python -m bench` runs the command line."""
 
-from bench.cli import main
+from bench.entry import main
 
 main()

@@ -14,6 +14,7 @@ class ExitStatus(enum.IntEnum):
     OK = 0
     ERROR = 1  # a problem the message explains (bad input, missing engine, unreadable results)
     INCOMPLETE = 3  # the run finished but some trials failed
+    SKIPPED = 4  # the run finished, but a setup named with --setups could not run here (bench demo: 0)
     REGRESSION = 5  # bench compare --fail-on: a change beyond a threshold, or a cell the gate could not check
     INTERRUPTED = 130  # Ctrl-C or SIGTERM; results measured so far are kept
 

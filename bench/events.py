@@ -12,14 +12,14 @@ from typing import Callable
 # What each kind means: start (run folder known), prepare (a setup builds or checks what it
 # needs), skip (a setup cannot run here), plan (every start and trial still to run: data["starts"]
 # is a list of PlannedStart, data["at_most"] says repeat: auto may stop earlier, data["record"] is
-# the run so far without trials to come), trial (a trial begins; data["trial"] is its id),
-# trial_done / trial_failed (a trial ended; data["trial"] is its id, data["record"] its
-# TrialRecord), repeat (repeat: auto decided), done (run complete).
+# the run so far without trials to come), trial (a trial begins; data["trial"] is its id), disk
+# (what a long trial is about to store), trial_done / trial_failed (a trial ended; data["trial"] is
+# its id, data["record"] its TrialRecord), repeat (repeat: auto decided), done (run complete).
 # A fleet (bench.fleet) forwards each host's events with data["host"] set, and adds host (a host's
 # state changed: reached, installed, fetched, failed), log (a line a host wrote on stderr) and split
 # (where a split run's app listens and where its load comes from).
-KINDS = ("start", "prepare", "skip", "plan", "trial", "trial_done", "trial_failed", "repeat", "done", "host", "log",
-         "split")
+KINDS = ("start", "prepare", "skip", "plan", "trial", "disk", "trial_done", "trial_failed", "repeat", "done", "host",
+         "log", "split")
 
 
 @dataclass(frozen=True)
@@ -67,3 +67,12 @@ class RunInterrupted(KeyboardInterrupt):
     A KeyboardInterrupt: raised inside an asyncio callback of the load generator, any other
     exception (BaseException included) is caught and logged by the event loop, and the run went on.
     """
+
+
+def terminate_as_interrupt() -> None:
+    """From now on SIGTERM raises RunInterrupted in the main thread, as Ctrl-C raises KeyboardInterrupt."""
+    import signal
+
+    def handler(signum, frame):
+        raise RunInterrupted("terminated (SIGTERM)")
+    signal.signal(signal.SIGTERM, handler)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from bench.errors import LayerbenchError, ResultsError
 from bench.setups import registry
 
 
@@ -25,3 +28,20 @@ def clean(run_id: str | None = None, caches: bool = False) -> list[str]:
         if caches:
             removed += cls.prune_caches()
     return removed
+
+
+def refuse_live_run(run_id: str, results_dir: Path) -> None:
+    """LayerbenchError when the run is still going (its runner holds the run's lock). A run
+    folder that is not found is no obstacle: each setup spares what a live runner owns anyway."""
+    from bench.results import load_run, resolve_run
+    from bench.runlock import live_writer
+
+    try:
+        run_dir = resolve_run(run_id, results_dir)
+        pid = live_writer(run_dir, load_run(run_dir).runner_pid)
+    except ResultsError:
+        return
+    if pid is not None:
+        who = f"runner pid {pid}" if pid else "another runner"
+        raise LayerbenchError(f"run {run_dir.name} is still going ({who}); nothing cleaned: stop it first, "
+                              f"or wait for it to end")

@@ -174,6 +174,9 @@ class LiveView:
     def _on_skip(self, event: Event) -> Text:
         return safe(event.message, "yellow")
 
+    def _on_disk(self, event: Event) -> Text:
+        return safe(event.message, "dim")
+
     _on_repeat = _on_skip
 
     def _on_plan(self, event: Event) -> None:

@@ -38,7 +38,7 @@ class ProgressView:
                 self.progress.advance(self.task)
         elif event.kind in ("skip", "repeat"):
             self.console.print(safe(event.message, "yellow"))
-        elif event.kind in ("start", "prepare"):
+        elif event.kind in ("start", "prepare", "disk"):
             self.console.print(safe(event.message, "dim"))
 
     def _trial_begins(self, event: Event) -> None:

@@ -2,7 +2,7 @@
 
     results/<run_id>/run.json              metadata + one record per trial (this module's models)
     results/<run_id>/trials/<trial_id>/    latency_ms.npy, app_ms.npy (numpy.load),
-                                           processes.csv, host.csv (any spreadsheet)
+                                           processes.csv, host.csv (any spreadsheet): bench.trial_files
 
 Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for every change):
     1  first format.
@@ -23,7 +23,6 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import tempfile
@@ -31,7 +30,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.errors import ResultsError
@@ -116,6 +114,7 @@ class RunRecord(_Model):
     order: list[str] = Field(default_factory=list)  # the trial keys in the order they ran
     skipped: list[dict] = Field(default_factory=list)  # {setup, variant, reason}
     runner_pid: int = 0  # with status "running" and this pid gone, the run was killed
+    runner_started: float = 0.0  # the runner process's start time (epoch s): tells it from a reused pid
     runner_host: dict[str, str | None] = Field(default_factory=dict)  # hostname, boot_id: where runner_pid lives
     # A split run (load from another host): load_host, load_address, listen_address, load_machine.
     split: dict = Field(default_factory=dict)
@@ -126,7 +125,8 @@ class RunRecord(_Model):
     def effective_status(self) -> str:
         """"incomplete" for a run marked running whose runner process is gone (killed). Only judged
         on the machine that ran it: a run fetched from another host carries that host's pid."""
-        if self.status == "running" and self.runner_pid and self.ran_here() and not _pid_alive(self.runner_pid):
+        if (self.status == "running" and self.runner_pid and self.ran_here()
+                and not _runner_alive(self.runner_pid, self.runner_started)):
             return "incomplete"
         return self.status
 
@@ -141,14 +141,24 @@ class RunRecord(_Model):
         return [trial for trial in self.trials if trial.status == "ok"]
 
 
-def _pid_alive(pid: int) -> bool:
+def _runner_alive(pid: int, started: float) -> bool:
+    """True while the process that wrote the run lives (not another that got its pid since)."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        created = psutil.Process(pid).create_time()
+        return not started or abs(created - started) < 1.0  # a run written before start times were kept: pid only
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.Error:
         return True
-    return True
+
+
+def runner_identity() -> tuple[int, float]:
+    """(pid, start time) of this process, as a run records its runner."""
+    import psutil
+
+    return os.getpid(), psutil.Process().create_time()
 
 
 def now_iso() -> str:
@@ -293,29 +303,3 @@ def list_runs(results_dir: Path) -> list[Path]:
     if not results_dir.is_dir():
         return []
     return sorted(path for path in results_dir.iterdir() if (path / RUN_FILE).is_file())
-
-
-def write_array(run_dir: Path, relative: str, values: np.ndarray) -> str:
-    target = run_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "wb") as out:
-        np.save(out, values)
-    return relative
-
-
-def write_csv(run_dir: Path, relative: str, columns: tuple[str, ...], rows: list[tuple]) -> str:
-    target = run_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "w", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    return relative
-
-
-def read_array(run_dir: Path, relative: str) -> np.ndarray:
-    """A stored raw array (latencies); an empty array when the file is missing."""
-    path = Path(run_dir) / relative
-    if not path.is_file():
-        return np.array([])
-    return np.load(path, allow_pickle=False)

@@ -14,12 +14,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from bench import gate, scenario_yaml
-from bench.scenario_apps import AppSpec
 from bench.errors import ScenarioError, SetupError
+from bench.scenario_apps import AppSpec
+from bench.scenario_messages import messages as _messages
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-MAX_PROBLEMS_SHOWN = 20  # a file of thousands of wrong keys gets these and a count, not a screenful per key
 MIN_DURATION_S = 0.1  # the shortest measured window, for a scenario file and for bench run --duration alike
 
 # endpoint -> (the python app's path, query parameter name or None); each app declares its own
@@ -72,6 +72,10 @@ class Workload(_Strict):
                 raise ValueError(f"a load workload needs an endpoint ({', '.join(ENDPOINTS)})")
         if any(count < 1 or count > 32 for count in self.instances):
             raise ValueError("instances must each be from 1 to 32")
+        repeated = sorted({count for count in self.instances if self.instances.count(count) > 1})
+        if repeated:  # two trials of one count would share one trial id and one set of files
+            raise ValueError(f"instances must be different counts; repeated: {', '.join(map(str, repeated))} "
+                             f"(for more samples, raise repeat)")
         if self.mode == "open" and self.rate is None:
             raise ValueError("mode 'open' needs a rate (requests per second)")
         if self.mode == "closed" and self.rate is not None:
@@ -134,6 +138,23 @@ class SetupSpec(_Strict):
         return self.setup + ("[" + ",".join(f"{k}={v}" for k, v in sorted(self.options.items())) + "]"
                              if self.options else "")
 
+    @property
+    def folder_key(self) -> str:
+        """The key made safe as a folder name (trial ids, files)."""
+        return "".join(c if c.isalnum() or c in "-_." else "-" for c in self.key)
+
+    def same_variant(self, other: "SetupSpec") -> bool:
+        """True when both run the same thing: options equal once defaults are filled in
+        (`container` and `container: {network: bridge}`), or their files would collide."""
+        if self.folder_key == other.folder_key:
+            return True
+        if self.setup != other.setup:
+            return False
+        from bench.setups import registry
+
+        options = registry.get(self.setup).Options
+        return options(**self.options) == options(**other.options)
+
 
 class PinningSpec(_Strict):
     app_cpus: list[Annotated[int, Field(ge=0, le=4095)]] = Field(min_length=1, max_length=4096)
@@ -185,6 +206,19 @@ class Scenario(_Strict):
                 items.append(item)
         return items
 
+    @field_validator("setups")
+    @classmethod
+    def _unique_setups(cls, value: list[SetupSpec]) -> list[SetupSpec]:
+        # The same setup with the same options twice would write two records over one trial id
+        # and one set of files, and count them as two repeats.
+        repeated = list(dict.fromkeys(f"{mine.key} = {theirs.key}" if mine.key != theirs.key else mine.key
+                                      for index, mine in enumerate(value) for theirs in value[index + 1:]
+                                      if mine.same_variant(theirs)))
+        if repeated:
+            raise ValueError(f"each setup variant may appear once; repeated: {', '.join(repeated)} "
+                             f"(for more samples, raise repeat)")
+        return value
+
     @field_validator("workloads", mode="before")
     @classmethod
     def _workload_shorthand(cls, value: Any) -> Any:
@@ -229,56 +263,6 @@ class Scenario(_Strict):
     def app_specs(self) -> list[AppSpec]:
         """Every app the scenario runs, in its order (python when it names none)."""
         return list(self.apps) if self.apps else [self.app or AppSpec()]
-
-
-def _is_union_tag(part) -> bool:
-    """pydantic names the member of a union it tried ("literal['auto']", "PinningSpec", "int")."""
-    return isinstance(part, str) and (part.startswith(("function-", "literal[")) or part in ("int", "str", "float")
-                                      or (part[:1].isupper() and part.isidentifier()))
-
-
-def _messages(error: ValidationError, source: str, lines: dict[tuple, int]) -> list[str]:
-    problems = []
-    first_with: dict[str, int] = {}  # prefix -> index in problems: thousands of problems stay linear
-    items = error.errors()
-    # For a union (pinning: auto | {...}), keep the member that got furthest: one message, not one per member.
-    by_field: dict[tuple, int] = {}
-    for item in items:
-        field = tuple(p for p in item["loc"] if not _is_union_tag(p))
-        by_field[field[:1]] = max(by_field.get(field[:1], 0), len(item["loc"]))
-    items = [item for item in items
-             if not any(_is_union_tag(p) for p in item["loc"])
-             or len(item["loc"]) == by_field[tuple(p for p in item["loc"] if not _is_union_tag(p))[:1]]]
-    for item in items:
-        location = tuple(part for part in item["loc"] if not _is_union_tag(part))
-        # pydantic puts the shorthand-expanded setup name inside; map back to the file's shape.
-        # A key may hold a newline or be huge: repr keeps each problem on one short line.
-        where = ".".join(str(part) if str(part).isprintable() and len(str(part)) <= 60 else repr(part)[:60]
-                         for part in location) or "(top level)"
-        line = None
-        for cut in range(len(location), -1, -1):
-            if location[:cut] in lines:
-                line = lines[location[:cut]]
-                break
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see: bench scenarios --help)"
-        elif item["type"] == "missing":
-            message = "required field is missing"
-        found = item.get("input")
-        if item["type"] not in ("missing", "extra_forbidden") and isinstance(found, (str, int, float, bool)):
-            message += f" (got {str(found)[:60]!r})"
-        prefix = f"{source}:{line or '?'}: {where}: "
-        same = first_with.get(prefix)
-        if same is not None and any(_is_union_tag(p) for p in item["loc"]):
-            problems[same] += f", or {message[:1].lower()}{message[1:]}"  # two members of one union
-        else:
-            first_with.setdefault(prefix, len(problems))
-            problems.append(prefix + message)
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        more = len(problems) - MAX_PROBLEMS_SHOWN
-        problems = problems[:MAX_PROBLEMS_SHOWN] + [f"{source}:?: and {more} more problem{'s' * (more > 1)}"]
-    return problems
 
 
 def parse_scenario(text: str, source: str = "<scenario>", overrides: dict | None = None) -> Scenario:
@@ -340,6 +324,17 @@ def with_option_everywhere(scenario: Scenario, options: dict[str, Any]) -> Scena
         raise ScenarioError(_messages(error, "command line", {})) from None
 
 
+def _named_workloads(scenario: Scenario, chosen: list) -> list[dict]:
+    """--workloads names: the scenario's own workload of that name, else the built-in one."""
+    own = {workload.name: workload.model_dump() for workload in scenario.workloads}
+    unknown = [item for item in chosen if isinstance(item, str) and item not in own and item not in BUILTIN_WORKLOADS]
+    if unknown:
+        raise ScenarioError([f"--workloads: unknown workload {', '.join(map(repr, unknown))}; choose from: "
+                             f"{', '.join(dict.fromkeys([*own, *BUILTIN_WORKLOADS]))}"])
+    return [(own.get(item) or BUILTIN_WORKLOADS[item].model_dump()) if isinstance(item, str) else item
+            for item in chosen]
+
+
 def with_apps(scenario: Scenario, names: list[str]) -> Scenario:
     """The scenario running these shipped apps instead of its own (bench run --app python,nginx)."""
     data = scenario.model_dump()
@@ -355,6 +350,7 @@ def apply_overrides(scenario: Scenario, **fields: Any) -> Scenario:
     workload_fields = {k: fields.pop(k) for k in ("duration", "connections", "warmup") if fields.get(k) is not None}
     data = scenario.model_dump()
     data.update({k: v for k, v in fields.items() if v is not None})
+    data["workloads"] = _named_workloads(scenario, data["workloads"])
     for workload in data["workloads"]:
         if workload["kind"] == "load" or "duration" in workload_fields:
             workload.update({k: v for k, v in workload_fields.items() if workload["kind"] == "load" or k != "connections"})

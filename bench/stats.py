@@ -17,7 +17,7 @@ import numpy as np
 BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
 NOISY_SPREAD = 0.10  # (max - min) / median over repeats above this flags a noisy cell
-PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9, "max": 100.0}  # max: a stall shows there
 SMALL_SAMPLE = 10  # below this many values, Student's t instead of the bootstrap
 # t(0.975, df) for df = 1..30; beyond that 1.96 is within 4%.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -57,7 +57,7 @@ def _clean(values) -> np.ndarray:
 
 
 def percentiles(latencies_ms) -> dict[str, float]:
-    """p50/p90/p99/p99.9 of raw latencies (ms); NaN when there are none."""
+    """p50/p90/p99/p99.9 and the maximum of raw latencies (ms); NaN when there are none."""
     data = _clean(latencies_ms)
     if data.size == 0:
         return {name: math.nan for name in PERCENTILES}

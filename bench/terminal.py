@@ -14,17 +14,15 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.model import Run
-from bench.vocabulary import (HEADLINE_METRICS, MISSING, PERCENTILE_LABELS, finite, fmt, fmt_interval, judgement,
-                               label, metric, phase_label)
+from bench.vocabulary import (HEADLINE_METRICS, LATENCY_LABELS, MISSING, finite, fmt, fmt_interval, judgement,
+                               label, metric, phase_label, printable)
 
 VERDICT_STYLE = {"worse": "red", "better": "green", "same": "dim"}
 
 
 def safe(text: object, style: str | None = None) -> Text:
     """Any text as a rich Text: never markup, control characters made visible (\\x1b, \\n)."""
-    raw = str(text)
-    shown = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in raw)
-    return Text(shown, style=style or "")
+    return Text(printable(text), style=style or "")
 
 
 def _row(table: Table, *cells, style: str | None = None) -> None:
@@ -41,9 +39,9 @@ def load_table(run: Run) -> Table | None:
     if not cells:
         return None
     table = Table(title="throughput and latency", title_justify="left",
-                  caption=safe("medians over repeats; [low–high] = 95% interval (Student's t below 10 repeats, "
-                               "bootstrap from 10)"))
-    columns = ("setup", "workload", "n", "req/s [95% CI]", *(f"{name} ms" for name in PERCENTILE_LABELS.values()),
+                  caption=safe("medians over repeats (max: the slowest request of any repeat); [low–high] = 95% "
+                               "interval (Student's t below 10 repeats, bootstrap from 10)"))
+    columns = ("setup", "workload", "n", "req/s [95% CI]", *(f"{name} ms" for name in LATENCY_LABELS.values()),
                "notes")
     for column in columns:
         table.add_column(column, justify="left" if column in ("setup", "workload", "notes") else "right")
@@ -51,7 +49,7 @@ def load_table(run: Run) -> Table | None:
         latency = cell.latency_ms or {}
         flags = _flags(cell)
         _row(table, cell.label, cell.workload, cell.repeats, fmt_interval(cell.estimate("throughput_rps"), 0),
-             *(fmt(latency.get(name), 2) for name in PERCENTILE_LABELS), flags, style="yellow" if flags else None)
+             *(fmt(latency.get(name), 2) for name in LATENCY_LABELS), flags, style="yellow" if flags else None)
     return table
 
 
@@ -210,8 +208,8 @@ def print_run(console: Console, run: Run) -> None:
         if table is not None:
             console.print(table)
     for caveat in run.caveats():
-        if caveat.kind in ("split", "skipped", "layer", "incomplete", "no_baseline"):
-            console.print(safe(caveat.text, style="yellow"))
+        if caveat.kind in ("split", "skipped", "layer", "incomplete", "no_baseline", "unreadable"):
+            console.print(safe(caveat.text, style="red" if caveat.kind == "unreadable" else "yellow"))
     if run.sampler_cpu_fraction is not None:
         console.print(safe(f"sampler cost: {run.sampler_cpu_fraction:.2%} of one core (median over trials)",
                            style="dim"))

@@ -14,6 +14,13 @@ from typing import Literal
 MISSING = "–"
 
 
+def printable(text: object) -> str:
+    """Text with every control or invisible formatting character shown escaped (\\x1b, \\n, \\u202e):
+    a terminal title, a screen clear or a reversed line in a run file stays visible text."""
+    raw = str(text)
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in raw)
+
+
 def label(setup: str, variant: str, app: str | None = None) -> str:
     """The one label of a setup variant: `bare`, `container (bridge)`, `vm (tcg,disk)`; with the app
     it runs when a run holds several: `nginx · container (bridge)`."""
@@ -66,6 +73,8 @@ METRICS: dict[str, Metric] = {metric.key: metric for metric in (
 # The figures the headline chart and the overhead matrix show, in this order.
 HEADLINE_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request", "memory_pss_mb", "startup_s")
 PERCENTILE_LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9"}
+# The latency columns of a table: the percentiles and the slowest request (over repeats: the worst one).
+LATENCY_LABELS = {**PERCENTILE_LABELS, "max": "max"}
 
 
 def metric(key: str) -> Metric:
@@ -201,8 +210,8 @@ Severity = Literal["warning", "note"]
 class Caveat:
     """Something a reader must know before trusting a figure, computed once as data.
 
-    `kind` is stable (noisy, busy, failed, errors, single_repeat, skipped, incomplete,
-    no_baseline, layer); `subject` names the cell or layer ("" for the whole run); `text` is the
+    `kind` is stable (noisy, busy, stall, failed, errors, single_repeat, skipped, incomplete,
+    no_baseline, layer, unreadable); `subject` names the cell or layer ("" for the whole run); `text` is the
     full sentence (report, exports); `flag` is the few words a table cell shows.
     """
 

@@ -51,9 +51,10 @@ def largest_scenario() -> str:
     """Every list and string of the schema at its maximum (about 100 KB, 10683 values), block style."""
     workloads = [{"name": f"workload-{i:02d}-" + "x" * 48, "kind": "load", "endpoint": "cpu", "param": 10_000_000,
                   "mode": "open", "connections": 1024, "rate": 1_000_000.0, "duration": 3600.0, "warmup": 600.0,
-                  "load": "builtin", "instances": [32] * 8} for i in range(64)]
-    setups = [{"vm": {"accel": "auto", "memory_mb": 16384, "kernel": "/" + "k" * 200, "vcpus": 64,
-                      "release_boot_files": True, "disk": True}} for _ in range(32)]
+                  "load": "builtin", "instances": list(range(25, 33))} for i in range(64)]
+    # Distinct variants (a variant may appear once): 32 memory sizes.
+    setups = [{"vm": {"accel": "auto", "memory_mb": 16384 - i, "kernel": "/" + "k" * 200, "vcpus": 64,
+                      "release_boot_files": True, "disk": True}} for i in range(32)]
     return yaml.safe_dump({"name": "n" * 64, "description": "d" * 2000, "setups": setups, "workloads": workloads,
                            "repeat": 1000, "pinning": {"app_cpus": list(range(4096)), "load_cpus": list(range(4096))}},
                           default_flow_style=False, width=100)

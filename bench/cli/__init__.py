@@ -12,4 +12,7 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    from bench.events import terminate_as_interrupt
+
+    terminate_as_interrupt()  # SIGTERM at any moment ends like Ctrl-C: one line, exit 130
     app(prog_name="bench")

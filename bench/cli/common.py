@@ -50,6 +50,17 @@ def guarded(command):
     return wrapper
 
 
+def exit_if_unreadable(runs: list, say: bool) -> None:
+    """Exit 1 when a raw trial file of these runs (bench.model.Run) could not be used; `say`: one
+    line per file on stderr (the table view lists them with its other warnings)."""
+    unreadable = [caveat for run in runs for caveat in run.caveats() if caveat.kind == "unreadable"]
+    if not unreadable:
+        return
+    for caveat in unreadable if say else []:
+        _print_error(caveat.text)
+    raise typer.Exit(int(ExitStatus.ERROR))
+
+
 def _csv(flag: str, value: Optional[str]) -> list[str] | None:
     if value is None:
         return None

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from bench import results as results_store
 from bench import scenario as scenarios
-from bench.cli.common import DEFAULT_RESULTS, _csv, app, console, errors, guarded, open_in_browser
+from bench.cli.common import DEFAULT_RESULTS, _csv, _print_error, app, console, errors, guarded, open_in_browser
 from bench.errors import ExitStatus, Interrupted, ResultsError
 from bench.terminal import safe
 
@@ -66,10 +66,14 @@ def run(
                                             "listens on the address it reaches (not loopback). One target."),
     hosts_file: Optional[Path] = typer.Option(None, "--hosts-file", help="Default ./hosts.yaml ($LAYERBENCH_HOSTS)."),
 ) -> None:
-    """Run a scenario: every setup under every workload, repeated and interleaved."""
+    """Run a scenario: every setup under every workload, repeated and interleaved.
+
+    Exit status: 0 all measured; 1 an error (the report could not be written, bad input, ...);
+    3 some trials failed; 4 a setup named with --setups could not run here and was skipped;
+    130 interrupted (the trials measured so far are kept).
+    """
     if resume is not None:
-        resume_dir = results_store.resolve_run(resume, out)
-        chosen = scenarios.Scenario.model_validate(results_store.load_run(resume_dir).scenario)
+        resume_dir, chosen = _resumable(resume, out)
     else:
         resume_dir = None
         vm_options = {k: v for k, v in (("kernel", str(kernel) if kernel else None), ("accel", accel)) if v}
@@ -89,7 +93,17 @@ def run(
     else:
         run_dir = _execute(chosen, out, resume_dir, narrate)
     if run_dir is not None:  # a fleet is printed and reported by run_on_hosts
-        _finish(run_dir, report)
+        _finish(run_dir, report, _csv("--setups", setups_flag) if resume is None else None)
+
+
+def _resumable(resume: str, out: Path) -> tuple[Path, scenarios.Scenario]:
+    """The folder and scenario of an interrupted run to finish; refused while its runner still runs."""
+    from bench.runlock import refuse_if_live
+
+    resume_dir = results_store.resolve_run(resume, out)
+    record = results_store.load_run(resume_dir)
+    refuse_if_live(resume_dir, record.runner_pid)  # one writer per run (the runner's lock enforces it)
+    return resume_dir, scenarios.Scenario.model_validate(record.scenario)
 
 
 def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool) -> Path:
@@ -118,17 +132,22 @@ def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, nar
         raise ResultsError(f"cannot write results: {error}") from None
 
 
-def _finish(run_dir: Path, report: bool) -> None:
+def _finish(run_dir: Path, report: bool, named: list[str] | None) -> None:
+    """Print the run, write its report, and exit with the status the run earned (see `run --help`)."""
     from bench.model import Run
     from bench.terminal import print_run
 
     measured = Run.load(run_dir)
     print_run(console, measured)
-    if report:
-        _write_report(run_dir)
+    written = _write_report(run_dir) if report else True
     console.print(safe(f"results: {run_dir}"))
+    skipped = [entry.get("setup") for entry in measured.record.skipped if entry.get("setup") in (named or [])]
+    if not written:
+        raise typer.Exit(int(ExitStatus.ERROR))
     if any(trial.status == "failed" for trial in measured.record.trials):
         raise typer.Exit(int(ExitStatus.INCOMPLETE))
+    if skipped:  # asked for by name and not measured: a script must not take the run for complete
+        raise typer.Exit(int(ExitStatus.SKIPPED))
 
 
 def _warn_leftovers() -> None:
@@ -141,15 +160,16 @@ def _warn_leftovers() -> None:
             f"{', ...' if len(found) > 3 else ''}); they skew measurements: bench clean")))
 
 
-def _write_report(run_dir: Path) -> None:
+def _write_report(run_dir: Path) -> bool:
     from bench.report import write_report
 
     try:
         path = write_report(run_dir)
-    except Exception as error:  # a report problem must never hide the measured results
-        errors.print(Text("warning: ", style="yellow").append(safe(f"report not written: {error}")))
-        return
+    except Exception as error:  # a report problem must never hide the measured results: they are printed
+        _print_error(f"report not written: {error}")
+        return False
     console.print(safe(f"report: {path}"))
+    return True
 
 
 @app.command()

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from bench import results as results_store
-from bench.cli.common import DEFAULT_RESULTS, app, console, errors, guarded, open_in_browser
+from bench.cli.common import DEFAULT_RESULTS, app, console, errors, exit_if_unreadable, guarded, open_in_browser
 from bench.errors import ExitStatus, Regression, ResultsError
 from bench.terminal import safe
 
@@ -36,9 +36,10 @@ def show(
         return fleets.show_fleet(fleet_dir, format)
     stored = Run.load(results_store.resolve_run(run_id, results_dir))
     if format == "table":
-        print_run(console, stored)
+        print_run(console, stored)  # it lists unreadable files with the other warnings
     else:
         sys.stdout.write(export_run(stored, format))
+    exit_if_unreadable([stored], say=format != "table")
 
 
 @app.command("list")
@@ -82,17 +83,20 @@ def report(
 ) -> None:
     """(Re)draw a stored run's charts and write its self-contained report.html."""
     from bench.cli import fleet as fleets
-    from bench.report import write_report
+    from bench.model import Run
+    from bench.report import write_run_report
 
     fleet_dir = fleets.fleet_folder(run_id, results_dir)
+    stored = None if fleet_dir else Run.load(results_store.resolve_run(run_id, results_dir))
     try:
-        path = fleets.report_fleet(fleet_dir) if fleet_dir else write_report(results_store.resolve_run(run_id,
-                                                                                                   results_dir))
+        path = fleets.report_fleet(fleet_dir) if fleet_dir else write_run_report(stored)
     except OSError as error:
         raise ResultsError(f"cannot write the report: {error}") from None
     console.print(safe(f"report: {path}"))
     if open_report:
         open_in_browser(path)
+    if stored is not None:
+        exit_if_unreadable([stored], say=True)
 
 
 @app.command()
@@ -120,6 +124,7 @@ def compare(
         _compare_page(comparison, out or results_dir / f"compare-{run_dirs[0].name}-vs-{run_dirs[-1].name}")
     else:
         sys.stdout.write(export_comparison(comparison, format))
+    exit_if_unreadable(comparison.runs, say=True)
     _gate(comparison, fail_on, console if format == "table" else errors)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Optional
 
 import typer
 
 from bench import scenario as scenarios
-from bench.cli.common import app, console, guarded
+from bench.cli.common import DEFAULT_RESULTS, app, console, guarded
 from bench.terminal import safe
 
 
@@ -36,12 +37,16 @@ def run_app(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.O
 
 @app.command()
 @guarded
-def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftovers of this run id."),
+def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftovers of this run id (refused "
+                                              "while that run is still going)."),
           images: bool = typer.Option(False, "--images", help="Also remove container images built from older "
-                                      "inputs (the current one is kept).")) -> None:
-    """Remove containers and VMs left behind by a run that was killed."""
+                                      "inputs (the current one is kept)."),
+          results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored.")) -> None:
+    """Remove containers and VMs left behind by a run that was killed; runs still going are spared."""
     from bench import leftovers
 
+    if run_id is not None:
+        leftovers.refuse_live_run(run_id, results_dir)
     removed = leftovers.clean(run_id, caches=images)
     console.print(safe("\n".join(f"removed {item}" for item in removed) or "nothing to clean"))
 

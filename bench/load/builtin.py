@@ -13,10 +13,10 @@ import time
 import numpy as np
 
 from bench.load import workers
-from bench.load.connection import Client, RawResult, drive
+from bench.load.connection import COMPLETION_BIN_NS, Client, RawResult, drive
 from bench.load.connection import event_loop_factory as _event_loop_factory
 from bench.load.signals import stop_loop_on_signals
-from bench.load.spec import GENERATOR_BOUND_BUSY, LoadResult, LoadSpec, busy_fraction, is_generator_bound
+from bench.load.spec import GENERATOR_BOUND_BUSY, LoadResult, LoadSpec, busy_fraction, is_generator_bound, longest_gap
 from bench.netutil import LOOPBACK  # where the generator connects unless a split run says otherwise
 
 __all__ = ["GENERATOR_BOUND_BUSY", "LOOPBACK", "LoadResult", "LoadSpec", "is_generator_bound", "run_load"]
@@ -62,11 +62,24 @@ def _merge(raws: list[RawResult]) -> LoadResult:
     if len(raws) > 1:
         notes["busy_fraction_per_process"] = [round(raw.cpu.cpu_s / s, 3) if s > 0 else None
                                               for raw, s in zip(raws, windows_s)]
+    gap_s, gap_end_s = longest_gap(_completions(raws), COMPLETION_BIN_NS / 1e9, duration_s)
     return LoadResult(requests=len(latency_ms), errors=errors, duration_s=duration_s, latency_ms=latency_ms,
                       app_ms=app_ms.copy(), window=(min(r.window[0] for r in raws), max(r.window[1] for r in raws)),
                       sent=sum(raw.sent for raw in raws), notes=notes, generator_processes=len(raws),
                       generator_cpu_s=cpu_s, generator_wait_s=None if None in waits else sum(waits),
-                      generator_busy_fraction=busy_fraction(cpu_s, duration_s, len(raws)))
+                      generator_busy_fraction=busy_fraction(cpu_s, duration_s, len(raws)),
+                      longest_gap_s=gap_s, longest_gap_end_s=gap_end_s)
+
+
+def _completions(raws: list[RawResult]) -> np.ndarray:
+    """Every process's completions per bin, on the first process's bins (one clock for all)."""
+    first = min(raw.bins_start_ns for raw in raws)
+    total = np.zeros(max(len(raw.completions) for raw in raws), dtype=np.int64)
+    for raw in raws:
+        shift = (raw.bins_start_ns - first) // COMPLETION_BIN_NS  # processes open their windows within ms
+        counts = np.frombuffer(raw.completions, dtype=np.uint32)[:total.size - shift]
+        total[shift:shift + counts.size] += counts
+    return total
 
 
 def run_load(port: int, spec: LoadSpec) -> LoadResult:

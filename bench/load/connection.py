@@ -28,6 +28,7 @@ _RETRY_CONNECT_S = 0.05  # after a refused connect
 _RETRY_AFTER_ERROR_S = 0.01  # after a reset or an unexpected close
 _MAX_REMEMBERED = 64  # whole replies whose parsed heads are kept
 _MAX_REMEMBERED_BYTES = 4096  # only small replies are worth keeping
+COMPLETION_BIN_NS = 10_000_000  # completions are counted per 10 ms of the window: gaps show, sizes stay small
 
 
 @dataclass
@@ -36,6 +37,8 @@ class RawResult:
 
     latency_ns: array  # int64 per completed request
     app_ms: array  # float per completed request, NaN when the server sent no Server-Timing
+    completions: array  # completed requests per COMPLETION_BIN_NS of the window (a stall is a run of zeros)
+    bins_start_ns: int  # time.perf_counter_ns() where the first bin starts (one clock for every process)
     errors: dict[str, int]
     sent: int
     window: tuple[float, float]  # time.monotonic() at the start and end of the measured window
@@ -54,6 +57,28 @@ class Recorder:
         self.app_ms = array("d")
         self.errors: Counter[str] = Counter()
         self.sent = 0
+        self.completions = array("I")
+        self.bins_start_ns = 0
+        self._counted = 0
+
+    def open_window(self, duration_s: float) -> None:
+        """Start measuring: latencies are kept, and a timer counts completions per bin (nothing is
+        added to the per-request path, which is what limits the generator)."""
+        self.completions = array("I", bytes(4 * (int(duration_s * 1e9) // COMPLETION_BIN_NS + 2)))
+        self.bins_start_ns = time.perf_counter_ns()
+        self._counted = 0
+        self.measuring = True
+        asyncio.get_running_loop().call_later(COMPLETION_BIN_NS / 1e9, self.count_completions)
+
+    def count_completions(self) -> None:
+        """Put the requests completed since the last count in the bin of now; again in one bin's time."""
+        done = len(self.latency_ns)
+        index = (time.perf_counter_ns() - self.bins_start_ns) // COMPLETION_BIN_NS
+        if index < len(self.completions):
+            self.completions[index] += done - self._counted
+        self._counted = done
+        if self.measuring:
+            asyncio.get_running_loop().call_later(COMPLETION_BIN_NS / 1e9, self.count_completions)
 
     def error(self, kind: str) -> None:
         if self.measuring:
@@ -336,17 +361,19 @@ async def drive(port: int, spec: LoadSpec, numbers: Iterable[int], start: float,
     clients.append(client)
     tasks = [asyncio.ensure_future(_connection_loop(client, number)) for number in numbers]
     await _sleep_until(start + spec.warmup_s)
-    recorder.measuring = True
+    recorder.open_window(spec.duration_s)
     clock_start, window_start = thread_clock(), time.monotonic()
     await _sleep_until(start + spec.warmup_s + spec.duration_s)
     recorder.measuring = False
+    recorder.count_completions()  # the last bin's completions
     clock_end, window_end = thread_clock(), time.monotonic()
     recorder.stopping = True
     _, pending = await asyncio.wait(tasks, timeout=spec.timeout_s + 1)
     for task in pending:
         task.cancel()
     client.abort_all()
-    return RawResult(latency_ns=recorder.latency_ns, app_ms=recorder.app_ms, errors=dict(recorder.errors),
+    return RawResult(latency_ns=recorder.latency_ns, app_ms=recorder.app_ms, completions=recorder.completions,
+                     bins_start_ns=recorder.bins_start_ns, errors=dict(recorder.errors),
                      sent=recorder.sent, window=(window_start, window_end), cpu=elapsed(clock_start, clock_end),
                      event_loop=type(asyncio.get_running_loop()).__module__.split(".")[0],
                      cpus=sorted(os.sched_getaffinity(0)))

@@ -63,6 +63,10 @@ class LoadResult:
     generator_cpu_s: float | None = None  # their on-CPU seconds over the window, summed
     generator_wait_s: float | None = None  # their seconds ready to run but waiting for a CPU, summed
     generator_busy_fraction: float | None = None  # cpu_s / (window * processes)
+    # The longest stretch of the window in which no request completed, and when it ended (s into the
+    # window); None when the generator cannot tell (wrk).
+    longest_gap_s: float | None = None
+    longest_gap_end_s: float | None = None
 
     @property
     def throughput_rps(self) -> float:
@@ -90,3 +94,16 @@ def is_generator_bound(result: LoadResult) -> bool:
     fraction, which also counts waiting for a shared CPU) reached GENERATOR_BOUND_BUSY."""
     figures = (result.generator_busy_fraction, result.generator_runnable_fraction)
     return any(figure is not None and figure >= GENERATOR_BOUND_BUSY for figure in figures)
+
+
+def longest_gap(completions: np.ndarray, bin_s: float, window_s: float) -> tuple[float, float]:
+    """(seconds, end in s into the window) of the longest run of bins with no completion, over the
+    bins that cover the window; precise to one bin."""
+    bins = max(1, int(np.ceil(window_s / bin_s)))
+    empty = np.concatenate(([False], np.asarray(completions[:bins]) == 0, [False]))
+    edges = np.flatnonzero(np.diff(empty.astype(np.int8)))  # starts and ends of runs of empty bins
+    if edges.size == 0:
+        return 0.0, 0.0
+    starts, ends = edges[0::2], edges[1::2]
+    longest = int(np.argmax(ends - starts))
+    return min(float(ends[longest] - starts[longest]) * bin_s, window_s), min(float(ends[longest]) * bin_s, window_s)

@@ -37,6 +37,16 @@ def busy_machine(cell: Cell) -> Caveat | None:
                   f"interference.", f"busy machine in {cell.busy_repeats} repeat(s): others used up to {cores:.2f} cores")
 
 
+def stall(cell: Cell) -> Caveat | None:
+    """No request completed for a stall's length in some repeat (see Cell.stalls)."""
+    if not cell.stalls:
+        return None
+    longest = max(seconds for _, seconds in cell.stalls)
+    return Caveat("stall", cell.subject, f"Stall in {cell.subject}: in {len(cell.stalls)} repeat(s) no request "
+                  f"completed for up to {longest:.1f} s (the app or the machine stopped); its throughput and latency "
+                  f"include that pause.", f"stalled {longest:.1f} s in {len(cell.stalls)} repeat(s)")
+
+
 def request_errors(cell: Cell) -> Caveat | None:
     if not cell.errors_by_kind:
         return None
@@ -81,5 +91,5 @@ def single_repeat(cell: Cell) -> Caveat | None:
                   f"says nothing about spread.", "1 repeat", "note")
 
 
-CELL_CHECKS: tuple[Callable[[Cell], Caveat | None], ...] = (noisy, failed, busy_machine, request_errors,
+CELL_CHECKS: tuple[Callable[[Cell], Caveat | None], ...] = (noisy, failed, busy_machine, stall, request_errors,
                                                              generator_bound, memory_mismatch, single_repeat)

@@ -11,6 +11,12 @@ from bench.results import TrialRecord
 from bench.vocabulary import Caveat, cell_label, finite, label
 
 BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its figures are suspect
+# A stall: no request completed for at least STALL_MIN_S and STALL_MEDIANS times the median latency.
+# On this 2-core host, shared and loaded, ordinary trials went up to 0.42 s without a completion on
+# /hello and /cpu (bare, containers) and 0.68 s in a VM under TCG (where one /cpu takes 0.5-1.3 s):
+# 1 s leaves a margin; the median factor keeps slow workloads, whose gaps are long anyway, quiet.
+STALL_MIN_S = 1.0
+STALL_MEDIANS = 50
 
 
 class LayerKey(tuple):
@@ -118,7 +124,20 @@ class Cell:
         loads = [trial.load for trial in self.ok if trial.load]
         if not loads:
             return None
-        return {name: median_of(load.get("latency_ms", {}).get(name) for load in loads) for name in stats.PERCENTILES}
+        figures = {name: median_of(load.get("latency_ms", {}).get(name) for load in loads) for name in stats.PERCENTILES}
+        maxima = [value for load in loads if finite(value := load.get("latency_ms", {}).get("max"))]
+        figures["max"] = max(maxima) if maxima else None  # the slowest request of any repeat: a stall shows here
+        return figures
+
+    @property
+    def stalls(self) -> list[tuple[int, float]]:
+        """(repeat, seconds) of every ok trial in which no request completed for a stall's length."""
+        found = []
+        for trial in self.ok:
+            gap_ms, p50 = trial.load.get("longest_gap_ms"), (trial.load.get("latency_ms") or {}).get("p50")
+            if finite(gap_ms) and finite(p50) and gap_ms >= STALL_MIN_S * 1e3 and gap_ms >= STALL_MEDIANS * p50:
+                found.append((trial.repeat, gap_ms / 1e3))
+        return found
 
     @property
     def app_ms_p50(self) -> float | None:

@@ -14,6 +14,7 @@ from bench.model.cell import Cell, LayerKey
 from bench.model.figures import median_of, sub_seed
 from bench.model.fixed import LayerCost, layer_cost
 from bench.results import LayerRecord, RunRecord, TrialRecord, load_run
+from bench.trial_files import UnreadableFile, file_problems
 from bench.roles import STANDARD, Role
 from bench.vocabulary import HEADLINE_METRICS, NO_DIFFERENCE, Caveat, cell_label, label, verdict
 
@@ -52,12 +53,34 @@ def _generic_layer(setup: str, variant: str, order: int, app: str = "python") ->
     return LayerRecord(setup=setup, variant=variant, order=order, app=app)
 
 
+def _unreadable(trial: TrialRecord, relative: str, reason: str) -> Caveat:
+    subject = cell_label(trial.setup, trial.variant, trial.workload)
+    return Caveat("unreadable", subject, f"Unreadable file {relative[:200]!r} of {subject}, repeat {trial.repeat + 1}: "
+                  f"{reason}. Its charts leave that trial out.", "unreadable file")
+
+
 class Run:
     """A stored run as every output sees it: record, folder, layers, cells, overhead, caveats."""
 
     def __init__(self, record: RunRecord, run_dir: Path):
         self.record = record
         self.run_dir = Path(run_dir)
+        self._unreadable_found: dict[str, Caveat] = {}  # by file: problems the charts met reading files
+
+    @cached_property
+    def unreadable_files(self) -> dict[str, Caveat]:
+        """Raw trial files that cannot be used (corrupt, a pickle, outside the run folder), found
+        from their headers; by file. Their trials' stored figures still count; charts leave them out."""
+        found = {}
+        for trial in self.record.trials:
+            for name, problem in file_problems(self.run_dir, trial.files).items():
+                found[trial.files[name]] = _unreadable(trial, trial.files[name], problem)
+        return found
+
+    def note_unreadable(self, trial: TrialRecord, error: UnreadableFile) -> None:
+        """A chart could not read a file of this trial: report it like the ones found up front."""
+        if error.relative not in self.unreadable_files:
+            self._unreadable_found.setdefault(error.relative, _unreadable(trial, error.relative, error.reason))
 
     @classmethod
     def load(cls, run_dir: Path) -> "Run":
@@ -261,6 +284,7 @@ class Run:
                 what = f"{skipped['app']} in {what}"
             found.append(Caveat("skipped", str(what), f"Skipped {what}: {skipped.get('reason') or 'no reason recorded'}"))
         found += [caveat for cell in self.cells for caveat in cell.caveats() if caveat.kind != "failed"]
+        found += [*self.unreadable_files.values(), *self._unreadable_found.values()]
         for layer in self.layers:
             found += [Caveat("layer", label(*self.layer_key_of(layer)), text) for text in layer.caveats]
         if self.cells and self.baseline is None:

@@ -12,9 +12,11 @@ from pathlib import Path
 import matplotlib
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
+from matplotlib.text import Text
+from matplotlib.ticker import FixedFormatter, FuncFormatter
 
 from bench.model import Run
-from bench.vocabulary import finite, label, short
+from bench.vocabulary import finite, label, printable, short
 
 # Okabe-Ito (safe for colour-blind readers): setups declare their hue; these serve the rest.
 SPARE_COLOURS = ("#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#0072B2", "#D55E00")
@@ -35,6 +37,7 @@ STYLE = {
     "axes.grid": True,
     "grid.alpha": 0.3,
     "svg.fonttype": "none",  # text stays text in SVG: smaller, searchable, editable
+    "text.parse_math": False,  # a "$" in a variant or workload name is a dollar sign, not TeX (or a crash)
 }
 PNG_DPI = 110
 
@@ -53,6 +56,9 @@ def colour(run: Run, setup: str, variant: str, app: str | None = None) -> str:
     return shade(base, variants.index(variant) if variant in variants else 0)
 
 
+TICK_CHARS = 40  # a longer label (a variant naming a long image path) would squeeze the plot to nothing
+
+
 def app_index(run: Run, app: str | None) -> int:
     """0 for the run's first app (or a run of one), 1 for its second, ..."""
     return run.apps.index(app) if app in run.apps else 0
@@ -69,8 +75,11 @@ def line_style(run: Run, app: str | None) -> str:
 
 
 def tick_label(setup: str, variant: str, app: str | None = None, two_lines: bool = True) -> str:
-    """The layer's one label (with its app in a run of several), broken before its variant for a narrow tick."""
-    text = label(setup, variant, app)
+    """The layer's one label (with its app in a run of several), broken before its variant for a
+    narrow tick, cut short if very long (the report's tables give it whole)."""
+    text = printable(label(setup, variant, app))
+    if len(text) > TICK_CHARS:
+        text = text[:TICK_CHARS - 2].rstrip() + "…" + (")" if text.endswith(")") else "")
     return text.replace(" (", "\n(", 1).replace(" · ", " ·\n", 1) if two_lines else text
 
 
@@ -109,11 +118,33 @@ def styled(function):
 def save(figure: Figure, out_dir: Path, name: str) -> list[Path]:
     """Write `name`.png and `name`.svg into out_dir; returns both paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    _printable_text(figure)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
     with matplotlib.rc_context(STYLE):
         figure.savefig(paths[0], dpi=PNG_DPI, facecolor="white")
         figure.savefig(paths[1], facecolor="white")
     return paths
+
+
+def _printable_text(figure: Figure) -> None:
+    """Names from run.json in a chart (labels, titles, legends, category ticks) with control
+    characters shown escaped: they would be drawn as missing glyphs, or break the SVG."""
+    for text in figure.findobj(Text):
+        text.set_text(printable(text.get_text()))
+    for ax in figure.axes:  # category ticks are drawn later, from the formatter's list
+        for axis in (ax.xaxis, ax.yaxis):
+            for formatter in (axis.get_major_formatter(), axis.get_minor_formatter()):
+                if isinstance(formatter, FixedFormatter):
+                    formatter.seq = [printable(item) for item in formatter.seq]
+                elif isinstance(formatter, FuncFormatter) and not getattr(formatter.func, "printable", False):
+                    formatter.func = _printable_func(formatter.func)
+
+
+def _printable_func(func):
+    def shown(value, position=None):
+        return printable(func(value, position))
+    shown.printable = True
+    return shown
 
 
 def spans_decades(values, factor: float = 10.0) -> bool:

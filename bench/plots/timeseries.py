@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -12,6 +11,7 @@ from matplotlib.lines import Line2D
 
 from bench.model import Run
 from bench.plots._common import colour, new_figure, plain_ticks, save, spans_decades, styled, tick_label
+from bench.trial_files import UnreadableFile, read_csv
 from bench.roles import ROLE_LOADGEN
 
 MB = 1024 * 1024
@@ -19,21 +19,24 @@ LINESTYLES = ("-", "--", ":", "-.")
 SMOOTH_S = 0.5  # CPU rates are taken over this many seconds of samples
 
 
-def read_series(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(seconds since the first sample, CPU in % of one core, RSS in MB), summed over the setup's
-    own processes (the load generator's row is left out); None when the file is missing or too short."""
-    if not path.is_file():
+def read_series(run: Run, trial) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(seconds since the first sample, CPU in % of one core, RSS in MB) of a trial, summed over the
+    setup's own processes (the load generator's row is left out); None when its processes.csv is
+    missing or too short, or unreadable (then the run reports it)."""
+    try:
+        rows = read_csv(run.run_dir, trial.files["processes"])
+    except UnreadableFile as error:
+        run.note_unreadable(trial, error)
         return None
     by_pid: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("role") == ROLE_LOADGEN:
-                continue
-            try:
-                by_pid[row["pid"]].append((float(row["t"]), float(row["cpu_user_s"]) + float(row["cpu_sys_s"]),
-                                           float(row["rss_bytes"])))
-            except (KeyError, TypeError, ValueError):
-                continue
+    for row in rows:
+        if row.get("role") == ROLE_LOADGEN:
+            continue
+        try:
+            by_pid[row["pid"]].append((float(row["t"]), float(row["cpu_user_s"]) + float(row["cpu_sys_s"]),
+                                       float(row["rss_bytes"])))
+        except (KeyError, TypeError, ValueError):
+            continue
     cpu: dict[float, float] = defaultdict(float)
     rss: dict[float, float] = defaultdict(float)
     for samples in by_pid.values():
@@ -74,8 +77,7 @@ def timeseries(run: Run, out_dir: Path) -> list[Path]:
     for workload in run.workloads:
         for key in run.layer_keys:
             for trial in run.trials_at(key, workload):
-                relative = trial.files.get("processes")
-                data = read_series(run.run_dir / relative) if relative else None
+                data = read_series(run, trial) if trial.files.get("processes") else None
                 if data is not None:
                     series.setdefault(workload, []).append((key, trial.repeat, data))
     if not series:

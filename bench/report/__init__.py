@@ -8,6 +8,9 @@ descriptions come from user files.
 from __future__ import annotations
 
 import base64
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import jinja2
@@ -44,10 +47,36 @@ def render_report(run: Run, charts: dict[str, list[Path]]) -> str:
 
 def write_report(run_dir: Path) -> Path:
     """Draw the charts into `<run_dir>/charts/` and write `<run_dir>/report.html`; returns its path."""
-    run_dir = Path(run_dir)
-    run = Run.load(run_dir)
-    charts = render_run(run, run_dir / CHARTS_DIR)
-    path = run_dir / REPORT_FILE
-    atomic_write(path, render_report(run, charts).encode("utf-8"))
-    path.chmod(0o644)  # a report is for sharing; the temp file it came from was private
+    return write_run_report(Run.load(Path(run_dir)))
+
+
+def write_run_report(run: Run) -> Path:
+    """The report of a loaded run (its caveats then include files the charts could not read).
+
+    All or nothing: charts are drawn into a temp folder beside `charts/` and replace it only once
+    the page is written, so a full disk leaves the previous charts and report, not half of each.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=".charts-", dir=run.run_dir))
+    try:
+        charts = render_run(run, staging)
+        path = run.run_dir / REPORT_FILE
+        atomic_write(path, render_report(run, charts).encode("utf-8"))  # charts are embedded: no links to fix
+        path.chmod(0o644)  # a report is for sharing; the temp file it came from was private
+        _replace_dir(staging, run.run_dir / CHARTS_DIR)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return path
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put folder `new` in the place of `target` with renames only (they need no free space)."""
+    new.chmod(0o755)  # mkdtemp made it private; charts are for sharing
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}-old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -10,7 +10,7 @@ from bench.model import Cell, Run
 from bench.plots.cost import memory_layers_of
 from bench.plots._common import colour
 from bench.roles import APP
-from bench.vocabulary import HEADLINE_METRICS, PERCENTILE_LABELS, finite, fmt, fmt_interval, label, metric
+from bench.vocabulary import HEADLINE_METRICS, LATENCY_LABELS, finite, fmt, fmt_interval, label, metric
 
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 MIN_SHOWN_US = 0.5  # a helper's CPU per request below this is noise of the sampler's 10 ms ticks
@@ -103,7 +103,8 @@ def load_rows(run: Run) -> list[dict]:
         rows.append({"label": cell.label, "colour": css_colour(colour(run, *cell.layer_key)),
                      "workload": cell.workload, "repeats": cell.repeats, "failed": cell.failed,
                      "throughput": fmt_interval(cell.estimate("throughput_rps") if cell.has_load else None, 0),
-                     **{name: fmt(latency.get(name)) for name in PERCENTILE_LABELS},
+                     **{name: fmt(latency.get(name)) for name in LATENCY_LABELS},
+                     "flags": "; ".join(caveat.flag for caveat in cell.caveats() if caveat.kind in ("stall", "busy")),
                      "p99": fmt_interval(cell.estimate("latency_p99_ms") if cell.has_load else None),
                      "app_ms_p50": fmt(cell.app_ms_p50, 3), "noisy": cell.noisy, "spread": f"{cell.spread:.0%}"})
     return rows

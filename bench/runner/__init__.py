@@ -22,8 +22,9 @@ from bench.events import Event, PlannedStart, PlannedWork, ProgressFn, RunInterr
 from bench.load.builtin import LoadResult, LoadSpec, run_load
 from bench.metrics.window import mem_available_now
 from bench.netutil import LOOPBACK
-from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, save_run
-from bench.runner.figures import bracket_available_drop
+from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, runner_identity, save_run
+from bench.runlock import RunLock, refuse_if_live
+from bench.runner.figures import bracket_available_drop, disk_estimate
 from bench.runner.measure import LoadFn, Measurement, alive, measure_trial, new_record
 from bench.runner.persist import append_trial, store_measurement
 from bench.runner.plan import PlannedTrial, converged, plan, resolve_pinning
@@ -120,7 +121,7 @@ class Runner:
             self.record.trials = resume.ok_trials()
             self.record.skipped = []
             self.record.status = "running"
-            self.record.runner_pid = os.getpid()
+            self.record.runner_pid, self.record.runner_started = runner_identity()
             self.record.runner_host = machine.this_host()
         if split:
             self.record.split = split
@@ -131,16 +132,23 @@ class Runner:
         self.resuming = resume is not None
 
     def _new_record(self, command_line: list[str] | None) -> RunRecord:
+        pid, started = runner_identity()
         return RunRecord(run_id=new_run_id(self.scenario.name), created_at=now_iso(),
                          command_line=command_line or sys.argv, scenario=self.scenario.model_dump(mode="json"),
                          machine=machine.describe(), pinning=self.pinning.as_dict(), seed=self.scenario.seed,
-                         runner_pid=os.getpid(), runner_host=machine.this_host())
+                         runner_pid=pid, runner_started=started, runner_host=machine.this_host())
 
     # ---- the whole run ------------------------------------------------------------------
 
     def run(self) -> Path:
+        """Run every planned trial not yet recorded; the run folder. ResultsError when another
+        runner is writing this run (one writer per run: see bench.runlock)."""
         # A resumed run's folder exists even when no trial finished ok before the interruption.
         self.run_dir.mkdir(parents=True, exist_ok=self.resuming)
+        with RunLock(self.run_dir):
+            return self._run_locked()
+
+    def _run_locked(self) -> Path:
         save_run(self.run_dir, self.record)
         self.progress(Event("start", f"run {self.run_id} -> {self.run_dir}", data={"run_dir": str(self.run_dir)}))
         try:
@@ -292,6 +300,7 @@ class Runner:
                                 {"setup": trial.spec.setup, "workload": trial.workload.name, "trial": trial.trial_id,
                                  "app": trial.app, "variant": self.variants[trial.setup_key],
                                  "narration": setup.narration}))
+            self._say_disk_cost(trial)
             self._run_trial(setup, instance, trial, fresh=index == 0)
             if index + 1 < len(group) and not alive(instance):
                 for rest in group[index + 1:]:
@@ -299,6 +308,14 @@ class Runner:
                 break
 
     # ---- one trial ---------------------------------------------------------------------
+
+    def _say_disk_cost(self, trial: PlannedTrial) -> None:
+        rates = [(t.setup, t.variant, t.workload, t.load.get("throughput_rps")) for t in self.record.ok_trials()]
+        mine = (trial.spec.setup, self.variants[trial.setup_key], trial.workload_label)
+        estimate = disk_estimate(trial.workload, [rps for *key, rps in rates if tuple(key) == mine and rps],
+                                 [rps for *_, rps in rates if rps])
+        if estimate is not None:
+            self.progress(Event("disk", f"{trial.key}: {estimate}"))
 
     def _run_trial(self, setup: Setup, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
         try:
@@ -333,6 +350,7 @@ def run_scenario(scenario: Scenario, results_dir: Path, progress: ProgressFn = n
 def resume_run(run_dir: Path, progress: ProgressFn = no_progress) -> Path:
     """Finish an incomplete run with its own settings: the trials not recorded as ok are run."""
     record = load_run(run_dir)
+    refuse_if_live(Path(run_dir), record.runner_pid)
     try:
         scenario = Scenario.model_validate(record.scenario)
     except ValueError as error:

@@ -85,6 +85,8 @@ def load_summary(result: LoadResult, workload: Workload) -> dict:
         "throughput_rps": result.throughput_rps,
         "latency_ms": percentiles(result.latency_ms),
         "app_ms": percentiles(result.app_ms),
+        "longest_gap_ms": None if result.longest_gap_s is None else result.longest_gap_s * 1e3,
+        "longest_gap_end_s": result.longest_gap_end_s,
         "notes": result.notes,
         # The generator's own use of its CPUs over the window: at 90% busy it, not the app, set the pace.
         "generator_stats": {"processes": result.generator_processes, "cpu_s": result.generator_cpu_s,
@@ -105,3 +107,28 @@ def bracket_available_drop(record, before: float, after: float) -> None:
     record.host["mem_available_after_bytes"] = after
     record.memory_bytes["available_drop"] = (before + after) / 2 - during
     record.memory_bytes["available_drop_per_instance"] = record.memory_bytes["available_drop"] / instances
+
+
+RAW_BYTES_PER_REQUEST = 16  # latency_ms.npy and app_ms.npy: one float64 each per completed request
+LONG_TRIAL_S = 30.0  # from this long on, a trial says what it will store before it starts
+NOMINAL_RPS = 10_000  # the rate an estimate is quoted at when no trial of the run has shown one
+
+
+def disk_estimate(workload: Workload, cell_rates: list[float], run_rates: list[float]) -> str | None:
+    """What a long load trial's raw latencies will take on disk, in words; None for a short one.
+
+    From the rate its cell's earlier repeats reached, else the fastest trial of the run so far,
+    else per NOMINAL_RPS requests per second (the rate is not known before anything ran)."""
+    if workload.kind != "load" or workload.duration < LONG_TRIAL_S:
+        return None
+    rate, basis = ((max(cell_rates), "its earlier repeats reached") if cell_rates else
+                   (max(run_rates), "the fastest trial so far reached") if run_rates else (None, ""))
+    if workload.mode == "open" and workload.rate:
+        rate, basis = workload.rate, "its open-loop rate"
+    if rate is None:
+        per_nominal = workload.duration * NOMINAL_RPS * RAW_BYTES_PER_REQUEST / 1e6
+        return (f"a {workload.duration:g} s trial stores {RAW_BYTES_PER_REQUEST} bytes per request: "
+                f"about {per_nominal:,.0f} MB per {NOMINAL_RPS:,} req/s it reaches")
+    megabytes = workload.duration * rate * RAW_BYTES_PER_REQUEST / 1e6
+    return (f"this {workload.duration:g} s trial will store about {megabytes:,.0f} MB of raw latencies "
+            f"({RAW_BYTES_PER_REQUEST} bytes per request at the {rate:,.0f} req/s {basis})")

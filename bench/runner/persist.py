@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.metrics.sampler import HOST_COLUMNS, PROCESS_COLUMNS
-from bench.results import RunRecord, TrialRecord, save_run, write_array, write_csv
+from bench.results import RunRecord, TrialRecord, save_run
+from bench.trial_files import write_array, write_csv
 from bench.runner.measure import Measurement
 
 

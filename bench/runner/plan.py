@@ -32,9 +32,8 @@ class PlannedTrial:
     @property
     def trial_id(self) -> str:
         """A name safe as a folder: (the app, in a run of several,) setup key, workload, repeat."""
-        safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.spec.key)
         app = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.app) + "--" if self.app_in_id else ""
-        return f"{app}{safe}--{self.workload_label}--r{self.repeat}"
+        return f"{app}{self.spec.folder_key}--{self.workload_label}--r{self.repeat}"
 
     @property
     def setup_key(self) -> tuple[str, str]:

@@ -15,7 +15,8 @@ A setup runs an app (bench.apps: layerbench's python app by default, nginx, a us
 asks it how to start in its kind of layer (`runs_app_as`: host, container or guest); no setup
 knows which app it runs. The lifecycle, `Setup.running()`, lives here once: launch, readiness
 (first HTTP 200 on the app's ready path, with a deadline), the start-up phase split, and a stop
-that always runs to its end, on an exception, Ctrl-C or SIGTERM too.
+that always runs to its end, on an exception, Ctrl-C or SIGTERM too. Launch and stop are not
+interruptible halfway: an interrupt is held until they are done, then delivered.
 """
 
 from __future__ import annotations
@@ -216,8 +217,9 @@ class Setup(abc.ABC):
     def _launch(self) -> Instance:
         """Start the app; return as soon as it is launched (readiness is checked by the caller).
 
-        Record phases up to launch in `Instance.phases` (e.g. {"spawn_s": 0.01}). If it raises,
-        or is interrupted, `_abort_launch` undoes what it created so far.
+        Record phases up to launch in `Instance.phases` (e.g. {"spawn_s": 0.01}). It runs with
+        Ctrl-C and SIGTERM held back (keep it short); if it raises, `_abort_launch` undoes what it
+        created so far.
         """
 
     @abc.abstractmethod
@@ -225,7 +227,7 @@ class Setup(abc.ABC):
         """Stop everything _launch started. Must be safe to call twice and after a crash."""
 
     def _abort_launch(self) -> None:
-        """Undo whatever a failed or interrupted _launch created before it could return."""
+        """Undo whatever a _launch that raised created before it could return."""
 
     def diagnose(self, instance: Instance) -> str:
         """Extra words for an error when the app never became ready (e.g. a log tail)."""
@@ -243,17 +245,17 @@ class Setup(abc.ABC):
     def running(self) -> Iterator[Instance]:
         """Launch, wait for the first 200 on the app's ready path, yield, and always stop.
 
-        Adds `first_200_s` (launch returned -> first 200) to the instance's phases. The stop (and
-        the undoing of a launch that did not finish) runs with Ctrl-C and SIGTERM held back, so
-        an interrupt cannot leave half of a setup behind; it is delivered right after.
+        Adds `first_200_s` (launch returned -> first 200) to the instance's phases. The launch, the
+        stop and the undoing of a launch that raised run with Ctrl-C and SIGTERM held back: an
+        interrupt that landed inside them could orphan what they were creating (a container the
+        engine made while its client was interrupted). It is delivered as soon as they are done,
+        when the instance is known, so the stop below always has something to stop. A launch
+        only starts things (slow preparing belongs in prepare()), so the delay is short.
         """
+        instance: Instance | None = None
         try:
-            instance = self._launch()
-        except BaseException:
             with signals_deferred():
-                self._abort_launch()
-            raise
-        try:
+                instance = self._launch()
             began = time.perf_counter()
             instance.ready_path, instance.stats_path = self.app.ready_path, self.app.stats_path
             self._before_polling(instance, self.ready_deadline_s)
@@ -267,4 +269,7 @@ class Setup(abc.ABC):
             yield instance
         finally:
             with signals_deferred():
-                self._terminate(instance)
+                if instance is None:
+                    self._abort_launch()
+                else:
+                    self._terminate(instance)

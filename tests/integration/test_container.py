@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -164,12 +165,30 @@ def test_engine_refusal_is_one_line(client, built_image):
     assert not [c for c in _ours(client) if c.labels.get("layerbench.run") == RUN_ID]
 
 
-def test_clean_leftovers_removes_a_forgotten_container(client, built_image):
+def test_clean_leftovers_removes_a_forgotten_container(client, built_image, monkeypatch):
+    import types
+
+    import bench.setups.container as container_module
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
     setup = _setup({"network": "host"})
-    instance = setup._launch()  # never terminated: as after a crash
+    with monkeypatch.context() as patched:  # labelled with a runner that has exited, as after a crash
+        patched.setattr(container_module, "os", types.SimpleNamespace(getpid=lambda: dead.pid))
+        instance = setup._launch()  # never terminated
     assert clean_leftovers(RUN_ID) == [f"container {instance.facts['container_name']}"]
     assert clean_leftovers(RUN_ID) == []
     setup._terminate(instance)  # tolerates the container being gone
+
+
+def test_clean_leftovers_of_one_run_spares_a_container_whose_runner_lives(client, built_image):
+    setup = _setup({"network": "host"})
+    instance = setup._launch()  # labelled with this process, which is alive: a run still going
+    try:
+        assert clean_leftovers(RUN_ID) == []
+        assert client.containers.get(instance.facts["container_name"]).status == "running"
+    finally:
+        setup._terminate(instance)
 
 
 def test_options_are_validated():

@@ -230,7 +230,8 @@ def test_docker_unreachable_skips_the_container_with_one_line_and_measures_bare(
     env = {**ENV, "DOCKER_HOST": "unix:///nonexistent.sock"}
     run = Run(["run", "--setups", "bare,container", "--duration", "1", "--repeat", "1", "--out",
                str(tmp_path / "r"), *QUICK], tmp_path, env=env)
-    assert run.wait() == 0, run.stdout + run.stderr  # a skipped setup is not a failed trial
+    # Not a failed trial (3), but a setup asked for by name was not measured: ExitStatus.SKIPPED.
+    assert run.wait() == 4, run.stdout + run.stderr
     skips = [line for line in run.stdout.splitlines() if line.startswith("skipping container")]
     assert len(skips) == 1 and "unix:///nonexistent.sock" in skips[0], run.stdout
     assert "Traceback" not in run.stdout + run.stderr
@@ -429,3 +430,81 @@ def test_a_killed_runner_leaves_a_readable_incomplete_run_and_clean_removes_the_
     cleaned = subprocess.run([BENCH, "clean"], capture_output=True, text=True, env=ENV, timeout=60)
     assert cleaned.returncode == 0 and f"removed container {name}" in cleaned.stdout, cleaned.stdout + cleaned.stderr
     assert containers_of(container_run.pid) == []
+
+
+# ---- one writer per run ----------------------------------------------------------------------------
+
+def _live_run(tmp_path: Path, setups: str) -> tuple[Run, Path]:
+    run = Run(["run", "--setups", setups, "--duration", "3", "--repeat", "3", "--out", str(tmp_path / "r"), *QUICK],
+              tmp_path / "first")
+    run_dir = wait_for(lambda: (tmp_path / "r").is_dir() and next(
+        (d for d in (tmp_path / "r").iterdir() if (d / "run.json").is_file()), None), 30, "the run folder")
+    return run, run_dir
+
+
+def test_resuming_a_run_that_is_still_going_is_refused_with_one_line(tmp_path):
+    run, run_dir = _live_run(tmp_path, "bare")
+    try:
+        second = Run(["run", "--resume", str(run_dir), "--no-report"], tmp_path / "second")
+        assert second.wait(60) == 1, second.stdout + second.stderr
+        (line,) = second.stderr.strip().splitlines()
+        assert line.startswith(f"error: run {run_dir.name} is still being written by runner pid {run.pid}"), line
+        assert second.stdout.strip() == ""  # refused before anything ran or was written
+        assert run.popen.poll() is None  # the first runner goes on, alone
+    finally:
+        run.popen.send_signal(signal.SIGINT)
+        run.wait()
+    record = results.load_run(run_dir)
+    assert record.runner_pid == run.pid and len({t.trial_id for t in record.trials}) == len(record.trials)
+    resumed = Run(["run", "--resume", str(run_dir), "--no-report"], tmp_path / "third")  # its writer is gone now
+    assert resumed.finish(120) == 0, resumed.stdout + resumed.stderr
+    assert results.load_run(run_dir).status == "complete"
+
+
+@pytest.mark.docker
+def test_clean_of_one_run_spares_a_run_that_is_still_going(tmp_path):
+    docker_or_skip()
+    run, run_dir = _live_run(tmp_path, "container")
+    try:
+        (name,) = wait_for(lambda: containers_of(run.pid), 60, "the container")
+        cleaned = subprocess.run([BENCH, "clean", "--run", run_dir.name, "--results", str(tmp_path / "r")],
+                                 capture_output=True, text=True, env=ENV, timeout=60)
+        assert cleaned.returncode == 1, cleaned.stdout + cleaned.stderr
+        (line,) = cleaned.stderr.strip().splitlines()
+        assert line.startswith(f"error: run {run_dir.name} is still going (runner pid {run.pid})"), line
+        # Not found by folder (another --results): the container is still spared, its runner lives.
+        elsewhere = subprocess.run([BENCH, "clean", "--run", run_dir.name, "--results", str(tmp_path / "none")],
+                                   capture_output=True, text=True, env=ENV, timeout=60)
+        assert elsewhere.returncode == 0 and "removed" not in elsewhere.stdout, elsewhere.stdout + elsewhere.stderr
+        assert containers_of(run.pid) == [name] and run.popen.poll() is None
+    finally:
+        run.popen.send_signal(signal.SIGINT)
+        assert run.wait() == 130
+    assert_nothing_left(run)
+
+
+# ---- a stalled app -------------------------------------------------------------------------------
+
+def test_an_app_stopped_for_seconds_during_load_is_flagged_as_a_stall_with_its_max_latency(tmp_path):
+    run = Run(["run", "--setups", "bare", "--workloads", "hello", "--duration", "6", "--warmup", "0.5", "--repeat", "1",
+               "--out", str(tmp_path / "r"), "--no-report"], tmp_path)
+    (app,) = wait_for(run.apps, 20, "the bare app")
+    wait_for(lambda: answers(app_port(app)), 15, "the app to answer")
+    time.sleep(2.0)  # into the measured window
+    app.suspend()  # SIGSTOP: the app holds its sockets and answers nothing
+    time.sleep(3.0)
+    app.resume()
+    assert run.finish() == 0, run.stdout + run.stderr
+    (trial,) = results.load_run(run_dir_of(tmp_path / "r")).trials
+    assert trial.status == "ok" and trial.load["latency_ms"]["max"] >= 2500, trial.load
+    assert trial.load["longest_gap_ms"] >= 2500
+    summary = json.loads(subprocess.run([BENCH, "show", str(run_dir_of(tmp_path / "r")), "--format", "json"],
+                                        capture_output=True, text=True, env=ENV, timeout=60).stdout)
+    (cell,) = summary["results"]
+    assert cell["latency_ms"]["max"] >= 2500
+    (stall,) = [caveat for caveat in cell["caveats"] if caveat["kind"] == "stall"]
+    assert stall["flag"].startswith("stalled ") and "1 repeat" in stall["flag"], stall
+    shown = subprocess.run([BENCH, "show", str(run_dir_of(tmp_path / "r"))], capture_output=True, text=True, env=ENV,
+                           timeout=60)
+    assert "max ms" in shown.stdout and stall["flag"] in shown.stdout, shown.stdout
+    assert_nothing_left(run)

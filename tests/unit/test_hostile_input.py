@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 from bench import results
 from bench.app.server import Handler
 from bench.cli import app
-from tests.conftest import serve_app
 from bench.load.builtin import LoadSpec, run_load
 from bench.scenario import ScenarioError, load_scenario, parse_scenario
+from tests.conftest import serve_app
 
 runner = CliRunner()
 GOOD = "name: t\nsetups: [bare]\nworkloads: [hello]\n"
@@ -55,6 +55,12 @@ HOSTILE_SCENARIOS = {
     "control characters": "\x00\x1f",
     "empty": "",
     "description too long": GOOD + "description: " + "x" * 5000 + "\n",
+    "a setup twice": "name: t\nsetups: [bare, bare]\nworkloads: [hello]\n",
+    "a variant twice, once by its defaults": "name: t\nsetups: [container, {container: {network: bridge}}]\n"
+                                             "workloads: [hello]\n",
+    "two variants that share a folder name": "name: t\nsetups: [{container: {base_image: 'a:b'}}, "
+                                             "{container: {base_image: a-b}}]\nworkloads: [hello]\n",
+    "a density count twice": "name: t\nsetups: [bare]\nworkloads: [{name: d, kind: density, instances: [1, 1]}]\n",
     "too many workloads": "name: t\nsetups: [bare]\nworkloads: [" + ", ".join(
         f"{{name: w{i}, endpoint: hello}}" for i in range(100)) + "]\n",
 }
@@ -89,6 +95,16 @@ def test_bench_run_on_a_hostile_file_exits_1_with_a_message_and_writes_nothing(t
     assert "error:" in outcome.output and "Traceback" not in outcome.output
     assert sorted(tmp_path.rglob("*")) == before  # nothing written, inside the results folder or outside
     assert not Path("/tmp/pwned").exists()
+
+
+@pytest.mark.parametrize("flags,named", [(["--setups", "bare,bare"], "repeated: bare"),
+                                        (["--setups", "bare,container,bare"], "repeated: bare")])
+def test_a_setup_named_twice_on_the_command_line_is_refused_naming_it(tmp_path, flags, named):
+    outcome = runner.invoke(app, ["run", *flags, "--workloads", "hello", "--out", str(tmp_path / "r"), "--no-report"])
+    assert outcome.exit_code == 1, outcome.output
+    (line,) = outcome.output.strip().splitlines()
+    assert line.startswith("error: ") and named in line, line
+    assert not (tmp_path / "r").exists()
 
 
 def test_rich_markup_in_a_description_is_printed_not_interpreted(tmp_path):
@@ -232,9 +248,10 @@ def test_both_loaders_read_every_shipped_scenario_alike():
 def test_the_largest_scenario_the_schema_allows_is_within_the_bounds():
     workloads = [{"name": f"w{i:02d}-" + "x" * 60, "kind": "load", "endpoint": "cpu", "param": 10_000_000,
                   "mode": "open", "connections": 1024, "rate": 1e6, "duration": 3600.0, "warmup": 600.0,
-                  "load": "builtin", "instances": [32] * 8} for i in range(64)]
-    setups = [{"vm": {"accel": "auto", "memory_mb": 16384, "kernel": "/" + "k" * 200, "vcpus": 64,
-                      "release_boot_files": True, "disk": True}} for _ in range(32)]
+                  "load": "builtin", "instances": list(range(25, 33))} for i in range(64)]
+    # Distinct variants (a variant may appear once): 32 memory sizes.
+    setups = [{"vm": {"accel": "auto", "memory_mb": 16384 - i, "kernel": "/" + "k" * 200, "vcpus": 64,
+                      "release_boot_files": True, "disk": True}} for i in range(32)]
     largest = {"name": "n" * 64, "description": "d" * 2000, "setups": setups, "workloads": workloads,
                "repeat": 1000, "pinning": {"app_cpus": list(range(4096)), "load_cpus": list(range(4096))}}
     text = yaml.safe_dump(largest, default_flow_style=False)
@@ -445,3 +462,15 @@ def test_connections_past_the_cap_get_a_503_and_the_rest_are_served():
         connection.request("GET", "/hello")
         assert connection.getresponse().status == 200
         connection.close()
+
+
+def test_workloads_flag_with_a_scenario_file_picks_known_names_or_says_which_are_unknown(tmp_path):
+    from bench.scenario import apply_overrides
+
+    scenario = load_scenario("quick")
+    picked = apply_overrides(scenario, workloads=["hello", "startup"])
+    assert [w.name for w in picked.workloads] == ["hello", "startup"]
+    outcome = runner.invoke(app, ["run", "quick", "--workloads", "hello,nope", "--out", str(tmp_path / "r")])
+    assert outcome.exit_code == 1 and isinstance(outcome.exception, SystemExit), outcome.output
+    (line,) = outcome.output.strip().splitlines()
+    assert line.startswith("error: --workloads: unknown workload 'nope'"), line

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bench import results
+from bench import results, trial_files
 from bench.results import ResultsError, RunRecord, TrialRecord
 
 
@@ -26,9 +26,9 @@ def test_round_trip(tmp_path):
 
 
 def test_arrays_round_trip(tmp_path):
-    relative = results.write_array(tmp_path, "trials/x/latency_ms.npy", np.array([1.5, 2.5]))
-    assert results.read_array(tmp_path, relative).tolist() == [1.5, 2.5]
-    assert results.read_array(tmp_path, "missing.npy").size == 0
+    relative = trial_files.write_array(tmp_path, "trials/x/latency_ms.npy", np.array([1.5, 2.5]))
+    assert trial_files.read_array(tmp_path, relative).tolist() == [1.5, 2.5]
+    assert trial_files.read_array(tmp_path, "missing.npy").size == 0
 
 
 def test_future_version_is_refused_with_advice(tmp_path):

@@ -229,7 +229,6 @@ class ContainerSetup(Setup):
         began = time.perf_counter()
         self._start(container, port)
         phases["start_s"] = time.perf_counter() - began
-        self._launching = None
         init_pid = int(container.attrs["State"].get("Pid") or 0)
         options: ContainerOptions = self.options  # type: ignore[assignment]
         running = RunningContainer(container=container, init_pid=init_pid, cgroup_dirs=cgroup_dirs(init_pid),
@@ -245,8 +244,11 @@ class ContainerSetup(Setup):
             "user": kwargs.get("user") or "the image's own", "cap_add": kwargs.get("cap_add", []),
             **(self._runtime.facts() if self._runtime else {"runtime": options.runtime}),
         }
-        return Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
-                        engine_accounting=lambda: engine_accounting(running), handle=running, address=self.address)
+        instance = Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
+                            engine_accounting=lambda: engine_accounting(running), handle=running,
+                            address=self.address)
+        self._launching = None  # from here on, _terminate stops it
+        return instance
 
     def _run_arguments(self, port: int) -> tuple[dict, int]:
         """The locked-down `docker run` of the app (uid 65534, no capabilities, one host address only:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from datetime import datetime
 
 import psutil
 
@@ -130,7 +131,14 @@ def id_of(client, name: str) -> str | None:
 
 
 def _runner_gone(container) -> bool:
-    return not psutil.pid_exists(int(container.labels.get(PID_LABEL, "0") or 0))
+    """True when the runner that created the container has exited (a process that got its pid
+    since, started after the container was created, does not count as it)."""
+    try:
+        runner = psutil.Process(int(container.labels.get(PID_LABEL, "0") or 0))
+        created = datetime.fromisoformat(container.attrs["Created"][:19] + "+00:00").timestamp()
+        return runner.create_time() > created + 1.0
+    except (psutil.Error, ValueError, KeyError, TypeError):
+        return True
 
 
 def find_leftovers() -> list[str]:
@@ -148,15 +156,14 @@ def find_leftovers() -> list[str]:
 
 
 def clean_leftovers(run_id: str | None = None) -> list[str]:
-    """Remove containers labelled layerbench whose runner is gone (or all of one run's); what was removed."""
+    """Remove containers a runner labelled (only run_id's, when given) whose runner is gone; a run
+    still going keeps its containers. One line per container removed."""
     label = f"{RUN_LABEL}={run_id}" if run_id is not None else RUN_LABEL
     with client_if_daemon(10) as client:
         if client is None:  # no daemon: nothing of ours can be running there
             return []
         try:
-            containers = client.containers.list(all=True, filters={"label": label})
-            if run_id is None:  # everything of runs that are over; a run still going keeps its containers
-                containers = [c for c in containers if _runner_gone(c)]
+            containers = [c for c in client.containers.list(all=True, filters={"label": label}) if _runner_gone(c)]
             return [f"container {container.name}" for container in containers if remove_quietly(container)]
         except Exception:  # the daemon went away meanwhile
             return []

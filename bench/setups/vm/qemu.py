@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.images import cache_root
 from bench.netutil import LOOPBACK
-from bench.setups.procutil import die_with_parent
+from bench.setups.procutil import die_with_parent, signals_deferred
 from bench.setups.vm.boot import BootPlan
 from bench.setups.vm.disk import DISK_FILE, make_disk
 from bench.setups.vm.qmp import qmp_quit
@@ -59,39 +59,56 @@ class Qemu:
 
 def spawn(plan: BootPlan, accel: str, port: int, cpus: tuple[int, ...], log_path: Path,
           address: str = LOOPBACK) -> Qemu:
-    """Start QEMU for one boot of `plan`, pinned to `cpus`, its console read into log_path."""
-    runtime_dir().mkdir(parents=True, exist_ok=True)
-    temp_dir = Path(tempfile.mkdtemp(prefix=NAME_PREFIX, dir=runtime_dir()))
-    if plan.disk_mb:
+    """Start QEMU for one boot of `plan`, pinned to `cpus`, its console read into log_path.
+
+    All or nothing: with Ctrl-C and SIGTERM held back until it returns, and on any error the
+    QEMU and its temp dir are removed again (the KVM probe calls it outside a setup's launch)."""
+    with signals_deferred():
+        runtime_dir().mkdir(parents=True, exist_ok=True)
+        temp_dir = Path(tempfile.mkdtemp(prefix=NAME_PREFIX, dir=runtime_dir()))
+        popen = None
         try:
-            make_disk(temp_dir / DISK_FILE, plan.disk_mb)
+            if plan.disk_mb:
+                make_disk(temp_dir / DISK_FILE, plan.disk_mb)
+            command = plan.command(accel, port, temp_dir, f"{NAME_PREFIX}{os.getpid()}-{port}", address)
+            # Under taskset every QEMU thread (vCPU, I/O, RCU) is born pinned; setting the affinity
+            # after spawn would race with thread creation.
+            taskset = shutil.which("taskset")
+            if taskset and cpus:
+                command = [taskset, "-c", ",".join(map(str, cpus)), *command]
+            serial = Serial(log_path, time.perf_counter())
+            with open(temp_dir / "qemu.stderr", "wb") as stderr:
+                # New session: a Ctrl-C meant for the runner must not kill QEMU before we quit it cleanly.
+                popen = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                                         start_new_session=True, preexec_fn=die_with_parent)
+            reader = threading.Thread(target=serial.pump, args=(popen.stdout,), name=f"qemu-serial-{port}",
+                                      daemon=True)
+            reader.start()
+            qemu = Qemu(popen, temp_dir, serial, reader, spawned_at=time.perf_counter())
+            if not taskset and cpus:
+                _pin_all_threads(popen.pid, cpus)
+            return qemu
         except BaseException:
+            if popen is not None:
+                popen.kill()
+                popen.wait()
+                if popen.stdout:
+                    popen.stdout.close()
             shutil.rmtree(temp_dir, ignore_errors=True)
             raise
-    command = plan.command(accel, port, temp_dir, f"{NAME_PREFIX}{os.getpid()}-{port}", address)
-    # Under taskset every QEMU thread (vCPU, I/O, RCU) is born pinned; setting the affinity
-    # after spawn would race with thread creation.
-    taskset = shutil.which("taskset")
-    if taskset and cpus:
-        command = [taskset, "-c", ",".join(map(str, cpus)), *command]
-    serial = Serial(log_path, time.perf_counter())
-    with open(temp_dir / "qemu.stderr", "wb") as stderr:
-        # New session: a Ctrl-C meant for the runner must not kill QEMU before we quit it cleanly.
-        popen = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-                                 start_new_session=True, preexec_fn=die_with_parent)
-    reader = threading.Thread(target=serial.pump, args=(popen.stdout,), name=f"qemu-serial-{port}", daemon=True)
-    reader.start()
-    qemu = Qemu(popen, temp_dir, serial, reader, spawned_at=time.perf_counter())
-    if not taskset and cpus:
-        _pin_all_threads(popen.pid, cpus)
-    return qemu
 
 
 def stop(qemu: Qemu, timeout_s: float = 5.0) -> int | None:
     """Quit QEMU through QMP, then SIGTERM, then SIGKILL; remove its temp dir. Idempotent.
 
     Returns QEMU's exit status if it had already exited before we asked it to stop, else None.
+    Ctrl-C and SIGTERM wait until it is done.
     """
+    with signals_deferred():
+        return _stop(qemu, timeout_s)
+
+
+def _stop(qemu: Qemu, timeout_s: float) -> int | None:
     if qemu.stopped:
         return None
     died_early = qemu.popen.poll()
