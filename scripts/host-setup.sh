@@ -57,7 +57,9 @@ fi
 if command -v docker >/dev/null 2>&1 && ! docker info >/dev/null 2>&1; then
     if [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null 2>&1; then
         log "starting dockerd (log: /var/log/layerbench-dockerd.log)"
-        nohup dockerd >/var/log/layerbench-dockerd.log 2>&1 &
+        # Its own session: the daemon outlives the shell, make or CI step that started it (a
+        # process-group kill at the end of a job took it down with the job). The log is appended to.
+        setsid nohup dockerd >>/var/log/layerbench-dockerd.log 2>&1 </dev/null &
         for _ in $(seq 1 60); do
             docker info >/dev/null 2>&1 && break
             sleep 0.5
