@@ -16,6 +16,9 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
     4  `app` on every trial and layer: which app ran (python, nginx, a user's image reference); a run
        may hold several, and every figure compares against the baseline of the same app. v3 runs
        only ever ran the python app.
+    5  a layer's `stack_layers` (the boxes of the layer-stack figure) and `fixed_roles`; a trial's
+       `fixed` block (the engine daemons sampled over its window, apart from the instance's roles).
+       v4 runs get the boxes of the setups they knew (data/stack_layers_v4.json) and no fixed costs.
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bench.errors import ResultsError
 from bench.machine import this_host
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 RUN_FILE = "run.json"
 _V1_LAYERS = Path(__file__).parent / "data" / "layers_v1.json"
+_V4_STACKS = Path(__file__).parent / "data" / "stack_layers_v4.json"
 
 __all__ = ["FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "load_run", "save_run"]
 
@@ -71,6 +75,9 @@ class TrialRecord(_Model):
     sampler: dict = Field(default_factory=dict)  # hz, ticks, own_cpu_s, own_cpu_fraction
     files: dict[str, str] = Field(default_factory=dict)  # raw data files, relative to the run folder
     window_t: list[float] = Field(default_factory=list)  # measured window [start, end], the CSVs' `t` clock
+    # The setup's fixed-cost processes (engine daemons) over the same window, by role, like `roles`;
+    # never part of `roles`, `memory_bytes` or `cpu_us_per_request`, which are per instance.
+    fixed: dict[str, dict] = Field(default_factory=dict)
 
 
 class LayerRecord(_Model):
@@ -87,6 +94,8 @@ class LayerRecord(_Model):
     order: int = 50  # display order; the baseline comes first
     baseline: bool = False  # the setup every ratio is taken against
     roles: dict[str, dict] = Field(default_factory=dict)  # role key -> bench.roles.Role fields
+    stack_layers: list[str] = Field(default_factory=list)  # layer-stack boxes, bottom-up ("guest kernel", ...)
+    fixed_roles: list[str] = Field(default_factory=list)  # role keys costed once per host (engine daemons)
 
 
 class RunRecord(_Model):
@@ -236,7 +245,20 @@ def _v3_to_v4(data: dict) -> dict:
             "layers": with_app(data.get("layers", []))}
 
 
-_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}  # from version N to N+1: {N: function(dict) -> dict}
+def _v4_to_v5(data: dict) -> dict:
+    """v4 runs had no layer-stack boxes: give each layer the ones its setup had then (none for others)."""
+    known = json.loads(_V4_STACKS.read_text())
+    layers = []
+    for layer in data.get("layers", []):
+        if isinstance(layer, dict) and not layer.get("stack_layers"):
+            boxes = known.get(str(layer.get("setup")), {})
+            first = str(layer.get("variant", "")).split(",")[0]
+            layer = {**layer, "stack_layers": boxes.get(first, boxes.get("*", []))}
+        layers.append(layer)
+    return {**data, "format_version": 5, "layers": layers}
+
+
+_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}  # from version N to N+1: {N: function(dict) -> dict}
 
 
 def load_run(run_dir: Path) -> RunRecord:

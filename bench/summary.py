@@ -12,6 +12,8 @@ Version history:
        `roles` carry pss_mb. Stored runs need no migration: summaries are computed from their trials.
        Later fields (no version change: they only add): `apps`, `app` on every result and overhead row,
        and `by_app` (a run of several apps: each layer's ratios to the same app's baseline, side by side).
+       The engine's fixed cost apart from what one instance costs: each result's `fixed`, the run's
+       `layer_costs`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ MEMORY_FIGURES = {
     "memory_per_instance_mb.rss": "Density: RSS per instance: the upper bound (shared pages counted in every copy).",
     "memory_per_instance_mb.available_drop": "Density: how far the host's MemAvailable fell with the N instances "
                                              "running, divided by N: the cross-check of the USS figure.",
+    "fixed": "The setup's fixed-cost processes (an engine's daemons: dockerd, containerd), sampled over the same "
+             "trials: per role pss_mb, uss_mb, rss_mb, cpu_cores (average over the window) and in total. Paid once "
+             "per host however many instances run; never part of memory_mb or memory_per_instance_mb.",
 }
 
 
@@ -74,8 +79,19 @@ def cell_summary(cell: Cell) -> dict:
         "foreign_cpu_cores": cell.foreign_cpu_cores,
         "busy_repeats": cell.busy_repeats,
         "accel": cell.accel,
+        "fixed": _fixed(cell.fixed),
         "caveats": [caveat.as_dict() for caveat in cell.caveats()],
     }
+
+
+def _fixed(fixed) -> dict | None:
+    return {"roles": fixed.roles, "total": fixed.total, "trials": fixed.trials} if fixed is not None else None
+
+
+def layer_cost_summary(cost) -> dict:
+    """One layer: per-instance memory and the fixed cost of its engine (bench.model.LayerCost)."""
+    return {"setup": cost.setup, "variant": cost.variant, "per_instance_mb": cost.per_instance_mb,
+            "per_instance_from": cost.per_instance_from, "fixed": _fixed(cost.fixed)}
 
 
 def overhead_summary(row: Overhead) -> dict:
@@ -103,6 +119,7 @@ def summarize(run: Run) -> dict:
         "sampler_cpu_fraction": run.sampler_cpu_fraction,
         "results": [cell_summary(cell) for cell in run.cells],
         "overhead": [overhead_summary(row) for row in run.overhead],
+        "layer_costs": [layer_cost_summary(cost) for cost in run.layer_costs],
         "by_app": [row.as_dict() for row in run.by_app],
         "caveats": [caveat.as_dict() for caveat in run.caveats()],
         "memory_figures": MEMORY_FIGURES,

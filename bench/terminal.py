@@ -14,8 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.model import Run
-from bench.vocabulary import (HEADLINE_METRICS, LATENCY_LABELS, MISSING, finite, fmt, fmt_interval, judgement, metric,
-                               phase_label, printable)
+from bench.vocabulary import (HEADLINE_METRICS, LATENCY_LABELS, MISSING, finite, fmt, fmt_interval, judgement,
+                               label, metric, phase_label, printable)
 
 VERDICT_STYLE = {"worse": "red", "better": "green", "same": "dim"}
 
@@ -95,12 +95,32 @@ def density_table(run: Run) -> Table | None:
     table = Table(title="density: memory per instance (MB)", title_justify="left",
                   caption=safe("USS = what one more instance costs; PSS = fair share; RSS = upper bound; "
                                "MemAvailable drop = the host's own cross-check"))
-    for column in ("setup", "instances", "USS", "PSS", "RSS", "MemAvailable drop", "notes"):
+    for column in ("setup", "instances", "USS", "PSS", "RSS", "MemAvailable drop", "engine, once (PSS)", "notes"):
         table.add_column(column, justify="left" if column in ("setup", "notes") else "right")
     for cell in cells:
         figures = cell.memory_per_instance_mb or {}
         _row(table, cell.label, cell.instances or "–", *(fmt(figures.get(part), 1) for part in
-                                                          ("uss", "pss", "rss", "available_drop")), _flags(cell))
+                                                          ("uss", "pss", "rss", "available_drop")),
+             fmt(cell.fixed.pss_mb if cell.fixed else None, 1), _flags(cell))
+    return table
+
+
+def fixed_table(run: Run) -> Table | None:
+    """Per layer: what one more instance costs against what having its engine at all costs."""
+    costs = [cost for cost in run.layer_costs if cost.fixed is not None]
+    if not costs:
+        return None
+    table = Table(title="one more instance vs the engine itself (memory in MB)", title_justify="left",
+                  caption=safe("per instance: every process the instance needs (its idle footprint when measured); "
+                               "engine: its daemons, paid once per host however many instances run"))
+    for column in ("setup", "per instance PSS", "USS", "engine PSS", "USS", "engine CPU (cores)", "engine (PSS)"):
+        table.add_column(column, justify="left" if column in ("setup", "engine (PSS)") else "right")
+    for cost in costs:
+        fixed = cost.fixed
+        roles = ", ".join(f"{key} {fmt(figures.get('pss_mb'), 0)}" for key, figures in fixed.roles.items())
+        _row(table, label(*cost.key), fmt(cost.per_instance_mb.get("pss"), 1),
+             fmt(cost.per_instance_mb.get("uss"), 1), fmt(fixed.total.get("pss_mb"), 1),
+             fmt(fixed.total.get("uss_mb"), 1), fmt(fixed.total.get("cpu_cores"), 3), roles)
     return table
 
 
@@ -183,8 +203,8 @@ def print_run(console: Console, run: Run) -> None:
                        f"{len(run.cells)} cells)", style="bold"))
     if not run.cells:
         console.print("no trial recorded yet")
-    for table in (load_table(run), startup_table(run), cost_table(run), density_table(run), overhead_table(run),
-                  by_app_table(run)):
+    for table in (load_table(run), startup_table(run), cost_table(run), density_table(run), fixed_table(run),
+                  overhead_table(run), by_app_table(run)):
         if table is not None:
             console.print(table)
     for caveat in run.caveats():

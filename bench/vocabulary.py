@@ -135,6 +135,28 @@ def phase_label(name: str, short_form: bool = False) -> str:
     return name.removesuffix("_s").replace("_", " ")
 
 
+# ---- the layer stack -------------------------------------------------------------------------
+
+# The kinds of box a setup's `stack_layers` may name, bottom-up, with their fill in the layer-stack
+# figure (light fills, dark words: readable on a projector). A box is "kind" or "kind (detail)".
+STACK_LAYERS: dict[str, str] = {
+    "hardware": "#d9d9d9",
+    "host kernel": "#a6a6a6",
+    "hypervisor": "#f4a582",
+    "emulator": "#f4a582",
+    "guest kernel": "#fdd49e",
+    "container engine": "#92c5de",
+    "sandbox kernel": "#d8b2d1",
+    "app": "#4d4d4d",
+}
+UNKNOWN_STACK_LAYER = "#eeeeee"
+
+
+def stack_kind(box: str) -> str:
+    """The kind of a layer-stack box: "emulator (QEMU, TCG)" -> "emulator"."""
+    return box.split(" (", 1)[0].strip()
+
+
 # ---- verdicts ---------------------------------------------------------------------------------
 
 NO_DIFFERENCE = "no measurable difference"

@@ -16,6 +16,7 @@ command -v wrk >/dev/null 2>&1 || need_packages+=(wrk)
 command -v zstd >/dev/null 2>&1 || need_packages+=(zstd)  # unpacks the guest kernel for a direct boot
 command -v lz4 >/dev/null 2>&1 || need_packages+=(lz4)    # compresses the VM's initramfs
 [ -x /sbin/mkfs.ext4 ] || [ -x /usr/sbin/mkfs.ext4 ] || need_packages+=(e2fsprogs)  # the VM's io disk
+command -v crun >/dev/null 2>&1 || need_packages+=(crun)  # the container's lighter OCI runtime variant
 command -v ssh >/dev/null 2>&1 || need_packages+=(openssh-client)  # fleet and split runs (bench run --hosts)
 # `make test` also wants Chromium, to screenshot the HTML report, and debootstrap, to build the
 # image of the test hosts that fleet and split runs are tested against (LAYERBENCH_TEST_TOOLS=1).
@@ -68,4 +69,127 @@ if command -v docker >/dev/null 2>&1 && ! docker info >/dev/null 2>&1; then
         log "no Docker daemon answers and this user cannot start one (run: sudo dockerd &)"
     fi
 fi
+
+# ---- OCI runtimes for the container variants: gVisor's runsc and crun --------------------
+# Debian 13's runsc (release 20240729, one static binary, systrap platform) runs on this kind of
+# host and is faster than Debian 12's (20221219, ptrace): fetch it from the trixie suite of the
+# machine's own Debian mirror with `apt-get download`, through a throwaway sources list and
+# lists folder, so the system's apt never sees trixie. Debian 12's package is the fallback.
+RUNSC_DIR=/usr/local/lib/layerbench
+RUNSC_TRIXIE="$RUNSC_DIR/runsc"
+
+debian_mirror() {
+    # The archive the machine installs from (one-line .list or deb822 .sources), not the security one.
+    local files=(/etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources)
+    local uri
+    uri=$(cat "${files[@]}" 2>/dev/null | grep -v '^[[:space:]]*#' \
+          | grep -oE 'https?://[^[:space:]]+/debian/?([[:space:]]|$)' | grep -v security | head -n 1 | tr -d '[:space:]' || true)
+    echo "${uri:-http://deb.debian.org/debian}"
+}
+
+fetch_runsc_trixie() {
+    # apt-get download runsc from trixie into a temp dir (always removed); install it at $RUNSC_TRIXIE.
+    local scratch status=0
+    scratch=$(mktemp -d /tmp/layerbench-runsc.XXXXXX) || return 1
+    fetch_runsc_into "$scratch" || status=$?
+    rm -rf "$scratch"
+    return "$status"
+}
+
+fetch_runsc_into() {
+    local scratch=$1 mirror apt_opts
+    mirror=$(debian_mirror)
+    mkdir -p "$scratch/lists/partial" "$scratch/cache/archives/partial" "$scratch/deb"
+    printf 'Types: deb\nURIs: %s\nSuites: trixie\nComponents: main\nSigned-By: %s\n' "$mirror" \
+        /usr/share/keyrings/debian-archive-keyring.gpg >"$scratch/trixie.sources"
+    id _apt >/dev/null 2>&1 && chown _apt "$scratch/deb"  # apt's download sandbox user writes there
+    apt_opts=(-q -o Dir::Etc::SourceList="$scratch/trixie.sources" -o Dir::Etc::SourceParts=/nonexistent
+              -o Dir::State::Lists="$scratch/lists" -o Dir::Cache="$scratch/cache"
+              -o Acquire::Languages=none -o APT::Architectures=amd64)
+    apt-get "${apt_opts[@]}" update >"$scratch/apt.log" 2>&1 \
+        && (cd "$scratch/deb" && apt-get "${apt_opts[@]}" download runsc >>"$scratch/apt.log" 2>&1) \
+        && dpkg-deb -x "$scratch"/deb/runsc_*.deb "$scratch/x" \
+        && "$scratch/x/usr/bin/runsc" --version >/dev/null 2>&1 \
+        || { log "could not fetch runsc from trixie at $mirror: $(grep -E '^(E|W):' "$scratch/apt.log" | tail -n 1)"; return 1; }
+    mkdir -p "$RUNSC_DIR"
+    install -m 0755 "$scratch/x/usr/bin/runsc" "$RUNSC_TRIXIE.new" && mv -f "$RUNSC_TRIXIE.new" "$RUNSC_TRIXIE"
+    basename "$scratch"/deb/runsc_*.deb .deb >"$RUNSC_DIR/runsc.package"  # which release, for the facts
+    log "installed $("$RUNSC_TRIXIE" --version | head -n 1) at $RUNSC_TRIXIE (from trixie)"
+}
+
+# Prints the runtimes JSON for register_runtimes.py: each runtime whose binary is here.
+runtimes_json() {
+    local runsc_path="" runsc_platform=""
+    if [ -x "$RUNSC_TRIXIE" ]; then
+        runsc_path=$RUNSC_TRIXIE; runsc_platform=systrap
+    elif command -v runsc >/dev/null 2>&1; then
+        runsc_path=$(command -v runsc); runsc_platform=ptrace  # Debian 12's release has no systrap
+    fi
+    RUNSC_PATH=$runsc_path RUNSC_PLATFORM=$runsc_platform CRUN_PATH=$(command -v crun || true) python3 -c '
+import json, os
+runtimes = {}
+if os.environ["RUNSC_PATH"]:
+    # Docker sandbox networking fails here ("cannot run with network enabled in root network
+    # namespace"): gVisor uses the host network stack, with docker run --network host.
+    runtimes["runsc"] = {"path": os.environ["RUNSC_PATH"],
+                         "runtimeArgs": ["--platform=" + os.environ["RUNSC_PLATFORM"], "--network=host"]}
+if os.environ["CRUN_PATH"]:
+    runtimes["crun"] = {"path": os.environ["CRUN_PATH"]}
+print(json.dumps(runtimes))'
+}
+
+docker_lists_runtimes() {
+    local listed
+    listed=$(docker info --format '{{range $name, $_ := .Runtimes}}{{$name}} {{end}}' 2>/dev/null) || return 1
+    for name in "$@"; do
+        case " $listed " in *" $name "*) ;; *) return 1 ;; esac
+    done
+}
+
+setup_runtimes() {
+    if [ "$(id -u)" -ne 0 ]; then
+        [ -x "$RUNSC_TRIXIE" ] || command -v runsc >/dev/null 2>&1 \
+            || log "not root: gVisor's runsc is not installed (run: sudo scripts/host-setup.sh)"
+        if docker info >/dev/null 2>&1 && ! docker_lists_runtimes runsc crun; then
+            log "not root: Docker does not list the runsc and crun runtimes (run: sudo scripts/host-setup.sh)"
+        fi
+        return 0
+    fi
+    if ! { [ -x "$RUNSC_TRIXIE" ] && "$RUNSC_TRIXIE" --version >/dev/null 2>&1; }; then
+        fetch_runsc_trixie || {
+            log "falling back to Debian 12's runsc (release 20221219, ptrace platform)"
+            command -v runsc >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -qq --no-install-recommends runsc >/dev/null || log "apt-get install runsc failed"
+        }
+    fi
+    command -v dockerd >/dev/null 2>&1 || return 0
+    local wanted names result pid
+    wanted=$(runtimes_json)
+    names=$(python3 -c 'import json, sys; print(" ".join(json.loads(sys.argv[1])))' "$wanted")
+    [ -n "$names" ] || { log "neither runsc nor crun is installed: no runtime to register"; return 0; }
+    if ! result=$(python3 "$(dirname "$0")/register_runtimes.py" /etc/docker/daemon.json "$wanted" 2>&1); then
+        log "runtimes not registered: $result"
+        return 0
+    fi
+    # shellcheck disable=SC2086  # names is a list of words
+    if [ "$(echo "$result" | tail -n 1)" = changed ] || ! docker_lists_runtimes $names; then
+        echo "$result" | sed '$d' | while IFS= read -r line; do log "daemon.json: $line"; done
+        # The daemon behind /var/run/docker.sock writes this pidfile; `pidof dockerd` could also
+        # name daemons inside other helpers' containers. pidof only when it names exactly one.
+        pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+        [ -n "$pid" ] || pid=$(pidof dockerd || true)
+        case "$pid" in
+            ''|*' '*) log "cannot tell which dockerd to reload (pids: ${pid:-none}); restart it to load the runtimes" ;;
+            *) log "reloading dockerd (SIGHUP to pid $pid)"; kill -HUP "$pid" ;;
+        esac
+    fi
+    for _ in $(seq 1 20); do
+        # shellcheck disable=SC2086
+        docker_lists_runtimes $names && { log "docker runtimes: $names registered"; return 0; }
+        sleep 0.5
+    done
+    log "dockerd does not list the runtimes $names after a reload; see /var/log/layerbench-dockerd.log"
+}
+
+setup_runtimes || log "runtime setup failed; the runsc and crun variants will be skipped"
 exit 0

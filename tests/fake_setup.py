@@ -6,6 +6,7 @@ flows through run, show, report, charts and compare like any shipped setup.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 
@@ -16,6 +17,9 @@ from bench.setups.base import Instance, Options, Setup
 from bench.setups.registry import register, unregister
 
 THREAD_ROLE = Role("thread", "app thread (in the test process)", "#117733")
+DAEMON_ROLE = Role("testdaemon", "test daemon (once per host)", "#999933")
+STACK = ("hardware", "host kernel", "test harness (the measuring process)", "app")
+_daemon: list[subprocess.Popen] = []  # the fake engine's daemon, alive while the setup is registered
 
 
 class InProcessOptions(Options):
@@ -30,6 +34,8 @@ class InProcessSetup(Setup):
     colour = "#117733"
     order = 30
     roles = (THREAD_ROLE,)
+    stack_layers = STACK
+    fixed_roles = (DAEMON_ROLE,)
     Options = InProcessOptions
     ready_deadline_s = 10.0
     launches = 0  # how many times _launch ran (tests read it)
@@ -43,6 +49,9 @@ class InProcessSetup(Setup):
 
     def caveats(self) -> list[str]:
         return ["Test-only layer: its figures share a process with the load generator."]
+
+    def fixed_processes(self) -> list[RoleProcess]:
+        return [RoleProcess(DAEMON_ROLE.key, psutil.Process(popen.pid)) for popen in _daemon if popen.poll() is None]
 
     def _launch(self) -> Instance:
         from bench.app.server import Handler, Server
@@ -70,8 +79,13 @@ def registered():
     @contextlib.contextmanager
     def block():
         register(InProcessSetup)
+        _daemon.append(subprocess.Popen(["sleep", "600"]))  # its "engine daemon": a fixed cost
         try:
             yield InProcessSetup
         finally:
             unregister(InProcessSetup.name)
+            while _daemon:
+                popen = _daemon.pop()
+                popen.kill()
+                popen.wait()
     return block()

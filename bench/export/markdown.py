@@ -64,7 +64,21 @@ def run_text(run: Run) -> str:
              f"medians over the n repeats, [low–high] = 95% interval"
              + (f"; verdicts are ratios to {md(baseline)}'s cell of the same workload." if baseline else "."), "",
              *_table(header, rows, right={2, *range(3, 3 + len(shown))})]
-    return "\n".join(lines + _caveat_lines(run.caveats())) + "\n"
+    return "\n".join(lines + _fixed_lines(run) + _caveat_lines(run.caveats())) + "\n"
+
+
+def _fixed_lines(run: Run) -> list[str]:
+    """What one more instance costs against what the engine costs once (layers whose engine has daemons)."""
+    costs = [cost for cost in run.layer_costs if cost.fixed is not None]
+    if not costs:
+        return []
+    rows = [[md(label(*cost.key)), fmt(cost.per_instance_mb.get("pss"), 1),
+             fmt(cost.fixed.total.get("pss_mb"), 1), fmt(cost.fixed.total.get("cpu_cores"), 3),
+             md(", ".join(cost.fixed.roles))] for cost in costs]
+    return ["", "One more instance against the engine itself (the engine's daemons are paid once per host, however "
+            "many instances run):", "",
+            *_table(["layer", "one more instance: PSS (MB)", "the engine, once: PSS (MB)", "engine CPU (cores)",
+                     "engine processes"], rows, right={1, 2, 3})]
 
 
 def _caveat_lines(caveats) -> list[str]:

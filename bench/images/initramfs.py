@@ -157,9 +157,12 @@ def _guest_files(guest, kernel: KernelInfo, module_paths: list[str], busybox: Pa
 
 
 def build_initramfs(guest, kernel: KernelInfo, compression: str = DEFAULT_COMPRESSION, cache_dir: Path | None = None,
-                    progress: Callable[[str], None] = lambda message: None) -> Initramfs:
+                    progress: Callable[[str], None] = lambda message: None,
+                    extra_files: dict[str, bytes] | None = None) -> Initramfs:
     """The initramfs that boots `guest` (a bench.apps.base.GuestStart: root filesystem, argv,
-    environment, user) on this kernel: from the cache, or written (~1-3 s) and cached."""
+    environment, user) on this kernel: from the cache, or written (~1-3 s) and cached.
+    `extra_files` ({path in the guest: content}) are added too (a container runtime and its bundle)."""
+    extra_files = extra_files or {}
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {COMPRESSIONS}, got {compression!r}")
     compression = available_compression(compression)
@@ -175,7 +178,8 @@ def build_initramfs(guest, kernel: KernelInfo, compression: str = DEFAULT_COMPRE
     script = init_script([f"{module_name(path)}.ko" for path in boot_paths], guest,
                          [f"{module_name(path)}.ko" for path in disk_paths])
     key_source = "\n".join([f"initramfs {INIT_VERSION}", guest.digest, kernel.version, compression, script,
-                            hashlib.sha256(busybox.read_bytes()).hexdigest(), *module_paths])
+                            hashlib.sha256(busybox.read_bytes()).hexdigest(), *module_paths,
+                            *(f"{path} {hashlib.sha256(data).hexdigest()}" for path, data in sorted(extra_files.items()))])
     digest = hashlib.sha256(key_source.encode()).hexdigest()
     final = (Path(cache_dir) if cache_dir is not None else cache_root()) / "initramfs" / \
         f"{digest[:32]}{_SUFFIXES[compression]}"
@@ -184,7 +188,7 @@ def build_initramfs(guest, kernel: KernelInfo, compression: str = DEFAULT_COMPRE
         progress(f"initramfs {digest[:12]} already built")
         return Initramfs(final, digest, final.stat().st_size, compression, names)
     progress(f"writing initramfs {digest[:12]} ({compression})")
-    _write(final, compression, guest.root, _guest_files(guest, kernel, module_paths, busybox), script)
+    _write(final, compression, guest.root, {**_guest_files(guest, kernel, module_paths, busybox), **extra_files}, script)
     return Initramfs(final, digest, final.stat().st_size, compression, names)
 
 

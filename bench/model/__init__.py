@@ -8,7 +8,8 @@ summary, the terminal, the report, the charts and compare all read these; none r
 
 from bench.model.cell import BUSY_MACHINE_CORES, Cell, LayerKey
 from bench.model.figures import MB, METRIC_OF, median_of, sub_seed
+from bench.model.fixed import FixedCost, LayerCost
 from bench.model.run import STARTUP_WORKLOAD, Overhead, Run
 
-__all__ = ["BUSY_MACHINE_CORES", "MB", "METRIC_OF", "STARTUP_WORKLOAD", "Cell", "LayerKey", "Overhead", "Run", "median_of",
-           "sub_seed"]
+__all__ = ["BUSY_MACHINE_CORES", "MB", "METRIC_OF", "STARTUP_WORKLOAD", "Cell", "FixedCost", "LayerCost", "LayerKey",
+           "Overhead", "Run", "median_of", "sub_seed"]

@@ -166,6 +166,13 @@ class Cell:
         return {part: median_of((t.memory_bytes.get(f"{part}_per_instance") or math.nan) / MB for t in self.ok)
                 for part in ("uss", "pss", "rss", "available_drop")}
 
+    @cached_property
+    def fixed(self):
+        """The fixed-cost processes (engine daemons) over this cell's trials: a FixedCost, or None."""
+        from bench.model.fixed import fixed_cost
+
+        return fixed_cost(self.ok)
+
     @property
     def instances(self) -> int | None:
         return next((t.facts.get("instances") for t in self.ok if t.facts.get("instances")), None)

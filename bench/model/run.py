@@ -12,6 +12,7 @@ from pathlib import Path
 from bench import stats
 from bench.model.cell import Cell, LayerKey
 from bench.model.figures import median_of, sub_seed
+from bench.model.fixed import LayerCost, layer_cost
 from bench.results import LayerRecord, RunRecord, TrialRecord, load_run
 from bench.trial_files import UnreadableFile, file_problems
 from bench.roles import STANDARD, Role
@@ -178,6 +179,16 @@ class Run:
     def cell_at(self, key: LayerKey, workload: str) -> Cell | None:
         """The cell a chart's series (a layer key) has under a workload."""
         return self.cell(key.setup, key.variant, workload, key.app)
+
+    @cached_property
+    def layer_costs(self) -> list[LayerCost]:
+        """Per layer (display order, per app): what one more instance costs and what its engine costs once."""
+        return [layer_cost(self.layer_key_of(layer), self.cells_of(layer.setup, layer.variant, layer.app))
+                for layer in self.layers]
+
+    def layer_cost(self, setup: str, variant: str, app: str | None = None) -> LayerCost:
+        return next(cost for cost in self.layer_costs if (cost.setup, cost.variant) == (setup, variant)
+                    and app in (None, cost.app))
 
     def trials_at(self, key: LayerKey, workload: str | None = None) -> list[TrialRecord]:
         """Ok trials of a chart's series (a layer key), of one workload or all."""

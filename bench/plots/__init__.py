@@ -15,6 +15,7 @@ from bench.plots.cost import cpu_per_request, memory_layers
 from bench.plots.density import density
 from bench.plots.load import latency_cdf, latency_percentiles, throughput
 from bench.plots.overhead import headline
+from bench.plots.stack import layer_stack
 from bench.plots.startup import startup_distribution, startup_phases
 from bench.plots.timeseries import timeseries
 
@@ -23,6 +24,8 @@ CHARTS_DIR = "charts"
 # Name (also the file stem) -> (chart function, a caption for the report). Order = report order.
 CHARTS: dict[str, tuple[Callable[[Run, Path], list[Path]], str]] = {
     "headline": (headline, "Overhead of each layer relative to the bare process"),
+    "layer_stack": (layer_stack, "The layers each setup stacks between the app and the hardware, with what "
+                                 "each measured"),
     "by_app": (by_app, "The same layer under each app, against that app's own baseline"),
     "throughput": (throughput, "Throughput per setup and workload"),
     "latency_percentiles": (latency_percentiles, "Latency percentiles"),

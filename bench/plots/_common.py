@@ -49,7 +49,10 @@ def colour(run: Run, setup: str, variant: str, app: str | None = None) -> str:
     setups = list(dict.fromkeys(key.setup for key in keys))
     declared = run.layer(setup, variant, app).colour
     base = declared or SPARE_COLOURS[(setups.index(setup) if setup in setups else 0) % len(SPARE_COLOURS)]
-    variants = list(dict.fromkeys(key.variant for key in keys if key.setup == setup))
+    # Shades count among the variants that share this hue: a variant declaring a hue of its own
+    # (a gVisor sandbox among containers) starts its own series.
+    variants = list(dict.fromkeys(key.variant for key in keys if key.setup == setup
+                                  and run.layer(key.setup, key.variant).colour == declared))
     return shade(base, variants.index(variant) if variant in variants else 0)
 
 

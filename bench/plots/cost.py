@@ -22,6 +22,7 @@ class _Stack:
 
     segments: list[tuple[float, str, str | None]]
     marker: float | None = None
+    caption: str | None = None  # the words on top of the bar; default: its total
 
     @property
     def total(self) -> float:
@@ -41,8 +42,8 @@ def _draw_stacks(ax, run: Run, stacks: dict[tuple[str, str], _Stack], unit: str,
                 ax.text(index, bottom + value / 2, number(value, unit), ha="center", va="center", fontsize=13,
                         color=text_on(colour))
             bottom += value
-        ax.annotate(number(bottom, unit), (index, bottom), xytext=(0, 6), textcoords="offset points",
-                    ha="center", fontsize=14, fontweight="bold")
+        ax.annotate(stacks[key].caption or number(bottom, unit), (index, bottom), xytext=(0, 6),
+                    textcoords="offset points", ha="center", fontsize=14, fontweight="bold")
         marker = stacks[key].marker
         if finite(marker):
             ax.plot(index + 0.42, marker, marker="<", markersize=13, color="black", linestyle="none")
@@ -156,23 +157,45 @@ def memory_layers_of(run: Run, cell: Cell) -> dict[str, tuple[float, str, str]]:
     return layers
 
 
+FIXED_HATCH = "xx"  # the engine's daemons: paid once per host, drawn apart from the instance's own slices
+
+
+def _cake(run: Run, cell: Cell, legend: dict[str, tuple[str, str, str | None]]) -> _Stack | None:
+    """One bar of the cake: the instance's layers, then (hatched) its engine's fixed cost on top."""
+    layers = memory_layers_of(run, cell)
+    if not layers:
+        return None
+    segments = [(value, hue, None) for value, _, hue in layers.values()]
+    legend.update({key: (name, hue, None) for key, (_, name, hue) in layers.items()})
+    fixed = cell.fixed
+    for key, figures in (fixed.roles if fixed else {}).items():
+        if finite(figures.get("pss_mb")):
+            role = _role(run, key)
+            segments.append((figures["pss_mb"], shade(role.colour, 2), FIXED_HATCH))
+            legend[f"fixed.{key}"] = (role.label, shade(role.colour, 2), FIXED_HATCH)
+    instance = sum(value for value, _, _ in layers.values())
+    caption = f"{number(instance, 'MB')}\n+{number(fixed.pss_mb)} once" if fixed and fixed.pss_mb else None
+    return _Stack(segments, caption=caption)
+
+
 @styled
 def memory_layers(run: Run, out_dir: Path) -> list[Path]:
-    """The layer cake: each setup's memory (PSS) stacked by layer, so each layer's cost is one slice."""
+    """The layer cake: each setup's memory (PSS) stacked by layer, so each layer's cost is one slice;
+    an engine's daemons (paid once per host, however many instances run) hatched on top."""
     per_workload: dict[str, dict[tuple[str, str], _Stack]] = {}
-    legend: dict[str, tuple[str, str]] = {}
+    legend: dict[str, tuple[str, str, str | None]] = {}
     for cell in run.cells:
-        layers = memory_layers_of(run, cell) if cell.memory_per_instance_mb is None else {}  # density: own chart
-        if not layers:
-            continue
-        legend.update({key: (name, hue) for key, (_, name, hue) in layers.items()})
-        per_workload.setdefault(cell.workload, {})[cell.layer_key] = _Stack(
-            [(value, hue, None) for value, _, hue in layers.values()])
+        stack = _cake(run, cell, legend) if cell.memory_per_instance_mb is None else None  # density: own chart
+        if stack is not None:
+            per_workload.setdefault(cell.workload, {})[cell.layer_key] = stack
     if not per_workload:
         return []
     figure, _ = _stacked_chart(run, per_workload, "memory, PSS (MB)", "MB", label_segments=True)
-    handles = [Patch(color=hue, label=name) for name, hue in legend.values()]
-    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), frameon=False)
-    figure.suptitle("The layer cake: memory each layer adds (PSS on the host: shared pages split among the "
-                    "processes that map them; lower is better)", fontsize=17)
+    handles = [Patch(facecolor=hue, hatch=hatch, edgecolor="white", label=name) for name, hue, hatch in legend.values()]
+    columns = 2 if any(len(name) > 32 for name, _, _ in legend.values()) else 3
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), columns), frameon=False)
+    figure.suptitle("The layer cake: memory each layer adds\n(PSS on the host: shared pages split among the "
+                    "processes that map them; lower is better)" + ("\nhatched: the engine's daemons, paid once "
+                    "per host however many instances run" if any(key.startswith("fixed.") for key in legend) else ""),
+                    fontsize=17)
     return save(figure, out_dir, "memory_layers")

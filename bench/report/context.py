@@ -50,6 +50,32 @@ def _role_points(run: Run, cells: list[Cell]) -> list[str]:
     return points
 
 
+def _fixed_points(run: Run, setup: str, variant: str) -> list[str]:
+    fixed = run.layer_cost(setup, variant).fixed
+    if fixed is None:
+        return []
+    parts = ", ".join(f"{run.roles[key].label if key in run.roles else key} {fmt(figures.get('pss_mb'), unit='MB')}"
+                      for key, figures in fixed.roles.items())
+    return [f"Fixed cost, paid once per host however many instances run: {parts} (PSS), together "
+            f"{fmt(fixed.pss_mb, unit='MB')}, using {fmt(fixed.total.get('cpu_cores'), 3)} cores of CPU on average "
+            f"while its trials ran. None of it is in this layer's per-instance figures."]
+
+
+def cost_split_rows(run: Run) -> list[dict]:
+    """Per layer: what one more instance costs (its own processes) and what its engine costs once."""
+    rows = []
+    for cost in run.layer_costs:
+        fixed = cost.fixed.total if cost.fixed else {}
+        rows.append({"label": label(cost.setup, cost.variant), "colour": css_colour(colour(run, cost.setup,
+                                                                                       cost.variant)),
+                     "pss": fmt(cost.per_instance_mb.get("pss")), "uss": fmt(cost.per_instance_mb.get("uss")),
+                     "source": cost.per_instance_from or "–", "fixed_pss": fmt(fixed.get("pss_mb")),
+                     "fixed_uss": fmt(fixed.get("uss_mb")), "fixed_cpu": fmt(fixed.get("cpu_cores"), 3),
+                     "fixed_roles": ", ".join(run.roles[key].label if key in run.roles else key
+                                              for key in (cost.fixed.roles if cost.fixed else {})) or "none"})
+    return rows
+
+
 def layer_notes(run: Run) -> list[dict]:
     """Per setup variant: where its cost comes from, in plain words, with this run's figures."""
     notes = []
@@ -62,6 +88,7 @@ def layer_notes(run: Run) -> list[dict]:
         startup = [(cell.workload, cell.median("startup_s")) for cell in cells if cell.median("startup_s") is not None]
         if startup:
             points.append(f"Launch to first HTTP 200: {_per_workload(startup, 's')} (median).")
+        points += _fixed_points(run, *key)
         notes.append({"label": label(*key), "title": f"{label(*key)}: {layer.stack}" if layer.stack else label(*key),
                       "text": layer.explanation or "Its figures are in the tables below.",
                       "caveats": layer.caveats, "points": points, "verdicts": verdicts,
@@ -121,6 +148,7 @@ def density_rows(run: Run) -> list[dict]:
         rows.append({"label": cell.label, "colour": css_colour(colour(run, *cell.layer_key)),
                      "instances": cell.instances or "–", "uss": fmt(figures.get("uss")), "pss": fmt(figures.get("pss")),
                      "rss": fmt(figures.get("rss")), "drop": fmt(figures.get("available_drop")),
+                     "fixed": fmt(cell.fixed.pss_mb if cell.fixed else None),
                      "flag": "; ".join(c.flag for c in cell.caveats() if c.kind == "memory_mismatch")})
     return rows
 
@@ -207,13 +235,15 @@ def report_context(run: Run, embedded: list[dict]) -> dict:
         "settings": settings(run),
         "warnings": [caveat.text for caveat in run.caveats()],
         "headline": next((chart for chart in embedded if chart["name"] == "headline"), None),
+        "layer_stack": next((chart for chart in embedded if chart["name"] == "layer_stack"), None),
         "apps_chart": next((chart for chart in embedded if chart["name"] == "by_app"), None),
-        "charts": [chart for chart in embedded if chart["name"] not in ("headline", "by_app")],
+        "charts": [chart for chart in embedded if chart["name"] not in ("headline", "by_app", "layer_stack")],
         "layers": layer_notes(run),
         "load_rows": load_rows(run),
         "cost_rows": cost_rows(run),
         "role_rows": role_rows(run),
         "density_rows": density_rows(run),
+        "cost_split_rows": cost_split_rows(run) if any(cost.fixed for cost in run.layer_costs) else [],
         "overhead_rows": overhead_rows(run),
         "summary_version": summary.SUMMARY_VERSION,
         "format_version": results.FORMAT_VERSION,

@@ -301,7 +301,7 @@ class Runner:
                                  "app": trial.app, "variant": self.variants[trial.setup_key],
                                  "narration": setup.narration}))
             self._say_disk_cost(trial)
-            self._run_trial(instance, trial, fresh=index == 0)
+            self._run_trial(setup, instance, trial, fresh=index == 0)
             if index + 1 < len(group) and not alive(instance):
                 for rest in group[index + 1:]:
                     self._fail(rest, "the setup stopped answering during an earlier trial")
@@ -317,10 +317,10 @@ class Runner:
         if estimate is not None:
             self.progress(Event("disk", f"{trial.key}: {estimate}"))
 
-    def _run_trial(self, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
+    def _run_trial(self, setup: Setup, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
         try:
             measurement: Measurement = measure_trial(instance, trial, self.variants[trial.setup_key], fresh,
-                                                     self.load, self.sampler_hz)
+                                                     self.load, self.sampler_hz, fixed=setup.fixed_processes)
         except (SetupError, OSError, RuntimeError, ValueError) as error:
             self._fail(trial, _reason(error))
             return

@@ -7,7 +7,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -16,7 +16,7 @@ from bench.load.builtin import LoadResult
 from bench.metrics.sampler import Sampler
 from bench.metrics.window import summarize_host, summarize_processes
 from bench.results import TrialRecord, now_iso
-from bench.roles import ROLE_LOADGEN
+from bench.roles import ROLE_LOADGEN, RoleProcess
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
                                   load_summary, memory_totals)
 from bench.runner.plan import PlannedTrial
@@ -24,6 +24,7 @@ from bench.scenario import Workload
 from bench.setups.base import Instance
 
 LoadFn = Callable[[int, Workload], LoadResult]  # (port, workload) -> what the load generator measured
+FixedFn = Callable[[], list[RoleProcess]]  # a setup's fixed-cost processes (Setup.fixed_processes)
 
 
 @dataclass
@@ -76,8 +77,11 @@ def new_record(trial: PlannedTrial, variant: str, status: str = "ok", error: str
 
 
 def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: bool, load: LoadFn,
-                  sampler_hz: float = 10.0) -> Measurement:
-    """Measure one trial on a running instance; `fresh` when this trial's start was its own."""
+                  sampler_hz: float = 10.0, fixed: FixedFn | None = None) -> Measurement:
+    """Measure one trial on a running instance; `fresh` when this trial's start was its own.
+
+    `fixed` gives the setup's fixed-cost processes (engine daemons): sampled over the same window,
+    stored apart in `record.fixed`, never counted in the instance's figures."""
     workload = trial.workload
     record = new_record(trial, variant)
     record.facts = {**jsonable(instance.facts), "fresh_start": fresh}
@@ -88,10 +92,11 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
         record.inside = inside_delta({}, get_stats(instance), workload)
         return Measurement(record)
     inside_before, engine_before = get_stats(instance), _engine(instance)
-    sampler, result, window = _sampled_window(instance, workload, load, sampler_hz)
+    fixed_roles: set[str] = set()
+    sampler, result, window = _sampled_window(_with_fixed(instance, fixed, fixed_roles), workload, load, sampler_hz)
     inside_after, engine_after = get_stats(instance), _engine(instance)
     measurement = Measurement(record, sampler.process_rows, sampler.host_rows)
-    _fill_usage(record, sampler, window)
+    _fill_usage(record, sampler, window, fixed_roles)
     if trial.copies > 1 or workload.kind == "density":
         record.facts["instances"] = trial.copies
         record.memory_bytes.update({f"{key}_per_instance": value / trial.copies
@@ -115,6 +120,18 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
     return measurement
 
 
+def _with_fixed(instance: Instance, fixed: FixedFn | None, fixed_roles: set[str]) -> Instance:
+    """The instance, its processes joined by the fixed-cost ones (whose roles land in fixed_roles)."""
+    if fixed is None:
+        return instance
+
+    def discover() -> list[RoleProcess]:
+        found = fixed()
+        fixed_roles.update(role_process.role for role_process in found)
+        return instance.processes() + found
+    return replace(instance, processes=discover)
+
+
 def _sampled_window(instance: Instance, workload: Workload, load: LoadFn, sampler_hz: float):
     """Run the workload (or wait, for a footprint) inside a sampler; (sampler, load result, window)."""
     footprint = workload.kind in ("idle", "density")
@@ -129,14 +146,16 @@ def _sampled_window(instance: Instance, workload: Workload, load: LoadFn, sample
     return sampler, result, result.window
 
 
-def _fill_usage(record: TrialRecord, sampler: Sampler, window: tuple[float, float]) -> None:
+def _fill_usage(record: TrialRecord, sampler: Sampler, window: tuple[float, float], fixed_roles: set[str]) -> None:
     usage = summarize_processes(sampler.process_rows, window)
-    record.roles = {role: figures for role, figures in usage["roles"].items() if role != ROLE_LOADGEN}
+    record.roles = {role: figures for role, figures in usage["roles"].items()
+                    if role != ROLE_LOADGEN and role not in fixed_roles}
+    record.fixed = {role: figures for role, figures in usage["roles"].items() if role in fixed_roles}
     record.loadgen = usage["roles"].get(ROLE_LOADGEN, {})
     record.processes = usage["processes"]
     record.host = summarize_host(sampler.host_rows, window)
-    record.host["foreign_cpu_cores"] = foreign_cpu_cores(record.host, record.roles, record.loadgen,
-                                                         window[1] - window[0])
+    record.host["foreign_cpu_cores"] = foreign_cpu_cores(record.host, {**record.roles, **record.fixed},
+                                                         record.loadgen, window[1] - window[0])
     record.window_t = [window[0], window[1]]
     record.sampler = {"hz": sampler.hz, "ticks": sampler.ticks, "own_cpu_s": sampler.own_cpu_s,
                       "wall_s": sampler.wall_s, "own_cpu_fraction": sampler.own_cpu_fraction}

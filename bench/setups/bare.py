@@ -59,6 +59,7 @@ class BareSetup(Setup):
     order = 0
     baseline = True
     roles = (APP,)
+    stack_layers = ("hardware", "host kernel", "app")
     ready_deadline_s = 15.0
     runs_app_as = "host"
 

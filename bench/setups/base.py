@@ -8,7 +8,9 @@ of the host processes it reports, and its variant `Options`. Runs store that dec
 
 It IMPLEMENTS small hooks: `check` (available here? else why and the fix), `prepare`, `_launch`,
 `_terminate`, and optionally `_abort_launch`, `diagnose`, `_before_polling`, `_after_ready`,
-`doctor_lines`, `find_leftovers`, `clean_leftovers`, `prune_caches`, `explain` and `caveats`.
+`doctor_lines`, `find_leftovers`, `clean_leftovers`, `prune_caches`, `explain`, `caveats`,
+`layer_stack` (the boxes of the layer-stack figure, per variant) and `fixed_processes` (the host
+processes it costs once, however many instances run: an engine's daemons).
 A setup runs an app (bench.apps: layerbench's python app by default, nginx, a user's image) and
 asks it how to start in its kind of layer (`runs_app_as`: host, container or guest); no setup
 knows which app it runs. The lifecycle, `Setup.running()`, lives here once: launch, readiness
@@ -117,6 +119,11 @@ class Setup(abc.ABC):
     order: ClassVar[int] = 50  # display order among setups (the baseline comes first regardless)
     baseline: ClassVar[bool] = False  # every ratio is taken against the baseline setup
     roles: ClassVar[tuple[Role, ...]] = (APP,)  # the roles of the host processes it reports
+    # The boxes of the layer-stack figure, bottom-up: "kind" or "kind (detail)", the kinds from
+    # bench.vocabulary.STACK_LAYERS ("hardware", "host kernel", "container engine", "app", ...).
+    stack_layers: ClassVar[tuple[str, ...]] = ()
+    # Roles of the processes it costs once per host, not per instance (fixed_processes()).
+    fixed_roles: ClassVar[tuple[Role, ...]] = ()
     Options: ClassVar[type[Options]] = Options
     ready_deadline_s: ClassVar[float] = 30.0
     # How it starts an app (which of the app's starts it asks for, and whose notes it adds to its
@@ -184,6 +191,15 @@ class Setup(abc.ABC):
         """What a reader must know before trusting this variant's figures (e.g. an emulated CPU)."""
         return []
 
+    def layer_stack(self) -> tuple[str, ...]:
+        """This variant's boxes in the layer-stack figure, bottom-up (the declaration's by default)."""
+        return self.stack_layers
+
+    def fixed_processes(self) -> list[RoleProcess]:
+        """The host processes this setup needs once, whether one instance runs or ten (dockerd,
+        containerd), with their `fixed_roles`. The runner samples them apart from the instance's."""
+        return []
+
     def describe(self) -> dict:
         """The declaration of this variant, running its app, as the run stores it (bench.results.LayerRecord)."""
         note = getattr(self.app.notes, self.runs_app_as, "") if self.runs_app_as else ""
@@ -191,7 +207,9 @@ class Setup(abc.ABC):
         return {"setup": self.name, "variant": self.variant(), "app": self.app.name, "stack": self.stack,
                 "narration": self.narration, "explanation": " ".join(filter(None, (self.explain(), note))),
                 "caveats": self.caveats() + app_caveats, "colour": self.colour, "order": self.order,
-                "baseline": self.baseline, "roles": {role.key: role.as_dict() for role in self.roles}}
+                "baseline": self.baseline,
+                "roles": {role.key: role.as_dict() for role in (*self.roles, *self.fixed_roles)},
+                "stack_layers": list(self.layer_stack()), "fixed_roles": [role.key for role in self.fixed_roles]}
 
     # ---- hooks of the lifecycle ---------------------------------------------------------
 

@@ -98,12 +98,13 @@ def test_the_plan_interleaves_apps_names_them_and_asks_each_app_for_its_paths():
     assert trial.workload.url_path == "/cpu?n=7"
 
 
-@pytest.mark.parametrize("version", [2, 3])
+@pytest.mark.parametrize("version", [2, 3, 4])
 def test_a_frozen_run_of_an_older_format_loads_as_the_python_app(version):
     fixture = FIXTURES / f"v{version}_run"
     assert json.loads((fixture / "run.json").read_text())["format_version"] == version  # frozen: never rewritten
     record = results.load_run(fixture)
-    assert record.format_version == results.FORMAT_VERSION == 4
+    assert record.format_version == results.FORMAT_VERSION
+    assert all(layer.stack_layers for layer in record.layers)  # the layer-stack boxes its setups had (format 5)
     assert {trial.app for trial in record.trials} == {"python"} and {layer.app for layer in record.layers} == {"python"}
     run = Run(record, fixture)
     assert run.apps == ["python"] and not run.multi_app

@@ -19,7 +19,7 @@ from tests.unit.test_plots import copy_run
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
-REAL_SETUPS = ("bare", "container", "vm")
+REAL_SETUPS = ("bare", "container", "vm", "container-in-vm")
 
 
 def _modules() -> dict[str, Path]:

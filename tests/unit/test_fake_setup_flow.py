@@ -12,7 +12,7 @@ from markupsafe import escape
 from typer.testing import CliRunner
 
 from bench.cli import app
-from tests.fake_setup import THREAD_ROLE, InProcessSetup, registered
+from tests.fake_setup import DAEMON_ROLE, STACK, THREAD_ROLE, InProcessSetup, registered
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ["run", "--setups", "bare,inproc", "--workloads", "hello", "--duration", "0.5", "--warmup", "0.2",
@@ -39,6 +39,13 @@ def test_a_test_only_setup_flows_through_every_output(tmp_path):
     assert summary["baseline"] == "bare"
     assert {row["label"] for row in summary["results"]} == {"bare", "inproc (plain)"}
     assert any(row["setup"] == "inproc" and row["metric"] == "throughput_rps" for row in summary["overhead"])
+    # Its fixed-cost process was sampled apart from the instance: in `fixed`, never in its own figures.
+    fake = next(row for row in summary["results"] if row["setup"] == "inproc")
+    assert set(fake["fixed"]["roles"]) == {DAEMON_ROLE.key} and DAEMON_ROLE.key not in fake["roles"]
+    assert fake["fixed"]["total"]["rss_mb"] > 0
+    costs = {row["setup"]: row for row in summary["layer_costs"]}
+    assert costs["inproc"]["fixed"] is not None and costs["bare"]["fixed"] is None
+    assert next(layer for layer in summary["layers"] if layer["setup"] == "inproc")["stack_layers"] == list(STACK)
     assert "inproc (plain)" in _bench("show", str(run_a)).stdout
 
     assert _bench("report", str(run_a)).returncode == 0
@@ -46,6 +53,9 @@ def test_a_test_only_setup_flows_through_every_output(tmp_path):
     assert escape(InProcessSetup.explanation) in html and escape(InProcessSetup.stack) in html
     assert THREAD_ROLE.label in html and "Test-only layer" in html and InProcessSetup.colour in html
     assert (run_a / "charts" / "headline.png").is_file() and (run_a / "charts" / "cpu_per_request.png").is_file()
+    assert (run_a / "charts" / "layer_stack.png").is_file() and "test harness" in (run_a / "charts" /
+                                                                                   "layer_stack.svg").read_text()
+    assert DAEMON_ROLE.label in html and "what having the engine at all costs" in html
 
     compared = _bench("compare", str(run_a), str(run_b), "--out", str(tmp_path / "cmp"))
     assert compared.returncode == 0, compared.stderr

@@ -3,7 +3,10 @@
 Runs the app's image (for the python app and nginx a FROM-scratch image of the very bits the bare
 process runs; for a user's image, that image as it is) through the Docker SDK, locked down where
 the app allows (uid 65534, read-only root, no capabilities, 127.0.0.1 ports), pinned like the bare
-app. Which host processes it costs is worked out in `attribution`; talking to the engine is in `engine`.
+app, on the OCI runtime the variant names (runc, crun or gVisor's runsc: `runtimes`). Which host
+processes it costs is worked out in `attribution`; the engine's daemons, its fixed cost, in
+`daemons`; talking to the engine is in `engine`; shims that failed starts leave behind are found
+and removed by `shims`.
 """
 
 from __future__ import annotations
@@ -19,13 +22,18 @@ from pydantic import Field, field_validator
 from bench.app.command import APP_PORT_IN_GUEST
 from bench.errors import SetupError
 from bench.netutil import free_port, port_in_use
-from bench.roles import APP, PROXY, RUNTIME
+from bench.roles import APP, PROXY, RUNTIME, RoleProcess
 from bench.setups.base import Instance, Options, Setup
-from bench.setups.container import engine
-from bench.setups.container.attribution import RunningContainer, cgroup_dirs, engine_accounting, processes
+from bench.setups.container import engine, runtimes, shims
+from bench.setups.container.attribution import SANDBOX, RunningContainer, cgroup_dirs, engine_accounting, processes
+from bench.setups.container.daemons import CONTAINERD, DOCKERD, daemon_processes
 from bench.setups.registry import register
 
 STOP_TIMEOUT_S = 5
+GVISOR_COLOUR = "#CC79A7"
+GVISOR_NARRATION = ("the same app in a gVisor sandbox: a container whose system calls never reach the host kernel "
+                    "directly. gVisor's sentry, a kernel written in Go running as an ordinary process, intercepts "
+                    "and serves every one of them.")
 _MEMORY = re.compile(r"^[1-9][0-9]*[bkmg]?$", re.IGNORECASE)  # what docker's --memory accepts
 
 
@@ -41,6 +49,9 @@ class ContainerOptions(Options):
     # "overlay" writes them through the container's overlayfs writable layer, which needs a
     # writable root (read_only=False, no /tmp tmpfs; still uid 65534, no capabilities).
     scratch: Literal["tmpfs", "overlay"] = "tmpfs"
+    # The OCI runtime Docker runs the container with: runc (Docker's default), crun, or gVisor's
+    # runsc; each must be registered with dockerd (scripts/host-setup.sh registers crun and runsc).
+    runtime: Literal["runc", "crun", "runsc"] = runtimes.DEFAULT_RUNTIME
 
     @field_validator("memory")
     @classmethod
@@ -64,6 +75,8 @@ class ContainerSetup(Setup):
     colour = "#0072B2"
     order = 10
     roles = (APP, RUNTIME, PROXY)
+    stack_layers = ("hardware", "host kernel", "container engine (runc; namespaces + cgroups)", "app")
+    fixed_roles = (DOCKERD, CONTAINERD)
     Options = ContainerOptions
     ready_deadline_s = 30.0
     runs_app_as = "container"
@@ -73,6 +86,7 @@ class ContainerSetup(Setup):
         self._client = None
         self._image = None  # bench.images.docker_image.DockerImage once prepared
         self._launching: str | None = None  # the name of a container being created and started
+        self._runtime: runtimes.RuntimeInfo | None = None  # as dockerd has it registered, once prepared
 
     # ---- availability, housekeeping, declaration ---------------------------------------
 
@@ -87,17 +101,20 @@ class ContainerSetup(Setup):
                 return []
             try:
                 version = client.version()
-                return [f"Docker engine {version.get('Version')}, cgroup v{client.info().get('CgroupVersion', '?')}"]
+                lines = [f"Docker engine {version.get('Version')}, cgroup v{client.info().get('CgroupVersion', '?')}"]
+                return lines + runtimes.doctor_lines(client)
             except Exception:
                 return []
 
     @classmethod
     def find_leftovers(cls) -> list[str]:
-        return engine.find_leftovers()
+        return engine.find_leftovers() + [shim.describe() for shim in _orphan_shims()]
 
     @classmethod
     def clean_leftovers(cls, run_id: str | None = None) -> list[str]:
-        return engine.clean_leftovers(run_id)
+        removed = engine.clean_leftovers(run_id)
+        return removed + [shim.describe() for shim in _orphan_shims()
+                          if (run_id is None or shim.run_id == run_id) and shims.remove(shim)]
 
     @classmethod
     def prune_caches(cls) -> list[str]:
@@ -116,13 +133,49 @@ class ContainerSetup(Setup):
             parts.append("helpers-unpinned")
         if options.scratch != "tmpfs":
             parts.append(f"scratch={options.scratch}")
+        if options.runtime != runtimes.DEFAULT_RUNTIME:  # before prepare(): the name; after: + gVisor's platform
+            parts.append(self._runtime.variant_part() if self._runtime else options.runtime)
         return ",".join(parts)
 
     def explain(self) -> str:
+        if self._runtime and self._runtime.gvisor:  # not "a host process run by the same kernel": its own words
+            return (runtimes.explain(self._runtime) + self._network_explanation()).strip()
+        return self.explanation + self._network_explanation() + (runtimes.explain(self._runtime) if self._runtime
+                                                                 else "")
+
+    def caveats(self) -> list[str]:
+        return runtimes.caveats(self._runtime) if self._runtime else []
+
+    def _gvisor(self) -> bool:
+        return self._runtime.gvisor if self._runtime else self.options.runtime == "runsc"  # type: ignore[attr-defined]
+
+    def layer_stack(self) -> tuple[str, ...]:
+        options: ContainerOptions = self.options  # type: ignore[assignment]
+        proxy = "; docker-proxy + NAT" if options.network == "bridge" else ""
+        if self._gvisor():
+            return ("hardware", "host kernel", f"container engine (runsc{proxy})",
+                    "sandbox kernel (gVisor sentry; every syscall)", "app")
+        return ("hardware", "host kernel", f"container engine ({options.runtime}; namespaces + cgroups{proxy})", "app")
+
+    def describe(self) -> dict:
+        described = super().describe()
+        if self._gvisor():  # the request path, the words, the hue and the roles of a sandbox are its own
+            described["stack"] = ("app → gVisor sentry (a user-space kernel that intercepts every system call) → "
+                                  "host kernel" + ("" if self.options.network == "host"  # type: ignore[attr-defined]
+                                                   else " (+ NAT and a userland proxy for a published port)"))
+            described["narration"] = GVISOR_NARRATION
+            described["colour"] = GVISOR_COLOUR
+            described["roles"][SANDBOX.key] = SANDBOX.as_dict()
+        return described
+
+    def fixed_processes(self) -> list[RoleProcess]:
+        return daemon_processes()
+
+    def _network_explanation(self) -> str:
         if self.options.network == "host":  # type: ignore[attr-defined]
-            return (self.explanation + " With host networking the container shares the host's network stack: "
+            return (" With host networking the container shares the host's network stack: "
                     "no proxy and no NAT on the request path.")
-        return (self.explanation + " With a published port (bridge networking), every connection goes through "
+        return (" With a published port (bridge networking), every connection goes through "
                 "docker-proxy, a userland process that copies each byte between two sockets, and through NAT "
                 "rules that rewrite packets; that is the cost a tiny request feels most. layerbench pins the shim "
                 "and the proxy to the app's CPUs, so the proxy's work comes out of the same CPU budget the bare "
@@ -149,6 +202,18 @@ class ContainerSetup(Setup):
             hint = "; without a registry drop base_image to use the scratch image" \
                 if self.options.base_image else ""  # type: ignore[attr-defined]
             raise SetupError(f"cannot build the container image: {engine.explain(error)}{hint}") from None
+        self._runtime = runtimes.runtime_info(self.client(), self.options.runtime)  # type: ignore[attr-defined]
+        if self._runtime.name != runtimes.DEFAULT_RUNTIME:  # Docker's own runtime needs no probe
+            self._probe_runtime()
+
+    def _probe_runtime(self) -> None:
+        """A throwaway container of the app with its own flags on this runtime, removed once started:
+        SetupError with the engine's words and the fix when the runtime cannot start one here
+        (crun on a cgroup v1 host)."""
+        kwargs, _ = self._run_arguments(free_port(self.address))
+        failure = runtimes.probe(self.client(), kwargs)
+        if failure is not None:
+            raise SetupError(runtimes.cannot_run(self._runtime.name, failure))  # type: ignore[union-attr]
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -177,6 +242,7 @@ class ContainerSetup(Setup):
             "scratch": options.scratch, "cpuset": kwargs["cpuset_cpus"], "init_pid": init_pid,
             "cgroup_version": 2 if "" in running.cgroup_dirs else 1, "read_only": kwargs["read_only"],
             "user": kwargs.get("user") or "the image's own", "cap_add": kwargs.get("cap_add", []),
+            **(self._runtime.facts() if self._runtime else {"runtime": options.runtime}),
         }
         instance = Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
                             engine_accounting=lambda: engine_accounting(running), handle=running,
@@ -202,6 +268,9 @@ class ContainerSetup(Setup):
             **({"user": start.user} if start.user is not None else {}),
             **({"command": start.command} if start.command is not None else {}),
             **({"cap_add": list(start.cap_add)} if start.cap_add else {}),
+            runtime=options.runtime,
+            # In containerd's record too (Docker's labels are not): `bench clean --run` finds its shims.
+            environment={shims.RUN_ENV: self.run_id},
         )
         if host_network:
             if start.port != port and port_in_use(start.port, self.address):
@@ -241,7 +310,10 @@ class ContainerSetup(Setup):
     def _abort_launch(self) -> None:
         name, self._launching = self._launching, None
         if name is not None and self._client is not None:  # no client: nothing was created
+            container_id = engine.id_of(self._client, name)
             engine.remove_by_name(self._client, name)
+            if container_id:  # a failed gVisor start leaves its shim, sentry and gofer behind
+                shims.remove_shims_of(container_id)
 
     def _terminate(self, instance: Instance) -> None:
         running: RunningContainer = instance.handle  # type: ignore[assignment]
@@ -284,3 +356,16 @@ class ContainerSetup(Setup):
             except Exception as error:
                 raise SetupError(f"Docker daemon stopped answering: {engine.explain(error)}") from None
         self.prepare()
+
+
+def _orphan_shims() -> list[shims.Shim]:
+    """layerbench's shims whose container Docker no longer lists (left by failed gVisor starts)."""
+    with engine.client_if_daemon(10) as client:
+        if client is None:
+            return []
+        try:
+            known = {entry["Id"] for entry in client.api.containers(all=True, trunc=False)}
+        except Exception:
+            return []
+    return shims.orphans(known)
+

@@ -3,6 +3,11 @@
 The app is every pid in the container's cgroup, the runtime is its containerd shim (the parent
 of the container's init), and with a published port the proxy is the docker-proxy that forwards
 it. The shim and the proxy are pinned to the app's CPUs when found.
+
+Under gVisor the cgroup also holds gVisor's own kernel: the sentry (`runsc-sandbox`, Docker's
+State.Pid) and the gofer (`runsc-gofer`, its file proxy) play the sandbox role; the stub
+processes where the app's code runs (nameless, `exe`) stay the app. argv[0] tells them apart
+(the process name is `exe` for all of them).
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from pathlib import Path
 
 import psutil
 
-from bench.roles import APP, PROXY, RUNTIME, RoleProcess
+from bench.roles import APP, PROXY, RUNTIME, Role, RoleProcess
 from bench.setups.procutil import pin_process
+
+SANDBOX = Role("sandbox", "gVisor sentry + gofer (user-space kernel)", "#882255")
+SANDBOX_ARGV0 = ("runsc-sandbox", "runsc-gofer")  # argv[0] of gVisor's sentry and gofer
 
 
 @dataclass
@@ -31,6 +39,7 @@ class RunningContainer:
     proxy_scanned_at: float = 0.0
     cpus: tuple[int, ...] = ()  # the app CPU set: shim and proxy are pinned there too
     pinned: set[int] = field(default_factory=set)
+    cgroup_roles: dict[int, str] = field(default_factory=dict)  # pid in the cgroup -> app or sandbox
 
     def poll(self) -> int | None:
         """Exit code once the container has stopped, like Popen.poll (used by the readiness wait)."""
@@ -44,7 +53,8 @@ class RunningContainer:
 
 def processes(running: RunningContainer) -> list[RoleProcess]:
     """The container's host processes by role; pins the shim and the proxy when first seen."""
-    found = [RoleProcess(APP.key, process) for process in _stable(running, _app_pids(running))]
+    found = [RoleProcess(_cgroup_role(running, process), process)
+             for process in _stable(running, _app_pids(running))]
     found += [RoleProcess(RUNTIME.key, process) for process in _stable(running, _shim_pids(running))]
     if running.proxy_port is not None:
         found += [RoleProcess(PROXY.key, process) for process in _stable(running, _proxy_pids(running))]
@@ -53,10 +63,22 @@ def processes(running: RunningContainer) -> list[RoleProcess]:
     # steals from the load generator.
     for role_process in found:
         pid = role_process.process.pid
-        if running.cpus and role_process.role != APP.key and pid not in running.pinned \
+        if running.cpus and role_process.role not in (APP.key, SANDBOX.key) and pid not in running.pinned \
                 and pin_process(pid, running.cpus):
             running.pinned.add(pid)
     return found
+
+
+def _cgroup_role(running: RunningContainer, process: psutil.Process) -> str:
+    """app, or sandbox for gVisor's sentry and gofer (read once per pid: argv[0] does not change)."""
+    role = running.cgroup_roles.get(process.pid)
+    if role is None:
+        try:
+            argv0 = (process.cmdline() or [""])[0]
+        except psutil.Error:
+            argv0 = ""
+        role = running.cgroup_roles[process.pid] = SANDBOX.key if argv0 in SANDBOX_ARGV0 else APP.key
+    return role
 
 
 def _stable(running: RunningContainer, pids: list[int]) -> list[psutil.Process]:

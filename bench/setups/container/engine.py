@@ -122,6 +122,14 @@ def remove_by_name(client, name: str) -> None:
         pass
 
 
+def id_of(client, name: str) -> str | None:
+    """The full id of the container called name, or None (gone, or the daemon does not answer)."""
+    try:
+        return client.containers.get(name).id
+    except Exception:
+        return None
+
+
 def _runner_gone(container) -> bool:
     """True when the runner that created the container has exited (a process that got its pid
     since, started after the container was created, does not count as it)."""

@@ -155,6 +155,11 @@ class VMSetup(Setup):
                     "steps in only for privileged operations and device access.")
         return self.explanation
 
+    def layer_stack(self) -> tuple[str, ...]:
+        virtual = {"tcg": "emulator (QEMU TCG; every instruction translated)",
+                   "kvm": "hypervisor (KVM + QEMU's devices)"}.get(self._accel or "", "hypervisor (QEMU)")
+        return ("hardware", "host kernel", virtual, "guest kernel", "app")
+
     def caveats(self) -> list[str]:
         if self._accel == "tcg":
             return ["TCG: software emulation (no KVM): this layer's figures are far worse than a VM under KVM "
@@ -187,8 +192,8 @@ class VMSetup(Setup):
             raise SetupError(str(error)) from None
         vmlinux = pvh_vmlinux(kernel)
         machine = "microvm" if vmlinux else "q35"  # microvm's firmware-less boot wants the PVH ELF
-        guest = self.app.guest_start(self.progress)
-        image = initramfs.build_initramfs(guest, kernel, progress=self.progress)
+        guest, extra_files = self._guest_boot(self.app.guest_start(self.progress))
+        image = initramfs.build_initramfs(guest, kernel, progress=self.progress, extra_files=extra_files)
         if kernel.modules_dir is None or not image.modules:
             self.progress(f"warning: no virtio_net module found for kernel {kernel.version}; "
                           "the guest network works only if the driver is built in")
@@ -248,10 +253,22 @@ class VMSetup(Setup):
         """Split first_200_s with the console markers; optionally page out the boot images."""
         from bench.setups.vm.qemu import page_out_boot_files
 
-        _split_phases(instance)
+        self._split_phases(instance)
         if self.options.release_boot_files:  # type: ignore[attr-defined]
             instance.facts["boot_files_paged_out_bytes"] = page_out_boot_files(
                 instance.handle.popen.pid, [self._plan.boot_image, self._plan.initramfs.path])
+
+    def _split_phases(self, instance: Instance) -> None:
+        """Split first_200_s with the console markers: kernel_to_init_s (QEMU + guest kernel, up to
+        /init), init_to_app_s (modules, network, interpreter, imports) and first_200_s (the rest)."""
+        from bench.setups.vm.phases import split_phases
+
+        split_phases(instance)
+
+    def _guest_boot(self, guest) -> tuple[object, dict[str, bytes]]:
+        """What the guest's init starts (the app's bench.apps.base.GuestStart) and the files the
+        initramfs adds for it; a setup that boots this VM differently (a container inside) changes both."""
+        return guest, {}
 
     def _terminate(self, instance: Instance) -> None:
         from bench.setups.vm.qemu import stop
@@ -307,28 +324,3 @@ def _check_disk_support(kernel, image) -> None:
     if "virtio_blk" not in image.modules and not built_in:
         raise SetupError(f"no virtio_blk module for guest kernel {kernel.version}; the VM's disk needs it "
                          f"(remove {kernel.path.parent} so layerbench fetches the kernel again)")
-
-
-def _split_phases(instance: Instance) -> None:
-    """Split first_200_s with the console markers into kernel_to_init_s (QEMU + guest kernel, up
-    to /init), init_to_app_s (modules, network, interpreter, imports) and first_200_s (the rest:
-    the forwarded port answering); with launch_s they sum to launch -> first 200."""
-    from bench.setups.vm.serial import MARKER_APP, MARKER_INIT
-
-    qemu = instance.handle
-    # The console and the network are separate paths out of QEMU: give the marker a moment.
-    qemu.serial.wait_for(MARKER_APP, 1.0, qemu.popen)
-    marks = qemu.serial.marks
-    first_200_s = instance.phases.pop("first_200_s")
-    init_at, app_at = marks.get(MARKER_INIT), marks.get(MARKER_APP)
-    if init_at is None or app_at is None:  # markers missing (odd init): keep the unsplit figure
-        instance.phases["first_200_s"] = first_200_s
-        return
-    kernel_to_init_s = max(0.0, init_at - qemu.spawned_at)
-    init_to_app_s = max(0.0, app_at - init_at)
-    instance.phases["kernel_to_init_s"] = kernel_to_init_s
-    instance.phases["init_to_app_s"] = init_to_app_s
-    instance.phases["first_200_s"] = max(0.0, first_200_s - kernel_to_init_s - init_to_app_s)
-    uptimes = qemu.serial.guest_uptime_s
-    instance.facts["guest_uptime_at_init_s"] = uptimes.get(MARKER_INIT)
-    instance.facts["guest_uptime_at_app_s"] = uptimes.get(MARKER_APP)

@@ -10,10 +10,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.images.guest_runtime import MARKER_CGROUP, MARKER_CREATE, MARKER_START
 from bench.images.initramfs import MARKER_APP, MARKER_APP_EXITED, MARKER_DISK, MARKER_INIT, MARKER_NETWORK
 
 APP_OWN_MARKER = "layerbench app listening on"  # what bench.app.server prints once it listens
-_MARKERS = (MARKER_INIT, MARKER_NETWORK, MARKER_APP, MARKER_APP_EXITED, MARKER_DISK, APP_OWN_MARKER)
+# The container markers appear only when the app runs in a container inside the guest.
+_MARKERS = (MARKER_INIT, MARKER_NETWORK, MARKER_APP, MARKER_APP_EXITED, MARKER_DISK, APP_OWN_MARKER, MARKER_CGROUP,
+            MARKER_CREATE, MARKER_START)
 _MARKER_ALIASES = {APP_OWN_MARKER: MARKER_APP}
 SERIAL_TAIL_LINES = 20
 

@@ -1,0 +1,97 @@
+"""Fixed costs apart from per-instance costs.
+
+An engine's daemons (dockerd, containerd) cost memory and CPU whether one instance runs or ten:
+the runner samples them over each trial into the trial's `fixed` block. Here they become, per
+cell and per layer, "what having the engine at all costs", next to "what one more instance
+costs" (the instance's own processes, the figures every other table shows).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from bench.model.figures import MB, median_of
+from bench.results import TrialRecord
+from bench.vocabulary import finite
+
+MEMORY_PARTS = ("pss", "uss", "rss")
+
+
+@dataclass(frozen=True)
+class FixedCost:
+    """Medians over trials of the fixed-cost processes: per role and in total."""
+
+    roles: dict[str, dict[str, float | None]]  # role -> pss_mb, uss_mb, rss_mb, cpu_cores, processes
+    total: dict[str, float | None]  # pss_mb, uss_mb, rss_mb, cpu_cores: medians of per-trial sums
+    trials: int
+
+    @property
+    def pss_mb(self) -> float | None:
+        return self.total.get("pss_mb")
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One layer's memory split: per instance (its own processes) and fixed (its engine's daemons)."""
+
+    key: tuple  # the layer's bench.model.LayerKey: (setup, variant[, app when the run holds several])
+    per_instance_mb: dict[str, float | None] = field(default_factory=dict)  # pss, uss, rss
+    per_instance_from: str = ""  # the workload(s) the per-instance figure comes from
+    fixed: FixedCost | None = None
+
+    @property
+    def setup(self) -> str:
+        return self.key[0]
+
+    @property
+    def variant(self) -> str:
+        return self.key[1]
+
+    @property
+    def app(self) -> str | None:
+        return self.key[2] if len(self.key) > 2 else None
+
+
+def _seconds(trial: TrialRecord) -> float | None:
+    if len(trial.window_t) == 2 and trial.window_t[1] > trial.window_t[0]:
+        return trial.window_t[1] - trial.window_t[0]
+    return None
+
+
+def _role_figures(figures: dict, seconds: float | None) -> dict[str, float | None]:
+    cpu = (figures.get("cpu_user_s") or 0.0) + (figures.get("cpu_sys_s") or 0.0)
+    return {**{f"{part}_mb": (figures[f"{part}_bytes"] / MB if finite(figures.get(f"{part}_bytes")) else None)
+               for part in MEMORY_PARTS},
+            "cpu_cores": cpu / seconds if seconds else None, "processes": figures.get("processes")}
+
+
+def _sum(values: list[float | None]) -> float:
+    return math.nan if not values or any(v is None for v in values) else float(sum(values))  # type: ignore[arg-type]
+
+
+def fixed_cost(trials: list[TrialRecord]) -> FixedCost | None:
+    """The fixed cost seen by these (ok) trials, or None when none sampled a fixed-cost process."""
+    sampled = [t for t in trials if t.fixed]
+    if not sampled:
+        return None
+    per_trial = [{role: _role_figures(figures, _seconds(t)) for role, figures in t.fixed.items()} for t in sampled]
+    roles = {}
+    for role in dict.fromkeys(role for trial in per_trial for role in trial):
+        rows = [trial[role] for trial in per_trial if role in trial]
+        roles[role] = {key: median_of(row[key] for row in rows) for key in rows[0]}
+    total = {key: median_of(_sum([figures[key] for figures in trial.values()]) for trial in per_trial)
+             for key in ("pss_mb", "uss_mb", "rss_mb", "cpu_cores")}
+    return FixedCost(roles, total, len(sampled))
+
+
+def layer_cost(key: tuple, cells: list) -> LayerCost:
+    """A layer's per-instance memory (its idle footprint when it ran one, else every measured
+    workload's) and its fixed cost over all its trials; `cells` are the layer's bench.model.Cell."""
+    measured = [cell for cell in cells if cell.memory_mb and cell.memory_per_instance_mb is None]
+    idle = [cell for cell in measured if cell.kind == "idle"]
+    chosen = idle or measured
+    per_instance = {part: median_of((cell.memory_mb or {}).get(part) for cell in chosen) for part in MEMORY_PARTS}
+    trials = [trial for cell in cells for trial in cell.ok]
+    return LayerCost(key, per_instance if chosen else {}, ", ".join(cell.workload for cell in chosen),
+                     fixed_cost(trials))
