@@ -77,7 +77,7 @@ def line_style(run: Run, app: str | None) -> str:
 def tick_label(setup: str, variant: str, app: str | None = None, two_lines: bool = True) -> str:
     """The layer's one label (with its app in a run of several), broken before its variant for a
     narrow tick, cut short if very long (the report's tables give it whole)."""
-    text = printable(label(setup, variant, app))
+    text = chart_text(label(setup, variant, app))
     if len(text) > TICK_CHARS:
         text = text[:TICK_CHARS - 2].rstrip() + "…" + (")" if text.endswith(")") else "")
     return text.replace(" (", "\n(", 1).replace(" · ", " ·\n", 1) if two_lines else text
@@ -126,23 +126,29 @@ def save(figure: Figure, out_dir: Path, name: str) -> list[Path]:
     return paths
 
 
+def chart_text(text: object) -> str:
+    """Text as a chart may draw it: line breaks kept (titles and ticks are laid out on several
+    lines on purpose), every other control character shown escaped."""
+    return "\n".join(printable(line) for line in str(text).split("\n"))
+
+
 def _printable_text(figure: Figure) -> None:
     """Names from run.json in a chart (labels, titles, legends, category ticks) with control
     characters shown escaped: they would be drawn as missing glyphs, or break the SVG."""
     for text in figure.findobj(Text):
-        text.set_text(printable(text.get_text()))
+        text.set_text(chart_text(text.get_text()))
     for ax in figure.axes:  # category ticks are drawn later, from the formatter's list
         for axis in (ax.xaxis, ax.yaxis):
             for formatter in (axis.get_major_formatter(), axis.get_minor_formatter()):
                 if isinstance(formatter, FixedFormatter):
-                    formatter.seq = [printable(item) for item in formatter.seq]
+                    formatter.seq = [chart_text(item) for item in formatter.seq]
                 elif isinstance(formatter, FuncFormatter) and not getattr(formatter.func, "printable", False):
                     formatter.func = _printable_func(formatter.func)
 
 
 def _printable_func(func):
     def shown(value, position=None):
-        return printable(func(value, position))
+        return chart_text(func(value, position))
     shown.printable = True
     return shown
 
