@@ -75,7 +75,10 @@ def median_ci(values, seed: int, resamples: int = BOOTSTRAP_RESAMPLES, confidenc
         return Estimate(median, median, median)
     if interval_method(data.size, confidence) == "student-t":
         half = _t975(data.size - 1) * float(np.std(data, ddof=1)) / math.sqrt(data.size)
-        return Estimate(median, median - half, median + half)
+        # Every figure measured is a count, a time or a size: a wide interval of a few repeats
+        # reaches down to 0, never below (a p99 of -4.7 ms would be nonsense, not caution).
+        floor = 0.0 if np.all(data >= 0) else -math.inf
+        return Estimate(median, max(median - half, floor), median + half)
     rng = np.random.default_rng(seed)
     samples = rng.choice(data, size=(resamples, data.size), replace=True)
     boot = np.median(samples, axis=1)

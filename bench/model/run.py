@@ -285,8 +285,12 @@ class Run:
             found.append(Caveat("skipped", str(what), f"Skipped {what}: {skipped.get('reason') or 'no reason recorded'}"))
         found += [caveat for cell in self.cells for caveat in cell.caveats() if caveat.kind != "failed"]
         found += [*self.unreadable_files.values(), *self._unreadable_found.values()]
+        shared: dict[str, list[str]] = {}  # one caveat text -> the layers that carry it (vm and container-in-vm: TCG)
         for layer in self.layers:
-            found += [Caveat("layer", label(*self.layer_key_of(layer)), text) for text in layer.caveats]
+            for text in layer.caveats:
+                shared.setdefault(text, []).append(label(*self.layer_key_of(layer)))
+        for text, labels in shared.items():
+            found.append(Caveat("layer", ", ".join(labels), text if len(labels) == 1 else f"{', '.join(labels)}: {text}"))
         if self.cells and self.baseline is None:
             found.append(Caveat("no_baseline", "", "No baseline setup in this run: no overhead ratios can be computed."))
         return found

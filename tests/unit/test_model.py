@@ -26,3 +26,16 @@ def test_a_generator_bound_cell_is_flagged_in_every_output(tmp_path):
 def test_an_app_bound_cell_is_not_flagged(tmp_path):
     run = Run.load(copy_run(tmp_path, _with_generator(0.31)))
     assert not [c for c in run.cell("bare", "default", "hello").caveats() if c.kind == "generator_bound"]
+
+
+def test_a_caveat_two_layers_share_is_listed_once_naming_both(tmp_path):
+    from bench.vocabulary import label
+
+    shared = "TCG: software emulation (no KVM)."
+    run = Run.load(copy_run(tmp_path))
+    for layer in run.record.layers:
+        layer.caveats = [shared] if layer.setup != "bare" else ["its own words"]
+    texts = [caveat.text for caveat in run.caveats() if caveat.kind == "layer"]
+    others = [label(layer.setup, layer.variant) for layer in run.layers if layer.setup != "bare"]
+    assert len(others) >= 2 and texts.count("its own words") == 1
+    assert [text for text in texts if shared in text] == [f"{', '.join(others)}: {shared}"]

@@ -62,3 +62,11 @@ def test_percentiles_and_spread():
     assert result["p50"] == 500.5 and 990 < result["p99"] < 991
     assert stats.spread([90, 100, 110]) == 0.2
     assert stats.is_noisy([90, 100, 110]) and not stats.is_noisy([99, 100, 101])
+
+
+def test_a_wide_interval_of_a_positive_figure_stops_at_zero():
+    # Three p99s with one far off: Student's t would reach below zero milliseconds.
+    estimate = stats.median_ci([1.1, 1.2, 9.0], seed=1)
+    assert estimate.low == 0.0 and estimate.high > 9.0
+    signed = stats.median_ci([-1.0, 0.5, 8.0], seed=1)  # a signed quantity keeps its symmetric interval
+    assert signed.low < 0.0
