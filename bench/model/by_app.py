@@ -1,6 +1,6 @@
 """The same layer under different apps, side by side: what share of each app's request path the
-layer costs. A layer adds roughly the same work per request (a proxy's copies, a guest kernel's
-network stack), so it weighs little on a slow app and a lot on a fast one. Every ratio is taken
+layer costs. A layer's work per request (a proxy's copies, a guest kernel's network stack) does not
+grow with the app's own work, so it weighs less on a slow app than on a fast one. Every ratio is taken
 against the baseline of the same app under the same workload (`Run.overhead`)."""
 
 from __future__ import annotations
