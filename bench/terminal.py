@@ -29,6 +29,14 @@ def _row(table: Table, *cells, style: str | None = None) -> None:
     table.add_row(*(cell if isinstance(cell, Text) else safe(cell) for cell in cells), style=style)
 
 
+def _table(title: str, columns, text_columns, caption: str | None = None) -> Table:
+    """A summary table: text columns left, figures right; title and caption shown as text."""
+    table = Table(title=safe(title), title_justify="left", caption=safe(caption) if caption else None)
+    for column in columns:
+        table.add_column(column, justify="left" if column in text_columns else "right")
+    return table
+
+
 def _flags(cell) -> str:
     return "; ".join(caveat.flag for caveat in cell.caveats() if caveat.flag)
 
@@ -38,13 +46,11 @@ def load_table(run: Run) -> Table | None:
     cells = [cell for cell in run.cells if cell.has_load or (cell.failed and cell.kind == "load")]
     if not cells:
         return None
-    table = Table(title="throughput and latency", title_justify="left",
-                  caption=safe("medians over repeats (max: the slowest request of any repeat); [low–high] = 95% "
-                               "interval (Student's t below 10 repeats, bootstrap from 10)"))
-    columns = ("setup", "workload", "n", "req/s [95% CI]", *(f"{name} ms" for name in LATENCY_LABELS.values()),
-               "notes")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("setup", "workload", "notes") else "right")
+    table = _table("throughput and latency",
+                   ("setup", "workload", "n", "req/s [95% CI]", *(f"{name} ms" for name in LATENCY_LABELS.values()),
+                    "notes"), text_columns=("setup", "workload", "notes"),
+                   caption="medians over repeats (max: the slowest request of any repeat); [low–high] = 95% "
+                           "interval (Student's t below 10 repeats, bootstrap from 10)")
     for cell in cells:
         latency = cell.latency_ms or {}
         flags = _flags(cell)
@@ -58,9 +64,9 @@ def startup_table(run: Run) -> Table | None:
     cells = [cell for cell in run.cells if cell.kind == "startup" and cell.values("startup_s")]
     if not cells:
         return None
-    table = Table(title="start-up: launch to first HTTP 200 (medians over cold starts)", title_justify="left")
-    for column in ("setup", "n", "seconds [95% CI]", "phases (median s)", "notes"):
-        table.add_column(column, justify="right" if column in ("n", "seconds [95% CI]") else "left")
+    table = _table("start-up: launch to first HTTP 200 (medians over cold starts)",
+                   ("setup", "n", "seconds [95% CI]", "phases (median s)", "notes"),
+                   text_columns=("setup", "phases (median s)", "notes"))
     for cell in cells:
         phases = ", ".join(f"{phase_label(name, True)} {value:.3f}" for name, value in cell.startup_phases_s.items()
                            if value is not None)
@@ -70,10 +76,9 @@ def startup_table(run: Run) -> Table | None:
 
 def cost_table(run: Run) -> Table | None:
     """What each setup costs the host: CPU per request, memory, start-up, by role."""
-    table = Table(title="cost on the host (every process the setup needs)", title_justify="left")
-    for column in ("setup", "workload", "CPU µs/req user", "sys", "PSS MB", "USS MB", "RSS MB", "start-up s",
-                   "roles (PSS)"):
-        table.add_column(column, justify="left" if column in ("setup", "workload", "roles (PSS)") else "right")
+    table = _table("cost on the host (every process the setup needs)",
+                   ("setup", "workload", "CPU µs/req user", "sys", "PSS MB", "USS MB", "RSS MB", "start-up s",
+                    "roles (PSS)"), text_columns=("setup", "workload", "roles (PSS)"))
     for cell in run.cells:
         if cell.kind == "startup" or cell.memory_per_instance_mb is not None:
             continue  # shown in the start-up and density tables
@@ -92,11 +97,11 @@ def density_table(run: Run) -> Table | None:
     cells = [cell for cell in run.cells if cell.memory_per_instance_mb is not None]
     if not cells:
         return None
-    table = Table(title="density: memory per instance (MB)", title_justify="left",
-                  caption=safe("USS = what one more instance costs; PSS = fair share; RSS = upper bound; "
-                               "MemAvailable drop = the host's own cross-check"))
-    for column in ("setup", "instances", "USS", "PSS", "RSS", "MemAvailable drop", "engine, once (PSS)", "notes"):
-        table.add_column(column, justify="left" if column in ("setup", "notes") else "right")
+    table = _table("density: memory per instance (MB)",
+                   ("setup", "instances", "USS", "PSS", "RSS", "MemAvailable drop", "engine, once (PSS)", "notes"),
+                   text_columns=("setup", "notes"),
+                   caption="USS = what one more instance costs; PSS = fair share; RSS = upper bound; "
+                           "MemAvailable drop = the host's own cross-check")
     for cell in cells:
         figures = cell.memory_per_instance_mb or {}
         _row(table, cell.label, cell.instances or "–", *(fmt(figures.get(part), 1) for part in
@@ -110,11 +115,11 @@ def fixed_table(run: Run) -> Table | None:
     costs = [cost for cost in run.layer_costs if cost.fixed is not None]
     if not costs:
         return None
-    table = Table(title="one more instance vs the engine itself (memory in MB)", title_justify="left",
-                  caption=safe("per instance: every process the instance needs (its idle footprint when measured); "
-                               "engine: its daemons, paid once per host however many instances run"))
-    for column in ("setup", "per instance PSS", "USS", "engine PSS", "USS", "engine CPU (cores)", "engine (PSS)"):
-        table.add_column(column, justify="left" if column in ("setup", "engine (PSS)") else "right")
+    table = _table("one more instance vs the engine itself (memory in MB)",
+                   ("setup", "per instance PSS", "USS", "engine PSS", "USS", "engine CPU (cores)", "engine (PSS)"),
+                   text_columns=("setup", "engine (PSS)"),
+                   caption="per instance: every process the instance needs (its idle footprint when measured); "
+                           "engine: its daemons, paid once per host however many instances run")
     for cost in costs:
         fixed = cost.fixed
         roles = ", ".join(f"{key} {fmt(figures.get('pss_mb'), 0)}" for key, figures in fixed.roles.items())
@@ -168,11 +173,11 @@ def by_app_table(run: Run) -> Table | None:
     """A run of several apps: each layer's cost for each app, against that app's own baseline."""
     if not run.by_app:
         return None
-    table = Table(title=safe(f"the same layer, each app (ratio to the same app's {run.baseline}, 95% interval)"),
-                  title_justify="left", caption=safe("CPU added = the layer's host CPU per request minus the app's "
-                                                     f"own at {run.baseline} (medians); share = added / total"))
-    for column in ("layer", "workload", "app", "throughput ×", "CPU/req ×", "CPU added µs/req", "share of CPU"):
-        table.add_column(column, justify="left" if column in ("layer", "workload", "app") else "right")
+    table = _table(f"the same layer, each app (ratio to the same app's {run.baseline}, 95% interval)",
+                   ("layer", "workload", "app", "throughput ×", "CPU/req ×", "CPU added µs/req", "share of CPU"),
+                   text_columns=("layer", "workload", "app"),
+                   caption=f"CPU added = the layer's host CPU per request minus the app's own at {run.baseline} "
+                           "(medians); share = added / total")
     for row in run.by_app:
         for entry in row.entries:
             share = entry.layer_share
