@@ -29,8 +29,8 @@ class LayerbenchError(Exception):
         return [str(self)]
 
 
-class ScenarioError(LayerbenchError):
-    """One or more problems in a scenario; `problems` holds one line each."""
+class ProblemsError(LayerbenchError):
+    """One or more problems in a file a user wrote; `problems` holds one line each."""
 
     def __init__(self, problems: list[str]):
         self.problems = problems
@@ -39,6 +39,10 @@ class ScenarioError(LayerbenchError):
     @property
     def lines(self) -> list[str]:
         return list(self.problems)
+
+
+class ScenarioError(ProblemsError):
+    """One or more problems in a scenario (file, flags or stored run), one line each."""
 
 
 class SetupError(LayerbenchError):

@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bench import scenario_yaml
-from bench.errors import LayerbenchError, ScenarioError
+from bench.errors import ProblemsError, ScenarioError
 
 LOCAL = "local"
 DEFAULT_PATH = Path("hosts.yaml")
@@ -34,16 +34,8 @@ OPTION_NAME = r"^[A-Za-z][A-Za-z0-9]{0,63}$"
 MAX_HOSTS = 64
 
 
-class HostsFileError(LayerbenchError):
+class HostsFileError(ProblemsError):
     """The hosts file is missing or wrong; one line per problem, naming file and line."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-    @property
-    def lines(self) -> list[str]:
-        return list(self.problems)
 
 
 class HostEntry(BaseModel):

@@ -24,6 +24,7 @@ from typing import Callable
 
 from bench.app.command import APP_DIR, PACKAGE_PARENT, app_argv
 from bench.images import cache_root
+from bench.images.tree import tree_bytes
 
 # Bump when the layout or the trim rules change: the digest then changes and a new rootfs builds.
 BUILDER_VERSION = "5"
@@ -83,7 +84,7 @@ def build_rootfs(cache_dir: Path | None = None, progress: Callable[[str], None] 
             if temp.exists():
                 shutil.rmtree(temp, ignore_errors=True)
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    return Rootfs(path=final, digest=digest, size_bytes=_tree_bytes(final),
+    return Rootfs(path=final, digest=digest, size_bytes=tree_bytes(final),
                   python=f"{PREFIX}/bin/python{version}", env=_env())
 
 
@@ -247,13 +248,3 @@ def _compile(root: Path) -> None:
     for source in stdlib.rglob("*.py"):
         if source.with_suffix(".pyc").is_file():
             source.unlink()
-
-
-def _tree_bytes(root: Path) -> int:
-    total = 0
-    for directory, _, names in os.walk(root):
-        for name in names:
-            info = os.lstat(os.path.join(directory, name))
-            if stat.S_ISREG(info.st_mode):
-                total += info.st_size
-    return total
