@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import chart_stand_in
 from tests.unit.test_plots import copy_run
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -102,7 +103,7 @@ def test_no_file_outside_setups_names_a_real_setup():
 
 def _fresh_python(code: str) -> set[str]:
     """The bench modules a fresh interpreter has loaded after running code."""
-    probe = code + "\nimport sys, json\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('bench'))))"
+    probe = chart_stand_in.INSTALL_CODE + code + "\nimport sys, json\nprint(json.dumps(sorted(m for m in sys.modules if m.startswith('bench'))))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                             cwd=BENCH.parent)
     assert result.returncode == 0, result.stderr
