@@ -139,7 +139,9 @@ def fake_load_with(window_s: float):
         slowdown = _slowdown_by_port.get(port, 1.0)
         rng = np.random.default_rng(zlib.crc32(f"{port}/{workload.name}".encode()))
         began = time.monotonic()
-        time.sleep(window_s)
+        while time.monotonic() - began < window_s / 2:  # the "app" (this process) works for half the window:
+            zlib.crc32(b"x" * 4096)                        # its CPU per request is then never zero
+        time.sleep(window_s / 2)
         window = (began, time.monotonic())
         requests = int(2000 / slowdown) + int(rng.integers(0, 50))
         latency_ms = rng.lognormal(np.log(0.4 * slowdown), 0.3, requests)

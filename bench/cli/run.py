@@ -140,7 +140,7 @@ def _finish(run_dir: Path, report: bool, named: list[str] | None) -> None:
     measured = Run.load(run_dir)
     print_run(console, measured)
     written = _write_report(run_dir) if report else True
-    console.print(safe(f"results: {run_dir}"))
+    console.print(safe(f"results: {run_dir}"), soft_wrap=True)  # a path stays one line, to copy
     skipped = [entry.get("setup") for entry in measured.record.skipped if entry.get("setup") in (named or [])]
     if not written:
         raise typer.Exit(int(ExitStatus.ERROR))
@@ -168,7 +168,7 @@ def _write_report(run_dir: Path) -> bool:
     except Exception as error:  # a report problem must never hide the measured results: they are printed
         _print_error(f"report not written: {error}")
         return False
-    console.print(safe(f"report: {path}"))
+    console.print(safe(f"report: {path}"), soft_wrap=True)  # a path stays one line, to copy
     return True
 
 
