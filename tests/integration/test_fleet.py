@@ -21,7 +21,7 @@ from tests.conftest import require
 from tests.testhost_image import build_image, image_size_bytes, image_tag
 from tests.testhosts import kill, start_hosts, write_hosts_file
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.xdist_group("testhosts")]  # one build of the hosts
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = [sys.executable, "-m", "bench"]
