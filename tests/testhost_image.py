@@ -23,7 +23,7 @@ LABEL = "layerbench-testhost"  # not "layerbench": other tests' leftover checks 
 IMAGE_REPO = "layerbench-testhost"
 SUITE = "bookworm"
 USER = "lab"
-PACKAGES = ("openssh-server", "python3", "python3-venv", "iproute2", "procps", "docker.io", "wrk")
+PACKAGES = ("openssh-server", "python3", "python3-venv", "iproute2", "procps", "docker.io", "wrk", "sudo")
 WITH_QEMU = ("qemu-system-x86", "busybox-static", "lz4")  # optional: the vm setup inside a test host (TCG)
 INIT_SCRIPT = Path(__file__).with_name("testhost_init.sh")
 DEB_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "layerbench" / "testhost-debs"
@@ -39,6 +39,8 @@ UsePAM no
 UseDNS no
 PrintMotd no
 """
+# The login user may become root without a password (Ansible's become, and a split run's sudo -n).
+SUDOERS = f"{USER} ALL=(ALL:ALL) NOPASSWD: ALL\n"
 # What a container never needs and that takes room: downloaded .debs, package lists, docs.
 TRIM = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info")
 
@@ -72,7 +74,7 @@ def apt_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
 
 def image_tag(packages: tuple[str, ...] = PACKAGES, mirror: str | None = None) -> str:
     """layerbench-testhost:<12 hex>, a hash of everything that goes into the image."""
-    recipe = "\n".join([SUITE, mirror or apt_mirror(), *sorted(packages), SSHD_CONFIG, INIT_SCRIPT.read_text()])
+    recipe = "\n".join([SUITE, mirror or apt_mirror(), *sorted(packages), SSHD_CONFIG, SUDOERS, INIT_SCRIPT.read_text()])
     return f"{IMAGE_REPO}:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
 
@@ -140,6 +142,9 @@ def _configure(rootfs: Path) -> None:
     # for key logins; "*" means "no password" without locking.
     subprocess.run(["chroot", str(rootfs), "usermod", "--password", "*", USER], check=True, capture_output=True)
     (rootfs / "etc/ssh/sshd_config.d/testhost.conf").write_text(SSHD_CONFIG)
+    if (rootfs / "etc/sudoers.d").is_dir():
+        (rootfs / "etc/sudoers.d/testhost").write_text(SUDOERS)
+        (rootfs / "etc/sudoers.d/testhost").chmod(0o440)
     for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     init = rootfs / "usr/local/sbin/testhost-init"
