@@ -25,9 +25,9 @@ class _Found(Listener):
     def __init__(self, progress):
         self.progress, self.probes, self.doctors = progress, {}, {}
 
-    def task(self, host, name):
-        if name.startswith(("install", "copy the dependencies")):
-            self.progress(f"{host}: {name}")
+    def task(self, host, name, done):
+        if done and name.startswith(("install", "copy the dependencies")):
+            self.progress(f"{host}: {name}: done")
 
     def probe(self, host, found):
         self.probes[host] = found

@@ -41,7 +41,8 @@ def require_ansible() -> None:
 class Listener:
     """What a playbook's events tell, per host; a fleet overrides what it needs."""
 
-    def task(self, host: str, name: str) -> None: ...
+    def task(self, host: str, name: str, done: bool) -> None:
+        """A task started on the host (done False), or ended well there (done True)."""
 
     def probe(self, host: str, found: dict) -> None: ...
 
@@ -98,7 +99,8 @@ class Playbook:
 
         outcome = Outcome()
         fetch_dir = self.folder.path / "fetched"
-        fetch_dir.mkdir(exist_ok=True)
+        for folder in (fetch_dir, self.folder.path / "runner", self.folder.path / "tmp"):
+            folder.mkdir(exist_ok=True)
         variables = {"lb_fetch_dir": str(fetch_dir), "lb_wait_s": WAIT_S, "lb_control_python": sys.executable,
                      **extravars}
         package_root = str(Path(__file__).resolve().parents[2])
@@ -138,9 +140,9 @@ class Playbook:
         host, task, res = data.get("host"), str(data.get("task") or ""), data.get("res") or {}
         if not host:
             return
-        if kind == "runner_on_start":
-            self.listener.task(host, task)
-        elif task == WATCH_TASK and kind in ("runner_retry", "runner_on_ok", "runner_on_failed"):
+        if kind in ("runner_on_start", "runner_on_ok"):
+            self.listener.task(host, task, kind == "runner_on_ok")
+        if task == WATCH_TASK and kind in ("runner_retry", "runner_on_ok", "runner_on_failed"):
             found = watch_result(res)
             if found.get("lines"):
                 self.listener.lines(host, [str(line) for line in found["lines"]])

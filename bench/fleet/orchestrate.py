@@ -33,11 +33,14 @@ from bench.runlock import RunLock
 
 STOP_WAIT_S = 90  # after Ctrl-C: how long the hosts get to stop their setups and say so
 EXIT_WORDS = {0: "complete", 3: "incomplete", 130: "interrupted"}
-# What each task of the playbook means for a host's state, and the line shown when it starts.
-TASKS = {"probe": ("preparing", "reaching it"), "install layerbench": ("preparing", "installing layerbench"),
-         "copy the dependencies' wheels": ("preparing", "copying the dependencies' wheels (once per Python kind)"),
-         "start the run": ("running", "starting the run"), "pack the run folder": ("fetching", "fetching its run folder"),
-         "ask the run to stop": ("running", "asking the run to stop")}
+# What a task of the playbook means for a host's state as it starts (False) or once it went well
+# (True; a task skipped by its `when` says nothing), and the line shown then.
+TASKS = {("probe", False): ("preparing", "reaching it"),
+         ("copy the dependencies' wheels", True): ("preparing", "copied the dependencies' wheels (once per kind of host)"),
+         ("install layerbench", True): ("preparing", "installed layerbench"),
+         ("start the run", False): ("running", "starting the run"),
+         ("fetch the run folder", False): ("fetching", "fetching its run folder"),
+         ("ask the run to stop", False): ("running", "asking the run to stop")}
 
 
 class HostRun:
@@ -186,13 +189,15 @@ class FleetRun(Listener):
             save_fleet(self.fleet_dir, self.record)
 
     # ---- the playbook's events (bench.fleet.engine.Listener) ----------------------------------
-    def task(self, host: str, name: str) -> None:
-        for start, (status, words) in TASKS.items():
-            if name.startswith(start):
+    def task(self, host: str, name: str, done: bool) -> None:
+        for (start, when_done), (status, words) in TASKS.items():
+            if name.startswith(start) and done == when_done:
                 if self.record.host(host).status not in FINISHED:
                     self.update(host, status=status, **({} if self.record.host(host).started_at else
                                                         {"started_at": now_iso()}))
                 self.say(host, words)
+                if start == "install layerbench":
+                    self.update(host, installed=f"installed layerbench {self.wheel().version}")
 
     def probe(self, host: str, found: dict) -> None:
         self.probes[host] = found

@@ -216,8 +216,9 @@ def split_here(scenario, load: FleetHost, inventory, out: Path, progress: Progre
     probes: dict[str, dict] = {}
 
     class Said(Listener):
-        def task(self, host, name):
-            say(f"{host}: {name}")
+        def task(self, host, name, done):
+            if done and name.startswith(("install", "copy the dependencies")):
+                say(f"{host}: {name}: done")
 
         def probe(self, host, found):
             probes[host] = found

@@ -1,11 +1,12 @@
 # One look at a run on a host (python3 -I -S poll.py RUN_DIR WAIT_S), as one JSON line: the event
-# lines the run wrote since the last look, and whether it has ended. Stdlib only, no site: it runs
+# lines the run wrote since the last look, and whether it has ended. The look that sees the end
+# packs the run folder into RUN_DIR.tar for the playbook to fetch. Stdlib only, no site: it runs
 # every few seconds on a host that is measuring, so it must cost next to nothing there.
 #
 # It touches RUN_DIR/heartbeat: the run stops itself when nobody has looked for a while (the
 # control host died). It waits up to WAIT_S for something new, so a quiet run costs a look
 # every WAIT_S seconds and a busy one is shown as it happens.
-import json, os, sys, time
+import glob, json, os, sys, tarfile, time
 
 run, wait_s = sys.argv[1], float(sys.argv[2])
 MAX_BYTES = 1 << 20
@@ -68,4 +69,11 @@ if finished:  # what the run said last on stderr: the reason when it failed
             found["stderr"] = [line for line in handle.read().decode("utf-8", "replace").splitlines() if line][-5:]
     except OSError:
         pass
+    runs = glob.glob(os.path.join(glob.escape(run), "*", "run.json"))
+    if len(runs) == 1:
+        with tarfile.open(run + ".tar.tmp", "w") as archive:
+            folder = os.path.dirname(runs[0])
+            archive.add(folder, arcname=os.path.basename(folder))
+        os.replace(run + ".tar.tmp", run + ".tar")
+        found["packed"] = True
 print(json.dumps(found))
