@@ -64,11 +64,12 @@ class LabHost:
 
 @contextlib.contextmanager
 def start_hosts(count: int, docker: bool = False, packages: tuple[str, ...] = PACKAGES,
-                progress=lambda message: None, ports: dict[str, int] | None = None) -> Iterator[list[LabHost]]:
-    """Start `count` hosts (with their own dockerd when `docker`; sshd on `ports[name]`, else 22), yield
-    them ready for ssh, remove all."""
+                progress=lambda message: None, ports: dict[str, int] | None = None,
+                image: str | None = None) -> Iterator[list[LabHost]]:
+    """Start `count` hosts of `image` (default: the test-host image of `packages`; with their own
+    dockerd when `docker`; sshd on `ports[name]`, else 22), yield them ready for ssh, remove all."""
     ports = ports or {}
-    image = build_image(packages, progress=progress)
+    tag = image or build_image(packages, progress=progress).tag
     session = f"lbth-{os.getpid()}-{secrets.token_hex(3)}"
     keydir = Path(tempfile.mkdtemp(prefix=f"{session}-"))
     try:
@@ -79,7 +80,7 @@ def start_hosts(count: int, docker: bool = False, packages: tuple[str, ...] = PA
                           f"{PID_LABEL}={os.getpid()}", f"{session}-net")
         progress(f"session {session}: network {network[:12]}, starting {count} host(s)")
         names = [f"lab{index}" for index in range(1, count + 1)]
-        containers = [_run_host(image.tag, session, name, identity, docker, ports.get(name, 22)) for name in names]
+        containers = [_run_host(tag, session, name, identity, docker, ports.get(name, 22)) for name in names]
         hosts = [LabHost(name, _address(container, session), container, session, docker, ports.get(name, 22),
                          keydir / "ssh_config", identity) for name, container in zip(names, containers)]
         write_ssh_config(hosts, keydir / "ssh_config")

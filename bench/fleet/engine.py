@@ -110,7 +110,11 @@ class Playbook:
                "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.folder.control_dir),
                "ANSIBLE_LOCAL_TEMP": str(self.folder.path / "tmp"),
                "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_NOCOLOR": "True"}
-        env.setdefault("ANSIBLE_PIPELINING", os.environ.get("ANSIBLE_PIPELINING", "True"))  # fewer round trips
+        env["ANSIBLE_PIPELINING"] = os.environ.get("ANSIBLE_PIPELINING", "True")  # fewer round trips
+        # A host that vanishes mid-run is noticed within 15 s, not when TCP gives up (an inventory's
+        # own ansible_ssh_extra_args replace this for its hosts).
+        env["ANSIBLE_SSH_EXTRA_ARGS"] = os.environ.get("ANSIBLE_SSH_EXTRA_ARGS",
+                                                       "-o ServerAliveInterval=5 -o ServerAliveCountMax=3")
 
         def on_event(event: dict) -> bool:
             self._event(event, outcome, fetch_dir)

@@ -336,3 +336,166 @@ def test_a_split_run_says_so_in_every_output(tmp_path):
     assert rows["load from"].startswith("lab1 (10.0.0.11)") and "8 logical CPUs" in rows["load host"]
     shown = CliRunner().invoke(app, ["show", str(run.run_dir)], env={"COLUMNS": "200"})
     assert "Split run: the load came from lab1" in shown.output
+
+
+def test_load_from_local_without_a_target_says_so_and_runs_no_ssh(tmp_path, monkeypatch):
+    """Issue 22, item 7: `--load-from local` tried ssh to localhost:22."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ssh").write_text(f"#!/bin/sh\ntouch {tmp_path / 'ssh-ran'}\nexit 255\n")
+    (fake / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    outcome = CliRunner().invoke(app, ["run", "--setups", "bare", "--load-from", "local", "--out", str(tmp_path / "r")])
+    assert outcome.exit_code == 1 and "--load-from local needs a remote target" in outcome.output, outcome.output
+    assert not (tmp_path / "ssh-ran").exists()
+
+
+def test_resuming_a_fleet_says_it_cannot_and_what_to_do(tmp_path):
+    """Issue 22, item 10: `bench run --resume <fleet folder>` said "no run"."""
+    fleet_dir = _fleet(tmp_path)
+    for name in (str(fleet_dir), fleet_dir.name):
+        outcome = CliRunner().invoke(app, ["run", "--resume", name, "--out", str(tmp_path)], env={"COLUMNS": "300"})
+        said = " ".join(outcome.output.split())
+        assert outcome.exit_code == 1 and "is a fleet, which cannot be resumed" in said, said
+        assert "--hosts NAMES" in said and "bench clean" in said
+
+
+def _poll(run: Path, wait_s: float = 0.0) -> dict:
+    import subprocess
+    import sys
+
+    from bench.fleet.engine import PLAYBOOK
+
+    script = PLAYBOOK.parent / "files" / "poll.py"
+    done = subprocess.run([sys.executable, "-I", "-S", str(script), str(run), str(wait_s)], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_watch_brings_each_event_line_once_and_packs_the_run_at_its_end(tmp_path):
+    run = tmp_path / "runs" / "fleet-1"
+    run.mkdir(parents=True)
+    (run / "worker.pid").write_text(f"{os.getpid()}\n")  # alive: this test
+    (run / "events.jsonl").write_text('{"kind": "hello"}\n{"kind": "event", "event": {}}\n{"kind": "par')
+    first = _poll(run)
+    assert first["lines"] == ['{"kind": "hello"}', '{"kind": "event", "event": {}}'] and not first["finished"]
+    assert (run / "heartbeat").exists()  # the run sees somebody looking
+    assert _poll(run)["lines"] == []  # nothing new, and no half line
+    with open(run / "events.jsonl", "a") as events:
+        events.write('tial"}\n')
+    (run / "stderr.log").write_text("one\ntwo\n")
+    (run / "r1").mkdir()
+    (run / "r1" / "run.json").write_text("{}")
+    (run / "exit").write_text("3\n")
+    last = _poll(run)
+    assert last == {"lines": ['{"kind": "partial"}'], "finished": True, "exit": 3, "stderr": ["one", "two"],
+                    "packed": True}
+    import tarfile
+
+    with tarfile.open(f"{run}.tar") as archive:
+        assert sorted(archive.getnames()) == ["r1", "r1/run.json"]
+    assert _poll(tmp_path / "runs" / "never")["finished"]  # a host where nothing started
+
+
+def test_a_watched_run_stops_itself_when_asked_or_when_nobody_looks(tmp_path, monkeypatch):
+    import signal
+    import threading
+
+    from bench.fleet import worker
+
+    sent = []
+    monkeypatch.setattr(worker.os, "kill", lambda pid, sig: sent.append(sig))
+    monkeypatch.setattr(worker, "WATCH_EVERY_S", 0.01)
+    (tmp_path / "stop").write_text("")
+    worker.watchdog(tmp_path, threading.Event(), timeout_s=None)
+    assert sent == [signal.SIGTERM]
+    (tmp_path / "stop").unlink()
+    (tmp_path / "heartbeat").write_text("")
+    os.utime(tmp_path / "heartbeat", (1, 1))
+    worker.watchdog(tmp_path, threading.Event(), timeout_s=0.05)  # nobody looked for 50 ms
+    assert sent == [signal.SIGTERM, signal.SIGTERM]
+
+
+def test_ansible_events_become_progress_and_reasons():
+    from bench.fleet.engine import Listener, Outcome, Playbook
+
+    class Heard(Listener):
+        def __init__(self):
+            self.heard = []
+
+        def task(self, host, name, done):
+            self.heard.append(("task", host, name, done))
+
+        def probe(self, host, found):
+            self.heard.append(("probe", host, found["user"]))
+
+        def lines(self, host, lines):
+            self.heard.append(("lines", host, lines))
+
+    heard, outcome = Heard(), Outcome()
+    playbook = Playbook(None, None, heard)
+
+    def event(kind, host, task, res=None, **more):
+        playbook._event({"event": kind, "event_data": {"host": host, "task": task, "res": res or {}, **more}},
+                        outcome, Path("/nonexistent"))
+
+    event("runner_on_start", "lab1", "probe")
+    event("runner_on_ok", "lab1", "what the host has", {"ansible_facts": {"lb": {"user": "root"}}})
+    event("runner_retry", "lab1", "watch the run", {"stdout": '{"lines": ["a", "b"], "finished": false}\r\n'})
+    event("runner_on_ok", "lab1", "watch the run", {"stdout": '{"lines": ["c"], "finished": true, "exit": 0}'})
+    event("runner_on_unreachable", "lab2", "watch the run", {"msg": "Task failed: Failed to connect to the host via "
+                                                                    "ssh: Connection timed out", "unreachable": True})
+    event("runner_on_failed", "lab3", "install layerbench 1", {"msg": "non-zero return code", "rc": 1,
+                                                               "stderr": "ERROR: No matching distribution\n"})
+    event("runner_on_failed", "lab3", "watch the run", {"msg": "ignored"}, ignore_errors=True)
+    assert ("probe", "lab1", "root") in heard.heard and ("task", "lab1", "probe", False) in heard.heard
+    assert [entry for entry in heard.heard if entry[0] == "lines"] == [("lines", "lab1", ["a", "b"]),
+                                                                       ("lines", "lab1", ["c"])]
+    assert outcome.finished == {"lab1": {"lines": ["c"], "finished": True, "exit": 0}}
+    assert outcome.failed == {
+        "lab2": "watch the run: Failed to connect to the host via ssh: Connection timed out",
+        "lab3": "install layerbench 1: non-zero return code: ERROR: No matching distribution"}
+
+
+def test_bench_clean_finishes_a_fleet_whose_runner_was_killed(tmp_path, monkeypatch):
+    """Issue 22, item 5, on this machine's side (the hosts' side: tests/integration/test_fleet.py)."""
+    import tempfile
+
+    from bench.fleet import localdirs
+    from bench.fleet.cleanup import clean_fleets
+    from bench.fleet.record import load_fleet
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    fleet_dir = _fleet(tmp_path / "results")
+    record = load_fleet(fleet_dir)
+    record.status, record.runner_pid = "running", 2**22 + 7  # no process has it
+    record.host("lab3").status = "running"
+    record.inventory = str(tmp_path / "gone.yml")
+    from bench.fleet.record import save_fleet
+
+    save_fleet(fleet_dir, record)
+    (fleet_dir / "runner.lock").write_text("4194311\n")  # the killed runner's lock, held by nobody now
+    dead = localdirs.LocalFolder()
+    dead.lock.release()  # as SIGKILL releases it
+    live = localdirs.LocalFolder()
+    assert load_fleet(fleet_dir).runner_gone(fleet_dir)
+    lines = clean_fleets(tmp_path / "results")
+    assert any("nothing on the hosts of fleet" in line and "remove ~/.cache/layerbench/fleet/runs/" in line
+               for line in lines), lines
+    assert f"ssh folder {dead.path}" in lines and not dead.path.exists() and live.path.exists()
+    after = load_fleet(fleet_dir)
+    assert after.status == "incomplete" and after.host("lab3").status == "interrupted"
+    assert not after.runner_gone(fleet_dir) and clean_fleets(tmp_path / "results") == []
+    live.close()
+
+
+def test_a_fleet_of_format_1_still_reads(tmp_path):
+    from bench.fleet.record import load_fleet
+
+    (tmp_path / "fleet.json").write_text(json.dumps({"format_version": 1, "fleet_id": "f", "status": "running",
+                                                     "created_at": "2026-11-29T12:00:00+00:00",
+                                                     "hosts": [{"name": "lab1", "status": "running"}]}))
+    record = load_fleet(tmp_path)
+    assert record.runner_pid == 0 and record.inventory is None and record.runner_gone(tmp_path)
