@@ -74,7 +74,8 @@ def apt_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
 
 def image_tag(packages: tuple[str, ...] = PACKAGES, mirror: str | None = None) -> str:
     """layerbench-testhost:<12 hex>, a hash of everything that goes into the image."""
-    recipe = "\n".join([SUITE, mirror or apt_mirror(), *sorted(packages), SSHD_CONFIG, SUDOERS, INIT_SCRIPT.read_text()])
+    recipe = "\n".join([SUITE, mirror or apt_mirror(), *sorted(packages), SSHD_CONFIG, SUDOERS,
+                        INIT_SCRIPT.read_text()])
     return f"{IMAGE_REPO}:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
 
@@ -190,8 +191,9 @@ def build_ready_image(base: Image, progress=lambda message: None) -> Image:
     progress(f"installing layerbench's dependencies into the test-host image as {tag}")
     began = time.perf_counter()
     pip = next(wheelhouse.glob("pip-*.whl")).name
-    install = (f"set -e; base=$HOME/.cache/layerbench/fleet; mkdir -p $base/wheels; cp /tmp/wheelhouse/*.whl $base/wheels/; "
-               f"python3 -m venv --without-pip $base/venv-{python}; $base/venv-{python}/bin/python $base/wheels/{pip}/pip "
+    install = (f"set -e; base=$HOME/.cache/layerbench/fleet; mkdir -p $base/wheels; "
+               f"cp /tmp/wheelhouse/*.whl $base/wheels/; python3 -m venv --without-pip $base/venv-{python}; "
+               f"$base/venv-{python}/bin/python $base/wheels/{pip}/pip "
                f"install --quiet --disable-pip-version-check --no-index --find-links $base/wheels "
                f"{' '.join(repr(requirement) for requirement in requirements())}; "
                f"touch $base/wheels/.wheelhouse-{wheelhouse.name}")

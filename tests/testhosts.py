@@ -132,8 +132,8 @@ def write_inventory(hosts: list[LabHost], path: Path, group: str = "labs", becom
         members[names.get(host.name, host.name)] = entry
     inventory = {"all": {"vars": {"ansible_user": USER, "ansible_ssh_private_key_file": str(host.identity),
                                   "ansible_python_interpreter": "/usr/bin/python3",
-                                  "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                                                             "-o LogLevel=ERROR"},
+                                  "ansible_ssh_common_args": "-o StrictHostKeyChecking=no "
+                                                             "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"},
                          "children": {group: {"hosts": members}}}}
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
     return path

@@ -62,13 +62,11 @@ def run(
                                          "its own settings; other flags are ignored."),
     hosts: Optional[str] = typer.Option(None, "--hosts", help="Run on these hosts or groups of the inventory in "
                                         "parallel (local = this machine), into one fleet folder, e.g. labs,local."),
-    inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help="An Ansible inventory, INI or YAML "
-                                             "(default $LAYERBENCH_INVENTORY, else ./inventory.yml)."),
-    limit: Optional[str] = typer.Option(None, "--limit", help="Further limit the hosts, as ansible-playbook's "
-                                        "--limit does (e.g. 'labs:!lab3')."),
+    inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help="Ansible inventory (INI, YAML); "
+                                             "default $LAYERBENCH_INVENTORY, ./inventory.yml."),
+    limit: Optional[str] = typer.Option(None, "--limit", help="Limit the hosts as ansible-playbook does."),
     load_from: Optional[str] = typer.Option(None, "--load-from", help="Drive the load from this host; the app "
                                             "listens on the address it reaches (not loopback). One target."),
-    hosts_file: Optional[Path] = typer.Option(None, "--hosts-file", hidden=True, help="Gone: see bench hosts convert."),
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved.
 
@@ -76,11 +74,6 @@ def run(
     3 some trials failed; 4 a setup named with --setups could not run here and was skipped;
     130 interrupted (the trials measured so far are kept).
     """
-    if hosts_file is not None:
-        from bench.fleet.legacy import refuse_if_legacy
-
-        refuse_if_legacy(hosts_file)
-        raise LayerbenchError(f"--hosts-file is gone: fleets read an Ansible inventory; --inventory {hosts_file}")
     if resume is not None:
         resume_dir, chosen = _resumable(resume, out)
     else:
@@ -201,7 +194,7 @@ def demo(
                                                                "to run it. Watch what each layer adds."))
     run.__wrapped__(scenario=name, setups_flag=None, workloads=None, apps_flag=None, duration=None, warmup=None,
                     connections=None, repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None,
-                    resume=None, hosts=None, inventory=None, limit=None, load_from=None, hosts_file=None)
+                    resume=None, hosts=None, inventory=None, limit=None, load_from=None)
     if open_report and (results_store.resolve_run("latest", out) / "report.html").exists():
         open_in_browser(results_store.resolve_run("latest", out) / "report.html")
 

@@ -151,7 +151,8 @@ class Inventory:
         found = self.host_vars(name)
         user = found.get("ansible_user") or found.get("ansible_ssh_user")
         port = found.get("ansible_port") or found.get("ansible_ssh_port")
-        target = f"{str(user) + '@' if user else ''}{found.get('ansible_host') or name}{':' + str(port) if port else ''}"
+        where = found.get("ansible_host") or name
+        target = f"{str(user) + '@' if user else ''}{where}{':' + str(port) if port else ''}"
         address = found.get("layerbench_address")
         return FleetHost(name, target, str(address) if address else None, found)
 
@@ -209,7 +210,8 @@ def _one_line(error: Exception) -> str:
     return lines[0][:300] if lines else type(error).__name__
 
 
-def select(hosts: str | None, limit: str | None = None, path: Path | None = None) -> tuple[list[FleetHost], Inventory | None]:
+def select(hosts: str | None, limit: str | None = None,
+           path: Path | None = None) -> tuple[list[FleetHost], Inventory | None]:
     """`--hosts`/`--limit`/`--inventory` -> the fleet's hosts and their inventory (None when only
     `local` is named: no inventory is read)."""
     terms = split_names(hosts)

@@ -1,10 +1,10 @@
 """layerbench's own hosts file (hosts.yaml, before fleets ran on Ansible) is refused with the
 command that turns it into an inventory, and that command:
 
-    hosts:                                          all:
-      lab1: {host: 10.0.0.11, user: bench,    ->      hosts:
-             port: 2222, key: ~/.ssh/k}                 lab1: {ansible_host: 10.0.0.11, ansible_user: bench,
-                                                               ansible_port: 2222, ansible_ssh_private_key_file: ~/.ssh/k}
+    hosts:                                     all:
+      lab1: {host: 10.0.0.11, user: bench,  ->   hosts:
+             port: 2222, key: ~/.ssh/k}            lab1: {ansible_host: 10.0.0.11, ansible_user: bench,
+                                                          ansible_port: 2222, ansible_ssh_private_key_file: ~/.ssh/k}
 """
 
 from __future__ import annotations

@@ -111,7 +111,8 @@ def test_an_inventory_nobody_named_may_not_run_commands_here(tmp_path, monkeypat
     """Issue 22, item 11: a file found in the current folder may come from a cloned repository."""
     marker = tmp_path / "ran"
     _in(tmp_path, monkeypatch)
-    (tmp_path / "inventory.yml").write_text("all:\n  hosts:\n    lab1:\n      " + host_vars.format(marker=marker) + "\n")
+    (tmp_path / "inventory.yml").write_text("all:\n  hosts:\n    lab1:\n      " + host_vars.format(marker=marker)
+                                            + "\n")
     with pytest.raises(InventoryError) as refused:
         select("lab1")
     assert any(said in line for line in refused.value.lines), refused.value.lines
