@@ -195,9 +195,9 @@ def hosts_convert(path: Path = typer.Argument(..., help="A layerbench hosts file
 
 @app.command("load")
 @guarded
-def load_command(port: int = typer.Option(..., "--port", min=1, max=65535, help="The target's port."),
-                 spec: str = typer.Option(..., "--spec", help="The load as JSON (bench.load.wire): path, mode, "
-                                          "connections, duration_s, warmup_s, rate_rps, processes, host."),
+def load_command(port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="The target's port."),
+                 spec: Optional[str] = typer.Option(None, "--spec", help="The load as JSON (bench.load.wire): path, "
+                                                    "mode, connections, duration_s, warmup_s, rate_rps, processes, host."),
                  generator: str = typer.Option("builtin", "--generator", help="builtin or wrk."),
                  as_json: bool = typer.Option(False, "--json", help="One JSON line with every latency."),
                  serve: bool = typer.Option(False, "--serve", help="Serve load requests, one JSON line each on stdin "
@@ -208,6 +208,8 @@ def load_command(port: int = typer.Option(..., "--port", min=1, max=65535, help=
 
     if serve:
         raise typer.Exit(_serve_load())
+    if port is None or spec is None:
+        raise LayerbenchError("bench load needs --port and --spec (or --serve)")
 
     try:
         load_spec = spec_from_dict(json.loads(spec))

@@ -104,7 +104,9 @@ class LoadServer:
         return line.decode(errors="replace").strip()
 
     def _said(self) -> str:
-        if self.process.poll() is None:
+        try:
+            self.process.wait(timeout=5)  # its stdout closed: it is ending
+        except subprocess.TimeoutExpired:
             return "no message"
         tail = [line for line in self.process.stderr.read().decode(errors="replace").splitlines() if line.strip()]
         return tail[-1][:300] if tail else f"ssh exited {self.process.returncode}"

@@ -138,12 +138,12 @@ class RemoteLoad(LoadServer):
 
     def __init__(self, remote: Remote):
         super().__init__(remote.name, remote.argv(remote.bench("load", "--serve")))
-        hello = self._read_line(120)
         try:
+            hello = self._read_line(120)
             self.machine = json.loads(hello)["machine"]
-        except (ValueError, KeyError, TypeError):
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:
             self.close()
-            raise SplitError(f"{remote.name}: bench load --serve did not start: {hello[:200]!r}") from None
+            raise SplitError(f"{remote.name}: bench load --serve did not start: {str(error)[:200]}") from None
 
     def describe(self) -> dict:
         return self.machine

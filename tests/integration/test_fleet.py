@@ -223,7 +223,7 @@ def test_a_killed_fleet_runner_is_cleaned_up_by_bench_clean(lab):
     assert record["status"] == "running" and Path(record["local_folder"]).is_dir()
     assert all(_remote_runs(host) == fleet_dir.name for host in hosts), [_remote_runs(host) for host in hosts]
     cleaned = _bench("clean", "--results", str(out))
-    said = cleaned.stdout.replace("\n", " ")
+    said = " ".join(cleaned.stdout.split())
     assert cleaned.returncode == 0, said + cleaned.stderr
     assert f"the run of fleet {fleet_dir.name} on lab1" in said and "on lab2" in said, said
     assert f"ssh folder {record['local_folder']}" in said, said
