@@ -291,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("up", help="start hosts, print their ssh config, wait for Ctrl-C")
     up.add_argument("count", type=int, nargs="?", default=2)
     up.add_argument("--docker", action="store_true", help="each host runs its own dockerd")
+    up.add_argument("--inventory", type=Path, help="also write an Ansible inventory there: group labs, lab1 runs "
+                                                   "as root through become, lab2's sshd listens on port 2222")
     commands.add_parser("list", help="what carries the test-host label")
     commands.add_parser("clean", help="remove sessions whose owner died").add_argument("--all", action="store_true")
     args = parser.parse_args(argv)
@@ -307,9 +309,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{image.tag}: {image.size_bytes / 1e6:.0f} MB, " +
                   (f"built in {image.build_s:.1f} s" if image.built else "cached"))
         elif args.command == "up":
-            with start_hosts(args.count, docker=args.docker, packages=packages, progress=print) as hosts:
+            ports = {"lab2": 2222} if args.inventory else {}
+            with start_hosts(args.count, docker=args.docker, packages=packages, progress=print, ports=ports) as hosts:
                 for host in hosts:
-                    print(f"{host.name} {host.address} docker={host.docker}")
+                    print(f"{host.name} {host.address}:{host.port} docker={host.docker}")
+                if args.inventory:
+                    print(f"inventory: {write_inventory(hosts, args.inventory, become={'lab1'})}")
                 print(f"ready: ssh -F {hosts[0].ssh_config} {hosts[0].name}   (Ctrl-C removes everything)", flush=True)
                 signal.pause()
         elif args.command == "list":

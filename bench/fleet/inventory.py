@@ -99,6 +99,9 @@ class Inventory:
 
     @cached_property
     def _ansible(self):
+        from bench.fleet.engine import require_ansible
+
+        require_ansible()  # one line saying how to install it, not an ImportError
         os.environ.setdefault("ANSIBLE_CONFIG", ansible_config(self.explicit))
         os.environ.setdefault("ANSIBLE_HOST_PATTERN_MISMATCH", "ignore")  # we say it, in one line
         from ansible import constants
