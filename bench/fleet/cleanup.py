@@ -81,6 +81,8 @@ def clean_fleets(results_dir: Path) -> list[str]:
             continue
         if not record.runner_gone(fleet_dir):
             continue
+        if record.local_folder:  # first what the killed runner left running here (its ansible-playbook)
+            lines += localdirs.end_processes(Path(record.local_folder))
         lines += _local_part(fleet_dir, record) + _remote_part(fleet_dir, record)
         for host in record.hosts:
             if host.status not in FINISHED:

@@ -54,13 +54,37 @@ def close_masters(folder: Path) -> None:
             pass
 
 
-def _named_by_a_process(folder: Path) -> bool:
+def _naming(folder: Path) -> list:
+    """The processes whose command line names the folder (ansible-playbook, its forks, ssh masters)."""
     import psutil
 
-    for process in psutil.process_iter(["cmdline"]):
-        if any(str(folder) in part for part in process.info.get("cmdline") or []):
-            return True
-    return False
+    return [process for process in psutil.process_iter(["cmdline"])
+            if any(str(folder) in part for part in process.info.get("cmdline") or [])]
+
+
+def _named_by_a_process(folder: Path) -> bool:
+    return bool(_naming(folder))
+
+
+def end_processes(folder: Path, grace_s: float = 5.0) -> list[str]:
+    """SIGTERM, then SIGKILL after grace_s, to what a killed command left running on its folder:
+    an ansible-playbook whose parent died can stay blocked on its terminal for good."""
+    import psutil
+
+    found = _naming(folder)
+    for process in found:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(found, timeout=grace_s)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    return [f"process {process.pid} ({process.info['cmdline'][0] if process.info.get('cmdline') else '?'}) of "
+            f"{folder}" for process in found]
 
 
 def dead_folders(temp: Path | None = None) -> list[Path]:
@@ -82,6 +106,7 @@ def clean(temp: Path | None = None) -> list[str]:
     removed = []
     for folder in dead_folders(temp):
         close_masters(folder)
+        removed += end_processes(folder)
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(f"ssh folder {folder}")
     return removed

@@ -480,12 +480,23 @@ def test_bench_clean_finishes_a_fleet_whose_runner_was_killed(tmp_path, monkeypa
     (fleet_dir / "runner.lock").write_text("4194311\n")  # the killed runner's lock, held by nobody now
     dead = localdirs.LocalFolder()
     dead.lock.release()  # as SIGKILL releases it
+    import subprocess
+    import sys
+
+    # as an ansible-playbook its killed runner left behind, naming the folder on its command line
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", f"{dead.path}/runner"])
+    import time
+
+    while not localdirs._naming(dead.path):  # until it has exec'd (a fork still shows pytest's command line)
+        time.sleep(0.02)
     live = localdirs.LocalFolder()
     assert load_fleet(fleet_dir).runner_gone(fleet_dir)
     lines = clean_fleets(tmp_path / "results")
     assert any("nothing on the hosts of fleet" in line and "remove ~/.cache/layerbench/fleet/runs/" in line
                for line in lines), lines
     assert f"ssh folder {dead.path}" in lines and not dead.path.exists() and live.path.exists()
+    orphan.wait(timeout=10)  # ended (TimeoutExpired otherwise)
+    assert any(f"process {orphan.pid}" in line for line in lines), lines
     after = load_fleet(fleet_dir)
     assert after.status == "incomplete" and after.host("lab3").status == "interrupted"
     assert not after.runner_gone(fleet_dir) and clean_fleets(tmp_path / "results") == []
