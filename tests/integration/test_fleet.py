@@ -72,15 +72,16 @@ def _remote_runs(host) -> str:
 def _nothing_running(hosts) -> None:
     """No layerbench process, app, container, run folder or ssh master is left on any host or here."""
     for host in hosts:
-        processes = host.ssh("ps -eo args", check=False).stdout.splitlines()
-        ours = [line for line in processes if re.search(r"bench|python", line) and "ps -eo" not in line]
+        processes = host.ssh("ps -eo args -ww", check=False).stdout.splitlines()
+        ours = [line for line in processes if re.search(r"bench|python", line) and "ps -" not in line]
         assert ours == [], f"{host.name} still runs {ours}"
         assert _remote_runs(host) == "", f"{host.name} keeps run folders"
         if host.docker:
             assert host.ssh("sudo docker ps -aq").stdout.strip() == "", f"{host.name} still has containers"
-    here = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-    masters = [line for line in here if "lb-ssh-" in line and "ps -eo" not in line]
-    assert masters == [], f"ssh master connections outlived the run: {masters}"
+    here = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    # ssh masters, or an ansible-playbook whose runner was killed (full command lines: -ww)
+    masters = [line for line in here if "lb-ssh-" in line and "ps -" not in line]
+    assert masters == [], f"ssh masters or Ansible outlived the run: {masters}"
     apps = [line for line in here if "from bench.app.server import main" in line and str(ROOT) in line]
     assert apps == [], f"apps left running here: {apps}"
 

@@ -42,7 +42,7 @@ def test_sigterm_stops_a_fleet_and_keeps_what_was_measured(tmp_path):
     assert run["status"] == "incomplete" and 1 <= len(run["trials"]) < 20
     assert any("interrupted" in line for line in lines), lines
     time.sleep(0.5)
-    here = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
+    here = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
     assert not [line for line in here if str(fleet_dir) in line or ("bench.app.server" in line and str(ROOT) in line)]
 
 
