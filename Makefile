@@ -6,6 +6,7 @@ VENV    := .venv
 PYTHON  := $(VENV)/bin/python
 BENCH   := $(VENV)/bin/bench
 STAMP   := $(VENV)/.installed-stamp
+FLEET   := $(VENV)/.fleet-stamp
 
 .PHONY: help demo test test-unit host venv clean
 
@@ -28,6 +29,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The extra for several machines (Ansible): the tests need it, `make demo` does not.
+$(FLEET): $(STAMP)
+	$(PYTHON) -m pip install --quiet -e '.[test,fleet]'
+	@touch $(FLEET)
+
 # System pieces (docker.io, qemu-system-x86, wrk, busybox-static) and a running dockerd.
 host:
 	@bash scripts/host-setup.sh
@@ -35,11 +41,11 @@ host:
 demo: host venv
 	$(BENCH) demo
 
-test: venv
+test: $(FLEET)
 	@LAYERBENCH_TEST_TOOLS=1 bash scripts/host-setup.sh
 	$(PYTHON) -m pytest -q
 
-test-unit: venv
+test-unit: $(FLEET)
 	$(PYTHON) -m pytest -q tests/unit
 
 clean:
