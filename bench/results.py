@@ -56,9 +56,12 @@ class TrialRecord(_Model):
     app: str = "python"  # the app that ran (bench.apps): python, nginx, or an image reference
     workload: str  # the workload's name (density: name-xN, N copies side by side)
     kind: str = "load"  # load, startup, idle or density
-    repeat: int
-    status: Literal["ok", "failed"]
+    repeat: int  # the round
+    # ok: measured and counted; failed: no figure (the reason in `error`); discarded: measured, then set
+    # aside by the runner (a busy round measured again: the reason in `error`), in no figure.
+    status: Literal["ok", "failed", "discarded"]
     error: str | None = None
+    start_id: str = ""  # the launch it ran on: trials with the same start_id shared one start ("" before)
     started_at: str = ""
     startup_phases_s: dict[str, float] = Field(default_factory=dict)  # ordered, sum = launch -> first 200
     startup_s: float | None = None
@@ -118,7 +121,10 @@ class RunRecord(_Model):
     runner_host: dict[str, str | None] = Field(default_factory=dict)  # hostname, boot_id: where runner_pid lives
     # A split run (load from another host): load_host, load_address, listen_address, load_machine.
     split: dict = Field(default_factory=dict)
-    repeat_outcome: dict = Field(default_factory=dict)  # repeat: auto -> repeats run and what stopped them
+    # How many rounds ran and what stopped them: mode (fixed, auto, budget), rounds, cap, budget_s,
+    # elapsed_s, stopped_by (count, settled, target, budget, cap) and the state of the verdicts then.
+    repeat_outcome: dict = Field(default_factory=dict)
+    quiet_waits: list[dict] = Field(default_factory=list)  # wait_quiet: per round, waited_s, others_cores, quiet
     layers: list[LayerRecord] = Field(default_factory=list)  # every setup variant that was prepared
     trials: list[TrialRecord] = Field(default_factory=list)
 

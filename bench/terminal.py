@@ -14,10 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.model import Run
-from bench.vocabulary import (HEADLINE_METRICS, LATENCY_LABELS, MISSING, finite, fmt, fmt_interval, judgement,
-                               label, metric, phase_label, printable)
-
-VERDICT_STYLE = {"worse": "red", "better": "green", "same": "dim"}
+from bench.vocabulary import (HEADLINE_METRICS, LATENCY_LABELS, MISSING, VERDICT_MEANING, VERDICT_STYLE, finite, fmt,
+                               fmt_interval, label, metric, percent, phase_label, printable)
 
 
 def safe(text: object, style: str | None = None) -> Text:
@@ -137,12 +135,11 @@ def _factor(value: float) -> str:
 
 
 def _ratio_cell(row) -> Text:
-    """`2.15× worse` over `[1.85–2.50]`: the ratio, which way it goes, its 95% interval."""
+    """`2.15× worse` over `[1.85–2.50]`: the ratio, its verdict, its 95% interval."""
     ratio = row.ratio
     if not all(finite(x) for x in (ratio.median, ratio.low, ratio.high)):
-        return safe(MISSING)
-    way = judgement(row.metric, ratio)
-    text = Text(f"{_factor(ratio.median)}× ").append(way, style=VERDICT_STYLE[way])
+        return safe(f"{MISSING} {row.state}", VERDICT_STYLE[row.state])
+    text = Text(f"{_factor(ratio.median)}× ").append(row.state, style=VERDICT_STYLE[row.state])
     return text.append(f"\n[{_factor(ratio.low)}–{_factor(ratio.high)}]", style="dim")
 
 
@@ -156,9 +153,11 @@ def overhead_table(run: Run) -> Table | None:
         by_cell.setdefault((row.label, row.workload), {})[row.metric] = row
     rows = [(name, workload, [_ratio_cell(found[key]) if key in found else safe(MISSING) for key in shown])
             for (name, workload), found in by_cell.items()]
-    table = Table(title=safe(f"overhead relative to {run.baseline}: ratio (1.00 = same), 95% interval below"),
+    rounds = max((row.ratio.n for row in run.overhead), default=0)
+    table = Table(title=safe(f"verdicts: each layer relative to {run.baseline} (ratio, 1.00 = same; 95% interval "
+                             f"below, paired over {rounds} rounds)"),
                   title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
-                  caption=safe("worse / better: the whole interval is on that side of 1.00; same: it spans 1.00"))
+                  caption=safe(VERDICT_MEANING.format(effect=percent(run.min_effect))))
     table.add_column("setup", no_wrap=True)
     table.add_column("workload", no_wrap=True)
     for index, key in enumerate(shown):  # the figures never wrap; a long header does
@@ -191,7 +190,7 @@ def headline(stored: Run) -> str:
     try:
         for row in stored.overhead:
             if row.metric == "throughput_rps":
-                return f"{row.label} {row.workload}: {row.verdict.split(' (')[0]}"
+                return f"{row.label} {row.workload}: {row.verdict.split(' (')[0]}"  # "2.0x slower", "undecided: ..."
         for cell in stored.cells:
             estimate = cell.estimate("throughput_rps")
             if estimate is not None:
@@ -202,19 +201,21 @@ def headline(stored: Run) -> str:
 
 
 def print_run(console: Console, run: Run) -> None:
-    """Every table of a run, then what was skipped and the sampler's own cost."""
+    """Every table of a run, then its verdicts and the doubts over them (one line per kind, the most
+    threatening first: the last lines on screen are the ones a reader acts on)."""
     record = run.record
     console.print(safe(f"run {record.run_id} ({record.scenario.get('name')}, {record.effective_status()}, "
                        f"{len(run.cells)} cells)", style="bold"))
     if not run.cells:
         console.print("no trial recorded yet")
     for table in (load_table(run), startup_table(run), cost_table(run), density_table(run), fixed_table(run),
-                  overhead_table(run), by_app_table(run)):
+                  by_app_table(run), overhead_table(run)):
         if table is not None:
             console.print(table)
-    for caveat in run.caveats():
-        if caveat.kind in ("split", "skipped", "layer", "incomplete", "no_baseline", "unreadable"):
-            console.print(safe(caveat.text, style="red" if caveat.kind == "unreadable" else "yellow"))
+    for doubt in run.doubts():
+        style = "red" if doubt.kind in ("unreadable", "incomplete", "failed") else \
+            "yellow" if doubt.severity == "warning" else "dim"
+        console.print(safe(f"{'warning' if doubt.severity == 'warning' else 'note'}: {doubt.text}", style=style))
     if run.sampler_cpu_fraction is not None:
         console.print(safe(f"sampler cost: {run.sampler_cpu_fraction:.2%} of one core (median over trials)",
                            style="dim"))

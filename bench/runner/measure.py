@@ -73,7 +73,7 @@ def new_record(trial: PlannedTrial, variant: str, status: str = "ok", error: str
     """A trial's record before anything is measured (or the record of a trial that failed to run)."""
     return TrialRecord(trial_id=trial.trial_id, setup=trial.spec.setup, variant=variant, app=trial.app,
                        workload=trial.workload_label, kind=trial.workload.kind, repeat=trial.repeat,
-                       status=status, error=error, started_at=now_iso())
+                       status=status, error=error, started_at=now_iso(), start_id=trial.start_id)
 
 
 def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: bool, load: LoadFn,
