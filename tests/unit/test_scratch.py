@@ -1,0 +1,123 @@
+"""Every temp folder a run or a probe makes is named after its process, and `bench clean` removes
+those whose process is gone, one line each (issue 22, item 9): a runner killed with SIGKILL during
+the KVM probe runs no `finally`, so only the sweep can remove what it left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bench import scratch
+from bench.cli import app
+
+runner = CliRunner()
+
+# A runner in the middle of the KVM probe: the real probe_kvm_boot, with QEMU's spawn replaced by a
+# long wait (unit tests boot nothing), so the probe's folder exists when the runner is killed.
+PROBING = """
+import sys, time
+import bench.setups.vm.accel as accel
+accel.kvm_usable = lambda: (True, "")
+def spawn(plan, accel_name, port, cpus, log_path):
+    print("probing", log_path.parent, flush=True)
+    time.sleep(60)
+accel.spawn = spawn
+accel.probe_kvm_boot(plan=None)
+"""
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+class _NoSetups:
+    """Setups' own leftovers are tested with their engines; here only the sweep of temp folders."""
+
+    @classmethod
+    def clean_leftovers(cls, run_id=None):
+        return []
+
+    @classmethod
+    def prune_caches(cls):
+        return []
+
+
+@pytest.fixture
+def temp_root(tmp_path, monkeypatch) -> Path:
+    """This test's own temp dir, for this process (tempfile) and for the children it starts (TMPDIR)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("bench.leftovers.registry.classes", lambda: [_NoSetups])
+    return tmp_path
+
+
+def test_a_runner_killed_during_the_kvm_probe_leaves_a_folder_that_bench_clean_removes(temp_root):
+    child = subprocess.Popen([sys.executable, "-c", PROBING], stdout=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).parents[2])
+    try:
+        line = child.stdout.readline()
+        assert line.startswith("probing"), line
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+    [left] = list(temp_root.glob("layerbench-kvm-probe-*"))  # SIGKILL: the probe's `finally` never ran
+    outcome = runner.invoke(app, ["clean"])
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.output.splitlines() == [f"removed stale folder {left}"]
+    assert not left.exists()
+
+
+def test_bench_clean_prints_one_line_per_thing_removed(temp_root, monkeypatch):
+    class Leftovers(_NoSetups):
+        @classmethod
+        def clean_leftovers(cls, run_id=None):
+            return ["container layerbench-1 (exited)", "VM (QEMU pid 7)"]
+
+    monkeypatch.setattr("bench.leftovers.registry.classes", lambda: [Leftovers])
+    outcome = runner.invoke(app, ["clean"])
+    assert outcome.output.splitlines() == ["removed container layerbench-1 (exited)", "removed VM (QEMU pid 7)"]
+    assert "\\n" not in outcome.output
+
+
+def test_only_folders_whose_owner_is_gone_are_stale(temp_root):
+    dead = _dead_pid()
+    for kind in scratch.KINDS:
+        (temp_root / f"layerbench-{kind}-{dead}-abc").mkdir()
+    (temp_root / f"layerbench-io-{dead}-xyz").write_bytes(b"x")  # the app's /io file (a file, not a folder)
+    mine = scratch.owned_folder("kvm-probe")  # this process lives: spared
+    others = [temp_root / "layerbench-heavy.lock", temp_root / f"layerbench-hostile-{dead}-x",
+              temp_root / f"unrelated-{dead}-x"]
+    others[0].write_text("")
+    for path in others[1:]:
+        path.mkdir()
+    unowned_old, unowned_new = temp_root / "layerbench-kvm-probe-k2j4h1x9", temp_root / "layerbench-wrk-q8w7e6r5"
+    unowned_old.mkdir()
+    unowned_new.mkdir()
+    two_hours_ago = time.time() - 7200
+    os.utime(unowned_old, (two_hours_ago, two_hours_ago))  # an older version's probe folder, long dead
+    os.utime(unowned_new, (two_hours_ago, two_hours_ago))  # an older version's wrk folder: may still be in use
+    stale = set(scratch.stale())
+    assert stale == {*(temp_root / f"layerbench-{kind}-{dead}-abc" for kind in scratch.KINDS),
+                     temp_root / f"layerbench-io-{dead}-xyz", unowned_old}
+    removed = scratch.clean_stale()
+    assert len(removed) == len(stale) and all(not path.exists() for path in stale)
+    assert mine.exists() and unowned_new.exists() and all(path.exists() for path in others)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a folder another user owns needs root")
+def test_another_users_folder_is_never_removed(temp_root):
+    theirs = temp_root / f"layerbench-wrk-{_dead_pid()}-abc"
+    theirs.mkdir()
+    os.chown(theirs, 65534, 65534)
+    assert scratch.stale() == [] and theirs.exists()
