@@ -22,7 +22,9 @@ from pathlib import Path
 import psutil
 
 PREFIX = "layerbench-"
-KINDS = ("bare", "kvm-probe", "image", "wrk", "nginx", "io")
+KINDS = ("host", "kvm-probe", "image", "wrk", "nginx", "io")  # host: a host start's config (nginx, an image)
+# Stems an older version used for a kind, still swept: host starts were "layerbench-bare-<pid>-...".
+FORMER_STEMS = {"layerbench-bare-": "host"}
 # Folders of a version that did not name the owner yet: stale once older than any such process lives.
 UNOWNED_AGE_S = {"kvm-probe": 3600.0}
 UNOWNED_DEFAULT_AGE_S = 24 * 3600.0
@@ -47,8 +49,7 @@ def owned_temporary(kind: str) -> Iterator[Path]:
 
 def _owner(name: str) -> tuple[str, int | None] | None:
     """(kind, owner pid or None for an unowned folder of an older version), or None: not ours."""
-    for kind in KINDS:
-        stem = f"{PREFIX}{kind}-"
+    for stem, kind in [*((f"{PREFIX}{kind}-", kind) for kind in KINDS), *FORMER_STEMS.items()]:
         if name.startswith(stem):
             pid, dash, _ = name[len(stem):].partition("-")
             # mkdtemp's random part has no dash: "<digits>-" can only be an owner's pid

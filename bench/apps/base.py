@@ -173,7 +173,7 @@ def scratch_folder(app: str) -> Path:
     can tell a folder a killed runner left from one in use (bench.scratch)."""
     from bench.scratch import owned_folder
 
-    return owned_folder("bare", label=app)
+    return owned_folder("host", label=app)
 
 
 # The environment marker every host-started app carries ("<runner pid> <run id>"): `bench clean`

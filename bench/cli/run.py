@@ -84,14 +84,7 @@ def run(
                                   vm_options, _csv("--app", apps_flag), duration=duration, warmup=warmup,
                                   connections=connections, repeat=repeat)
     on_hosts = bool(hosts or load_from) and resume_dir is None
-    if not on_hosts:  # an app that cannot run here (an image not present) is one line, before anything starts
-        from bench.runner import check_apps
-
-        check_apps(chosen)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ResultsError(f"cannot create results folder {out}: {error.strerror or error}") from None
+    _ready(chosen, out, here=not on_hosts)
     console.print(safe(chosen.name, "bold").append(safe(f": {chosen.description}" if chosen.description else "")))
     _warn_leftovers()
     if on_hosts:
@@ -102,6 +95,19 @@ def run(
         run_dir = _execute(chosen, out, resume_dir, narrate)
     if run_dir is not None:  # a fleet is printed and reported by run_on_hosts
         _finish(run_dir, report, _csv("--setups", setups_flag) if resume is None else None, allow_empty)
+
+
+def _ready(chosen: scenarios.Scenario, out: Path, here: bool) -> None:
+    """Before anything is printed or stored: an app that cannot run here (a user's image that is not
+    present) is one line, when the run is `here` (a fleet's hosts check their own); then the results folder."""
+    if here:
+        from bench.runner import check_apps
+
+        check_apps(chosen)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ResultsError(f"cannot create results folder {out}: {error.strerror or error}") from None
 
 
 def _resumable(resume: str, out: Path) -> tuple[Path, scenarios.Scenario]:

@@ -63,9 +63,10 @@ def _ratios(run: Run, key: tuple[str, str, str, str]) -> dict[str, str]:
 
 def _write(header: list[str], rows: list[dict]) -> str:
     out = io.StringIO()
-    # Every field quoted (OWASP): a spreadsheet set to another separator (;) cannot split a cell open.
+    out.write(",".join(header) + "\n")  # our own column names (metric keys): nothing to quote or neutralise
+    # Every field quoted (OWASP): a spreadsheet set to another separator (;) cannot split a cell open
+    # into a second cell that starts a formula.
     writer = csv.DictWriter(out, fieldnames=header, restval="", lineterminator="\n", quoting=csv.QUOTE_ALL)
-    writer.writeheader()
     writer.writerows({key: cell(value) for key, value in row.items()} for row in rows)
     return out.getvalue()
 

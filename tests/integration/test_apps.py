@@ -221,15 +221,15 @@ def test_a_killed_runner_takes_bare_nginx_master_and_worker_with_it(tmp_path):
     assert len(processes) == 2, "nginx's master and worker did not start"
     import tempfile
 
-    [folder] = Path(tempfile.gettempdir()).glob(f"layerbench-bare-{runner.pid}-nginx-*")  # its config, pid file
+    [folder] = Path(tempfile.gettempdir()).glob(f"layerbench-host-{runner.pid}-nginx-*")  # its config, pid file
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     gone, alive = psutil.wait_procs(processes, timeout=15)
     assert alive == [], f"left behind: {alive}"
     # Its folder outlives it (a killed runner removes nothing); clean removes folders of dead runners.
-    from bench.setups.bare import _stale_scratch
+    from bench.scratch import clean_stale
 
-    assert folder.is_dir() and f"stale folder {folder}" in _stale_scratch() and not folder.exists()
+    assert folder.is_dir() and f"stale folder {folder}" in clean_stale() and not folder.exists()
 
 
 def test_clean_finds_a_bare_app_of_a_dead_runner_by_its_marker_and_narrows_to_its_run():
