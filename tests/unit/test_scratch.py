@@ -54,9 +54,11 @@ class _NoSetups:
 
 @pytest.fixture
 def temp_root(tmp_path, monkeypatch) -> Path:
-    """This test's own temp dir, for this process (tempfile) and for the children it starts (TMPDIR)."""
+    """This test's own temp dir, for this process (tempfile) and for the children it starts (TMPDIR),
+    and its own cache (tmp_path/cache/layerbench)."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr("bench.leftovers.registry.classes", lambda: [_NoSetups])
     return tmp_path
 
@@ -113,6 +115,35 @@ def test_only_folders_whose_owner_is_gone_are_stale(temp_root):
     removed = scratch.clean_stale()
     assert len(removed) == len(stale) and all(not path.exists() for path in stale)
     assert mine.exists() and unowned_new.exists() and all(path.exists() for path in others)
+
+
+def test_a_cache_entry_half_built_by_a_killed_runner_is_stale(temp_root):
+    from bench.images import cache_root
+
+    dead, cache = _dead_pid(), cache_root()
+    for folder in ("rootfs", "initramfs", "kernel/vmlinux", "run"):
+        (cache / folder).mkdir(parents=True)
+    rootfs = cache / "rootfs" / f".tmp-{dead}-0123abcd4567-x1y2"  # a rootfs being built (a folder)
+    initramfs = cache / "initramfs" / f".tmp-{dead}-k3j2.cpio.lz4"  # an initramfs being written (a file)
+    vmlinux = cache / "kernel" / "vmlinux" / f".tmp-{dead}-6.1-abcd"  # an ELF cut from a bzImage
+    rootfs.mkdir()
+    initramfs.write_bytes(b"x")
+    vmlinux.write_bytes(b"x")
+    building = scratch.build_folder(cache / "rootfs", "fedcba987654")  # this process builds it: spared
+    # An older version's build folder names no owner (its digest may even be all digits, far above any pid).
+    old_digest, new_digest = cache / "rootfs" / ".tmp-012345678901-abcd", cache / "rootfs" / ".tmp-0a1b2c3d4e5f-efgh"
+    old_digest.mkdir()
+    new_digest.mkdir()
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old_digest, (two_days_ago, two_days_ago))
+    entry = cache / "rootfs" / "0123abcd4567"  # a finished entry, and a VM runtime dir: not build folders
+    entry.mkdir()
+    (cache / "run" / "layerbench-vm-x").mkdir()
+    assert set(scratch.stale()) == {rootfs, initramfs, vmlinux, old_digest}
+    assert building.name.startswith(f".tmp-{os.getpid()}-fedcba987654-")
+    scratch.clean_stale()
+    assert building.exists() and new_digest.exists() and entry.exists() and (cache / "run" / "layerbench-vm-x").exists()
+    assert not any(path.exists() for path in (rootfs, initramfs, vmlinux, old_digest))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a folder another user owns needs root")
