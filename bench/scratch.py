@@ -7,7 +7,9 @@ can tell what a killed runner left (its process is gone) from what is in use:
 
 A kill -9 runs no `finally`: such a folder stays. Every one comes from this module (the app's /io
 file, which runs unchanged in an image and imports nothing of bench, follows the same naming), so
-one sweep (`clean_stale`) covers every kind. Only the user's own are ever removed.
+one sweep (`clean_stale`) covers every kind. A user sweeps their own; root sweeps every one, as a
+runner as root hands some to nobody (a host start's folder for nginx's worker). Symbolic links are
+unlinked, never followed.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def _stale(path: Path, kind: str, pid: int | None, now: float) -> bool:
         info = path.lstat()
     except OSError:
         return False
-    if info.st_uid != os.geteuid():  # the temp dir is shared: never another user's
+    if info.st_uid != os.geteuid() and os.geteuid() != 0:  # another user's: not ours to judge (nor to remove)
         return False
     if pid is not None:
         return not psutil.pid_exists(pid)
@@ -131,7 +133,7 @@ def clean_stale(temp_root: Path | None = None, cache: Path | None = None) -> lis
     """Remove what `stale` finds; one line per thing removed."""
     removed = []
     for path in stale(temp_root, cache):
-        what = "folder" if path.is_dir() and not path.is_symlink() else "file"
+        what = "link" if path.is_symlink() else "folder" if path.is_dir() else "file"
         if what == "folder":
             shutil.rmtree(path, ignore_errors=True)
         else:

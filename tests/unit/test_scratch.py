@@ -146,9 +146,17 @@ def test_a_cache_entry_half_built_by_a_killed_runner_is_stale(temp_root):
     assert not any(path.exists() for path in (rootfs, initramfs, vmlinux, old_digest))
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="making a folder another user owns needs root")
-def test_another_users_folder_is_never_removed(temp_root):
-    theirs = temp_root / f"layerbench-wrk-{_dead_pid()}-abc"
-    theirs.mkdir()
-    os.chown(theirs, 65534, 65534)
-    assert scratch.stale() == [] and theirs.exists()
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing a folder to nobody needs root")
+def test_as_root_a_folder_handed_to_nobody_is_swept_and_a_symlink_is_unlinked_never_followed(temp_root, tmp_path):
+    dead = _dead_pid()
+    handed = temp_root / f"layerbench-host-{dead}-nginx-abc"  # a host start as root: nginx's worker is nobody
+    handed.mkdir()
+    os.chown(handed, 65534, 65534)
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / "file").write_text("keep")
+    link = temp_root / f"layerbench-wrk-{dead}-abc"
+    link.symlink_to(target)
+    assert set(scratch.stale()) == {handed, link}
+    assert sorted(scratch.clean_stale()) == sorted([f"stale folder {handed}", f"stale link {link}"])
+    assert not handed.exists() and not os.path.lexists(link) and (target / "file").read_text() == "keep"
