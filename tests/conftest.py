@@ -9,6 +9,9 @@ import threading
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# The width of the terminal pytest runs in, or the 80 columns pytest-xdist gives its workers, must not
+# reach bench's consoles (created at import): tests that print tables pass COLUMNS to the command.
+os.environ.pop("COLUMNS", None)
 
 
 def require(available: bool, reason: str) -> None:

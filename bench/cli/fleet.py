@@ -70,7 +70,7 @@ def _finish_fleet(fleet_dir: Path, report: bool) -> None:
     print_fleet(console, fleet)
     if report:
         try:
-            console.print(safe(f"report: {report_fleet(fleet_dir)}"))
+            console.print(safe(f"report: {report_fleet(fleet_dir)}"), soft_wrap=True)
         except Exception as error:  # a report problem must never hide the measured results
             console.print(Text("warning: ", style="yellow").append(safe(f"report not written: {error}")))
     if not fleet.runs:

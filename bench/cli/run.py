@@ -155,7 +155,7 @@ def _finish(run_dir: Path, report: bool, named: list[str] | None, allow_empty: b
     measured = Run.load(run_dir)
     print_run(console, measured)
     written = _write_report(run_dir) if report else True
-    console.print(safe(f"results: {run_dir}"))
+    console.print(safe(f"results: {run_dir}"), soft_wrap=True)  # a path stays one line, to copy
     status = run_exit_status(measured.record, named, allow_empty)  # NothingMeasured: one line, exit 1
     if not written:
         raise typer.Exit(int(ExitStatus.ERROR))
@@ -181,7 +181,7 @@ def _write_report(run_dir: Path) -> bool:
     except Exception as error:  # a report problem must never hide the measured results: they are printed
         _print_error(f"report not written: {error}")
         return False
-    console.print(safe(f"report: {path}"))
+    console.print(safe(f"report: {path}"), soft_wrap=True)  # a path stays one line, to copy
     return True
 
 
