@@ -23,6 +23,21 @@ def require(available: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def pinning_of_this_worker():
+    """Under pytest-xdist, the second worker pins the other way round (app side on the first CPU,
+    load on the rest), so two workers' apps and QEMUs do not queue on one CPU while the other idles."""
+    from bench.setups.base import Pinning
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if os.environ.get("PYTEST_XDIST_WORKER") != "gw1" or len(cpus) < 2:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Pinning, "default", classmethod(lambda cls: cls(app_cpus=(cpus[0],), load_cpus=tuple(cpus[1:]))))
+        yield
+
+
 @contextlib.contextmanager
 def serving(server):
     """Serve a socketserver from a thread for the block; yields the server. Always shut down."""
