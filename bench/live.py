@@ -179,7 +179,8 @@ class LiveView:
 
     def _on_plan(self, event: Event) -> None:
         starts = event.data.get("starts", [])
-        self.countdown = Countdown(starts, bool(event.data.get("at_most")), now=self.now)
+        self.countdown = Countdown(starts, bool(event.data.get("at_most")), now=self.now,
+                                   budget_left_s=event.data.get("budget_left_s"))
         self.record = event.data.get("record")
         self.workloads = list(dict.fromkeys(work.workload for start in starts for work in start.trials
                                             if work.kind == "load"))

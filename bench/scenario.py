@@ -204,7 +204,7 @@ class Scenario(_Strict):
         # Validated here, so a mistyped metric or a threshold in the wrong direction fails at load time.
         if value is None:
             return None
-        return {threshold.metric: threshold.text for threshold in gate.parse_thresholds(value)}
+        return {threshold.key: threshold.text for threshold in gate.parse_thresholds(value)}
 
     @field_validator("min_effect", mode="before")
     @classmethod

@@ -135,11 +135,12 @@ def _factor(value: float) -> str:
 
 
 def _ratio_cell(row) -> Text:
-    """`2.15× worse` over `[1.85–2.50]`: the ratio, its verdict, its 95% interval."""
+    """`2.15×`, `worse`, `[1.85–2.50]` on three lines: the ratio, its verdict, its 95% interval (three
+    short lines keep five metrics within 100 columns, "undecided" included)."""
     ratio = row.ratio
     if not all(finite(x) for x in (ratio.median, ratio.low, ratio.high)):
-        return safe(f"{MISSING} {row.state}", VERDICT_STYLE[row.state])
-    text = Text(f"{_factor(ratio.median)}× ").append(row.state, style=VERDICT_STYLE[row.state])
+        return safe(MISSING + "\n").append(row.state, style=VERDICT_STYLE[row.state])
+    text = Text(f"{_factor(ratio.median)}×\n").append(row.state, style=VERDICT_STYLE[row.state])
     return text.append(f"\n[{_factor(ratio.low)}–{_factor(ratio.high)}]", style="dim")
 
 

@@ -17,6 +17,34 @@ from bench.outcome import ALLOW_EMPTY_HELP
 from bench.terminal import safe
 
 
+HELP = {  # the help of `bench run`'s flags
+    "scenario": "A shipped scenario name (see: bench scenarios) or a YAML file. Without it: every available setup, "
+                "workloads hello,cpu.",
+    "workloads": "Comma-separated workloads: " + ",".join(scenarios.BUILTIN_WORKLOADS),
+    "apps_flag": "The app, or several side by side (comma-separated): python (default), nginx. A user's image: "
+                 "app: {image: ...} in a scenario file.",
+    "duration": "Seconds measured per trial.",
+    "connections": "Concurrent keep-alive connections.",
+    "repeat": "Rounds (every setup once per round, interleaved and shuffled); replaces the scenario's budget.",
+    "budget": "A time budget instead of a round count, e.g. 3m: as many rounds as fit, stopping early once "
+              "every verdict is settled.",
+    "min_effect": "The smallest change called worse or better, and the band called same, e.g. 5% (default: the "
+                  "scenario's, 5%).",
+    "wait_quiet": "Before each round, wait (up to a minute) until other processes leave the CPUs alone.",
+    "remeasure_busy": "Measure a round again (twice at most) when other processes were busy during it; the busy "
+                      "trials are kept, set aside.",
+    "kernel": "Guest kernel (bzImage) for every setup that boots one (vm); default: Debian's cloud kernel, "
+              "fetched once.",
+    "accel": "Accelerator for every setup that boots a kernel: auto (probe KVM, else TCG), kvm, tcg.",
+    "resume": "Finish an interrupted run (id or folder) with its own settings; other flags are ignored.",
+    "hosts": "Run on these hosts or groups of the inventory in parallel (local = this machine), into one fleet "
+             "folder, e.g. labs,local.",
+    "inventory": "Ansible inventory (INI, YAML); default $LAYERBENCH_INVENTORY, ./inventory.yml.",
+    "load_from": "Drive the load from this host; the app listens on the address it reaches (not loopback). One "
+                 "target.",
+}
+
+
 def _chosen_scenario(name: str | None, setup_names: list[str] | None, workload_names: list[str] | None,
                      vm_options: dict, app_names: list[str] | None = None, **fields) -> scenarios.Scenario:
     if name is None:
@@ -32,42 +60,37 @@ def _chosen_scenario(name: str | None, setup_names: list[str] | None, workload_n
             overrides["workloads"] = workload_names
         chosen = scenarios.apply_overrides(scenarios.load_scenario(name), **overrides)
     chosen = scenarios.with_apps(chosen, app_names) if app_names else chosen
+    if fields.get("repeat") is not None and fields.get("budget") is None:  # a count asked for: no budget
+        chosen = chosen.model_copy(update={"budget": None})
     return scenarios.with_option_everywhere(chosen, vm_options) if vm_options else chosen
 
 
 @app.command()
 @guarded
 def run(
-    scenario: Optional[str] = typer.Argument(None, help="A shipped scenario name (see: bench scenarios) or a "
-                                             "YAML file. Without it: every available setup, workloads hello,cpu."),
+    scenario: Optional[str] = typer.Argument(None, help=HELP["scenario"]),
     setups_flag: Optional[str] = typer.Option(None, "--setups", help="Comma-separated setups, e.g. bare,container."),
-    workloads: Optional[str] = typer.Option(None, "--workloads", help="Comma-separated workloads: "
-                                            + ",".join(scenarios.BUILTIN_WORKLOADS)),
-    apps_flag: Optional[str] = typer.Option(None, "--app", help="The app, or several side by side (comma-separated): "
-                                            "python (default), nginx. A user's image: app: {image: ...} in a "
-                                            "scenario file."),
+    workloads: Optional[str] = typer.Option(None, "--workloads", help=HELP["workloads"]),
+    apps_flag: Optional[str] = typer.Option(None, "--app", help=HELP["apps_flag"]),
     duration: Optional[float] = typer.Option(None, "--duration", min=scenarios.MIN_DURATION_S, max=3600,
-                                             help="Seconds measured per trial."),
+                                             help=HELP["duration"]),
     warmup: Optional[float] = typer.Option(None, "--warmup", min=0, max=600, help="Seconds discarded first."),
-    connections: Optional[int] = typer.Option(None, "--connections", min=1, max=1024,
-                                              help="Concurrent keep-alive connections."),
-    repeat: Optional[int] = typer.Option(None, "--repeat", min=1, max=1000, help="Repeats per setup and workload."),
+    connections: Optional[int] = typer.Option(None, "--connections", min=1, max=1024, help=HELP["connections"]),
+    repeat: Optional[int] = typer.Option(None, "--repeat", min=1, max=1000, help=HELP["repeat"]),
+    budget: Optional[str] = typer.Option(None, "--budget", help=HELP["budget"]),
+    min_effect: Optional[str] = typer.Option(None, "--min-effect", help=HELP["min_effect"]),
+    wait_quiet: bool = typer.Option(False, "--wait-quiet", help=HELP["wait_quiet"]),
+    remeasure_busy: bool = typer.Option(False, "--remeasure-busy", help=HELP["remeasure_busy"]),
     out: Path = typer.Option(DEFAULT_RESULTS, "--out", help="Folder that receives the run folder."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html at the end."),
     narrate: bool = typer.Option(False, "--narrate", help="Explain each layer as its first trial starts."),
-    kernel: Optional[Path] = typer.Option(None, "--kernel", help="Guest kernel (bzImage) for every setup that "
-                                          "boots one (vm); default: Debian's cloud kernel, fetched once."),
-    accel: Optional[str] = typer.Option(None, "--accel", help="Accelerator for every setup that boots a kernel: "
-                                        "auto (probe KVM, else TCG), kvm, tcg."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Finish an interrupted run (id or folder) with "
-                                         "its own settings; other flags are ignored."),
-    hosts: Optional[str] = typer.Option(None, "--hosts", help="Run on these hosts or groups of the inventory in "
-                                        "parallel (local = this machine), into one fleet folder, e.g. labs,local."),
-    inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help="Ansible inventory (INI, YAML); "
-                                             "default $LAYERBENCH_INVENTORY, ./inventory.yml."),
+    kernel: Optional[Path] = typer.Option(None, "--kernel", help=HELP["kernel"]),
+    accel: Optional[str] = typer.Option(None, "--accel", help=HELP["accel"]),
+    resume: Optional[str] = typer.Option(None, "--resume", help=HELP["resume"]),
+    hosts: Optional[str] = typer.Option(None, "--hosts", help=HELP["hosts"]),
+    inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help=HELP["inventory"]),
     limit: Optional[str] = typer.Option(None, "--limit", help="Limit the hosts as ansible-playbook does."),
-    load_from: Optional[str] = typer.Option(None, "--load-from", help="Drive the load from this host; the app "
-                                            "listens on the address it reaches (not loopback). One target."),
+    load_from: Optional[str] = typer.Option(None, "--load-from", help=HELP["load_from"]),
     allow_empty: bool = typer.Option(False, "--allow-empty", help=ALLOW_EMPTY_HELP),
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved.
@@ -84,11 +107,11 @@ def run(
         vm_options = {k: v for k, v in (("kernel", str(kernel) if kernel else None), ("accel", accel)) if v}
         chosen = _chosen_scenario(scenario, _csv("--setups", setups_flag), _csv("--workloads", workloads),
                                   vm_options, _csv("--app", apps_flag), duration=duration, warmup=warmup,
-                                  connections=connections, repeat=repeat)
+                                  connections=connections, repeat=repeat, budget=_seconds("--budget", budget),
+                                  min_effect=_fraction("--min-effect", min_effect), wait_quiet=wait_quiet or None,
+                                  remeasure_busy=remeasure_busy or None)
     on_hosts = bool(hosts or load_from) and resume_dir is None
     _ready(chosen, out, here=not on_hosts)
-    console.print(safe(chosen.name, "bold").append(safe(f": {chosen.description}" if chosen.description else "")))
-    _warn_leftovers()
     if on_hosts:
         from bench.cli.fleet import run_on_hosts
 
@@ -99,9 +122,32 @@ def run(
         _finish(run_dir, report, _csv("--setups", setups_flag) if resume is None else None, allow_empty)
 
 
+def _seconds(flag: str, text: str | None) -> float | None:
+    from bench.units import parse_duration_s
+
+    if text is None:
+        return None
+    seconds = parse_duration_s(text)
+    if seconds is None:
+        raise LayerbenchError(f"{flag}: a duration such as 3m, 90s or 1m30s, not {text[:40]!r}")
+    return seconds
+
+
+def _fraction(flag: str, text: str | None) -> float | None:
+    from bench.units import parse_fraction
+
+    if text is None:
+        return None
+    fraction = parse_fraction(text)
+    if fraction is None:
+        raise LayerbenchError(f"{flag}: a percentage such as 5%, not {text[:40]!r}")
+    return fraction
+
+
 def _ready(chosen: scenarios.Scenario, out: Path, here: bool) -> None:
     """Before anything is printed or stored: an app that cannot run here (a user's image that is not
-    present) is one line, when the run is `here` (a fleet's hosts check their own); then the results folder."""
+    present) is one line, when the run is `here` (a fleet's hosts check their own); then the results
+    folder; then the scenario's name and what a killed run left running."""
     if here:
         from bench.runner import check_apps
 
@@ -110,6 +156,8 @@ def _ready(chosen: scenarios.Scenario, out: Path, here: bool) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ResultsError(f"cannot create results folder {out}: {error.strerror or error}") from None
+    console.print(safe(chosen.name, "bold").append(safe(f": {chosen.description}" if chosen.description else "")))
+    _warn_leftovers()
 
 
 def _resumable(resume: str, out: Path) -> tuple[Path, scenarios.Scenario]:

@@ -23,7 +23,7 @@ _HEADS = {
     "busy": "busy machine",
     "stall": "stalls (no request completed for a second or more)",
     "errors": "request errors",
-    "generator_bound": "load generator at its limit (the client may have set the pace)",
+    "generator_bound": "generator-bound cells (the load generator at its limit: the client may have set the pace)",
     "noisy": "noisy cells (rounds spread more than 10%)",
     "starts_differ": "starts differ far more than trials within a start",
     "warming": "figures move within a start (warming up or slowing down)",

@@ -317,6 +317,16 @@ class Run:
                                      self.multi_app, self.min_effect))
         return rows
 
+    def round_ratios(self, cell: Cell, metric_key: str) -> list[float]:
+        """The cell's per-round ratios to the baseline's cell of the same app and workload (the pairs
+        its overhead rests on); empty for a baseline cell, or without a baseline."""
+        base = next((c for c in self.cells if c.setup == self.baseline and (c.workload, c.app) ==
+                     (cell.workload, cell.app)), None)
+        if base is None or cell.setup == self.baseline:
+            return []
+        pairs = pair_rounds(cell.rounds(metric_key), base.rounds(metric_key), cell.round_times, base.round_times)
+        return [mine / theirs for mine, theirs in pairs if mine > 0 and theirs > 0]
+
     @property
     def headline_overhead(self) -> list[Overhead]:
         """The verdicts a run is about: the request path of every load workload (throughput, p99, CPU

@@ -244,7 +244,8 @@ class Runner:
         snapshot = self.record.model_copy(deep=True)  # the renderer's own copy: the run goes on mutating ours
         self.progress(Event("plan", f"{sum(len(start.trials) for start in planned)} trials in {len(planned)} starts",
                             data={"starts": planned, "at_most": at_most, "record": snapshot,
-                                  "budget_s": self.scenario.budget}))
+                                  "budget_left_s": None if self.scenario.budget is None
+                                  else self.scenario.budget - (time.monotonic() - self.began)}))
 
     def _prepare_setups(self) -> list[tuple]:
         """Check and prepare every app in every setup of the scenario; the (app, spec) pairs that

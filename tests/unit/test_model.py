@@ -35,7 +35,7 @@ def test_a_generator_bound_cell_is_flagged_in_every_output(tmp_path):
     run = Run.load(run_dir)
     caveats = [c for c in run.cell("bare", "default", "hello").caveats() if c.kind == "generator_bound"]
     assert len(caveats) == 1 and "97%" in caveats[0].text and "load: wrk" in caveats[0].text
-    assert caveats[0].flag == "generator-bound in 2 repeat(s)"
+    assert caveats[0].flag == "generator-bound in 2 trial(s)"
     outputs = {"terminal": bench_ok("show", str(run_dir)),
                "markdown": bench_ok("show", str(run_dir), "--format", "markdown"),
                "csv": bench_ok("show", str(run_dir), "--format", "csv"),
