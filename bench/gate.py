@@ -4,7 +4,9 @@
 A threshold is a metric and a signed percentage, `throughput_rps:-5%` or `latency_p99_ms:+20%`: the
 sign is the bad direction (a metric where higher is better regresses by dropping). Prefixed with
 `overhead.` (`overhead.throughput_rps:-5%`) it gates a layer's ratio to the baseline within each run
-instead of the absolute figure: a faster or slower machine then cancels out.
+instead of the absolute figure: a faster or slower machine then cancels out. Prefixed with
+`calibrated.` it gates the figure per unit of machine speed, measured beside every trial of a run
+whose scenario says `calibrate: true` (bench.metrics.speed): for runs of the baseline alone.
 
 Each cell of BASE is judged against each later run, on the runs' rounds (bench.stats.two_run_ratio:
 ratio of geometric means, Welch's t). Three outcomes:
@@ -28,6 +30,7 @@ from bench.vocabulary import METRICS, metric
 
 _THRESHOLD = re.compile(r"^\s*([+-]?)\s*(\d+(?:\.\d+)?)\s*%\s*$")
 OVERHEAD = "overhead."
+CALIBRATED = "calibrated."
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,11 @@ class Threshold:
     metric: str
     percent: float
     overhead: bool = False
+    calibrated: bool = False
 
     @property
     def key(self) -> str:
-        return (OVERHEAD if self.overhead else "") + self.metric
+        return (OVERHEAD if self.overhead else CALIBRATED if self.calibrated else "") + self.metric
 
     @property
     def limit(self) -> float:
@@ -67,11 +71,11 @@ class Threshold:
 
 def _threshold(key: str, value: object) -> Threshold:
     key = str(key).strip()
-    overhead = key.startswith(OVERHEAD)
-    name = key.removeprefix(OVERHEAD)
+    overhead, calibrated = key.startswith(OVERHEAD), key.startswith(CALIBRATED)
+    name = key.removeprefix(OVERHEAD).removeprefix(CALIBRATED)
     if name not in METRICS:
         raise ValueError(f"unknown metric {key!r}; choose from: {', '.join(METRICS)} (or overhead.<metric>: a "
-                         f"layer's ratio to the baseline)")
+                         f"layer's ratio to the baseline; calibrated.<metric>: per unit of machine speed)")
     found = _THRESHOLD.match(str(value)) if isinstance(value, str) else None
     if found is None:
         raise ValueError(f"{key}: the threshold is a percentage such as -10% or +20%, not {str(value)[:40]!r}")
@@ -84,7 +88,7 @@ def _threshold(key: str, value: object) -> Threshold:
                          f"not {sign}{size:g}%")
     if size <= 0 or (bad == "-" and size >= 100):
         raise ValueError(f"{key}: the threshold must be above 0%" + (" and below 100%" if bad == "-" else ""))
-    return Threshold(name, -size if bad == "-" else size, overhead)
+    return Threshold(name, -size if bad == "-" else size, overhead, calibrated)
 
 
 def parse_thresholds(spec: str | dict | None) -> tuple[Threshold, ...]:
@@ -170,18 +174,29 @@ def _percent(ratio: float) -> str:
 
 
 def _figures(run, cell, threshold: Threshold) -> list[float]:
-    """What the gate compares for a cell of a run: one value per round, the absolute figure or (overhead)
-    the cell's paired ratio to the baseline in that round."""
+    """What the gate compares for a cell of a run: one value per round, the absolute figure, (overhead)
+    the cell's paired ratio to the baseline in that round, or (calibrated) the figure per unit of the
+    machine speed measured beside the trial."""
     if threshold.overhead:
         return run.round_ratios(cell, threshold.metric)
+    if threshold.calibrated:
+        return list(cell.calibrated_rounds(threshold.metric).values())
     return list(cell.rounds(threshold.metric).values())
+
+
+def change(base_run, new_run, key: tuple, threshold: Threshold):
+    """NEW/BASE for one cell (setup, variant, workload, app) as the gate sees it: an Estimate."""
+    from bench import stats
+
+    return stats.two_run_ratio(_figures(new_run, new_run.cell(*key), threshold),
+                               _figures(base_run, base_run.cell(*key), threshold))
 
 
 def _judge(subject: str, threshold: Threshold, new: list[float], base: list[float], run_id: str,
            fail_on_undecided: bool) -> Finding | None:
     from bench import stats  # numpy: only once a gate is applied
 
-    what = ("overhead (ratio to the baseline) in " if threshold.overhead else "") + metric(threshold.metric).label
+    what = _what(threshold).removeprefix("an ").removeprefix("a ")
     ratio = stats.two_run_ratio(new, base)
     outcome = threshold.judge(ratio)
     figures = (f"{what} {_percent(ratio.median)} [{_percent(ratio.low)}..{_percent(ratio.high)}] in {run_id} "
@@ -230,7 +245,9 @@ def check(comparison, thresholds: tuple[Threshold, ...], allow_empty: bool = Fal
 
 
 def _what(threshold: Threshold) -> str:
-    return ("an overhead (ratio to the baseline) in " if threshold.overhead else "a ") + metric(threshold.metric).label
+    prefix = "an overhead (ratio to the baseline) in " if threshold.overhead else \
+        "a calibrated (per machine speed) " if threshold.calibrated else "a "
+    return prefix + metric(threshold.metric).label
 
 
 def _unchecked(threshold: Threshold, base_run_id: str, allow_empty: bool) -> Finding:

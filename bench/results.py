@@ -81,6 +81,9 @@ class TrialRecord(_Model):
     # The setup's fixed-cost processes (engine daemons) over the same window, by role, like `roles`;
     # never part of `roles`, `memory_bytes` or `cpu_us_per_request`, which are per instance.
     fixed: dict[str, dict] = Field(default_factory=dict)
+    # calibrate: the machine's speed measured on the app's CPUs just before and after the trial
+    # (hashes_per_s, the geometric mean of the two; cpus; probe_s): bench.metrics.speed.
+    speed: dict = Field(default_factory=dict)
 
 
 class LayerRecord(_Model):

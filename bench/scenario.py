@@ -185,11 +185,11 @@ class Scenario(_Strict):
     # Trials of each load workload per start (back to back): the spread within a start is then told
     # apart from the spread between starts, and a start that warms up is seen.
     trials_per_start: int = Field(default=1, ge=1, le=20)
-    # A round in which other processes used more than BUSY_MACHINE_CORES is measured again (twice at
-    # most), its busy trials kept as "discarded"; wait_quiet: before each round, wait (up to a minute)
-    # until the machine is quiet.
+    # remeasure_busy: a round in which others used more than BUSY_MACHINE_CORES is measured again (twice
+    # at most, busy trials kept as "discarded"); wait_quiet: before each round, wait until the machine is quiet.
     remeasure_busy: bool = False
     wait_quiet: bool = False
+    calibrate: bool = False  # the machine's speed beside every load trial, for calibrated. gate thresholds
     order: Literal["interleaved", "sequential"] = "interleaved"  # interleaved: each round's order shuffled
     start: Literal["per_repeat", "per_trial"] = "per_repeat"  # fresh start per repeat or per trial
     pinning: Literal["auto"] | PinningSpec = "auto"

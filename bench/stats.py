@@ -239,12 +239,13 @@ def variance_components(groups) -> tuple[float, float] | None:
     return math.sqrt(within), math.sqrt(between)
 
 
-def drift_within_starts(groups) -> tuple[float, float, float] | None:
-    """How a figure moves from the first to the last trial of each start: (median of last/first over
-    starts, median first value, median last value). None without a start of two trials or more."""
-    moves = [(group[0], group[-1]) for group in (list(_clean(g)) for g in groups)
+def drift_within_starts(groups) -> tuple[Estimate, float, float] | None:
+    """How a figure moves from the first to the last trial of each start: the ratio last/first paired
+    over starts (an Estimate: its interval says whether the move is more than noise), and the median
+    first and last values. None without a start of two trials or more."""
+    moves = [(group[-1], group[0]) for group in (list(_clean(g)) for g in groups)
              if len(group) >= 2 and group[0] > 0 and group[-1] > 0]
     if not moves:
         return None
-    firsts, lasts = np.array([first for first, _ in moves]), np.array([last for _, last in moves])
-    return float(np.median(lasts / firsts)), float(np.median(firsts)), float(np.median(lasts))
+    return (paired_ratio(moves), float(np.median([first for _, first in moves])),
+            float(np.median([last for last, _ in moves])))

@@ -254,7 +254,8 @@ def demo(
     console.print(Text("layerbench demo", style="bold").append(": the same web app, the same Python, three ways "
                                                                "to run it. Watch what each layer adds."))
     run.__wrapped__(scenario=name, setups_flag=None, workloads=None, apps_flag=None, duration=None, warmup=None,
-                    connections=None, repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None,
+                    connections=None, repeat=None, budget=None, min_effect=None, wait_quiet=False,
+                    remeasure_busy=False, out=out, report=True, narrate=True, kernel=None, accel=None,
                     resume=None, hosts=None, inventory=None, limit=None, load_from=None, allow_empty=False)
     if open_report and (results_store.resolve_run("latest", out) / "report.html").exists():
         open_in_browser(results_store.resolve_run("latest", out) / "report.html")

@@ -13,7 +13,7 @@ from bench.model.cell import Cell
 from bench.vocabulary import Caveat, finite, fmt, metric
 
 MEMORY_CROSS_CHECK = 0.25  # MemAvailable drop vs USS per instance further apart than this: flagged
-WARMING = 0.10  # a start's last trial this far from its first (median over starts): warming up or cooling down
+WARMING = 0.10  # a start's last trial this far from its first, beyond noise over starts: warming up or slowing down
 STARTS_DIFFER = 0.10  # spread between starts (log sd) above this, and above twice the spread within one
 
 
@@ -94,12 +94,12 @@ def _figure(cell: Cell) -> str:
 def warming(cell: Cell) -> Caveat | None:
     """Within its starts, the cell's figure moved from the first trial to the last (trials_per_start)."""
     found = stats.drift_within_starts(cell.starts(_figure(cell)))
-    if found is None or abs(found[0] - 1) < WARMING:
-        return None
+    if found is None or stats.decide(found[0], WARMING) not in ("higher", "lower"):
+        return None  # a move within noise, or under 10%, or seen in one start only
     change, first, last = found
     unit = metric(_figure(cell)).unit
     trials = max(len(group) for group in cell.starts(_figure(cell)))
-    word = "warming up" if (change > 1) == metric(_figure(cell)).higher_is_better else "slowing down"
+    word = "warming up" if (change.median > 1) == metric(_figure(cell)).higher_is_better else "slowing down"
     return Caveat("warming", cell.subject, f"{word.capitalize()} within a start: {cell.subject}: "
                   f"{fmt(first)} -> {fmt(last)} {unit} from the first to the last of {trials} trials (medians over "
                   f"starts); the first trials of a start do not measure the steady state.",

@@ -11,7 +11,7 @@ import numpy as np
 from bench import stats
 from bench.model.figures import METRIC_OF, MB, median_of, sub_seed
 from bench.results import TrialRecord
-from bench.vocabulary import Caveat, cell_label, finite, label
+from bench.vocabulary import METRICS, Caveat, cell_label, finite, label
 
 BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its figures are suspect
 # A stall: no request completed for at least STALL_MIN_S and STALL_MEDIANS times the median latency.
@@ -140,6 +140,18 @@ class Cell:
             value = read(trial)
             if finite(value):
                 by_round.setdefault(trial.repeat, []).append(value)
+        return {repeat: combine(values) for repeat, values in sorted(by_round.items())}
+
+    def calibrated_rounds(self, metric: str) -> dict[int, float]:
+        """rounds(), each trial's figure taken per unit of the machine speed measured beside it (a
+        figure where higher is better divided by the speed, one where lower is better multiplied):
+        what the machine's speed explains cancels. Trials without a speed are left out."""
+        higher = METRICS[metric].higher_is_better
+        by_round: dict[int, list[float]] = {}
+        for trial in self.ok:
+            value, speed = METRIC_OF[metric](trial), (trial.speed or {}).get("hashes_per_s")
+            if finite(value) and finite(speed) and speed > 0:
+                by_round.setdefault(trial.repeat, []).append(value / speed * 1e6 if higher else value * speed / 1e6)
         return {repeat: combine(values) for repeat, values in sorted(by_round.items())}
 
     @cached_property

@@ -357,7 +357,9 @@ class Runner:
     def _run_trial(self, setup: Setup, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
         try:
             measurement: Measurement = measure_trial(instance, trial, self.variants[trial.setup_key], fresh,
-                                                     self.load, self.sampler_hz, fixed=setup.fixed_processes)
+                                                     self.load, self.sampler_hz, fixed=setup.fixed_processes,
+                                                     speed_cpus=self.pinning.app_cpus if self.scenario.calibrate
+                                                     else None)
         except (SetupError, OSError, RuntimeError, ValueError) as error:
             self._fail(trial, _reason(error))
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -14,6 +15,7 @@ import numpy as np
 
 from bench.load.builtin import LoadResult
 from bench.metrics.sampler import Sampler
+from bench.metrics.speed import PROBE_S, machine_speed
 from bench.metrics.window import summarize_host, summarize_processes
 from bench.results import TrialRecord, now_iso
 from bench.roles import ROLE_LOADGEN, RoleProcess
@@ -77,11 +79,13 @@ def new_record(trial: PlannedTrial, variant: str, status: str = "ok", error: str
 
 
 def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: bool, load: LoadFn,
-                  sampler_hz: float = 10.0, fixed: FixedFn | None = None) -> Measurement:
+                  sampler_hz: float = 10.0, fixed: FixedFn | None = None,
+                  speed_cpus: tuple[int, ...] | None = None) -> Measurement:
     """Measure one trial on a running instance; `fresh` when this trial's start was its own.
 
     `fixed` gives the setup's fixed-cost processes (engine daemons): sampled over the same window,
-    stored apart in `record.fixed`, never counted in the instance's figures."""
+    stored apart in `record.fixed`, never counted in the instance's figures. `speed_cpus`: measure
+    the machine's speed on these CPUs just before and just after a load trial (bench.metrics.speed)."""
     workload = trial.workload
     record = new_record(trial, variant)
     record.facts = {**jsonable(instance.facts), "fresh_start": fresh}
@@ -93,7 +97,11 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
         return Measurement(record)
     inside_before, engine_before = get_stats(instance), _engine(instance)
     fixed_roles: set[str] = set()
+    speed_before = machine_speed(speed_cpus) if speed_cpus and workload.kind == "load" else None
     sampler, result, window = _sampled_window(_with_fixed(instance, fixed, fixed_roles), workload, load, sampler_hz)
+    if speed_before is not None:  # bracketing the trial: the geometric mean of before and after
+        record.speed = {"hashes_per_s": math.sqrt(speed_before * machine_speed(speed_cpus)),
+                        "cpus": list(speed_cpus), "probe_s": PROBE_S}
     inside_after, engine_after = get_stats(instance), _engine(instance)
     measurement = Measurement(record, sampler.process_rows, sampler.host_rows)
     _fill_usage(record, sampler, window, fixed_roles)

@@ -1,7 +1,8 @@
 """Planning a run: which starts and trials make a round, in which order, and when to stop adding rounds.
 
-A round runs every (app, setup) pair once: its cold start-up, then one start that serves every
-other workload (`trials_per_start` times each load workload, back to back). Rounds are interleaved
+A round runs every (app, setup) pair once: one start whose launch is the cold start-up measured (a
+`startup` workload), then every other workload on that start (`trials_per_start` times each load
+workload, back to back). A VM under TCG boots once per round, not twice. Rounds are interleaved
 and each round's starts are shuffled with a seeded generator (randomized multiple interleaved
 trials, Abedi and Brecht, ICPE 2017): drift on a shared machine then hits every setup alike, and no
 setup always follows the same neighbour (a VM's teardown, say). Per-round pairs are what the paired
@@ -74,22 +75,24 @@ def starts_for(scenario: Scenario, spec: SetupSpec, repeat: int, app=None, app_i
                             f"{prefix}{spec.key}/r{repeat}{again}/{start}")
 
     group: list[list[PlannedTrial]] = []
-    shared = []
+    cold, shared = [], []
     for sample in range(scenario.trials_per_start):
         for workload in scenario.workloads:
             if sample and workload.kind != "load":
                 continue  # a footprint, a cold start and density are measured once per round
-            if workload.kind == "startup":  # a cold start is the measurement: always a launch of its own
-                group.append([trial(workload.name, workload, "startup")])
+            if workload.kind == "startup":  # the launch is the measurement: the first trial of a start
+                cold.append(workload)
             elif workload.kind == "density":  # N copies side by side: a launch of N per count
                 group += [[trial(f"{workload.name}-x{count}", workload, f"x{count}", count)]
                           for count in workload.instances]
             else:
                 shared.append((workload, sample))
-    if scenario.start == "per_trial":
+    if scenario.start == "per_trial" or not shared:
+        group += [[trial(w.name, w, "startup")] for w in cold]
         group += [[trial(w.name, w, f"{w.name}-s{sample}", sample=sample)] for w, sample in shared]
-    elif shared:
-        group.append([trial(w.name, w, "shared", sample=sample) for w, sample in shared])
+    else:  # the cold start-up, then every other workload on the same start
+        group.append([trial(w.name, w, "shared") for w in cold]
+                     + [trial(w.name, w, "shared", sample=sample) for w, sample in shared])
     return group
 
 

@@ -17,7 +17,7 @@ from bench.compare import compare
 from bench.export import FORMATS, export_comparison, export_run
 from bench.export.csv import comparison_header, run_header
 from bench.model import Run
-from bench.terminal import overhead_table
+from bench.terminal import overhead_tables
 from tests.unit.test_plots import copy_run
 
 runner = CliRunner()
@@ -132,19 +132,21 @@ def test_show_and_compare_print_each_format(tmp_path, format_name):
     assert runner.invoke(app, ["show", str(first), "--format", "xml"]).exit_code == 1
 
 
-def test_the_overhead_matrix_fits_100_columns(tmp_path):
+def test_the_verdict_matrices_fit_80_columns(tmp_path):
     run = Run.load(copy_run(tmp_path))
-    console = Console(width=100, record=True, file=io.StringIO())
-    console.print(overhead_table(run))
+    console = Console(width=80, record=True, file=io.StringIO())
+    for table in overhead_tables(run):
+        console.print(table)
     text = console.export_text()
-    assert max(len(line) for line in text.splitlines()) <= 100
-    header = next(line for line in text.splitlines() if line.startswith("setup"))
-    for title in ("throughput", "p99 latency", "memory, PSS", "start-up"):
-        assert title in header
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    headers = " ".join(line for line in text.splitlines() if line.startswith("setup"))
+    for title in ("throughput", "p99 latency", "CPU per request", "memory, PSS", "start-up"):
+        assert title in headers
     assert "8.31×" in text and "[7.60–9.07]" in text  # the last column is whole, not cropped
     assert "0.97×" in text and "undecided" in text and "0.05×" in text and "worse" in text
     rows = [line for line in text.splitlines() if line.startswith(("container", "vm"))]
-    assert len(rows) == len({(row.label, row.workload) for row in run.overhead})  # one row per layer and workload
+    request = {(row.label, row.workload) for row in run.overhead if row.workload in ("hello", "cpu")}
+    assert len(rows) == len(request) + len({row.label for row in run.overhead})  # per layer and workload, per layer
 
 
 # ---- one escaping path per format (issue 22, items 3 and 4) ---------------------------------------

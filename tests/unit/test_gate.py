@@ -5,6 +5,7 @@ command line or from the scenario file."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,33 @@ def test_a_malformed_fail_on_is_the_only_output_and_nothing_is_written(tmp_path,
         [line] = outcome.output.splitlines()
         assert line.startswith("error: --fail-on: "), line
         assert not (tmp_path / "page").exists()
+
+
+def _calibrated_run(run_id: str, work: float, machine: float, seed: int) -> Run:
+    """bare /cpu on a machine running at `machine` of its speed (a neighbour's load), doing `work` times
+    the work per request; each trial measured the machine's speed beside it."""
+    rng = np.random.default_rng(seed)
+    trials = []
+    for repeat in range(25):
+        speed = machine * rng.lognormal(0, 0.08)  # the neighbour's load moves from trial to trial
+        trials.append(TrialRecord(trial_id=f"bare--cpu--r{repeat}", setup="bare", variant="default", workload="cpu",
+                                  repeat=repeat, status="ok", started_at=f"2026-12-07T10:00:{repeat:02d}+00:00",
+                                  load={"throughput_rps": 2000 / work * speed * rng.lognormal(0, 0.02)},
+                                  speed={"hashes_per_s": 1.2e6 * speed}))
+    record = RunRecord(run_id=run_id, created_at="2026-12-07T10:00:00+00:00", trials=trials,
+                       scenario={"name": "gate-check", "calibrate": True})
+    return Run(record, Path("."))
+
+
+def test_a_calibrated_gate_cancels_a_slower_machine_and_still_sees_more_work():
+    absolute, calibrated = parse_thresholds("throughput_rps:-5%"), parse_thresholds("calibrated.throughput_rps:-5%")
+    base = _calibrated_run("a", 1.0, 1.0, seed=1)
+    slower_machine = _calibrated_run("b", 1.0, 0.85, seed=2)  # the same program on a machine 15% slower
+    more_work = _calibrated_run("c", 1.15, 1.0, seed=3)
+    assert not check(compare([base, slower_machine]), absolute).passed  # the absolute figure blames the program
+    assert check(compare([base, slower_machine]), calibrated).passed
+    failed = check(compare([base, more_work]), calibrated)
+    assert not failed.passed and [f.kind for f in failed.failures] == ["regression"]
+    assert "calibrated (per machine speed) throughput" in failed.failures[0].text
+    no_speed = check(compare([base, Run.load(copy_run(Path(tempfile.mkdtemp())))]), calibrated)
+    assert not no_speed.passed  # no speed measured beside the trials: no check made is not a pass
