@@ -181,6 +181,16 @@ def _write_report(run_dir: Path) -> bool:
     return True
 
 
+def _print_journey(out: Path) -> None:
+    from bench.journey_screen import print_journey
+    from bench.model import Run
+
+    try:
+        print_journey(console, Run.load(results_store.resolve_run("latest", out)))
+    except (ResultsError, OSError):
+        pass  # no run to show: the error that stopped it was already said
+
+
 @app.command()
 @guarded
 def demo(
@@ -192,9 +202,12 @@ def demo(
     name = "quick" if fast or "classroom" not in scenarios.shipped() else "classroom"
     console.print(Text("layerbench demo", style="bold").append(": the same web app, the same Python, three ways "
                                                                "to run it. Watch what each layer adds."))
-    run.__wrapped__(scenario=name, setups_flag=None, workloads=None, apps_flag=None, duration=None, warmup=None,
-                    connections=None, repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None,
-                    resume=None, hosts=None, inventory=None, limit=None, load_from=None)
+    try:
+        run.__wrapped__(scenario=name, setups_flag=None, workloads=None, apps_flag=None, duration=None, warmup=None,
+                        connections=None, repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None,
+                        resume=None, hosts=None, inventory=None, limit=None, load_from=None)
+    finally:  # the final screen: the journey of one request through each layer (also when some trials failed)
+        _print_journey(out)
     if open_report and (results_store.resolve_run("latest", out) / "report.html").exists():
         open_in_browser(results_store.resolve_run("latest", out) / "report.html")
 

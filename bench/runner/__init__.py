@@ -31,6 +31,7 @@ from bench.runner.plan import PlannedTrial, converged, plan, resolve_pinning
 from bench.scenario import Scenario, SetupSpec, Workload
 from bench.setups import registry
 from bench.setups.base import Instance, Pinning, Setup
+from bench.setups.procutil import signals_deferred
 from bench.vocabulary import trial_line
 
 __all__ = ["Runner", "RunInterrupted", "resume_run", "run_scenario"]
@@ -70,10 +71,11 @@ def load_spec(workload: Workload, host: str = LOOPBACK) -> LoadSpec:
                     processes="auto", host=host)  # one generator process per load CPU
 
 
-def generator_for(pinning: Pinning) -> LoadFn:
-    """The load generator a workload asks for (built-in or wrk), on the load CPUs."""
+def generator_for(pinning: Pinning, host: str = LOOPBACK) -> LoadFn:
+    """The load generator a workload asks for (built-in or wrk), on the load CPUs, targeting `host`
+    (127.0.0.1; a container's own IP only for a variant that asks for it: see Runner._load_for)."""
     def load(port: int, workload: Workload) -> LoadResult:
-        spec = load_spec(workload)
+        spec = load_spec(workload, host)
         if workload.load == "wrk":
             from bench.load import wrk  # optional external generator
 
@@ -168,12 +170,24 @@ class Runner:
             self.record.status = "incomplete"
             raise
         finally:
+            self._release_setups()
             self.record.finished_at = now_iso()
             save_run(self.run_dir, self.record)
             with contextlib.suppress(OSError):
                 self.workdir.rmdir()
         self.progress(Event("done", f"run {self.run_id} complete", data={"run_dir": str(self.run_dir)}))
         return self.run_dir
+
+    def _release_setups(self) -> None:
+        """Stop what the setups started for the run (a private engine), even on Ctrl-C; a failure is
+        said, never raised over the run's own outcome."""
+        with signals_deferred():
+            for name, setup in self.setups_by_key.items():
+                try:
+                    setup.release()
+                except Exception as error:
+                    self.progress(Event("skip", f"warning: could not release {name[1]}: {_reason(error)}; "
+                                                f"run `bench clean`"))
 
     def _run_until_converged(self, pairs: list[tuple]) -> None:
         """repeat: auto: whole interleaved rounds until every interval is narrow enough or the cap."""
@@ -317,10 +331,22 @@ class Runner:
         if estimate is not None:
             self.progress(Event("disk", f"{trial.key}: {estimate}"))
 
+    def _load_for(self, instance: Instance) -> LoadFn:
+        """The run's load function, or for an instance reached at its own address (a container's IP,
+        asked for by its variant) one aimed there, after the setup has checked that address again."""
+        reached = getattr(instance.network_path, "reached_at", None)
+        if reached is None:
+            return self.load
+        if reached != instance.address or self.record.split or instance.network_path.check_reach is None:
+            raise SetupError(f"refusing to load {reached}: not this instance's checked address on this machine")
+        instance.network_path.check_reach()
+        return generator_for(self.pinning, host=reached)
+
     def _run_trial(self, setup: Setup, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
         try:
             measurement: Measurement = measure_trial(instance, trial, self.variants[trial.setup_key], fresh,
-                                                     self.load, self.sampler_hz, fixed=setup.fixed_processes)
+                                                     self._load_for(instance), self.sampler_hz,
+                                                     fixed=setup.fixed_processes)
         except (SetupError, OSError, RuntimeError, ValueError) as error:
             self._fail(trial, _reason(error))
             return

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from bench.load.builtin import LoadResult
+from bench.metrics.netpath import QUIET_S, PathProbe, loopback_path
 from bench.metrics.sampler import Sampler
 from bench.metrics.window import summarize_host, summarize_processes
 from bench.results import TrialRecord, now_iso
@@ -91,10 +92,19 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
     if workload.kind == "startup":
         record.inside = inside_delta({}, get_stats(instance), workload)
         return Measurement(record)
+    probe = PathProbe(instance.network_path or loopback_path(), quiet_s=min(QUIET_S, workload.duration / 4)) \
+        if workload.kind == "load" else None
+    if probe is not None:
+        probe.quiet()  # before the /stats read below, so that request is not in the quiet baseline
     inside_before, engine_before = get_stats(instance), _engine(instance)
+    if probe is not None:
+        probe.before()
     fixed_roles: set[str] = set()
-    sampler, result, window = _sampled_window(_with_fixed(instance, fixed, fixed_roles), workload, load, sampler_hz)
+    sampler, result, window = _sampled_window(_with_fixed(instance, fixed, fixed_roles), workload, load, sampler_hz,
+                                              counters=probe.read if probe is not None else None)
     inside_after, engine_after = get_stats(instance), _engine(instance)
+    if probe is not None:
+        probe.after()
     measurement = Measurement(record, sampler.process_rows, sampler.host_rows)
     _fill_usage(record, sampler, window, fixed_roles)
     if trial.copies > 1 or workload.kind == "density":
@@ -105,6 +115,9 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
     record.engine = engine_delta(engine_before, engine_after)
     if result is not None:
         record.load = load_summary(result, workload)
+        if probe is not None:
+            record.network_path = probe.summary(sampler.counter_rows, window, result.requests, inside_before,
+                                                inside_after, record.inside.get("requests_served"))
         record.cpu_us_per_request = cpu_per_request(record.roles, result.requests)
         measurement.latency_ms, measurement.app_ms = result.latency_ms, result.app_ms
         if result.requests == 0:
@@ -132,11 +145,12 @@ def _with_fixed(instance: Instance, fixed: FixedFn | None, fixed_roles: set[str]
     return replace(instance, processes=discover)
 
 
-def _sampled_window(instance: Instance, workload: Workload, load: LoadFn, sampler_hz: float):
-    """Run the workload (or wait, for a footprint) inside a sampler; (sampler, load result, window)."""
+def _sampled_window(instance: Instance, workload: Workload, load: LoadFn, sampler_hz: float, counters=None):
+    """Run the workload (or wait, for a footprint) inside a sampler, which also reads `counters` (the
+    network path's) on every tick; (sampler, load result, window)."""
     footprint = workload.kind in ("idle", "density")
     full_every = 1 if footprint else 20  # a footprint wants USS/PSS on every tick
-    with Sampler(instance.processes, hz=sampler_hz, full_every=full_every) as sampler:
+    with Sampler(instance.processes, hz=sampler_hz, full_every=full_every, counters=counters) as sampler:
         if footprint:
             time.sleep(workload.warmup)
             began = time.monotonic()
