@@ -13,18 +13,17 @@ without the proxy needs is `private_engine`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
 import time
-from typing import Iterator, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from bench.app.command import APP_PORT_IN_GUEST
 from bench.errors import SetupError
-from bench.netutil import LOOPBACK, free_port, port_in_use
+from bench.netutil import free_port, port_in_use
 from bench.roles import APP, PROXY, RUNTIME, RoleProcess
 from bench.setups.base import Instance, Options, Setup
 from bench.setups.container import engine, networking, private_engine, runtimes, shims
@@ -79,7 +78,7 @@ class ContainerOptions(Options):
 
 
 @register
-class ContainerSetup(Setup):
+class ContainerSetup(networking.NetworkVariants, Setup):
     name = "container"
     stack = "app → namespaces + cgroups + overlayfs (+ NAT and a userland proxy for a published port) → host kernel"
     narration = ("the same app inside a container: the kernel is shared, only namespaces and cgroups "
@@ -164,16 +163,7 @@ class ContainerSetup(Setup):
                                                                  else "")
 
     def caveats(self) -> list[str]:
-        found = runtimes.caveats(self._runtime) if self._runtime else []
-        if self.options.reach == networking.CONTAINER_IP:  # type: ignore[attr-defined]
-            found.append("Loaded at the container's own IP on Docker's bridge, not at 127.0.0.1: the one exception to "
-                         "loopback-only, asked for by this variant; only that container's address, checked to be on "
-                         "a local bridge before every trial (each trial records it).")
-        if self._engine is not None:
-            found.append(f"Published without docker-proxy by a private dockerd of this run, in its own network "
-                         f"namespace (bridge {private_engine.BRIDGE}, {self._engine.subnet}); the load generator "
-                         f"entered that namespace and connected to 127.0.0.1 there. The user's daemon was not changed.")
-        return found
+        return (runtimes.caveats(self._runtime) if self._runtime else []) + self._network_caveats()
 
     def _gvisor(self) -> bool:
         return self._runtime.gvisor if self._runtime else self.options.runtime == "runsc"  # type: ignore[attr-defined]
@@ -200,10 +190,6 @@ class ContainerSetup(Setup):
     def fixed_processes(self) -> list[RoleProcess]:
         return self._engine.processes() if self._engine is not None else daemon_processes()
 
-    def _network_explanation(self) -> str:
-        options: ContainerOptions = self.options  # type: ignore[assignment]
-        return networking.explanation(options.network, options.userland_proxy, options.reach)
-
     # ---- preparation -------------------------------------------------------------------
 
     def client(self):
@@ -219,40 +205,9 @@ class ContainerSetup(Setup):
         return self._client
 
     def prepare(self) -> None:
-        options: ContainerOptions = self.options  # type: ignore[assignment]
-        if self.address != LOOPBACK and (options.reach != networking.PUBLISHED or not options.userland_proxy):
-            raise SetupError("this network variant loads the container on this machine only; not in a split run")
+        self._refuse_split_for_network_variants()
         self._prepare_image()
-        if not options.userland_proxy and self._engine is None:
-            self._start_private_engine()
-
-    def _start_private_engine(self) -> None:
-        """Start the run's private dockerd and copy the app's image into it; stopped by release()."""
-        self.progress("starting a private dockerd (--userland-proxy=false) in a network namespace of its own")
-        started = private_engine.PrivateEngine(self.run_id)
-        try:
-            started.start()
-            started.load_image(self.client(), self._image.tag)
-        except BaseException:
-            started.stop()
-            raise
-        self._engine = started
-
-    def release(self) -> None:
-        if self._engine is not None:
-            engine_, self._engine = self._engine, None
-            engine_.stop()
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[Instance]:
-        """As every setup; with a private engine, this thread inside its network namespace the whole time
-        (launch, readiness, trials, stop), so everything that talks to the app's port reaches it there."""
-        if self._engine is None:
-            with super().running() as instance:
-                yield instance
-            return
-        with self._engine.entered(), super().running() as instance:
-            yield instance
+        self._start_private_engine_if_asked()
 
     def _prepare_image(self) -> None:
         try:
@@ -297,7 +252,7 @@ class ContainerSetup(Setup):
         running = RunningContainer(container=container, init_pid=init_pid, cgroup_dirs=cgroup_dirs(init_pid),
                                    proxy_port=port if proxied else None,
                                    cpus=tuple(self.pinning.app_cpus) if options.pin_helpers else ())
-        address, path = self._network_path(container, init_pid, port)
+        address, path = self._network_path(container, init_pid, port)  # NetworkVariants
         facts = {
             "container_id": container.id, "container_name": container.name,
             "image_tag": self._image.tag, "image_id": self._image.image_id,
@@ -314,25 +269,6 @@ class ContainerSetup(Setup):
                             address=address, network_path=path)
         self._launching = None  # from here on, _terminate stops it
         return instance
-
-    def _network_path(self, container, init_pid: int, port: int):
-        """(the address the app is loaded at, the path its requests take): 127.0.0.1 (or the split
-        run's address), or for reach: container-ip the container's own IP after every check."""
-        options: ContainerOptions = self.options  # type: ignore[assignment]
-        engine_pid = self._engine.pid if self._engine is not None else None
-        facts = self._engine.facts() if self._engine is not None else {}
-        address, bridge = self.address, None
-        if options.network == "bridge":
-            bridge = networking.bridge_of(self.client())[0]
-            if options.reach == networking.CONTAINER_IP:
-                address, more = networking.checked_direct_address(self.client(), container)
-                facts.update(more)
-        path = networking.path_of(options.network, options.userland_proxy, options.reach, init_pid, bridge,
-                               None if options.reach == networking.CONTAINER_IP else port, self._gvisor(), engine_pid,
-                               address if options.reach == networking.CONTAINER_IP else None, facts)
-        if options.reach == networking.CONTAINER_IP:
-            path.check_reach = lambda: networking.checked_direct_address(self.client(), container)
-        return address, path
 
     def _run_arguments(self, port: int) -> tuple[dict, int]:
         """The locked-down `docker run` of the app (uid 65534, no capabilities, one host address only:

@@ -13,18 +13,24 @@ The container IP is the one exception to loopback-only, like a split run's `--lo
 by the variant, only ever the IP the engine reports for the container this run started, and only when
 that IP lies in the engine's bridge subnet and the host routes it straight onto that bridge (a local
 interface): `checked_direct_address`. Nothing else is ever loaded.
+
+`NetworkVariants` gives the container setup these variants: it starts and releases the private
+engine, keeps the runner's thread in that engine's namespace while an instance runs, refuses the
+variants in a split run, and works out each instance's address and path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 from bench.errors import SetupError
-from bench.metrics.netpath import ENGINE, HOST, ON_HOST_NOTE, Forwarder, Inside, Interface, NetworkPath
+from bench.netutil import LOOPBACK
 from bench.roles import PROXY
 
 PUBLISHED, CONTAINER_IP = "published", "container-ip"
@@ -187,9 +193,12 @@ def interface_named(index: int, netns_pid: int | None = None) -> str | None:
 
 def path_of(network: str, userland_proxy: bool, reach: str, init_pid: int, bridge: str | None,
             host_port: int | None, gvisor: bool = False, engine_pid: int | None = None,
-            reached_at: str | None = None, facts: dict | None = None) -> NetworkPath:
-    """The steps a request to this container takes, with the interfaces named as they are now
-    (the veth's host end found through the container's eth0); `engine_pid`: a private engine's dockerd."""
+            reached_at: str | None = None, facts: dict | None = None):
+    """The steps a request to this container takes (a bench.metrics.netpath.NetworkPath), with the
+    interfaces named as they are now (the veth's host end found through the container's eth0);
+    `engine_pid`: a private engine's dockerd."""
+    from bench.metrics.netpath import ENGINE, HOST, ON_HOST_NOTE, Forwarder, Inside, Interface, NetworkPath
+
     if network == "host":
         return NetworkPath(steps=(Interface("lo", "loopback"),
                                   Inside("lo", GVISOR_INSIDE_NOTE if gvisor else ON_HOST_NOTE)), facts=facts or {})
@@ -209,3 +218,83 @@ def path_of(network: str, userland_proxy: bool, reach: str, init_pid: int, bridg
                            dnat_port=host_port, facts=facts)
     return NetworkPath(steps=(Interface("lo", "loopback"), Forwarder(PROXY.key), *wire, inside), dnat_port=host_port,
                        facts=facts)
+
+
+def caveats(reach: str, engine) -> list[str]:
+    """What a reader must know about this variant's figures (`engine`: a running PrivateEngine or None)."""
+    found = []
+    if reach == CONTAINER_IP:
+        found.append("Loaded at the container's own IP on Docker's bridge, not at 127.0.0.1: the one exception to "
+                     "loopback-only, asked for by this variant; only that container's address, checked to be on a "
+                     "local bridge before every trial (each trial records it).")
+    if engine is not None:
+        found.append(f"Published without docker-proxy by a private dockerd of this run, in its own network namespace "
+                     f"(bridge {engine.bridge}, {engine.subnet}); the load generator entered that namespace and "
+                     f"connected to 127.0.0.1 there. The user's daemon was not changed.")
+    return found
+
+
+class NetworkVariants:
+    """Mixed into the container setup: what its network variants need beyond a plain `docker run`.
+    Expects the setup's `options`, `address`, `run_id`, `progress`, `client()`, `_image`, `_gvisor()`
+    and an `_engine` attribute (None until a private engine runs)."""
+
+    def _network_explanation(self) -> str:
+        options = self.options
+        return explanation(options.network, options.userland_proxy, options.reach)
+
+    def _network_caveats(self) -> list[str]:
+        return caveats(self.options.reach, self._engine)
+
+    def _refuse_split_for_network_variants(self) -> None:
+        options = self.options
+        if self.address != LOOPBACK and (options.reach != PUBLISHED or not options.userland_proxy):
+            raise SetupError("this network variant loads the container on this machine only; not in a split run")
+
+    def _start_private_engine_if_asked(self) -> None:
+        """With userland_proxy: false, start the run's private dockerd once and copy the app's image into
+        it (the image is built in the user's daemon first); release() stops it."""
+        if self.options.userland_proxy or self._engine is not None:
+            return
+        from bench.setups.container.private_engine import PrivateEngine
+
+        self.progress("starting a private dockerd (--userland-proxy=false) in a network namespace of its own")
+        started = PrivateEngine(self.run_id)
+        try:
+            started.start()
+            started.load_image(self.client(), self._image.tag)
+        except BaseException:
+            started.stop()
+            raise
+        self._engine = started
+
+    def release(self) -> None:
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            engine.stop()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[object]:
+        """As every setup; with a private engine, the runner's thread inside its network namespace the
+        whole time (launch, readiness, trials, stop), so whatever talks to the app's port reaches it there."""
+        with self._engine.entered() if self._engine is not None else contextlib.nullcontext():
+            with super().running() as instance:
+                yield instance
+
+    def _network_path(self, container, init_pid: int, port: int):
+        """(the address the app is loaded at, the path its requests take): 127.0.0.1 (or the split
+        run's address), or for reach: container-ip the container's own IP after every check."""
+        options = self.options
+        engine_pid = self._engine.pid if self._engine is not None else None
+        facts = self._engine.facts() if self._engine is not None else {}
+        address, bridge, direct = self.address, None, options.reach == CONTAINER_IP
+        if options.network == "bridge":
+            bridge = bridge_of(self.client())[0]
+            if direct:
+                address, more = checked_direct_address(self.client(), container)
+                facts.update(more)
+        path = path_of(options.network, options.userland_proxy, options.reach, init_pid, bridge,
+                       None if direct else port, self._gvisor(), engine_pid, address if direct else None, facts)
+        if direct:
+            path.check_reach = lambda: checked_direct_address(self.client(), container)
+        return address, path

@@ -128,6 +128,10 @@ class PrivateEngine:
         return self._popen.pid if self._popen is not None and self._popen.poll() is None else None
 
     @property
+    def bridge(self) -> str:
+        return BRIDGE
+
+    @property
     def gateway(self) -> str:
         return str(next(self.subnet.hosts())) if self.subnet else ""
 
