@@ -67,6 +67,8 @@ def run(
     limit: Optional[str] = typer.Option(None, "--limit", help="Limit the hosts as ansible-playbook does."),
     load_from: Optional[str] = typer.Option(None, "--load-from", help="Drive the load from this host; the app "
                                             "listens on the address it reaches (not loopback). One target."),
+    trace_hops: bool = typer.Option(False, "--trace-hops", help="Also count the app's own packets at each hop with "
+                                    "eBPF (bpftrace; root, BTF, tracefs), beside the interface counters."),
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved.
 
@@ -93,7 +95,7 @@ def run(
 
         run_dir = run_on_hosts(chosen, hosts, inventory, limit, load_from, out, report)
     else:
-        run_dir = _execute(chosen, out, resume_dir, narrate)
+        run_dir = _execute(chosen, out, resume_dir, narrate, trace_hops)
     if run_dir is not None:  # a fleet is printed and reported by run_on_hosts
         _finish(run_dir, report, _csv("--setups", setups_flag) if resume is None else None)
 
@@ -115,7 +117,8 @@ def _resumable(resume: str, out: Path) -> tuple[Path, scenarios.Scenario]:
     return resume_dir, scenarios.Scenario.model_validate(record.scenario)
 
 
-def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool) -> Path:
+def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool,
+             trace_hops: bool = False) -> Path:
     """Run (or resume) with a progress view; Interrupted naming where the measured trials are."""
     from bench.live import LiveView, suits
     from bench.progress import ProgressView
@@ -133,7 +136,7 @@ def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, nar
 
             if resume_dir is not None:
                 return resume_run(resume_dir, progress)
-            return run_scenario(chosen, out, progress, command_line=["bench", *sys.argv[1:]])
+            return run_scenario(chosen, out, progress, command_line=["bench", *sys.argv[1:]], trace_hops=trace_hops)
     except KeyboardInterrupt:  # RunInterrupted (SIGTERM) is one too
         where = f"; the trials measured so far are in {run_dir}" if run_dir else ""
         raise Interrupted(f"interrupted{where}") from None
@@ -205,7 +208,7 @@ def demo(
     try:
         run.__wrapped__(scenario=name, setups_flag=None, workloads=None, apps_flag=None, duration=None, warmup=None,
                         connections=None, repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None,
-                        resume=None, hosts=None, inventory=None, limit=None, load_from=None)
+                        resume=None, hosts=None, inventory=None, limit=None, load_from=None, trace_hops=False)
     finally:  # the final screen: the journey of one request through each layer (also when some trials failed)
         _print_journey(out)
     if open_report and (results_store.resolve_run("latest", out) / "report.html").exists():

@@ -17,10 +17,16 @@ returns is the trial record's `network_path` block (its fields are documented in
 Counting: a packet crossing an ordinary interface is counted once, as received or as sent, so the
 packets that cross it are rx + tx; on lo every packet is sent and received by the same device, so
 its crossings are tx alone (rx counts them again).
+
+With `trace` (bench.metrics.hoptrace: eBPF, where it runs), each interface also gets the packets of
+the app's own connections alone over the same window (`traced_packets_per_request`): a cross-check
+that other traffic did not inflate the counters.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Union
@@ -90,6 +96,9 @@ class NetworkPath:
     facts: dict = field(default_factory=dict)  # what the record should say about it (bridge, subnet, engine)
     # With reached_at: checks again, before every trial, that the address may still be loaded (raises if not).
     check_reach: Callable[[], object] | None = None
+    # The app's endpoints as each hop sees them ((port, IPv4 or None for any)), for eBPF tracing;
+    # empty: the instance's port on 127.0.0.1.
+    endpoints: list[tuple[int, str | None]] = field(default_factory=list)
 
     @property
     def interfaces(self) -> list[Interface]:
@@ -161,13 +170,31 @@ class PathProbe:
     """Wraps one load trial: `quiet()` and `before()` first, `read` on every sampler tick, `after()`,
     then `summary()`. Never raises for a counter it cannot read: the figure is None, with the reason."""
 
-    def __init__(self, path: NetworkPath, quiet_s: float = QUIET_S, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, path: NetworkPath, quiet_s: float = QUIET_S, sleep: Callable[[float], None] = time.sleep,
+                 trace: bool = False, port: int | None = None):
         self.path = path
         self.quiet_s = quiet_s
         self._sleep = sleep
         self.quiet_rates: dict[str, dict[str, float] | None] = {}
         self.conntrack: dict[str, int | None] = {}
         self.dnat: dict = {}
+        self.trace_wanted = trace
+        self.endpoints = path.endpoints or ([(port, None)] if port else [])
+        self.tracer = None  # a bench.metrics.hoptrace.HopTrace, while and after tracing
+        self.trace_note: str | None = None
+
+    def tracing(self):
+        """A context for the sampled window: eBPF counts the app's own packets per hop, or nothing."""
+        if not self.trace_wanted:
+            return contextlib.nullcontext()
+        from bench.metrics import hoptrace
+
+        self.trace_note = hoptrace.unavailable_reason()
+        if self.trace_note is not None or not self.endpoints:
+            self.trace_note = self.trace_note or "no endpoint to trace"
+            return contextlib.nullcontext()
+        self.tracer = hoptrace.HopTrace(self.endpoints)
+        return self.tracer
 
     def read(self) -> dict[str, dict[str, int] | None]:
         return self.path.read()
@@ -222,6 +249,7 @@ class PathProbe:
             "conntrack": {"entries_before": before, "entries_after": after,
                           "entries_added": after - before if before is not None and after is not None else None},
             **({"reached_at": self.path.reached_at} if self.path.reached_at else {}),
+            **self._traced_block(),
             **({"facts": self.path.facts} if self.path.facts else {}),
         }
         if self.path.dnat_port is not None:
@@ -229,6 +257,23 @@ class PathProbe:
             block["dnat"] = {"port": self.path.dnat_port, "read": self.dnat.get("read"),
                              "packets": last - first if first is not None and last is not None else None}
         return block
+
+    def _traced_block(self) -> dict:
+        if not self.trace_wanted:
+            return {}
+        error = self.trace_note or (self.tracer.error if self.tracer is not None else "not traced")
+        return {"traced": {"by": "bpftrace", "endpoints": [list(endpoint) for endpoint in self.endpoints],
+                           **({"unavailable": error} if error else {})}}
+
+    def _traced_figure(self, interface: Interface, window, requests: int) -> float | None:
+        """The app's own packets that crossed `interface` in the window, per request (eBPF)."""
+        if self.tracer is None or not self.tracer.rows:
+            return None
+        key = (_netns_inode(interface), interface.name)
+        rows = [(t, {"k": {**counts.get(key, {"rx_packets": 0, "tx_packets": 0}), "rx_bytes": 0, "tx_bytes": 0}})
+                for t, counts in self.tracer.rows]
+        delta = _delta_at(rows, "k", window)
+        return _per(crossings(delta, interface.loopback)[0], requests) if delta else None
 
     def _interface_figures(self, interface: Interface, rows, window, window_s: float, requests: int) -> dict:
         delta = _delta_at(rows, interface.key, window)
@@ -244,7 +289,18 @@ class PathProbe:
         figures["bytes_per_request"] = _per(size, requests)
         figures["background_share"] = _per(figures["quiet_packets_per_s"] * window_s, packets) \
             if figures["quiet_packets_per_s"] is not None and packets else None
+        if self.tracer is not None:
+            figures["traced_packets_per_request"] = self._traced_figure(interface, window, requests)
         return figures
+
+
+def _netns_inode(interface: Interface) -> int | None:
+    """The inode of the interface's namespace: a private engine's through its process, the host's as
+    this thread sees it (the probe never runs in another namespace while host hops are read)."""
+    path = f"/proc/{interface.pid}/ns/net" if interface.netns == ENGINE else "/proc/thread-self/ns/net"
+    with contextlib.suppress(OSError):
+        return os.stat(path).st_ino
+    return None
 
 
 def _inside_figures(step: Inside, before: dict, after: dict, served: int | None) -> dict:

@@ -43,6 +43,7 @@ class Hop:
     bytes_per_request: float | None = None
     background_share: float | None = None  # worst repeat: share of its packets the quiet baseline explains
     note: str = ""
+    traced_packets_per_request: float | None = None  # the app's own packets only (eBPF), when traced
 
     @property
     def interface(self) -> bool:
@@ -108,7 +109,8 @@ def hops(cell: Cell) -> list[Hop]:
         found.append(Hop(kind, step.get("name", ""), "inside" if kind == "inside" else step.get("kind", ""),
                          step.get("netns", ""), median_of(entry.get("packets_per_request") for entry in same),
                          median_of(entry.get("bytes_per_request") for entry in same), max(shares, default=None),
-                         step.get("note", "") or next((entry.get("missing") for entry in same if entry.get("missing")), "")))
+                         step.get("note", "") or next((entry.get("missing") for entry in same if entry.get("missing")), ""),
+                         median_of(entry.get("traced_packets_per_request") for entry in same)))
     return found
 
 

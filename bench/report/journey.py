@@ -26,7 +26,7 @@ def hop_rows(run: Run, found: list[Journey]) -> list[dict]:
         cpu = {segment.role: segment.us for segment in item.segments if segment.kind == "process"}
         for hop in item.hops:
             row = {"label": label(*item.key), "colour": css_colour(colour(run, *item.key)), "packets": "–",
-                   "bytes": "–", "cpu": "–", "note": ""}
+                   "bytes": "–", "cpu": "–", "note": "", "traced": fmt(hop.traced_packets_per_request, 2)}
             if hop.step == "process":
                 role = run.roles.get(hop.name)
                 row.update(hop=role.label if role else hop.name, where="host process", cpu=fmt(cpu.get(hop.name)))
@@ -40,7 +40,7 @@ def hop_rows(run: Run, found: list[Journey]) -> list[dict]:
             found_role = run.roles.get(role)
             rows.append({"label": label(*item.key), "colour": css_colour(colour(run, *item.key)),
                          "hop": found_role.label if found_role else role, "where": "none ran", "packets": "–",
-                         "bytes": "–", "cpu": "0", "note": "no such process in these trials"})
+                         "bytes": "–", "cpu": "0", "note": "no such process in these trials", "traced": "–"})
     return rows
 
 
@@ -60,4 +60,5 @@ def journey_section(run: Run, embedded: list[dict]) -> dict:
     found = journeys(run)
     return {"journey": next((chart for chart in embedded if chart["name"] == "journey"), None),
             "journey_workload": found[0].workload if found else None,
-            "journey_rows": hop_rows(run, found), "journey_summary": summary_rows(run, found)}
+            "journey_rows": hop_rows(run, found), "journey_summary": summary_rows(run, found),
+            "journey_traced": any(hop.traced_packets_per_request is not None for item in found for hop in item.hops)}

@@ -107,10 +107,12 @@ class Runner:
 
     def __init__(self, scenario: Scenario, results_dir: Path, progress: ProgressFn = no_progress,
                  command_line: list[str] | None = None, sampler_hz: float = 10.0, resume: RunRecord | None = None,
-                 load: LoadFn | None = None, address: str = LOOPBACK, split: dict | None = None):
+                 load: LoadFn | None = None, address: str = LOOPBACK, split: dict | None = None,
+                 trace_hops: bool = False):
         self.scenario = scenario
         self.progress = progress
         self.sampler_hz = sampler_hz
+        self.trace_hops = trace_hops  # eBPF per-hop counts beside the counters, where it runs
         self.pinning = resolve_pinning(scenario)
         self.load = load or generator_for(self.pinning)
         self.address = address
@@ -346,7 +348,7 @@ class Runner:
         try:
             measurement: Measurement = measure_trial(instance, trial, self.variants[trial.setup_key], fresh,
                                                      self._load_for(instance), self.sampler_hz,
-                                                     fixed=setup.fixed_processes)
+                                                     fixed=setup.fixed_processes, trace_hops=self.trace_hops)
         except (SetupError, OSError, RuntimeError, ValueError) as error:
             self._fail(trial, _reason(error))
             return
@@ -368,9 +370,16 @@ class Runner:
 
 
 def run_scenario(scenario: Scenario, results_dir: Path, progress: ProgressFn = no_progress,
-                 command_line: list[str] | None = None) -> Path:
-    """Run every trial of `scenario`; returns the run folder (written after every trial)."""
-    return Runner(scenario, results_dir, progress, command_line).run()
+                 command_line: list[str] | None = None, trace_hops: bool = False) -> Path:
+    """Run every trial of `scenario`; returns the run folder (written after every trial). `trace_hops`:
+    count the app's own packets per hop with eBPF too, where it runs."""
+    if trace_hops:
+        from bench.metrics.hoptrace import unavailable_reason
+
+        reason = unavailable_reason()
+        progress(Event("skip", f"--trace-hops: {reason}; the interface counters only" if reason else
+                       "--trace-hops: bpftrace counts the app's own packets at each hop beside the counters"))
+    return Runner(scenario, results_dir, progress, command_line, trace_hops=trace_hops).run()
 
 
 def resume_run(run_dir: Path, progress: ProgressFn = no_progress) -> Path:

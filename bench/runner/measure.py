@@ -4,6 +4,7 @@ measurement (bench.runner.persist) and reports progress."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import time
@@ -78,11 +79,12 @@ def new_record(trial: PlannedTrial, variant: str, status: str = "ok", error: str
 
 
 def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: bool, load: LoadFn,
-                  sampler_hz: float = 10.0, fixed: FixedFn | None = None) -> Measurement:
+                  sampler_hz: float = 10.0, fixed: FixedFn | None = None, trace_hops: bool = False) -> Measurement:
     """Measure one trial on a running instance; `fresh` when this trial's start was its own.
 
     `fixed` gives the setup's fixed-cost processes (engine daemons): sampled over the same window,
-    stored apart in `record.fixed`, never counted in the instance's figures."""
+    stored apart in `record.fixed`, never counted in the instance's figures. `trace_hops`: count the
+    app's own packets per hop with eBPF too, where it runs (bench.metrics.hoptrace)."""
     workload = trial.workload
     record = new_record(trial, variant)
     record.facts = {**jsonable(instance.facts), "fresh_start": fresh}
@@ -92,16 +94,17 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
     if workload.kind == "startup":
         record.inside = inside_delta({}, get_stats(instance), workload)
         return Measurement(record)
-    probe = PathProbe(instance.network_path or loopback_path(), quiet_s=min(QUIET_S, workload.duration / 4)) \
-        if workload.kind == "load" else None
+    probe = PathProbe(instance.network_path or loopback_path(), quiet_s=min(QUIET_S, workload.duration / 4),
+                      trace=trace_hops, port=instance.port) if workload.kind == "load" else None
     if probe is not None:
         probe.quiet()  # before the /stats read below, so that request is not in the quiet baseline
     inside_before, engine_before = get_stats(instance), _engine(instance)
     if probe is not None:
         probe.before()
     fixed_roles: set[str] = set()
-    sampler, result, window = _sampled_window(_with_fixed(instance, fixed, fixed_roles), workload, load, sampler_hz,
-                                              counters=probe.read if probe is not None else None)
+    with probe.tracing() if probe is not None else contextlib.nullcontext():
+        sampler, result, window = _sampled_window(_with_fixed(instance, fixed, fixed_roles), workload, load,
+                                                  sampler_hz, counters=probe.read if probe is not None else None)
     inside_after, engine_after = get_stats(instance), _engine(instance)
     if probe is not None:
         probe.after()

@@ -93,6 +93,27 @@ def test_one_trials_counters_agree_with_ip_s_link_deltas_taken_around_it(docker_
           f"request; ip -s link around the trial: {after[veth]['tx_packets'] - before[veth]['tx_packets']} sent")
 
 
+def test_ebpf_counts_of_the_apps_own_packets_agree_with_the_interface_counters(docker_here):
+    """The same trial counted twice: by every interface's counters (all traffic) and by bpftrace (the
+    app's own connections only). On a quiet machine they must agree; the run's figures are the counters'."""
+    from bench.metrics.hoptrace import unavailable_reason
+
+    require(unavailable_reason() is None, f"eBPF tracing: {unavailable_reason()}")
+    scenario = _scenario([{"container": {"network": "bridge"}}])
+    setup = ContainerSetup({"network": "bridge"}, Pinning.default(), RUN_ID, workdir="/tmp")
+    setup.prepare()
+    (trial,), = starts_for(scenario, scenario.setups[0], 0)
+    with setup.running() as instance:
+        record = measure_trial(instance, trial, setup.variant(), True, generator_for(setup.pinning),
+                               trace_hops=True).record
+    assert record.status == "ok" and "unavailable" not in record.network_path["traced"], record.network_path
+    for name, step in _steps(record).items():
+        if step["step"] == "interface":
+            assert step["traced_packets_per_request"] == pytest.approx(step["packets_per_request"], rel=0.03), name
+            print(f"\n{name}: counters {step['packets_per_request']:.3f}, eBPF {step['traced_packets_per_request']:.3f}"
+                  f" packets per request")
+
+
 def _engine_folders() -> set[Path]:
     return set(private_engine.engine_folders())
 

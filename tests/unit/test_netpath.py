@@ -138,3 +138,35 @@ def test_the_app_reports_its_interfaces_from_inside_its_layer():
 
     interfaces = json.loads(do_stats())["net_dev"]
     assert set(interfaces["lo"]) == {"rx_bytes", "rx_packets", "tx_bytes", "tx_packets"}
+
+
+def test_the_ebpf_program_counts_only_the_apps_endpoints_and_its_output_becomes_rows():
+    from bench.metrics import hoptrace
+
+    text = hoptrace.program([(41051, None), (8080, "10.226.26.2")])
+    assert "($s == 41051 || $d == 41051)" in text
+    assert f"$ip->saddr == {0x021ae20a}" in text  # 10.226.26.2 as the kernel's big-endian word reads here
+    assert text.count("tracepoint:net:") == 2 and "interval:ms:100" in text
+    with pytest.raises(ValueError):
+        hoptrace.program([(0, None)])
+    rows = hoptrace.parse(["Attaching 3 probes...\n", "T 2000000000\n", "@p[4026531833, lo, 1]: 10\n",
+                           "@p[4026531833, lo, 0]: 10\n", "T 2100000000\n", "@p[4026531833, lo, 1]: 30\n",
+                           "@p[4026532400, veth9a, 0]: 4\n"])
+    assert rows == [(2.0, {(4026531833, "lo"): {"rx_packets": 10, "tx_packets": 10}}),
+                    (2.1, {(4026531833, "lo"): {"rx_packets": 0, "tx_packets": 30},
+                           (4026532400, "veth9a"): {"rx_packets": 4, "tx_packets": 0}})]
+
+
+def test_traced_packets_are_read_over_the_same_window_as_the_counters(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(netpath, "conntrack_entries", lambda: None)
+    probe = PathProbe(netpath.loopback_path(), quiet_s=0.0, trace=True, port=5000)
+    inode = netpath._netns_inode(Interface("lo", "loopback"))
+    probe.tracer = SimpleNamespace(rows=[(t / 10, {(inode, "lo"): {"rx_packets": 0, "tx_packets": 300 * t}})
+                                         for t in range(41)], error=None)
+    block = probe.summary(_rows({"host:lo": 3000.0}), (1.0, 3.0), 3000, {}, {}, None)
+    lo = block["path"][0]
+    assert lo["traced_packets_per_request"] == pytest.approx(2.0)  # 6,000 of the app's own in the window
+    assert lo["packets_per_request"] == pytest.approx(2.0)
+    assert block["traced"] == {"by": "bpftrace", "endpoints": [[5000, None]]}

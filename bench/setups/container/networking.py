@@ -156,6 +156,22 @@ def checked_direct_address(client, container, network: str = "bridge") -> tuple[
     return address, {"reached_at": address, "bridge": bridge, "bridge_subnet": str(subnet)}
 
 
+def app_endpoint(container, host_port: int | None, network: str = "bridge") -> tuple[int, str] | None:
+    """(port, IP) the app answers on inside the container, as the engine reports them: the port a
+    published host port maps to (or the first one the image exposes), on the container's address."""
+    container.reload()
+    settings = container.attrs.get("NetworkSettings") or {}
+    ports = settings.get("Ports") or {}
+    inside = next((key for key, bindings in ports.items() for binding in (bindings or ())
+                   if host_port is not None and str(binding.get("HostPort")) == str(host_port)), None)
+    inside = inside or next(iter(ports), None) or next(iter((container.attrs.get("Config") or {}).get("ExposedPorts") or {}),
+                                                       None)
+    try:
+        return int(str(inside).split("/")[0]), container_address(container, network)
+    except (ValueError, SetupError):
+        return None
+
+
 def peer_index(pid: int) -> int | None:
     """The host-side ifindex of the veth whose other end is eth0 in process `pid`'s namespace
     (`ip -j link` run there: its link_index); None when it cannot be read (not root)."""
@@ -193,7 +209,8 @@ def interface_named(index: int, netns_pid: int | None = None) -> str | None:
 
 def path_of(network: str, userland_proxy: bool, reach: str, init_pid: int, bridge: str | None,
             host_port: int | None, gvisor: bool = False, engine_pid: int | None = None,
-            reached_at: str | None = None, facts: dict | None = None):
+            reached_at: str | None = None, facts: dict | None = None,
+            endpoints: list[tuple[int, str | None]] | None = None):
     """The steps a request to this container takes (a bench.metrics.netpath.NetworkPath), with the
     interfaces named as they are now (the veth's host end found through the container's eth0);
     `engine_pid`: a private engine's dockerd."""
@@ -211,13 +228,14 @@ def path_of(network: str, userland_proxy: bool, reach: str, init_pid: int, bridg
     inside = Inside("eth0", GVISOR_INSIDE_NOTE if gvisor else "the container's own network namespace: its end of the "
                     "veth pair")
     facts = {**(facts or {}), **({} if veth else {"veth": "unknown: reading the container's namespace needs root"})}
+    endpoints = ([(host_port, None)] if host_port else []) + list(endpoints or [])
     if reach == CONTAINER_IP:
-        return NetworkPath(steps=(*wire, inside), reached_at=reached_at, facts=facts)
+        return NetworkPath(steps=(*wire, inside), reached_at=reached_at, facts=facts, endpoints=endpoints)
     if not userland_proxy:  # the client sits in the engine's namespace: its lo, then the bridge (DNAT)
         return NetworkPath(steps=(Interface("lo", "loopback", netns, engine_pid), *wire, inside),
-                           dnat_port=host_port, facts=facts)
+                           dnat_port=host_port, facts=facts, endpoints=endpoints)
     return NetworkPath(steps=(Interface("lo", "loopback"), Forwarder(PROXY.key), *wire, inside), dnat_port=host_port,
-                       facts=facts)
+                       facts=facts, endpoints=endpoints)
 
 
 def caveats(reach: str, engine) -> list[str]:
@@ -293,8 +311,10 @@ class NetworkVariants:
             if direct:
                 address, more = checked_direct_address(self.client(), container)
                 facts.update(more)
+        inside = app_endpoint(container, None if direct else port) if options.network == "bridge" else None
         path = path_of(options.network, options.userland_proxy, options.reach, init_pid, bridge,
-                       None if direct else port, self._gvisor(), engine_pid, address if direct else None, facts)
+                       None if direct else port, self._gvisor(), engine_pid, address if direct else None, facts,
+                       [inside] if inside else [])
         if direct:
             path.check_reach = lambda: checked_direct_address(self.client(), container)
         return address, path
