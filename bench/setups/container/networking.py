@@ -35,8 +35,10 @@ from bench.roles import PROXY
 
 PUBLISHED, CONTAINER_IP = "published", "container-ip"
 BRIDGE_OPTION = "com.docker.network.bridge.name"
-GVISOR_INSIDE_NOTE = ("under gVisor the app's /proc/net/dev is written by gVisor's sentry, not the host kernel: with "
-                      "--network=host (how it runs here) it reports the host's interfaces as the sentry sees them")
+GVISOR_INSIDE_NOTE = ("under gVisor the app's /proc/net/dev is written by gVisor's sentry, not by a kernel it shares: "
+                      "with --network=host (how it runs here) the sentry hands on the host's own counters (its lo "
+                      "moved exactly as the host's did), so it counts all of the host's lo; with gVisor's own "
+                      "netstack it would count the sandbox's interfaces")
 
 
 def options_problem(network: str, userland_proxy: bool, reach: str, runtime: str, engine: str = "docker") -> str | None:
