@@ -158,13 +158,16 @@ def journey(cell: Cell, role_labels: dict[str, str], declared_roles: list[str],
     forwarders = [hop.name for hop in path if hop.step == "process"]
     others = [role for role in cell.roles if role not in forwarders and role != APP.key]
     for role in forwarders + others:
-        cpu = _cpu_us(cell, role)
+        cpu, name = _cpu_us(cell, role), role_labels.get(role, role)
         if role in contains_app:  # QEMU: the app's own CPU (seen from inside) is drawn as the app's
-            cpu = max(0.0, cpu - (inside_cpu or 0.0))
+            cpu, name = max(0.0, cpu - (inside_cpu or 0.0)), f"{name.split(' (')[0]}, less the app inside it"
         if cpu >= MIN_SEGMENT_US or role in forwarders:
-            segments.append(Segment(role_labels.get(role, role), cpu, "process", role))
+            segments.append(Segment(name, cpu, "process", role))
     app_cpu = _cpu_us(cell, APP.key) if APP.key in cell.roles else (inside_cpu or 0.0)
-    segments.append(Segment("app process, outside its handler", max(0.0, app_cpu - in_app), "app", APP.key))
+    # Inside a guest, the app's CPU is the guest's count: its code, its system calls and the guest
+    # kernel's network stack run for it, all emulated under TCG.
+    app_label = "app process, outside its handler" + ("" if APP.key in cell.roles else " (as the guest counts it)")
+    segments.append(Segment(app_label, max(0.0, app_cpu - in_app), "app", APP.key))
     segments.append(Segment("in the app (Server-Timing)", in_app, "in_app", APP.key))
     attributed = sum(segment.us for segment in segments)
     segments.append(Segment("not attributed: waiting, wake-ups, queueing, the client",

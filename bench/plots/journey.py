@@ -17,7 +17,7 @@ from bench.plots._common import colour, new_figure, number, plain_ticks, save, s
 from bench.vocabulary import finite
 
 UNATTRIBUTED_COLOUR = "#d9d9d9"
-SHORT = {"app": "app process", "in_app": "in the app (Server-Timing)", "unattributed": "not attributed"}
+SHORT = {"in_app": "in the app (Server-Timing)", "unattributed": "not attributed"}
 IN_APP_COLOUR = "#000000"
 
 
@@ -79,7 +79,7 @@ def _draw(ax, run: Run, journey: Journey) -> None:
         fill = _segment_colour(run, journey, kind, role)
         ax.barh(row, us, left=start, height=0.62, color=fill, edgecolor="white",
                 hatch="//" if kind == "unattributed" else None)
-        words = "0 µs" if kind == "absent" else number(us, "µs")
+        words = "0 µs" if kind == "absent" or us == 0 else number(us, "µs")
         inside_bar = us > 0.16 * journey.latency_us
         ax.text(start + (us / 2 if inside_bar else us) + (0 if inside_bar else journey.latency_us * 0.008), row, words,
                 va="center", ha="center" if inside_bar else "left", fontsize=12,
@@ -89,7 +89,7 @@ def _draw(ax, run: Run, journey: Journey) -> None:
                     ha="left", fontsize=11, color="#333333").set_in_layout(False)
         start += us
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([label for label, *_ in rows])
+    ax.set_yticklabels([label.replace(" (", "\n(", 1) for label, *_ in rows])
     ax.invert_yaxis()
     ax.set_ylim(len(rows) - 0.5, -1.1)  # room above the first row for its hops
     ax.set_xlim(0, journey.latency_us * 1.18)
@@ -104,7 +104,7 @@ def _draw(ax, run: Run, journey: Journey) -> None:
         title += f" (CPU exceeds it by {number(journey.overlap_us, 'µs')}: overlapped)"
     if journey.reached_at:
         title += f"; loaded at {journey.reached_at}"
-    ax.set_title(title, fontsize=13, loc="left", color=colour(run, *journey.key))
+    ax.set_title(title, fontsize=13, loc="left", color="#1d1d1d")
 
 
 @styled
