@@ -35,6 +35,10 @@ def _chosen_scenario(name: str | None, setup_names: list[str] | None, workload_n
     return scenarios.with_option_everywhere(chosen, vm_options) if vm_options else chosen
 
 
+TRACE_HOPS_HELP = ("Also count the app's own packets at each hop with eBPF (bpftrace; root, BTF, tracefs), beside "
+                   "the interface counters.")
+
+
 @app.command()
 @guarded
 def run(
@@ -68,8 +72,7 @@ def run(
     limit: Optional[str] = typer.Option(None, "--limit", help="Limit the hosts as ansible-playbook does."),
     load_from: Optional[str] = typer.Option(None, "--load-from", help="Drive the load from this host; the app "
                                             "listens on the address it reaches (not loopback). One target."),
-    trace_hops: bool = typer.Option(False, "--trace-hops", help="Also count the app's own packets at each hop with "
-                                    "eBPF (bpftrace; root, BTF, tracefs), beside the interface counters."),
+    trace_hops: bool = typer.Option(False, "--trace-hops", help=TRACE_HOPS_HELP),
     allow_empty: bool = typer.Option(False, "--allow-empty", help=ALLOW_EMPTY_HELP),
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved.
@@ -93,7 +96,6 @@ def run(
     _warn_leftovers()
     if on_hosts:
         from bench.cli.fleet import run_on_hosts
-
         run_dir = run_on_hosts(chosen, hosts, inventory, limit, load_from, out, report)
     else:
         run_dir = _execute(chosen, out, resume_dir, narrate, trace_hops)
@@ -138,6 +140,12 @@ def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, nar
     from bench.progress import ProgressView
     from bench.runner import resume_run, run_scenario
 
+    if trace_hops:
+        from bench.metrics.hoptrace import unavailable_reason
+
+        reason = unavailable_reason()
+        console.print(safe(f"--trace-hops: {reason}; the interface counters only" if reason else
+                           "--trace-hops: bpftrace counts the app's own packets at each hop beside the counters"))
     run_dir = None
     view_class = LiveView if suits(console) else ProgressView  # plain lines for pipes, CI, NO_COLOR, TERM=dumb
     try:

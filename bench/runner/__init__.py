@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -25,7 +26,7 @@ from bench.netutil import LOOPBACK
 from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, runner_identity, save_run
 from bench.runlock import RunLock, refuse_if_live
 from bench.runner.figures import bracket_available_drop, disk_estimate
-from bench.runner.measure import LoadFn, Measurement, alive, measure_trial, new_record
+from bench.runner.measure import LoadFn, Measurement, alive, load_for, measure_trial, new_record
 from bench.runner.persist import append_trial, store_measurement
 from bench.runner.plan import PlannedTrial, converged, plan, resolve_pinning
 from bench.scenario import Scenario, SetupSpec, Workload
@@ -73,7 +74,7 @@ def load_spec(workload: Workload, host: str = LOOPBACK) -> LoadSpec:
 
 def generator_for(pinning: Pinning, host: str = LOOPBACK) -> LoadFn:
     """The load generator a workload asks for (built-in or wrk), on the load CPUs, targeting `host`
-    (127.0.0.1; a container's own IP only for a variant that asks for it: see Runner._load_for)."""
+    (127.0.0.1; a container's own IP only for a variant that asks for it: see measure.load_for)."""
     def load(port: int, workload: Workload) -> LoadResult:
         spec = load_spec(workload, host)
         if workload.load == "wrk":
@@ -201,8 +202,7 @@ class Runner:
         return self.run_dir
 
     def _release_setups(self) -> None:
-        """Stop what the setups started for the run (a private engine), even on Ctrl-C; a failure is
-        said, never raised over the run's own outcome."""
+        """Stop what setups started for the run (a private engine), even on Ctrl-C; a failure is said."""
         with signals_deferred():
             for name, setup in self.setups_by_key.items():
                 try:
@@ -353,22 +353,13 @@ class Runner:
         if estimate is not None:
             self.progress(Event("disk", f"{trial.key}: {estimate}"))
 
-    def _load_for(self, instance: Instance) -> LoadFn:
-        """The run's load function, or for an instance reached at its own address (a container's IP,
-        asked for by its variant) one aimed there, after the setup has checked that address again."""
-        reached = getattr(instance.network_path, "reached_at", None)
-        if reached is None:
-            return self.load
-        if reached != instance.address or self.record.split or instance.network_path.check_reach is None:
-            raise SetupError(f"refusing to load {reached}: not this instance's checked address on this machine")
-        instance.network_path.check_reach()
-        return generator_for(self.pinning, host=reached)
-
     def _run_trial(self, setup: Setup, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
         try:
             measurement: Measurement = measure_trial(instance, trial, self.variants[trial.setup_key], fresh,
-                                                     self._load_for(instance), self.sampler_hz,
-                                                     fixed=setup.fixed_processes, trace_hops=self.trace_hops)
+                                                     load_for(instance, self.load, partial(generator_for, self.pinning),
+                                                              bool(self.record.split)),
+                                                     self.sampler_hz, fixed=setup.fixed_processes,
+                                                     trace_hops=self.trace_hops)
         except (SetupError, OSError, RuntimeError, ValueError) as error:
             self._fail(trial, _reason(error))
             return
@@ -392,13 +383,7 @@ class Runner:
 def run_scenario(scenario: Scenario, results_dir: Path, progress: ProgressFn = no_progress,
                  command_line: list[str] | None = None, trace_hops: bool = False) -> Path:
     """Run every trial of `scenario`; returns the run folder (written after every trial). `trace_hops`:
-    count the app's own packets per hop with eBPF too, where it runs."""
-    if trace_hops:
-        from bench.metrics.hoptrace import unavailable_reason
-
-        reason = unavailable_reason()
-        progress(Event("skip", f"--trace-hops: {reason}; the interface counters only" if reason else
-                       "--trace-hops: bpftrace counts the app's own packets at each hop beside the counters"))
+    count the app's own packets per hop with eBPF too, where it runs (bench.metrics.hoptrace)."""
     return Runner(scenario, results_dir, progress, command_line, trace_hops=trace_hops).run()
 
 

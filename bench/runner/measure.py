@@ -17,6 +17,7 @@ from bench.load.builtin import LoadResult
 from bench.metrics.netpath import QUIET_S, PathProbe, loopback_path
 from bench.metrics.sampler import Sampler
 from bench.metrics.window import summarize_host, summarize_processes
+from bench.errors import SetupError
 from bench.results import TrialRecord, now_iso
 from bench.roles import ROLE_LOADGEN, RoleProcess
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
@@ -134,6 +135,19 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
         errors = f" (load errors: {result.errors})" if result is not None and result.errors else ""
         record.status, record.error = "failed", f"the setup stopped answering during the trial{errors}"
     return measurement
+
+
+def load_for(instance: Instance, load: LoadFn, aimed: Callable[[str], LoadFn], split: bool) -> LoadFn:
+    """`load`, or for an instance reached at its own address (a container's IP, asked for by its
+    variant) `aimed(address)`, once the setup has checked that address again; SetupError otherwise."""
+    path = instance.network_path
+    reached = getattr(path, "reached_at", None)
+    if reached is None:
+        return load
+    if reached != instance.address or split or path.check_reach is None:
+        raise SetupError(f"refusing to load {reached}: not this instance's checked address on this machine")
+    path.check_reach()
+    return aimed(reached)
 
 
 def _with_fixed(instance: Instance, fixed: FixedFn | None, fixed_roles: set[str]) -> Instance:

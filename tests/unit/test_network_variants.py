@@ -161,26 +161,27 @@ def test_the_user_daemons_orphan_shims_never_include_a_private_engines(monkeypat
     assert [shim.address for shim in shims.orphans(set())] == ["/var/run/docker/containerd/containerd.sock"]
 
 
-def test_the_runner_loads_a_direct_address_only_after_the_setup_checked_it_again(tmp_path, monkeypatch):
-    import bench.runner
-    from bench.runner import Runner
-    from bench.scenario import Scenario
+def test_a_direct_address_is_loaded_only_once_the_setup_checked_it_again():
+    from bench.runner.measure import load_for
 
-    aimed = []
-    monkeypatch.setattr(bench.runner, "generator_for", lambda pinning, host="127.0.0.1": aimed.append(host) or host)
-    runner = Runner(Scenario.model_validate({"name": "t", "setups": ["bare"], "workloads": ["hello"]}), tmp_path)
+    aimed, checks = [], []
+
+    def aim(host):
+        aimed.append(host)
+        return host
     plain = Instance(port=1, processes=list)
-    assert runner._load_for(plain) is runner.load
-    checks = []
+    assert load_for(plain, "the run's load", aim, split=False) == "the run's load" and aimed == []
     path = NetworkPath(steps=(Interface("docker0", "bridge"), Inside("eth0")), reached_at="172.17.0.2",
                        check_reach=lambda: checks.append("checked"))
     direct = Instance(port=8080, processes=list, address="172.17.0.2", network_path=path)
-    assert runner._load_for(direct) == "172.17.0.2" and aimed[-1] == "172.17.0.2" and checks == ["checked"]
-    for wrong in (Instance(port=8080, processes=list, address="172.17.0.9", network_path=path),
-                  Instance(port=8080, processes=list, address="172.17.0.2",
-                           network_path=NetworkPath(steps=(), reached_at="172.17.0.2"))):  # nothing to check it with
+    assert load_for(direct, "the run's load", aim, split=False) == "172.17.0.2" and checks == ["checked"]
+    for wrong, split in ((Instance(port=8080, processes=list, address="172.17.0.9", network_path=path), False),
+                         (direct, True),  # a split run never loads a container's IP
+                         (Instance(port=8080, processes=list, address="172.17.0.2",  # nothing to check it with
+                                   network_path=NetworkPath(steps=(), reached_at="172.17.0.2")), False)):
         with pytest.raises(SetupError, match="refusing to load"):
-            runner._load_for(wrong)
+            load_for(wrong, "the run's load", aim, split)
     path.check_reach = lambda: (_ for _ in ()).throw(SetupError("refusing to load the container directly: gone"))
     with pytest.raises(SetupError, match="gone"):
-        runner._load_for(direct)
+        load_for(direct, "the run's load", aim, split=False)
+    assert aimed == ["172.17.0.2"]
