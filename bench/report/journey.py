@@ -23,13 +23,13 @@ def hop_rows(run: Run, found: list[Journey]) -> list[dict]:
 
     rows = []
     for item in found:
-        cpu = {segment.role: segment.us for segment in item.segments if segment.kind == "process"}
+        cpu = {segment.role: (segment.label, segment.us) for segment in item.segments if segment.kind == "process"}
         for hop in item.hops:
             row = {"label": label(*item.key), "colour": css_colour(colour(run, *item.key)), "packets": "–",
                    "bytes": "–", "cpu": "–", "note": "", "traced": fmt(hop.traced_packets_per_request, 2)}
             if hop.step == "process":
-                role = run.roles.get(hop.name)
-                row.update(hop=role.label if role else hop.name, where="host process", cpu=fmt(cpu.get(hop.name)))
+                name, us = cpu.get(hop.name, (hop.name, None))  # QEMU's: less the app inside it
+                row.update(hop=name, where="host process", cpu=fmt(us))
             else:
                 row.update(hop=hop_name(hop), where=_where(hop.step, hop.netns), packets=fmt(hop.packets_per_request, 2),
                            bytes=fmt(hop.bytes_per_request, 0),
