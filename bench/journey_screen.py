@@ -32,13 +32,15 @@ def journey_lines(run: Run) -> list[Text]:
                   "bold")]
     width = max(len(label(*item.key)) for item in found)
     for item in found:
-        bar = Text()
-        for segment in item.segments:
-            chars = round(BAR_CHARS * segment.us / item.latency_us) if item.latency_us else 0
+        bar, done_us = Text(), 0.0
+        scale = BAR_CHARS / max(item.latency_us, item.attributed_us, 1e-9)
+        for segment in item.segments:  # cumulative rounding: the bar is never longer than BAR_CHARS
+            chars = round((done_us + segment.us) * scale) - round(done_us * scale)
+            done_us += segment.us
             bar.append(("▒" if segment.kind == "unattributed" else "█") * chars, STYLE.get(segment.kind, ""))
         bar.append(" " * max(0, BAR_CHARS - len(bar.plain)))
         roles = {key: role.label.split(" (")[0] for key, role in run.roles.items()}
-        parts = [f"{SHORT.get(segment.kind) or roles.get(segment.role or '', segment.label)} {short(segment.us)}"
+        parts = [f"{SHORT.get(segment.kind) or segment.label.split(' (')[0]} {short(segment.us)}"
                  for segment in item.segments if segment.us >= 0.5 or segment.kind == "process"]
         parts += [f"{roles.get(role, role)} none" for role in item.absent_roles]
         line = safe(f"  {label(*item.key):<{width}}  ").append(bar)
