@@ -106,10 +106,11 @@ def hops(cell: Cell) -> list[Hop]:
             found.append(Hop("process", step.get("role", "")))
             continue
         shares = [entry.get("background_share") for entry in same if finite(entry.get("background_share"))]
+        missing = next((entry.get("missing") for entry in same if entry.get("missing")), "")
         found.append(Hop(kind, step.get("name", ""), "inside" if kind == "inside" else step.get("kind", ""),
                          step.get("netns", ""), median_of(entry.get("packets_per_request") for entry in same),
                          median_of(entry.get("bytes_per_request") for entry in same), max(shares, default=None),
-                         step.get("note", "") or next((entry.get("missing") for entry in same if entry.get("missing")), ""),
+                         step.get("note", "") or missing,
                          median_of(entry.get("traced_packets_per_request") for entry in same)))
     return found
 
@@ -175,8 +176,7 @@ def journey(cell: Cell, role_labels: dict[str, str], declared_roles: list[str],
     absent = [role for role in declared_roles if role != APP.key and role not in cell.roles]
     dnat = median_of((trial.network_path.get("dnat") or {}).get("packets") for trial in _paths(cell))
     conntrack = median_of((trial.network_path.get("conntrack") or {}).get("entries_added") for trial in _paths(cell))
-    reached = next((trial.network_path.get("reached_at") for trial in _paths(cell) if trial.network_path.get("reached_at")),
-                   None)
+    reached = next((address for trial in _paths(cell) if (address := trial.network_path.get("reached_at"))), None)
     return Journey(cell.layer_key, cell.workload, _connections(cell), latency_us, source, segments, path,
                    max(0.0, attributed - latency_us), absent, dnat, conntrack, reached)
 

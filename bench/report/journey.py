@@ -31,8 +31,8 @@ def hop_rows(run: Run, found: list[Journey]) -> list[dict]:
                 name, us = cpu.get(hop.name, (hop.name, None))  # QEMU's: less the app inside it
                 row.update(hop=name, where="host process", cpu=fmt(us))
             else:
-                row.update(hop=hop_name(hop), where=_where(hop.step, hop.netns), packets=fmt(hop.packets_per_request, 2),
-                           bytes=fmt(hop.bytes_per_request, 0),
+                row.update(hop=hop_name(hop), where=_where(hop.step, hop.netns),
+                           packets=fmt(hop.packets_per_request, 2), bytes=fmt(hop.bytes_per_request, 0),
                            note=("other traffic: the quiet baseline explains "
                                  f"{hop.background_share:.0%} of it" if hop.flagged else ""))
             rows.append(row)

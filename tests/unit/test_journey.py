@@ -43,7 +43,8 @@ def test_the_proxy_and_qemu_segments_are_their_cpu_per_request_qemu_less_the_app
     vm = next(item for item in journeys(run) if item.key[0] == "vm")
     qemu = next(segment for segment in vm.segments if segment.role == "hypervisor")
     vm_cell = run.cell(*vm.key, vm.workload)
-    whole = vm_cell.roles["hypervisor"]["cpu_user_us_per_request"] + vm_cell.roles["hypervisor"]["cpu_sys_us_per_request"]
+    qemu_cpu = vm_cell.roles["hypervisor"]
+    whole = qemu_cpu["cpu_user_us_per_request"] + qemu_cpu["cpu_sys_us_per_request"]
     assert qemu.us == pytest.approx(whole - vm_cell.inside["cpu_us_per_request"])
     app = next(segment for segment in vm.segments if segment.kind == "app")
     in_app = next(segment for segment in vm.segments if segment.kind == "in_app")

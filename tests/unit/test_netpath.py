@@ -125,8 +125,8 @@ def test_an_engine_namespace_is_read_through_one_of_its_processes(monkeypatch):
         seen.append(pid)
         return {"lb-noproxy0": Counters(1, 2, 3, 4), "lo": Counters(0, 0, 0, 0)}
     monkeypatch.setattr(netpath, "read_net_dev", net_dev)
-    path = NetworkPath(steps=(Interface("lo", "loopback", "engine", 4242), Interface("lb-noproxy0", "bridge", "engine", 4242),
-                              Interface("lo", "loopback")))
+    path = NetworkPath(steps=(Interface("lo", "loopback", "engine", 4242),
+                              Interface("lb-noproxy0", "bridge", "engine", 4242), Interface("lo", "loopback")))
     found = path.read()
     assert found["engine:lb-noproxy0"] == {"rx_packets": 1, "tx_packets": 2, "rx_bytes": 3, "tx_bytes": 4}
     assert found["engine:lo"]["tx_packets"] == 0 and found["host:lo"] is not None  # the host's lo from sysfs

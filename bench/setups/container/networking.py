@@ -152,7 +152,8 @@ def checked_direct_address(client, container, network: str = "bridge") -> tuple[
     bridge, subnet = bridge_of(client, network)
     container.reload()
     address = container_address(container, network)
-    problem = direct_problem(address, subnet, bridge, _route_to(address), (Path("/sys/class/net") / bridge / "bridge").is_dir())
+    is_bridge = (Path("/sys/class/net") / bridge / "bridge").is_dir()
+    problem = direct_problem(address, subnet, bridge, _route_to(address), is_bridge)
     if problem is not None:
         raise SetupError(f"refusing to load the container directly: {problem}")
     return address, {"reached_at": address, "bridge": bridge, "bridge_subnet": str(subnet)}
@@ -166,8 +167,8 @@ def app_endpoint(container, host_port: int | None, network: str = "bridge") -> t
     ports = settings.get("Ports") or {}
     inside = next((key for key, bindings in ports.items() for binding in (bindings or ())
                    if host_port is not None and str(binding.get("HostPort")) == str(host_port)), None)
-    inside = inside or next(iter(ports), None) or next(iter((container.attrs.get("Config") or {}).get("ExposedPorts") or {}),
-                                                       None)
+    exposed = (container.attrs.get("Config") or {}).get("ExposedPorts") or {}
+    inside = inside or next(iter(ports), None) or next(iter(exposed), None)
     try:
         return int(str(inside).split("/")[0]), container_address(container, network)
     except (ValueError, SetupError):

@@ -245,7 +245,8 @@ class PrivateEngine:
         try:
             dockerd = psutil.Process(self.pid)
             found = [RoleProcess(DOCKERD.key, dockerd)]
-            found += [RoleProcess(CONTAINERD.key, child) for child in dockerd.children() if child.name() == "containerd"]
+            found += [RoleProcess(CONTAINERD.key, child) for child in dockerd.children()
+                      if child.name() == "containerd"]
         except psutil.Error:
             return []
         return found
