@@ -35,7 +35,8 @@ import numpy as np
 
 from bench.metrics.netcounters import COUNTER_NAMES, Counters, conntrack_entries, dnat_packets, read_net_dev, read_sysfs
 
-QUIET_S = 0.5  # the quiet baseline window before each load trial (a quarter of a shorter measured window)
+QUIET_S = 0.5  # the quiet baseline window before each load trial
+QUIET_FROM_S = 1.0  # trials measured for less (smoke runs, tests) skip it: their background stays unknown
 HOST, ENGINE = "host", "engine"  # the namespaces a hop can be read in (ENGINE: a private engine's own)
 
 
@@ -201,6 +202,8 @@ class PathProbe:
 
     def quiet(self) -> None:
         """The quiet baseline: what every hop carries in `quiet_s` with the setup up and no load."""
+        if self.quiet_s <= 0:
+            return
         first, began = self.read(), time.monotonic()
         self._sleep(self.quiet_s)
         last, seconds = self.read(), time.monotonic() - began

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from bench.load.builtin import LoadResult
-from bench.metrics.netpath import QUIET_S, PathProbe, loopback_path
+from bench.metrics.netpath import QUIET_FROM_S, QUIET_S, PathProbe, loopback_path
 from bench.metrics.sampler import Sampler
 from bench.metrics.window import summarize_host, summarize_processes
 from bench.errors import SetupError
@@ -95,7 +95,8 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
     if workload.kind == "startup":
         record.inside = inside_delta({}, get_stats(instance), workload)
         return Measurement(record)
-    probe = PathProbe(instance.network_path or loopback_path(), quiet_s=min(QUIET_S, workload.duration / 4),
+    probe = PathProbe(instance.network_path or loopback_path(),
+                      quiet_s=QUIET_S if workload.duration >= QUIET_FROM_S else 0.0,
                       trace=trace_hops, port=instance.port) if workload.kind == "load" else None
     if probe is not None:
         probe.quiet()  # before the /stats read below, so that request is not in the quiet baseline

@@ -116,6 +116,9 @@ def test_the_quiet_baseline_is_a_rate_per_second_of_what_the_hops_carry_with_no_
     monkeypatch.setattr(netpath.time, "monotonic", lambda: next(clock))
     probe.quiet()
     assert probe.quiet_rates["host:lo"]["tx_packets"] == pytest.approx(10.0)
+    short = PathProbe(netpath.loopback_path(), quiet_s=0.0, sleep=lambda seconds: pytest.fail("no quiet window"))
+    short.quiet()  # a trial too short for one (smoke runs, tests): its background stays unknown
+    assert short.quiet_rates == {}
 
 
 def test_an_engine_namespace_is_read_through_one_of_its_processes(monkeypatch):
