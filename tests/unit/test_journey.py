@@ -103,3 +103,16 @@ def test_the_demo_ends_on_the_journey_of_each_layer(run):
     assert "The journey of one request (hello, 8 connections)" in text
     assert "container (bridge)" in text and "docker-proxy" in text and "via lo 2.0 pkt/356 B" in text
     assert "docker-proxy none" in text  # the host-network container ran none
+
+
+def test_bench_demo_ends_on_the_journey_screen(tmp_path, monkeypatch):
+    """The demo through the real runner and CLI, every setup stood in for: its last lines are the journey."""
+    import bench.runner.measure
+    from tests.stand_ins import bench_ok, standing_in
+
+    monkeypatch.setattr(bench.runner.measure, "QUIET_S", 0.0)  # the stand-ins' load takes no time: nor should this
+    with standing_in(monkeypatch):
+        printed = bench_ok("demo", "--fast", "--out", str(tmp_path))
+    journey = printed[printed.index("The journey of one request"):]
+    assert "(hello, 8 connections)" in journey and "via lo" in journey and "bare" in journey
+    assert "vm (tcg)" in journey and "QEMU, less the app inside it" in journey
