@@ -19,6 +19,8 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
     5  a layer's `stack_layers` (the boxes of the layer-stack figure) and `fixed_roles`; a trial's
        `fixed` block (the engine daemons sampled over its window, apart from the instance's roles).
        v4 runs get the boxes of the setups they knew (data/stack_layers_v4.json) and no fixed costs.
+       Later, without a version bump (an optional block with an empty default, which older readers keep
+       as an extra field): a load trial's `network_path`, the packets and bytes at each hop.
 """
 
 from __future__ import annotations
@@ -84,6 +86,11 @@ class TrialRecord(_Model):
     # calibrate: the machine's speed measured on the app's CPUs just before and after the trial
     # (hashes_per_s, the geometric mean of the two; cpus; probe_s): bench.metrics.speed.
     speed: dict = Field(default_factory=dict)
+    # A load trial's network path, hop by hop (bench.metrics.netpath.PathProbe.summary documents
+    # every field): the steps from the load generator to the app in order, each interface with its
+    # rx/tx packets and bytes over the measured window and per request, the app's own interface seen
+    # from inside, connection-tracking entries and a published port's DNAT count over the trial.
+    network_path: dict = Field(default_factory=dict)
 
 
 class LayerRecord(_Model):

@@ -65,6 +65,10 @@ def _chosen_scenario(name: str | None, setup_names: list[str] | None, workload_n
     return scenarios.with_option_everywhere(chosen, vm_options) if vm_options else chosen
 
 
+TRACE_HOPS_HELP = ("Also count the app's own packets at each hop with eBPF (bpftrace; root, BTF, tracefs), beside "
+                   "the interface counters.")
+
+
 @app.command()
 @guarded
 def run(
@@ -91,6 +95,7 @@ def run(
     inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help=HELP["inventory"]),
     limit: Optional[str] = typer.Option(None, "--limit", help="Limit the hosts as ansible-playbook does."),
     load_from: Optional[str] = typer.Option(None, "--load-from", help=HELP["load_from"]),
+    trace_hops: bool = typer.Option(False, "--trace-hops", help=TRACE_HOPS_HELP),
     allow_empty: bool = typer.Option(False, "--allow-empty", help=ALLOW_EMPTY_HELP),
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved.
@@ -114,10 +119,9 @@ def run(
     _ready(chosen, out, here=not on_hosts)
     if on_hosts:
         from bench.cli.fleet import run_on_hosts
-
         run_dir = run_on_hosts(chosen, hosts, inventory, limit, load_from, out, report)
     else:
-        run_dir = _execute(chosen, out, resume_dir, narrate)
+        run_dir = _execute(chosen, out, resume_dir, narrate, trace_hops)
     if run_dir is not None:  # a fleet is printed and reported by run_on_hosts
         _finish(run_dir, report, _csv("--setups", setups_flag) if resume is None else None, allow_empty)
 
@@ -177,12 +181,19 @@ def _resumable(resume: str, out: Path) -> tuple[Path, scenarios.Scenario]:
     return resume_dir, scenarios.Scenario.model_validate(record.scenario)
 
 
-def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool) -> Path:
+def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool,
+             trace_hops: bool = False) -> Path:
     """Run (or resume) with a progress view; Interrupted naming where the measured trials are."""
     from bench.live import LiveView, suits
     from bench.progress import ProgressView
     from bench.runner import resume_run, run_scenario
 
+    if trace_hops:
+        from bench.metrics.hoptrace import unavailable_reason
+
+        reason = unavailable_reason()
+        console.print(safe(f"--trace-hops: {reason}; the interface counters only" if reason else
+                           "--trace-hops: bpftrace counts the app's own packets at each hop beside the counters"))
     run_dir = None
     view_class = LiveView if suits(console) else ProgressView  # plain lines for pipes, CI, NO_COLOR, TERM=dumb
     try:
@@ -195,7 +206,7 @@ def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, nar
 
             if resume_dir is not None:
                 return resume_run(resume_dir, progress)
-            return run_scenario(chosen, out, progress, command_line=["bench", *sys.argv[1:]])
+            return run_scenario(chosen, out, progress, command_line=["bench", *sys.argv[1:]], trace_hops=trace_hops)
     except KeyboardInterrupt:  # RunInterrupted (SIGTERM) is one too
         where = f"; the trials measured so far are in {run_dir}" if run_dir else ""
         raise Interrupted(f"interrupted{where}") from None
@@ -242,6 +253,16 @@ def _write_report(run_dir: Path) -> bool:
     return True
 
 
+def _print_journey(out: Path) -> None:
+    from bench.journey_screen import print_journey
+    from bench.model import Run
+
+    try:
+        print_journey(console, Run.load(results_store.resolve_run("latest", out)))
+    except (ResultsError, OSError):
+        pass  # no run to show: the error that stopped it was already said
+
+
 @app.command()
 @guarded
 def demo(
@@ -253,10 +274,16 @@ def demo(
     name = "quick" if fast or "classroom" not in scenarios.shipped() else "classroom"
     console.print(Text("layerbench demo", style="bold").append(": the same web app, the same Python, three ways "
                                                                "to run it. Watch what each layer adds."))
-    run.__wrapped__(scenario=name, setups_flag=None, workloads=None, apps_flag=None, duration=None, warmup=None,
-                    connections=None, repeat=None, budget=None, min_effect=None, wait_quiet=False,
-                    remeasure_busy=False, out=out, report=True, narrate=True, kernel=None, accel=None,
-                    resume=None, hosts=None, inventory=None, limit=None, load_from=None, allow_empty=False)
+    try:
+        run.__wrapped__(scenario=name, setups_flag=None, workloads=None, apps_flag=None, duration=None, warmup=None,
+                        connections=None, repeat=None, budget=None, min_effect=None, wait_quiet=False,
+                        remeasure_busy=False, out=out, report=True, narrate=True, kernel=None, accel=None,
+                        resume=None, hosts=None, inventory=None, limit=None, load_from=None, trace_hops=False,
+                        allow_empty=False)
+    except typer.Exit:  # some trials failed or a setup was skipped: what was measured still has its journey
+        _print_journey(out)
+        raise
+    _print_journey(out)  # the final screen: the journey of one request through each layer
     if open_report and (results_store.resolve_run("latest", out) / "report.html").exists():
         open_in_browser(results_store.resolve_run("latest", out) / "report.html")
 

@@ -224,6 +224,7 @@ def _split_settings(split: dict) -> list[tuple[str, str]]:
 def report_context(run: Run, embedded: list[dict]) -> dict:
     """Everything the template shows; `embedded` holds the charts as data: URIs."""
     from bench import results, summary
+    from bench.report.journey import journey_section
 
     return {
         "run_id": run.record.run_id,
@@ -244,7 +245,8 @@ def report_context(run: Run, embedded: list[dict]) -> dict:
         "headline": next((chart for chart in embedded if chart["name"] == "headline"), None),
         "layer_stack": next((chart for chart in embedded if chart["name"] == "layer_stack"), None),
         "apps_chart": next((chart for chart in embedded if chart["name"] == "by_app"), None),
-        "charts": [chart for chart in embedded if chart["name"] not in ("headline", "by_app", "layer_stack")],
+        "charts": [chart for chart in embedded if chart["name"] not in ("headline", "by_app", "layer_stack", "journey")],
+        **journey_section(run, embedded),
         "layers": layer_notes(run),
         "load_rows": load_rows(run),
         "cost_rows": cost_rows(run),

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -28,13 +29,14 @@ from bench.netutil import LOOPBACK
 from bench.results import LayerRecord, RunRecord, TrialRecord, load_run, new_run_id, now_iso, runner_identity, save_run
 from bench.runlock import RunLock, refuse_if_live
 from bench.runner.figures import bracket_available_drop, disk_estimate
-from bench.runner.measure import LoadFn, Measurement, alive, measure_trial, new_record
+from bench.runner.measure import LoadFn, Measurement, alive, load_for, measure_trial, new_record
 from bench.runner.persist import append_trial, store_measurement
 from bench.runner.plan import PlannedTrial, plan, resolve_pinning, round_starts, stop_after
 from bench.runner.process import pinned, sigterm_as_interrupt
 from bench.scenario import Scenario, SetupSpec, Workload
 from bench.setups import registry
 from bench.setups.base import Instance, Pinning, Setup
+from bench.setups.procutil import signals_deferred
 from bench.vocabulary import trial_line
 
 __all__ = ["Runner", "RunInterrupted", "check_apps", "resume_run", "run_scenario"]
@@ -49,10 +51,11 @@ def load_spec(workload: Workload, host: str = LOOPBACK) -> LoadSpec:
                     processes="auto", host=host)  # one generator process per load CPU
 
 
-def generator_for(pinning: Pinning) -> LoadFn:
-    """The load generator a workload asks for (built-in or wrk), on the load CPUs."""
+def generator_for(pinning: Pinning, host: str = LOOPBACK) -> LoadFn:
+    """The load generator a workload asks for (built-in or wrk), on the load CPUs, targeting `host`
+    (127.0.0.1; a container's own IP only for a variant that asks for it: see measure.load_for)."""
     def load(port: int, workload: Workload) -> LoadResult:
-        spec = load_spec(workload)
+        spec = load_spec(workload, host)
         if workload.load == "wrk":
             from bench.load import wrk  # optional external generator
 
@@ -102,10 +105,12 @@ class Runner:
 
     def __init__(self, scenario: Scenario, results_dir: Path, progress: ProgressFn = no_progress,
                  command_line: list[str] | None = None, sampler_hz: float = 10.0, resume: RunRecord | None = None,
-                 load: LoadFn | None = None, address: str = LOOPBACK, split: dict | None = None):
+                 load: LoadFn | None = None, address: str = LOOPBACK, split: dict | None = None,
+                 trace_hops: bool = False):
         self.scenario = scenario
         self.progress = progress
         self.sampler_hz = sampler_hz
+        self.trace_hops = trace_hops  # eBPF per-hop counts beside the counters, where it runs
         self.pinning = resolve_pinning(scenario)
         self.load = load or generator_for(self.pinning)
         self.address = address
@@ -159,12 +164,23 @@ class Runner:
             self.record.status = "incomplete"
             raise
         finally:
+            self._release_setups()
             self.record.finished_at = now_iso()
             save_run(self.run_dir, self.record)
             with contextlib.suppress(OSError):
                 self.workdir.rmdir()
         self.progress(Event("done", f"run {self.run_id} complete", data={"run_dir": str(self.run_dir)}))
         return self.run_dir
+
+    def _release_setups(self) -> None:
+        """Stop what setups started for the run (a private engine), even on Ctrl-C; a failure is said."""
+        with signals_deferred():
+            for name, setup in self.setups_by_key.items():
+                try:
+                    setup.release()
+                except Exception as error:
+                    self.progress(Event("skip", f"warning: could not release {name[1]}: {_reason(error)}; "
+                                                f"run `bench clean`"))
 
     def _run_rounds(self, pairs: list[tuple]) -> None:
         """Interleaved rounds: a fixed count, or (repeat: auto, or a budget) until every headline
@@ -357,7 +373,10 @@ class Runner:
     def _run_trial(self, setup: Setup, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
         try:
             measurement: Measurement = measure_trial(instance, trial, self.variants[trial.setup_key], fresh,
-                                                     self.load, self.sampler_hz, fixed=setup.fixed_processes,
+                                                     load_for(instance, self.load, partial(generator_for, self.pinning),
+                                                              bool(self.record.split)),
+                                                     self.sampler_hz, fixed=setup.fixed_processes,
+                                                     trace_hops=self.trace_hops,
                                                      speed_cpus=self.pinning.app_cpus if self.scenario.calibrate
                                                      else None)
         except (SetupError, OSError, RuntimeError, ValueError) as error:
@@ -381,9 +400,10 @@ class Runner:
 
 
 def run_scenario(scenario: Scenario, results_dir: Path, progress: ProgressFn = no_progress,
-                 command_line: list[str] | None = None) -> Path:
-    """Run every trial of `scenario`; returns the run folder (written after every trial)."""
-    return Runner(scenario, results_dir, progress, command_line).run()
+                 command_line: list[str] | None = None, trace_hops: bool = False) -> Path:
+    """Run every trial of `scenario`; returns the run folder (written after every trial). `trace_hops`:
+    count the app's own packets per hop with eBPF too, where it runs (bench.metrics.hoptrace)."""
+    return Runner(scenario, results_dir, progress, command_line, trace_hops=trace_hops).run()
 
 
 def resume_run(run_dir: Path, progress: ProgressFn = no_progress) -> Path:
