@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.model import Run
-from bench.vocabulary import (HEADLINE_METRICS, LATENCY_LABELS, MISSING, VERDICT_MEANING, VERDICT_STYLE, finite, fmt,
+from bench.vocabulary import (LATENCY_LABELS, MISSING, VERDICT_MEANING, VERDICT_STYLE, finite, fmt,
                                fmt_interval, label, metric, percent, phase_label, printable)
 
 

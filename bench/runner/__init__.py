@@ -10,18 +10,14 @@ Jobs are split: `plan` (order, seed, repeat: auto), `measure` (one trial on a ru
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import Iterator
 
 from bench import machine
 from bench.errors import SetupError
 from bench.events import Event, PlannedStart, PlannedWork, ProgressFn, RunInterrupted, no_progress
-from bench.load.builtin import LoadResult, LoadSpec, run_load
 from bench.metrics.quiet import wait_until_quiet
 from bench.metrics.window import mem_available_now
 from bench.model import BUSY_MACHINE_CORES
@@ -30,38 +26,19 @@ from bench.results import LayerRecord, RunRecord, TrialRecord, load_run, new_run
 from bench.runlock import RunLock, refuse_if_live
 from bench.runner.figures import bracket_available_drop, disk_estimate
 from bench.runner.measure import LoadFn, Measurement, alive, load_for, measure_trial, new_record
+from bench.runner.generator import generator_for, load_spec
 from bench.runner.persist import append_trial, store_measurement
 from bench.runner.plan import PlannedTrial, plan, resolve_pinning, round_starts, stop_after
 from bench.runner.process import pinned, sigterm_as_interrupt
-from bench.scenario import Scenario, SetupSpec, Workload
+from bench.scenario import Scenario, SetupSpec
 from bench.setups import registry
-from bench.setups.base import Instance, Pinning, Setup
+from bench.setups.base import Instance, Setup
 from bench.setups.procutil import signals_deferred
 from bench.vocabulary import trial_line
 
-__all__ = ["Runner", "RunInterrupted", "check_apps", "resume_run", "run_scenario"]
+__all__ = ["Runner", "RunInterrupted", "check_apps", "generator_for", "load_spec", "resume_run", "run_scenario"]
 
 MAX_ROUND_ATTEMPTS = 3  # remeasure_busy: a busy round is measured at most this many times
-
-
-def load_spec(workload: Workload, host: str = LOOPBACK) -> LoadSpec:
-    """What the generator is asked to do for a workload (here, or on a split run's load host)."""
-    return LoadSpec(path=workload.url_path, mode=workload.mode, connections=workload.connections,
-                    duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate,
-                    processes="auto", host=host)  # one generator process per load CPU
-
-
-def generator_for(pinning: Pinning, host: str = LOOPBACK) -> LoadFn:
-    """The load generator a workload asks for (built-in or wrk), on the load CPUs, targeting `host`
-    (127.0.0.1; a container's own IP only for a variant that asks for it: see measure.load_for)."""
-    def load(port: int, workload: Workload) -> LoadResult:
-        spec = load_spec(workload, host)
-        if workload.load == "wrk":
-            from bench.load import wrk  # optional external generator
-
-            return wrk.run_wrk(port, spec, pinning.load_cpus)
-        return run_load(port, spec)
-    return load
 
 
 def _side_by_side(copies: list[Instance]) -> Instance:

@@ -113,18 +113,14 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
     with probe.tracing() if probe is not None else contextlib.nullcontext():
         sampler, result, window = _sampled_window(_with_fixed(instance, fixed, fixed_roles), workload, load,
                                                   sampler_hz, counters=probe.read if probe is not None else None)
-    if speed_before is not None:  # bracketing the trial: the geometric mean of before and after
-        record.speed = {"hashes_per_s": math.sqrt(speed_before * machine_speed(speed_cpus)),
-                        "cpus": list(speed_cpus), "probe_s": PROBE_S}
+    if speed_before is not None:
+        record.speed = _bracketed_speed(speed_before, speed_cpus)
     inside_after, engine_after = get_stats(instance), _engine(instance)
     if probe is not None:
         probe.after()
     measurement = Measurement(record, sampler.process_rows, sampler.host_rows)
     _fill_usage(record, sampler, window, fixed_roles)
-    if trial.copies > 1 or workload.kind == "density":
-        record.facts["instances"] = trial.copies
-        record.memory_bytes.update({f"{key}_per_instance": value / trial.copies
-                                    for key, value in list(record.memory_bytes.items()) if value is not None})
+    _per_instance(record, trial)
     record.inside = inside_delta(inside_before, inside_after, workload)
     record.engine = engine_delta(engine_before, engine_after)
     if result is not None:
@@ -145,6 +141,19 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
         errors = f" (load errors: {result.errors})" if result is not None and result.errors else ""
         record.status, record.error = "failed", f"the setup stopped answering during the trial{errors}"
     return measurement
+
+
+def _bracketed_speed(before: float, cpus: tuple[int, ...]) -> dict:
+    """The machine's speed around a trial: the geometric mean of the probes before and after."""
+    return {"hashes_per_s": math.sqrt(before * machine_speed(cpus)), "cpus": list(cpus), "probe_s": PROBE_S}
+
+
+def _per_instance(record: TrialRecord, trial: PlannedTrial) -> None:
+    """Several copies measured at once (density, copies > 1): memory per instance too."""
+    if trial.copies > 1 or trial.workload.kind == "density":
+        record.facts["instances"] = trial.copies
+        record.memory_bytes.update({f"{key}_per_instance": value / trial.copies
+                                    for key, value in list(record.memory_bytes.items()) if value is not None})
 
 
 def load_for(instance: Instance, load: LoadFn, aimed: Callable[[str], LoadFn], split: bool) -> LoadFn:

@@ -8,14 +8,13 @@ import ipaddress
 import json
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
 from pydantic import ValidationError
 
 from bench.errors import SetupError
-from bench.metrics.netpath import Forwarder, Inside, Interface, NetworkPath, loopback_path
+from bench.metrics.netpath import Inside, Interface, NetworkPath, loopback_path
 from bench.setups.base import Instance, Pinning
 from bench.setups.container import ContainerSetup, networking, private_engine, shims
 

@@ -220,7 +220,7 @@ class PrivateEngine:
         if self.pid is None:
             raise SetupError("the private dockerd is not running")
         libc = ctypes.CDLL(None, use_errno=True)
-        home = os.open(f"/proc/thread-self/ns/net", os.O_RDONLY)
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
         try:
             target = os.open(f"/proc/{self.pid}/ns/net", os.O_RDONLY)
             try:
