@@ -2,7 +2,7 @@
 
 Standard library only. A thread per connection (ThreadingHTTPServer), HTTP/1.1 keep-alive,
 TCP_NODELAY, and every reply written in one send() so Nagle's algorithm and delayed ACKs
-can never add their ~40 ms to a keep-alive request (see DESIGN.md).
+can never add their ~40 ms to a keep-alive request (README.md, "How it measures").
 """
 
 from __future__ import annotations

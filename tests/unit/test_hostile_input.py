@@ -172,7 +172,7 @@ def _limit_memory() -> None:
 
 
 ANSWER_CPU_S = 2.0  # any input is answered within 2 s ...
-ANSWER_RSS_MB = 300  # ... and 300 MB of RSS (issue 11's bound; scripts/hostile_input_check.py prints each figure)
+ANSWER_RSS_MB = 300  # ... and 300 MB of RSS (issue 11's bound; tools/hostile_input_check.py prints each figure)
 
 
 @pytest.mark.parametrize("make,expected", list(BOUNDED_FILES.values()), ids=list(BOUNDED_FILES))

@@ -5,8 +5,9 @@ and `bench clean` must answer: a user's image that is not here, a run that measu
 with nothing to check, a malformed --fail-on, control characters and formulas bound for an export,
 NO_COLOR on a terminal, and a runner killed during the KVM probe. Each says what it expects.
 
-    .venv/bin/python scripts/hostile_input_check.py
-    .venv/bin/python scripts/hostile_input_check.py --bench /work/main/.venv/bin/bench  # another checkout
+    .venv/bin/python -m tools.hostile_input_check
+    .venv/bin/python -m tools.hostile_input_check --bench /work/main/.venv/bin/bench  # another checkout
+    .venv/bin/python -m tools.hostile_input_check --only bomb   # the cases whose name holds "bomb"
 
 Each child runs under an address-space limit (--max-memory-mb) and a timeout, so measuring an
 older checkout that reads /dev/zero to the end cannot take the machine down with it. The issue 22
@@ -359,20 +360,22 @@ def issue22_cases(folder: Path, python: str) -> dict[str, Case]:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", default=shutil.which("bench", path=str(Path(sys.executable).parent)) or "bench",
                         help="the bench executable to try (default: this venv's)")
     parser.add_argument("--max-memory-mb", type=int, default=2048, help="address-space limit per child")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a child is killed")
-    args = parser.parse_args()
+    parser.add_argument("--only", default="", help="only the cases whose name contains this text")
+    args = parser.parse_args(argv)
     python = str(Path(args.bench).parent / "python")  # the checked checkout's interpreter
     failures = 0
     with tempfile.TemporaryDirectory(prefix="layerbench-hostile-") as folder:
         stop = threading.Event()
         print(f"{'input':40} {'wall s':>7} {'RSS MB':>7} {'exit':>5}  answer")
         scenario_cases = {name: Case([path], 1, one_line=True) for name, path in cases(Path(folder)).items()}
-        for name, case in {**scenario_cases, **issue22_cases(Path(folder), python)}.items():
+        chosen = {**scenario_cases, **issue22_cases(Path(folder), python)}
+        for name, case in ((name, case) for name, case in chosen.items() if args.only in name):
             if name in WRITERS:
                 threading.Thread(target=_endless_writer, args=(case.args[0], stop, *WRITERS[name]),
                                  daemon=True).start()
