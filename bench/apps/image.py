@@ -12,8 +12,6 @@ apps' /hello); "ready" is the first 200 on `ready` (default: `path`). Nothing is
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bench.apps.base import (App, ContainerImage, Endpoint, Layer, LayerNote, Place, ProgressFn, Start, Tree,
                              no_progress)
 from bench.apps.registry import register
