@@ -92,7 +92,7 @@ class Start:
     port: int  # the port it listens on: the one it was given, or an image's own
     env: dict[str, str] | None = None  # None: the layer's default (the runner's own; an image's own)
     user: tuple[int, int] | None = None  # (uid, gid) it runs as; None: who starts it, or an image's own user
-    workdir: str = "/"  # inside its files (with a tree or an image)
+    workdir: str = "/"  # inside its tree (bare chroot, VM); an engine keeps the image's own WORKDIR
     ready_line: str | None = None  # a line it prints once it listens (else the port is watched)
     drops_own_privileges: bool = False  # argv itself becomes `user` (else the launcher switches user first)
     read_only_root: bool = True  # its root filesystem can be mounted read-only (a tmpfs then holds /tmp)
