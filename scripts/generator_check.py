@@ -3,10 +3,12 @@ generator and with wrk (one thread, same connections, same pinning) and prints b
 throughput with a 95% interval, and how busy each generator was.
 
   --target app    (default) the `generator-check` scenario through the runner: bare /hello of
-                  layerbench's own app. Exit 1 when built-in / wrk is below 0.8.
+                  layerbench's own app. Exit 3 when built-in / wrk is below 0.8.
   --target nginx  Debian's nginx (one worker, `return 200`) started here in a temporary folder;
-                  fast enough that the client is what gets measured. Exit 1 when built-in / wrk
+                  fast enough that the client is what gets measured. Exit 3 when built-in / wrk
                   is below 0.9 (the goal), so the built-in generator is the limit on such a server.
+
+Exit 0: at or above the goal; 3: measured, below the goal; 2: an error; 130: interrupted.
 
     .venv/bin/python scripts/generator_check.py [--target app|nginx] [--repeat N] [--duration S]
 """
@@ -26,6 +28,7 @@ from bench.load.builtin import LoadResult, LoadSpec, is_generator_bound, run_loa
 
 NGINX_GOAL = 0.9  # built-in / wrk the built-in generator should reach on a fast server
 APP_GOAL = 0.8
+BELOW_GOAL = 3  # the exit status of a measurement below its goal (1 is Python's own for a crash)
 SEED = 12
 
 
@@ -45,7 +48,7 @@ def check_app(repeat: int, duration: float) -> int:
     ratio = stats.ratio_ci(values["hello-builtin"], values["hello-wrk"], seed=scenario.seed)
     print(f"built-in / wrk = {ratio.median:.3f} (95% interval {ratio.low:.3f}..{ratio.high:.3f}); "
           f"pinning {record.pinning}")
-    return 0 if ratio.median >= APP_GOAL else 1
+    return 0 if ratio.median >= APP_GOAL else BELOW_GOAL
 
 
 def _cpu_per_request_us(result: LoadResult) -> float:
@@ -104,7 +107,7 @@ def check_nginx(repeat: int, duration: float, connections: int) -> int:
           f"{repeat} repeats of {duration:g} s; built-in generator-bound in {bound} of {repeat} trials")
     print(f"CPU per request, wrk / built-in = {cost.median:.3f} (95% interval {cost.low:.3f}..{cost.high:.3f}): "
           f"the built-in's ceiling relative to wrk's when both are CPU-bound")
-    return 0 if ratio.median >= NGINX_GOAL else 1
+    return 0 if ratio.median >= NGINX_GOAL else BELOW_GOAL
 
 
 def _sigterm_as_interrupt(signum, frame):

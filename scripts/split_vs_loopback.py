@@ -21,15 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.testhosts import start_hosts, write_hosts_file  # noqa: E402
+from tests.testhosts import start_hosts, write_inventory  # noqa: E402
 
 BENCH = [sys.executable, "-m", "bench"]
 
 
-def one_run(kind: str, common: list[str], hosts_file: Path, out: Path) -> dict:
+def one_run(kind: str, common: list[str], inventory: Path, out: Path) -> dict:
     extra = ["--hosts", "lab2", "--load-from", "lab1"] if kind == "split" else ["--hosts", "lab2"]
     before = set(out.iterdir())
-    command = [*BENCH, "run", *common, *extra, "--hosts-file", str(hosts_file), "--out", str(out)]
+    command = [*BENCH, "run", *common, *extra, "--inventory", str(inventory), "--out", str(out)]
     subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     fleet = sorted(set(out.iterdir()) - before)[-1]
     summary = json.loads(subprocess.run([*BENCH, "show", str(fleet), "--format", "json"], cwd=ROOT,
@@ -52,10 +52,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill PID` removes the hosts like Ctrl-C
     runs = []
     with start_hosts(2, docker=True) as hosts:
-        hosts_file = write_hosts_file(hosts, args.out / "hosts.yaml")
+        inventory = write_inventory(hosts, args.out / "inventory.yml")
         for _ in range(args.rounds):  # alternate, so drift on a shared machine hits both alike
             for kind in ("split", "loopback"):
-                runs.append(one_run(kind, common, hosts_file, args.out))
+                runs.append(one_run(kind, common, inventory, args.out))
                 for label, cell in runs[-1]["cells"].items():
                     rps, p99 = cell["rps"], cell["p99_ms"]
                     print(f"{kind:8} {label:20} {rps['median']:8,.0f} req/s [{rps['low']:,.0f}-{rps['high']:,.0f}]"

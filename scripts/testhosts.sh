@@ -2,6 +2,7 @@
 # Test hosts by hand: containers with sshd (and their own dockerd with --docker) on a network of their own.
 #   scripts/testhosts.sh build          build the image (debootstrap + docker import) unless cached
 #   scripts/testhosts.sh up 2 --docker  start two hosts, print `ssh -F CONFIG lab1`, Ctrl-C removes all
+#       ... --inventory lab.yml         also an Ansible inventory (group labs; lab1 with become, lab2 on port 2222)
 #   scripts/testhosts.sh clean          remove what a killed session left (label layerbench-testhost)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -9,6 +9,9 @@ import threading
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# The width of the terminal pytest runs in, or the 80 columns pytest-xdist gives its workers, must not
+# reach bench's consoles (created at import): tests that print tables pass COLUMNS to the command.
+os.environ.pop("COLUMNS", None)
 
 
 def require(available: bool, reason: str) -> None:
@@ -18,6 +21,21 @@ def require(available: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI must provide this: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def pinning_of_this_worker():
+    """Under pytest-xdist, the second worker pins the other way round (app side on the first CPU,
+    load on the rest), so two workers' apps and QEMUs do not queue on one CPU while the other idles."""
+    from bench.setups.base import Pinning
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if os.environ.get("PYTEST_XDIST_WORKER") != "gw1" or len(cpus) < 2:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Pinning, "default", classmethod(lambda cls: cls(app_cpus=(cpus[0],), load_cpus=tuple(cpus[1:]))))
+        yield
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ LABEL = "layerbench-testhost"  # not "layerbench": other tests' leftover checks 
 IMAGE_REPO = "layerbench-testhost"
 SUITE = "bookworm"
 USER = "lab"
-PACKAGES = ("openssh-server", "python3", "python3-venv", "iproute2", "procps", "docker.io", "wrk")
+PACKAGES = ("openssh-server", "python3", "python3-venv", "iproute2", "procps", "docker.io", "wrk", "sudo")
 WITH_QEMU = ("qemu-system-x86", "busybox-static", "lz4")  # optional: the vm setup inside a test host (TCG)
 INIT_SCRIPT = Path(__file__).with_name("testhost_init.sh")
 DEB_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "layerbench" / "testhost-debs"
@@ -39,6 +39,8 @@ UsePAM no
 UseDNS no
 PrintMotd no
 """
+# The login user may become root without a password (Ansible's become, and a split run's sudo -n).
+SUDOERS = f"{USER} ALL=(ALL:ALL) NOPASSWD: ALL\n"
 # What a container never needs and that takes room: downloaded .debs, package lists, docs.
 TRIM = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info")
 
@@ -72,7 +74,8 @@ def apt_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
 
 def image_tag(packages: tuple[str, ...] = PACKAGES, mirror: str | None = None) -> str:
     """layerbench-testhost:<12 hex>, a hash of everything that goes into the image."""
-    recipe = "\n".join([SUITE, mirror or apt_mirror(), *sorted(packages), SSHD_CONFIG, INIT_SCRIPT.read_text()])
+    recipe = "\n".join([SUITE, mirror or apt_mirror(), *sorted(packages), SSHD_CONFIG, SUDOERS,
+                        INIT_SCRIPT.read_text()])
     return f"{IMAGE_REPO}:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
 
@@ -140,6 +143,9 @@ def _configure(rootfs: Path) -> None:
     # for key logins; "*" means "no password" without locking.
     subprocess.run(["chroot", str(rootfs), "usermod", "--password", "*", USER], check=True, capture_output=True)
     (rootfs / "etc/ssh/sshd_config.d/testhost.conf").write_text(SSHD_CONFIG)
+    if (rootfs / "etc/sudoers.d").is_dir():
+        (rootfs / "etc/sudoers.d/testhost").write_text(SUDOERS)
+        (rootfs / "etc/sudoers.d/testhost").chmod(0o440)
     for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
     init = rootfs / "usr/local/sbin/testhost-init"
@@ -159,3 +165,57 @@ def _import(rootfs: Path, tag: str) -> None:
     tar.wait()
     if result.returncode != 0 or tar.returncode != 0:
         raise LabError(f"docker import failed: {result.stderr.strip() or 'tar exited ' + str(tar.returncode)}")
+
+
+PROBE = "import platform, sys; print('%d.%d' % sys.version_info[:2], platform.libc_ver()[1], platform.machine())"
+
+
+def build_ready_image(base: Image, progress=lambda message: None) -> Image:
+    """The test-host image with layerbench's dependencies already in the venvs of `lab` and root,
+    where a fleet run installs them (bench/fleet/playbooks/fleet.yml), so that a run installs only
+    layerbench's own wheel. Tagged with the base image and the wheelhouse (a hash of the
+    dependencies and the hosts' Python): made once, found in Docker's cache afterwards."""
+    from bench.fleet.wheel import requirements
+    from bench.fleet.wheelhouse import Interpreter, wheelhouse_for
+
+    probed = subprocess.run(["docker", "run", "--rm", "--entrypoint", "python3", base.tag, "-c", PROBE],
+                            capture_output=True, text=True)
+    if probed.returncode != 0:
+        raise LabError(f"cannot probe the test-host image's Python: {probed.stderr.strip()[-200:]}")
+    wheelhouse = wheelhouse_for(requirements(), Interpreter(*probed.stdout.split()))
+    python = probed.stdout.split()[0]
+    tag = f"{base.tag}-deps-{wheelhouse.name}"
+    size = image_size_bytes(tag)
+    if size is not None:
+        return Image(tag, built=False, build_s=0.0, size_bytes=size)
+    progress(f"installing layerbench's dependencies into the test-host image as {tag}")
+    began = time.perf_counter()
+    pip = next(wheelhouse.glob("pip-*.whl")).name
+    install = (f"set -e; base=$HOME/.cache/layerbench/fleet; mkdir -p $base/wheels; "
+               f"cp /tmp/wheelhouse/*.whl $base/wheels/; python3 -m venv --without-pip $base/venv-{python}; "
+               f"$base/venv-{python}/bin/python $base/wheels/{pip}/pip "
+               f"install --quiet --disable-pip-version-check --no-index --find-links $base/wheels "
+               f"{' '.join(repr(requirement) for requirement in requirements())}; "
+               f"touch $base/wheels/.wheelhouse-{wheelhouse.name}")
+    container = f"layerbench-testhost-ready-{os.getpid()}"
+    try:
+        run = subprocess.run(["docker", "run", "--name", container, "--volume", f"{wheelhouse}:/wheelhouse:ro",
+                              "--entrypoint", "sh", base.tag, "-c",
+                              f"cp -r /wheelhouse /tmp/wheelhouse && chmod -R a+rX /tmp/wheelhouse && {install} && "
+                              f"runuser -u {USER} -- sh -c {_quote(install)} && rm -rf /tmp/wheelhouse"],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            raise LabError(f"installing the dependencies into the test-host image failed: {run.stderr.strip()[-300:]}")
+        committed = subprocess.run(["docker", "commit", "--change", 'ENTRYPOINT ["/usr/local/sbin/testhost-init"]',
+                                    "--change", "CMD []", container, tag], capture_output=True, text=True)
+        if committed.returncode != 0:
+            raise LabError(f"docker commit failed: {committed.stderr.strip()}")
+    finally:
+        subprocess.run(["docker", "rm", "--force", container], capture_output=True)
+    return Image(tag, built=True, build_s=time.perf_counter() - began, size_bytes=image_size_bytes(tag) or 0)
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)

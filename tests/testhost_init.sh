@@ -2,7 +2,8 @@
 # Entry point of a layerbench test host (baked into the image by tests/testhost_image.py).
 # Host keys are made here, not at build time, so no two hosts (or two builds) share one; the
 # client's public key comes in TESTHOST_AUTHORIZED_KEY; TESTHOST_DOCKERD=1 starts a Docker engine
-# first, so that a host that answers ssh also answers `docker info`.
+# first, so that a host that answers ssh also answers `docker info`; TESTHOST_SSH_PORT moves sshd
+# off port 22.
 set -eu
 
 ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key
@@ -31,4 +32,4 @@ if [ "${TESTHOST_DOCKERD:-0}" = 1 ]; then
     done
 fi
 
-exec /usr/sbin/sshd -D -e
+exec /usr/sbin/sshd -D -e -p "${TESTHOST_SSH_PORT:-22}"

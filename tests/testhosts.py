@@ -1,11 +1,13 @@
 """Test hosts made on this machine: containers with their own sshd (and Docker engine, when asked).
 
-    with start_hosts(2, docker=True) as hosts:
+    with start_hosts(2, docker=True, ports={"lab2": 2222}) as hosts:
         hosts[0].ssh("true")                      # or: ssh -F hosts[0].ssh_config lab1 true
+        write_inventory(hosts, path, become={"lab1"})   # an Ansible inventory, group `labs`
 
 Each host is a container of the test-host image (tests/testhost_image.py) on a user-defined
-Docker network of its own, reached at its own address; sshd logs in user `lab` with a key pair
-made for this session. Everything a session creates carries the label `layerbench-testhost=<session>`
+Docker network of its own, reached at its own address; sshd (on port 22 or the one asked for)
+logs in user `lab` with a key pair made for this session; `lab` may sudo to root without a
+password, which Ansible's become uses. Everything a session creates carries the label `layerbench-testhost=<session>`
 (not `layerbench`, so other tests' leftover checks ignore it) and is removed on the way out, also
 after Ctrl-C. Manual use: `python -m tests.testhosts up 2 --docker` (scripts/testhosts.sh).
 """
@@ -46,6 +48,7 @@ class LabHost:
     container: str
     session: str
     docker: bool  # runs its own dockerd
+    port: int  # sshd's port
     ssh_config: Path
     identity: Path
 
@@ -61,9 +64,12 @@ class LabHost:
 
 @contextlib.contextmanager
 def start_hosts(count: int, docker: bool = False, packages: tuple[str, ...] = PACKAGES,
-                progress=lambda message: None) -> Iterator[list[LabHost]]:
-    """Start `count` hosts (with their own dockerd when `docker`), yield them ready for ssh, remove all."""
-    image = build_image(packages, progress=progress)
+                progress=lambda message: None, ports: dict[str, int] | None = None,
+                image: str | None = None) -> Iterator[list[LabHost]]:
+    """Start `count` hosts of `image` (default: the test-host image of `packages`; with their own
+    dockerd when `docker`; sshd on `ports[name]`, else 22), yield them ready for ssh, remove all."""
+    ports = ports or {}
+    tag = image or build_image(packages, progress=progress).tag
     session = f"lbth-{os.getpid()}-{secrets.token_hex(3)}"
     keydir = Path(tempfile.mkdtemp(prefix=f"{session}-"))
     try:
@@ -73,9 +79,10 @@ def start_hosts(count: int, docker: bool = False, packages: tuple[str, ...] = PA
         network = _docker("network", "create", "--internal", "--label", f"{LABEL}={session}", "--label",
                           f"{PID_LABEL}={os.getpid()}", f"{session}-net")
         progress(f"session {session}: network {network[:12]}, starting {count} host(s)")
-        containers = [_run_host(image.tag, session, f"lab{index}", identity, docker) for index in range(1, count + 1)]
-        hosts = [LabHost(f"lab{index}", _address(container, session), container, session, docker,
-                         keydir / "ssh_config", identity) for index, container in enumerate(containers, 1)]
+        names = [f"lab{index}" for index in range(1, count + 1)]
+        containers = [_run_host(tag, session, name, identity, docker, ports.get(name, 22)) for name in names]
+        hosts = [LabHost(name, _address(container, session), container, session, docker, ports.get(name, 22),
+                         keydir / "ssh_config", identity) for name, container in zip(names, containers)]
         write_ssh_config(hosts, keydir / "ssh_config")
         for host in hosts:
             _wait_ready(host)
@@ -88,6 +95,7 @@ def write_ssh_config(hosts: list[LabHost], path: Path) -> None:
     """An OpenSSH client config with one `Host` block per host; a master connection per host for speed."""
     blocks = [f"""Host {host.name}
     HostName {host.address}
+    Port {host.port}
     User {USER}
     IdentityFile {host.identity}
     IdentitiesOnly yes
@@ -104,18 +112,30 @@ def write_ssh_config(hosts: list[LabHost], path: Path) -> None:
     path.write_text("\n".join(blocks))
 
 
-def write_hosts_file(hosts: list[LabHost], path: Path, names: dict[str, str] | None = None) -> Path:
-    """A layerbench hosts file (bench/fleet/hostsfile.py) for these hosts; `names` renames some.
+def write_inventory(hosts: list[LabHost], path: Path, group: str = "labs", become: set[str] | frozenset = frozenset(),
+                    names: dict[str, str] | None = None) -> Path:
+    """An Ansible inventory (YAML) with these hosts in `group`; the hosts in `become` run as root
+    through sudo (Ansible's become); `names` renames some.
 
     Host keys are made fresh at every start and addresses come back in later sessions, so the
-    file tells ssh not to keep or check them (test hosts only: they live on an internal network)."""
+    inventory tells ssh not to keep or check them (test hosts only: they live on an internal network)."""
+    import yaml
+
     names = names or {}
-    blocks = ["hosts:"]
+    members = {}
     for host in hosts:
-        blocks += [f"  {names.get(host.name, host.name)}:", f"    host: {host.address}", f"    user: {USER}",
-                   f"    key: {host.identity}", "    options: {StrictHostKeyChecking: 'no', "
-                   "UserKnownHostsFile: /dev/null, LogLevel: ERROR}"]
-    path.write_text("\n".join(blocks) + "\n")
+        entry = {"ansible_host": host.address}
+        if host.port != 22:
+            entry["ansible_port"] = host.port
+        if host.name in become:
+            entry["ansible_become"] = True
+        members[names.get(host.name, host.name)] = entry
+    inventory = {"all": {"vars": {"ansible_user": USER, "ansible_ssh_private_key_file": str(host.identity),
+                                  "ansible_python_interpreter": "/usr/bin/python3",
+                                  "ansible_ssh_common_args": "-o StrictHostKeyChecking=no "
+                                                             "-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"},
+                         "children": {group: {"hosts": members}}}}
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False))
     return path
 
 
@@ -166,11 +186,12 @@ def clean_leftovers(include_live: bool = False) -> list[str]:
     return removed
 
 
-def _run_host(tag: str, session: str, name: str, identity: Path, docker: bool) -> str:
+def _run_host(tag: str, session: str, name: str, identity: Path, docker: bool, port: int = 22) -> str:
     container = f"{session}-{name}"
     labels = ["--label", f"{LABEL}={session}", "--label", f"{PID_LABEL}={os.getpid()}"]
     command = ["run", "--detach", "--init", "--name", container, "--hostname", name, "--network", f"{session}-net",
-               *labels, "--env", f"TESTHOST_AUTHORIZED_KEY={identity.with_suffix('.pub').read_text().strip()}"]
+               *labels, "--env", f"TESTHOST_AUTHORIZED_KEY={identity.with_suffix('.pub').read_text().strip()}",
+               "--env", f"TESTHOST_SSH_PORT={port}"]
     if docker:
         volume = _docker("volume", "create", *labels, f"{container}-docker")
         command += [*DOCKERD_FLAGS, "--volume", f"{volume}:/var/lib/docker", "--env", "TESTHOST_DOCKERD=1"]
@@ -270,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("up", help="start hosts, print their ssh config, wait for Ctrl-C")
     up.add_argument("count", type=int, nargs="?", default=2)
     up.add_argument("--docker", action="store_true", help="each host runs its own dockerd")
+    up.add_argument("--inventory", type=Path, help="also write an Ansible inventory there: group labs, lab1 runs "
+                                                   "as root through become, lab2's sshd listens on port 2222")
     commands.add_parser("list", help="what carries the test-host label")
     commands.add_parser("clean", help="remove sessions whose owner died").add_argument("--all", action="store_true")
     args = parser.parse_args(argv)
@@ -286,9 +309,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{image.tag}: {image.size_bytes / 1e6:.0f} MB, " +
                   (f"built in {image.build_s:.1f} s" if image.built else "cached"))
         elif args.command == "up":
-            with start_hosts(args.count, docker=args.docker, packages=packages, progress=print) as hosts:
+            ports = {"lab2": 2222} if args.inventory else {}
+            with start_hosts(args.count, docker=args.docker, packages=packages, progress=print, ports=ports) as hosts:
                 for host in hosts:
-                    print(f"{host.name} {host.address} docker={host.docker}")
+                    print(f"{host.name} {host.address}:{host.port} docker={host.docker}")
+                if args.inventory:
+                    print(f"inventory: {write_inventory(hosts, args.inventory, become={'lab1'})}")
                 print(f"ready: ssh -F {hosts[0].ssh_config} {hosts[0].name}   (Ctrl-C removes everything)", flush=True)
                 signal.pause()
         elif args.command == "list":

@@ -20,44 +20,56 @@ from bench.errors import ExitStatus, LayerbenchError, ResultsError
 from bench.terminal import safe
 
 hosts_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
-                        help="Hosts of the hosts file (./hosts.yaml): check what can run where.")
+                        help="Hosts of an Ansible inventory: check what can run where; convert an old hosts file.")
 app.add_typer(hosts_app, name="hosts")
 
 
-def run_on_hosts(chosen, hosts: list[str] | None, hosts_file: Path | None, load_from: str | None, out: Path,
-                 report: bool) -> Path | None:
+def run_on_hosts(chosen, hosts: str | None, inventory: Path | None, limit: str | None, load_from: str | None,
+                 out: Path, report: bool) -> Path | None:
     """`bench run --hosts` / `--load-from`: a fleet (printed and reported here, None returned), or a
     split run with this machine as the target (its run folder returned, for the usual finish)."""
-    from bench.fleet.hostsfile import pick
+    from bench.fleet.inventory import LOCAL, select
 
-    entries = pick(hosts, hosts_file) if hosts else []
-    load = pick([load_from], hosts_file)[0] if load_from else None
-    if load is not None and len(entries) > 1:
+    fleet_hosts, found = select(hosts, limit, inventory) if hosts else ([], None)
+    load = None
+    if load_from:
+        if load_from == LOCAL:
+            from bench.fleet.inventory import LOCAL_HOST
+
+            load = LOCAL_HOST
+        else:
+            load_hosts, found = select(load_from, None, inventory if found is None else found.path)
+            if len(load_hosts) != 1:
+                raise LayerbenchError(f"--load-from {load_from} names {len(load_hosts)} hosts; name one")
+            load = load_hosts[0]
+    if load is not None and len(fleet_hosts) > 1:
         raise LayerbenchError("--load-from drives one target at a time: name one host in --hosts "
                               "(or none, for this machine)")
     command_line = ["bench", *sys.argv[1:]]
-    if load is not None and not entries:
-        return _split_here(chosen, load, out, command_line)
+    if load is not None and not fleet_hosts:
+        return _split_here(chosen, load, found, out, command_line)
     from bench.fleet.orchestrate import run_fleet
     from bench.fleet.view import FleetProgressView
 
     with FleetProgressView(console) as view:
-        fleet_dir = run_fleet(chosen, entries, out, view, command_line, load_from=load)
+        fleet_dir = run_fleet(chosen, fleet_hosts, found, out, view, command_line, load_from=load)
     _finish_fleet(fleet_dir, report)
     return None
 
 
-def _split_here(chosen, load, out: Path, command_line: list[str]) -> Path:
+def _split_here(chosen, load, inventory, out: Path, command_line: list[str]) -> Path:
     from bench.errors import Interrupted
-    from bench.fleet.splitrun import split_here
+    from bench.fleet.split import split_here
     from bench.live import LiveView, suits
     from bench.progress import ProgressView
 
     view_class = LiveView if suits(console) else ProgressView  # as bench run chooses
+    say = lambda line: console.print(safe(line, "bold yellow" if "split" in line else "dim"))  # noqa: E731
+    if load.is_local:  # refused before any view is drawn
+        return split_here(chosen, load, inventory, out, lambda event: None, command_line, say)
     try:
         with view_class(console) as view:
-            return split_here(chosen, load, out, view, command_line,
-                              say=lambda line: console.print(safe(line, "bold yellow" if "split" in line else "dim")))
+            return split_here(chosen, load, inventory, out, view, command_line, say)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; the trials measured so far are under {out}") from None
 
@@ -70,7 +82,7 @@ def _finish_fleet(fleet_dir: Path, report: bool) -> None:
     print_fleet(console, fleet)
     if report:
         try:
-            console.print(safe(f"report: {report_fleet(fleet_dir)}"))
+            console.print(safe(f"report: {report_fleet(fleet_dir)}"), soft_wrap=True)
         except Exception as error:  # a report problem must never hide the measured results
             console.print(Text("warning: ", style="yellow").append(safe(f"report not written: {error}")))
     if not fleet.runs:
@@ -152,16 +164,19 @@ def fleet_lines(results_dir: Path) -> list[str]:
 
 @hosts_app.command("check")
 @guarded
-def hosts_check(hosts: Optional[str] = typer.Option(None, "--hosts", help="Comma-separated host names (default: "
-                                                    "every host in the file, and local)."),
-                hosts_file: Optional[Path] = typer.Option(None, "--hosts-file", help="Default ./hosts.yaml.")) -> None:
-    """For each host: reachable or not, which setups can run there, and the command that fixes each one
-    that cannot. Installs layerbench on a host that lacks it (a run would need it)."""
+def hosts_check(hosts: Optional[str] = typer.Option(None, "--hosts", help="Hosts or groups of the inventory, "
+                                                    "comma-separated, and local (default: all of them, and local)."),
+                inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help="An Ansible inventory "
+                                                         "(default $LAYERBENCH_INVENTORY, ./inventory.yml)."),
+                limit: Optional[str] = typer.Option(None, "--limit", help="Further limit the hosts, as in Ansible.")
+                ) -> None:
+    """For each host: reachable or not (Ansible's ping), which setups can run there, and the command that
+    fixes each one that cannot. Installs layerbench on a host that lacks it (a run would need it)."""
     from bench.fleet.check import check_hosts, check_lines
-    from bench.fleet.hostsfile import LOCAL, load_hosts, pick
+    from bench.fleet.inventory import select
 
-    names = [part.strip() for part in hosts.split(",") if part.strip()] if hosts else [LOCAL, *load_hosts(hosts_file)]
-    checks = check_hosts(pick(names, hosts_file), progress=lambda line: console.print(safe(line, "dim")))
+    chosen, found = select(hosts if hosts is not None else "all,local", limit, inventory)
+    checks = check_hosts(chosen, found, progress=lambda line: console.print(safe(line, "dim")))
     for check in checks:
         for style, line in check_lines(check):
             console.print(safe(line, style or None))
@@ -169,16 +184,32 @@ def hosts_check(hosts: Optional[str] = typer.Option(None, "--hosts", help="Comma
         raise typer.Exit(int(ExitStatus.ERROR))
 
 
+@hosts_app.command("convert")
+@guarded
+def hosts_convert(path: Path = typer.Argument(..., help="A layerbench hosts file (hosts.yaml).")) -> None:
+    """Print the Ansible inventory (YAML) that says what an old layerbench hosts file said."""
+    from bench.fleet.legacy import convert
+
+    sys.stdout.write(convert(path))
+
+
 @app.command("load")
 @guarded
-def load_command(port: int = typer.Option(..., "--port", min=1, max=65535, help="The target's port."),
-                 spec: str = typer.Option(..., "--spec", help="The load as JSON (bench.load.wire): path, mode, "
-                                          "connections, duration_s, warmup_s, rate_rps, processes, host."),
+def load_command(port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="The target's port."),
+                 spec: Optional[str] = typer.Option(None, "--spec", help="The load as JSON (bench.load.wire): path, "
+                                                    "mode, connections, duration_s, warmup_s, rate_rps, processes, host."),
                  generator: str = typer.Option("builtin", "--generator", help="builtin or wrk."),
-                 as_json: bool = typer.Option(False, "--json", help="One JSON line with every latency.")) -> None:
-    """Drive HTTP load at spec.host:PORT from this machine (a split run's load host runs this over ssh)."""
+                 as_json: bool = typer.Option(False, "--json", help="One JSON line with every latency."),
+                 serve: bool = typer.Option(False, "--serve", help="Serve load requests, one JSON line each on stdin "
+                                            "({port, spec, generator}), one result line each on stdout.")) -> None:
+    """Drive HTTP load at spec.host:PORT from this machine (a split run's load host serves it over ssh)."""
     from bench.fleet.split import LocalLoad
     from bench.load.wire import result_to_dict, spec_from_dict
+
+    if serve:
+        raise typer.Exit(_serve_load())
+    if port is None or spec is None:
+        raise LayerbenchError("bench load needs --port and --spec (or --serve)")
 
     try:
         load_spec = spec_from_dict(json.loads(spec))
@@ -198,11 +229,33 @@ def load_command(port: int = typer.Option(..., "--port", min=1, max=65535, help=
                            f"{result.errors or 'none'}"))
 
 
+def _serve_load() -> int:
+    """`bench load --serve`: this machine's description first, then one result per request, until EOF."""
+    from bench import machine
+    from bench.fleet.split import LocalLoad
+    from bench.load.wire import result_to_dict, spec_from_dict
+
+    print(json.dumps({"machine": machine.describe()}, default=str), flush=True)
+    for line in sys.stdin:
+        try:
+            request = json.loads(line)
+            spec = spec_from_dict(request.get("spec"))
+            result = LocalLoad().run_spec(int(request["port"]), spec, str(request.get("generator") or "builtin"))
+            reply = {"kind": "load_result", "result": result_to_dict(result)}
+        except Exception as error:  # one failed trial, said; the server goes on
+            reply = {"kind": "load_error", "message": str(error) or type(error).__name__}
+        print(json.dumps(reply, allow_nan=False), flush=True)
+    return 0
+
+
 @app.command("remote-run", hidden=True)
 @guarded
-def remote_run(job: Path = typer.Argument(..., help="The job file the control host wrote."),
-               out: Path = typer.Option(..., "--out", help="Folder that receives the run folder.")) -> None:
+def remote_run(job: str = typer.Argument(..., help="The job file the control host wrote (-: the first line of "
+                                         "stdin)."),
+               out: Path = typer.Option(..., "--out", help="Folder that receives the run folder."),
+               watchdog: bool = typer.Option(False, "--watchdog", help="Stop when nobody touches OUT/heartbeat "
+                                             "for a minute (the control host is gone).")) -> None:
     """Run a fleet's job on this host, talking JSON lines on stdout (used by bench run --hosts)."""
     from bench.fleet.worker import run_job
 
-    raise typer.Exit(run_job(job, out))
+    raise typer.Exit(run_job(Path(job), out, watched=watchdog))

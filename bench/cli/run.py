@@ -12,7 +12,7 @@ from rich.text import Text
 from bench import results as results_store
 from bench import scenario as scenarios
 from bench.cli.common import DEFAULT_RESULTS, _csv, _print_error, app, console, errors, guarded, open_in_browser
-from bench.errors import ExitStatus, Interrupted, ResultsError
+from bench.errors import ExitStatus, Interrupted, LayerbenchError, ResultsError
 from bench.terminal import safe
 
 
@@ -60,11 +60,13 @@ def run(
                                         "auto (probe KVM, else TCG), kvm, tcg."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Finish an interrupted run (id or folder) with "
                                          "its own settings; other flags are ignored."),
-    hosts: Optional[str] = typer.Option(None, "--hosts", help="Run on these hosts of the hosts file in parallel "
-                                        "(local = this machine), into one fleet folder, e.g. lab1,lab2,local."),
+    hosts: Optional[str] = typer.Option(None, "--hosts", help="Run on these hosts or groups of the inventory in "
+                                        "parallel (local = this machine), into one fleet folder, e.g. labs,local."),
+    inventory: Optional[Path] = typer.Option(None, "--inventory", "-i", help="Ansible inventory (INI, YAML); "
+                                             "default $LAYERBENCH_INVENTORY, ./inventory.yml."),
+    limit: Optional[str] = typer.Option(None, "--limit", help="Limit the hosts as ansible-playbook does."),
     load_from: Optional[str] = typer.Option(None, "--load-from", help="Drive the load from this host; the app "
                                             "listens on the address it reaches (not loopback). One target."),
-    hosts_file: Optional[Path] = typer.Option(None, "--hosts-file", help="Default ./hosts.yaml ($LAYERBENCH_HOSTS)."),
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved.
 
@@ -89,7 +91,7 @@ def run(
     if (hosts or load_from) and resume_dir is None:
         from bench.cli.fleet import run_on_hosts
 
-        run_dir = run_on_hosts(chosen, _csv("--hosts", hosts), hosts_file, load_from, out, report)
+        run_dir = run_on_hosts(chosen, hosts, inventory, limit, load_from, out, report)
     else:
         run_dir = _execute(chosen, out, resume_dir, narrate)
     if run_dir is not None:  # a fleet is printed and reported by run_on_hosts
@@ -98,8 +100,15 @@ def run(
 
 def _resumable(resume: str, out: Path) -> tuple[Path, scenarios.Scenario]:
     """The folder and scenario of an interrupted run to finish; refused while its runner still runs."""
+    from bench.fleet.record import resolve as fleet_folder
     from bench.runlock import refuse_if_live
 
+    fleet_dir = fleet_folder(resume, out)
+    if fleet_dir is not None:
+        raise LayerbenchError(f"{fleet_dir.name} is a fleet, which cannot be resumed: each host's run is its own. "
+                              f"Run the hosts that did not finish again (bench run ... --hosts NAMES), and "
+                              f"`bench clean` first if its runner was killed; `bench compare` puts the runs side by "
+                              f"side")
     resume_dir = results_store.resolve_run(resume, out)
     record = results_store.load_run(resume_dir)
     refuse_if_live(resume_dir, record.runner_pid)  # one writer per run (the runner's lock enforces it)
@@ -140,7 +149,7 @@ def _finish(run_dir: Path, report: bool, named: list[str] | None) -> None:
     measured = Run.load(run_dir)
     print_run(console, measured)
     written = _write_report(run_dir) if report else True
-    console.print(safe(f"results: {run_dir}"))
+    console.print(safe(f"results: {run_dir}"), soft_wrap=True)  # a path stays one line, to copy
     skipped = [entry.get("setup") for entry in measured.record.skipped if entry.get("setup") in (named or [])]
     if not written:
         raise typer.Exit(int(ExitStatus.ERROR))
@@ -168,7 +177,7 @@ def _write_report(run_dir: Path) -> bool:
     except Exception as error:  # a report problem must never hide the measured results: they are printed
         _print_error(f"report not written: {error}")
         return False
-    console.print(safe(f"report: {path}"))
+    console.print(safe(f"report: {path}"), soft_wrap=True)  # a path stays one line, to copy
     return True
 
 
@@ -185,7 +194,7 @@ def demo(
                                                                "to run it. Watch what each layer adds."))
     run.__wrapped__(scenario=name, setups_flag=None, workloads=None, apps_flag=None, duration=None, warmup=None,
                     connections=None, repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None,
-                    resume=None, hosts=None, load_from=None, hosts_file=None)
+                    resume=None, hosts=None, inventory=None, limit=None, load_from=None)
     if open_report and (results_store.resolve_run("latest", out) / "report.html").exists():
         open_in_browser(results_store.resolve_run("latest", out) / "report.html")
 

@@ -92,7 +92,7 @@ def report(
         path = fleets.report_fleet(fleet_dir) if fleet_dir else write_run_report(stored)
     except OSError as error:
         raise ResultsError(f"cannot write the report: {error}") from None
-    console.print(safe(f"report: {path}"))
+    console.print(safe(f"report: {path}"), soft_wrap=True)  # a path stays one line, to copy
     if open_report:
         open_in_browser(path)
     if stored is not None:
@@ -139,7 +139,7 @@ def _compare_page(comparison, target: Path) -> None:
     console.print(comparison_table(comparison))
     for caveat in comparison.caveats:
         console.print(Text("warning: ", style="yellow").append(safe(caveat.text)))
-    console.print(safe(f"page: {path}"))
+    console.print(safe(f"page: {path}"), soft_wrap=True)  # a path stays one line, to copy
 
 
 def _gate(comparison, fail_on: str | None, out: Console) -> None:

@@ -48,6 +48,10 @@ def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftove
     if run_id is not None:
         leftovers.refuse_live_run(run_id, results_dir)
     removed = leftovers.clean(run_id, caches=images)
+    if run_id is None:  # fleets whose runner was killed: what they left on their hosts and here
+        from bench.fleet.cleanup import clean_fleets
+
+        removed += clean_fleets(results_dir)
     console.print(safe("\n".join(f"removed {item}" for item in removed) or "nothing to clean"))
 
 

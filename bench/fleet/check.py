@@ -1,18 +1,14 @@
-"""`bench hosts check`: for each host, whether it is reachable, which setups can run there, and the
-one command that fixes each one that cannot. Remote hosts answer with `bench doctor --json` from
-their own layerbench (installed there first when missing: a run would need it anyway)."""
+"""`bench hosts check`: for each host, whether Ansible reaches it (ping) and, from layerbench's own
+`bench doctor --json` there (installed first when missing: a run would need it anyway), which
+setups can run and the one command that fixes each one that cannot. `local` answers here."""
 
 from __future__ import annotations
 
-import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from bench.errors import LayerbenchError
-from bench.fleet.hostsfile import HostEntry
-from bench.fleet.remote import RemotePlace
-from bench.fleet.ssh import SshSession
+from bench.fleet.engine import Listener, Playbook, require_ansible
+from bench.fleet.inventory import FleetHost
+from bench.fleet.localdirs import LocalFolder
 
 
 @dataclass
@@ -20,51 +16,57 @@ class HostCheck:
     name: str
     target: str
     reachable: bool
-    detail: str  # python and install state, or why it cannot be reached
+    detail: str  # python and install state, or Ansible's reason
     fix: str = ""  # for an unreachable host: what to try
     doctor: dict = field(default_factory=dict)  # bench doctor --json from the host
 
 
-def _check_remote(place: RemotePlace, entry: HostEntry, wheel_of, progress) -> HostCheck:
-    try:
-        probe = place.inspect()
-    except LayerbenchError as error:
-        port = f" -p {entry.port}" if entry.port else ""
-        key = f" -i {entry.key}" if entry.key else ""
-        return HostCheck(entry.name, entry.target, False, str(error),
-                         f"check host, user, port and key in the hosts file; try: ssh{port}{key} "
-                         f"{entry.user + '@' if entry.user else ''}{entry.host} true")
-    try:
-        done = place.prepare(wheel_of(), lambda message: progress(f"{entry.name}: {message}"))
-        out = place.ssh.check(place.bench("doctor", "--json"), "bench doctor --json", timeout_s=300)
-        doctor = json.loads(out.strip().splitlines()[-1])
-    except (LayerbenchError, ValueError, IndexError) as error:
-        return HostCheck(entry.name, entry.target, True, f"python {probe.python_full}; layerbench could not "
-                         f"answer: {error}")
-    return HostCheck(entry.name, entry.target, True, f"python {probe.python_full}, {done}", doctor=doctor)
+class _Found(Listener):
+    def __init__(self, progress):
+        self.progress, self.probes, self.doctors = progress, {}, {}
+
+    def task(self, host, name, done):
+        if done and name.startswith(("install", "copy the dependencies")):
+            self.progress(f"{host}: {name}: done")
+
+    def probe(self, host, found):
+        self.probes[host] = found
+
+    def doctor(self, host, found):
+        self.doctors[host] = found
 
 
-def check_hosts(entries: list[HostEntry], progress=lambda message: None) -> list[HostCheck]:
-    """Every host checked in parallel, in the order given."""
+def check_hosts(hosts: list[FleetHost], inventory, progress=lambda message: None) -> list[HostCheck]:
+    """Every host checked (the inventory's in one playbook, in parallel), in the order given."""
     from bench.doctor import doctor_report
     from bench.fleet.wheel import build_wheel
 
-    lock, built = threading.Lock(), {}
-
-    def wheel_of():
-        with lock:
-            if "wheel" not in built:
-                built["wheel"] = build_wheel()
-            return built["wheel"]
-
-    with SshSession() as session:
-        def one(entry: HostEntry) -> HostCheck:
-            if entry.is_local:
-                return HostCheck(entry.name, entry.target, True, "this machine", doctor=doctor_report())
-            return _check_remote(RemotePlace(session.to(entry)), entry, wheel_of, progress)
-
-        with ThreadPoolExecutor(max_workers=max(1, min(8, len(entries)))) as pool:
-            return list(pool.map(one, entries))
+    remote = [host.name for host in hosts if not host.is_local]
+    found, outcome = _Found(progress), None
+    if remote:
+        require_ansible()
+        wheel = build_wheel()
+        with LocalFolder() as folder:
+            outcome = Playbook(inventory, folder, found).run(
+                remote, ["check"], {"lb_version": wheel.version, "lb_wheel": str(wheel.path), "lb_fleet_id": "-"})
+    checks = []
+    for host in hosts:
+        if host.is_local:
+            checks.append(HostCheck(host.name, host.target, True, "this machine", doctor=doctor_report()))
+            continue
+        probe = found.probes.get(host.name)
+        why = outcome.failed.get(host.name)
+        if probe is None:
+            checks.append(HostCheck(host.name, host.target, False, why or "no answer",
+                                    f"check ansible_host, ansible_port, ansible_user and the key for {host.name}; "
+                                    f"try: ansible -i {inventory.path} {host.name} -m ping"))
+        elif why or host.name not in found.doctors:
+            checks.append(HostCheck(host.name, host.target, True, f"python {probe.get('python_full')} as "
+                                    f"{probe.get('user')}; layerbench could not answer: {why or 'no doctor report'}"))
+        else:
+            checks.append(HostCheck(host.name, host.target, True, f"python {probe.get('python_full')} as "
+                                    f"{probe.get('user')}, layerbench installed", doctor=found.doctors[host.name]))
+    return checks
 
 
 def check_lines(check: HostCheck) -> list[tuple[str, str]]:

@@ -66,6 +66,9 @@ class Fleet:
     def caveats(self) -> list[Caveat]:
         """Hosts that did not finish, the split (if any), then what the comparison warns about."""
         found = []
+        if self.record.runner_gone(self.fleet_dir):
+            found.append(Caveat("host", "", "this fleet says it is running, but its runner is gone (killed): "
+                                            "`bench clean` stops what it left on the hosts and marks it interrupted"))
         for outcome in self.hosts:
             if outcome.status != "complete":
                 found.append(Caveat("host", outcome.name, f"host {outcome.name} ({outcome.target}) is {outcome.status}"

@@ -8,6 +8,9 @@ fleet.json is rewritten atomically whenever a host's state changes, so a fleet i
 killed half-way still says which hosts finished.
 
 Format history: 1  first format.
+                2  the runner (pid, host) and its lock (runner.lock), the inventory, the local ssh
+                   folder, each host's user and Python: a fleet whose runner is gone reads as
+                   interrupted, and `bench clean` knows where to stop what it left.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from bench.errors import ResultsError
 from bench.results import RUN_FILE, atomic_write, list_runs, now_iso
 
 FLEET_FILE = "fleet.json"
-FLEET_FORMAT_VERSION = 1
+FLEET_FORMAT_VERSION = 2
 HostStatus = Literal["pending", "preparing", "running", "fetching", "complete", "incomplete", "failed",
                      "interrupted"]
 FINISHED = ("complete", "incomplete", "failed", "interrupted")
@@ -43,6 +46,8 @@ class HostOutcome(_Model):
     run_dir: str | None = None  # relative to the fleet folder
     run_id: str | None = None
     installed: str | None = None  # what preparing it did ("installed layerbench 0.1.0+...")
+    user: str | None = None  # who the run went as there (after become)
+    python: str | None = None  # the Python of its venv
     started_at: str | None = None
     finished_at: str | None = None
 
@@ -57,6 +62,11 @@ class FleetRecord(_Model):
     scenario: dict = Field(default_factory=dict)
     split: dict = Field(default_factory=dict)  # load_host, load_address, listen_address (split runs)
     hosts: list[HostOutcome] = Field(default_factory=list)
+    inventory: str | None = None  # the inventory's absolute path (bench clean reads it again)
+    inventory_named: bool = True  # named by the user (False: found in the current folder)
+    runner_pid: int = 0
+    runner_host: dict = Field(default_factory=dict)  # hostname, boot_id of the machine that ran it
+    local_folder: str | None = None  # /tmp/lb-ssh-*: ansible-runner's data and the ssh sockets
 
     def host(self, name: str) -> HostOutcome:
         return next(outcome for outcome in self.hosts if outcome.name == name)
@@ -64,6 +74,20 @@ class FleetRecord(_Model):
     @property
     def targets(self) -> list[HostOutcome]:
         return [outcome for outcome in self.hosts if outcome.role == "target"]
+
+    def runner_gone(self, fleet_dir: Path) -> bool:
+        """A fleet that says "running" whose runner is dead (killed): nobody will finish it."""
+        from bench.machine import this_host
+        from bench.runlock import live_writer
+
+        if self.status != "running":
+            return False
+        here, there = this_host(), self.runner_host
+        if there and there.get("hostname") != here["hostname"]:
+            return False  # written on another machine: only that machine can tell
+        if there.get("boot_id") and here["boot_id"] and there["boot_id"] != here["boot_id"]:
+            return True  # written before a reboot
+        return live_writer(fleet_dir, self.runner_pid) is None
 
 
 def save_fleet(fleet_dir: Path, record: FleetRecord) -> None:
@@ -129,5 +153,7 @@ def run_folders(fleet_dir: Path, record: FleetRecord) -> list[tuple[str, Path]]:
 
 
 def new_fleet(fleet_id: str, scenario: dict, command_line: list[str], hosts: list[HostOutcome]) -> FleetRecord:
+    from bench.machine import this_host
+
     return FleetRecord(fleet_id=fleet_id, created_at=now_iso(), scenario=scenario, command_line=command_line,
-                       hosts=hosts)
+                       hosts=hosts, runner_host=this_host())

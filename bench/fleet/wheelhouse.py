@@ -5,27 +5,34 @@ once with `pip download` for the host's interpreter, glibc and CPU, and cached u
 of all of these: a second host of the same kind, or a second run, downloads nothing. pip itself
 is in the wheelhouse too: the host runs it from its wheel, so it needs only `python3` (no
 python3-venv, no pip of its own).
+
+The fleet's playbook asks for a host's wheelhouse on the control with
+`python -m bench.fleet.wheelhouse PYTHON GLIBC ARCH`, which prints one JSON line: the key, a tar
+of the folder (copied to the host in one piece) and pip's wheel.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
+import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
-import threading
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from bench.errors import LayerbenchError
-from bench.fleet.wheel import DIST_NAME, Wheel
+from bench.fleet.wheel import DIST_NAME, requirements
 from bench.images import cache_root
 
 DONE_MARK = ".complete"
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
+# What a host's probe may answer (it reaches a command line here): "3.11", "2.36", "x86_64".
+ANSWER_PATTERN = r"^[0-9A-Za-z_.]{1,32}$"
 
 
 class WheelhouseError(LayerbenchError):
@@ -66,24 +73,27 @@ def pip_version() -> str:
                               f"(run: {sys.executable} -m ensurepip)") from None
 
 
-def wheelhouse_for(wheel: Wheel, interpreter: Interpreter, progress=lambda message: None) -> Path:
-    """A folder of wheels that installs layerbench (this wheel's dependencies) and pip, offline."""
+def wheelhouse_for(requires: tuple[str, ...], interpreter: Interpreter) -> Path:
+    """A folder of wheels that installs layerbench (these dependencies) and pip, offline."""
     constraints = pins()
-    key = hashlib.sha256("\n".join([*wheel.requires, *constraints, interpreter.python, interpreter.glibc,
+    key = hashlib.sha256("\n".join([*requires, *constraints, interpreter.python, interpreter.glibc,
                                     interpreter.arch]).encode()).hexdigest()[:16]
     folder = cache_root() / "fleet" / "wheelhouse" / key
-    with _locks_guard:
-        lock = _locks.setdefault(key, threading.Lock())
-    with lock:  # hosts of one kind share one download
-        if (folder / DONE_MARK).exists():
-            return folder
-        progress(f"fetching layerbench's dependencies for Python {interpreter.python} ({interpreter.arch}, "
-                 f"glibc {interpreter.glibc}); cached afterwards")
-        _download(wheel, interpreter, constraints, folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{key}.lock", "w") as lock:  # hosts of one kind share one download
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / DONE_MARK).exists():
+            _download(requires, interpreter, constraints, folder)
+        tar = folder.with_suffix(".tar")
+        if not tar.is_file():
+            with tarfile.open(tar.with_suffix(".tmp"), "w") as archive:
+                for wheel in sorted(folder.glob("*.whl")):
+                    archive.add(wheel, arcname=wheel.name)
+            tar.with_suffix(".tmp").replace(tar)
     return folder
 
 
-def _download(wheel: Wheel, interpreter: Interpreter, constraints: list[str], folder: Path) -> None:
+def _download(requires: tuple[str, ...], interpreter: Interpreter, constraints: list[str], folder: Path) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
@@ -93,7 +103,7 @@ def _download(wheel: Wheel, interpreter: Interpreter, constraints: list[str], fo
                    "--only-binary=:all:", "--python-version", interpreter.python, "--implementation", "cp",
                    "--abi", abi, "--abi", "abi3", "--abi", "none",
                    *[argument for tag in interpreter.platforms() for argument in ("--platform", tag)],
-                   "-c", str(temp / "constraints.txt"), "-d", str(temp), *wheel.requires, f"pip=={pip_version()}"]
+                   "-c", str(temp / "constraints.txt"), "-d", str(temp), *requires, f"pip=={pip_version()}"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
         if result.returncode != 0:
             said = [line for line in result.stderr.strip().splitlines() if line.strip()]
@@ -105,3 +115,21 @@ def _download(wheel: Wheel, interpreter: Interpreter, constraints: list[str], fo
         temp.rename(folder)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    """PYTHON GLIBC ARCH -> one JSON line: {key, tar, pip}, or {error} (the playbook fails the host with it)."""
+    try:
+        if len(argv) != 3 or not all(re.match(ANSWER_PATTERN, part) for part in argv):
+            raise WheelhouseError(f"the host's probe gave an unusable answer: {' '.join(argv)[:100]!r}")
+        folder = wheelhouse_for(requirements(), Interpreter(*argv))
+        found = {"key": folder.name, "tar": str(folder.with_suffix(".tar")),
+                 "pip": next(folder.glob("pip-*.whl")).name}
+    except (WheelhouseError, OSError, StopIteration) as error:
+        found = {"error": str(error) or "pip's wheel is missing from the wheelhouse"}
+    print(json.dumps(found))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

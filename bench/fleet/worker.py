@@ -8,6 +8,13 @@ the control host in JSON lines on stdout, one object each:
     {"kind": "load_request", "port": ..., "spec": {...}, "generator": ...}   split runs only
     {"kind": "result", "run_id": ..., "run_dir": ..., "status": ..., "failed_trials": N}
 
+Started by the fleet's playbook, its stdout is a file the playbook's watches read (with
+`--watchdog`); on this machine and for a split run's target it is a pipe to the control host.
+The worker writes its pid to `worker.pid` in its folder, and stops itself like Ctrl-C (removing
+what it started) when the file `stop` appears there (the playbook's way to stop it); with
+`--watchdog` also when nobody has touched `heartbeat` there for HEARTBEAT_TIMEOUT_S: the control
+host was killed or lost, and nobody would ever fetch this run.
+
 In a split run the load comes from another host, which this host cannot reach on its own (no
 keys are ever copied to it): the runner's load function asks the control host on stdout, and
 the control host answers on stdin with {"kind": "load_result", "result": {...}} (bench.load.wire)
@@ -30,6 +37,8 @@ from bench.load.wire import result_from_dict, spec_to_dict
 from bench.netutil import LOOPBACK
 
 JOB_KEYS = ("scenario", "command_line", "listen_address", "relay_load", "split")
+HEARTBEAT_TIMEOUT_S = 60  # the playbook looks every few seconds (bench.fleet.engine.WAIT_S)
+WATCH_EVERY_S = 1.0
 
 
 class Emitter:
@@ -78,12 +87,31 @@ class RelayedLoad:
         return result_from_dict(reply["result"])
 
 
+def watchdog(folder: Path, stopped: threading.Event, timeout_s: float | None = HEARTBEAT_TIMEOUT_S) -> None:
+    """Until `stopped`: SIGTERM to this process (a clean stop) on folder/stop, or a stale folder/heartbeat
+    (timeout_s None: no heartbeat is kept)."""
+    import signal
+    import time
+
+    began = time.time()
+    while not stopped.wait(WATCH_EVERY_S):
+        try:
+            beat = (folder / "heartbeat").stat().st_mtime
+        except OSError:
+            beat = began  # not looked at yet
+        stale = timeout_s is not None and time.time() - max(beat, began) > timeout_s
+        if (folder / "stop").exists() or stale:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
 def read_job(path: Path) -> dict:
-    """The job file the control host wrote; ScenarioError (one line) when it is not one."""
+    """The job file the control host wrote (`-`: the first line of stdin); ScenarioError (one line)
+    when it is not one."""
     from bench.scenario import Scenario
 
     try:
-        job = json.loads(Path(path).read_text())
+        job = json.loads(sys.stdin.readline() if str(path) == "-" else Path(path).read_text())
         if not isinstance(job, dict) or set(job) - set(JOB_KEYS):
             raise ValueError("unknown keys")
         job["scenario"] = Scenario.model_validate(job["scenario"])
@@ -92,12 +120,17 @@ def read_job(path: Path) -> dict:
     return job
 
 
-def run_job(job_path: Path, out: Path, emit: Emitter | None = None) -> int:
+def run_job(job_path: Path, out: Path, emit: Emitter | None = None, watched: bool = False) -> int:
     """Run the job; the exit status bench uses (0, 3 when a trial failed, 130 when interrupted)."""
     from bench.runner import Runner
 
     emit = emit or Emitter()
     job = read_job(job_path)
+    stopped = threading.Event()
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "worker.pid").write_text(f"{os.getpid()}\n")
+    threading.Thread(target=watchdog, args=(Path(out), stopped, HEARTBEAT_TIMEOUT_S if watched else None),
+                     daemon=True, name="watchdog").start()
     emit({"kind": "hello", "pid": os.getpid(), "version": bench.__version__})
     address = job.get("listen_address") or LOOPBACK
     load = RelayedLoad(emit, address) if job.get("relay_load") else None
@@ -106,8 +139,10 @@ def run_job(job_path: Path, out: Path, emit: Emitter | None = None) -> int:
     status = ExitStatus.OK
     try:
         runner.run()
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from the control host (RunInterrupted)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from the control host or the watchdog (RunInterrupted)
         status = ExitStatus.INTERRUPTED
+    finally:
+        stopped.set()
     failed = sum(trial.status == "failed" for trial in runner.record.trials)
     if status == ExitStatus.OK and failed:
         status = ExitStatus.INCOMPLETE

@@ -62,7 +62,7 @@ def ensure_image(client, base_image: str | None = None, cache_dir: Path | None =
     except docker.errors.ImageNotFound:
         pass
     rootfs = build_rootfs(cache_dir=cache_dir, progress=progress)
-    return ensure_tree_image(client, rootfs.path, rootfs.digest, REPOSITORY, _image_changes(rootfs), progress,
+    return ensure_tree_image(client, rootfs.path, rootfs.digest, REPOSITORY, image_changes(rootfs), progress,
                              python=rootfs.python)
 
 
@@ -117,7 +117,8 @@ def write_tarball(root: Path, tarball: Path) -> None:
             archive.add(root / entry, arcname=entry, filter=as_root)
 
 
-def _image_changes(rootfs: Rootfs) -> list[str]:
+def image_changes(rootfs: Rootfs) -> list[str]:
+    """The app image's config on top of its rootfs: environment, user, port, command, the rootfs's digest."""
     changes = [f"ENV {key}={value}" for key, value in sorted(rootfs.env.items())]
     changes += [f"USER {NOBODY_ID}:{NOBODY_ID}", "WORKDIR /tmp", f"EXPOSE {APP_PORT}/tcp",
                 f"CMD {json.dumps(rootfs.app_argv('0.0.0.0', APP_PORT))}"]

@@ -188,7 +188,7 @@ class Run:
 
     def layer_cost(self, setup: str, variant: str, app: str | None = None) -> LayerCost:
         return next(cost for cost in self.layer_costs if (cost.setup, cost.variant) == (setup, variant)
-                    and app in (None, cost.app))
+                    and (app is None or cost.app in (None, app)))  # a run of one app keys its layers without it
 
     def trials_at(self, key: LayerKey, workload: str | None = None) -> list[TrialRecord]:
         """Ok trials of a chart's series (a layer key), of one workload or all."""

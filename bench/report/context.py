@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from bench.model import Cell, Run
+from bench.model import Cell, LayerKey, Run
 from bench.plots.cost import memory_layers_of
 from bench.plots._common import colour
 from bench.roles import APP
@@ -50,8 +50,8 @@ def _role_points(run: Run, cells: list[Cell]) -> list[str]:
     return points
 
 
-def _fixed_points(run: Run, layer) -> list[str]:
-    fixed = run.layer_cost(layer.setup, layer.variant, layer.app).fixed
+def _fixed_points(run: Run, key: LayerKey) -> list[str]:
+    fixed = run.layer_cost(key.setup, key.variant, key.app).fixed
     if fixed is None:
         return []
     parts = ", ".join(f"{run.roles[key].label if key in run.roles else key} {fmt(figures.get('pss_mb'), unit='MB')}"
@@ -88,7 +88,7 @@ def layer_notes(run: Run) -> list[dict]:
         startup = [(cell.workload, cell.median("startup_s")) for cell in cells if cell.median("startup_s") is not None]
         if startup:
             points.append(f"Launch to first HTTP 200: {_per_workload(startup, 's')} (median).")
-        points += _fixed_points(run, layer)
+        points += _fixed_points(run, key)
         notes.append({"label": label(*key), "title": f"{label(*key)}: {layer.stack}" if layer.stack else label(*key),
                       "text": layer.explanation or "Its figures are in the tables below.",
                       "caveats": layer.caveats, "points": points, "verdicts": verdicts,

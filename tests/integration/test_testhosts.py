@@ -20,7 +20,7 @@ from tests.conftest import require
 from tests.testhost_image import apt_mirror, image_size_bytes, image_tag
 from tests.testhosts import LabError, clean_leftovers, leftovers, start_hosts
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.xdist_group("testhosts")]  # one build of the hosts
 
 ROOT = Path(__file__).resolve().parents[2]
 

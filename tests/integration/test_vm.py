@@ -20,7 +20,7 @@ from bench.setups.vm.accel import choose_accel, probe_kvm_boot
 from bench.setups.vm.qemu import NAME_PREFIX
 from tests.conftest import require
 
-pytestmark = [pytest.mark.integration, pytest.mark.qemu]
+pytestmark = [pytest.mark.integration, pytest.mark.qemu, pytest.mark.xdist_group("vm")]  # one boot for the module
 
 
 def _our_qemus() -> list[psutil.Process]:

@@ -20,6 +20,7 @@ from bench.model import Run
 from bench.runner.plan import plan
 from bench.scenario import parse_scenario
 from bench.vocabulary import cell_label, label
+from tests.conftest import require
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -211,8 +212,8 @@ def test_an_image_asks_for_its_port_when_it_exposes_none_or_several(monkeypatch)
     assert ImageApp("me/httpd:1", port=9000).port == 9000  # given: no need to look
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="nginx runs as nobody only when started as root")
 def test_bare_nginx_runs_from_a_folder_of_its_own_as_nobody():
+    require(os.geteuid() == 0, "root: nginx runs as nobody only when started as root")
     start = NginxApp().host_start("127.0.0.1", 41001)
     try:
         assert start.argv[0] == "/usr/sbin/nginx" and start.port == 41001 and (start.uid, start.gid) == (65534, 65534)

@@ -4,10 +4,14 @@ layerbench lays its titles and ticks out with are kept."""
 from __future__ import annotations
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
 from bench.plots._common import chart_text, new_figure, save  # noqa: E402
+
+
+pytestmark = pytest.mark.real_charts  # what this file tests is the rendering itself
 
 
 def test_line_breaks_stay_and_other_control_characters_are_escaped():

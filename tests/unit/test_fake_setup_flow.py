@@ -1,5 +1,6 @@
 """A setup defined only in tests/ flows through run -> show -> report -> charts -> compare, and the
-outputs read it from the stored run (a fresh interpreter, without the fake registered, shows it)."""
+outputs read it from the stored run (a fresh interpreter, without the fake registered, shows it).
+The load is tests/stand_ins.fake_load: what is tested is the flow of a declaration, not the load."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from tests.fake_setup import DAEMON_ROLE, STACK, THREAD_ROLE, InProcessSetup, registered
+from tests.stand_ins import bench_ok, fake_load_with
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN = ["run", "--setups", "bare,inproc", "--workloads", "hello", "--duration", "0.5", "--warmup", "0.2",
+RUN = ["run", "--setups", "bare,inproc", "--workloads", "hello", "--duration", "0.1", "--warmup", "0",
        "--repeat", "2", "--connections", "2"]
 
 
@@ -25,7 +27,10 @@ def _bench(*args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT)
 
 
-def test_a_test_only_setup_flows_through_every_output(tmp_path):
+def test_a_test_only_setup_flows_through_every_output(tmp_path, monkeypatch):
+    import bench.runner
+
+    monkeypatch.setattr(bench.runner, "generator_for", lambda pinning: fake_load_with(0.15))
     runner = CliRunner()
     with registered():
         first = runner.invoke(app, [*RUN, "--out", str(tmp_path / "a")])
@@ -46,9 +51,9 @@ def test_a_test_only_setup_flows_through_every_output(tmp_path):
     costs = {row["setup"]: row for row in summary["layer_costs"]}
     assert costs["inproc"]["fixed"] is not None and costs["bare"]["fixed"] is None
     assert next(layer for layer in summary["layers"] if layer["setup"] == "inproc")["stack_layers"] == list(STACK)
-    assert "inproc (plain)" in _bench("show", str(run_a)).stdout
+    assert "inproc (plain)" in bench_ok("show", str(run_a))  # in this process too, once unregistered
 
-    assert _bench("report", str(run_a)).returncode == 0
+    bench_ok("report", str(run_a))
     html = (run_a / "report.html").read_text()
     assert escape(InProcessSetup.explanation) in html and escape(InProcessSetup.stack) in html
     assert THREAD_ROLE.label in html and "Test-only layer" in html and InProcessSetup.colour in html
@@ -57,6 +62,5 @@ def test_a_test_only_setup_flows_through_every_output(tmp_path):
                                                                                    "layer_stack.svg").read_text()
     assert DAEMON_ROLE.label in html and "what having the engine at all costs" in html
 
-    compared = _bench("compare", str(run_a), str(run_b), "--out", str(tmp_path / "cmp"))
-    assert compared.returncode == 0, compared.stderr
+    bench_ok("compare", str(run_a), str(run_b), "--out", str(tmp_path / "cmp"))
     assert "inproc (plain)" in (tmp_path / "cmp" / "compare.html").read_text()

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.errors import ResultsError
 from bench.events import RunInterrupted
-from bench.fleet.hostsfile import LOCAL, HostsFileError, load_hosts, parse_hosts, pick
+from bench.fleet.inventory import LOCAL, LOCAL_HOST, InventoryError, select
 from bench.fleet.record import HostOutcome, new_fleet, resolve, save_fleet
 from bench.load.spec import LoadResult, LoadSpec
 from bench.load.wire import result_from_dict, result_to_dict, spec_from_dict, spec_to_dict
@@ -24,53 +24,148 @@ from bench.results import load_run
 from tests.unit.test_architecture import _fresh_python
 from tests.unit.test_plots import copy_run
 
-GOOD = """\
-hosts:
-  lab1: {host: 10.0.0.11, user: bench, port: 2222}
-  lab2:
-    host: lab2.example.org
-    address: 10.0.0.12
-    options: {StrictHostKeyChecking: accept-new}
+INVENTORY_YAML = """\
+all:
+  vars: {ansible_user: bench}
+  children:
+    labs:
+      hosts:
+        lab1: {ansible_host: 10.0.0.11, ansible_port: 2222}
+        lab2: {ansible_host: 10.0.0.12, layerbench_address: 10.0.0.12, ansible_become: true}
+    web:
+      hosts:
+        lab3: {ansible_host: 10.0.0.13}
+"""
+INVENTORY_INI = """\
+lab3 ansible_host=10.0.0.13
+
+[labs]
+lab1 ansible_host=10.0.0.11 ansible_port=2222
+lab2 ansible_host=10.0.0.12 layerbench_address=10.0.0.12 ansible_become=true
+
+[all:vars]
+ansible_user=bench
 """
 
 
-def test_a_hosts_file_names_hosts_like_an_ssh_config():
-    hosts = parse_hosts(GOOD, "hosts.yaml")
-    assert hosts["lab1"].host == "10.0.0.11" and hosts["lab1"].port == 2222 and hosts["lab1"].user == "bench"
-    assert hosts["lab1"].target == "bench@10.0.0.11:2222"
-    assert hosts["lab2"].address == "10.0.0.12" and hosts["lab2"].python == "python3"
-    assert parse_hosts("hosts:\n  box: {}\n", "h.yaml")["box"].host == "box"  # like an ssh alias
+@pytest.fixture
+def inventory(tmp_path):
+    path = tmp_path / "lab.yml"
+    path.write_text(INVENTORY_YAML)
+    return path
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("hosts:\n  lab1: {host: a, port: 70000}\n", "h.yaml:2: lab1.port: Input should be less than or equal to 65535"),
-    ("hosts:\n  lab1:\n    host: a\n    colour: red\n", "h.yaml:4: lab1.colour: unknown field"),
-    ("hosts:\n  lab1: {host: -oProxyCommand=x}\n", "h.yaml:2: lab1.host: must be a host name or an IP address"),
-    ("hosts:\n  local: {host: a}\n", "h.yaml:2: local: reserved"),
-    ("hosts:\n  lab1: {host: a, key: /nonexistent/key}\n", "h.yaml:2: lab1.key: no such key file"),
-    ("hosts:\n  lab1: {host: a, options: {'Proxy Command': x}}\n", "h.yaml:2: lab1.options: option"),
-    ("hosts: [a, b]\n", "h.yaml:1: a hosts file is a mapping"),
-    ("hosts:\n  lab1: {host: a}\n  lab1: {host: b}\n", "h.yaml:3: duplicate key 'lab1'"),
-    ("hosts:\n  lab1: [x\n", "h.yaml:3: not valid YAML"),
+@pytest.mark.parametrize("name, text", [("lab.yml", INVENTORY_YAML), ("lab.ini", INVENTORY_INI)])
+def test_hosts_and_groups_come_from_an_ansible_inventory_yaml_or_ini(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    hosts, found = select("labs,local,lab3", None, path)
+    assert [host.name for host in hosts] == ["lab1", "lab2", LOCAL, "lab3"]
+    assert hosts[0].target == "bench@10.0.0.11:2222" and hosts[1].address == "10.0.0.12"
+    assert hosts[2].is_local and found.explicit
+    assert [host.name for host in select("all", "labs:!lab2", path)[0]] == ["lab1"]  # --limit as in Ansible
+    assert [host.name for host in select("labs,local", "lab2", path)[0]] == ["lab2"]  # local too is limited
+    assert [host.name for host in select("labs,local", "lab2,local", path)[0]] == ["lab2", LOCAL]
+
+
+def test_names_that_mean_nothing_are_one_line_each(inventory):
+    with pytest.raises(InventoryError, match=r"'lab9' names no host or group in .*groups: labs, web; hosts: lab1"):
+        select("lab9,labs", None, inventory)
+    with pytest.raises(InventoryError, match="names nothing"):
+        select(",", None, inventory)
+    with pytest.raises(InventoryError, match="twice"):
+        select("lab1,lab1", None, inventory)
+    with pytest.raises(InventoryError, match="no inventory .*absent.yml"):
+        select("lab1", None, inventory.parent / "absent.yml")
+    assert select("local", None, None) == ([LOCAL_HOST], None)  # local alone reads no inventory
+    inventory.write_text(INVENTORY_YAML.replace("lab3:", "local:"))
+    with pytest.raises(InventoryError, match="`local` always means this machine"):
+        select("lab1", None, inventory)
+
+
+def test_hosts_check_and_run_both_refuse_a_comma(tmp_path):
+    """Issue 22, item 6: `bench hosts check --hosts ","` printed nothing and exited 0."""
+    for args in (["hosts", "check", "--hosts", ","], ["run", "--setups", "bare", "--hosts", ",", "--out",
+                                                      str(tmp_path)]):
+        outcome = CliRunner().invoke(app, args)
+        assert outcome.exit_code == 1 and "names nothing" in outcome.output, (args, outcome.output)
+
+
+def _in(folder: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("LAYERBENCH_INVENTORY", raising=False)
+    monkeypatch.delenv("LAYERBENCH_HOSTS", raising=False)
+    return folder
+
+
+@pytest.mark.parametrize("host_vars, said", [
+    ("ansible_ssh_common_args: '-o ProxyCommand=\"touch {marker}\"'", "ansible_ssh_common_args sets ProxyCommand"),
+    ("ansible_ssh_extra_args: '-oPermitLocalCommand=yes -oLocalCommand=\"touch {marker}\"'", "sets PermitLocalCommand"),
+    ("ansible_ssh_args: '-o KnownHostsCommand=/bin/true'", "ansible_ssh_args sets KnownHostsCommand"),
+    ("ansible_ssh_common_args: '-F ./evil_config'", "config file of its own"),
+    ("ansible_ssh_executable: ./evil", "names a program to run here"),
+    ("ansible_connection: local", "not ssh"),
+    ("ansible_host: \"{{{{ lookup('pipe', 'touch {marker}') }}}}\"", "holds a template"),
 ])
-def test_a_wrong_hosts_file_says_file_line_and_field(text, expected):
-    with pytest.raises(HostsFileError) as error:
-        parse_hosts(text, "h.yaml")
-    assert any(line.startswith(expected) for line in error.value.lines), error.value.lines
-    assert all("\n" not in line for line in error.value.lines)
+def test_an_inventory_nobody_named_may_not_run_commands_here(tmp_path, monkeypatch, host_vars, said):
+    """Issue 22, item 11: a file found in the current folder may come from a cloned repository."""
+    marker = tmp_path / "ran"
+    _in(tmp_path, monkeypatch)
+    (tmp_path / "inventory.yml").write_text("all:\n  hosts:\n    lab1:\n      " + host_vars.format(marker=marker)
+                                            + "\n")
+    with pytest.raises(InventoryError) as refused:
+        select("lab1")
+    assert any(said in line for line in refused.value.lines), refused.value.lines
+    assert "--inventory inventory.yml" in refused.value.lines[-1] and "~/.ssh/config" in refused.value.lines[-1]
+    hosts, found = select("lab1", None, Path("inventory.yml"))  # named: the user's own choice
+    assert [host.name for host in hosts] == ["lab1"] and found.explicit
+    assert not marker.exists()
 
 
-def test_picking_hosts(tmp_path):
-    path = tmp_path / "hosts.yaml"
-    path.write_text(GOOD)
-    assert [entry.name for entry in pick(["lab2", LOCAL, "lab1"], path)] == ["lab2", LOCAL, "lab1"]
-    assert pick([LOCAL], tmp_path / "absent.yaml")[0].is_local  # local needs no file
-    with pytest.raises(HostsFileError, match="no host 'lab9' in .*known: local, lab1, lab2"):
-        pick(["lab9"], path)
-    with pytest.raises(HostsFileError, match="no hosts file"):
-        load_hosts(tmp_path / "absent.yaml")
-    with pytest.raises(HostsFileError, match="twice"):
-        pick(["lab1", "lab1"], path)
+def test_an_old_hosts_file_in_the_folder_runs_nothing_and_says_how_to_convert(tmp_path, monkeypatch):
+    """Issue 22, item 11, as it fell on 194c765: ./hosts.yaml's `options: {ProxyCommand: ...}` ran here."""
+    marker = tmp_path / "ran"
+    _in(tmp_path, monkeypatch)
+    (tmp_path / "hosts.yaml").write_text(f"hosts:\n  lab1:\n    host: 192.0.2.1\n    options: {{ProxyCommand: "
+                                         f"'sh -c \"touch {marker}\"'}}\n")
+    outcome = CliRunner().invoke(app, ["hosts", "check", "--hosts", "lab1"])
+    assert outcome.exit_code == 1 and not marker.exists(), outcome.output
+    assert "bench hosts convert hosts.yaml > inventory.yml" in outcome.output.replace("\n", " ")
+
+
+def test_an_old_hosts_file_converts_to_an_inventory_that_says_the_same(tmp_path):
+    old = tmp_path / "hosts.yaml"
+    key = tmp_path / "key"
+    key.write_text("")
+    old.write_text(f"hosts:\n  lab1: {{host: 10.0.0.11, user: bench, port: 2222, key: {key}}}\n"
+                   "  lab2: {host: lab2.example.org, address: 10.0.0.12, python: python3.11,\n"
+                   "         options: {StrictHostKeyChecking: accept-new}}\n  box: {}\n")
+    converted = tmp_path / "inventory.yml"
+    outcome = CliRunner().invoke(app, ["hosts", "convert", str(old)])
+    assert outcome.exit_code == 0, outcome.output
+    converted.write_text(outcome.output)
+    hosts, found = select("all", None, converted)
+    by_name = {host.name: host for host in hosts}
+    assert by_name["lab1"].target == "bench@10.0.0.11:2222" and by_name["lab2"].address == "10.0.0.12"
+    assert found.host_vars("lab1")["ansible_ssh_private_key_file"] == str(key)
+    assert found.host_vars("lab2")["layerbench_python"] == "python3.11"
+    assert found.host_vars("lab2")["ansible_ssh_common_args"] == "-o StrictHostKeyChecking=accept-new"
+    with pytest.raises(InventoryError, match="bench hosts convert"):
+        select("lab1", None, old)
+
+
+def test_the_direct_channel_logs_in_as_the_inventory_says(inventory):
+    from bench.fleet.channel import ChannelError, ssh_argv
+    from bench.fleet.inventory import Inventory
+
+    found = Inventory(inventory, explicit=True)
+    argv = ssh_argv("lab1", found.rendered("lab1"), "true")
+    assert argv[-3:] == ["--", "10.0.0.11", "true"] and ["-p", "2222"] == argv[argv.index("-p"):argv.index("-p") + 2]
+    assert ["-l", "bench"] == argv[argv.index("-l"):argv.index("-l") + 2] and "BatchMode=yes" in argv
+    become = ssh_argv("lab2", found.rendered("lab2"), "echo hi")
+    assert become[-1] == "sudo -n -H -u root -- sh -c 'echo hi'"
+    with pytest.raises(ChannelError, match="password"):
+        ssh_argv("lab1", {"ansible_password": "x"}, "true")
 
 
 def test_a_load_spec_and_result_cross_the_wire():
@@ -180,7 +275,7 @@ def test_a_fleet_is_one_comparison_with_the_machines_side_by_side(tmp_path):
     assert any("cpus_logical is 2 in lab1 but 4 in lab2" in text for text in texts)
 
 
-def test_show_report_compare_and_list_read_a_fleet(tmp_path):
+def test_show_compare_and_list_read_a_fleet(tmp_path):
     fleet_dir = _fleet(tmp_path)
     runner = CliRunner()
     shown = runner.invoke(app, ["show", str(fleet_dir), "--format", "json"])
@@ -188,32 +283,30 @@ def test_show_report_compare_and_list_read_a_fleet(tmp_path):
     assert set(json.loads(shown.output)["hosts"]) == {"lab1", "lab2"}
     table = runner.invoke(app, ["show", "latest", "--results", str(tmp_path)], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "lab3" in table.output and "connection lost" in table.output, table.output
-    reported = runner.invoke(app, ["report", fleet_dir.name, "--results", str(tmp_path)])
-    assert reported.exit_code == 0, reported.output
-    html = (fleet_dir / "report.html").read_text()
-    assert "The machines, side by side" in html and all(name in html for name in ("lab1", "lab2", "lab3"))
-    assert (fleet_dir / "lab1" / "report.html").exists()  # each host's own report, linked
-    compared = runner.invoke(app, ["compare", str(fleet_dir), "--out", str(tmp_path / "cmp")], env={"COLUMNS": "200"})
-    assert compared.exit_code == 0 and "run 2 = lab2" in compared.output, compared.output
+    compared = runner.invoke(app, ["compare", str(fleet_dir), "--format", "markdown"], env={"COLUMNS": "200"})
+    assert compared.exit_code == 0 and "lab2" in compared.output, compared.output
     listed = runner.invoke(app, ["list", "--results", str(tmp_path)], env={"COLUMNS": "200"})
     assert "fleet: lab1 complete, lab2 complete, lab3 failed" in listed.output, listed.output
     assert resolve("latest", tmp_path) == fleet_dir
 
 
-def test_reading_a_fleet_imports_no_setup_runner_or_load_code(tmp_path):
+def test_reading_a_fleet_imports_no_setup_runner_load_or_ansible_code(tmp_path):
     fleet_dir = _fleet(tmp_path)
     code = f"""
 from typer.testing import CliRunner
 from bench.cli import app
 runner = CliRunner()
 for args in (["show", {str(fleet_dir)!r}], ["show", {str(fleet_dir)!r}, "--format", "json"],
-             ["report", {str(fleet_dir)!r}], ["compare", {str(fleet_dir)!r}, "--out", {str(tmp_path / 'c')!r}]):
+             ["compare", {str(fleet_dir)!r}, "--format", "markdown"]):
     outcome = runner.invoke(app, args)
     assert outcome.exit_code == 0, (args, outcome.output)
+import sys
+assert not [name for name in sys.modules if name.startswith(("ansible", "ansible_runner"))]
 """
     loaded = _fresh_python(code)
     assert sorted(m for m in loaded if m.startswith(("bench.setups", "bench.load", "bench.metrics", "bench.runner",
-                                                     "bench.images", "bench.fleet.ssh", "bench.fleet.remote"))) == []
+                                                     "bench.images", "bench.fleet.engine", "bench.fleet.inventory",
+                                                     "bench.fleet.orchestrate"))) == []
 
 
 def test_a_broken_fleet_file_is_one_line(tmp_path):
@@ -225,14 +318,6 @@ def test_a_broken_fleet_file_is_one_line(tmp_path):
     (tmp_path / "fleet.json").write_text('{"format_version": 1, "fleet_id": 3}')
     with pytest.raises(ResultsError, match="fleet_id"):
         load_fleet(tmp_path)
-
-
-def test_doctor_speaks_json():
-    outcome = CliRunner().invoke(app, ["doctor", "--json"])
-    assert outcome.exit_code == 0, outcome.output
-    found = json.loads(outcome.output)
-    assert found["machine"]["hostname"] == os.uname().nodename
-    assert all({"setup", "ok", "reason", "stack"} <= set(setup) for setup in found["setups"])
 
 
 def test_a_split_run_says_so_in_every_output(tmp_path):
@@ -252,3 +337,177 @@ def test_a_split_run_says_so_in_every_output(tmp_path):
     assert rows["load from"].startswith("lab1 (10.0.0.11)") and "8 logical CPUs" in rows["load host"]
     shown = CliRunner().invoke(app, ["show", str(run.run_dir)], env={"COLUMNS": "200"})
     assert "Split run: the load came from lab1" in shown.output
+
+
+def test_load_from_local_without_a_target_says_so_and_runs_no_ssh(tmp_path, monkeypatch):
+    """Issue 22, item 7: `--load-from local` tried ssh to localhost:22."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "ssh").write_text(f"#!/bin/sh\ntouch {tmp_path / 'ssh-ran'}\nexit 255\n")
+    (fake / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    outcome = CliRunner().invoke(app, ["run", "--setups", "bare", "--load-from", "local", "--out", str(tmp_path / "r")])
+    assert outcome.exit_code == 1 and "--load-from local needs a remote target" in outcome.output, outcome.output
+    assert not (tmp_path / "ssh-ran").exists()
+
+
+def test_resuming_a_fleet_says_it_cannot_and_what_to_do(tmp_path):
+    """Issue 22, item 10: `bench run --resume <fleet folder>` said "no run"."""
+    fleet_dir = _fleet(tmp_path)
+    for name in (str(fleet_dir), fleet_dir.name):
+        outcome = CliRunner().invoke(app, ["run", "--resume", name, "--out", str(tmp_path)], env={"COLUMNS": "300"})
+        said = " ".join(outcome.output.split())
+        assert outcome.exit_code == 1 and "is a fleet, which cannot be resumed" in said, said
+        assert "--hosts NAMES" in said and "bench clean" in said
+
+
+def _poll(run: Path, wait_s: float = 0.0) -> dict:
+    import subprocess
+    import sys
+
+    from bench.fleet.engine import PLAYBOOK
+
+    script = PLAYBOOK.parent / "files" / "poll.py"
+    done = subprocess.run([sys.executable, "-I", "-S", str(script), str(run), str(wait_s)], capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_watch_brings_each_event_line_once_and_packs_the_run_at_its_end(tmp_path):
+    run = tmp_path / "runs" / "fleet-1"
+    run.mkdir(parents=True)
+    (run / "worker.pid").write_text(f"{os.getpid()}\n")  # alive: this test
+    (run / "events.jsonl").write_text('{"kind": "hello"}\n{"kind": "event", "event": {}}\n{"kind": "par')
+    first = _poll(run)
+    assert first["lines"] == ['{"kind": "hello"}', '{"kind": "event", "event": {}}'] and not first["finished"]
+    assert (run / "heartbeat").exists()  # the run sees somebody looking
+    assert _poll(run)["lines"] == []  # nothing new, and no half line
+    with open(run / "events.jsonl", "a") as events:
+        events.write('tial"}\n')
+    (run / "stderr.log").write_text("one\ntwo\n")
+    (run / "r1").mkdir()
+    (run / "r1" / "run.json").write_text("{}")
+    (run / "exit").write_text("3\n")
+    last = _poll(run)
+    assert last == {"lines": ['{"kind": "partial"}'], "finished": True, "exit": 3, "stderr": ["one", "two"],
+                    "packed": True}
+    import tarfile
+
+    with tarfile.open(f"{run}.tar") as archive:
+        assert sorted(archive.getnames()) == ["r1", "r1/run.json"]
+    assert _poll(tmp_path / "runs" / "never")["finished"]  # a host where nothing started
+
+
+def test_a_watched_run_stops_itself_when_asked_or_when_nobody_looks(tmp_path, monkeypatch):
+    import signal
+    import threading
+
+    from bench.fleet import worker
+
+    sent = []
+    monkeypatch.setattr(worker.os, "kill", lambda pid, sig: sent.append(sig))
+    monkeypatch.setattr(worker, "WATCH_EVERY_S", 0.01)
+    (tmp_path / "stop").write_text("")
+    worker.watchdog(tmp_path, threading.Event(), timeout_s=None)
+    assert sent == [signal.SIGTERM]
+    (tmp_path / "stop").unlink()
+    (tmp_path / "heartbeat").write_text("")
+    os.utime(tmp_path / "heartbeat", (1, 1))
+    worker.watchdog(tmp_path, threading.Event(), timeout_s=0.05)  # nobody looked for 50 ms
+    assert sent == [signal.SIGTERM, signal.SIGTERM]
+
+
+def test_ansible_events_become_progress_and_reasons():
+    from bench.fleet.engine import Listener, Outcome, Playbook
+
+    class Heard(Listener):
+        def __init__(self):
+            self.heard = []
+
+        def task(self, host, name, done):
+            self.heard.append(("task", host, name, done))
+
+        def probe(self, host, found):
+            self.heard.append(("probe", host, found["user"]))
+
+        def lines(self, host, lines):
+            self.heard.append(("lines", host, lines))
+
+    heard, outcome = Heard(), Outcome()
+    playbook = Playbook(None, None, heard)
+
+    def event(kind, host, task, res=None, **more):
+        playbook._event({"event": kind, "event_data": {"host": host, "task": task, "res": res or {}, **more}},
+                        outcome, Path("/nonexistent"))
+
+    event("runner_on_start", "lab1", "probe")
+    event("runner_on_ok", "lab1", "what the host has", {"ansible_facts": {"lb": {"user": "root"}}})
+    event("runner_retry", "lab1", "watch the run", {"stdout": '{"lines": ["a", "b"], "finished": false}\r\n'})
+    event("runner_on_ok", "lab1", "watch the run", {"stdout": '{"lines": ["c"], "finished": true, "exit": 0}'})
+    event("runner_on_unreachable", "lab2", "watch the run", {"msg": "Task failed: Failed to connect to the host via "
+                                                                    "ssh: Connection timed out", "unreachable": True})
+    event("runner_on_failed", "lab3", "install layerbench 1", {"msg": "non-zero return code", "rc": 1,
+                                                               "stderr": "ERROR: No matching distribution\n"})
+    event("runner_on_failed", "lab3", "watch the run", {"msg": "ignored"}, ignore_errors=True)
+    assert ("probe", "lab1", "root") in heard.heard and ("task", "lab1", "probe", False) in heard.heard
+    assert [entry for entry in heard.heard if entry[0] == "lines"] == [("lines", "lab1", ["a", "b"]),
+                                                                       ("lines", "lab1", ["c"])]
+    assert outcome.finished == {"lab1": {"lines": ["c"], "finished": True, "exit": 0}}
+    assert outcome.failed == {
+        "lab2": "watch the run: Failed to connect to the host via ssh: Connection timed out",
+        "lab3": "install layerbench 1: non-zero return code: ERROR: No matching distribution"}
+
+
+def test_bench_clean_finishes_a_fleet_whose_runner_was_killed(tmp_path, monkeypatch):
+    """Issue 22, item 5, on this machine's side (the hosts' side: tests/integration/test_fleet.py)."""
+    import tempfile
+
+    from bench.fleet import localdirs
+    from bench.fleet.cleanup import clean_fleets
+    from bench.fleet.record import load_fleet
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    fleet_dir = _fleet(tmp_path / "results")
+    record = load_fleet(fleet_dir)
+    record.status, record.runner_pid = "running", 2**22 + 7  # no process has it
+    record.host("lab3").status = "running"
+    record.inventory = str(tmp_path / "gone.yml")
+    from bench.fleet.record import save_fleet
+
+    save_fleet(fleet_dir, record)
+    (fleet_dir / "runner.lock").write_text("4194311\n")  # the killed runner's lock, held by nobody now
+    dead = localdirs.LocalFolder()
+    dead.lock.release()  # as SIGKILL releases it
+    import subprocess
+    import sys
+
+    # as an ansible-playbook its killed runner left behind, naming the folder on its command line
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", f"{dead.path}/runner"])
+    import time
+
+    while not localdirs._naming(dead.path):  # until it has exec'd (a fork still shows pytest's command line)
+        time.sleep(0.02)
+    live = localdirs.LocalFolder()
+    assert load_fleet(fleet_dir).runner_gone(fleet_dir)
+    lines = clean_fleets(tmp_path / "results")
+    assert any("nothing on the hosts of fleet" in line and "remove ~/.cache/layerbench/fleet/runs/" in line
+               for line in lines), lines
+    assert f"ssh folder {dead.path}" in lines and not dead.path.exists() and live.path.exists()
+    orphan.wait(timeout=10)  # ended (TimeoutExpired otherwise)
+    assert any(f"process {orphan.pid}" in line for line in lines), lines
+    after = load_fleet(fleet_dir)
+    assert after.status == "incomplete" and after.host("lab3").status == "interrupted"
+    assert not after.runner_gone(fleet_dir) and clean_fleets(tmp_path / "results") == []
+    live.close()
+
+
+def test_a_fleet_of_format_1_still_reads(tmp_path):
+    from bench.fleet.record import load_fleet
+
+    (tmp_path / "fleet.json").write_text(json.dumps({"format_version": 1, "fleet_id": "f", "status": "running",
+                                                     "created_at": "2026-11-29T12:00:00+00:00",
+                                                     "hosts": [{"name": "lab1", "status": "running"}]}))
+    record = load_fleet(tmp_path)
+    assert record.runner_pid == 0 and record.inventory is None and record.runner_gone(tmp_path)

@@ -22,15 +22,17 @@ from bench.cli import app
 from bench.runner import Runner
 from bench.scenario import from_flags
 from bench.trial_files import UnreadableFile, file_problems, read_array, read_csv
+from tests.stand_ins import fake_load_with
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
-    """A real three-trial bare run (latencies, app times, process and host samples per trial)."""
-    scenario = from_flags(["bare"], ["hello"], duration=0.8, warmup=0.1, repeat=3, connections=2)
-    return Runner(scenario, tmp_path_factory.mktemp("pristine")).run()
+    """A three-trial bare run as the runner writes it (latencies, app times, process and host samples
+    per trial), its load seeded (tests/stand_ins.py) over windows long enough for a CPU timeseries."""
+    scenario = from_flags(["bare"], ["hello"], duration=0.7, warmup=0, repeat=3, connections=2)
+    return Runner(scenario, tmp_path_factory.mktemp("pristine"), load=fake_load_with(0.7)).run()
 
 
 @pytest.fixture

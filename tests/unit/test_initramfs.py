@@ -17,6 +17,7 @@ from bench.apps.base import GuestStart
 from bench.images.initramfs import find_busybox
 from bench.images.kernel import bzimage_version
 from bench.images.kernel_modules import modinfo_depends, module_name, read_module_bytes
+from tests.conftest import require
 
 # Debian 6.1 cloud kernel style: virtio itself is modular, deps listed "load last-listed first".
 MODULES_DEP_6_1 = """\
@@ -100,7 +101,7 @@ def test_compress_in_place_writes_the_kernels_format(tmp_path, compression, magi
     tool = {"lz4": "lz4", "zstd": "zstd"}[compression]
     if shutil.which(tool) is None:
         assert available_compression(compression) == "none"
-        pytest.skip(f"{tool} is not installed")
+    require(shutil.which(tool) is not None, f"{tool} (apt-get install {tool})")
     archive = _archive([CpioEntry("init", stat.S_IFREG | 0o755, b"#!/bin/busybox sh\n" * 1000)])
     path = tmp_path / "initrd"
     path.write_bytes(archive)

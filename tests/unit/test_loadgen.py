@@ -32,7 +32,7 @@ def test_closed_loop_counts_match_the_app(app_server):
 
 def test_open_loop_holds_the_rate(app_server):
     result = run_load(app_server, LoadSpec(path="/hello", mode="open", rate_rps=200, connections=2,
-                                           duration_s=1.0, warmup_s=0.2))
+                                           duration_s=0.5, warmup_s=0.1))
     assert 150 <= result.throughput_rps <= 250
     assert result.errors == {}
 
@@ -82,7 +82,7 @@ def test_sigterm_during_load_interrupts_the_run(app_server, loop, monkeypatch):
 
 def test_several_processes_split_the_connections_and_merge_what_they_measured(app_server):
     before = served(app_server, "/json")
-    result = run_load(app_server, LoadSpec(path="/json", connections=4, duration_s=0.8, warmup_s=0.2, processes=2))
+    result = run_load(app_server, LoadSpec(path="/json", connections=4, duration_s=0.5, warmup_s=0.1, processes=2))
     after = served(app_server, "/json")
     assert result.errors == {} and result.requests > 50
     assert after - before == result.sent  # both processes' requests, warm-up included
@@ -96,7 +96,7 @@ def test_several_processes_split_the_connections_and_merge_what_they_measured(ap
 
 def test_open_loop_holds_the_rate_across_processes(app_server):
     result = run_load(app_server, LoadSpec(path="/hello", mode="open", rate_rps=200, connections=2,
-                                           duration_s=1.0, warmup_s=0.2, processes=2))
+                                           duration_s=0.5, warmup_s=0.1, processes=2))
     assert 150 <= result.throughput_rps <= 250
     assert result.errors == {} and result.generator_processes == 2
 

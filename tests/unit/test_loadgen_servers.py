@@ -136,8 +136,8 @@ def test_a_reply_that_is_not_http_is_a_bad_response():
 
 
 def test_a_server_that_never_answers_times_out():
-    with responder(lambda trace, count: (time.sleep(2), [])[1]) as port:
-        result = _load(port, connections=1, duration_s=1.0, warmup_s=0.0, timeout_s=0.3)
+    with responder(lambda trace, count: (time.sleep(0.6), [])[1]) as port:
+        result = _load(port, connections=1, duration_s=0.5, warmup_s=0.0, timeout_s=0.2)
     assert result.requests == 0 and result.errors.get("timeout", 0) >= 1
 
 

@@ -13,6 +13,7 @@ from bench.images.guest_runtime import (BUNDLE_IN_GUEST, CONTAINER_ID, MARKER_CR
                                         in_guest, runtime_files, start_script, state_dir)
 from bench.images.oci_bundle import CGROUPS_PATH, config_json, oci_config
 from bench.images.rootfs import NOBODY_ID, app_argv
+from tests.conftest import require
 
 ARGV = app_argv("/usr/local/bin/python3.11", "0.0.0.0", 8080)
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONHOME": "/usr/local"}
@@ -117,8 +118,7 @@ def test_the_bundle_runs_the_apps_own_start_and_init_runs_the_script(tmp_path):
     assert bundle["process"]["args"] == ARGV  # the privilege drop is gone: the container starts it as nobody
     assert bundle["process"]["user"]["uid"] == NOBODY_ID and bundle["process"]["cwd"] == "/tmp"
     assert json.loads(bundle_config(_guest(tmp_path, drops=False)))["process"]["args"] == ARGV
-    if started is None:
-        pytest.skip("runc is not installed (apt-get install runc)")
+    require(started is not None, "runc (apt-get install runc)")
     assert started.argv == [GUEST_BUSYBOX, "sh", START_SCRIPT] and (started.uid, started.gid) == (0, 0)
     assert started.port == guest.port and started.ready_line == guest.ready_line and started.root == guest.root
     assert json.loads(files[f"{BUNDLE_IN_GUEST}/config.json"]) == bundle
@@ -128,8 +128,7 @@ def test_the_bundle_runs_the_apps_own_start_and_init_runs_the_script(tmp_path):
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_the_runtime_and_the_libraries_the_root_lacks_go_in(tmp_path, runtime):
-    if find_runtime(runtime) is None:
-        pytest.skip(f"{runtime} is not installed (apt-get install {runtime})")
+    require(find_runtime(runtime) is not None, f"{runtime} (apt-get install {runtime})")
     files = runtime_files(tmp_path, runtime)  # an empty root: every library goes in
     assert files[in_guest(runtime)][:4] == b"\x7fELF" and in_guest(runtime).startswith("/.layerbench/")
     assert any("libseccomp.so" in path for path in files) and any("libc.so" in path for path in files)

@@ -87,16 +87,39 @@ def test_density_cells_give_memory_per_instance_and_the_cross_check(dense):
     assert not [c for c in cell.caveats() if c.kind == "memory_mismatch"]  # 5% apart: within 25%
 
 
+def test_a_memory_drop_far_from_uss_is_flagged_with_both_figures(tmp_path):
+    def drop_twice_uss(data):
+        with_density(data)
+        for trial in data["trials"]:
+            memory = trial["memory_bytes"]
+            if trial.get("kind") == "density" and trial["setup"] == "bare":
+                memory["available_drop_per_instance"] = 2 * memory["uss_per_instance"]
+
+    cell = Run.load(copy_run(tmp_path, drop_twice_uss)).cell("bare", "default", "density-x4")
+    (caveat,) = [c for c in cell.caveats() if c.kind == "memory_mismatch"]
+    assert "fell by 19.0 MB per instance while USS says 9.5 MB (100% apart)" in caveat.text
+    assert caveat.flag == "memory cross-check off by 100%"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, list[Path]]:
+    """Every chart of a run that has data for all of them (density, two apps), rendered for real once."""
+    from matplotlib.figure import Figure
+
+    from tests.chart_stand_in import REAL_SAVEFIG
+
+    run_dir = copy_run(tmp_path_factory.mktemp("rendered"), lambda data: (with_density(data), with_two_apps(data)))
+    with pytest.MonkeyPatch.context() as patch:  # the rendering itself (other tests write stand-in files)
+        patch.setattr(Figure, "savefig", REAL_SAVEFIG)
+        paths = render_all(run_dir)
+    assert all(path.parent == run_dir / "charts" for path in paths)
+    return {name: sorted((p for p in paths if p.stem == name), key=lambda p: p.suffix) for name in CHARTS}
+
+
 @pytest.mark.parametrize("name", list(CHARTS))
-def test_every_chart_writes_a_png_and_an_svg(name, loaded, dense, two_apps, tmp_path):
-    if name == "density":
-        loaded = dense
-    if name == "by_app":
-        loaded = two_apps
-    chart, _ = CHARTS[name]
-    paths = chart(loaded, tmp_path)
-    assert [p.suffix for p in paths] == [".png", ".svg"]
-    png, svg = paths
+def test_every_chart_writes_a_png_and_an_svg(name, rendered):
+    assert [p.suffix for p in rendered[name]] == [".png", ".svg"]
+    png, svg = rendered[name]
     assert png.read_bytes()[:8] == PNG_MAGIC
     assert png.stat().st_size > 10_000  # a real picture, not an empty canvas
     assert "<svg" in svg.read_text()[:2000]
@@ -110,13 +133,6 @@ def test_cells_put_bare_first_and_keep_one_colour_per_setup(loaded):
     assert bridge != host  # variants get shades ...
     assert colour(loaded, "container", "bridge") == bridge  # ... and the same one every time
     assert len({colour(loaded, *key) for key in loaded.layer_keys}) == len(loaded.layer_keys)
-
-
-def test_render_all_writes_every_chart_into_the_run_folder(tmp_path):
-    run_dir = copy_run(tmp_path, lambda data: (with_density(data), with_two_apps(data)))
-    paths = render_all(run_dir)
-    assert {p.stem for p in paths} == set(CHARTS)
-    assert all(p.parent == run_dir / "charts" for p in paths)
 
 
 def test_render_all_skips_charts_without_data_and_removes_stale_ones(tmp_path):

@@ -15,6 +15,7 @@ import pytest
 from bench.images import rootfs as rootfs_module
 from bench.images.rootfs import Rootfs, build_rootfs
 from bench.netutil import free_port
+from tests.conftest import require
 
 SIZE_BUDGET_BYTES = 45_000_000  # aim is < 40 MB; the margin absorbs stdlib patch releases
 
@@ -59,9 +60,9 @@ def test_cached_then_rebuilt_when_inputs_change(built, monkeypatch):
     assert not [p for p in changed.path.parent.iterdir() if p.name.startswith(".tmp-")]
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("chroot") is None, reason="chroot needs root")
 def test_app_serves_inside_chroot_as_nobody(built):
     """The trim is safe: the rootfs alone (no host files) imports the app and answers requests."""
+    require(os.geteuid() == 0 and shutil.which("chroot") is not None, "root and chroot")
     port = free_port()
     chroot = shutil.which("chroot")
     app = subprocess.Popen([chroot, "--userspec=65534:65534", str(built.path), *built.app_argv("127.0.0.1", port)],
