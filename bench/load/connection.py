@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from bench.load.cpu_clock import Clock, elapsed, thread_clock
 from bench.load.http1 import CHUNKED, HEAD_END, MAX_HEAD_BYTES, UNTIL_CLOSE, BadResponse, ChunkedBody, parse_head
 from bench.load.known_replies import TRACE_ECHO, KnownReplies
-from bench.load.spec import LoadSpec
+from bench.load.spec import TRACE_HEADER, USER_AGENT, LoadSpec
 
 _RETRY_CONNECT_S = 0.05  # after a refused connect
 _RETRY_AFTER_ERROR_S = 0.01  # after a reset or an unexpected close
@@ -271,7 +271,7 @@ class Client:
         self.recorder = recorder
         self.loop = asyncio.get_running_loop()
         self.request_prefix = (f"GET {spec.path} HTTP/1.1\r\nHost: {spec.host}:{port}\r\n"
-                               f"User-Agent: layerbench\r\nX-Trace-Id: ").encode()
+                               f"User-Agent: {USER_AGENT}\r\n{TRACE_HEADER}: ").encode()
         self.interval_ns = 0
         self.closed_loop = spec.mode == "closed"
         self.known = KnownReplies()

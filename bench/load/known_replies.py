@@ -12,8 +12,9 @@ parsed every time.
 from __future__ import annotations
 
 from bench.load.http1 import HEAD_END, Head
+from bench.load.spec import TRACE_HEADER
 
-TRACE_ECHO = b"\r\nX-Trace-Id: "  # the echo of our trace id, spelled as layerbench's app spells it
+TRACE_ECHO = f"\r\n{TRACE_HEADER}: ".encode()  # the echo of our trace id, spelled as layerbench's app spells it
 _APP_DURATION = b"\r\nServer-Timing: app;dur="
 _MAX_REMEMBERED = 64  # replies of each kind; all are forgotten when full (a Date header ticks every second)
 _MAX_REMEMBERED_BYTES = 4096  # only small replies are worth keeping
