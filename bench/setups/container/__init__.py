@@ -6,7 +6,9 @@ the app allows (uid 65534, read-only root, no capabilities, 127.0.0.1 ports), pi
 app, on the OCI runtime the variant names (runc, crun or gVisor's runsc: `runtimes`). Which host
 processes it costs is worked out in `attribution`; the engine's daemons, its fixed cost, in
 `daemons`; talking to the engine is in `engine`; shims that failed starts leave behind are found
-and removed by `shims`.
+and removed by `shims`. The network variants (a published port with or without docker-proxy, the
+container's own IP) and the path each request takes are in `networking`; the private dockerd a port
+without the proxy needs is `private_engine`.
 """
 
 from __future__ import annotations
@@ -17,14 +19,14 @@ import secrets
 import time
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from bench.app.command import APP_PORT_IN_GUEST
 from bench.errors import SetupError
 from bench.netutil import free_port, port_in_use
 from bench.roles import APP, PROXY, RUNTIME, RoleProcess
 from bench.setups.base import Instance, Options, Setup
-from bench.setups.container import engine, runtimes, shims
+from bench.setups.container import engine, networking, private_engine, runtimes, shims
 from bench.setups.container.attribution import SANDBOX, RunningContainer, cgroup_dirs, engine_accounting, processes
 from bench.setups.container.daemons import CONTAINERD, DOCKERD, daemon_processes
 from bench.setups.registry import register
@@ -52,6 +54,12 @@ class ContainerOptions(Options):
     # The OCI runtime Docker runs the container with: runc (Docker's default), crun, or gVisor's
     # runsc; each must be registered with dockerd (scripts/host-setup.sh registers crun and runsc).
     runtime: Literal["runc", "crun", "runsc"] = runtimes.DEFAULT_RUNTIME
+    # A published port without docker-proxy: kernel DNAT with hairpin NAT, in a private dockerd
+    # started for the run with --userland-proxy=false (bench.setups.container.private_engine).
+    userland_proxy: bool = True
+    # How the load reaches a bridge container: its published port on 127.0.0.1, or its own IP on
+    # Docker's bridge (no port published, no proxy, no NAT; bench.setups.container.network).
+    reach: Literal["published", "container-ip"] = networking.PUBLISHED
 
     @field_validator("memory")
     @classmethod
@@ -60,9 +68,17 @@ class ContainerOptions(Options):
             raise ValueError(f"memory must look like 256m, 1g or 1048576 (bytes), got {value!r}")
         return value.lower() if value else value
 
+    @model_validator(mode="after")
+    def _network_options_fit(self) -> "ContainerOptions":
+        problem = networking.options_problem(self.network, self.userland_proxy, self.reach, self.runtime,
+                                          getattr(self, "engine", "docker"))
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
 
 @register
-class ContainerSetup(Setup):
+class ContainerSetup(networking.NetworkVariants, Setup):
     name = "container"
     stack = "app → namespaces + cgroups + overlayfs (+ NAT and a userland proxy for a published port) → host kernel"
     narration = ("the same app inside a container: the kernel is shared, only namespaces and cgroups "
@@ -87,6 +103,7 @@ class ContainerSetup(Setup):
         self._image = None  # bench.images.docker_image.DockerImage once prepared
         self._launching: str | None = None  # the name of a container being created and started
         self._runtime: runtimes.RuntimeInfo | None = None  # as dockerd has it registered, once prepared
+        self._engine: private_engine.PrivateEngine | None = None  # userland_proxy: false, once prepared
 
     # ---- availability, housekeeping, declaration ---------------------------------------
 
@@ -108,13 +125,14 @@ class ContainerSetup(Setup):
 
     @classmethod
     def find_leftovers(cls) -> list[str]:
-        return engine.find_leftovers() + [shim.describe() for shim in _orphan_shims()]
+        return engine.find_leftovers() + [shim.describe() for shim in _orphan_shims()] + private_engine.find_leftovers()
 
     @classmethod
     def clean_leftovers(cls, run_id: str | None = None) -> list[str]:
         removed = engine.clean_leftovers(run_id)
         return removed + [shim.describe() for shim in _orphan_shims()
-                          if (run_id is None or shim.run_id == run_id) and shims.remove(shim)]
+                          if (run_id is None or shim.run_id == run_id) and shims.remove(shim)] \
+            + private_engine.clean_leftovers(run_id)
 
     @classmethod
     def prune_caches(cls) -> list[str]:
@@ -135,6 +153,7 @@ class ContainerSetup(Setup):
             parts.append(f"scratch={options.scratch}")
         if options.runtime != runtimes.DEFAULT_RUNTIME:  # before prepare(): the name; after: + gVisor's platform
             parts.append(self._runtime.variant_part() if self._runtime else options.runtime)
+        parts += networking.variant_parts(options.userland_proxy, options.reach)
         return ",".join(parts)
 
     def explain(self) -> str:
@@ -144,14 +163,14 @@ class ContainerSetup(Setup):
                                                                  else "")
 
     def caveats(self) -> list[str]:
-        return runtimes.caveats(self._runtime) if self._runtime else []
+        return (runtimes.caveats(self._runtime) if self._runtime else []) + self._network_caveats()
 
     def _gvisor(self) -> bool:
         return self._runtime.gvisor if self._runtime else self.options.runtime == "runsc"  # type: ignore[attr-defined]
 
     def layer_stack(self) -> tuple[str, ...]:
         options: ContainerOptions = self.options  # type: ignore[assignment]
-        proxy = "; docker-proxy + NAT" if options.network == "bridge" else ""
+        proxy = networking.stack_detail(options.network, options.userland_proxy, options.reach)
         if self._gvisor():
             return ("hardware", "host kernel", f"container engine (runsc{proxy})",
                     "sandbox kernel (gVisor sentry; every syscall)", "app")
@@ -169,22 +188,15 @@ class ContainerSetup(Setup):
         return described
 
     def fixed_processes(self) -> list[RoleProcess]:
-        return daemon_processes()
-
-    def _network_explanation(self) -> str:
-        if self.options.network == "host":  # type: ignore[attr-defined]
-            return (" With host networking the container shares the host's network stack: "
-                    "no proxy and no NAT on the request path.")
-        return (" With a published port (bridge networking), every connection goes through "
-                "docker-proxy, a userland process that copies each byte between two sockets, and through NAT "
-                "rules that rewrite packets; that is the cost a tiny request feels most. layerbench pins the shim "
-                "and the proxy to the app's CPUs, so the proxy's work comes out of the same CPU budget the bare "
-                "app had to itself.")
+        return self._engine.processes() if self._engine is not None else daemon_processes()
 
     # ---- preparation -------------------------------------------------------------------
 
     def client(self):
-        """The Docker SDK client (created once); SetupError when no daemon answers."""
+        """The Docker SDK client (created once; the private engine's once it runs); SetupError when
+        no daemon answers."""
+        if self._engine is not None and self._engine.client is not None:
+            return self._engine.client
         if self._client is None:
             try:
                 self._client = engine.docker_sdk().from_env(timeout=30)
@@ -193,6 +205,11 @@ class ContainerSetup(Setup):
         return self._client
 
     def prepare(self) -> None:
+        self._refuse_split_for_network_variants()
+        self._prepare_image()
+        self._start_private_engine_if_asked()
+
+    def _prepare_image(self) -> None:
         try:
             self._image = self.app.container_image(self.client(), progress=self.progress,
                                                    base_image=self.options.base_image)  # type: ignore[attr-defined]
@@ -231,9 +248,11 @@ class ContainerSetup(Setup):
         phases["start_s"] = time.perf_counter() - began
         init_pid = int(container.attrs["State"].get("Pid") or 0)
         options: ContainerOptions = self.options  # type: ignore[assignment]
+        proxied = options.network == "bridge" and options.reach == networking.PUBLISHED and options.userland_proxy
         running = RunningContainer(container=container, init_pid=init_pid, cgroup_dirs=cgroup_dirs(init_pid),
-                                   proxy_port=None if options.network == "host" else port,
+                                   proxy_port=port if proxied else None,
                                    cpus=tuple(self.pinning.app_cpus) if options.pin_helpers else ())
+        address, path = self._network_path(container, init_pid, port)  # NetworkVariants
         facts = {
             "container_id": container.id, "container_name": container.name,
             "image_tag": self._image.tag, "image_id": self._image.image_id,
@@ -243,10 +262,11 @@ class ContainerSetup(Setup):
             "cgroup_version": 2 if "" in running.cgroup_dirs else 1, "read_only": kwargs["read_only"],
             "user": kwargs.get("user") or "the image's own", "cap_add": kwargs.get("cap_add", []),
             **(self._runtime.facts() if self._runtime else {"runtime": options.runtime}),
+            "userland_proxy": options.userland_proxy, "reach": options.reach, **path.facts,
         }
         instance = Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
                             engine_accounting=lambda: engine_accounting(running), handle=running,
-                            address=self.address)
+                            address=address, network_path=path)
         self._launching = None  # from here on, _terminate stops it
         return instance
 
@@ -276,6 +296,8 @@ class ContainerSetup(Setup):
             if start.port != port and port_in_use(start.port, self.address):
                 raise SetupError(f"port {start.port} on this host is taken, and the image listens on that port only")
             kwargs.update(network_mode="host")
+            port = start.port
+        elif options.reach == networking.CONTAINER_IP:  # nothing published: the load goes to the container's IP
             port = start.port
         else:
             kwargs.update(ports={f"{start.port}/tcp": (self.address, port)})  # that address only
@@ -309,9 +331,10 @@ class ContainerSetup(Setup):
 
     def _abort_launch(self) -> None:
         name, self._launching = self._launching, None
-        if name is not None and self._client is not None:  # no client: nothing was created
-            container_id = engine.id_of(self._client, name)
-            engine.remove_by_name(self._client, name)
+        client = self._engine.client if self._engine is not None else self._client
+        if name is not None and client is not None:  # no client: nothing was created
+            container_id = engine.id_of(client, name)
+            engine.remove_by_name(client, name)
             if container_id:  # a failed gVisor start leaves its shim, sentry and gofer behind
                 shims.remove_shims_of(container_id)
 
