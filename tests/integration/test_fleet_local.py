@@ -11,11 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("testhosts")]  # its checks see every ssh of the machine
 
 ROOT = Path(__file__).resolve().parents[2]
+MARK = "LAYERBENCH_TEST_FLEET_SIGTERM"  # in the environment of everything the test's bench starts
 
 
 def test_sigterm_stops_a_fleet_and_keeps_what_was_measured(tmp_path):
@@ -23,7 +25,7 @@ def test_sigterm_stops_a_fleet_and_keeps_what_was_measured(tmp_path):
                "--warmup", "0.2", "--repeat", "20", "--hosts", "local", "--out", str(tmp_path), "--no-report"]
     lines = []
     with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env={**os.environ, "COLUMNS": "160"}) as process:
+                          env={**os.environ, "COLUMNS": "160", MARK: str(tmp_path)}) as process:
         try:
             for line in process.stdout:
                 lines.append(line.rstrip())
@@ -42,8 +44,20 @@ def test_sigterm_stops_a_fleet_and_keeps_what_was_measured(tmp_path):
     assert run["status"] == "incomplete" and 1 <= len(run["trials"]) < 20
     assert any("interrupted" in line for line in lines), lines
     time.sleep(0.5)
-    here = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-    assert not [line for line in here if str(fleet_dir) in line or ("bench.app.server" in line and str(ROOT) in line)]
+    assert _started_by(str(tmp_path)) == []
+
+
+def _started_by(mark: str) -> list[str]:
+    """The command lines of processes this test's bench started (they inherit its environment): the
+    other worker's apps, which share this checkout's command line, are not counted."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if process.environ().get(MARK) == mark:
+                found.append(" ".join(process.info["cmdline"] or []))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
 
 
 def test_a_stored_fleet_is_reported_with_each_hosts_own_report_and_compared_with_charts(tmp_path):

@@ -95,7 +95,9 @@ def test_one_trials_counters_agree_with_ip_s_link_deltas_taken_around_it(docker_
 
 def test_ebpf_counts_of_the_apps_own_packets_agree_with_the_interface_counters(docker_here):
     """The same trial counted twice: by every interface's counters (all traffic) and by bpftrace (the
-    app's own connections only). On a quiet machine they must agree; the run's figures are the counters'."""
+    app's own connections only). On the container's own veth, which carries nothing else, they must agree;
+    lo and docker0 are shared (the suite runs in two workers, CI's other traffic), so there eBPF's count
+    is the app's ~2 packets per request and never more than the counters'."""
     from bench.metrics.hoptrace import unavailable_reason
 
     require(unavailable_reason() is None, f"eBPF tracing: {unavailable_reason()}")
@@ -108,10 +110,15 @@ def test_ebpf_counts_of_the_apps_own_packets_agree_with_the_interface_counters(d
                                trace_hops=True).record
     assert record.status == "ok" and "unavailable" not in record.network_path["traced"], record.network_path
     for name, step in _steps(record).items():
-        if step["step"] == "interface":
-            assert step["traced_packets_per_request"] == pytest.approx(step["packets_per_request"], rel=0.03), name
-            print(f"\n{name}: counters {step['packets_per_request']:.3f}, eBPF {step['traced_packets_per_request']:.3f}"
-                  f" packets per request")
+        if step["step"] != "interface":
+            continue
+        traced, counted = step["traced_packets_per_request"], step["packets_per_request"]
+        if name == "veth":
+            assert traced == pytest.approx(counted, rel=0.03), name
+        else:  # a request and its reply on keep-alive connections, whatever else crossed the interface
+            assert traced == pytest.approx(2.0, rel=0.1) and traced <= counted * 1.03, (name, traced, counted)
+        print(f"\n{name}: counters {step['packets_per_request']:.3f}, eBPF {step['traced_packets_per_request']:.3f}"
+              f" packets per request")
 
 
 def _engine_folders() -> set[Path]:

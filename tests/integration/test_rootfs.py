@@ -1,4 +1,5 @@
-"""The rootfs builder: cached by content, trimmed, and still able to run the app (proved in a chroot)."""
+"""The rootfs builder: cached by content, trimmed, and still able to run the app (proved in a chroot).
+Not a unit test: building it compiles the stdlib (several seconds of CPU each time)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from bench.images import rootfs as rootfs_module
 from bench.images.rootfs import Rootfs, build_rootfs
 from bench.netutil import free_port
 from tests.conftest import require
+
+pytestmark = pytest.mark.integration
 
 SIZE_BUDGET_BYTES = 45_000_000  # aim is < 40 MB; the margin absorbs stdlib patch releases
 
