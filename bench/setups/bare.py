@@ -22,7 +22,7 @@ from bench.errors import SetupError
 from bench.netutil import free_port, port_in_use
 from bench.roles import APP, RoleProcess
 from bench.setups.base import Instance, Setup
-from bench.setups.procutil import die_with_parent
+from bench.setups.procutil import descendant_pids, die_with_parent
 from bench.setups.registry import register
 
 
@@ -156,11 +156,18 @@ def _drop_scratch(folder) -> None:
 
 
 def _app_and_children(app: psutil.Process) -> list[RoleProcess]:
+    pids = descendant_pids(app.pid)
+    if pids is None:
+        try:
+            pids = [child.pid for child in app.children(recursive=True)]
+        except psutil.Error:
+            pids = []
     found = [RoleProcess(APP.key, app)]
-    try:
-        found += [RoleProcess(APP.key, child) for child in app.children(recursive=True)]
-    except psutil.Error:
-        pass
+    for pid in pids:
+        try:
+            found.append(RoleProcess(APP.key, psutil.Process(pid)))
+        except psutil.Error:
+            pass  # exited meanwhile
     return found
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.stand_ins import run_shipped, standing_in
 from tools import (gate_check, generator_check, hostile_input_check, interrupt_check, latency_storage_check,
-                   ratio_check, split_vs_loopback)
+                   ratio_check, speed_check, split_vs_loopback)
 
 TINY = ["--repeat", "2", "--duration", "0.1"]
 
@@ -27,7 +27,7 @@ def test_generator_check_compares_the_builtin_generator_with_wrk(monkeypatch, ca
         status = generator_check.main(["--target", "app", *TINY])
     printed = capsys.readouterr().out
     assert status in (0, generator_check.BELOW_GOAL), printed
-    assert "hello-builtin  req/s per repeat:" in printed and "built-in / wrk = " in printed, printed
+    assert "hello-builtin  req/s per repeat:" in printed and "ratio of medians" in printed, printed
 
 
 def test_ratio_check_pools_a_run_by_generator(tmp_path, monkeypatch, capsys):
@@ -67,3 +67,11 @@ def test_split_vs_loopback_runs_its_loopback_half_on_this_machine(tmp_path, caps
     assert status == 0
     assert "loopback" in printed and "req/s" in printed, printed
     assert (tmp_path / "split-vs-loopback.json").is_file()
+
+
+def test_speed_check_measures_the_generator_part(monkeypatch, capsys):
+    with standing_in(monkeypatch):
+        status = speed_check.main(["--only", "generator", "--repeat", "2"])
+    printed = capsys.readouterr().out
+    assert status in (0, 1, 3), printed
+    assert "built-in / wrk" in printed and "| figure | goal |" in printed, printed
