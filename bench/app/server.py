@@ -2,7 +2,7 @@
 
 Standard library only. A thread per connection (ThreadingHTTPServer), HTTP/1.1 keep-alive,
 TCP_NODELAY, and every reply written in one send() so Nagle's algorithm and delayed ACKs
-can never add their ~40 ms to a keep-alive request (see DESIGN.md).
+can never add their ~40 ms to a keep-alive request (README.md, "How it measures").
 
 Its start-up is a measured figure, ~10x slower in a VM under TCG: a module only one endpoint
 needs (hashlib, tempfile) is imported by that endpoint, and the usual command line is read

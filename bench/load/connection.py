@@ -382,7 +382,7 @@ async def drive(port: int, spec: LoadSpec, numbers: Iterable[int], start: float,
 
 def event_loop_factory():
     """uvloop's loop when installed: here it spent 1.6x less CPU per request than asyncio's own loop
-    (nginx /hello, one core; scripts/generator_check.py's figure for wrk / built-in is near 1)."""
+    (nginx /hello, one core; tools/generator_check.py's figure for wrk / built-in is near 1)."""
     try:
         import uvloop
     except ImportError:

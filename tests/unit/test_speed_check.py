@@ -1,32 +1,15 @@
-"""scripts/speed_check.py without measuring: its table, its choice of parts, and the per-round
-ratios it and scripts/generator_check.py take their medians of."""
+"""tools/speed_check.py without measuring: its table, its choice of parts, and the per-round
+ratios it and tools/generator_check.py take their medians of (tests/unit/test_tools.py runs it)."""
 
 from __future__ import annotations
-
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
 from bench.scenario import parse_scenario
-
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-
-
-def _script(name: str):
-    sys.path.insert(0, str(SCRIPTS))  # speed_check imports generator_check from next to itself
-    try:
-        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-        module = sys.modules[name] = importlib.util.module_from_spec(spec)  # dataclasses look it up there
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(SCRIPTS))
+from tools import generator_check, speed_check
 
 
 def test_the_table_gives_each_figure_its_goal_and_verdict():
-    speed_check = _script("speed_check")
     table = speed_check.render([speed_check.Figure("VM launch to first 200", "4.0 s or less", "3.90 s", True, "0.10"),
                                 speed_check.Figure("QEMU RSS", "200 MB or less", "255 MB", False, "0.20")])
     lines = table.splitlines()
@@ -36,20 +19,16 @@ def test_the_table_gives_each_figure_its_goal_and_verdict():
 
 
 def test_an_unknown_part_is_one_line_and_measures_nothing(monkeypatch, capsys):
-    speed_check = _script("speed_check")
     monkeypatch.setattr(speed_check, "MEASURES", {})  # measuring anything would raise KeyError
-    monkeypatch.setattr(sys, "argv", ["speed_check.py", "--only", "quick,warp"])
     with pytest.raises(SystemExit) as exit_info:
-        speed_check.main()
+        speed_check.main(["--only", "quick,warp"])
     assert exit_info.value.code == 2 and "unknown part(s) warp" in capsys.readouterr().err
 
 
 def test_the_vm_scenario_parses_with_the_repeat_asked():
-    speed_check = _script("speed_check")
     scenario = parse_scenario(speed_check.VM_SCENARIO % 3)
     assert scenario.repeat == 3 and scenario.setups[0].setup == "vm"
 
 
 def test_round_ratios_pair_each_round_and_skip_a_zero_reference():
-    generator_check = _script("generator_check")
     assert generator_check.round_ratios([90.0, 100.0, 50.0], [100.0, 100.0, 0.0]) == [0.9, 1.0]

@@ -47,6 +47,8 @@ from typing import Literal
 
 from pydantic import Field
 
+from bench.app.command import APP_PORT_IN_GUEST
+from bench.apps.base import Layer, Place, guest_start
 from bench.errors import KernelError, SetupError
 from bench.netutil import free_port, port_in_use
 from bench.roles import HYPERVISOR, RoleProcess
@@ -89,7 +91,7 @@ class VMSetup(Setup):
     order = 20
     roles = (HYPERVISOR,)
     Options = VMOptions
-    runs_app_as = "guest"
+    runs_app_as = Layer.GUEST
     # TCG boots in ~4 s on an idle 2-core host; a loaded one can take several times that.
     # A QEMU that exits fails at once (the readiness loop polls the handle).
     ready_deadline_s = 60.0
@@ -194,7 +196,9 @@ class VMSetup(Setup):
             raise SetupError(str(error)) from None
         vmlinux = pvh_vmlinux(kernel)
         machine = "microvm" if vmlinux else "q35"  # microvm's firmware-less boot wants the PVH ELF
-        guest, extra_files = self._guest_boot(self.app.guest_start(self.progress))
+        tree = self.app.tree(self.progress)
+        start = self.app.start(Place(Layer.GUEST, "0.0.0.0", APP_PORT_IN_GUEST, files=tree))
+        guest, extra_files = self._guest_boot(guest_start(start, tree))
         image = initramfs.build_initramfs(guest, kernel, progress=self.progress, extra_files=extra_files)
         if kernel.modules_dir is None or not image.modules:
             self.progress(f"warning: no virtio_net module found for kernel {kernel.version}; "

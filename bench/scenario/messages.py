@@ -16,7 +16,7 @@ def _is_union_tag(part) -> bool:
 
 def messages(error: ValidationError, source: str, lines: dict[tuple, int]) -> list[str]:
     """One line per problem, `file:line: field.path: what is wrong (got 'value')`; `lines` maps a
-    field path to its line in the file (from bench.scenario_yaml.line_index), {} for flags."""
+    field path to its line in the file (from bench.scenario.bounded_yaml.line_index), {} for flags."""
     problems = []
     first_with: dict[str, int] = {}  # prefix -> index in problems: thousands of problems stay linear
     items = error.errors()

@@ -5,8 +5,9 @@ and `bench clean` must answer: a user's image that is not here, a run that measu
 with nothing to check, a malformed --fail-on, control characters and formulas bound for an export,
 NO_COLOR on a terminal, and a runner killed during the KVM probe. Each says what it expects.
 
-    .venv/bin/python scripts/hostile_input_check.py
-    .venv/bin/python scripts/hostile_input_check.py --bench /work/main/.venv/bin/bench  # another checkout
+    .venv/bin/python -m tools.hostile_input_check
+    .venv/bin/python -m tools.hostile_input_check --bench /work/main/.venv/bin/bench  # another checkout
+    .venv/bin/python -m tools.hostile_input_check --only bomb   # the cases whose name holds "bomb"
 
 Each child runs under an address-space limit (--max-memory-mb) and a timeout, so measuring an
 older checkout that reads /dev/zero to the end cannot take the machine down with it. The issue 22
@@ -20,11 +21,8 @@ import csv
 import io
 import json
 import os
-import pty
 import re
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from tools.child import run_one
 
 # Valid: every case adds a fault, and one the checked code refuses even without the new bounds, so an
 # older checkout never starts a real run.
@@ -131,67 +131,6 @@ WRITERS = {  # FIFOs fed by a thread here: (what each write sends, pause after i
     "FIFO with an endless writer": (b"- lol\n" * 1024, 0.0),
     "FIFO trickling a byte a tick": (b"#", 0.05),
 }
-
-
-def _wait(pid: int, began: float, timeout_s: float):
-    """(exit status, or "timeout" after killing its process group; the child's own rusage)."""
-    while True:
-        done, wait_status, usage = os.wait4(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(wait_status), usage
-        if time.monotonic() - began > timeout_s:
-            os.killpg(pid, signal.SIGKILL)
-            return "timeout", os.wait4(pid, 0)[2]
-        time.sleep(0.01)
-
-
-def run_one(command: list[str], max_memory_mb: int, timeout_s: float, env: dict[str, str] | None = None,
-            terminal: bool = False) -> tuple[float, float, int | None, str]:
-    """(wall seconds, peak RSS MB, exit status or None if killed at the timeout, output). `terminal`:
-    the child's stdout and stderr are a pseudo-terminal, as a user's shell gives it."""
-    def limit():
-        memory = max_memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        os.setsid()
-
-    with tempfile.TemporaryFile() as output:
-        leader, follower = pty.openpty() if terminal else (None, output.fileno())
-        reader = None
-        if terminal:  # drain the pty as a terminal would, into the same temp file
-            reader = threading.Thread(target=_drain, args=(leader, output), daemon=True)
-            reader.start()
-        began = time.monotonic()
-        pid = os.fork()
-        if pid == 0:  # child: the bench command, its output to the temp file (or the pty)
-            try:
-                limit()
-                os.dup2(follower, 1)
-                os.dup2(follower, 2)
-                if env is None:
-                    os.execvp(command[0], command)
-                os.execvpe(command[0], command, env)
-            finally:
-                os._exit(127)
-        status, usage = _wait(pid, began, timeout_s)
-        wall_s = time.monotonic() - began
-        if terminal:
-            os.close(follower)
-            reader.join(timeout=10)
-            os.close(leader)
-        output.seek(0)
-        text = output.read().decode("utf-8", "replace")
-    return wall_s, usage.ru_maxrss / 1024, None if status == "timeout" else status, text
-
-
-def _drain(leader: int, output) -> None:
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # EIO once the child's side is closed
-            return
-        if not data:
-            return
-        output.write(data)
 
 
 # ---- issue 22: a run, the gate, the exports and bench clean ---------------------------------------
@@ -359,20 +298,22 @@ def issue22_cases(folder: Path, python: str) -> dict[str, Case]:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", default=shutil.which("bench", path=str(Path(sys.executable).parent)) or "bench",
                         help="the bench executable to try (default: this venv's)")
     parser.add_argument("--max-memory-mb", type=int, default=2048, help="address-space limit per child")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds before a child is killed")
-    args = parser.parse_args()
+    parser.add_argument("--only", default="", help="only the cases whose name contains this text")
+    args = parser.parse_args(argv)
     python = str(Path(args.bench).parent / "python")  # the checked checkout's interpreter
     failures = 0
     with tempfile.TemporaryDirectory(prefix="layerbench-hostile-") as folder:
         stop = threading.Event()
         print(f"{'input':40} {'wall s':>7} {'RSS MB':>7} {'exit':>5}  answer")
         scenario_cases = {name: Case([path], 1, one_line=True) for name, path in cases(Path(folder)).items()}
-        for name, case in {**scenario_cases, **issue22_cases(Path(folder), python)}.items():
+        chosen = {**scenario_cases, **issue22_cases(Path(folder), python)}
+        for name, case in ((name, case) for name, case in chosen.items() if args.only in name):
             if name in WRITERS:
                 threading.Thread(target=_endless_writer, args=(case.args[0], stop, *WRITERS[name]),
                                  daemon=True).start()

@@ -3,7 +3,7 @@ in which the same starts were driven by both generators (the `gvisor-check` scen
 setup variant's load trials by the generator that drove them, and prints, per generator, the ratio
 of medians (variant / baseline) with its 95% interval, then built-in ratio / wrk ratio.
 
-    .venv/bin/python scripts/ratio_check.py RUN [--tolerance 0.15]
+    .venv/bin/python -m tools.ratio_check RUN [--tolerance 0.15]
 
 Exit 1 when a variant's two ratios are further apart than the tolerance (0.15: within 15%).
 """
@@ -33,7 +33,7 @@ def pooled(run: Run) -> dict[tuple[str, str], dict[str, list[float]]]:
     return found
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run")
     parser.add_argument("--tolerance", type=float, default=0.15)
@@ -63,4 +63,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

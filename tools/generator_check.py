@@ -11,7 +11,7 @@ throughput with a 95% interval, and how busy each generator was.
 
 Exit 0: at or above the goal; 3: measured, below the goal; 2: an error; 130: interrupted.
 
-    .venv/bin/python scripts/generator_check.py [--target app|nginx] [--repeat N] [--duration S]
+    .venv/bin/python -m tools.generator_check [--target app|nginx] [--repeat N] [--duration S]
 """
 
 from __future__ import annotations
@@ -137,14 +137,13 @@ def _sigterm_as_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", choices=("app", "nginx"), default="app")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=8, help="nginx target only (the scenario sets its own)")
-    args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # nginx and temp folders are cleaned up either way
+    args = parser.parse_args(argv)
     try:
         if args.target == "nginx":
             return check_nginx(args.repeat, args.duration, args.connections)
@@ -158,4 +157,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)  # nginx and temp folders are cleaned up either way
     sys.exit(main())

@@ -2,7 +2,7 @@
 in precision? Measured on real trials: a fresh 60 s bare /hello trial, or the trials of run
 folders given on the command line.
 
-    .venv/bin/python scripts/latency_storage_check.py [RUN_DIR ...] [--duration 60] [--precision 0.01]
+    .venv/bin/python -m tools.latency_storage_check [RUN_DIR ...] [--duration 60] [--precision 0.01]
 
 For each trial: requests, the bytes of latency_ms.npy + app_ms.npy, the bytes of both as log
 histograms (bins `precision` wide in relative terms, nonzero bins only, compressed npz), and the
@@ -72,12 +72,12 @@ def check(run_dir: Path, precision: float) -> None:
               f"worst percentile error {error:.2%}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", type=Path)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--precision", type=float, default=0.01)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.runs:
         for run_dir in args.runs:
             check(run_dir, args.precision)

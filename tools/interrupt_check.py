@@ -7,7 +7,10 @@ HTTP 200, a trial landing in run.json. SIGINT and SIGTERM alternate; which start
 varies. After each try it counts what remains: containers of that runner (`docker ps -a`),
 docker-proxy for their ports, QEMUs of that runner, VM runtime dirs and layerbench temp dirs.
 
-    .venv/bin/python scripts/interrupt_check.py [--setups container,vm] [--tries 20] [--phases a,b]
+    .venv/bin/python -m tools.interrupt_check [--setups container,vm] [--tries 20] [--phases a,b]
+    .venv/bin/python -m tools.interrupt_check --setups bare --tries 1   # no engine: the check itself
+
+`bare` (no engine) has two phases, prepare and random; its app processes are watched like the rest.
 
 Exits 1 when any try left something behind (or did not exit 130); prints one line per try and a
 table of clean tries per phase.
@@ -33,6 +36,8 @@ import psutil
 BENCH = str(Path(sys.executable).with_name("bench"))
 CONTAINER_PHASES = ("prepare", "create", "start", "readiness", "load", "stop", "random")
 VM_PHASES = ("prepare", "launch", "boot", "readiness", "load", "stop", "random")
+BARE_PHASES = ("prepare", "random")
+RANDOM_S = {"container": 8.0, "vm": 15.0, "bare": 3.0}  # the latest moment a random signal comes
 RUNTIME_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "layerbench" / "run"
 
 
@@ -61,6 +66,7 @@ class Try:
         self.events: queue.Queue = queue.Queue()
         self.ports: set[int] = set()
         self.qemu_pids: set[int] = set()
+        self.children: list[psutil.Process] = []  # the runner's descendants when the signal went
         self._stream = None
 
     def output(self) -> str:
@@ -104,6 +110,12 @@ class Try:
                 found.append(process)
                 self.qemu_pids.add(process.pid)
         return found
+
+    def note_children(self) -> None:
+        try:
+            self.children = psutil.Process(self.popen.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            self.children = []
 
     def trials_recorded(self) -> int:
         for run_json in self.out.glob("*/run.json"):
@@ -157,7 +169,7 @@ def reach_container_phase(attempt: Try, phase: str, nth: int) -> bool:
     if phase == "prepare":
         return bool(wait_until(lambda: "preparing" in attempt.output(), 60, attempt.popen))
     if phase == "random":
-        time.sleep(random.uniform(0.3, 8.0))
+        time.sleep(random.uniform(0.3, RANDOM_S["container"]))
         return attempt.popen.poll() is None
     action = {"create": "create", "start": "start", "readiness": "start", "load": "start", "stop": "kill"}[phase]
     if not wait_event(attempt, action, nth):
@@ -173,7 +185,7 @@ def reach_vm_phase(attempt: Try, phase: str, nth: int) -> bool:
     if phase == "prepare":
         return bool(wait_until(lambda: "preparing" in attempt.output(), 60, attempt.popen))
     if phase == "random":
-        time.sleep(random.uniform(0.3, 15.0))
+        time.sleep(random.uniform(0.3, RANDOM_S["vm"]))
         return attempt.popen.poll() is None
     if phase == "stop":
         return bool(wait_until(lambda: attempt.trials_recorded() >= nth, 240, attempt.popen))
@@ -192,9 +204,18 @@ def reach_vm_phase(attempt: Try, phase: str, nth: int) -> bool:
     return True
 
 
-def leftovers(attempt: Try) -> list[str]:
+def reach_bare_phase(attempt: Try, phase: str, nth: int) -> bool:
+    if phase == "prepare":
+        return bool(wait_until(lambda: "preparing" in attempt.output(), 60, attempt.popen))
+    time.sleep(random.uniform(0.3, RANDOM_S["bare"]))
+    return attempt.popen.poll() is None
+
+
+def leftovers(attempt: Try, setup: str) -> list[str]:
     """What this try's runner left behind (after it exited)."""
-    found = []
+    found = [f"process {child.pid} ({child.name()})" for child in attempt.children if _alive(child)]
+    if setup == "bare":
+        return found + [f"temp {path.name}" for path in attempt.temp.iterdir()]
     listed = subprocess.run(["docker", "ps", "-a", "--filter", f"label=layerbench.runner-pid={attempt.popen.pid}",
                              "--format", "{{.Names}} ({{.Status}})"], capture_output=True, text=True, timeout=60)
     found += [f"container {line}" for line in listed.stdout.splitlines()]
@@ -208,6 +229,13 @@ def leftovers(attempt: Try) -> list[str]:
     found += [f"VM runtime dir {entry.name}" for entry in _runtime_dirs_left(attempt)]
     found += [f"temp {path.name}" for path in attempt.temp.iterdir()]
     return found
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _runtime_dirs_left(attempt: Try) -> list[Path]:
@@ -233,7 +261,7 @@ def remove(attempt: Try, found: list[str]) -> None:
     """Clean up what a try left, so the next try starts clean (only this runner's things)."""
     subprocess.run(f"docker ps -aq --filter label=layerbench.runner-pid={attempt.popen.pid} | xargs -r docker rm -f",
                    shell=True, capture_output=True, timeout=120)
-    for process in attempt.qemus():
+    for process in [*attempt.qemus(), *(child for child in attempt.children if _alive(child))]:
         process.kill()
 
 
@@ -244,9 +272,10 @@ def one_try(setup: str, phase: str, index: int, root: Path) -> tuple[bool, str]:
     attempt = Try(setup, phase, root / f"{setup}-{phase}-{index}")
     if setup == "container":
         attempt.watch_engine()
-    reach = reach_container_phase if setup == "container" else reach_vm_phase
+    reach = {"container": reach_container_phase, "vm": reach_vm_phase, "bare": reach_bare_phase}[setup]
     reached = reach(attempt, phase, nth)
     attempt.qemus()  # note the QEMU pids alive right now
+    attempt.note_children()
     sent_at = time.monotonic() - attempt.began
     if attempt.popen.poll() is None:
         attempt.popen.send_signal(signum)
@@ -256,7 +285,7 @@ def one_try(setup: str, phase: str, index: int, root: Path) -> tuple[bool, str]:
         attempt.popen.kill()
         status = attempt.popen.wait()
     attempt.stop_watching()
-    found = leftovers(attempt)
+    found = leftovers(attempt, setup)
     if found:
         remove(attempt, found)
     # 130: bench handled it. Killed by the signal itself: it came while Python was still starting,
@@ -270,17 +299,18 @@ def one_try(setup: str, phase: str, index: int, root: Path) -> tuple[bool, str]:
     return clean, line
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setups", default="container,vm")
     parser.add_argument("--tries", type=int, default=20)
     parser.add_argument("--phases", default=None, help="comma-separated; default: every phase of each setup")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     random.seed(20261129)
     table = []
     with tempfile.TemporaryDirectory(prefix="interrupt-check-") as folder:
         for setup in args.setups.split(","):
-            phases = args.phases.split(",") if args.phases else (CONTAINER_PHASES if setup == "container" else VM_PHASES)
+            every = {"container": CONTAINER_PHASES, "vm": VM_PHASES, "bare": BARE_PHASES}[setup]
+            phases = args.phases.split(",") if args.phases else every
             for phase in phases:
                 outcomes = []
                 for index in range(args.tries):

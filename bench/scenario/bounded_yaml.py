@@ -32,7 +32,7 @@ except ImportError:
 # lists included) is 102 KB in block style and 10683 values: both limits leave it room. Parsing
 # 12000 values takes about 0.25 s in pure Python here, 0.05 s with libyaml's events, so the value
 # limit bounds the time as well (medians of 7 on this 2-core machine; whole-CLI figures from
-# scripts/hostile_input_check.py).
+# tools/hostile_input_check.py).
 MAX_BYTES = 256 * 1024
 MAX_NODES = 12_000  # values, counting each alias as a full copy of what it names: what validation walks
 MAX_ALIASES = 256  # uses of *name; 64 workloads sharing a few anchors need far fewer

@@ -5,7 +5,7 @@
   generator  built-in / wrk on bare /hello of layerbench's app: the generator-check scenario (both
              generators in each start, -c8, pinned alike, the same headers); the median of the
              rounds' ratios
-  nginx      built-in / wrk on Debian's nginx, alternating A B, B A (scripts/generator_check.py
+  nginx      built-in / wrk on Debian's nginx, alternating A B, B A (tools/generator_check.py
              --target nginx); the median of the rounds' ratios
   vm         the VM (TCG) as the classroom scenario runs it: cold starts (launch to first 200), and
              QEMU's RSS in an idle window after /hello and /cpu load
@@ -13,7 +13,7 @@
 The machine is shared: each figure says how many cores other processes kept busy meanwhile.
 Exit 0 when every figure measured meets its goal, 3 when one does not, 2 on an error.
 
-    .venv/bin/python scripts/speed_check.py [--only quick,generator,nginx,vm] [--repeat 5]
+    .venv/bin/python -m tools.speed_check [--only quick,generator,nginx,vm] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -30,14 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # generator_check, next to this script
-
-import generator_check  # noqa: E402
-
-from bench import results, stats  # noqa: E402
-from bench.roles import ROLE_HYPERVISOR  # noqa: E402
-from bench.runner import run_scenario  # noqa: E402
-from bench.scenario import parse_scenario  # noqa: E402
+from bench import results, stats
+from bench.roles import ROLE_HYPERVISOR
+from bench.runner import run_scenario
+from bench.scenario import parse_scenario
+from tools import generator_check
 
 PARTS = ("quick", "generator", "nginx", "vm")  # in the order they run
 BELOW_GOAL = 3
@@ -177,11 +174,11 @@ def render(figures: list[Figure]) -> str:
                      for index, row in enumerate(rows))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated, of: {', '.join(PARTS)}")
     parser.add_argument("--repeat", type=int, default=5, help="rounds of the generator checks, starts of the VM")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     parts = [part.strip() for part in args.only.split(",") if part.strip()]
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:

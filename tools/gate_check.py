@@ -1,5 +1,5 @@
 """Does the regression gate have power? Runs pairs of the `gate-check` scenario (bare /cpu, short
-rounds, under a minute each) through the real command line and gates each pair twice, with
+rounds, under a minute each) through the runner and gates each pair twice, with
 `bench compare A B --fail-on throughput_rps:-5%` and with `calibrated.throughput_rps:-5%` (throughput
 per unit of the machine speed measured beside each trial: a neighbour's load cancels):
 
@@ -10,8 +10,9 @@ Pairs alternate A/A and A/B, so a drift of the machine hits both kinds alike. Pr
 pair (the ratio B/A with its interval and the gate's outcome, for each gate, each run's wall time) and
 the tally. The exit status judges the first gate given with --gates.
 
-    .venv/bin/python scripts/gate_check.py [--pairs 10] [--threshold -5%] [--keep DIR]
-                                           [--gates throughput_rps,calibrated.throughput_rps]
+    .venv/bin/python -m tools.gate_check [--pairs 10] [--threshold -5%] [--keep DIR]
+                                         [--gates throughput_rps,calibrated.throughput_rps]
+                                         [--repeat N] [--duration S]  # the scenario's own by default
 
 Exit 0 when at least 9 in 10 A/A pairs passed and 9 in 10 A/B pairs failed, 3 otherwise.
 """
@@ -20,29 +21,23 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from bench.runner import run_scenario
+from bench.scenario import Scenario, apply_overrides, load_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH = [sys.executable, "-m", "bench"]
 MORE_WORK = 1150  # against the scenario's 1000: 15% more hashing per request
 BELOW_GOAL = 3
 
 
-def _run(scenario: Path, out: Path) -> tuple[Path, float]:
+def _run(scenario: Scenario, out: Path) -> tuple[Path, float]:
+    """One run of the scenario into `out`: (run folder, wall seconds)."""
     began = time.monotonic()
-    done = subprocess.run([*BENCH, "run", str(scenario), "--out", str(out), "--no-report"], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
-    wall_s = time.monotonic() - began
-    if done.returncode != 0:
-        raise SystemExit(f"bench run {scenario.name} failed ({done.returncode}): {done.stderr.strip()[-400:]}")
-    (run_dir,) = [path for path in out.iterdir() if path.is_dir()]
-    return run_dir, wall_s
+    run_dir = run_scenario(scenario, out)
+    return run_dir, time.monotonic() - began
 
 
 def _gate(base: Path, new: Path, key: str, threshold: str) -> tuple[str, str]:
@@ -59,21 +54,29 @@ def _gate(base: Path, new: Path, key: str, threshold: str) -> tuple[str, str]:
     return outcome, f"{ratio.median:.3f} [{ratio.low:.3f}–{ratio.high:.3f}]"
 
 
-def main() -> int:
+def _scenarios(repeat: int | None, duration_s: float | None) -> tuple[Scenario, Scenario]:
+    """gate-check as shipped (or shortened), and the same with 15% more work per request."""
+    fields = {key: value for key, value in (("repeat", repeat), ("duration", duration_s)) if value is not None}
+    base = apply_overrides(load_scenario("gate-check"), **fields)
+    more = load_scenario("gate-check").model_dump()
+    more["workloads"][0]["param"] = MORE_WORK
+    more = apply_overrides(Scenario.model_validate(more), **fields)
+    return base, more
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=10, help="pairs of each kind")
     parser.add_argument("--threshold", default="-5%")
     parser.add_argument("--keep", type=Path, help="keep the runs in this folder (default: a temp folder)")
     parser.add_argument("--gates", default="throughput_rps,calibrated.throughput_rps")
-    args = parser.parse_args()
+    parser.add_argument("--repeat", type=int, help="rounds per run (default: the scenario's)")
+    parser.add_argument("--duration", type=float, help="seconds per trial (default: the scenario's)")
+    args = parser.parse_args(argv)
     gates = [key.strip() for key in args.gates.split(",") if key.strip()]
-    base_scenario = ROOT / "scenarios" / "gate-check.yaml"
+    base_scenario, more_scenario = _scenarios(args.repeat, args.duration)
     folder = Path(tempfile.mkdtemp(prefix="layerbench-gatecheck-")) if args.keep is None else args.keep
     folder.mkdir(parents=True, exist_ok=True)
-    more = yaml.safe_load(base_scenario.read_text())
-    more["workloads"][0]["param"] = MORE_WORK
-    more_scenario = folder / "gate-check-more-work.yaml"
-    more_scenario.write_text(yaml.safe_dump(more))
     tally = {gate: {"A/A": [], "A/B": []} for gate in gates}
     try:
         print(f"{'pair':>4}  {'kind':4}  " + "  ".join(f"{gate + ' B/A [95%]':34}  {'gate':9}" for gate in gates)

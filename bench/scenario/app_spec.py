@@ -10,7 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 IMAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$"  # NAME:TAG, a registry path, or an image id
 URL_PATH_PATTERN = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,200}$"
-SHIPPED_APPS = ("python", "nginx")
+
+
+def _named_apps() -> list[str]:
+    """The apps a scenario may name (the registry's, plugins included; a user's image is given by reference)."""
+    from bench.apps import registry  # here: importing this module loads no app
+
+    return [kind for kind in registry.kinds() if kind != "image"]
 
 
 class AppSpec(BaseModel):
@@ -54,8 +60,8 @@ class AppSpec(BaseModel):
         if self.name == "image":
             if self.image is None:
                 raise ValueError("an image app needs image: NAME:TAG (a local image; nothing is pulled)")
-        elif self.name not in SHIPPED_APPS:
-            raise ValueError(f"unknown app {self.name!r}; choose from: {', '.join(SHIPPED_APPS)}, "
+        elif self.name not in (known := _named_apps()):
+            raise ValueError(f"unknown app {self.name!r}; choose from: {', '.join(known)}, "
                              f"or {{image: NAME:TAG, port: P, path: /...}}")
         elif any(value is not None for value in (self.image, self.port, self.path, self.ready)):
             raise ValueError("image, port, path and ready describe a user's image; a shipped app takes none")
