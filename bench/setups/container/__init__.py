@@ -6,7 +6,8 @@ the app allows (uid 65534, read-only root, no capabilities, 127.0.0.1 ports), pi
 app, on the OCI runtime the variant names (runc, crun or gVisor's runsc: `runtimes`). Which host
 processes it costs is worked out in `attribution`; the engine's daemons, its fixed cost, in
 `daemons`; talking to the engine is in `engine`; shims that failed starts leave behind are found
-and removed by `shims`.
+and removed by `shims`. The engine is a variant (`engines`): Podman's are run by
+bench.setups.container.podman. Where the app's scratch files go is in `storage`.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ import secrets
 import time
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from bench.app.command import APP_PORT_IN_GUEST
 from bench.errors import SetupError
 from bench.netutil import free_port, port_in_use
 from bench.roles import APP, PROXY, RUNTIME, RoleProcess
 from bench.setups.base import Instance, Options, Setup
-from bench.setups.container import engine, runtimes, shims
+from bench.setups.container import engine, engines, runtimes, shims, storage
 from bench.setups.container.attribution import SANDBOX, RunningContainer, cgroup_dirs, engine_accounting, processes
 from bench.setups.container.daemons import CONTAINERD, DOCKERD, daemon_processes
 from bench.setups.registry import register
@@ -47,11 +48,17 @@ class ContainerOptions(Options):
     pin_helpers: bool = True
     # Where the app's temp files (/io) go: "tmpfs" keeps the root read-only with a tmpfs at /tmp;
     # "overlay" writes them through the container's overlayfs writable layer, which needs a
-    # writable root (read_only=False, no /tmp tmpfs; still uid 65534, no capabilities).
-    scratch: Literal["tmpfs", "overlay"] = "tmpfs"
+    # writable root (read_only=False, no /tmp tmpfs; still uid 65534, no capabilities); "volume"
+    # (a named volume) and "bind" (a host directory) mount a plain directory of the host at /tmp.
+    scratch: Literal["tmpfs", "overlay", "volume", "bind"] = "tmpfs"
     # The OCI runtime Docker runs the container with: runc (Docker's default), crun, or gVisor's
     # runsc; each must be registered with dockerd (scripts/host-setup.sh registers crun and runsc).
     runtime: Literal["runc", "crun", "runsc"] = runtimes.DEFAULT_RUNTIME
+    # The engine (bench.setups.container.engines): docker, or podman as root or, rootless, as the
+    # dedicated unprivileged user; port_handler: who forwards a rootless published port.
+    engine: Literal["docker", "podman"] = engines.DEFAULT_ENGINE
+    rootless: bool = False
+    port_handler: Literal["rootlesskit", "slirp4netns"] = engines.DEFAULT_PORT_HANDLER
 
     @field_validator("memory")
     @classmethod
@@ -59,6 +66,10 @@ class ContainerOptions(Options):
         if value is not None and not _MEMORY.match(value):
             raise ValueError(f"memory must look like 256m, 1g or 1048576 (bytes), got {value!r}")
         return value.lower() if value else value
+
+    @model_validator(mode="after")
+    def _engine_options_fit(self) -> "ContainerOptions":
+        return engines.checked(self)  # a ValueError naming the options that do not go together
 
 
 @register
@@ -81,12 +92,19 @@ class ContainerSetup(Setup):
     ready_deadline_s = 30.0
     runs_app_as = "container"
 
+    def __new__(cls, options=None, *args, **kwargs):
+        """A Podman variant is run by Podman's class (a subclass of this one's, such as a test's
+        stand-in, gets it mixed in under itself), under the same name and declaration slots."""
+        return super().__new__(_podman().variant.variant_class(cls) if engines.wants_podman(options) else cls)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._client = None
         self._image = None  # bench.images.docker_image.DockerImage once prepared
         self._launching: str | None = None  # the name of a container being created and started
         self._runtime: runtimes.RuntimeInfo | None = None  # as dockerd has it registered, once prepared
+        self._scratch: storage.Scratch | None = None  # the scratch space of a launch under way
+        self._data_root: str | None = None  # dockerd's data directory (overlay layers, volumes), once prepared
 
     # ---- availability, housekeeping, declaration ---------------------------------------
 
@@ -96,25 +114,26 @@ class ContainerSetup(Setup):
 
     @classmethod
     def doctor_lines(cls) -> list[str]:
+        lines: list[str] = []
         with engine.client_if_daemon(10) as client:
-            if client is None:
-                return []
             try:
-                version = client.version()
-                lines = [f"Docker engine {version.get('Version')}, cgroup v{client.info().get('CgroupVersion', '?')}"]
-                return lines + runtimes.doctor_lines(client)
+                version = client.version() if client is not None else None
+                lines = [f"Docker engine {version.get('Version')}, cgroup v{client.info().get('CgroupVersion', '?')}",
+                         *runtimes.doctor_lines(client)] if version is not None else []
             except Exception:
-                return []
+                lines = []
+        return lines + _podman().doctor.doctor_lines()
 
     @classmethod
     def find_leftovers(cls) -> list[str]:
-        return engine.find_leftovers() + [shim.describe() for shim in _orphan_shims()]
+        return engine.find_leftovers() + [shim.describe() for shim in shims.docker_orphans()] + _podman().leftovers.find()
 
     @classmethod
     def clean_leftovers(cls, run_id: str | None = None) -> list[str]:
-        removed = engine.clean_leftovers(run_id)
-        return removed + [shim.describe() for shim in _orphan_shims()
-                          if (run_id is None or shim.run_id == run_id) and shims.remove(shim)]
+        removed = engine.clean_leftovers(run_id) + engine.clean_volumes(run_id)
+        removed += [shim.describe() for shim in shims.docker_orphans()
+                    if (run_id is None or shim.run_id == run_id) and shims.remove(shim)]
+        return removed + _podman().leftovers.clean(run_id) + (storage.stale_directories() if run_id is None else [])
 
     @classmethod
     def prune_caches(cls) -> list[str]:
@@ -141,7 +160,8 @@ class ContainerSetup(Setup):
         if self._runtime and self._runtime.gvisor:  # not "a host process run by the same kernel": its own words
             return (runtimes.explain(self._runtime) + self._network_explanation()).strip()
         return self.explanation + self._network_explanation() + (runtimes.explain(self._runtime) if self._runtime
-                                                                 else "")
+                                                                 else "") + storage.explain_docker(self.options,
+                                                                                                   self._data_root)
 
     def caveats(self) -> list[str]:
         return runtimes.caveats(self._runtime) if self._runtime else []
@@ -203,6 +223,7 @@ class ContainerSetup(Setup):
                 if self.options.base_image else ""  # type: ignore[attr-defined]
             raise SetupError(f"cannot build the container image: {engine.explain(error)}{hint}") from None
         self._runtime = runtimes.runtime_info(self.client(), self.options.runtime)  # type: ignore[attr-defined]
+        self._data_root = storage.docker_data_root(self.client())
         if self._runtime.name != runtimes.DEFAULT_RUNTIME:  # Docker's own runtime needs no probe
             self._probe_runtime()
 
@@ -221,7 +242,8 @@ class ContainerSetup(Setup):
         began = time.perf_counter()
         self._ensure_image_present()
         phases = {"image_s": time.perf_counter() - began}
-        kwargs, port = self._run_arguments(free_port(self.address))
+        self._scratch = storage.make(self.options.scratch, f"layerbench-{self.run_id}")  # type: ignore[attr-defined]
+        kwargs, port = self._run_arguments(free_port(self.address), self._scratch)
         self._launching = kwargs["name"]  # _abort_launch removes it by name, even mid-create
         began = time.perf_counter()
         container = self._create(kwargs)
@@ -233,7 +255,7 @@ class ContainerSetup(Setup):
         options: ContainerOptions = self.options  # type: ignore[assignment]
         running = RunningContainer(container=container, init_pid=init_pid, cgroup_dirs=cgroup_dirs(init_pid),
                                    proxy_port=None if options.network == "host" else port,
-                                   cpus=tuple(self.pinning.app_cpus) if options.pin_helpers else ())
+                                   cpus=tuple(self.pinning.app_cpus) if options.pin_helpers else (), scratch=self._scratch)
         facts = {
             "container_id": container.id, "container_name": container.name,
             "image_tag": self._image.tag, "image_id": self._image.image_id,
@@ -247,10 +269,10 @@ class ContainerSetup(Setup):
         instance = Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
                             engine_accounting=lambda: engine_accounting(running), handle=running,
                             address=self.address)
-        self._launching = None  # from here on, _terminate stops it
+        self._launching = self._scratch = None  # from here on, _terminate stops it
         return instance
 
-    def _run_arguments(self, port: int) -> tuple[dict, int]:
+    def _run_arguments(self, port: int, scratch: storage.Scratch | None = None) -> tuple[dict, int]:
         """The locked-down `docker run` of the app (uid 65534, no capabilities, one host address only:
         127.0.0.1, or the split run's address; where the app allows), and the host port it will answer on."""
         options: ContainerOptions = self.options  # type: ignore[assignment]
@@ -258,13 +280,13 @@ class ContainerSetup(Setup):
         host_network = options.network == "host"
         start = self.app.container_start(self._image, *((self.address, port) if host_network
                                                         else ("0.0.0.0", APP_PORT_IN_GUEST)))
-        read_only = start.read_only and options.scratch == "tmpfs"  # overlay: /tmp on the writable layer
+        read_only = start.read_only and options.scratch != "overlay"  # overlay: /tmp on the writable layer
+        labels = {engine.LABEL: "1", engine.RUN_LABEL: self.run_id, engine.PID_LABEL: str(os.getpid())}
         kwargs = dict(
-            image=self._image.tag, name=name, detach=True,
-            labels={engine.LABEL: "1", engine.RUN_LABEL: self.run_id, engine.PID_LABEL: str(os.getpid())},
+            image=self._image.tag, name=name, detach=True, labels=labels,
             read_only=read_only, cap_drop=["ALL"], security_opt=["no-new-privileges"],
             cpuset_cpus=",".join(str(cpu) for cpu in self.pinning.app_cpus),
-            **({"tmpfs": {"/tmp": "size=64m"}} if read_only else {}),
+            **storage.docker_kwargs(scratch, read_only, labels),
             **({"user": start.user} if start.user is not None else {}),
             **({"command": start.command} if start.command is not None else {}),
             **({"cap_add": list(start.cap_add)} if start.cap_add else {}),
@@ -314,9 +336,16 @@ class ContainerSetup(Setup):
             engine.remove_by_name(self._client, name)
             if container_id:  # a failed gVisor start leaves its shim, sentry and gofer behind
                 shims.remove_shims_of(container_id)
+        scratch, self._scratch = self._scratch, None
+        storage.drop_docker(self._client, scratch)
 
     def _terminate(self, instance: Instance) -> None:
-        running: RunningContainer = instance.handle  # type: ignore[assignment]
+        try:
+            self._stop_container(instance.handle)  # type: ignore[arg-type]
+        finally:  # its volume or bind folder goes once the container is gone
+            storage.drop_docker(self._client, instance.handle.scratch)  # type: ignore[attr-defined]
+
+    def _stop_container(self, running: RunningContainer) -> None:
         docker = engine.docker_sdk()
         try:
             try:
@@ -358,14 +387,11 @@ class ContainerSetup(Setup):
         self.prepare()
 
 
-def _orphan_shims() -> list[shims.Shim]:
-    """layerbench's shims whose container Docker no longer lists (left by failed gVisor starts)."""
-    with engine.client_if_daemon(10) as client:
-        if client is None:
-            return []
-        try:
-            known = {entry["Id"] for entry in client.api.containers(all=True, trunc=False)}
-        except Exception:
-            return []
-    return shims.orphans(known)
 
+def _podman():
+    """Podman's housekeeping (imported when asked: parsing a scenario loads none of it)."""
+    import bench.setups.container.podman.doctor
+    import bench.setups.container.podman.leftovers
+    import bench.setups.container.podman.variant
+
+    return bench.setups.container.podman

@@ -184,3 +184,36 @@ def prune_images() -> list[str]:
             removed += remove_images(client, keep=(f"{NGINX_REPOSITORY}:{NginxApp().tree_digest()}",),
                                      repository=NGINX_REPOSITORY)
         return [f"image {tag}" for tag in removed]
+
+
+def clean_volumes(run_id: str | None = None) -> list[str]:
+    """Remove the scratch volumes (scratch: volume) a runner labelled whose runner is gone (only run_id's,
+    when given); a volume still in use by a container stays. One line per volume removed."""
+    label = f"{RUN_LABEL}={run_id}" if run_id is not None else RUN_LABEL
+    with client_if_daemon(10) as client:
+        if client is None:
+            return []
+        removed = []
+        try:
+            volumes = client.volumes.list(filters={"label": label})
+        except Exception:  # the daemon went away meanwhile
+            return []
+        for volume in volumes:
+            labels = volume.attrs.get("Labels") or {}
+            if not _labelled_runner_gone(labels, volume.attrs.get("CreatedAt", "")):
+                continue
+            try:
+                volume.remove(force=True)
+                removed.append(f"volume {volume.name}")
+            except Exception:
+                continue
+        return removed
+
+
+def _labelled_runner_gone(labels: dict, created: str) -> bool:
+    """_runner_gone for things other than containers: their labels and creation time (ISO 8601)."""
+    try:
+        runner = psutil.Process(int(labels.get(PID_LABEL, "0") or 0))
+        return runner.create_time() > datetime.fromisoformat(created[:19] + "+00:00").timestamp() + 1.0
+    except (psutil.Error, ValueError, TypeError):
+        return True
