@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import resource
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.apps.base import ContainerStart
 from bench.setups.container import storage
@@ -90,7 +91,7 @@ def _limit(value: int) -> str:
 def _has_capability(bit: int) -> bool:
     """True when this process's effective capabilities include `bit` (/proc/self/status CapEff)."""
     try:
-        for line in open("/proc/self/status").read().splitlines():
+        for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("CapEff:"):
                 return bool(int(line.split()[1], 16) >> bit & 1)
     except (OSError, ValueError, IndexError):

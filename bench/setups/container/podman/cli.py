@@ -20,7 +20,7 @@ from bench.errors import SetupError
 from bench.setups.container.podman.user import PodmanUser
 
 COMMAND_TIMEOUT_S = 120
-_NOISE = re.compile(r'level=warning msg="\\"/\\" is not a shared mount[^\n]*\n?')  # rootless, on every call here
+_NOISE = re.compile(r'(time="[^"]*" )?level=warning msg="\\"/\\" is not a shared mount[^\n]*\n?')  # rootless, on every call here
 
 
 def podman_path() -> str | None:

@@ -16,4 +16,4 @@ def variant_class(cls: type) -> type:
         return cls
     if cls is PodmanContainerSetup.__mro__[1]:  # ContainerSetup
         return PodmanContainerSetup
-    return type(f"{cls.__name__}Podman", (cls, PodmanContainerSetup), {})
+    return type(f"{cls.__name__}Podman", (cls, PodmanContainerSetup), {"__module__": cls.__module__})
