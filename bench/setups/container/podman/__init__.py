@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import subprocess
 import time
 
 from bench.app.command import APP_PORT_IN_GUEST
@@ -22,6 +23,7 @@ from bench.images.podman_image import ensure_loaded
 from bench.netutil import free_port, port_in_use
 from bench.roles import APP, RoleProcess
 from bench.setups.base import Instance
+from bench.setups.procutil import signals_deferred
 from bench.setups.container import ContainerSetup, engine, engines, runtimes, storage
 from bench.setups.container.attribution import cgroup_dirs, engine_accounting
 from bench.setups.container.podman import words
@@ -104,8 +106,15 @@ class PodmanContainerSetup(ContainerSetup):
             raise
         except Exception as error:
             raise SetupError(f"cannot build the container image: {engine.explain(error)}") from None
-        ensure_loaded(self.client(), self._image.tag, self._image.image_id, self._image_exists,
-                      lambda: self._podman.popen("load"), self.progress)  # type: ignore[union-attr]
+        loads: list[subprocess.Popen] = []
+        try:
+            ensure_loaded(self.client(), self._image.tag, self._image.image_id, self._image_exists,
+                          lambda: self._start_load(loads), self.progress)
+        except BaseException:  # an interrupt may land before ensure_loaded holds the load it started
+            for load in loads:
+                load.kill()
+                load.communicate()
+            raise
         self._runtime = runtimes.RuntimeInfo(options.runtime, options.runtime, (),  # type: ignore[attr-defined]
                                              runtimes.release_of(options.runtime))
         if options.runtime != runtimes.DEFAULT_RUNTIME:  # type: ignore[attr-defined]
@@ -118,6 +127,12 @@ class PodmanContainerSetup(ContainerSetup):
             raise SetupError("rootless Podman cannot apply cpus or memory limits on this cgroup v1 host: a rootless "
                              "container gets no cgroup of its own there (it needs cgroup v2 with delegation); use "
                              "rootful Podman or Docker for limits")
+
+    def _start_load(self, loads: list) -> subprocess.Popen:
+        """`podman load` reading stdin, in `loads` before an interrupt can land."""
+        with signals_deferred():
+            loads.append(self._podman.popen("load"))  # type: ignore[union-attr]
+        return loads[-1]
 
     def _image_exists(self, image_id: str) -> bool:
         return self._podman.run("image", "exists", image_id, check=False).returncode == 0  # type: ignore[union-attr]
