@@ -52,7 +52,8 @@ def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftove
         from bench.fleet.cleanup import clean_fleets
 
         removed += clean_fleets(results_dir)
-    console.print(safe("\n".join(f"removed {item}" for item in removed) or "nothing to clean"))
+    for line in [f"removed {item}" for item in removed] or ["nothing to clean"]:  # one line each: safe() shows a \n
+        console.print(safe(line))
 
 
 @app.command(name="scenarios")

@@ -5,7 +5,6 @@ run, `podman ps -a` lists nothing of it for root or for the rootless user and no
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 from pathlib import Path
@@ -19,23 +18,11 @@ from bench.scenario import parse_scenario
 from bench.setups.base import Pinning
 from bench.setups.container import ContainerSetup
 from bench.setups.container.podman.user import rootless_user, subid_range
-from tests.integration.podman_checks import (VARIANTS, assert_nothing_left, containers_of, podman_group,
+from tests.integration.podman_checks import (VARIANTS, assert_nothing_left, containers_of, get, podman_group,
                                              podman_or_skip)
 
 pytestmark = podman_group
 RUN_ID = f"test-podman-{os.getpid()}"
-
-
-def _get(port: int, path: str) -> bytes:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        body = response.read()
-        assert response.status == 200, (path, response.status, body)
-        return body
-    finally:
-        connection.close()
 
 
 def _listeners(port: int) -> set[str]:
@@ -52,8 +39,8 @@ def test_a_podman_variant_serves_locked_down_with_its_processes_and_leaves_nothi
     setup.prepare()
     with setup.running() as instance:
         assert list(instance.phases) == ["image_s", "run_s", "first_200_s"]
-        assert _get(instance.port, "/hello") == b"hello\n"
-        stats = json.loads(_get(instance.port, "/stats"))
+        assert get(instance.port, "/hello") == b"hello\n"
+        stats = json.loads(get(instance.port, "/stats"))
         assert (stats["uid"], stats["gid"]) == (65534, 65534) and stats["cpus_allowed"] == list(setup.pinning.app_cpus)
         init = psutil.Process(instance.facts["init_pid"])
         assert int(Path(f"/proc/{init.pid}/status").read_text().split("CapEff:")[1].split()[0], 16) == 0  # no capability
