@@ -293,3 +293,12 @@ def test_an_interrupt_mid_stream_ends_the_load():
         podman_image.ensure_loaded(_FakeDocker([b"a", b"b", b"c"], fail_after=1), "t", "sha256:abc",
                                    lambda image_id: False, start)
     assert started[0].poll() is not None  # killed and reaped, not left reading
+
+
+def test_rootless_with_the_host_network_refuses_a_privileged_port_before_anything_starts(monkeypatch):
+    setup = _setup({"engine": "podman", "rootless": True, "network": "host"})
+    monkeypatch.setattr(setup.app, "container_start", lambda image, host, port: ContainerStart(None, None, 80))
+    with pytest.raises(SetupError, match="cannot listen on port 80 with the host network"):
+        setup._refuse_what_this_host_cannot()
+    monkeypatch.setattr(setup.app, "container_start", lambda image, host, port: ContainerStart(None, None, port))
+    setup._refuse_what_this_host_cannot()  # layerbench's apps listen where they are told: above 1024

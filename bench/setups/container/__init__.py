@@ -126,7 +126,8 @@ class ContainerSetup(Setup):
 
     @classmethod
     def find_leftovers(cls) -> list[str]:
-        return engine.find_leftovers() + [shim.describe() for shim in shims.docker_orphans()] + _podman().leftovers.find()
+        return (engine.find_leftovers() + [shim.describe() for shim in shims.docker_orphans()]
+                + _podman().leftovers.find())
 
     @classmethod
     def clean_leftovers(cls, run_id: str | None = None) -> list[str]:
@@ -255,7 +256,8 @@ class ContainerSetup(Setup):
         options: ContainerOptions = self.options  # type: ignore[assignment]
         running = RunningContainer(container=container, init_pid=init_pid, cgroup_dirs=cgroup_dirs(init_pid),
                                    proxy_port=None if options.network == "host" else port,
-                                   cpus=tuple(self.pinning.app_cpus) if options.pin_helpers else (), scratch=self._scratch)
+                                   cpus=tuple(self.pinning.app_cpus) if options.pin_helpers else (),
+                                   scratch=self._scratch)
         facts = {
             "container_id": container.id, "container_name": container.name,
             "image_tag": self._image.tag, "image_id": self._image.image_id,

@@ -24,7 +24,7 @@ from bench.netutil import free_port, port_in_use
 from bench.roles import APP, RoleProcess
 from bench.setups.base import Instance
 from bench.setups.procutil import signals_deferred
-from bench.setups.container import ContainerSetup, engine, engines, runtimes, storage
+from bench.setups.container import ContainerOptions, ContainerSetup, engine, engines, runtimes, storage
 from bench.setups.container.attribution import cgroup_dirs, engine_accounting
 from bench.setups.container.podman import words
 from bench.setups.container.podman.arguments import RunPlan, run_args, ulimit_args
@@ -40,20 +40,29 @@ UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 class PodmanContainerSetup(ContainerSetup):
     """The container setup with Podman as its engine (chosen by ContainerSetup.__new__)."""
 
+    options: ContainerOptions  # the container's options (the base class types them as any Options)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        rootless = self.options.rootless  # type: ignore[attr-defined]
+        rootless = self.options.rootless
         self.user = rootless_user() if rootless else ROOT
         self.roles = (APP, CONMON, *self._helper_roles())
         self.fixed_roles = (PAUSE,) if rootless else ()
         self._podman: Podman | None = None
-        self._info: dict = {}
+        self._info: dict = {}  # `podman info` of the store this variant uses, once prepared
+
+    @property
+    def podman(self) -> Podman:
+        """The podman command as this variant's user (set by prepare)."""
+        if self._podman is None:
+            raise SetupError("the Podman variant was started before it was prepared")
+        return self._podman
 
     def _helper_roles(self) -> tuple:
         options = self.options
-        if not options.rootless or options.network == "host":  # type: ignore[attr-defined]
+        if not options.rootless or options.network == "host":
             return ()
-        return (SLIRP4NETNS,) if options.port_handler == "slirp4netns" else (SLIRP4NETNS, ROOTLESSPORT)  # type: ignore[attr-defined]
+        return (SLIRP4NETNS,) if options.port_handler == "slirp4netns" else (SLIRP4NETNS, ROOTLESSPORT)
 
     # ---- the declaration of this variant ---------------------------------------------------
 
@@ -64,7 +73,7 @@ class PodmanContainerSetup(ContainerSetup):
     def _rootless_v1(self) -> bool:
         """Rootless on a cgroup v1 host (before prepare: judged from the runner's own view)."""
         version = (self._info.get("host") or {}).get("cgroupVersion") or words.host_cgroup_version()
-        return self.options.rootless and version == "v1"  # type: ignore[attr-defined]
+        return self.options.rootless and version == "v1"
 
     def layer_stack(self) -> tuple[str, ...]:
         return ("hardware", "host kernel", f"container engine ({words.engine_box(self.options, self._rootless_v1)})",
@@ -80,32 +89,32 @@ class PodmanContainerSetup(ContainerSetup):
         options = self.options
         return (words.explanation(options, self._rootless_v1) + words.network(options)
                 + (runtimes.explain(self._runtime) if self._runtime else "")
-                + storage.explain(options.scratch, (self._info.get("store") or {}).get("graphRoot"),  # type: ignore[attr-defined]
+                + storage.explain(options.scratch, (self._info.get("store") or {}).get("graphRoot"),
                                   (self._info.get("store") or {}).get("volumePath")))
 
     def caveats(self) -> list[str]:
         return words.caveats(self.options, self._rootless_v1)
 
     def fixed_processes(self) -> list[RoleProcess]:
-        return pause_processes(self.user.uid) if self.options.rootless and self.user else []  # type: ignore[attr-defined]
+        return pause_processes(self.user.uid) if self.options.rootless and self.user else []
 
     # ---- preparation -------------------------------------------------------------------
 
     def prepare(self) -> None:
         options = self.options
-        reason = unavailable_reason(options.rootless, podman_path() is not None)  # type: ignore[attr-defined]
+        reason = unavailable_reason(options.rootless, podman_path() is not None)
         if reason is not None:
             raise SetupError(reason)
-        self._podman = Podman(self.user)  # type: ignore[arg-type]
-        self._info = self._podman.info()
-        self._refuse_what_this_host_cannot()
+        self._podman = Podman(self.user)
+        self._info = self.podman.info()
         try:
             self._image = self.app.container_image(self.client(), progress=self.progress,
-                                                   base_image=options.base_image)  # type: ignore[attr-defined]
+                                                   base_image=options.base_image)
         except SetupError:
             raise
         except Exception as error:
             raise SetupError(f"cannot build the container image: {engine.explain(error)}") from None
+        self._refuse_what_this_host_cannot()
         loads: list[subprocess.Popen] = []
         try:
             ensure_loaded(self.client(), self._image.tag, self._image.image_id, self._image_exists,
@@ -115,27 +124,32 @@ class PodmanContainerSetup(ContainerSetup):
                 load.kill()
                 load.communicate()
             raise
-        self._runtime = runtimes.RuntimeInfo(options.runtime, options.runtime, (),  # type: ignore[attr-defined]
+        self._runtime = runtimes.RuntimeInfo(options.runtime, options.runtime, (),
                                              runtimes.release_of(options.runtime))
-        if options.runtime != runtimes.DEFAULT_RUNTIME:  # type: ignore[attr-defined]
+        if options.runtime != runtimes.DEFAULT_RUNTIME:
             self._probe_runtime()
 
     def _refuse_what_this_host_cannot(self) -> None:
         """SetupError, before anything starts, for what rootless Podman cannot do on this host."""
         options = self.options
-        if self._rootless_v1 and (options.cpus is not None or options.memory is not None):  # type: ignore[attr-defined]
+        if self._rootless_v1 and (options.cpus is not None or options.memory is not None):
             raise SetupError("rootless Podman cannot apply cpus or memory limits on this cgroup v1 host: a rootless "
                              "container gets no cgroup of its own there (it needs cgroup v2 with delegation); use "
                              "rootful Podman or Docker for limits")
+        if options.rootless and options.network == "host":
+            port = self.app.container_start(self._image, self.address, free_port(self.address)).port
+            if port < _unprivileged_port_start():
+                raise SetupError(f"rootless Podman cannot listen on port {port} with the host network: ports below "
+                                 f"{_unprivileged_port_start()} need root on this host")
 
     def _start_load(self, loads: list) -> subprocess.Popen:
         """`podman load` reading stdin, in `loads` before an interrupt can land."""
         with signals_deferred():
-            loads.append(self._podman.popen("load"))  # type: ignore[union-attr]
+            loads.append(self.podman.popen("load"))
         return loads[-1]
 
     def _image_exists(self, image_id: str) -> bool:
-        return self._podman.run("image", "exists", image_id, check=False).returncode == 0  # type: ignore[union-attr]
+        return self.podman.run("image", "exists", image_id, check=False).returncode == 0
 
     def _ensure_image_present(self) -> None:
         if self._image is None or not self._image_exists(self._image.image_id.removeprefix("sha256:")):
@@ -147,16 +161,16 @@ class PodmanContainerSetup(ContainerSetup):
         name = f"{self._new_name()}-probe"
         args, _ = self._run_arguments_podman(name, free_port(self.address), None)
         try:
-            result = self._podman.run("run", "--detach", *args, check=False)  # type: ignore[union-attr]
+            result = self.podman.run("run", "--detach", *args, check=False)
             if result.returncode != 0:
-                raise SetupError(runtimes.cannot_run(self.options.runtime, words.podman_words(result.stderr)))  # type: ignore[attr-defined]
+                raise SetupError(runtimes.cannot_run(self.options.runtime, words.podman_words(result.stderr)))
             time.sleep(runtimes.PROBE_SETTLE_S)
-            state = self._podman.run("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name,  # type: ignore[union-attr]
+            state = self.podman.run("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name,
                                      check=False).stdout.split()
             if state[:1] == ["exited"] and state[1:] != ["0"]:
-                raise SetupError(runtimes.cannot_run(self.options.runtime, f"the probe container exited {state[1:]}"))  # type: ignore[attr-defined]
+                raise SetupError(runtimes.cannot_run(self.options.runtime, f"the probe container exited {state[1:]}"))
         finally:
-            self._podman.remove(name)  # type: ignore[union-attr]
+            self.podman.remove(name)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -166,39 +180,36 @@ class PodmanContainerSetup(ContainerSetup):
     def _run_arguments_podman(self, name: str, port: int, scratch) -> tuple[list[str], int]:
         """`podman run` arguments for the app, and the host port it will answer on."""
         options = self.options
-        host_network = options.network == "host"  # type: ignore[attr-defined]
+        host_network = options.network == "host"
         start = self.app.container_start(self._image, *((self.address, port) if host_network
                                                         else ("0.0.0.0", APP_PORT_IN_GUEST)))
         if host_network:
             if start.port != port and port_in_use(start.port, self.address):
                 raise SetupError(f"port {start.port} on this host is taken, and the image listens on that port only")
-            if options.rootless and start.port < _unprivileged_port_start():  # type: ignore[attr-defined]
-                raise SetupError(f"rootless Podman cannot listen on port {start.port} with the host network: "
-                                 f"ports below {_unprivileged_port_start()} need root on this host")
             port = start.port
         plan = RunPlan(name=name, run_id=self.run_id, image_id=self._image.image_id.removeprefix("sha256:"),
-                       runtime=options.runtime, network=options.network, address=self.address, host_port=port,  # type: ignore[attr-defined]
+                       runtime=options.runtime, network=options.network, address=self.address, host_port=port,
                        cgroups=not self._rootless_v1, cpuset=",".join(map(str, self.pinning.app_cpus)),
-                       cpus=options.cpus, memory=options.memory,  # type: ignore[attr-defined]
-                       port_handler=options.port_handler if options.rootless else None,  # type: ignore[attr-defined]
-                       ulimits=ulimit_args(options.rootless))  # type: ignore[attr-defined]
-        return run_args(plan, start, scratch, writable_root=options.scratch == "overlay"), port  # type: ignore[attr-defined]
+                       cpus=options.cpus, memory=options.memory,
+                       port_handler=options.port_handler if options.rootless else None,
+                       ulimits=ulimit_args(options.rootless))
+        return run_args(plan, start, scratch, writable_root=options.scratch == "overlay"), port
 
     def _launch(self) -> Instance:
         began = time.perf_counter()
         self._ensure_image_present()
         phases = {"image_s": time.perf_counter() - began}
-        options, podman = self.options, self._podman
+        options, podman = self.options, self.podman
         name = self._launching = self._new_name()  # _abort_launch removes it by name, even mid-run
-        self._scratch = storage.make(options.scratch, f"layerbench-{self.run_id}")  # type: ignore[attr-defined]
+        self._scratch = storage.make(options.scratch, f"layerbench-{self.run_id}")
         args, port = self._run_arguments_podman(name, free_port(self.address), self._scratch)
         began = time.perf_counter()
         if self._scratch.volume is not None:
-            podman.run("volume", "create", *words.label_args(self.run_id), self._scratch.volume)  # type: ignore[union-attr]
-        result = podman.run("run", "--detach", *args, cpus=tuple(self.pinning.app_cpus), check=False)  # type: ignore[union-attr]
+            podman.run("volume", "create", *words.label_args(self.run_id), self._scratch.volume)
+        result = podman.run("run", "--detach", *args, cpus=tuple(self.pinning.app_cpus), check=False)
         if result.returncode != 0:
-            raise SetupError(words.refused(podman, self.address, port, result.stderr))  # type: ignore[arg-type]
-        state = (podman.json("inspect", name) or [{}])[0]  # type: ignore[union-attr]
+            raise SetupError(words.refused(podman, self.address, port, result.stderr))
+        state = (podman.json("inspect", name) or [{}])[0]
         phases["run_s"] = time.perf_counter() - began
         running = self._running(name, state)
         facts = words.facts(self, running, state, args)
@@ -212,12 +223,12 @@ class PodmanContainerSetup(ContainerSetup):
         options = self.options
         init_pid = int((state.get("State") or {}).get("Pid") or 0)
         everywhere = tuple(sorted({*self.pinning.app_cpus, *self.pinning.load_cpus}))
-        return RunningPodman(podman=self._podman, name=name, container_id=str(state.get("Id", "")), init_pid=init_pid,
+        return RunningPodman(podman=self.podman, name=name, container_id=str(state.get("Id", "")), init_pid=init_pid,
                              conmon_pid=int((state.get("State") or {}).get("ConmonPid") or 0),
                              netns=str((state.get("NetworkSettings") or {}).get("SandboxKey") or ""),
                              cgroup_dirs=own_cgroup_dirs(cgroup_dirs(init_pid), str(state.get("Id", ""))),
                              helpers_expected=tuple(role.key for role in self._helper_roles()),
-                             cpus=tuple(self.pinning.app_cpus) if options.pin_helpers else everywhere,  # type: ignore[attr-defined]
+                             cpus=tuple(self.pinning.app_cpus) if options.pin_helpers else everywhere,
                              scratch=self._scratch)
 
     def _abort_launch(self) -> None:
@@ -230,7 +241,7 @@ class PodmanContainerSetup(ContainerSetup):
     def _terminate(self, instance: Instance) -> None:
         running: RunningPodman = instance.handle  # type: ignore[assignment]
         try:
-            result = self._podman.run("rm", "--force", "--volumes", "--time", str(STOP_TIMEOUT_S),  # type: ignore[union-attr]
+            result = self.podman.run("rm", "--force", "--volumes", "--time", str(STOP_TIMEOUT_S),
                                       running.name, check=False)
             if result.returncode != 0 and "no such container" not in result.stderr:
                 raise SetupError(f"could not remove container {running.name}: {words.podman_words(result.stderr)}; "
@@ -245,9 +256,9 @@ class PodmanContainerSetup(ContainerSetup):
 
     def diagnose(self, instance: Instance) -> str:
         running: RunningPodman = instance.handle  # type: ignore[assignment]
-        state = self._podman.run("inspect", "--format", "container {{.State.Status}} (exit {{.State.ExitCode}})",  # type: ignore[union-attr]
+        state = self.podman.run("inspect", "--format", "container {{.State.Status}} (exit {{.State.ExitCode}})",
                                  running.name, check=False).stdout.strip()
-        logs = self._podman.run("logs", "--tail", "20", running.name, check=False)  # type: ignore[union-attr]
+        logs = self.podman.run("logs", "--tail", "20", running.name, check=False)
         return " | ".join([state or "container unavailable", *(logs.stdout + logs.stderr).strip().splitlines()])
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from bench.roles import APP, Role, RoleProcess
+from bench.setups.container.podman.cli import Podman
 from bench.setups.procutil import pin_process
 
 CONMON = Role("conmon", "conmon (Podman's per-container monitor)", "#117733")
@@ -34,7 +35,7 @@ RESCAN_S = 1.0  # a full process scan costs ~10 ms: at most once a second until 
 class RunningPodman:
     """What _terminate and the attribution need about one started Podman container."""
 
-    podman: object  # bench.setups.container.podman.cli.Podman
+    podman: Podman
     name: str
     container_id: str
     init_pid: int
@@ -57,7 +58,7 @@ class RunningPodman:
                 return None
         except psutil.Error:
             pass
-        result = self.podman.run("inspect", "--format", "{{.State.ExitCode}}", self.name, check=False)  # type: ignore[attr-defined]
+        result = self.podman.run("inspect", "--format", "{{.State.ExitCode}}", self.name, check=False)
         return int(result.stdout.strip()) if result.stdout.strip().lstrip("-").isdigit() else -1
 
 

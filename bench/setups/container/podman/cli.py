@@ -20,7 +20,8 @@ from bench.errors import SetupError
 from bench.setups.container.podman.user import PodmanUser
 
 COMMAND_TIMEOUT_S = 120
-_NOISE = re.compile(r'(time="[^"]*" )?level=warning msg="\\"/\\" is not a shared mount[^\n]*\n?')  # rootless, on every call here
+# What rootless podman prints on every call on a host whose / is not a shared mount (this kind of host).
+_NOISE = re.compile(r'(time="[^"]*" )?level=warning msg="\\"/\\" is not a shared mount[^\n]*\n?')
 
 
 def podman_path() -> str | None:
