@@ -87,9 +87,10 @@ def parse_thresholds(spec: str | dict | None) -> tuple[Threshold, ...]:
 
 
 def thresholds_for(comparison, fail_on: str | None) -> tuple[Threshold, ...]:
-    """--fail-on when given, else the gate the newest run's scenario declares (none: no gate)."""
-    declared = next((run.record.scenario.get("gate") for run in reversed(comparison.runs)
-                     if run.record.scenario.get("gate")), None)
+    """--fail-on when given (`comparison` is not read then: the flag is checked before any run is
+    loaded), else the gate the newest run's scenario declares (none: no gate)."""
+    declared = None if fail_on is not None else next(
+        (run.record.scenario.get("gate") for run in reversed(comparison.runs) if run.record.scenario.get("gate")), None)
     try:
         return parse_thresholds(fail_on if fail_on is not None else declared)
     except ValueError as error:
@@ -155,13 +156,17 @@ def _judge(subject: str, threshold: Threshold, entry, run_id: str, repeats: tupl
                                           f"[{ratio.low:.3f}–{ratio.high:.3f}])")
 
 
-def check(comparison, thresholds: tuple[Threshold, ...]) -> GateResult:
-    """Judge every cell of the first run that has a gated figure against each later run."""
+def check(comparison, thresholds: tuple[Threshold, ...], allow_empty: bool = False) -> GateResult:
+    """Judge every cell of the first run that has a gated figure against each later run. A threshold
+    that made no check fails (bench.outcome: no check made is not a pass) unless allow_empty."""
     base_run, later = comparison.runs[0], comparison.runs[1:]
     rows = {(row.setup, row.variant, row.workload, row.app, row.metric): row for row in comparison.rows}
     findings, checked = [], 0
+    gated_cells = dict.fromkeys((threshold.metric for threshold in thresholds), 0)  # cells of BASE with the figure
     for cell in base_run.cells:
         gated = [threshold for threshold in thresholds if cell.values(threshold.metric)]
+        for threshold in gated:
+            gated_cells[threshold.metric] += 1
         for index, run in enumerate(later, start=1):
             other = run.cell(*cell.key)
             if gated and other is None:
@@ -175,4 +180,16 @@ def check(comparison, thresholds: tuple[Threshold, ...]) -> GateResult:
                 finding = _judge(cell.subject, threshold, entry, run.run_id, repeats)
                 if finding is not None:
                     findings.append(finding)
+    for key in (key for key, count in gated_cells.items() if not count):
+        findings.append(_unchecked(key, base_run.run_id, allow_empty))
     return GateResult(thresholds, checked, tuple(findings))
+
+
+def _unchecked(key: str, base_run_id: str, allow_empty: bool) -> Finding:
+    """A threshold the gate can make no check against: no cell of BASE has its figure (every trial
+    failed, or the metric is not measured there, e.g. PSS where it cannot be read)."""
+    text = (f"{key}: no check made: no cell of {base_run_id} has a {metric(key).label} figure to compare "
+            f"(its trials failed or did not measure it)")
+    if allow_empty:
+        return Finding("unjudged", key, f"{text}; accepted by --allow-empty")
+    return Finding("missing", key, f"{text}; the gate cannot pass on nothing (--allow-empty accepts it)")

@@ -20,14 +20,17 @@ def find() -> list[str]:
 
 
 def clean(run_id: str | None = None, caches: bool = False) -> list[str]:
-    """Remove leftovers (only one run's, where a setup can tell runs apart), and with `caches`
-    the artefacts built from older inputs; one line per thing removed."""
+    """Remove leftovers (only one run's, where a setup can tell runs apart), then the temp folders of
+    runs and probes whose process is gone (bench.scratch; not with run_id: they name a pid, not a
+    run), and with `caches` the artefacts built from older inputs; one line per thing removed."""
+    from bench import scratch
+
     removed = []
     for cls in registry.classes():
         removed += cls.clean_leftovers(run_id)
         if caches:
             removed += cls.prune_caches()
-    return removed
+    return removed + (scratch.clean_stale() if run_id is None else [])
 
 
 def refuse_live_run(run_id: str, results_dir: Path) -> None:

@@ -105,7 +105,9 @@ def do_mem(mb: int) -> bytes:
 def do_io(kb: int) -> bytes:
     """Write kb KiB to a temp file, fsync it, read it back: the storage path of a layer."""
     payload = os.urandom(1024) * kb
-    fd, name = tempfile.mkstemp(prefix="layerbench-io-")
+    # Named after the app's pid, as bench.scratch names its folders (this module imports nothing of
+    # bench): `bench clean` removes a file an app killed mid-request left.
+    fd, name = tempfile.mkstemp(prefix=f"layerbench-io-{os.getpid()}-")
     try:
         os.write(fd, payload)
         os.fsync(fd)

@@ -18,9 +18,7 @@ layer's explanation (what "bare" means for an image, say) are declared here too.
 from __future__ import annotations
 
 import abc
-import os
 import signal
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -170,13 +168,12 @@ class App(abc.ABC):
                 "ready_path": self.ready_path, "stats_path": self.stats_path}
 
 
-SCRATCH_PREFIX = "layerbench-bare-"  # + "<runner pid>-<app>-...": a host start's own folder under the temp dir
-
-
 def scratch_folder(app: str) -> Path:
     """A folder for one host start (config, pid file), named after the runner, so `bench clean`
-    can tell a folder a killed runner left from one in use."""
-    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-{app}-"))
+    can tell a folder a killed runner left from one in use (bench.scratch)."""
+    from bench.scratch import owned_folder
+
+    return owned_folder("host", label=app)
 
 
 # The environment marker every host-started app carries ("<runner pid> <run id>"): `bench clean`

@@ -85,6 +85,7 @@ class ImageApp(App):
 
     def prepare(self, progress: ProgressFn = no_progress) -> None:
         """Read the image's configuration (SetupError when it is not here) and settle its port."""
+        self.config  # noqa: B018 - raises when the image is not here, even when the scenario gives the port
         self.port  # noqa: B018 - raises when the port is unknown
 
     def _rootfs(self, progress: ProgressFn) -> tuple[Path, int, int]:

@@ -13,6 +13,7 @@ from bench import results as results_store
 from bench import scenario as scenarios
 from bench.cli.common import DEFAULT_RESULTS, _csv, _print_error, app, console, errors, guarded, open_in_browser
 from bench.errors import ExitStatus, Interrupted, LayerbenchError, ResultsError
+from bench.outcome import ALLOW_EMPTY_HELP
 from bench.terminal import safe
 
 
@@ -67,10 +68,12 @@ def run(
     limit: Optional[str] = typer.Option(None, "--limit", help="Limit the hosts as ansible-playbook does."),
     load_from: Optional[str] = typer.Option(None, "--load-from", help="Drive the load from this host; the app "
                                             "listens on the address it reaches (not loopback). One target."),
+    allow_empty: bool = typer.Option(False, "--allow-empty", help=ALLOW_EMPTY_HELP),
 ) -> None:
     """Run a scenario: every setup under every workload, repeated and interleaved.
 
-    Exit status: 0 all measured; 1 an error (the report could not be written, bad input, ...);
+    Exit status: 0 all measured; 1 an error (bad input, the report could not be written, or no
+    trial measured at all: every setup skipped or every trial failed, unless --allow-empty);
     3 some trials failed; 4 a setup named with --setups could not run here and was skipped;
     130 interrupted (the trials measured so far are kept).
     """
@@ -82,20 +85,31 @@ def run(
         chosen = _chosen_scenario(scenario, _csv("--setups", setups_flag), _csv("--workloads", workloads),
                                   vm_options, _csv("--app", apps_flag), duration=duration, warmup=warmup,
                                   connections=connections, repeat=repeat)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ResultsError(f"cannot create results folder {out}: {error.strerror or error}") from None
+    on_hosts = bool(hosts or load_from) and resume_dir is None
+    _ready(chosen, out, here=not on_hosts)
     console.print(safe(chosen.name, "bold").append(safe(f": {chosen.description}" if chosen.description else "")))
     _warn_leftovers()
-    if (hosts or load_from) and resume_dir is None:
+    if on_hosts:
         from bench.cli.fleet import run_on_hosts
 
         run_dir = run_on_hosts(chosen, hosts, inventory, limit, load_from, out, report)
     else:
         run_dir = _execute(chosen, out, resume_dir, narrate)
     if run_dir is not None:  # a fleet is printed and reported by run_on_hosts
-        _finish(run_dir, report, _csv("--setups", setups_flag) if resume is None else None)
+        _finish(run_dir, report, _csv("--setups", setups_flag) if resume is None else None, allow_empty)
+
+
+def _ready(chosen: scenarios.Scenario, out: Path, here: bool) -> None:
+    """Before anything is printed or stored: an app that cannot run here (a user's image that is not
+    present) is one line, when the run is `here` (a fleet's hosts check their own); then the results folder."""
+    if here:
+        from bench.runner import check_apps
+
+        check_apps(chosen)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ResultsError(f"cannot create results folder {out}: {error.strerror or error}") from None
 
 
 def _resumable(resume: str, out: Path) -> tuple[Path, scenarios.Scenario]:
@@ -141,22 +155,21 @@ def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, nar
         raise ResultsError(f"cannot write results: {error}") from None
 
 
-def _finish(run_dir: Path, report: bool, named: list[str] | None) -> None:
-    """Print the run, write its report, and exit with the status the run earned (see `run --help`)."""
+def _finish(run_dir: Path, report: bool, named: list[str] | None, allow_empty: bool) -> None:
+    """Print the run, write its report, and exit with the status the run earned (bench.outcome)."""
     from bench.model import Run
+    from bench.outcome import run_exit_status
     from bench.terminal import print_run
 
     measured = Run.load(run_dir)
     print_run(console, measured)
     written = _write_report(run_dir) if report else True
     console.print(safe(f"results: {run_dir}"), soft_wrap=True)  # a path stays one line, to copy
-    skipped = [entry.get("setup") for entry in measured.record.skipped if entry.get("setup") in (named or [])]
+    status = run_exit_status(measured.record, named, allow_empty)  # NothingMeasured: one line, exit 1
     if not written:
         raise typer.Exit(int(ExitStatus.ERROR))
-    if any(trial.status == "failed" for trial in measured.record.trials):
-        raise typer.Exit(int(ExitStatus.INCOMPLETE))
-    if skipped:  # asked for by name and not measured: a script must not take the run for complete
-        raise typer.Exit(int(ExitStatus.SKIPPED))
+    if status != ExitStatus.OK:
+        raise typer.Exit(int(status))
 
 
 def _warn_leftovers() -> None:
@@ -194,7 +207,7 @@ def demo(
                                                                "to run it. Watch what each layer adds."))
     run.__wrapped__(scenario=name, setups_flag=None, workloads=None, apps_flag=None, duration=None, warmup=None,
                     connections=None, repeat=None, out=out, report=True, narrate=True, kernel=None, accel=None,
-                    resume=None, hosts=None, inventory=None, limit=None, load_from=None)
+                    resume=None, hosts=None, inventory=None, limit=None, load_from=None, allow_empty=False)
     if open_report and (results_store.resolve_run("latest", out) / "report.html").exists():
         open_in_browser(results_store.resolve_run("latest", out) / "report.html")
 

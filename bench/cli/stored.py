@@ -110,22 +110,28 @@ def compare(
     format: str = typer.Option("table", "--format", help="table (and the page), markdown, csv or json (printed)."),
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Gate: 'throughput_rps:-10%,latency_p99_ms:+20%' "
                                           "exits 5 when an interval lies beyond (default: the scenario's gate)."),
+    allow_empty: bool = typer.Option(False, "--allow-empty", help="Let the gate pass when it could check nothing "
+                                     "(default: exit 5: a baseline without the figure proves nothing)."),
 ) -> None:
     """Compare stored runs cell by cell (ratio to the first run, with intervals); warn when they differ."""
+    from bench import gate
     from bench.compare import compare_runs
     from bench.export import check_format, export_comparison
 
     check_format(format)
+    if fail_on is not None:  # a malformed --fail-on is an error before any run is read or printed
+        gate.thresholds_for(None, fail_on)
     from bench.cli.fleet import expand_runs
 
     run_dirs, names = expand_runs(runs, results_dir)
     comparison = compare_runs(run_dirs, names)
+    thresholds = gate.thresholds_for(comparison, fail_on)  # the scenario's gate is checked before printing too
     if format == "table":
         _compare_page(comparison, out or results_dir / f"compare-{run_dirs[0].name}-vs-{run_dirs[-1].name}")
     else:
         sys.stdout.write(export_comparison(comparison, format))
     exit_if_unreadable(comparison.runs, say=True)
-    _gate(comparison, fail_on, console if format == "table" else errors)
+    _gate(comparison, thresholds, allow_empty, console if format == "table" else errors)
 
 
 def _compare_page(comparison, target: Path) -> None:
@@ -142,14 +148,13 @@ def _compare_page(comparison, target: Path) -> None:
     console.print(safe(f"page: {path}"), soft_wrap=True)  # a path stays one line, to copy
 
 
-def _gate(comparison, fail_on: str | None, out: Console) -> None:
-    """Apply --fail-on (or the gate the newest run's scenario declares); Regression when it fails."""
+def _gate(comparison, thresholds: tuple, allow_empty: bool, out: Console) -> None:
+    """Apply the gate's thresholds (bench.gate.Threshold); Regression when it fails or checked nothing."""
     from bench import gate
 
-    thresholds = gate.thresholds_for(comparison, fail_on)
     if not thresholds:
         return
-    result = gate.check(comparison, thresholds)
+    result = gate.check(comparison, thresholds, allow_empty)
     for finding in result.findings:  # soft_wrap: one line each, for a CI log
         out.print(safe("FAIL " if finding.fails else "note ", "red" if finding.fails else "yellow")
                   .append(safe(finding.text)), soft_wrap=True)

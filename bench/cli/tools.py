@@ -42,7 +42,8 @@ def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftove
           images: bool = typer.Option(False, "--images", help="Also remove container images built from older "
                                       "inputs (the current one is kept)."),
           results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored.")) -> None:
-    """Remove containers and VMs left behind by a run that was killed; runs still going are spared."""
+    """Remove what a killed run, fleet or probe left behind (containers, VMs, bare apps, temp folders,
+    half-built cache entries, a fleet's folders); runs still going are spared."""
     from bench import leftovers
 
     if run_id is not None:
@@ -52,8 +53,8 @@ def clean(run_id: Optional[str] = typer.Option(None, "--run", help="Only leftove
         from bench.fleet.cleanup import clean_fleets
 
         removed += clean_fleets(results_dir)
-    for line in [f"removed {item}" for item in removed] or ["nothing to clean"]:  # one line each: safe() shows a \n
-        console.print(safe(line))
+    for line in [f"removed {item}" for item in removed] or ["nothing to clean"]:
+        console.print(safe(line), soft_wrap=True)  # one print per line: safe() shows a newline inside as \n
 
 
 @app.command(name="scenarios")

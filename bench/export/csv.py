@@ -13,12 +13,30 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from bench.model import STARTUP_WORKLOAD, Run
-from bench.vocabulary import METRICS, finite, label
+from bench.vocabulary import METRICS, finite, label, printable
 
 RUN_COLUMNS = ("run_id", "setup", "variant", "app", "label", "workload", "kind", "repeats", "failed")
 RATIO_PARTS = ("ratio", "ratio_low", "ratio_high", "verdict")
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection"), the
+# full-width forms included; leading blanks do not stop every spreadsheet from doing so. Tab and
+# carriage return, on OWASP's list too, never start a cell here: printable() shows them as \t, \r.
+_FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?(e[+-]?\d+)?")
+
+
+def cell(value) -> str:
+    """The one escaping path of this format, for every field: control characters (newline, ESC) shown
+    escaped (\\n, \\x1b), and a text a spreadsheet would take for a formula made plain text with a
+    leading ' (OWASP); a plain number stays a number."""
+    text = printable("" if value is None else value)
+    if _NUMBER.fullmatch(text):
+        return text
+    return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text
 
 
 def number(value) -> str:
@@ -45,9 +63,11 @@ def _ratios(run: Run, key: tuple[str, str, str, str]) -> dict[str, str]:
 
 def _write(header: list[str], rows: list[dict]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=header, restval="", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    out.write(",".join(header) + "\n")  # our own column names (metric keys): nothing to quote or neutralise
+    # Every field quoted (OWASP): a spreadsheet set to another separator (;) cannot split a cell open
+    # into a second cell that starts a formula.
+    writer = csv.DictWriter(out, fieldnames=header, restval="", lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerows({key: cell(value) for key, value in row.items()} for row in rows)
     return out.getvalue()
 
 

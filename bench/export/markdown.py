@@ -9,12 +9,14 @@ and figure, each run's median and each later run's ratio to the first. Caveats f
 from __future__ import annotations
 
 from bench.model import STARTUP_WORKLOAD, Cell, Run
-from bench.vocabulary import HEADLINE_METRICS, MISSING, fmt, fmt_interval, label, metric
+from bench.vocabulary import HEADLINE_METRICS, MISSING, fmt, fmt_interval, label, metric, printable
 
 
 def md(text: object) -> str:
-    """Text safe inside a table cell: no pipe, newline or HTML from a user's names breaks the table."""
-    cleaned = " ".join(str(text).split())
+    """The one escaping path of this format, for every text that is not ours: no pipe, newline or HTML
+    from a user's names breaks a table, and no control character (an image's ESC or BEL) reaches
+    whoever prints the export: it is shown escaped (\\x1b), as the terminal shows it."""
+    cleaned = printable(" ".join(str(text).split()))
     return (cleaned.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
             .replace("`", "'"))
 
@@ -60,7 +62,7 @@ def run_text(run: Run) -> str:
         rows.append([md(label(*key)), f"{STARTUP_WORKLOAD} (every start)", MISSING,
                      *(MISSING for _ in shown), md(_verdicts(run, key.setup, key.variant, STARTUP_WORKLOAD, app)), ""])
     record = run.record
-    lines = [f"Run `{md(record.run_id)}` (scenario {md(record.scenario.get('name'))}, {record.effective_status()}): "
+    lines = [f"Run `{md(record.run_id)}` (scenario {md(record.scenario.get('name'))}, {md(record.effective_status())}): "
              f"medians over the n repeats, [low–high] = 95% interval"
              + (f"; verdicts are ratios to {md(baseline)}'s cell of the same workload." if baseline else "."), "",
              *_table(header, rows, right={2, *range(3, 3 + len(shown))})]

@@ -15,13 +15,13 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from bench.app.command import APP_DIR, APP_PORT_IN_GUEST, PACKAGE_PARENT, app_argv
 from bench.images.rootfs import NOBODY_ID, Rootfs, build_rootfs, rootfs_digest
+from bench.scratch import owned_temporary
 
 REPOSITORY = "layerbench/app"
 LABELS = {"layerbench": "1"}
@@ -80,8 +80,8 @@ def ensure_tree_image(client, root: Path, digest: str, repository: str, changes:
     except docker.errors.ImageNotFound:
         pass
     progress(f"importing {root.name[:12]} as {tag}")
-    with tempfile.TemporaryDirectory(prefix="layerbench-image-") as scratch:
-        tarball = Path(scratch) / "rootfs.tar"
+    with owned_temporary("image") as scratch:  # named after this runner: bench clean removes it once killed
+        tarball = scratch / "rootfs.tar"
         write_tarball(root, tarball)
         client.api.import_image_from_file(str(tarball), repository=repository, tag=digest,
                                           changes=[*changes, *(f"LABEL {key}={value}" for key, value in LABELS.items())])

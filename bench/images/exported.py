@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,6 +17,7 @@ from typing import Callable
 from bench.errors import SetupError
 from bench.images import cache_root
 from bench.images.docker_image import LABELS, RUNNER_PID_LABEL
+from bench.scratch import build_folder
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # what Docker gives an image without one
 # Character devices a program commonly opens; a chroot has no devtmpfs, so they are made in the tree.
@@ -96,7 +96,7 @@ def export_root(config: ImageConfig, cache_dir: Path | None = None,
         raise SetupError(f"extracting {config.reference}'s files keeps their owners, which needs root")
     progress(f"extracting the root filesystem of {config.reference}")
     final.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=final.parent))
+    temp = build_folder(final.parent)  # named after this runner: bench clean removes it once killed
     try:
         _export_into(config, temp)
         _make_devices(temp / "dev")

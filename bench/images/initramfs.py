@@ -16,7 +16,6 @@ import io
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
@@ -28,6 +27,7 @@ from bench.images.guest_init import (DISK_CMDLINE, GUEST_BUSYBOX, GUEST_LIB_DIR,
                                      MARKER_DISK, MARKER_DISK_FAILED, MARKER_INIT, MARKER_NETWORK, init_script, run_as)
 from bench.images.kernel import KernelInfo
 from bench.images.kernel_modules import module_name
+from bench.scratch import build_file
 
 __all__ = ["DISK_CMDLINE", "MARKER_APP", "MARKER_APP_EXITED", "MARKER_DISK", "MARKER_DISK_FAILED", "MARKER_INIT",
            "MARKER_NETWORK", "CpioEntry", "CpioWriter", "Initramfs", "build_initramfs", "init_script",
@@ -195,7 +195,7 @@ def build_initramfs(guest, kernel: KernelInfo, compression: str = DEFAULT_COMPRE
 def _write(final: Path, compression: str, root: Path, files: dict[str, bytes], script: str) -> None:
     """Write the archive to a temp file next to `final`, compress it, and rename it into place."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIXES[compression], dir=final.parent)
+    handle, temp_name = build_file(final.parent, _SUFFIXES[compression])  # bench clean removes it once killed
     try:
         with os.fdopen(handle, "wb") as raw:
             out: BinaryIO = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) \

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,6 +21,7 @@ from typing import Callable
 from bench.errors import KernelError
 from bench.images import cache_root
 from bench.images.kernel_modules import keep_modules
+from bench.scratch import build_temporary
 
 # Modules the guest may need: the network driver, and virtio-mmio for `-machine microvm`.
 # Their dependencies are found from each module's own modinfo (the .deb ships no modules.dep).
@@ -174,8 +174,7 @@ def fetch_cloud_kernel(progress: Callable[[str], None] = lambda message: None) -
     root = kernel_cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     progress(f"fetching guest kernel {package} with apt-get download")
-    with tempfile.TemporaryDirectory(prefix="fetch-", dir=root) as scratch:
-        scratch_dir = Path(scratch)
+    with build_temporary(root, "fetch") as scratch_dir:  # named after this runner: bench clean removes it once killed
         unpacked = _download_and_unpack(package, scratch_dir)
         vmlinuz = sorted((unpacked / "boot").glob("vmlinuz-*"))
         if not vmlinuz:
@@ -230,8 +229,7 @@ def refresh_guest_modules(info: KernelInfo, progress: Callable[[str], None] = la
         return False
     package = (entry / ".complete").read_text().strip()
     progress(f"fetching {package} again to cache more guest modules ({', '.join(GUEST_MODULES)})")
-    with tempfile.TemporaryDirectory(prefix="modules-", dir=entry.parent) as scratch:
-        scratch_dir = Path(scratch)
+    with build_temporary(entry.parent, "modules") as scratch_dir:
         unpacked = _download_and_unpack(package, scratch_dir)
         fresh = scratch_dir / "modules"
         fresh.mkdir()

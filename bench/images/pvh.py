@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from bench.images.kernel import KernelInfo, kernel_cache_dir
+from bench.scratch import BUILD_PREFIX
 
 # (magic at the start of the bzImage payload, how to decompress it); zstd has no stdlib module.
 _PAYLOAD_FORMATS = ((b"\x28\xb5\x2f\xfd", "zstd"), (b"\xfd7zXZ\x00", "xz"), (b"\x1f\x8b\x08", "gzip"))
@@ -36,7 +37,7 @@ def pvh_vmlinux(info: KernelInfo) -> Path | None:
     if elf is None or not _has_pvh_note(elf):
         marker.write_text("no PVH-capable vmlinux in this bzImage\n")
         return None
-    temp = target.with_name(target.name + f".tmp-{os.getpid()}")
+    temp = target.with_name(f"{BUILD_PREFIX}{os.getpid()}-{target.name}")  # bench clean removes it once killed
     temp.write_bytes(elf)
     temp.rename(target)
     return target

@@ -17,7 +17,6 @@ import stat
 import subprocess
 import sys
 import sysconfig
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -25,6 +24,7 @@ from typing import Callable
 from bench.app.command import APP_DIR, PACKAGE_PARENT, app_argv
 from bench.images import cache_root
 from bench.images.tree import tree_bytes
+from bench.scratch import build_folder
 
 # Bump when the layout or the trim rules change: the digest then changes and a new rootfs builds.
 BUILDER_VERSION = "5"
@@ -72,7 +72,7 @@ def build_rootfs(cache_dir: Path | None = None, progress: Callable[[str], None] 
     else:
         progress(f"building rootfs {digest[:12]} ({len(files)} files)")
         final.parent.mkdir(parents=True, exist_ok=True)
-        temp = Path(tempfile.mkdtemp(prefix=f".tmp-{digest[:12]}-", dir=final.parent))
+        temp = build_folder(final.parent, digest[:12])  # named after this runner: bench clean removes it once killed
         try:
             _populate(temp, files, symlinks, progress)
             try:

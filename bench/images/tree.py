@@ -12,12 +12,12 @@ import hashlib
 import os
 import shutil
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from bench.images import cache_root
+from bench.scratch import build_folder
 
 
 @dataclass
@@ -69,7 +69,7 @@ def build_tree(kind: str, plan: TreePlan, cache_dir: Path | None = None,
         return Tree(final, digest, tree_bytes(final))
     progress(f"building {kind} {digest[:12]} ({len(plan.files) + len(plan.generated)} files)")
     final.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".tmp-{digest[:12]}-", dir=final.parent))
+    temp = build_folder(final.parent, digest[:12])  # named after this runner: bench clean removes it once killed
     try:
         _populate(temp, plan)
         try:

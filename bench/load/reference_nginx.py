@@ -12,12 +12,12 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from bench.netutil import LOOPBACK, free_port
+from bench.scratch import owned_folder
 
 NGINX = "/usr/sbin/nginx"
 HELLO_PATH = "/hello"
@@ -86,7 +86,7 @@ def running(cpu: int | None = None) -> Iterator[int]:
     reason = available()
     if reason:
         raise RuntimeError(reason)
-    folder = Path(tempfile.mkdtemp(prefix="layerbench-nginx-"))
+    folder = owned_folder("nginx")  # named after this process: bench clean removes it once killed
     process = None
     try:
         os.chmod(folder, 0o755)  # the worker (nobody) only needs to traverse it

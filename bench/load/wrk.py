@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from bench.load.cpu_clock import Clock, elapsed, process_clock
 from bench.load.spec import LoadResult, LoadSpec, busy_fraction
+from bench.scratch import owned_temporary
 
 _POLL_S = 0.05  # how often wrk's scheduler statistics are read while it runs
 
@@ -89,14 +89,14 @@ def run_wrk(port: int, spec: LoadSpec, cpus: tuple[int, ...] = ()) -> LoadResult
         raise RuntimeError(reason)
     if spec.mode != "closed":
         raise ValueError("wrk runs closed loop only; use the built-in generator for mode 'open'")
-    with tempfile.TemporaryDirectory(prefix="layerbench-wrk-") as folder:
-        script = Path(folder) / "report.lua"
+    with owned_temporary("wrk") as folder:  # named after this runner: bench clean removes it once killed
+        script = folder / "report.lua"
         script.write_text(_LUA)
         if spec.warmup_s > 0:
             subprocess.run(_command(port, spec, spec.warmup_s, cpus, script), capture_output=True, timeout=600)
         window_start = time.monotonic()
         returncode, stdout, stderr, cpu = _run_measured(_command(port, spec, spec.duration_s, cpus, script),
-                                                        Path(folder), spec.duration_s + 120)
+                                                        folder, spec.duration_s + 120)
         window_end = time.monotonic()
     line = next((l for l in stdout.splitlines() if l.startswith("LAYERBENCH_JSON ")), None)
     if returncode != 0 or line is None:

@@ -33,7 +33,7 @@ from bench.setups import registry
 from bench.setups.base import Instance, Pinning, Setup
 from bench.vocabulary import trial_line
 
-__all__ = ["Runner", "RunInterrupted", "resume_run", "run_scenario"]
+__all__ = ["Runner", "RunInterrupted", "check_apps", "resume_run", "run_scenario"]
 
 
 @contextlib.contextmanager
@@ -90,6 +90,24 @@ def _side_by_side(copies: list[Instance]) -> Instance:
                     stats_path=copies[0].stats_path)
 
 
+def prepare_apps(apps: list) -> None:
+    """Prepare every app (bench.apps.base.App) before anything is stored: SetupError when one cannot
+    run anywhere here (an image not present locally, one without an entrypoint). An app whose
+    software this machine lacks (nginx not installed) is not refused: each setup skips it, saying why."""
+    for app in apps:
+        if type(app).check() is not None:
+            continue
+        try:
+            app.prepare()
+        except OSError as error:
+            raise SetupError(f"{app.name}: {_reason(error)}") from None
+
+
+def check_apps(scenario: Scenario) -> None:
+    """SetupError, before a run folder exists, when an app the scenario names cannot be prepared here."""
+    prepare_apps([spec.build() for spec in scenario.app_specs])
+
+
 def _reason(error: BaseException) -> str:
     # An OSError's text alone can be cryptic ("5311 requested and 4080 written" on a full disk).
     if isinstance(error, OSError):
@@ -142,7 +160,9 @@ class Runner:
 
     def run(self) -> Path:
         """Run every planned trial not yet recorded; the run folder. ResultsError when another
-        runner is writing this run (one writer per run: see bench.runlock)."""
+        runner is writing this run (one writer per run: see bench.runlock); SetupError, with nothing
+        stored, when an app cannot be prepared here (a user's image that is not present)."""
+        prepare_apps(self.apps)
         # A resumed run's folder exists even when no trial finished ok before the interruption.
         self.run_dir.mkdir(parents=True, exist_ok=self.resuming)
         with RunLock(self.run_dir):

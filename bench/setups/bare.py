@@ -11,14 +11,13 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import psutil
 
 from bench.app.command import APP_SIGNATURE
-from bench.apps.base import LEFTOVER_ENV, SCRATCH_PREFIX, HostStart
+from bench.apps.base import LEFTOVER_ENV, HostStart
 from bench.errors import SetupError
 from bench.netutil import free_port, port_in_use
 from bench.roles import APP, RoleProcess
@@ -82,7 +81,7 @@ class BareSetup(Setup):
                 removed.append(f"bare app pid {process.pid}")
             except psutil.Error:
                 pass
-        return removed + (_stale_scratch() if run_id is None else [])
+        return removed  # the folders of host starts a killed runner left: bench.scratch sweeps them
 
     def prepare(self) -> None:
         host_root = getattr(self.app, "host_root", None)
@@ -148,18 +147,6 @@ class BareSetup(Setup):
                 pass
         Path(instance.facts["log"]).unlink(missing_ok=True)
         _drop_scratch(instance.facts.get("scratch"))
-
-
-def _stale_scratch() -> list[str]:
-    """Remove the folders of host starts (nginx's config) whose runner is gone: a killed runner
-    cannot remove them itself."""
-    removed = []
-    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
-        runner = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
-        if runner.isdigit() and not psutil.pid_exists(int(runner)):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(f"stale folder {folder}")
-    return removed
 
 
 def _drop_scratch(folder) -> None:

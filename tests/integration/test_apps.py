@@ -17,6 +17,7 @@ import pytest
 from bench.apps.base import LEFTOVER_ENV
 from bench.apps.image import ImageApp
 from bench.apps.nginx import NginxApp
+from bench.errors import SetupError
 from bench.images import cache_root
 from bench.images.initramfs import find_busybox
 from bench.results import load_run
@@ -148,13 +149,14 @@ def test_a_users_image_runs_as_its_own_user_with_its_environment(httpd_image, tm
     assert _leftovers(run_id) == []
 
 
-def test_an_image_that_is_not_here_is_skipped_with_a_clear_reason(tmp_path):
+def test_an_image_that_is_not_here_is_refused_with_a_clear_reason_before_anything_is_stored(tmp_path):
     require(engine.unavailable_reason() is None, f"no Docker: {engine.unavailable_reason()}")
     scenario = parse_scenario("name: absent\napp: {image: 'layerbench-test/absent:0', port: 8080}\n"
                               "setups: [bare, container]\nworkloads: [hello]\nrepeat: 1\n")
-    record = load_run(Runner(scenario, tmp_path).run())
-    assert record.trials == [] and len(record.skipped) == 2
-    assert all("not present locally and layerbench never pulls" in s["reason"] for s in record.skipped)
+    with pytest.raises(SetupError, match="^image layerbench-test/absent:0 is not present locally and layerbench "
+                                         "never pulls"):
+        Runner(scenario, tmp_path / "results").run()
+    assert not (tmp_path / "results").exists()  # no run of 0 trials claiming to be complete
 
 
 @pytest.mark.parametrize("setup, options", [("bare", {}), ("container", {"network": "bridge"}),
@@ -221,15 +223,15 @@ def test_a_killed_runner_takes_bare_nginx_master_and_worker_with_it(tmp_path):
     assert len(processes) == 2, "nginx's master and worker did not start"
     import tempfile
 
-    [folder] = Path(tempfile.gettempdir()).glob(f"layerbench-bare-{runner.pid}-nginx-*")  # its config, pid file
+    [folder] = Path(tempfile.gettempdir()).glob(f"layerbench-host-{runner.pid}-nginx-*")  # its config, pid file
     runner.send_signal(signal.SIGKILL)
     runner.wait()
     gone, alive = psutil.wait_procs(processes, timeout=15)
     assert alive == [], f"left behind: {alive}"
     # Its folder outlives it (a killed runner removes nothing); clean removes folders of dead runners.
-    from bench.setups.bare import _stale_scratch
+    from bench.scratch import clean_stale
 
-    assert folder.is_dir() and f"stale folder {folder}" in _stale_scratch() and not folder.exists()
+    assert folder.is_dir() and f"stale folder {folder}" in clean_stale() and not folder.exists()
 
 
 def test_clean_finds_a_bare_app_of_a_dead_runner_by_its_marker_and_narrows_to_its_run():

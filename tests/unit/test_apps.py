@@ -245,7 +245,7 @@ def test_every_output_of_a_two_app_run_names_the_app_and_keeps_the_apps_apart(tm
     assert "| nginx · container (bridge) | hello |" in markdown.run_text(run)
     lines = csv_export.run_text(run).splitlines()
     assert lines[0].split(",")[:4] == ["run_id", "setup", "variant", "app"]
-    assert any(",container,bridge,nginx,nginx · container (bridge),hello," in line for line in lines)
+    assert any('"container","bridge","nginx","nginx · container (bridge)","hello",' in line for line in lines)
     console = Console(width=200, record=True)
     console.print(bars_table(run, ordered_layers(run.record), ["hello"]))
     console.print(by_app_table(run))

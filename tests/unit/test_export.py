@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from rich.console import Console
@@ -145,3 +146,69 @@ def test_the_overhead_matrix_fits_100_columns(tmp_path):
     assert "0.97× same" in text and "0.05× worse" in text
     rows = [line for line in text.splitlines() if line.startswith(("container", "vm"))]
     assert len(rows) == len({(row.label, row.workload) for row in run.overhead})  # one row per layer and workload
+
+
+# ---- one escaping path per format (issue 22, items 3 and 4) ---------------------------------------
+
+ESCAPES = "\x1b]0;owned\x07\x1b[2J"  # what an image may print: retitles the terminal, clears the screen
+FORMULAS = {"run_id": "=HYPERLINK(\"http://evil.example\",\"x\")", "variant": "+cmd|' /C calc'!A0",
+            "workload": "-2+3+cmd|' /C calc'!A0", "app": "@SUM(1+1)*cmd|' /C calc'!A0"}
+
+
+def _hostile_run_json(data):
+    """Every text of run.json a user or an image controls: formulas, control characters, a newline."""
+    data["run_id"] = FORMULAS["run_id"] + ESCAPES
+    data["scenario"]["name"] = "s\n" + ESCAPES
+    data["skipped"] = [{"setup": "vm", "variant": "vm", "reason": "the image said " + ESCAPES}]
+    for trial in data["trials"]:
+        trial["app"] = FORMULAS["app"]
+        if trial["variant"] == "host":
+            trial["variant"] = FORMULAS["variant"] + "\n" + ESCAPES
+        if trial["workload"] == "cpu":
+            trial["workload"] = FORMULAS["workload"] + ESCAPES
+    fail_cell(data, "bare", "default", "hello")
+    for trial in data["trials"]:
+        if trial["status"] == "failed":
+            trial["error"] = "app printed " + ESCAPES + " then died"
+
+
+def _controls(text: str) -> set[str]:
+    """Control and invisible formatting characters, the line break of the format aside."""
+    return {ch for ch in text if ch != "\n" and not ch.isprintable()}
+
+
+@pytest.fixture(scope="module")
+def hostile_outputs(tmp_path_factory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("hostile")
+    run = Run.load(copy_run(folder / "a", _hostile_run_json))
+    other = Run.load(copy_run(folder / "b", _hostile_run_json))
+    return {**{f"run {name}": export_run(run, name) for name in FORMATS},
+            **{f"comparison {name}": export_comparison(compare([run, other]), name) for name in FORMATS}}
+
+
+@pytest.mark.parametrize("output", ["run markdown", "comparison markdown", "run csv", "comparison csv", "run json",
+                                    "comparison json"])
+def test_no_export_lets_a_control_character_through(hostile_outputs, output):
+    assert _controls(hostile_outputs[output]) == set(), output
+
+
+def test_markdown_shows_an_images_escapes_in_a_failed_trial_as_text(hostile_outputs):
+    text = hostile_outputs["run markdown"]
+    bullet = next(line for line in text.splitlines() if line.startswith("- Failed trial"))
+    assert "app printed \\\\x1b]0;owned\\\\x07\\\\x1b[2J then died" in bullet  # \x1b in the rendered page
+    _markdown_rows(text)
+
+
+@pytest.mark.parametrize("output", ["run csv", "comparison csv"])
+def test_csv_cells_never_start_a_formula_and_hold_no_raw_newline(hostile_outputs, output):
+    text = hostile_outputs[output]
+    rows = list(csv.reader(io.StringIO(text)))
+    assert len(text.splitlines()) == len(rows)  # a newline inside a cell would split a physical line
+    cells = [cell for row in rows for cell in row]
+    for cell in cells:
+        assert not re.match(r"\s*[=+\-@\uff1d\uff0b\uff0d\uff20]", cell) or re.fullmatch(r"-?[\d.e+-]+", cell), cell
+    assert "'" + FORMULAS["app"] in cells  # shown whole, made text the OWASP way
+    if output == "run csv":
+        assert "'" + FORMULAS["run_id"] + "\\x1b]0;owned\\x07\\x1b[2J" in cells
+        assert "'" + FORMULAS["variant"] + "\\n\\x1b]0;owned\\x07\\x1b[2J" in cells
+        assert "'" + FORMULAS["workload"] + "\\x1b]0;owned\\x07\\x1b[2J" in cells

@@ -124,3 +124,56 @@ def test_a_scenario_file_validates_its_gate():
         parse_scenario("name: g\nsetups: [bare]\nworkloads: [hello]\ngate:\n  throughput_rps: +10%\n")
     assert raised.value.problems == ["<scenario>:4: gate: throughput_rps: higher is better, so a regression is a "
                                      "drop: write -10%, not +10%"]
+
+
+# ---- no check made is not a pass; arguments before work (issue 22, items 2 and 12) ---------------
+
+
+def _every_trial_failed(data):
+    data["run_id"] = "failed-base"
+    for trial in data["trials"]:
+        trial.update(status="failed", error="the setup stopped answering", load={}, cpu_us_per_request={},
+                     memory_bytes={}, startup_s=None)
+
+
+def _pss_unreadable(data):
+    for trial in data["trials"]:
+        trial["memory_bytes"] = {key: value for key, value in trial["memory_bytes"].items() if "pss" not in key}
+
+
+def test_a_gate_against_a_baseline_whose_every_trial_failed_fails_instead_of_passing_on_zero_checks(tmp_path):
+    base, new = str(copy_run(tmp_path / "base", _every_trial_failed)), str(copy_run(tmp_path / "new"))
+    outcome = runner.invoke(app, ["compare", base, new, "--fail-on", RULES, "--format", "csv"])
+    assert outcome.exit_code == ExitStatus.REGRESSION, outcome.output
+    assert "gate passed" not in outcome.output
+    assert ("FAIL throughput_rps: no check made: no cell of failed-base has a throughput figure to compare (its "
+            "trials failed or did not measure it); the gate cannot pass on nothing (--allow-empty accepts it)"
+            in outcome.output)
+    assert "gate failed: 2 problem(s) in 0 checks" in outcome.output
+    allowed = runner.invoke(app, ["compare", base, new, "--fail-on", RULES, "--format", "csv", "--allow-empty"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "note throughput_rps: no check made" in allowed.output and "accepted by --allow-empty" in allowed.output
+
+
+def test_a_gated_metric_never_measured_fails_even_when_other_metrics_were_checked(tmp_path):
+    base = Run.load(copy_run(tmp_path / "base", _pss_unreadable))
+    new = Run.load(copy_run(tmp_path / "new", _pss_unreadable))
+    alone = check(compare([base, new]), parse_thresholds("memory_pss_mb:+10%"))
+    assert not alone.passed and alone.checked == 0
+    assert [(f.kind, f.subject) for f in alone.failures] == [("missing", "memory_pss_mb")]
+    assert "no cell of 20261129-071000-small-00001 has a memory, PSS figure" in alone.failures[0].text
+    mixed = check(compare([base, new]), parse_thresholds("throughput_rps:-10%,memory_pss_mb:+10%"))
+    assert mixed.checked > 0 and [f.subject for f in mixed.failures] == ["memory_pss_mb"]
+    assert check(compare([base, new]), parse_thresholds("memory_pss_mb:+10%"), allow_empty=True).passed
+
+
+@pytest.mark.parametrize("fail_on", ["throughput_rps", "bogus:-10%", "throughput_rps:+10%", ","])
+def test_a_malformed_fail_on_is_the_only_output_and_nothing_is_written(tmp_path, fail_on):
+    base, new = str(copy_run(tmp_path / "base")), str(copy_run(tmp_path / "new"))
+    for format_name in ("table", "markdown"):
+        outcome = runner.invoke(app, ["compare", base, new, "--fail-on", fail_on, "--format", format_name,
+                                      "--out", str(tmp_path / "page")])
+        assert outcome.exit_code == ExitStatus.ERROR, outcome.output
+        [line] = outcome.output.splitlines()
+        assert line.startswith("error: --fail-on: "), line
+        assert not (tmp_path / "page").exists()

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -20,6 +19,7 @@ from bench.errors import SetupError
 from bench.images import cache_root
 from bench.images.initramfs import MARKER_INIT
 from bench.netutil import free_port
+from bench.scratch import owned_temporary
 from bench.setups.vm.boot import QEMU, BootPlan
 from bench.setups.vm.qemu import spawn, stop
 
@@ -59,8 +59,8 @@ def probe_kvm_boot(plan: BootPlan, deadline_s: float = KVM_PROBE_DEADLINE_S,
     usable, why = kvm_usable()
     if not usable:
         return False, why
-    with tempfile.TemporaryDirectory(prefix="layerbench-kvm-probe-") as scratch:
-        qemu = spawn(plan, "kvm", free_port(), cpus, Path(scratch) / "serial.log")
+    with owned_temporary("kvm-probe") as scratch:  # named after this runner: bench clean removes it once killed
+        qemu = spawn(plan, "kvm", free_port(), cpus, scratch / "serial.log")
         try:
             if qemu.serial.wait_for(MARKER_INIT, deadline_s, qemu.popen):
                 return True, ""
