@@ -153,7 +153,7 @@ def test_a_bind_folder_is_open_like_tmp_and_goes_with_its_container():
     scratch = storage.make("bind", "unused")
     try:
         assert scratch.directory.is_dir() and scratch.directory.stat().st_mode & 0o7777 == 0o1777
-        assert scratch.directory.name.startswith(f"{storage.BIND_PREFIX}{os.getpid()}-")
+        assert scratch.directory.name.startswith(f"layerbench-bind-{os.getpid()}-")
     finally:
         storage.remove_directory(scratch)
     assert not scratch.directory.exists()
@@ -161,15 +161,16 @@ def test_a_bind_folder_is_open_like_tmp_and_goes_with_its_container():
     assert volume.volume.startswith("layerbench-run-with-odd-chars-") and volume.volume.endswith("-tmp")
 
 
-def test_a_dead_runners_bind_folder_is_stale_and_a_live_ones_is_not(tmp_path, monkeypatch):
-    monkeypatch.setattr(storage.tempfile, "gettempdir", lambda: str(tmp_path))
+def test_a_dead_runners_bind_folder_is_swept_by_bench_clean_and_a_live_ones_is_not(tmp_path):
+    from bench import scratch
+
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    (tmp_path / f"{storage.BIND_PREFIX}{dead.pid}-abc").mkdir()
-    (tmp_path / f"{storage.BIND_PREFIX}{os.getpid()}-def").mkdir()
-    removed = storage.stale_directories()
-    assert len(removed) == 1 and str(dead.pid) in removed[0]
-    assert [path.name for path in tmp_path.iterdir()] == [f"{storage.BIND_PREFIX}{os.getpid()}-def"]
+    (tmp_path / f"layerbench-bind-{dead.pid}-abc").mkdir()
+    (tmp_path / f"layerbench-bind-{os.getpid()}-def").mkdir()
+    removed = scratch.clean_stale(temp_root=tmp_path, cache=tmp_path / "cache")
+    assert len(removed) == 1 and f"bind-{dead.pid}-" in removed[0]
+    assert [path.name for path in tmp_path.iterdir()] == [f"layerbench-bind-{os.getpid()}-def"]
 
 
 def test_each_scratch_kind_names_the_filesystem_its_writes_reach():

@@ -134,7 +134,7 @@ class ContainerSetup(Setup):
         removed = engine.clean_leftovers(run_id) + engine.clean_volumes(run_id)
         removed += [shim.describe() for shim in shims.docker_orphans()
                     if (run_id is None or shim.run_id == run_id) and shims.remove(shim)]
-        return removed + _podman().leftovers.clean(run_id) + (storage.stale_directories() if run_id is None else [])
+        return removed + _podman().leftovers.clean(run_id)  # bind folders: bench.scratch, like every temp folder
 
     @classmethod
     def prune_caches(cls) -> list[str]:

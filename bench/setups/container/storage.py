@@ -4,7 +4,8 @@
     overlay  a writable root: /tmp is the overlayfs writable layer, on the engine's data directory
     volume   a named volume at /tmp (one per container, created and removed with it): a plain
              directory in the engine's volume store, bind-mounted, so no overlayfs on the path
-    bind     a host directory bind-mounted at /tmp (made under the host's temp dir, removed after)
+    bind     a host directory bind-mounted at /tmp (made under the host's temp dir, named after the
+             runner as bench.scratch names every temp folder, removed after)
 
 The same kinds for Docker and Podman: this module makes and removes the volume or the directory,
 gives each engine its arguments, and says in words which host filesystem and cache the writes reach
@@ -21,12 +22,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
+from bench.scratch import owned_folder
 
 SCRATCH_KINDS = ("tmpfs", "overlay", "volume", "bind")
 TARGET = "/tmp"  # where the app's temp files go inside the container
 TMPFS_SIZE = "size=64m"
-BIND_PREFIX = "layerbench-bind-"  # + "<runner pid>-": `bench clean` removes those of dead runners
 
 
 @dataclass
@@ -48,7 +48,7 @@ def make(kind: str, prefix: str) -> Scratch:
     container's user, whoever it is on the host, writes there); a volume gets a fresh name starting
     with prefix (the run's), so whatever undoes a launch removes it by name; the engine creates it."""
     if kind == "bind":
-        directory = Path(tempfile.mkdtemp(prefix=f"{BIND_PREFIX}{os.getpid()}-"))
+        directory = owned_folder("bind")  # bench clean removes it once its runner is gone
         directory.chmod(0o1777)
         return Scratch(kind, directory=directory)
     if kind == "volume":
@@ -79,17 +79,6 @@ def docker_data_root(client) -> str | None:
         return str(client.info().get("DockerRootDir") or "") or None
     except Exception:
         return None
-
-
-def stale_directories() -> list[str]:
-    """Remove bind directories whose runner is gone; one line per directory removed."""
-    removed = []
-    for folder in Path(tempfile.gettempdir()).glob(f"{BIND_PREFIX}*"):
-        runner = folder.name.removeprefix(BIND_PREFIX).split("-", 1)[0]
-        if runner.isdigit() and not psutil.pid_exists(int(runner)):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(f"stale bind folder {folder}")
-    return removed
 
 
 def docker_kwargs(scratch: Scratch | None, read_only: bool, labels: dict[str, str]) -> dict:
