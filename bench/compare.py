@@ -1,6 +1,9 @@
 """Compare stored runs: the same cell (setup, variant, workload, app) across runs, as a ratio of each
-run to the first with a 95% interval, and a caveat whenever the runs are not comparable
-(different machine, pinning or scenario, an unfinished run, a missing cell).
+run to the first with a 95% interval and a three-state verdict, and a caveat whenever the runs are not
+comparable (different machine, pinning or scenario, an unfinished run, a missing cell).
+
+Two runs share no rounds, so the ratio is unpaired: the ratio of the geometric means of each run's
+rounds with a Welch t interval (bench.stats.two_run_ratio); a round is one start's trials combined.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from pathlib import Path
 from bench import stats
 from bench.errors import ResultsError
 from bench.machine import COMPARABLE_FIELDS
-from bench.model import Cell, Run, median_of, sub_seed
+from bench.model import Cell, Run, median_of
 from bench.results import atomic_write
-from bench.vocabulary import METRICS, NO_DIFFERENCE, Caveat, cell_label, label, verdict
+from bench.vocabulary import METRICS, Caveat, cell_label, label, state_of, verdict
 
 COMPARE_FILE = "compare.html"
 CHART_NAME = "compare"
@@ -25,10 +28,11 @@ class Entry:
     """One run's figure for a row: its median and, after the first run, its ratio to the first."""
 
     run_id: str
-    repeats: int
+    repeats: int  # rounds with the figure
     median: float | None
     ratio: stats.Estimate | None = None
     verdict: str | None = None
+    state: str | None = None  # worse, better, same, undecided (None for the first run)
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class Row:
     @property
     def changed(self) -> bool:
         """True when some later run differs measurably from the first."""
-        return any(entry.verdict not in (None, NO_DIFFERENCE) for entry in self.entries[1:])
+        return any(entry.state in ("worse", "better") for entry in self.entries[1:])
 
 
 @dataclass
@@ -87,7 +91,8 @@ class Comparison:
                       "label": row.label,
                       "metric": row.metric,
                       "runs": [{"run_id": e.run_id, "repeats": e.repeats, "median": e.median,
-                                "ratio": e.ratio.as_dict() if e.ratio else None, "verdict": e.verdict}
+                                "ratio": e.ratio.as_dict() if e.ratio else None, "state": e.state,
+                                "verdict": e.verdict}
                                for e in row.entries]} for row in self.rows],
             "warnings": [caveat.text for caveat in self.caveats],
         }
@@ -122,22 +127,21 @@ def _caveats(runs: list[Run], names: list[str]) -> list[Caveat]:
     return list(dict.fromkeys(found))
 
 
-def _seed_parts(key: tuple[str, str, str, str]) -> tuple[str, ...]:
-    return key[:3] if key[3] == "python" else key  # python cells keep the seeds they had before apps
-
-
 def _entries(runs: list[Run], key: tuple[str, str, str, str], metric: str) -> list[Entry]:
     base_cell = runs[0].cell(*key)
-    base = base_cell.values(metric) if base_cell else []
+    base = list(base_cell.rounds(metric).values()) if base_cell else []
+    min_effect = runs[0].min_effect
     entries = []
     for run in runs:
         cell: Cell | None = run.cell(*key)
-        values = cell.values(metric) if cell else []
+        values = list(cell.rounds(metric).values()) if cell else []
         entry = Entry(run.run_id, len(values), median_of(values))
         if run is not runs[0] and values and base:
-            ratio = stats.ratio_ci(values, base, sub_seed(runs[0].seed, *_seed_parts(key), metric, run.run_id))
+            ratio = stats.two_run_ratio(values, base)
             if math.isfinite(ratio.median):
-                entry = Entry(run.run_id, len(values), entry.median, ratio, verdict(metric, ratio))
+                state = state_of(metric, stats.decide(ratio, min_effect))
+                entry = Entry(run.run_id, len(values), entry.median, ratio, verdict(metric, ratio, state, min_effect),
+                              state)
         entries.append(entry)
     return entries
 

@@ -36,9 +36,11 @@ class _Start:
 class Countdown:
     """Elapsed and remaining seconds of a planned run, updated as trials begin and end."""
 
-    def __init__(self, starts: list[PlannedStart], at_most: bool = False, now: Callable[[], float] = time.monotonic):
+    def __init__(self, starts: list[PlannedStart], at_most: bool = False, now: Callable[[], float] = time.monotonic,
+                 budget_left_s: float | None = None):
         self.now = now
-        self.at_most = at_most  # repeat: auto: the plan is its cap; it may stop earlier
+        self.at_most = at_most  # repeat: auto or a budget: the plan is its cap; it may stop earlier
+        self.budget_left_s = budget_left_s  # a budget: what was left of it when the plan arrived
         self.began = self.mark = now()  # mark: when the last trial ended (or the plan arrived)
         self.starts = [_Start(start) for start in starts]
         self.start_of = {work.trial: index for index, start in enumerate(starts) for work in start.trials}
@@ -118,7 +120,10 @@ class Countdown:
             return 0.0
         # The first thing not over is under way since the last boundary (a launch or a trial ended);
         # when it overruns its estimate, the estimate waits rather than going below what is left.
-        return sum(items) - min(items[0], self.now() - self.mark)
+        planned = sum(items) - min(items[0], self.now() - self.mark)
+        if self.budget_left_s is None:
+            return planned
+        return max(0.0, min(planned, self.budget_left_s - self.elapsed_s()))
 
 
 def clock(seconds: float) -> str:

@@ -1,12 +1,22 @@
-"""A regression gate for CI (as pyperf compare_to, asv and Kata's checkmetrics do): fail only when a
-change is real and larger than its threshold.
+"""A regression gate for CI: fail only on a change that is both beyond its threshold and significant
+(the rule of Firecracker's A/B tests), so noise does not fail a build and a real slowdown does.
 
-A threshold is a metric and a signed percentage, `throughput_rps:-10%` or `latency_p99_ms:+20%`:
-the sign is the bad direction (a metric where higher is better regresses by dropping). A cell fails
-when the whole 95% interval of its ratio NEW/BASE lies beyond the threshold in that direction, so a
-change within noise never fails. A cell of BASE missing from NEW, or without the figure there,
-fails too, with its own message: the gate cannot vouch for what it cannot see. Reads a
-bench.compare.Comparison; parsing thresholds imports nothing heavy (scenario files use it).
+A threshold is a metric and a signed percentage, `throughput_rps:-5%` or `latency_p99_ms:+20%`: the
+sign is the bad direction (a metric where higher is better regresses by dropping). Prefixed with
+`overhead.` (`overhead.throughput_rps:-5%`) it gates a layer's ratio to the baseline within each run
+instead of the absolute figure: a faster or slower machine then cancels out. Prefixed with
+`calibrated.` it gates the figure per unit of machine speed, measured beside every trial of a run
+whose scenario says `calibrate: true` (bench.metrics.speed): for runs of the baseline alone.
+
+Each cell of BASE is judged against each later run, on the runs' rounds (bench.stats.two_run_ratio:
+ratio of geometric means, Welch's t). Three outcomes:
+- regression: the interval excludes 1.00 on the bad side AND the ratio is beyond the threshold;
+- pass: the interval's bad end stays within the threshold (any change is smaller than it);
+- undecided: neither (too few rounds, or too noisy to tell): a note, or a failure with
+  --fail-on-undecided.
+A cell of BASE missing from NEW, or without the figure there, fails: the gate cannot vouch for what
+it cannot see; a threshold no cell has a figure for fails too (--allow-empty accepts it).
+Parsing thresholds imports nothing heavy (scenario files use it).
 """
 
 from __future__ import annotations
@@ -19,38 +29,58 @@ from bench.errors import LayerbenchError
 from bench.vocabulary import METRICS, metric
 
 _THRESHOLD = re.compile(r"^\s*([+-]?)\s*(\d+(?:\.\d+)?)\s*%\s*$")
+OVERHEAD = "overhead."
+CALIBRATED = "calibrated."
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """How far a metric may move in its bad direction before the gate fails: -10.0 = a 10% drop."""
+    """How far a figure may move in its bad direction: -5.0 = a 5% drop. `overhead`: the figure is a
+    layer's ratio to the run's baseline, not the absolute one."""
 
     metric: str
     percent: float
+    overhead: bool = False
+    calibrated: bool = False
+
+    @property
+    def key(self) -> str:
+        return (OVERHEAD if self.overhead else CALIBRATED if self.calibrated else "") + self.metric
 
     @property
     def limit(self) -> float:
-        """The ratio NEW/BASE the whole interval must be beyond to fail (0.9 for -10%)."""
+        """The ratio NEW/BASE past which a change is beyond the threshold (0.95 for -5%)."""
         return 1 + self.percent / 100
 
     @property
     def text(self) -> str:
         return f"{self.percent:+g}%"
 
-    def beyond(self, ratio) -> bool:
-        """True when the ratio's whole interval (an Estimate) is past the limit, in the bad direction."""
-        return ratio.high < self.limit if self.percent < 0 else ratio.low > self.limit
+    def judge(self, ratio) -> Literal["regression", "pass", "undecided"]:
+        """The outcome for a ratio NEW/BASE (an Estimate with an interval; see the module docstring)."""
+        if ratio.n < 2 or not ratio.low <= ratio.median <= ratio.high:
+            return "undecided"
+        if self.percent < 0:  # a drop is bad
+            if ratio.high < 1 and ratio.median < self.limit:
+                return "regression"
+            return "pass" if ratio.low >= self.limit else "undecided"
+        if ratio.low > 1 and ratio.median > self.limit:
+            return "regression"
+        return "pass" if ratio.high <= self.limit else "undecided"
 
 
 def _threshold(key: str, value: object) -> Threshold:
     key = str(key).strip()
-    if key not in METRICS:
-        raise ValueError(f"unknown metric {key!r}; choose from: {', '.join(METRICS)}")
+    overhead, calibrated = key.startswith(OVERHEAD), key.startswith(CALIBRATED)
+    name = key.removeprefix(OVERHEAD).removeprefix(CALIBRATED)
+    if name not in METRICS:
+        raise ValueError(f"unknown metric {key!r}; choose from: {', '.join(METRICS)} (or overhead.<metric>: a "
+                         f"layer's ratio to the baseline; calibrated.<metric>: per unit of machine speed)")
     found = _THRESHOLD.match(str(value)) if isinstance(value, str) else None
     if found is None:
         raise ValueError(f"{key}: the threshold is a percentage such as -10% or +20%, not {str(value)[:40]!r}")
     sign, size = found.group(1), float(found.group(2))
-    meaning = metric(key)
+    meaning = metric(name)
     bad = "-" if meaning.higher_is_better else "+"
     if sign and sign != bad:
         word = "a drop" if bad == "-" else "a rise"
@@ -58,12 +88,12 @@ def _threshold(key: str, value: object) -> Threshold:
                          f"not {sign}{size:g}%")
     if size <= 0 or (bad == "-" and size >= 100):
         raise ValueError(f"{key}: the threshold must be above 0%" + (" and below 100%" if bad == "-" else ""))
-    return Threshold(key, -size if bad == "-" else size)
+    return Threshold(name, -size if bad == "-" else size, overhead, calibrated)
 
 
 def parse_thresholds(spec: str | dict | None) -> tuple[Threshold, ...]:
-    """`"throughput_rps:-10%,latency_p99_ms:+20%"` or a mapping of the same; ValueError naming the problem.
-    A percentage without a sign takes its metric's bad direction."""
+    """`"throughput_rps:-10%,overhead.latency_p99_ms:+20%"` or a mapping of the same; ValueError naming
+    the problem. A percentage without a sign takes its metric's bad direction."""
     if spec is None:
         return ()
     if isinstance(spec, str):
@@ -98,20 +128,18 @@ def thresholds_for(comparison, fail_on: str | None) -> tuple[Threshold, ...]:
 
 
 def describe(thresholds: tuple[Threshold, ...]) -> str:
-    return ",".join(f"{threshold.metric}:{threshold.text}" for threshold in thresholds)
+    return ",".join(f"{threshold.key}:{threshold.text}" for threshold in thresholds)
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One line of the gate's verdict: a cell that failed (regression, missing) or could not be judged."""
+    """One line of the gate's verdict: a regression, a cell it could not see (missing), or one it could
+    not decide (undecided: fails only with --fail-on-undecided; unjudged: a note)."""
 
-    kind: Literal["regression", "missing", "unjudged"]
+    kind: Literal["regression", "missing", "undecided", "unjudged"]
     subject: str
     text: str
-
-    @property
-    def fails(self) -> bool:
-        return self.kind != "unjudged"
+    fails: bool = True
 
 
 @dataclass(frozen=True)
@@ -125,71 +153,111 @@ class GateResult:
         return [finding for finding in self.findings if finding.fails]
 
     @property
+    def undecided(self) -> int:
+        return sum(1 for finding in self.findings if finding.kind == "undecided")
+
+    @property
     def passed(self) -> bool:
         return not self.failures
 
     def summary(self) -> str:
         rules = describe(self.thresholds)
+        open_checks = f", {self.undecided} undecided" if self.undecided else ""
         if self.passed:
-            return f"gate passed: {self.checked} checks against {rules}; no change beyond a threshold"
-        return f"gate failed: {len(self.failures)} problem(s) in {self.checked} checks against {rules}"
+            return f"gate passed: {self.checked} checks against {rules}{open_checks}; no significant change beyond " \
+                   f"a threshold"
+        return f"gate failed: {len(self.failures)} problem(s) in {self.checked} checks against {rules}{open_checks}"
 
 
 def _percent(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.1f}%"
 
 
-def _judge(subject: str, threshold: Threshold, entry, run_id: str, repeats: tuple[int, int]) -> Finding | None:
-    meaning = metric(threshold.metric)
-    ratio = entry.ratio
-    if ratio is None:
-        return Finding("missing", subject, f"{subject}: no {meaning.label} figure in {run_id} (its trials failed "
-                                           f"or did not measure it); the gate cannot check it")
-    if min(repeats) < 2:
-        return Finding("unjudged", subject, f"{subject}: {meaning.label} not judged: 1 repeat gives no interval "
-                                            f"(run at least 2 repeats)")
-    if not threshold.beyond(ratio):
+def _figures(run, cell, threshold: Threshold) -> list[float]:
+    """What the gate compares for a cell of a run: one value per round, the absolute figure, (overhead)
+    the cell's paired ratio to the baseline in that round, or (calibrated) the figure per unit of the
+    machine speed measured beside the trial."""
+    if threshold.overhead:
+        return run.round_ratios(cell, threshold.metric)
+    if threshold.calibrated:
+        return list(cell.calibrated_rounds(threshold.metric).values())
+    return list(cell.rounds(threshold.metric).values())
+
+
+def change(base_run, new_run, key: tuple, threshold: Threshold):
+    """NEW/BASE for one cell (setup, variant, workload, app) as the gate sees it: an Estimate."""
+    from bench import stats
+
+    return stats.two_run_ratio(_figures(new_run, new_run.cell(*key), threshold),
+                               _figures(base_run, base_run.cell(*key), threshold))
+
+
+def _judge(subject: str, threshold: Threshold, new: list[float], base: list[float], run_id: str,
+           fail_on_undecided: bool) -> Finding | None:
+    from bench import stats  # numpy: only once a gate is applied
+
+    what = _what(threshold).removeprefix("an ").removeprefix("a ")
+    ratio = stats.two_run_ratio(new, base)
+    outcome = threshold.judge(ratio)
+    figures = (f"{what} {_percent(ratio.median)} [{_percent(ratio.low)}..{_percent(ratio.high)}] in {run_id} "
+               f"over {len(base)} and {len(new)} rounds")
+    if outcome == "pass":
         return None
-    return Finding("regression", subject, f"{subject}: {meaning.label} {_percent(ratio.median)} "
-                                          f"[{_percent(ratio.low)}..{_percent(ratio.high)}] in {run_id}, beyond "
-                                          f"the {threshold.text} threshold (ratio {ratio.median:.3f} "
-                                          f"[{ratio.low:.3f}–{ratio.high:.3f}])")
+    if outcome == "regression":
+        return Finding("regression", subject, f"{subject}: {figures}: a significant change beyond the "
+                                              f"{threshold.text} threshold")
+    why = "1 round gives no interval" if min(len(new), len(base)) < 2 else "too noisy to tell"
+    return Finding("undecided", subject, f"{subject}: {figures}: undecided against {threshold.text} ({why}; run more "
+                                         f"rounds)", fails=fail_on_undecided)
 
 
-def check(comparison, thresholds: tuple[Threshold, ...], allow_empty: bool = False) -> GateResult:
+def check(comparison, thresholds: tuple[Threshold, ...], allow_empty: bool = False,
+          fail_on_undecided: bool = False) -> GateResult:
     """Judge every cell of the first run that has a gated figure against each later run. A threshold
     that made no check fails (bench.outcome: no check made is not a pass) unless allow_empty."""
     base_run, later = comparison.runs[0], comparison.runs[1:]
-    rows = {(row.setup, row.variant, row.workload, row.app, row.metric): row for row in comparison.rows}
     findings, checked = [], 0
-    gated_cells = dict.fromkeys((threshold.metric for threshold in thresholds), 0)  # cells of BASE with the figure
+    gated_cells = dict.fromkeys((threshold.key for threshold in thresholds), 0)  # cells of BASE with the figure
     for cell in base_run.cells:
-        gated = [threshold for threshold in thresholds if cell.values(threshold.metric)]
-        for threshold in gated:
-            gated_cells[threshold.metric] += 1
-        for index, run in enumerate(later, start=1):
+        gated = [(threshold, base) for threshold in thresholds if (base := _figures(base_run, cell, threshold))]
+        for threshold, _ in gated:
+            gated_cells[threshold.key] += 1
+        for run in later:
             other = run.cell(*cell.key)
             if gated and other is None:
                 findings.append(Finding("missing", cell.subject, f"{cell.subject}: missing from {run.run_id} (it is in "
                                         f"{base_run.run_id}); the gate cannot check it"))
                 continue
-            for threshold in gated:
+            for threshold, base in gated:
+                new = _figures(run, other, threshold)
+                if not new:
+                    findings.append(Finding("missing", cell.subject, f"{cell.subject}: no "
+                                            f"{_what(threshold).removeprefix('a ')} figure in {run.run_id} (its "
+                                            f"trials failed or did not measure it); the gate cannot check it"))
+                    continue
                 checked += 1
-                entry = rows[(*cell.key, threshold.metric)].entries[index]
-                repeats = (len(cell.values(threshold.metric)), len(other.values(threshold.metric)))
-                finding = _judge(cell.subject, threshold, entry, run.run_id, repeats)
+                finding = _judge(cell.subject, threshold, new, base, run.run_id, fail_on_undecided)
                 if finding is not None:
                     findings.append(finding)
-    for key in (key for key, count in gated_cells.items() if not count):
-        findings.append(_unchecked(key, base_run.run_id, allow_empty))
+    for threshold in (t for t in thresholds if not gated_cells[t.key]):
+        findings.append(_unchecked(threshold, base_run.run_id, allow_empty))
     return GateResult(thresholds, checked, tuple(findings))
 
 
-def _unchecked(key: str, base_run_id: str, allow_empty: bool) -> Finding:
+def _what(threshold: Threshold) -> str:
+    prefix = "an overhead (ratio to the baseline) in " if threshold.overhead else \
+        "a calibrated (per machine speed) " if threshold.calibrated else "a "
+    return prefix + metric(threshold.metric).label
+
+
+def _unchecked(threshold: Threshold, base_run_id: str, allow_empty: bool) -> Finding:
     """A threshold the gate can make no check against: no cell of BASE has its figure (every trial
-    failed, or the metric is not measured there, e.g. PSS where it cannot be read)."""
-    text = (f"{key}: no check made: no cell of {base_run_id} has a {metric(key).label} figure to compare "
-            f"(its trials failed or did not measure it)")
+    failed, the metric is not measured there, e.g. PSS where it cannot be read, or no layer beside the
+    baseline for an overhead)."""
+    key = threshold.key
+    beside = ", or there is no layer beside the baseline" if threshold.overhead else ""
+    text = (f"{key}: no check made: no cell of {base_run_id} has {_what(threshold)} figure to compare "
+            f"(its trials failed or did not measure it{beside})")
     if allow_empty:
-        return Finding("unjudged", key, f"{text}; accepted by --allow-empty")
+        return Finding("unjudged", key, f"{text}; accepted by --allow-empty", fails=False)
     return Finding("missing", key, f"{text}; the gate cannot pass on nothing (--allow-empty accepts it)")

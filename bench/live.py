@@ -30,12 +30,11 @@ from bench.events import Event
 from bench.model import Run
 from bench.results import LayerRecord, RunRecord
 from bench.terminal import safe
-from bench.vocabulary import cell_label, judgement, label, metric
+from bench.vocabulary import VERDICT_STYLE, cell_label, label, metric, percent
 
 LIVE_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")
 BAR_WIDTH = 10  # characters for the largest ratio of a column
 EIGHTHS = " ▏▎▍▌▋▊▉"
-VERDICT_STYLE = {"worse": "bold red", "better": "bold green", "same": "dim"}
 RECENT_LINES = 2  # finished trials the panel keeps in view
 MIN_LIGHTNESS = 0.45  # a bar as dark as the baseline's chart grey disappears on a dark terminal
 
@@ -87,7 +86,7 @@ def bars_table(run: Run, layers: list[LayerRecord], workloads: list[str]) -> Tab
     ratios = {(row.setup, row.variant, row.app, row.workload, row.metric): row for row in run.overhead}
     table = Table(box=None, padding=(0, 1), show_edge=False, title_justify="left",
                   title=safe(f"÷ {baseline} (1.00 = same as {baseline}) · red worse · green better · "
-                             f"dim within noise", "dim"))
+                             f"dim same (within ±{percent(run.min_effect)}) · yellow ? undecided", "dim"))
     table.add_column(safe("layer"), no_wrap=True)
     for key in LIVE_METRICS:
         meaning = metric(key)
@@ -116,11 +115,10 @@ def _layer_row(run: Run, layer: LayerRecord, workload: str, ratios: dict, scale:
         if found is None:
             row.append(safe("–", "dim"))
             continue
-        base = next((c for c in run.cells if (c.setup, c.workload, c.app) == (run.baseline, workload, layer.app)), None)
-        settled = cell.repeats >= 2 and (base is None or base.repeats >= 2)
-        style = VERDICT_STYLE[judgement(key, found.ratio)] if settled else ""
+        style = VERDICT_STYLE[found.state] if found.ratio.n >= 2 else ""  # one round: no verdict to colour yet
+        word = {"undecided": "?"}.get(found.state, found.state) if style else ""
         row.append(Text().append(bar(found.ratio.median / scale[key]), style=colour)
-                   .append(f" {ratio_text(found.ratio.median)}", style=style))
+                   .append(f" {ratio_text(found.ratio.median)}", style=style).append(f" {word}".rstrip(), style=style))
     return row
 
 
@@ -181,7 +179,8 @@ class LiveView:
 
     def _on_plan(self, event: Event) -> None:
         starts = event.data.get("starts", [])
-        self.countdown = Countdown(starts, bool(event.data.get("at_most")), now=self.now)
+        self.countdown = Countdown(starts, bool(event.data.get("at_most")), now=self.now,
+                                   budget_left_s=event.data.get("budget_left_s"))
         self.record = event.data.get("record")
         self.workloads = list(dict.fromkeys(work.workload for start in starts for work in start.trials
                                             if work.kind == "load"))

@@ -19,6 +19,8 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
     5  a layer's `stack_layers` (the boxes of the layer-stack figure) and `fixed_roles`; a trial's
        `fixed` block (the engine daemons sampled over its window, apart from the instance's roles).
        v4 runs get the boxes of the setups they knew (data/stack_layers_v4.json) and no fixed costs.
+       Later, without a version bump (an optional block with an empty default, which older readers keep
+       as an extra field): a load trial's `network_path`, the packets and bytes at each hop.
 """
 
 from __future__ import annotations
@@ -56,9 +58,12 @@ class TrialRecord(_Model):
     app: str = "python"  # the app that ran (bench.apps): python, nginx, or an image reference
     workload: str  # the workload's name (density: name-xN, N copies side by side)
     kind: str = "load"  # load, startup, idle or density
-    repeat: int
-    status: Literal["ok", "failed"]
+    repeat: int  # the round
+    # ok: measured and counted; failed: no figure (the reason in `error`); discarded: measured, then set
+    # aside by the runner (a busy round measured again: the reason in `error`), in no figure.
+    status: Literal["ok", "failed", "discarded"]
     error: str | None = None
+    start_id: str = ""  # the launch it ran on: trials with the same start_id shared one start ("" before)
     started_at: str = ""
     startup_phases_s: dict[str, float] = Field(default_factory=dict)  # ordered, sum = launch -> first 200
     startup_s: float | None = None
@@ -78,6 +83,14 @@ class TrialRecord(_Model):
     # The setup's fixed-cost processes (engine daemons) over the same window, by role, like `roles`;
     # never part of `roles`, `memory_bytes` or `cpu_us_per_request`, which are per instance.
     fixed: dict[str, dict] = Field(default_factory=dict)
+    # calibrate: the machine's speed measured on the app's CPUs just before and after the trial
+    # (hashes_per_s, the geometric mean of the two; cpus; probe_s): bench.metrics.speed.
+    speed: dict = Field(default_factory=dict)
+    # A load trial's network path, hop by hop (bench.metrics.netpath.PathProbe.summary documents
+    # every field): the steps from the load generator to the app in order, each interface with its
+    # rx/tx packets and bytes over the measured window and per request, the app's own interface seen
+    # from inside, connection-tracking entries and a published port's DNAT count over the trial.
+    network_path: dict = Field(default_factory=dict)
 
 
 class LayerRecord(_Model):
@@ -118,7 +131,10 @@ class RunRecord(_Model):
     runner_host: dict[str, str | None] = Field(default_factory=dict)  # hostname, boot_id: where runner_pid lives
     # A split run (load from another host): load_host, load_address, listen_address, load_machine.
     split: dict = Field(default_factory=dict)
-    repeat_outcome: dict = Field(default_factory=dict)  # repeat: auto -> repeats run and what stopped them
+    # How many rounds ran and what stopped them: mode (fixed, auto, budget), rounds, cap, budget_s,
+    # elapsed_s, stopped_by (count, settled, target, budget, cap) and the state of the verdicts then.
+    repeat_outcome: dict = Field(default_factory=dict)
+    quiet_waits: list[dict] = Field(default_factory=list)  # wait_quiet: per round, waited_s, others_cores, quiet
     layers: list[LayerRecord] = Field(default_factory=list)  # every setup variant that was prepared
     trials: list[TrialRecord] = Field(default_factory=list)
 

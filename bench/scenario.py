@@ -17,6 +17,7 @@ from bench import gate, scenario_yaml
 from bench.errors import ScenarioError, SetupError
 from bench.scenario_apps import AppSpec
 from bench.scenario_messages import messages as _messages
+from bench.units import parse_duration_s, parse_fraction
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -168,12 +169,28 @@ class Scenario(_Strict):
     apps: list[AppSpec] | None = Field(default=None, min_length=1, max_length=8)  # ... or several, side by side
     setups: list[SetupSpec] = Field(min_length=1, max_length=32)
     workloads: list[Workload] = Field(min_length=1, max_length=64)
-    # A count, or "auto": add repeats until every interval is narrower than repeat_target of its
-    # median (at least 3 repeats, at most repeat_cap), and record which of the two stopped it.
+    # Rounds: every setup once per round, interleaved. A count, or "auto": add rounds until every
+    # headline verdict is settled (worse, better or same; where no verdict applies, until every
+    # interval is narrower than repeat_target of its median), at least 3, at most repeat_cap; the
+    # run records what stopped it.
     repeat: int | Literal["auto"] = Field(default=3)
     repeat_target: float = Field(default=0.05, gt=0, lt=1)
     repeat_cap: int = Field(default=10, ge=3, le=100)
-    order: Literal["interleaved", "sequential"] = "interleaved"
+    # A time budget instead of a count ("3m", "90s" or seconds): as many rounds as fit (at least 2,
+    # at most repeat_cap), stopping early once every headline verdict is settled.
+    budget: float | None = Field(default=None, ge=10, le=86400)
+    # The smallest change called a difference: worse or better needs the ratio this far from 1.00 and
+    # an interval that excludes 1.00; same needs the whole interval within 1.00 +- it ("5%" or 0.05).
+    min_effect: float = Field(default=0.05, ge=0.005, le=0.5)
+    # Trials of each load workload per start (back to back): the spread within a start is then told
+    # apart from the spread between starts, and a start that warms up is seen.
+    trials_per_start: int = Field(default=1, ge=1, le=20)
+    # remeasure_busy: a round in which others used more than BUSY_MACHINE_CORES is measured again (twice
+    # at most, busy trials kept as "discarded"); wait_quiet: before each round, wait until the machine is quiet.
+    remeasure_busy: bool = False
+    wait_quiet: bool = False
+    calibrate: bool = False  # the machine's speed beside every load trial, for calibrated. gate thresholds
+    order: Literal["interleaved", "sequential"] = "interleaved"  # interleaved: each round's order shuffled
     start: Literal["per_repeat", "per_trial"] = "per_repeat"  # fresh start per repeat or per trial
     pinning: Literal["auto"] | PinningSpec = "auto"
     seed: int = Field(default=20261129, ge=0, le=2**32 - 1)
@@ -187,7 +204,29 @@ class Scenario(_Strict):
         # Validated here, so a mistyped metric or a threshold in the wrong direction fails at load time.
         if value is None:
             return None
-        return {threshold.metric: threshold.text for threshold in gate.parse_thresholds(value)}
+        return {threshold.key: threshold.text for threshold in gate.parse_thresholds(value)}
+
+    @field_validator("min_effect", mode="before")
+    @classmethod
+    def _percentage(cls, value: Any) -> Any:
+        # "5%" reads better in a scenario file than 0.05; both are accepted.
+        if isinstance(value, str):
+            fraction = parse_fraction(value)
+            if fraction is None:
+                raise ValueError("min_effect is a percentage such as 5%, or a fraction such as 0.05")
+            return fraction
+        return value
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        # "3m", "90s", "1m30s" or a number of seconds.
+        if isinstance(value, str):
+            seconds = parse_duration_s(value)
+            if seconds is None:
+                raise ValueError("budget is a duration such as 3m, 90s or 1m30s, or a number of seconds")
+            return seconds
+        return value
 
     @field_validator("setups", mode="before")
     @classmethod

@@ -1,16 +1,31 @@
-"""Honest statistics: medians, percentiles, 95% intervals and overhead ratios (words live in bench.vocabulary).
+"""Honest statistics: medians, percentiles, 95% intervals, overhead ratios and three-state decisions
+(words live in bench.vocabulary).
 
-Intervals: with 10 or more repeats, a percentile bootstrap of the median (seeded: the seed is
-stored with the run, so a report recomputes bit for bit). With fewer, the bootstrap is known to
-be far too narrow (with 3 values it can never reach past their range), so the interval is
-Student's t around the median: median +- t(0.975, n-1) * s / sqrt(n), and for a ratio the same
-on the log scale. Few repeats then honestly give wide intervals.
+A figure of one cell: with 10 or more rounds, a percentile bootstrap of the median (seeded: the
+seed is stored with the run, so a report recomputes bit for bit). With fewer, the bootstrap is
+known to be far too narrow (with 3 values it can never reach past their range), so the interval is
+Student's t around the median: median +- t(0.975, n-1) * s / sqrt(n). Few rounds then honestly
+give wide intervals.
+
+A ratio to the baseline is PAIRED: rounds are interleaved, so a setup's trial and the baseline's
+trial of the same round ran seconds apart and shared the machine's state (a neighbour's load, a
+drift). Each round gives one ratio; the estimate is their geometric mean and the interval a
+Student's t on their logarithms (df = rounds - 1), so what hit both trials of a round cancels.
+The unpaired figure (ratio of medians, both groups resampled) is kept beside it for comparison.
+
+Two runs compared (the regression gate) share no rounds: their ratio is the ratio of geometric
+means with a Welch t interval on the logarithms.
+
+A decision has three states, never two: a ratio differs ("higher"/"lower") when its interval
+excludes 1.00 and its estimate is at least `min_effect` away from 1.00; it is "same" when the
+whole interval lies within 1.00 +- min_effect; otherwise it is "undecided": more rounds would tell.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -25,8 +40,13 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.045, 2.042)
 
 
-def _t975(df: int) -> float:
-    return _T975[df - 1] if df <= len(_T975) else 1.96
+def _t975(df: float) -> float:
+    """Student's t quantile at 0.975 for df degrees of freedom (a fractional Welch df rounds down)."""
+    df = max(1, int(df))
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959964  # beyond the table: the Cornish-Fisher expansion, within 0.1% from df 30 on
+    return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2)
 
 
 def interval_method(count: int, confidence: float = CONFIDENCE) -> str:
@@ -34,13 +54,21 @@ def interval_method(count: int, confidence: float = CONFIDENCE) -> str:
     return "student-t" if 2 <= count < SMALL_SAMPLE and confidence == 0.95 else "bootstrap"
 
 
+DEFAULT_MIN_EFFECT = 0.05  # a ratio must be at least 5% away from 1.00 to be called a difference
+Decision = Literal["higher", "lower", "same", "undecided"]
+
+
 @dataclass(frozen=True)
 class Estimate:
-    """A point value with its confidence interval (same unit as the value)."""
+    """A point value with its confidence interval (same unit as the value). `median` is the centre:
+    the median of a cell's rounds, or the geometric mean of a paired ratio's rounds (`method` says
+    which interval; `n` is how many independent units, rounds or starts, it rests on)."""
 
     median: float
     low: float
     high: float
+    method: str = ""
+    n: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -66,42 +94,45 @@ def percentiles(latencies_ms) -> dict[str, float]:
 
 
 def median_ci(values, seed: int, resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE) -> Estimate:
-    """Median with a percentile-bootstrap interval. One value gives a zero-width interval."""
+    """Median with its interval (Student's t below 10 values, a percentile bootstrap from 10). One
+    value gives a zero-width interval."""
     data = _clean(values)
     if data.size == 0:
         return Estimate(math.nan, math.nan, math.nan)
     median = float(np.median(data))
+    method = interval_method(data.size, confidence)
     if data.size == 1:
-        return Estimate(median, median, median)
-    if interval_method(data.size, confidence) == "student-t":
+        return Estimate(median, median, median, method, 1)
+    if method == "student-t":
         half = _t975(data.size - 1) * float(np.std(data, ddof=1)) / math.sqrt(data.size)
         # Every figure measured is a count, a time or a size: a wide interval of a few repeats
         # reaches down to 0, never below (a p99 of -4.7 ms would be nonsense, not caution).
         floor = 0.0 if np.all(data >= 0) else -math.inf
-        return Estimate(median, max(median - half, floor), median + half)
+        return Estimate(median, max(median - half, floor), median + half, method, int(data.size))
     rng = np.random.default_rng(seed)
     samples = rng.choice(data, size=(resamples, data.size), replace=True)
     boot = np.median(samples, axis=1)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(boot, [tail, 100 - tail])
-    return Estimate(median, float(low), float(high))
+    return Estimate(median, float(low), float(high), method, int(data.size))
 
 
 def ratio_ci(values, baseline, seed: int, resamples: int = BOOTSTRAP_RESAMPLES,
              confidence: float = CONFIDENCE) -> Estimate:
-    """Ratio of medians (values / baseline) with an interval from resampling both groups."""
+    """The unpaired ratio of medians (values / baseline) with an interval from resampling both groups
+    (Student's t on the logs below 10 values). Kept beside the paired figure, for comparison."""
     data, base = _clean(values), _clean(baseline)
     if data.size == 0 or base.size == 0 or np.median(base) == 0:
-        return Estimate(math.nan, math.nan, math.nan)
+        return Estimate(math.nan, math.nan, math.nan, UNPAIRED)
+    n = int(min(data.size, base.size))
     ratio = float(np.median(data) / np.median(base))
     if data.size == 1 and base.size == 1:
-        return Estimate(ratio, ratio, ratio)
-    if interval_method(min(data.size, base.size), confidence) == "student-t" and ratio > 0 \
-            and np.all(data > 0) and np.all(base > 0):
+        return Estimate(ratio, ratio, ratio, UNPAIRED, 1)
+    if interval_method(n, confidence) == "student-t" and ratio > 0 and np.all(data > 0) and np.all(base > 0):
         # On the log scale a ratio is a difference: add the two relative variances of the centres.
         variance = sum(float(np.var(np.log(group), ddof=1)) / group.size for group in (data, base) if group.size > 1)
-        half = _t975(min(data.size, base.size) - 1) * math.sqrt(variance)
-        return Estimate(ratio, ratio * math.exp(-half), ratio * math.exp(half))
+        half = _t975(n - 1) * math.sqrt(variance)
+        return Estimate(ratio, ratio * math.exp(-half), ratio * math.exp(half), UNPAIRED, n)
     rng = np.random.default_rng(seed)
     top = np.median(rng.choice(data, size=(resamples, data.size), replace=True), axis=1)
     bottom = np.median(rng.choice(base, size=(resamples, base.size), replace=True), axis=1)
@@ -110,7 +141,7 @@ def ratio_ci(values, baseline, seed: int, resamples: int = BOOTSTRAP_RESAMPLES,
     boot = boot[np.isfinite(boot)]
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(boot, [tail, 100 - tail])
-    return Estimate(ratio, float(low), float(high))
+    return Estimate(ratio, float(low), float(high), UNPAIRED, n)
 
 
 def spread(values) -> float:
@@ -124,3 +155,97 @@ def spread(values) -> float:
 def is_noisy(values, threshold: float = NOISY_SPREAD) -> bool:
     """True when repeats spread more than `threshold` of their median."""
     return spread(values) > threshold
+
+
+# ---- paired and two-run ratios, decisions -------------------------------------------------------
+
+PAIRED = "paired rounds: geometric mean of per-round ratios, Student's t on their logs"
+UNPAIRED = "unpaired: ratio of medians"
+WELCH = "two runs: ratio of geometric means, Welch's t on the logs"
+
+
+def _logs(values) -> np.ndarray:
+    data = _clean(values)
+    return np.log(data[data > 0])
+
+
+def log_mean_interval(logs: np.ndarray, method: str) -> Estimate:
+    """exp(mean) with a Student's t interval of the mean of logs; one value gives zero width."""
+    if logs.size == 0:
+        return Estimate(math.nan, math.nan, math.nan, method, 0)
+    centre = float(np.mean(logs))
+    if logs.size == 1:
+        return Estimate(math.exp(centre), math.exp(centre), math.exp(centre), method, 1)
+    half = _t975(logs.size - 1) * float(np.std(logs, ddof=1)) / math.sqrt(logs.size)
+    return Estimate(math.exp(centre), math.exp(centre - half), math.exp(centre + half), method, int(logs.size))
+
+
+def paired_ratio(pairs) -> Estimate:
+    """The ratio of a setup to the baseline from (setup value, baseline value) pairs, one per round:
+    the geometric mean of the per-round ratios with a t interval over rounds. Pairs with a value
+    that is not positive and finite are left out."""
+    ratios = [mine / base for mine, base in pairs
+              if all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in (mine, base))]
+    return log_mean_interval(np.log(np.asarray(ratios, dtype=float)), PAIRED)
+
+
+def two_run_ratio(new, old) -> Estimate:
+    """new / old for two independent groups (two runs' rounds): ratio of geometric means, Welch's t."""
+    a, b = _logs(new), _logs(old)
+    if a.size == 0 or b.size == 0:
+        return Estimate(math.nan, math.nan, math.nan, WELCH, 0)
+    centre = float(np.mean(a) - np.mean(b))
+    if a.size < 2 or b.size < 2:
+        return Estimate(math.exp(centre), math.exp(centre), math.exp(centre), WELCH, int(min(a.size, b.size)))
+    va, vb = float(np.var(a, ddof=1)) / a.size, float(np.var(b, ddof=1)) / b.size
+    if va + vb == 0:
+        return Estimate(math.exp(centre), math.exp(centre), math.exp(centre), WELCH, int(min(a.size, b.size)))
+    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    half = _t975(df) * math.sqrt(va + vb)
+    return Estimate(math.exp(centre), math.exp(centre - half), math.exp(centre + half), WELCH,
+                    int(min(a.size, b.size)))
+
+
+def decide(ratio: Estimate, min_effect: float = DEFAULT_MIN_EFFECT) -> Decision:
+    """Which way a ratio goes, in three states plus a direction (see the module docstring). A ratio
+    resting on fewer than two independent units has no interval: undecided."""
+    values = (ratio.median, ratio.low, ratio.high)
+    if not all(math.isfinite(v) for v in values) or ratio.n == 1 or (ratio.low == ratio.high and ratio.n < 2):
+        return "undecided"
+    if 1 - min_effect <= ratio.low and ratio.high <= 1 + min_effect:
+        return "same"
+    if ratio.low > 1 and ratio.median >= 1 + min_effect:
+        return "higher"
+    if ratio.high < 1 and ratio.median <= 1 - min_effect:
+        return "lower"
+    return "undecided"
+
+
+def variance_components(groups) -> tuple[float, float] | None:
+    """(within, between): the spread of log values within starts and between starts (standard
+    deviations, one-way random effects), from groups of a cell's trials that shared a start. None
+    without at least two starts of which one holds two trials."""
+    groups = [logs for logs in (_logs(group) for group in groups) if logs.size]
+    if len(groups) < 2 or not any(logs.size > 1 for logs in groups):
+        return None
+    within_df = sum(logs.size - 1 for logs in groups)
+    within = sum(float(np.sum((logs - logs.mean()) ** 2)) for logs in groups) / within_df
+    means = np.array([logs.mean() for logs in groups])
+    sizes = np.array([logs.size for logs in groups], dtype=float)
+    grand = float(np.sum(means * sizes) / np.sum(sizes))
+    between_ms = float(np.sum(sizes * (means - grand) ** 2)) / (len(groups) - 1)
+    n0 = (sizes.sum() - np.sum(sizes ** 2) / sizes.sum()) / (len(groups) - 1)  # the mean group size, unbalanced
+    between = max(0.0, (between_ms - within) / n0) if n0 > 0 else 0.0
+    return math.sqrt(within), math.sqrt(between)
+
+
+def drift_within_starts(groups) -> tuple[Estimate, float, float] | None:
+    """How a figure moves from the first to the last trial of each start: the ratio last/first paired
+    over starts (an Estimate: its interval says whether the move is more than noise), and the median
+    first and last values. None without a start of two trials or more."""
+    moves = [(group[-1], group[0]) for group in (list(_clean(g)) for g in groups)
+             if len(group) >= 2 and group[0] > 0 and group[-1] > 0]
+    if not moves:
+        return None
+    return (paired_ratio(moves), float(np.median([first for _, first in moves])),
+            float(np.median([last for last, _ in moves])))

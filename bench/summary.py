@@ -14,6 +14,11 @@ Version history:
        and `by_app` (a run of several apps: each layer's ratios to the same app's baseline, side by side).
        The engine's fixed cost apart from what one instance costs: each result's `fixed`, the run's
        `layer_costs`.
+    3  `overhead` rows are paired over rounds: `ratio` is the geometric mean of per-round ratios with a
+       Student's t interval over rounds (`ratio.method`, `ratio.n` rounds), `unpaired_ratio` the old ratio
+       of medians; `state` is worse, better, same or undecided (`min_effect`), `verdict` its words (no more
+       "no measurable difference"). `doubts`: the caveats grouped, one per kind, most serious first.
+       Each result's interval rests on `rounds` (trials of a round combined), not on trials.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import math
 from bench import stats
 from bench.model import Cell, Overhead, Run
 
-SUMMARY_VERSION = 2
+SUMMARY_VERSION = 3
 
 MEMORY_FIGURES = {
     "memory_mb.pss": "PSS summed over every host process the setup needs: a page shared by k processes counts 1/k "
@@ -57,6 +62,7 @@ def cell_summary(cell: Cell) -> dict:
         "workload": cell.workload,
         "label": cell.label,
         "repeats": cell.repeats,
+        "rounds": cell.round_count,
         "interval_method": cell.interval_method,
         "failed": cell.failed,
         "errors": cell.errors,
@@ -96,7 +102,8 @@ def layer_cost_summary(cost) -> dict:
 
 def overhead_summary(row: Overhead) -> dict:
     return {"setup": row.setup, "variant": row.variant, "app": row.app, "workload": row.workload, "label": row.label,
-            "metric": row.metric, "ratio": row.ratio.as_dict(), "verdict": row.verdict}
+            "metric": row.metric, "ratio": row.ratio.as_dict(), "state": row.state, "verdict": row.verdict,
+            "min_effect": row.min_effect, "unpaired_ratio": _estimate(row.unpaired)}
 
 
 def summarize(run: Run) -> dict:
@@ -112,6 +119,7 @@ def summarize(run: Run) -> dict:
         "pinning": record.pinning,
         "seed": record.seed,
         "confidence": stats.CONFIDENCE,
+        "min_effect": run.min_effect,
         "baseline": run.baseline,
         "apps": run.apps,
         "layers": [layer.model_dump() for layer in run.layers],
@@ -121,6 +129,7 @@ def summarize(run: Run) -> dict:
         "overhead": [overhead_summary(row) for row in run.overhead],
         "layer_costs": [layer_cost_summary(cost) for cost in run.layer_costs],
         "by_app": [row.as_dict() for row in run.by_app],
+        "doubts": [doubt.as_dict() for doubt in run.doubts()],
         "caveats": [caveat.as_dict() for caveat in run.caveats()],
         "memory_figures": MEMORY_FIGURES,
     })

@@ -14,10 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.model import Run
-from bench.vocabulary import (HEADLINE_METRICS, LATENCY_LABELS, MISSING, finite, fmt, fmt_interval, judgement,
-                               label, metric, phase_label, printable)
-
-VERDICT_STYLE = {"worse": "red", "better": "green", "same": "dim"}
+from bench.vocabulary import (LATENCY_LABELS, MISSING, VERDICT_MEANING, VERDICT_STYLE, finite, fmt,
+                               fmt_interval, label, metric, percent, phase_label, printable)
 
 
 def safe(text: object, style: str | None = None) -> Text:
@@ -137,36 +135,66 @@ def _factor(value: float) -> str:
 
 
 def _ratio_cell(row) -> Text:
-    """`2.15× worse` over `[1.85–2.50]`: the ratio, which way it goes, its 95% interval."""
+    """`2.15×`, `worse`, `[1.85–2.50]` on three lines: the ratio, its verdict, its 95% interval (three
+    short lines keep five metrics within 100 columns, "undecided" included)."""
     ratio = row.ratio
     if not all(finite(x) for x in (ratio.median, ratio.low, ratio.high)):
-        return safe(MISSING)
-    way = judgement(row.metric, ratio)
-    text = Text(f"{_factor(ratio.median)}× ").append(way, style=VERDICT_STYLE[way])
+        return safe(MISSING + "\n").append(row.state, style=VERDICT_STYLE[row.state])
+    text = Text(f"{_factor(ratio.median)}×\n").append(row.state, style=VERDICT_STYLE[row.state])
     return text.append(f"\n[{_factor(ratio.low)}–{_factor(ratio.high)}]", style="dim")
 
 
-def overhead_table(run: Run) -> Table | None:
-    """Every setup against the baseline: a matrix of layers and workloads (rows) by metric (columns)."""
+REQUEST_PATH = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")
+AT_REST = ("memory_pss_mb", "startup_s")
+
+
+def _verdict_matrix(title: str, rows: list[tuple[str, str | None, dict]], shown: list[str]) -> Table:
+    """Layers (and workloads, where a row has one) by metric: each cell a ratio, its state, its interval."""
+    table = Table(title=safe(title), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1, 0, 0))
+    table.add_column("setup", no_wrap=True)
+    with_workload = any(workload is not None for _, workload, _ in rows)
+    if with_workload:
+        table.add_column("workload", no_wrap=True)
+    cells = [(name, workload, [_ratio_cell(found[key]) if key in found else safe(MISSING) for key in shown])
+             for name, workload, found in rows]
+    for index, key in enumerate(shown):  # the figures never wrap; a long header does
+        widest = max(len(line) for _, _, texts in cells for line in texts[index].plain.splitlines())
+        table.add_column(metric(key).label, justify="right", min_width=widest)
+    for name, workload, texts in cells:
+        _row(table, name, *([workload] if with_workload else []), *texts)
+    return table
+
+
+def overhead_tables(run: Run) -> list[Table]:
+    """Every layer against the baseline, in two matrices that fit 80 columns: the request path (each
+    load workload: throughput, p99, CPU per request), then memory at rest and start-up (per layer)."""
     if not run.overhead:
-        return None
-    shown = [key for key in HEADLINE_METRICS if any(row.metric == key for row in run.overhead)]
+        return []
     by_cell: dict[tuple, dict] = {}
     for row in run.overhead:
         by_cell.setdefault((row.label, row.workload), {})[row.metric] = row
-    rows = [(name, workload, [_ratio_cell(found[key]) if key in found else safe(MISSING) for key in shown])
-            for (name, workload), found in by_cell.items()]
-    table = Table(title=safe(f"overhead relative to {run.baseline}: ratio (1.00 = same), 95% interval below"),
-                  title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
-                  caption=safe("worse / better: the whole interval is on that side of 1.00; same: it spans 1.00"))
-    table.add_column("setup", no_wrap=True)
-    table.add_column("workload", no_wrap=True)
-    for index, key in enumerate(shown):  # the figures never wrap; a long header does
-        widest = max(len(line) for _, _, texts in rows for line in texts[index].plain.splitlines())
-        table.add_column(metric(key).label, justify="right", min_width=widest)
-    for name, workload, texts in rows:
-        _row(table, name, workload, *texts)
-    return table
+    loads = {cell.workload for cell in run.cells if cell.has_load}
+    rounds = max((row.ratio.n for row in run.overhead), default=0)
+    tables = []
+    request = [(name, workload, found) for (name, workload), found in by_cell.items() if workload in loads]
+    if request:
+        tables.append(_verdict_matrix(f"verdicts, request path: ratio to {run.baseline} (1.00 = same), its state, "
+                                      f"its 95% interval paired over {rounds} rounds", request,
+                                      [key for key in REQUEST_PATH if any(key in found for *_, found in request)]))
+    rest: dict[str, dict] = {}
+    idle = {cell.workload for cell in run.cells if cell.kind == "idle"}
+    for (name, workload), found in by_cell.items():  # memory at rest where measured at rest, else under load
+        if "memory_pss_mb" in found and ("memory_pss_mb" not in rest.get(name, {}) or workload in idle):
+            rest.setdefault(name, {})["memory_pss_mb"] = found["memory_pss_mb"]
+        if "startup_s" in found:
+            rest.setdefault(name, {})["startup_s"] = found["startup_s"]
+    if rest:
+        where = "memory at rest" if idle else "memory under load"
+        tables.append(_verdict_matrix(f"verdicts, {where} and start-up: ratio to {run.baseline}",
+                                      [(name, None, found) for name, found in rest.items()],
+                                      [key for key in AT_REST if any(key in found for found in rest.values())]))
+    return tables
 
 
 def by_app_table(run: Run) -> Table | None:
@@ -191,7 +219,7 @@ def headline(stored: Run) -> str:
     try:
         for row in stored.overhead:
             if row.metric == "throughput_rps":
-                return f"{row.label} {row.workload}: {row.verdict.split(' (')[0]}"
+                return f"{row.label} {row.workload}: {row.verdict.split(' (')[0]}"  # "2.0x slower", "undecided: ..."
         for cell in stored.cells:
             estimate = cell.estimate("throughput_rps")
             if estimate is not None:
@@ -202,19 +230,23 @@ def headline(stored: Run) -> str:
 
 
 def print_run(console: Console, run: Run) -> None:
-    """Every table of a run, then what was skipped and the sampler's own cost."""
+    """Every table of a run, then its verdicts and the doubts over them (one line per kind, the most
+    threatening first: the last lines on screen are the ones a reader acts on)."""
     record = run.record
     console.print(safe(f"run {record.run_id} ({record.scenario.get('name')}, {record.effective_status()}, "
                        f"{len(run.cells)} cells)", style="bold"))
     if not run.cells:
         console.print("no trial recorded yet")
     for table in (load_table(run), startup_table(run), cost_table(run), density_table(run), fixed_table(run),
-                  overhead_table(run), by_app_table(run)):
+                  by_app_table(run), *overhead_tables(run)):
         if table is not None:
             console.print(table)
-    for caveat in run.caveats():
-        if caveat.kind in ("split", "skipped", "layer", "incomplete", "no_baseline", "unreadable"):
-            console.print(safe(caveat.text, style="red" if caveat.kind == "unreadable" else "yellow"))
+    if run.overhead:
+        console.print(safe(VERDICT_MEANING.format(effect=percent(run.min_effect)), style="dim"))
+    for doubt in run.doubts():
+        style = "red" if doubt.kind in ("unreadable", "incomplete", "failed") else \
+            "yellow" if doubt.severity == "warning" else "dim"
+        console.print(safe(f"{'warning' if doubt.severity == 'warning' else 'note'}: {doubt.text}", style=style))
     if run.sampler_cpu_fraction is not None:
         console.print(safe(f"sampler cost: {run.sampler_cpu_fraction:.2%} of one core (median over trials)",
                            style="dim"))

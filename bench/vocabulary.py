@@ -157,33 +157,45 @@ def stack_kind(box: str) -> str:
     return box.split(" (", 1)[0].strip()
 
 
-# ---- verdicts ---------------------------------------------------------------------------------
+# ---- verdicts ----------------------------------------------------------------------------------
 
-NO_DIFFERENCE = "no measurable difference"
-
-
-def judgement(metric_key: str, ratio) -> Literal["worse", "better", "same"]:
-    """Which way a ratio to the baseline (an Estimate) goes: "same" when its interval spans 1.0
-    (or there is not enough data), else "worse" or "better" for this metric's direction."""
-    if not all(finite(x) for x in (ratio.median, ratio.low, ratio.high)) or ratio.low <= 1.0 <= ratio.high:
-        return "same"
-    above = ratio.median > 1
-    return "better" if above == metric(metric_key).higher_is_better else "worse"
+# Three states, never two: "same" is a finding (the interval lies within the minimum effect), not
+# "could not tell", which is "undecided". bench.stats.decide says which way a ratio goes.
+Verdict = Literal["worse", "better", "same", "undecided"]
+VERDICT_STATES: tuple[Verdict, ...] = ("worse", "better", "same", "undecided")
+VERDICT_STYLE = {"worse": "bold red", "better": "bold green", "same": "dim", "undecided": "yellow"}
+VERDICT_MEANING = ("worse / better: the interval excludes 1.00 and the ratio is at least {effect} away from it; "
+                   "same: the whole interval lies within 1.00 ± {effect}; undecided: neither, run more rounds")
 
 
-def verdict(metric_key: str, ratio) -> str:
-    """Plain words for a ratio (an Estimate): "slower by 12% (interval 8%..15%)",
-    "3.5x slower (interval 3.1x..3.9x)" or "no measurable difference" when the interval spans 1."""
+def state_of(metric_key: str, decision: str) -> Verdict:
+    """A decision of bench.stats.decide ("higher", "lower", "same", "undecided") for this metric's direction."""
+    if decision in ("same", "undecided"):
+        return decision  # type: ignore[return-value]
+    return "better" if (decision == "higher") == metric(metric_key).higher_is_better else "worse"
+
+
+def percent(fraction: float) -> str:
+    """0.05 -> "5%", 0.025 -> "2.5%"."""
+    return f"{fraction * 100:g}%"
+
+
+def verdict(metric_key: str, ratio, state: Verdict, min_effect: float) -> str:
+    """Plain words for a ratio (an Estimate) and its state: "3.5x slower (interval 3.1x..3.9x)",
+    "slower by 12% (interval 8%..15%)", "same within ±5% (interval 0.98..1.03)",
+    "undecided: run more rounds (interval 0.91..1.12)"."""
     values = (ratio.median, ratio.low, ratio.high)
     if not all(finite(x) for x in values):
-        return "not enough data"
-    if ratio.low <= 1.0 <= ratio.high:
-        return NO_DIFFERENCE
+        return "undecided: not enough data"
+    bounds = f"interval {ratio.low:.2f}..{ratio.high:.2f}"
+    if state == "same":
+        return f"same within ±{percent(min_effect)} ({bounds})"
+    if state == "undecided":
+        rounds = " (1 round gives no interval)" if getattr(ratio, "n", 0) == 1 else ""
+        return f"undecided: run more rounds{rounds} ({bounds})"
     meaning = metric(metric_key)
-    better_when_high = meaning.higher_is_better
-    worse = ratio.median < 1 if better_when_high else ratio.median > 1
-    word = meaning.worse if worse else meaning.better
-    if better_when_high:  # throughput: a ratio of 0.5 means the setup does half the work: "slower by 50%"
+    word = meaning.worse if state == "worse" else meaning.better
+    if meaning.higher_is_better:  # throughput: a ratio of 0.5 means the setup does half the work: "slower by 50%"
         change, low, high = abs(1 - ratio.median), abs(1 - ratio.high), abs(1 - ratio.low)
     else:
         change, low, high = abs(ratio.median - 1), abs(ratio.low - 1), abs(ratio.high - 1)

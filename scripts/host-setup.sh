@@ -29,6 +29,7 @@ command -v ssh >/dev/null 2>&1 || need_packages+=(openssh-client)  # fleet and s
 if [ "${LAYERBENCH_TEST_TOOLS:-0}" = 1 ]; then
     command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
     command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need_packages+=(debootstrap)
+    command -v bpftrace >/dev/null 2>&1 || need_packages+=(bpftrace)  # bench run --trace-hops, cross-checked in tests
 fi
 
 if [ "${#need_packages[@]}" -gt 0 ]; then
@@ -50,6 +51,14 @@ if [ "${#need_packages[@]}" -gt 0 ]; then
             fi
         fi
     fi
+fi
+
+# bench run --trace-hops (tested with `make test`) attaches bpftrace to the kernel's net tracepoints,
+# which it finds in tracefs; some machines boot without it mounted.
+if [ "${LAYERBENCH_TEST_TOOLS:-0}" = 1 ] && [ "$(id -u)" -eq 0 ] && [ ! -d /sys/kernel/tracing/events ] \
+        && [ ! -d /sys/kernel/debug/tracing/events ]; then
+    if mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; then log "mounted tracefs at /sys/kernel/tracing"
+    else log "cannot mount tracefs: bench run --trace-hops will say so"; fi
 fi
 
 # The VM setup fetches Debian's cloud kernel with `apt-get download`, which needs package lists.

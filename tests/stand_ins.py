@@ -18,6 +18,7 @@ import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -195,10 +196,8 @@ def bench_ok(*args: str) -> str:
     return outcome.output
 
 
-def run_shipped(name: str, out, monkeypatch, report: bool) -> "Path":
+def run_shipped(name: str, out, monkeypatch, report: bool) -> Path:
     """`bench run NAME` (short windows) with every setup and app stood in for; the run folder."""
-    from pathlib import Path
-
     with standing_in(monkeypatch):
         printed = bench_ok("run", name, *SHORT_RUN, "--out", str(out), "--report" if report else "--no-report")
     assert "error" not in printed.lower(), printed

@@ -153,6 +153,27 @@ def _rss_bytes() -> int:
         return 0
 
 
+def _net_dev() -> dict:
+    """Packets and bytes each network interface has carried, as the app's own network namespace
+    counts them (/proc/net/dev): a container's eth0, a guest's virtio NIC, or, for a process on the
+    host's network, the host's lo. Under gVisor the sentry writes this file from its own netstack,
+    or from the host's interfaces with --network=host. {} where the file cannot be read."""
+    interfaces = {}
+    try:
+        with open("/proc/net/dev") as handle:
+            lines = handle.read().splitlines()[2:]  # two header lines
+    except OSError:
+        return interfaces
+    for line in lines:
+        name, _, numbers = line.partition(":")
+        fields = numbers.split()
+        if len(fields) < 16 or not all(field.isdigit() for field in fields[:10]):
+            continue
+        interfaces[name.strip()] = {"rx_bytes": int(fields[0]), "rx_packets": int(fields[1]),
+                                    "tx_bytes": int(fields[8]), "tx_packets": int(fields[9])}
+    return interfaces
+
+
 def do_stats() -> bytes:
     """The app's own view of itself, from inside whatever layer it runs in."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -177,6 +198,7 @@ def do_stats() -> bytes:
         "hostname": uname.nodename,
         "cpus_allowed": affinity,
         "cgroup": _cgroup_limits(),
+        "net_dev": _net_dev(),
         "python": sys.version.split()[0],
         "executable": sys.executable,
     }

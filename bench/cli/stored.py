@@ -108,10 +108,13 @@ def compare(
                                        "(default: <results>/compare-<first>-vs-<last>)."),
     results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
     format: str = typer.Option("table", "--format", help="table (and the page), markdown, csv or json (printed)."),
-    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Gate: 'throughput_rps:-10%,latency_p99_ms:+20%' "
-                                          "exits 5 when an interval lies beyond (default: the scenario's gate)."),
+    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Gate: 'throughput_rps:-5%,latency_p99_ms:+20%' "
+                                          "exits 5 on a significant change beyond a threshold; overhead.<metric> "
+                                          "gates a layer's ratio to the baseline (default: the scenario's gate)."),
     allow_empty: bool = typer.Option(False, "--allow-empty", help="Let the gate pass when it could check nothing "
                                      "(default: exit 5: a baseline without the figure proves nothing)."),
+    fail_on_undecided: bool = typer.Option(False, "--fail-on-undecided", help="Fail the gate on a cell it cannot "
+                                           "decide (too few rounds, too noisy), not only on a regression."),
 ) -> None:
     """Compare stored runs cell by cell (ratio to the first run, with intervals); warn when they differ."""
     from bench import gate
@@ -131,7 +134,7 @@ def compare(
     else:
         sys.stdout.write(export_comparison(comparison, format))
     exit_if_unreadable(comparison.runs, say=True)
-    _gate(comparison, thresholds, allow_empty, console if format == "table" else errors)
+    _gate(comparison, thresholds, allow_empty, fail_on_undecided, console if format == "table" else errors)
 
 
 def _compare_page(comparison, target: Path) -> None:
@@ -148,13 +151,13 @@ def _compare_page(comparison, target: Path) -> None:
     console.print(safe(f"page: {path}"), soft_wrap=True)  # a path stays one line, to copy
 
 
-def _gate(comparison, thresholds: tuple, allow_empty: bool, out: Console) -> None:
+def _gate(comparison, thresholds: tuple, allow_empty: bool, fail_on_undecided: bool, out: Console) -> None:
     """Apply the gate's thresholds (bench.gate.Threshold); Regression when it fails or checked nothing."""
     from bench import gate
 
     if not thresholds:
         return
-    result = gate.check(comparison, thresholds, allow_empty)
+    result = gate.check(comparison, thresholds, allow_empty, fail_on_undecided)
     for finding in result.findings:  # soft_wrap: one line each, for a CI log
         out.print(safe("FAIL " if finding.fails else "note ", "red" if finding.fails else "yellow")
                   .append(safe(finding.text)), soft_wrap=True)

@@ -3,9 +3,10 @@
 
 The columns are stable: every registered metric, in bench.vocabulary.METRICS order, whether or not
 the run has it (an empty field when not). A run: `<metric>_median`, `_low`, `_high` (95% interval
-over repeats) and `<metric>_ratio`, `_ratio_low`, `_ratio_high`, `_verdict` against the baseline's
-cell of the same workload (start-up ratios, pooled over every start of a layer, on a row of their
-own with workload `start-up`). A comparison: per metric and run k (the k-th run given, run1 the
+over rounds) and `<metric>_ratio`, `_ratio_low`, `_ratio_high`, `_rounds` (paired over that many rounds)
+and `_verdict` (worse, better, same or undecided) against the baseline's cell of the same workload
+(start-up ratios, pooled over every start of a layer, on a row of their own with workload
+`start-up`). A comparison: per metric and run k (the k-th run given, run1 the
 reference), `<metric>_run<k>_median` and, from run 2 on, its ratio to run 1 with its interval.
 """
 
@@ -19,7 +20,7 @@ from bench.model import STARTUP_WORKLOAD, Run
 from bench.vocabulary import METRICS, finite, label, printable
 
 RUN_COLUMNS = ("run_id", "setup", "variant", "app", "label", "workload", "kind", "repeats", "failed")
-RATIO_PARTS = ("ratio", "ratio_low", "ratio_high", "verdict")
+RATIO_PARTS = ("ratio", "ratio_low", "ratio_high", "rounds", "verdict")
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection"), the
@@ -57,7 +58,8 @@ def _ratios(run: Run, key: tuple[str, str, str, str]) -> dict[str, str]:
         if (row.setup, row.variant, row.workload, row.app) == key:
             ratio = row.ratio
             found.update({f"{row.metric}_ratio": number(ratio.median), f"{row.metric}_ratio_low": number(ratio.low),
-                          f"{row.metric}_ratio_high": number(ratio.high), f"{row.metric}_verdict": row.verdict})
+                          f"{row.metric}_ratio_high": number(ratio.high), f"{row.metric}_rounds": ratio.n,
+                          f"{row.metric}_verdict": row.state})
     return found
 
 
@@ -116,5 +118,6 @@ def comparison_text(comparison) -> str:
             if index > 1 and entry.ratio is not None:
                 line.update({f"{prefix}_ratio": number(entry.ratio.median),
                              f"{prefix}_ratio_low": number(entry.ratio.low),
-                             f"{prefix}_ratio_high": number(entry.ratio.high), f"{prefix}_verdict": entry.verdict})
+                             f"{prefix}_ratio_high": number(entry.ratio.high), f"{prefix}_rounds": entry.ratio.n,
+                             f"{prefix}_verdict": entry.state})
     return _write(comparison_header(len(runs)), list(rows.values()))

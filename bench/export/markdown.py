@@ -9,7 +9,8 @@ and figure, each run's median and each later run's ratio to the first. Caveats f
 from __future__ import annotations
 
 from bench.model import STARTUP_WORKLOAD, Cell, Run
-from bench.vocabulary import HEADLINE_METRICS, MISSING, fmt, fmt_interval, label, metric, printable
+from bench.vocabulary import (HEADLINE_METRICS, MISSING, VERDICT_MEANING, fmt, fmt_interval, label, metric, percent,
+                               printable)
 
 
 def md(text: object) -> str:
@@ -36,7 +37,8 @@ def _figure(cell: Cell, key: str) -> str:
 
 
 def _verdicts(run: Run, setup: str, variant: str, workload: str, app: str = "python") -> str:
-    found = [f"{metric(row.metric).label}: {row.verdict}" for row in run.overhead
+    found = [f"{metric(row.metric).label}: **{row.state}**, {row.verdict}" if row.state in ("worse", "better")
+             else f"{metric(row.metric).label}: **{row.state}** {fmt_interval(row.ratio, 2)}" for row in run.overhead
              if (row.setup, row.variant, row.workload, row.app) == (setup, variant, workload, app)
              and row.metric in HEADLINE_METRICS]
     return "; ".join(found)
@@ -63,10 +65,11 @@ def run_text(run: Run) -> str:
                      *(MISSING for _ in shown), md(_verdicts(run, key.setup, key.variant, STARTUP_WORKLOAD, app)), ""])
     record = run.record
     lines = [f"Run `{md(record.run_id)}` (scenario {md(record.scenario.get('name'))}, {md(record.effective_status())}): "
-             f"medians over the n repeats, [low–high] = 95% interval"
-             + (f"; verdicts are ratios to {md(baseline)}'s cell of the same workload." if baseline else "."), "",
+             f"medians over the n trials, [low–high] = 95% interval"
+             + (f"; verdicts are ratios to {md(baseline)}'s cell of the same workload, paired over rounds "
+                f"({md(VERDICT_MEANING.format(effect=percent(run.min_effect)))})." if baseline else "."), "",
              *_table(header, rows, right={2, *range(3, 3 + len(shown))})]
-    return "\n".join(lines + _fixed_lines(run) + _caveat_lines(run.caveats())) + "\n"
+    return "\n".join(lines + _fixed_lines(run) + _doubt_lines(run.doubts())) + "\n"
 
 
 def _fixed_lines(run: Run) -> list[str]:
@@ -83,6 +86,11 @@ def _fixed_lines(run: Run) -> list[str]:
                      "engine processes"], rows, right={1, 2, 3})]
 
 
+def _doubt_lines(doubts) -> list[str]:
+    """The run's doubts, one line per kind, the most serious first."""
+    return ([""] + [f"- {'Note' if d.severity == 'note' else 'Warning'}: {md(d.text)}" for d in doubts]) if doubts else []
+
+
 def _caveat_lines(caveats) -> list[str]:
     shown = [caveat for caveat in caveats if caveat.kind not in ("noisy", "busy", "errors", "single_repeat")]
     return ([""] + [f"- {md(caveat.text)}" for caveat in shown]) if shown else []
@@ -97,7 +105,7 @@ def comparison_text(comparison) -> str:
     for row in comparison.rows:
         meaning = metric(row.metric)
         medians = [fmt(entry.median, meaning.digits) for entry in row.entries]
-        ratios = [f"{fmt_interval(entry.ratio, 2)} {entry.verdict}" if entry.ratio else MISSING
+        ratios = [f"{fmt_interval(entry.ratio, 2)} {entry.state}" if entry.ratio else MISSING
                   for entry in row.entries[1:]]
         rows.append([md(row.label), md(row.workload), md(meaning.title), *medians, *(md(r) for r in ratios)])
     named = ", ".join(f"run {index + 1} = `{md(name)}`" for index, name in enumerate(comparison.titles))

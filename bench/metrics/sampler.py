@@ -3,7 +3,8 @@
 Each tick records, for every host process the setup costs, cumulative CPU user/sys and RSS;
 every `detail_every` ticks threads, context switches and I/O; every `full_every` ticks USS and
 PSS (they walk /proc/PID/smaps_rollup, which costs far more). It records the load generator's own process and
-host-wide CPU too, and the sampler's own CPU time, so its cost is a stored figure.
+host-wide CPU too, and the sampler's own CPU time, so its cost is a stored figure. Given `counters`
+(bench.metrics.netpath: the interfaces a request crosses), it reads them on every tick as well.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class Sampler:
     """
 
     def __init__(self, discover: Callable[[], list[RoleProcess]], hz: float = 10.0, full_every: int = 20,
-                 detail_every: int = 10, refresh_every: int = 10, extra_pids: dict[int, str] | None = None):
+                 detail_every: int = 10, refresh_every: int = 10, extra_pids: dict[int, str] | None = None,
+                 counters: Callable[[], dict] | None = None):
         self.discover = discover
         self.interval_s = 1.0 / hz
         self.hz = hz
@@ -43,6 +45,8 @@ class Sampler:
         self.extra = {os.getpid(): ROLE_LOADGEN, **(extra_pids or {})}
         self.process_rows: list[tuple] = []
         self.host_rows: list[tuple] = []
+        self.counters = counters
+        self.counter_rows: list[tuple[float, dict]] = []  # (t, counters() at t) on every tick
         self.own_cpu_s = 0.0
         self.wall_s = 0.0
         self.ticks = 0
@@ -135,6 +139,11 @@ class Sampler:
                                + getattr(host, "softirq", 0), host.idle, getattr(host, "iowait", 0.0),
                                getattr(host, "steal", 0.0), memory.used if memory else NAN,
                                memory.available if memory else NAN))
+        if self.counters is not None:
+            try:
+                self.counter_rows.append((now, self.counters()))
+            except Exception:  # a counter that cannot be read leaves its tick out, never the sampler
+                pass
 
     def _name(self, pid: int, process: psutil.Process) -> str:
         self._names[pid] = name = process.name()

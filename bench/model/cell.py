@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from functools import cached_property
+
+import numpy as np
 
 from bench import stats
 from bench.model.figures import METRIC_OF, MB, median_of, sub_seed
 from bench.results import TrialRecord
-from bench.vocabulary import Caveat, cell_label, finite, label
+from bench.vocabulary import METRICS, Caveat, cell_label, finite, label
 
 BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its figures are suspect
 # A stall: no request completed for at least STALL_MIN_S and STALL_MEDIANS times the median latency.
@@ -17,6 +20,24 @@ BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its
 # 1 s leaves a margin; the median factor keeps slow workloads, whose gaps are long anyway, quiet.
 STALL_MIN_S = 1.0
 STALL_MEDIANS = 50
+
+
+def combine(values: list[float]) -> float:
+    """Several trials of one round as one value: their geometric mean (their mean for a figure that
+    is not positive)."""
+    if len(values) == 1:
+        return values[0]
+    if all(value > 0 for value in values):
+        return float(np.exp(np.mean(np.log(values))))
+    return float(np.mean(values))
+
+
+def epoch_s(iso: str) -> float | None:
+    """Epoch seconds of a stored ISO time, None when there is none."""
+    try:
+        return datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None
 
 
 class LayerKey(tuple):
@@ -93,7 +114,12 @@ class Cell:
 
     @property
     def failed(self) -> int:
-        return len(self.trials) - len(self.ok)
+        return sum(1 for trial in self.trials if trial.status == "failed")
+
+    @property
+    def discarded(self) -> list[TrialRecord]:
+        """Trials measured and then set aside by the runner (a busy round measured again)."""
+        return [trial for trial in self.trials if trial.status == "discarded"]
 
     @property
     def has_load(self) -> bool:
@@ -104,20 +130,69 @@ class Cell:
         read = METRIC_OF[metric]
         return [value for value in (read(trial) for trial in self.ok) if finite(value)]
 
+    def rounds(self, metric: str) -> dict[int, float]:
+        """One value of `metric` per round: its trials in that round (one start, or back-to-back
+        trials of one start) combined by their geometric mean. Rounds are the unit every interval
+        rests on: trials that shared a start are not independent replicas."""
+        by_round: dict[int, list[float]] = {}
+        read = METRIC_OF[metric]
+        for trial in self.ok:
+            value = read(trial)
+            if finite(value):
+                by_round.setdefault(trial.repeat, []).append(value)
+        return {repeat: combine(values) for repeat, values in sorted(by_round.items())}
+
+    def calibrated_rounds(self, metric: str) -> dict[int, float]:
+        """rounds(), each trial's figure taken per unit of the machine speed measured beside it (a
+        figure where higher is better divided by the speed, one where lower is better multiplied):
+        what the machine's speed explains cancels. Trials without a speed are left out."""
+        higher = METRICS[metric].higher_is_better
+        by_round: dict[int, list[float]] = {}
+        for trial in self.ok:
+            value, speed = METRIC_OF[metric](trial), (trial.speed or {}).get("hashes_per_s")
+            if finite(value) and finite(speed) and speed > 0:
+                by_round.setdefault(trial.repeat, []).append(value / speed * 1e6 if higher else value * speed / 1e6)
+        return {repeat: combine(values) for repeat, values in sorted(by_round.items())}
+
+    @cached_property
+    def round_times(self) -> dict[int, float]:
+        """When each round of this cell began (epoch seconds of its first trial): pairs a round with
+        the baseline's nearest one when the baseline lacks it."""
+        times: dict[int, float] = {}
+        for trial in self.ok:
+            when = epoch_s(trial.started_at)
+            if when is not None:
+                times[trial.repeat] = min(times.get(trial.repeat, when), when)
+        return times
+
+    def starts(self, metric: str) -> list[list[float]]:
+        """The values of `metric` grouped by the start they ran on, each group in the order it ran."""
+        groups: dict[str, list[float]] = {}
+        read = METRIC_OF[metric]
+        for trial in self.ok:
+            value = read(trial)
+            if finite(value):
+                groups.setdefault(trial.start_id or f"r{trial.repeat}", []).append(value)
+        return list(groups.values())
+
     def estimate(self, metric: str) -> stats.Estimate | None:
-        """Median over repeats with its interval; None when no trial has the figure."""
-        values = self.values(metric)
+        """Median over rounds with its interval; None when no trial has the figure."""
+        values = list(self.rounds(metric).values())
         if not values:
             return None
         tag = {"throughput_rps": "throughput", "latency_p99_ms": "p99", "startup_s": "startup"}.get(metric, metric)
         return stats.median_ci(values, sub_seed(self.seed, *self.seed_parts, tag))
+
+    @property
+    def round_count(self) -> int:
+        return len({trial.repeat for trial in self.ok})
 
     def median(self, metric: str) -> float | None:
         return median_of(self.values(metric))
 
     @property
     def interval_method(self) -> str:
-        return stats.interval_method(self.repeats)
+        return stats.interval_method(self.round_count)
 
     @cached_property
     def latency_ms(self) -> dict[str, float | None] | None:
@@ -227,7 +302,7 @@ class Cell:
         return counts
 
     def _spread_values(self) -> list[float]:
-        return self.values("throughput_rps") if self.has_load else self.values("startup_s")
+        return list(self.rounds("throughput_rps" if self.has_load else "startup_s").values())
 
     @property
     def spread(self) -> float:

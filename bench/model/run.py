@@ -10,29 +10,33 @@ from functools import cached_property
 from pathlib import Path
 
 from bench import stats
-from bench.model.cell import Cell, LayerKey
+from bench.model.cell import Cell, LayerKey, combine
 from bench.model.figures import median_of, sub_seed
 from bench.model.fixed import LayerCost, layer_cost
 from bench.results import LayerRecord, RunRecord, TrialRecord, load_run
 from bench.trial_files import UnreadableFile, file_problems
 from bench.roles import STANDARD, Role
-from bench.vocabulary import HEADLINE_METRICS, NO_DIFFERENCE, Caveat, cell_label, label, verdict
+from bench.vocabulary import HEADLINE_METRICS, Caveat, Verdict, cell_label, finite, label, metric, state_of, verdict
 
 STARTUP_WORKLOAD = "start-up"  # start-up overhead belongs to a setup variant, not to one workload
 
 
 @dataclass(frozen=True)
 class Overhead:
-    """One cell's figure as a ratio to the baseline's, with its interval and its verdict."""
+    """One cell's figure as a ratio to the baseline's: paired by round, with its interval, its
+    three-state verdict and, for comparison, the unpaired ratio of medians."""
 
     setup: str
     variant: str
     workload: str
     metric: str
-    ratio: stats.Estimate
-    verdict: str
+    ratio: stats.Estimate  # paired rounds where the rounds pair (bench.stats.paired_ratio)
+    state: Verdict  # worse, better, same or undecided
+    verdict: str  # the state in words, with the interval
     app: str = "python"
     show_app: bool = False
+    unpaired: stats.Estimate | None = None  # ratio of medians of the two groups (stats.ratio_ci)
+    min_effect: float = stats.DEFAULT_MIN_EFFECT
 
     @property
     def layer_key(self) -> LayerKey:
@@ -43,9 +47,57 @@ class Overhead:
         return label(*self.layer_key)
 
     @property
-    def same(self) -> bool:
-        return self.verdict == NO_DIFFERENCE
+    def subject(self) -> str:
+        return f"{self.label} / {self.workload} / {metric(self.metric).label}"
 
+    @property
+    def same(self) -> bool:
+        return self.state == "same"
+
+    @property
+    def settled(self) -> bool:
+        return self.state != "undecided"
+
+
+def overhead_row(setup: str, variant: str, workload: str, metric_key: str, pairs: list[tuple[float, float]],
+                 unpaired: stats.Estimate | None, app: str, show_app: bool, min_effect: float) -> Overhead:
+    """The paired ratio of a cell's (or a layer's) rounds against the baseline's, judged."""
+    ratio = stats.paired_ratio(pairs)
+    state = state_of(metric_key, stats.decide(ratio, min_effect))
+    return Overhead(setup, variant, workload, metric_key, ratio, state, verdict(metric_key, ratio, state, min_effect),
+                    app, show_app, unpaired, min_effect)
+
+
+def pair_rounds(mine: dict[int, float], theirs: dict[int, float], my_times: dict[int, float],
+                their_times: dict[int, float]) -> list[tuple[float, float]]:
+    """(mine, theirs) per round of mine: the baseline's value of the same round, or of the round
+    nearest in time when the baseline lacks it (a failed trial), or nearest by number without times."""
+    pairs = []
+    for repeat, value in mine.items():
+        if repeat in theirs:
+            pairs.append((value, theirs[repeat]))
+        elif theirs:
+            when = my_times.get(repeat)
+            nearest = min(theirs, key=lambda other: abs(their_times[other] - when)
+                          if when is not None and other in their_times else abs(other - repeat) * 1e9)
+            pairs.append((value, theirs[nearest]))
+    return pairs
+
+
+HEADLINE_LOAD_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")
+
+
+def _layer_rounds(cells: list[Cell]) -> tuple[dict[int, float], dict[int, float]]:
+    """Start-up values of several cells of one layer, one per round (combined), and the rounds' times."""
+    by_round: dict[int, list[float]] = {}
+    times: dict[int, float] = {}
+    for cell in cells:
+        for trial in cell.ok:
+            if finite(trial.startup_s):
+                by_round.setdefault(trial.repeat, []).append(trial.startup_s)
+        for repeat, when in cell.round_times.items():
+            times[repeat] = min(times.get(repeat, when), when)
+    return {repeat: combine(values) for repeat, values in sorted(by_round.items())}, times
 
 
 def _generic_layer(setup: str, variant: str, order: int, app: str = "python") -> LayerRecord:
@@ -210,10 +262,16 @@ class Run:
         return median_of(t.sampler.get("own_cpu_fraction") for t in self.record.ok_trials()
                          if t.sampler and t.kind == "load")
 
+    @property
+    def min_effect(self) -> float:
+        """The smallest change the run's scenario calls a difference (bench.stats.decide)."""
+        value = (self.record.scenario or {}).get("min_effect")
+        return float(value) if isinstance(value, (int, float)) and 0 < value < 1 else stats.DEFAULT_MIN_EFFECT
+
     @cached_property
     def overhead(self) -> list[Overhead]:
         """Every non-baseline cell against the baseline's cell of the same app and workload, per
-        metric, then start-up pooled per setup variant and app."""
+        metric (paired by round), then start-up pooled per setup variant and app."""
         baseline = self.baseline
         if baseline is None or len({c.setup for c in self.cells}) < 2:
             return []
@@ -226,30 +284,56 @@ class Run:
             base = bases.get((cell.workload, cell.app))
             if cell.setup == baseline or base is None:
                 continue
-            for metric in HEADLINE_METRICS + ("latency_p50_ms",):
-                mine, theirs = cell.values(metric), base.values(metric)
-                if metric == "startup_s" or not mine or not theirs:
+            for metric_key in HEADLINE_METRICS + ("latency_p50_ms",):
+                mine, theirs = cell.rounds(metric_key), base.rounds(metric_key)
+                if metric_key == "startup_s" or not mine or not theirs:
                     continue
-                ratio = stats.ratio_ci(mine, theirs, sub_seed(self.seed, *cell.seed_parts, metric))
-                rows.append(Overhead(cell.setup, cell.variant, cell.workload, metric, ratio, verdict(metric, ratio),
-                                     cell.app, self.multi_app))
+                pairs = pair_rounds(mine, theirs, cell.round_times, base.round_times)
+                unpaired = stats.ratio_ci(cell.values(metric_key), base.values(metric_key),
+                                          sub_seed(self.seed, *cell.seed_parts, metric_key))
+                rows.append(overhead_row(cell.setup, cell.variant, cell.workload, metric_key, pairs, unpaired,
+                                         cell.app, self.multi_app, self.min_effect))
         return rows + self._startup_overhead(baseline)
 
     def _startup_overhead(self, baseline: str) -> list[Overhead]:
-        starts: dict[tuple[str, str, str], list[float]] = {}
+        """Start-up per setup variant and app: every fresh start of its cells, one value per round."""
+        layers: dict[tuple[str, str, str], list[Cell]] = {}
         for cell in self.cells:
-            starts.setdefault((cell.setup, cell.variant, cell.app), []).extend(cell.values("startup_s"))
+            if cell.values("startup_s"):
+                layers.setdefault((cell.setup, cell.variant, cell.app), []).append(cell)
         rows = []
-        for (setup, variant, app), values in starts.items():
-            base = [value for (other, _, its_app), found in starts.items() if other == baseline and its_app == app
-                    for value in found]
-            if setup == baseline or not values or not base:
+        for (setup, variant, app), cells in layers.items():
+            base = [cell for (other, _, its_app), found in layers.items() if other == baseline and its_app == app
+                    for cell in found]
+            if setup == baseline or not base:
                 continue
+            (mine, my_times), (theirs, their_times) = _layer_rounds(cells), _layer_rounds(base)
             parts = (setup, variant) + (() if app == "python" else (app,))
-            ratio = stats.ratio_ci(values, base, sub_seed(self.seed, *parts, "startup_s"))
-            rows.append(Overhead(setup, variant, STARTUP_WORKLOAD, "startup_s", ratio, verdict("startup_s", ratio),
-                                 app, self.multi_app))
+            unpaired = stats.ratio_ci([v for c in cells for v in c.values("startup_s")],
+                                      [v for c in base for v in c.values("startup_s")],
+                                      sub_seed(self.seed, *parts, "startup_s"))
+            rows.append(overhead_row(setup, variant, STARTUP_WORKLOAD, "startup_s",
+                                     pair_rounds(mine, theirs, my_times, their_times), unpaired, app,
+                                     self.multi_app, self.min_effect))
         return rows
+
+    def round_ratios(self, cell: Cell, metric_key: str) -> list[float]:
+        """The cell's per-round ratios to the baseline's cell of the same app and workload (the pairs
+        its overhead rests on); empty for a baseline cell, or without a baseline."""
+        base = next((c for c in self.cells if c.setup == self.baseline and (c.workload, c.app) ==
+                     (cell.workload, cell.app)), None)
+        if base is None or cell.setup == self.baseline:
+            return []
+        pairs = pair_rounds(cell.rounds(metric_key), base.rounds(metric_key), cell.round_times, base.round_times)
+        return [mine / theirs for mine, theirs in pairs if mine > 0 and theirs > 0]
+
+    @property
+    def headline_overhead(self) -> list[Overhead]:
+        """The verdicts a run is about: the request path of every load workload (throughput, p99, CPU
+        per request), memory at rest, and start-up. `repeat: auto` and a budget stop once all settle."""
+        idle = {cell.workload for cell in self.cells if cell.kind == "idle"}
+        return [row for row in self.overhead if row.metric in HEADLINE_LOAD_METRICS and row.workload not in idle
+                or row.metric == "memory_pss_mb" and row.workload in idle or row.metric == "startup_s"]
 
     @cached_property
     def by_app(self) -> list:
@@ -259,8 +343,16 @@ class Run:
 
         return layers_by_app(self)
 
+    def doubts(self) -> list:
+        """The caveats grouped: one line per kind of doubt, the most threatening first
+        (bench.model.doubts.Doubt)."""
+        from bench.model.doubts import group
+
+        return group(self.caveats(), self)
+
     def caveats(self) -> list[Caveat]:
-        """Everything a reader must know before trusting a figure, in the order a report lists them."""
+        """Everything a reader must know before trusting a figure, one per cell and kind (the tables'
+        flags, the JSON); `doubts()` groups them for the lines a reader reads first."""
         record = self.record
         found = []
         if record.split:  # loopback-only relaxed, on purpose: the reader must know where the load came from

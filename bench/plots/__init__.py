@@ -13,6 +13,7 @@ from bench.model import Run
 from bench.plots.by_app import by_app
 from bench.plots.cost import cpu_per_request, memory_layers
 from bench.plots.density import density
+from bench.plots.journey import journey
 from bench.plots.load import latency_cdf, latency_percentiles, throughput
 from bench.plots.overhead import headline
 from bench.plots.stack import layer_stack
@@ -26,6 +27,8 @@ CHARTS: dict[str, tuple[Callable[[Run, Path], list[Path]], str]] = {
     "headline": (headline, "Overhead of each layer relative to the bare process"),
     "layer_stack": (layer_stack, "The layers each setup stacks between the app and the hardware, with what "
                                  "each measured"),
+    "journey": (journey, "The journey of one request: where its latency goes at each hop, with the packets and "
+                         "bytes each interface on the way carried per request"),
     "by_app": (by_app, "The same layer under each app, against that app's own baseline"),
     "throughput": (throughput, "Throughput per setup and workload"),
     "latency_percentiles": (latency_percentiles, "Latency percentiles"),

@@ -7,7 +7,7 @@ from pathlib import Path
 from matplotlib.ticker import FuncFormatter
 
 from bench.plots._common import SPARE_COLOURS, finite, new_figure, number, save, spans_decades, styled
-from bench.vocabulary import HEADLINE_METRICS, NO_DIFFERENCE, label, metric
+from bench.vocabulary import HEADLINE_METRICS, label, metric
 
 RUN_MARKERS = ("o", "s", "D", "^", "v", "P")
 
@@ -31,7 +31,7 @@ def _panel(ax, comparison, rows, lines: list[tuple], later: int) -> None:
             values += [low, high, ratio.median]
             ax.errorbar(ratio.median, y + offset, xerr=[[ratio.median - low], [high - ratio.median]],
                         fmt=RUN_MARKERS[index % len(RUN_MARKERS)], color=hue, markersize=10, elinewidth=2.5,
-                        capsize=5, markerfacecolor="white" if entry.verdict == NO_DIFFERENCE else hue,
+                        capsize=5, markerfacecolor="white" if entry.state in ("same", "undecided") else hue,
                         markeredgewidth=2)
             ax.annotate(f"{number(ratio.median)}×", (high, y + offset), xytext=(6, 0), textcoords="offset points",
                         va="center", fontsize=12, color=hue)

@@ -8,7 +8,7 @@ from matplotlib.ticker import FuncFormatter
 
 from bench.model import STARTUP_WORKLOAD, Overhead, Run
 from bench.plots._common import colour, finite, new_figure, number, save, spans_decades, styled, tick_label
-from bench.vocabulary import HEADLINE_METRICS, metric
+from bench.vocabulary import HEADLINE_METRICS, metric, percent
 
 WORSE_TINT = "#fdeeee"
 Line = tuple[str, tuple[str, str]]  # (workload, layer key)
@@ -43,11 +43,14 @@ def _panel(ax, run: Run, rows: list[Overhead], position: dict, metric_key: str) 
             continue
         ratio, y, hue = row.ratio, position[line], colour(run, *row.layer_key)
         low, high = (ratio.low, ratio.high) if finite(ratio.low) else (ratio.median,) * 2
-        ax.errorbar(ratio.median, y, xerr=[[ratio.median - low], [high - ratio.median]], fmt="o",
-                    color=hue, markersize=12, elinewidth=3, capsize=6, capthick=2, markeredgewidth=2.5,
-                    markerfacecolor="white" if row.same else hue)
-        ax.annotate(f"{number(ratio.median)}×", (high, y), xytext=(8, 0), textcoords="offset points",
-                    va="center", fontsize=13, color=hue)
+        undecided = row.state == "undecided"
+        bars = ax.errorbar(ratio.median, y, xerr=[[ratio.median - low], [high - ratio.median]], fmt="o",
+                           color=hue, markersize=12, elinewidth=3, capsize=6, capthick=2, markeredgewidth=2.5,
+                           markerfacecolor="white" if row.same or undecided else hue)
+        if undecided:  # a dashed whisker: the interval does not decide
+            bars[-1][0].set_linestyle((0, (2, 2)))
+        ax.annotate(f"{number(ratio.median)}×" + (" ?" if undecided else ""), (high, y), xytext=(8, 0),
+                    textcoords="offset points", va="center", fontsize=13, color=hue)
     ax.axvline(1.0, color="black", linewidth=1.5)
     lowest = min([v for v in values if finite(v) and v > 0] + [1.0])
     highest = max([v for v in values if finite(v)] + [1.0])
@@ -91,6 +94,7 @@ def headline(run: Run, out_dir: Path) -> list[Path]:
     axes[0].tick_params(axis="y", length=0)
     figure.suptitle(f"What each layer costs, relative to the {run.baseline} process (1× = same as {run.baseline})",
                     fontsize=18)
-    figure.supxlabel("dot = median ratio, whisker = 95% interval, hollow dot = no measurable difference, "
-                     "shaded side = worse than the baseline", fontsize=13, color="#444444")
+    figure.supxlabel(f"dot = ratio (paired over rounds), whisker = 95% interval, hollow dot = same (within "
+                     f"±{percent(run.min_effect)}), dashed with ? = undecided (run more rounds), shaded side = worse "
+                     f"than the baseline", fontsize=13, color="#444444")
     return save(figure, out_dir, "headline")

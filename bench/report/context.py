@@ -10,7 +10,8 @@ from bench.model import Cell, LayerKey, Run
 from bench.plots.cost import memory_layers_of
 from bench.plots._common import colour
 from bench.roles import APP
-from bench.vocabulary import HEADLINE_METRICS, LATENCY_LABELS, finite, fmt, fmt_interval, label, metric
+from bench.vocabulary import (HEADLINE_METRICS, LATENCY_LABELS, VERDICT_MEANING, finite, fmt, fmt_interval, label, metric,
+                               percent)
 
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 MIN_SHOWN_US = 0.5  # a helper's CPU per request below this is noise of the sampler's 10 ms ticks
@@ -82,7 +83,8 @@ def layer_notes(run: Run) -> list[dict]:
     for layer in run.layers:
         key = run.layer_key_of(layer)
         cells = run.cells_of(layer.setup, layer.variant, layer.app)
-        verdicts = [f"{o.workload}: {metric(o.metric).label} {o.verdict}" for o in run.overhead
+        verdicts = [f"{o.workload}: {metric(o.metric).label} "
+                    f"{o.verdict if o.state in ('same', 'undecided') else o.state + ', ' + o.verdict}" for o in run.overhead
                     if o.layer_key == key and o.metric in ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")]
         points = _role_points(run, cells)
         startup = [(cell.workload, cell.median("startup_s")) for cell in cells if cell.median("startup_s") is not None]
@@ -156,7 +158,8 @@ def density_rows(run: Run) -> list[dict]:
 def overhead_rows(run: Run) -> list[dict]:
     return [{"label": row.label, "colour": css_colour(colour(run, *row.layer_key)),
              "workload": row.workload, "metric": metric(row.metric).title, "better": metric(row.metric).direction,
-             "ratio": fmt_interval(row.ratio, 2), "verdict": row.verdict, "same": row.same}
+             "ratio": fmt_interval(row.ratio, 2), "state": row.state, "verdict": row.verdict, "same": row.same,
+             "unpaired": fmt_interval(row.unpaired, 2) if row.unpaired is not None else "–"}
             for row in run.overhead if row.metric in HEADLINE_METRICS + ("latency_p50_ms",)]
 
 
@@ -221,6 +224,7 @@ def _split_settings(split: dict) -> list[tuple[str, str]]:
 def report_context(run: Run, embedded: list[dict]) -> dict:
     """Everything the template shows; `embedded` holds the charts as data: URIs."""
     from bench import results, summary
+    from bench.report.journey import journey_section
 
     return {
         "run_id": run.record.run_id,
@@ -233,11 +237,16 @@ def report_context(run: Run, embedded: list[dict]) -> dict:
         "apps": run.apps,
         "app_rows": app_rows(run),
         "settings": settings(run),
-        "warnings": [caveat.text for caveat in run.caveats()],
+        "warnings": [doubt.text for doubt in run.doubts()],
+        # Folded unless a doubt threatens every figure (an unfinished run, failed trials, an unreadable file).
+        "warnings_open": any(doubt.kind in ("incomplete", "failed", "unreadable") for doubt in run.doubts()),
+        "verdict_meaning": VERDICT_MEANING.format(effect=percent(run.min_effect)).capitalize(),
+        "rounds": max((row.ratio.n for row in run.overhead), default=0),
         "headline": next((chart for chart in embedded if chart["name"] == "headline"), None),
         "layer_stack": next((chart for chart in embedded if chart["name"] == "layer_stack"), None),
         "apps_chart": next((chart for chart in embedded if chart["name"] == "by_app"), None),
-        "charts": [chart for chart in embedded if chart["name"] not in ("headline", "by_app", "layer_stack")],
+        "charts": [chart for chart in embedded if chart["name"] not in ("headline", "by_app", "layer_stack", "journey")],
+        **journey_section(run, embedded),
         "layers": layer_notes(run),
         "load_rows": load_rows(run),
         "cost_rows": cost_rows(run),

@@ -10,76 +10,35 @@ Jobs are split: `plan` (order, seed, repeat: auto), `measure` (one trial on a ru
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import sys
+import time
+from functools import partial
 from pathlib import Path
-from typing import Iterator
 
 from bench import machine
 from bench.errors import SetupError
 from bench.events import Event, PlannedStart, PlannedWork, ProgressFn, RunInterrupted, no_progress
-from bench.load.builtin import LoadResult, LoadSpec, run_load
+from bench.metrics.quiet import wait_until_quiet
 from bench.metrics.window import mem_available_now
+from bench.model import BUSY_MACHINE_CORES
 from bench.netutil import LOOPBACK
-from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, runner_identity, save_run
+from bench.results import LayerRecord, RunRecord, TrialRecord, load_run, new_run_id, now_iso, runner_identity, save_run
 from bench.runlock import RunLock, refuse_if_live
 from bench.runner.figures import bracket_available_drop, disk_estimate
-from bench.runner.measure import LoadFn, Measurement, alive, measure_trial, new_record
+from bench.runner.measure import LoadFn, Measurement, alive, load_for, measure_trial, new_record
+from bench.runner.generator import generator_for, load_spec
 from bench.runner.persist import append_trial, store_measurement
-from bench.runner.plan import PlannedTrial, converged, plan, resolve_pinning
-from bench.scenario import Scenario, SetupSpec, Workload
+from bench.runner.plan import PlannedTrial, plan, resolve_pinning, round_starts, stop_after
+from bench.runner.process import pinned, sigterm_as_interrupt
+from bench.scenario import Scenario, SetupSpec
 from bench.setups import registry
-from bench.setups.base import Instance, Pinning, Setup
+from bench.setups.base import Instance, Setup
+from bench.setups.procutil import signals_deferred
 from bench.vocabulary import trial_line
 
-__all__ = ["Runner", "RunInterrupted", "check_apps", "resume_run", "run_scenario"]
+__all__ = ["Runner", "RunInterrupted", "check_apps", "generator_for", "load_spec", "resume_run", "run_scenario"]
 
-
-@contextlib.contextmanager
-def _pinned(cpus: tuple[int, ...]) -> Iterator[None]:
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, cpus)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises RunInterrupted in the main thread, as Ctrl-C does."""
-    def handler(signum, frame):
-        raise RunInterrupted("terminated (SIGTERM)")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (tests): nothing to install
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def load_spec(workload: Workload, host: str = LOOPBACK) -> LoadSpec:
-    """What the generator is asked to do for a workload (here, or on a split run's load host)."""
-    return LoadSpec(path=workload.url_path, mode=workload.mode, connections=workload.connections,
-                    duration_s=workload.duration, warmup_s=workload.warmup, rate_rps=workload.rate,
-                    processes="auto", host=host)  # one generator process per load CPU
-
-
-def generator_for(pinning: Pinning) -> LoadFn:
-    """The load generator a workload asks for (built-in or wrk), on the load CPUs."""
-    def load(port: int, workload: Workload) -> LoadResult:
-        spec = load_spec(workload)
-        if workload.load == "wrk":
-            from bench.load import wrk  # optional external generator
-
-            return wrk.run_wrk(port, spec, pinning.load_cpus)
-        return run_load(port, spec)
-    return load
+MAX_ROUND_ATTEMPTS = 3  # remeasure_busy: a busy round is measured at most this many times
 
 
 def _side_by_side(copies: list[Instance]) -> Instance:
@@ -123,10 +82,12 @@ class Runner:
 
     def __init__(self, scenario: Scenario, results_dir: Path, progress: ProgressFn = no_progress,
                  command_line: list[str] | None = None, sampler_hz: float = 10.0, resume: RunRecord | None = None,
-                 load: LoadFn | None = None, address: str = LOOPBACK, split: dict | None = None):
+                 load: LoadFn | None = None, address: str = LOOPBACK, split: dict | None = None,
+                 trace_hops: bool = False):
         self.scenario = scenario
         self.progress = progress
         self.sampler_hz = sampler_hz
+        self.trace_hops = trace_hops  # eBPF per-hop counts beside the counters, where it runs
         self.pinning = resolve_pinning(scenario)
         self.load = load or generator_for(self.pinning)
         self.address = address
@@ -170,24 +131,17 @@ class Runner:
 
     def _run_locked(self) -> Path:
         save_run(self.run_dir, self.record)
+        self.began = time.monotonic()
         self.progress(Event("start", f"run {self.run_id} -> {self.run_dir}", data={"run_dir": str(self.run_dir)}))
         try:
-            with _pinned(self.pinning.load_cpus), sigterm_as_interrupt():
-                pairs = self._prepare_setups()
-                if self.scenario.repeat == "auto":
-                    self._announce(plan(self.scenario, pairs, self.scenario.repeat_cap), at_most=True)
-                    self._run_until_converged(pairs)
-                else:
-                    starts = plan(self.scenario, pairs, self.scenario.repeat)
-                    self._announce(starts, at_most=False)
-                    total = sum(len(group) for group in starts)
-                    for group in starts:
-                        self._run_start(group, total)
+            with pinned(self.pinning.load_cpus), sigterm_as_interrupt():
+                self._run_rounds(self._prepare_setups())
             self.record.status = "complete"
         except BaseException:
             self.record.status = "incomplete"
             raise
         finally:
+            self._release_setups()
             self.record.finished_at = now_iso()
             save_run(self.run_dir, self.record)
             with contextlib.suppress(OSError):
@@ -195,23 +149,77 @@ class Runner:
         self.progress(Event("done", f"run {self.run_id} complete", data={"run_dir": str(self.run_dir)}))
         return self.run_dir
 
-    def _run_until_converged(self, pairs: list[tuple]) -> None:
-        """repeat: auto: whole interleaved rounds until every interval is narrow enough or the cap."""
+    def _release_setups(self) -> None:
+        """Stop what setups started for the run (a private engine), even on Ctrl-C; a failure is said."""
+        with signals_deferred():
+            for name, setup in self.setups_by_key.items():
+                try:
+                    setup.release()
+                except Exception as error:
+                    self.progress(Event("skip", f"warning: could not release {name[1]}: {_reason(error)}; "
+                                                f"run `bench clean`"))
+
+    def _run_rounds(self, pairs: list[tuple]) -> None:
+        """Interleaved rounds: a fixed count, or (repeat: auto, or a budget) until every headline
+        verdict is settled, the budget is spent or the cap is reached; the record says which."""
         scenario = self.scenario
-        total = sum(len(group) for group in plan(scenario, pairs, 1)) * scenario.repeat_cap
-        outcome = {"mode": "auto", "target": scenario.repeat_target, "cap": scenario.repeat_cap,
-                   "stopped_by": "cap"}
-        for repeat in range(scenario.repeat_cap):
-            for group in plan(scenario, pairs, 1, first_repeat=repeat):
-                self._run_start(group, total)
-            done, detail = converged(self.record, scenario.repeat_target)
-            outcome.update(repeats=repeat + 1, detail=detail)
-            if repeat + 1 >= 3 and done:
-                outcome["stopped_by"] = "target"
+        fixed = scenario.repeat if isinstance(scenario.repeat, int) and scenario.budget is None else None
+        cap = fixed if fixed is not None else scenario.repeat_cap
+        self._announce(plan(scenario, pairs, cap), at_most=fixed is None)
+        per_round = sum(len(group) for group in round_starts(scenario, pairs, 0))
+        outcome = {"mode": "fixed" if fixed is not None else "budget" if scenario.budget else "auto",
+                   "cap": cap, "budget_s": scenario.budget, "stopped_by": "count" if fixed is not None else "cap"}
+        durations: list[float] = []
+        for repeat in range(cap):
+            began = time.monotonic()
+            self._run_round(pairs, repeat, per_round * cap)
+            durations.append(time.monotonic() - began)
+            outcome.update(rounds=repeat + 1, elapsed_s=round(time.monotonic() - self.began, 1))
+            if fixed is not None:
+                continue
+            stop, detail = stop_after(self.record, scenario, repeat + 1, durations, time.monotonic() - self.began)
+            outcome["detail"] = detail
+            if stop:
+                outcome["stopped_by"] = stop
                 break
         self.record.repeat_outcome = outcome
-        word = "every interval within target" if outcome["stopped_by"] == "target" else "cap reached"
-        self.progress(Event("repeat", f"repeat auto: {outcome['repeats']} repeats, {word}; {outcome['detail']}"))
+        save_run(self.run_dir, self.record)
+        if fixed is None:
+            self.progress(Event("repeat", f"{outcome['rounds']} rounds in {outcome['elapsed_s']:.0f} s: stopped by "
+                                          f"{outcome['stopped_by']}; {outcome.get('detail', '')}"))
+
+    def _run_round(self, pairs: list[tuple], repeat: int, total: int) -> None:
+        """One round of every pair, in its shuffled order; measured again (twice at most) when
+        remeasure_busy is set and other processes were busy during it."""
+        for attempt in range(MAX_ROUND_ATTEMPTS):
+            if self.scenario.wait_quiet:
+                self._wait_quiet(repeat)
+            starts = round_starts(self.scenario, pairs, repeat, attempt)
+            ids = {trial.trial_id for group in starts for trial in group}
+            for group in starts:
+                self._run_start(group, total)
+            busy = self._busy_trials(ids)
+            if not self.scenario.remeasure_busy or not busy or attempt + 1 == MAX_ROUND_ATTEMPTS:
+                return
+            worst = max(trial.host.get("foreign_cpu_cores") or 0.0 for trial in busy)
+            reason = (f"busy machine: other processes used up to {worst:.2f} cores during round {repeat + 1}; "
+                      f"the round was measured again")
+            for trial in self.record.trials:
+                if trial.trial_id in ids and trial.status == "ok":
+                    trial.status, trial.error = "discarded", reason
+            save_run(self.run_dir, self.record)
+            self.progress(Event("repeat", f"round {repeat + 1}: {reason}"))
+
+    def _busy_trials(self, ids: set[str]) -> list[TrialRecord]:
+        return [trial for trial in self.record.trials if trial.trial_id in ids and trial.status == "ok"
+                and (trial.host.get("foreign_cpu_cores") or 0.0) > BUSY_MACHINE_CORES]
+
+    def _wait_quiet(self, repeat: int) -> None:
+        wait = wait_until_quiet(BUSY_MACHINE_CORES, lambda message: self.progress(Event("skip", message)))
+        self.record.quiet_waits.append({"round": repeat, **wait.as_dict()})
+        if not wait.quiet:
+            self.progress(Event("skip", f"round {repeat + 1}: the machine did not go quiet in {wait.waited_s:.0f} s "
+                                        f"(others used {wait.others_cores:.2f} cores); measuring anyway"))
 
     def _announce(self, starts: list[list[PlannedTrial]], at_most: bool) -> None:
         """Tell the renderer every start and trial still to run (a countdown needs their durations)."""
@@ -228,7 +236,9 @@ class Runner:
                                             trial.app if self.several_apps else None))
         snapshot = self.record.model_copy(deep=True)  # the renderer's own copy: the run goes on mutating ours
         self.progress(Event("plan", f"{sum(len(start.trials) for start in planned)} trials in {len(planned)} starts",
-                            data={"starts": planned, "at_most": at_most, "record": snapshot}))
+                            data={"starts": planned, "at_most": at_most, "record": snapshot,
+                                  "budget_left_s": None if self.scenario.budget is None
+                                  else self.scenario.budget - (time.monotonic() - self.began)}))
 
     def _prepare_setups(self) -> list[tuple]:
         """Check and prepare every app in every setup of the scenario; the (app, spec) pairs that
@@ -340,7 +350,12 @@ class Runner:
     def _run_trial(self, setup: Setup, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
         try:
             measurement: Measurement = measure_trial(instance, trial, self.variants[trial.setup_key], fresh,
-                                                     self.load, self.sampler_hz, fixed=setup.fixed_processes)
+                                                     load_for(instance, self.load, partial(generator_for, self.pinning),
+                                                              bool(self.record.split)),
+                                                     self.sampler_hz, fixed=setup.fixed_processes,
+                                                     trace_hops=self.trace_hops,
+                                                     speed_cpus=self.pinning.app_cpus if self.scenario.calibrate
+                                                     else None)
         except (SetupError, OSError, RuntimeError, ValueError) as error:
             self._fail(trial, _reason(error))
             return
@@ -362,9 +377,10 @@ class Runner:
 
 
 def run_scenario(scenario: Scenario, results_dir: Path, progress: ProgressFn = no_progress,
-                 command_line: list[str] | None = None) -> Path:
-    """Run every trial of `scenario`; returns the run folder (written after every trial)."""
-    return Runner(scenario, results_dir, progress, command_line).run()
+                 command_line: list[str] | None = None, trace_hops: bool = False) -> Path:
+    """Run every trial of `scenario`; returns the run folder (written after every trial). `trace_hops`:
+    count the app's own packets per hop with eBPF too, where it runs (bench.metrics.hoptrace)."""
+    return Runner(scenario, results_dir, progress, command_line, trace_hops=trace_hops).run()
 
 
 def resume_run(run_dir: Path, progress: ProgressFn = no_progress) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from bench.load.spec import LoadResult, is_generator_bound
 from bench.scenario import Workload
 from bench.stats import percentiles
@@ -70,6 +72,12 @@ def inside_delta(before: dict, after: dict, workload: Workload) -> dict:
     return inside
 
 
+def _mean(values) -> float | None:
+    data = np.asarray(values, dtype=float)
+    data = data[np.isfinite(data)]
+    return float(data.mean()) if data.size else None
+
+
 def load_summary(result: LoadResult, workload: Workload) -> dict:
     """What a trial's record keeps of a load result (the raw latencies go to files)."""
     return {
@@ -85,6 +93,9 @@ def load_summary(result: LoadResult, workload: Workload) -> dict:
         "throughput_rps": result.throughput_rps,
         "latency_ms": percentiles(result.latency_ms),
         "app_ms": percentiles(result.app_ms),
+        # Means, in ms, beside the percentiles: what per-request CPU (a mean too) adds up against.
+        "latency_mean_ms": _mean(result.latency_ms),
+        "app_mean_ms": _mean(result.app_ms),
         "longest_gap_ms": None if result.longest_gap_s is None else result.longest_gap_s * 1e3,
         "longest_gap_end_s": result.longest_gap_end_s,
         "notes": result.notes,

@@ -4,8 +4,10 @@ measurement (bench.runner.persist) and reports progress."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -13,8 +15,11 @@ from typing import Callable
 import numpy as np
 
 from bench.load.builtin import LoadResult
+from bench.metrics.netpath import QUIET_FROM_S, QUIET_S, PathProbe, loopback_path
 from bench.metrics.sampler import Sampler
+from bench.metrics.speed import PROBE_S, machine_speed
 from bench.metrics.window import summarize_host, summarize_processes
+from bench.errors import SetupError
 from bench.results import TrialRecord, now_iso
 from bench.roles import ROLE_LOADGEN, RoleProcess
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
@@ -73,15 +78,19 @@ def new_record(trial: PlannedTrial, variant: str, status: str = "ok", error: str
     """A trial's record before anything is measured (or the record of a trial that failed to run)."""
     return TrialRecord(trial_id=trial.trial_id, setup=trial.spec.setup, variant=variant, app=trial.app,
                        workload=trial.workload_label, kind=trial.workload.kind, repeat=trial.repeat,
-                       status=status, error=error, started_at=now_iso())
+                       status=status, error=error, started_at=now_iso(), start_id=trial.start_id)
 
 
 def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: bool, load: LoadFn,
-                  sampler_hz: float = 10.0, fixed: FixedFn | None = None) -> Measurement:
+                  sampler_hz: float = 10.0, fixed: FixedFn | None = None, trace_hops: bool = False,
+                  speed_cpus: tuple[int, ...] | None = None) -> Measurement:
     """Measure one trial on a running instance; `fresh` when this trial's start was its own.
 
     `fixed` gives the setup's fixed-cost processes (engine daemons): sampled over the same window,
-    stored apart in `record.fixed`, never counted in the instance's figures."""
+    stored apart in `record.fixed`, never counted in the instance's figures. `trace_hops`: count the
+    app's own packets per hop with eBPF too, where it runs (bench.metrics.hoptrace). `speed_cpus`:
+    measure the machine's speed on these CPUs just before and just after a load trial
+    (bench.metrics.speed)."""
     workload = trial.workload
     record = new_record(trial, variant)
     record.facts = {**jsonable(instance.facts), "fresh_start": fresh}
@@ -91,20 +100,34 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
     if workload.kind == "startup":
         record.inside = inside_delta({}, get_stats(instance), workload)
         return Measurement(record)
+    probe = PathProbe(instance.network_path or loopback_path(),
+                      quiet_s=QUIET_S if workload.duration >= QUIET_FROM_S else 0.0,
+                      trace=trace_hops, port=instance.port) if workload.kind == "load" else None
+    if probe is not None:
+        probe.quiet()  # before the /stats read below, so that request is not in the quiet baseline
     inside_before, engine_before = get_stats(instance), _engine(instance)
+    if probe is not None:
+        probe.before()
     fixed_roles: set[str] = set()
-    sampler, result, window = _sampled_window(_with_fixed(instance, fixed, fixed_roles), workload, load, sampler_hz)
+    speed_before = machine_speed(speed_cpus) if speed_cpus and workload.kind == "load" else None
+    with probe.tracing() if probe is not None else contextlib.nullcontext():
+        sampler, result, window = _sampled_window(_with_fixed(instance, fixed, fixed_roles), workload, load,
+                                                  sampler_hz, counters=probe.read if probe is not None else None)
+    if speed_before is not None:
+        record.speed = _bracketed_speed(speed_before, speed_cpus)
     inside_after, engine_after = get_stats(instance), _engine(instance)
+    if probe is not None:
+        probe.after()
     measurement = Measurement(record, sampler.process_rows, sampler.host_rows)
     _fill_usage(record, sampler, window, fixed_roles)
-    if trial.copies > 1 or workload.kind == "density":
-        record.facts["instances"] = trial.copies
-        record.memory_bytes.update({f"{key}_per_instance": value / trial.copies
-                                    for key, value in list(record.memory_bytes.items()) if value is not None})
+    _per_instance(record, trial)
     record.inside = inside_delta(inside_before, inside_after, workload)
     record.engine = engine_delta(engine_before, engine_after)
     if result is not None:
         record.load = load_summary(result, workload)
+        if probe is not None:
+            record.network_path = probe.summary(sampler.counter_rows, window, result.requests, inside_before,
+                                                inside_after, record.inside.get("requests_served"))
         record.cpu_us_per_request = cpu_per_request(record.roles, result.requests)
         measurement.latency_ms, measurement.app_ms = result.latency_ms, result.app_ms
         if result.requests == 0:
@@ -120,6 +143,32 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
     return measurement
 
 
+def _bracketed_speed(before: float, cpus: tuple[int, ...]) -> dict:
+    """The machine's speed around a trial: the geometric mean of the probes before and after."""
+    return {"hashes_per_s": math.sqrt(before * machine_speed(cpus)), "cpus": list(cpus), "probe_s": PROBE_S}
+
+
+def _per_instance(record: TrialRecord, trial: PlannedTrial) -> None:
+    """Several copies measured at once (density, copies > 1): memory per instance too."""
+    if trial.copies > 1 or trial.workload.kind == "density":
+        record.facts["instances"] = trial.copies
+        record.memory_bytes.update({f"{key}_per_instance": value / trial.copies
+                                    for key, value in list(record.memory_bytes.items()) if value is not None})
+
+
+def load_for(instance: Instance, load: LoadFn, aimed: Callable[[str], LoadFn], split: bool) -> LoadFn:
+    """`load`, or for an instance reached at its own address (a container's IP, asked for by its
+    variant) `aimed(address)`, once the setup has checked that address again; SetupError otherwise."""
+    path = instance.network_path
+    reached = getattr(path, "reached_at", None)
+    if reached is None:
+        return load
+    if reached != instance.address or split or path.check_reach is None:
+        raise SetupError(f"refusing to load {reached}: not this instance's checked address on this machine")
+    path.check_reach()
+    return aimed(reached)
+
+
 def _with_fixed(instance: Instance, fixed: FixedFn | None, fixed_roles: set[str]) -> Instance:
     """The instance, its processes joined by the fixed-cost ones (whose roles land in fixed_roles)."""
     if fixed is None:
@@ -132,11 +181,12 @@ def _with_fixed(instance: Instance, fixed: FixedFn | None, fixed_roles: set[str]
     return replace(instance, processes=discover)
 
 
-def _sampled_window(instance: Instance, workload: Workload, load: LoadFn, sampler_hz: float):
-    """Run the workload (or wait, for a footprint) inside a sampler; (sampler, load result, window)."""
+def _sampled_window(instance: Instance, workload: Workload, load: LoadFn, sampler_hz: float, counters=None):
+    """Run the workload (or wait, for a footprint) inside a sampler, which also reads `counters` (the
+    network path's) on every tick; (sampler, load result, window)."""
     footprint = workload.kind in ("idle", "density")
     full_every = 1 if footprint else 20  # a footprint wants USS/PSS on every tick
-    with Sampler(instance.processes, hz=sampler_hz, full_every=full_every) as sampler:
+    with Sampler(instance.processes, hz=sampler_hz, full_every=full_every, counters=counters) as sampler:
         if footprint:
             time.sleep(workload.warmup)
             began = time.monotonic()

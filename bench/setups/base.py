@@ -8,7 +8,7 @@ of the host processes it reports, and its variant `Options`. Runs store that dec
 
 It IMPLEMENTS small hooks: `check` (available here? else why and the fix), `prepare`, `_launch`,
 `_terminate`, and optionally `_abort_launch`, `diagnose`, `_before_polling`, `_after_ready`,
-`doctor_lines`, `find_leftovers`, `clean_leftovers`, `prune_caches`, `explain`, `caveats`,
+`release` (undo what prepare started for the run), `doctor_lines`, `find_leftovers`, `clean_leftovers`, `prune_caches`, `explain`, `caveats`,
 `layer_stack` (the boxes of the layer-stack figure, per variant) and `fixed_processes` (the host
 processes it costs once, however many instances run: an engine's daemons).
 A setup runs an app (bench.apps: layerbench's python app by default, nginx, a user's image) and
@@ -87,6 +87,9 @@ class Instance:
     # from inside the layer (None: the app has none).
     ready_path: str = "/health"
     stats_path: str | None = "/stats"
+    # What its requests cross, hop by hop (bench.metrics.netpath.NetworkPath); None: lo only, as for
+    # an app on the host's network answering on 127.0.0.1.
+    network_path: object = None
 
     @property
     def startup_s(self) -> float:
@@ -177,6 +180,10 @@ class Setup(abc.ABC):
 
     def prepare(self) -> None:
         """Build or find what the setup needs (image, kernel). Idempotent; may be slow once."""
+
+    def release(self) -> None:
+        """Stop what prepare() started for the whole run (a private engine). The runner calls it once
+        when the run ends, however it ends; safe to call twice."""
 
     def variant(self) -> str:
         """Short name of the variant ("default", "bridge", "tcg,disk"). Pure: builds and probes

@@ -70,6 +70,6 @@ def test_density_stores_memory_per_instance_by_each_measure_and_the_host_drop(tm
         host = trial.host
         assert host["mem_available_before_bytes"] > 0 and host["mem_available_after_bytes"] > 0
     summary = json.loads(CliRunner().invoke(app, ["show", str(run_dir), "--format", "json"]).output)
-    assert summary["summary_version"] == 2 and "memory_per_instance_mb.uss" in summary["memory_figures"]
+    assert summary["summary_version"] == 3 and "memory_per_instance_mb.uss" in summary["memory_figures"]
     per_instance = summary["results"][0]["memory_per_instance_mb"]
     assert set(per_instance) == {"uss", "pss", "rss", "available_drop"}

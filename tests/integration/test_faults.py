@@ -504,7 +504,7 @@ def test_an_app_stopped_for_seconds_during_load_is_flagged_as_a_stall_with_its_m
     (cell,) = summary["results"]
     assert cell["latency_ms"]["max"] >= 2500
     (stall,) = [caveat for caveat in cell["caveats"] if caveat["kind"] == "stall"]
-    assert stall["flag"].startswith("stalled ") and "1 repeat" in stall["flag"], stall
+    assert stall["flag"].startswith("stalled ") and "1 trial" in stall["flag"], stall
     shown = subprocess.run([BENCH, "show", str(run_dir_of(tmp_path / "r"))], capture_output=True, text=True, env=ENV,
                            timeout=60)
     assert "max ms" in shown.stdout and stall["flag"] in shown.stdout, shown.stdout

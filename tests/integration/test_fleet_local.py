@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("testhosts")]  # its checks see every ssh of the machine
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,7 @@ def test_a_shipped_scenario_draws_its_report_and_charts(name, tmp_path, monkeypa
     run_dir = run_shipped(name, tmp_path, monkeypatch, report=True)
     assert (run_dir / "report.html").is_file()
     pngs = list((run_dir / "charts").glob("*.png"))
-    assert "headline.png" in {path.name for path in pngs} or name in ("startup", "generator-check")
+    assert "headline.png" in {path.name for path in pngs} or name in ("startup", "generator-check", "gate-check")
     assert len(list((run_dir / "charts").glob("*.svg"))) == len(pngs)
     page = tmp_path / "compared"
     bench_ok("compare", str(run_dir), str(run_dir), "--out", str(page))

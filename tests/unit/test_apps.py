@@ -229,7 +229,7 @@ def test_a_noisy_ratio_whose_interval_reaches_zero_still_gets_words():
     from bench.stats import Estimate
     from bench.vocabulary import verdict
 
-    assert verdict("throughput_rps", Estimate(0.2, 0.0, 0.5)) == "5.0x slower (interval 2.0x..infx)"
+    assert verdict("throughput_rps", Estimate(0.2, 0.0, 0.5, n=3), "worse", 0.05) == "5.0x slower (interval 2.0x..infx)"
 
 
 def test_every_output_of_a_two_app_run_names_the_app_and_keeps_the_apps_apart(tmp_path):

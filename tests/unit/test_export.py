@@ -17,7 +17,7 @@ from bench.compare import compare
 from bench.export import FORMATS, export_comparison, export_run
 from bench.export.csv import comparison_header, run_header
 from bench.model import Run
-from bench.terminal import overhead_table
+from bench.terminal import overhead_tables
 from tests.unit.test_plots import copy_run
 
 runner = CliRunner()
@@ -56,12 +56,12 @@ def test_markdown_run_has_units_intervals_verdicts_and_the_failed_cell(with_fail
     assert bare["throughput (req/s)"] == f"{estimate.median:,.0f} [{estimate.low:,.0f}–{estimate.high:,.0f}]"
     assert bare["vs bare"] == "baseline"
     same = by_cell[("container (host)", "cpu")]["vs bare"]
-    assert "throughput: no measurable difference" in same
-    assert "throughput: 20.6x slower" in by_cell[("vm (tcg)", "hello")]["vs bare"]
+    assert "throughput: **undecided** 0.99 [0.82–1.19]" in same
+    assert "throughput: **worse**, 20.6x slower" in by_cell[("vm (tcg)", "hello")]["vs bare"]
     failed = by_cell[("vm (tcg)", "cpu")]
     assert failed["n"] == "0" and failed["throughput (req/s)"] == "–" and "2 failed" in failed["notes"]
     assert "start-up: " in by_cell[("vm (tcg)", "start-up (every start)")]["vs bare"]
-    assert "Failed trial vm (tcg) / cpu / repeat 1: the setup stopped answering" in text
+    assert "Warning: Failed trials in 1 cell(s), 2 trial(s); the first: the setup stopped answering" in text
 
 
 def test_markdown_escapes_what_would_break_a_table(tmp_path):
@@ -83,12 +83,12 @@ def test_csv_run_is_one_row_per_cell_with_stable_unit_columns(with_failed):
     cells = {(row["label"], row["workload"]): row for row in rows}
     assert len([row for row in rows if row["workload"] != "start-up"]) == len(with_failed.cells)
     same = cells[("container (host)", "hello")]
-    assert same["throughput_rps_verdict"] == "no measurable difference"
+    assert same["throughput_rps_verdict"] == "undecided" and same["throughput_rps_rounds"] == "2"
     assert float(same["throughput_rps_ratio_low"]) < 1 < float(same["throughput_rps_ratio_high"])
     failed = cells[("vm (tcg)", "cpu")]
     assert (failed["repeats"], failed["failed"], failed["throughput_rps_median"]) == ("0", "2", "")
     slower = cells[("vm (tcg)", "hello")]
-    assert float(slower["throughput_rps_ratio_high"]) < 1 and slower["throughput_rps_verdict"].startswith("20.6x slower")
+    assert float(slower["throughput_rps_ratio_high"]) < 1 and slower["throughput_rps_verdict"] == "worse"
     assert float(cells[("bare", "hello")]["throughput_rps_median"]) == pytest.approx(
         with_failed.cell("bare", "default", "hello").estimate("throughput_rps").median, rel=1e-6)
 
@@ -110,9 +110,8 @@ def test_compare_exports_markdown_csv_and_json(tmp_path):
     rows = _markdown_rows(export_comparison(comparison, "markdown"))
     assert rows[0] == ["layer", "workload", "figure", "run 1", "run 2", "run 2 ÷ run 1"]
     line = next(row for row in rows if row[:3] == ["vm (tcg)", "hello", "throughput (req/s)"])
-    assert line[5].startswith("0.50 [") and "2.0x slower" in line[5]
-    assert next(row for row in rows if row[:3] == ["bare", "hello", "throughput (req/s)"])[5].endswith(
-        "no measurable difference")
+    assert line[5].startswith("0.50 [") and line[5].endswith(" worse")
+    assert next(row for row in rows if row[:3] == ["bare", "hello", "throughput (req/s)"])[5].endswith(" same")
     table = list(csv.DictReader(io.StringIO(export_comparison(comparison, "csv"))))
     assert list(table[0]) == comparison_header(2)
     vm = next(row for row in table if (row["label"], row["workload"]) == ("vm (tcg)", "hello"))
@@ -133,19 +132,21 @@ def test_show_and_compare_print_each_format(tmp_path, format_name):
     assert runner.invoke(app, ["show", str(first), "--format", "xml"]).exit_code == 1
 
 
-def test_the_overhead_matrix_fits_100_columns(tmp_path):
+def test_the_verdict_matrices_fit_80_columns(tmp_path):
     run = Run.load(copy_run(tmp_path))
-    console = Console(width=100, record=True, file=io.StringIO())
-    console.print(overhead_table(run))
+    console = Console(width=80, record=True, file=io.StringIO())
+    for table in overhead_tables(run):
+        console.print(table)
     text = console.export_text()
-    assert max(len(line) for line in text.splitlines()) <= 100
-    header = next(line for line in text.splitlines() if line.startswith("setup"))
-    for title in ("throughput", "p99 latency", "memory, PSS", "start-up"):
-        assert title in header
-    assert "9.07× worse" in text and "[8.55–9.63]" in text  # the last column is whole, not cropped
-    assert "0.97× same" in text and "0.05× worse" in text
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    headers = " ".join(line for line in text.splitlines() if line.startswith("setup"))
+    for title in ("throughput", "p99 latency", "CPU per request", "memory, PSS", "start-up"):
+        assert title in headers
+    assert "8.31×" in text and "[7.60–9.07]" in text  # the last column is whole, not cropped
+    assert "0.97×" in text and "undecided" in text and "0.05×" in text and "worse" in text
     rows = [line for line in text.splitlines() if line.startswith(("container", "vm"))]
-    assert len(rows) == len({(row.label, row.workload) for row in run.overhead})  # one row per layer and workload
+    request = {(row.label, row.workload) for row in run.overhead if row.workload in ("hello", "cpu")}
+    assert len(rows) == len(request) + len({row.label for row in run.overhead})  # per layer and workload, per layer
 
 
 # ---- one escaping path per format (issue 22, items 3 and 4) ---------------------------------------
@@ -194,7 +195,7 @@ def test_no_export_lets_a_control_character_through(hostile_outputs, output):
 
 def test_markdown_shows_an_images_escapes_in_a_failed_trial_as_text(hostile_outputs):
     text = hostile_outputs["run markdown"]
-    bullet = next(line for line in text.splitlines() if line.startswith("- Failed trial"))
+    bullet = next(line for line in text.splitlines() if line.startswith("- Warning: Failed trials"))
     assert "app printed \\\\x1b]0;owned\\\\x07\\\\x1b[2J then died" in bullet  # \x1b in the rendered page
     _markdown_rows(text)
 

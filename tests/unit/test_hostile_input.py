@@ -437,7 +437,7 @@ def test_a_client_that_resets_mid_reply_leaves_no_traceback(hostile_app, capfd):
 def test_the_app_keeps_serving_a_load_with_zero_errors_while_attacked(hostile_app):
     outcome: dict = {}
     load = threading.Thread(target=lambda: outcome.update(result=run_load(
-        hostile_app, LoadSpec(path="/hello", connections=4, duration_s=1.5, warmup_s=0.2))))
+        hostile_app, LoadSpec(path="/hello", connections=4, duration_s=0.5, warmup_s=0.1))))
     slow_clients = [socket.create_connection(("127.0.0.1", hostile_app), timeout=5) for _ in range(50)]
     try:
         for client in slow_clients:

@@ -131,7 +131,7 @@ def test_an_interrupt_stops_the_generator_processes(app_server):
     from bench.events import RunInterrupted
     from bench.runner import sigterm_as_interrupt
 
-    timer = threading.Timer(2.0, os.kill, args=(os.getpid(), signal.SIGTERM))
+    timer = threading.Timer(1.0, os.kill, args=(os.getpid(), signal.SIGTERM))  # once both processes run
     with sigterm_as_interrupt():
         timer.start()
         with pytest.raises(RunInterrupted):

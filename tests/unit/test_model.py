@@ -35,7 +35,7 @@ def test_a_generator_bound_cell_is_flagged_in_every_output(tmp_path):
     run = Run.load(run_dir)
     caveats = [c for c in run.cell("bare", "default", "hello").caveats() if c.kind == "generator_bound"]
     assert len(caveats) == 1 and "97%" in caveats[0].text and "load: wrk" in caveats[0].text
-    assert caveats[0].flag == "generator-bound in 2 repeat(s)"
+    assert caveats[0].flag == "generator-bound in 2 trial(s)"
     outputs = {"terminal": bench_ok("show", str(run_dir)),
                "markdown": bench_ok("show", str(run_dir), "--format", "markdown"),
                "csv": bench_ok("show", str(run_dir), "--format", "csv"),
@@ -62,3 +62,23 @@ def test_a_caveat_two_layers_share_is_listed_once_naming_both(tmp_path):
     others = [label(layer.setup, layer.variant) for layer in run.layers if layer.setup != "bare"]
     assert len(others) >= 2 and texts.count("its own words") == 1
     assert [text for text in texts if shared in text] == [f"{', '.join(others)}: {shared}"]
+
+
+def test_doubts_are_one_line_per_kind_naming_the_cells_and_the_most_serious_first(tmp_path):
+    """A busy machine over 4 cells and a stall in one: two lines, not five, the stall first (it
+    threatens a verdict more), each naming its cells and how far it goes."""
+    def disturbed(data):
+        for trial in data["trials"]:
+            if trial["workload"] in ("hello", "cpu") and trial["setup"] in ("bare", "vm"):
+                trial["host"]["foreign_cpu_cores"] = 1.4 if trial["repeat"] == 0 else 0.3
+            if (trial["setup"], trial["workload"], trial["repeat"]) == ("vm", "cpu", 1):
+                trial["load"]["longest_gap_ms"] = 8000.0  # over 50 medians (128 ms) and a second
+    run = Run.load(copy_run(tmp_path, disturbed))
+    busy_caveats = [c for c in run.caveats() if c.kind == "busy"]
+    doubts = [d for d in run.doubts() if d.kind in ("busy", "stall")]
+    assert len(busy_caveats) == 4 and [d.kind for d in doubts] == ["stall", "busy"]
+    stall, busy = doubts
+    assert stall.text == "Stalls (no request completed for a second or more) in 1 cell(s), 1 trial(s): vm (tcg) / cpu"
+    assert busy.text.startswith("Busy machine in 4 cell(s), in 8 of ")
+    assert "trials others used up to 1.40 cores: bare / hello, vm (tcg) / hello, bare / cpu, vm (tcg) / cpu" in busy.text
+    assert set(busy.subjects) == {c.subject for c in busy_caveats}

@@ -14,6 +14,7 @@ from bench.plots import CHARTS, render_all
 from bench.plots._common import colour
 from bench.plots.cost import memory_layers_of
 from bench.plots.load import _cdf_points
+from tests.network_paths import with_network_paths
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "small_run"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -108,7 +109,8 @@ def rendered(tmp_path_factory) -> dict[str, list[Path]]:
 
     from tests.chart_stand_in import REAL_SAVEFIG
 
-    run_dir = copy_run(tmp_path_factory.mktemp("rendered"), lambda data: (with_density(data), with_two_apps(data)))
+    run_dir = copy_run(tmp_path_factory.mktemp("rendered"),
+                       lambda data: (with_density(data), with_network_paths(data), with_two_apps(data)))
     with pytest.MonkeyPatch.context() as patch:  # the rendering itself (other tests write stand-in files)
         patch.setattr(Figure, "savefig", REAL_SAVEFIG)
         paths = render_all(run_dir)

@@ -60,6 +60,8 @@ def test_the_engine_is_a_variant_and_docker_variants_keep_their_names():
     ({"engine": "podman", "runtime": "runsc"}, "Docker only"),
     ({"engine": "podman", "port_handler": "slirp4netns"}, "rootless Podman with a published port"),
     ({"engine": "podman", "rootless": True, "network": "host", "port_handler": "slirp4netns"}, "published port"),
+    ({"engine": "podman", "reach": "container-ip"}, "Docker's bridge"),
+    ({"engine": "podman", "userland_proxy": False}, "Docker daemon setting"),
     ({"engine": "lxc"}, "docker"),
     ({"scratch": "nfs"}, "volume"),
 ])

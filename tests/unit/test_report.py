@@ -35,8 +35,8 @@ def test_report_shows_machine_settings_and_figures_from_the_results(html):
     for fact in ("SYNTHETIC CPU (fixture)", "6.1.0-18-amd64", "bench run small --duration 3 --repeat 2",
                  "app side on CPUs [1]", "20261129-071000-small-00001"):
         assert fact in html
-    assert "no measurable difference" in html
-    assert "slower by" in html  # verdicts come from the summary
+    assert "undecided: run more rounds" in html and "costlier by" in html and "<b>worse</b>" in html
+    assert html.index('id="headline"') < html.index('id="overhead"') < html.index('id="warnings"')  # verdicts first
 
 
 def test_report_explains_each_layer_and_says_tcg_is_emulation(html):
@@ -59,7 +59,11 @@ def test_report_warns_about_noise_failures_skips_and_an_unfinished_run(tmp_path)
     assert "This run is incomplete" in html
     assert "app never answered /health within 30 s" in html
     assert "Skipped kvm: KVM test boot hung" in html
-    assert "Noisy: container (bridge) / hello" in html
+    # One line per kind of doubt, the most serious first: the unfinished run, then the failed trial.
+    doubts = html[html.index('id="warnings"'):html.index('id="apps"') if 'id="apps"' in html else None]
+    assert doubts.index("This run is incomplete") < doubts.index("Failed trials in 1 cell(s)")
+    assert "Noisy cells (rounds spread more than 10%) in 1 cell(s), up to 32%: container (bridge) / hello" in doubts
+    assert "<details class=\"warnings\" open>" in html  # a doubt over every figure is not folded away
 
 
 def test_report_escapes_names_from_user_files(tmp_path):

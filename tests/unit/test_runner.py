@@ -39,8 +39,12 @@ def test_interleaves_repeats_shares_a_start_per_repeat_and_describes_layers(fake
     run_dir = Runner(_scenario(), tmp_path).run()
     record = load_run(run_dir)
     assert record.status == "complete"
-    assert [key.split("/")[0] for key in record.order] == ["inproc[flavour=a]"] * 2 + ["inproc[flavour=b]"] * 2 \
-        + ["inproc[flavour=a]"] * 2 + ["inproc[flavour=b]"] * 2
+    setups = [key.split("/")[0] for key in record.order]
+    rounds = [int(key.split("/r")[1]) for key in record.order]
+    assert rounds == [0] * 4 + [1] * 4  # interleaved: every setup once per round
+    assert sorted(setups[:4]) == sorted(setups[4:]) == ["inproc[flavour=a]"] * 2 + ["inproc[flavour=b]"] * 2
+    assert all(setups[index] == setups[index + 1] for index in (0, 2, 4, 6))  # one start serves both workloads
+    assert setups[:4] != setups[4:]  # each round's order is shuffled (seeded): here the two differ
     assert fake.launches == 4  # one start per setup and repeat, both workloads on it
     assert all(t.status == "ok" and t.load["requests"] > 0 for t in record.trials)
     assert {(layer.setup, layer.variant) for layer in record.layers} == {("inproc", "a"), ("inproc", "b")}

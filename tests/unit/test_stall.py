@@ -27,7 +27,7 @@ def test_a_gap_of_seconds_is_a_stall_and_the_worst_repeat_gives_the_max():
     assert cell.stalls == [(1, 5.0)]
     assert cell.latency_ms["max"] == 5012.0 and cell.latency_ms["p50"] == 0.4
     (stall,) = [caveat for caveat in cell.caveats() if caveat.kind == "stall"]
-    assert stall.flag == "stalled 5.0 s in 1 repeat(s)"
+    assert stall.flag == "stalled 5.0 s in 1 trial(s)"
 
 
 def test_short_gaps_slow_workloads_and_old_runs_are_not_stalls():

@@ -6,8 +6,10 @@ the app allows (uid 65534, read-only root, no capabilities, 127.0.0.1 ports), pi
 app, on the OCI runtime the variant names (runc, crun or gVisor's runsc: `runtimes`). Which host
 processes it costs is worked out in `attribution`; the engine's daemons, its fixed cost, in
 `daemons`; talking to the engine is in `engine`; shims that failed starts leave behind are found
-and removed by `shims`. The engine is a variant (`engines`): Podman's are run by
-bench.setups.container.podman. Where the app's scratch files go is in `storage`.
+and removed by `shims`. The network variants (a published port with or without docker-proxy, the
+container's own IP) and the path each request takes are in `networking`; the private dockerd a port
+without the proxy needs is `private_engine`. The engine is a variant (`engines`): Podman's are run
+by bench.setups.container.podman. Where the app's scratch files go is in `storage`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from bench.errors import SetupError
 from bench.netutil import free_port, port_in_use
 from bench.roles import APP, PROXY, RUNTIME, RoleProcess
 from bench.setups.base import Instance, Options, Setup
-from bench.setups.container import engine, engines, runtimes, shims, storage
+from bench.setups.container import engine, engines, networking, private_engine, runtimes, shims, storage
 from bench.setups.container.attribution import SANDBOX, RunningContainer, cgroup_dirs, engine_accounting, processes
 from bench.setups.container.daemons import CONTAINERD, DOCKERD, daemon_processes
 from bench.setups.registry import register
@@ -59,6 +61,12 @@ class ContainerOptions(Options):
     engine: Literal["docker", "podman"] = engines.DEFAULT_ENGINE
     rootless: bool = False
     port_handler: Literal["rootlesskit", "slirp4netns"] = engines.DEFAULT_PORT_HANDLER
+    # A published port without docker-proxy: kernel DNAT with hairpin NAT, in a private dockerd
+    # started for the run with --userland-proxy=false (bench.setups.container.private_engine).
+    userland_proxy: bool = True
+    # How the load reaches a bridge container: its published port on 127.0.0.1, or its own IP on
+    # Docker's bridge (no port published, no proxy, no NAT; bench.setups.container.network).
+    reach: Literal["published", "container-ip"] = networking.PUBLISHED
 
     @field_validator("memory")
     @classmethod
@@ -68,12 +76,15 @@ class ContainerOptions(Options):
         return value.lower() if value else value
 
     @model_validator(mode="after")
-    def _engine_options_fit(self) -> "ContainerOptions":
-        return engines.checked(self)  # a ValueError naming the options that do not go together
+    def _options_fit(self) -> "ContainerOptions":
+        problem = networking.options_problem(self.network, self.userland_proxy, self.reach, self.runtime, self.engine)
+        if problem is not None:
+            raise ValueError(problem)
+        return engines.checked(self)  # a ValueError naming the engine options that do not go together
 
 
 @register
-class ContainerSetup(Setup):
+class ContainerSetup(networking.NetworkVariants, Setup):
     name = "container"
     stack = "app → namespaces + cgroups + overlayfs (+ NAT and a userland proxy for a published port) → host kernel"
     narration = ("the same app inside a container: the kernel is shared, only namespaces and cgroups "
@@ -105,6 +116,7 @@ class ContainerSetup(Setup):
         self._runtime: runtimes.RuntimeInfo | None = None  # as dockerd has it registered, once prepared
         self._scratch: storage.Scratch | None = None  # the scratch space of a launch under way
         self._data_root: str | None = None  # dockerd's data directory (overlay layers, volumes), once prepared
+        self._engine: private_engine.PrivateEngine | None = None  # userland_proxy: false, once prepared
 
     # ---- availability, housekeeping, declaration ---------------------------------------
 
@@ -127,13 +139,14 @@ class ContainerSetup(Setup):
     @classmethod
     def find_leftovers(cls) -> list[str]:
         return (engine.find_leftovers() + [shim.describe() for shim in shims.docker_orphans()]
-                + _podman().leftovers.find())
+                + private_engine.find_leftovers() + _podman().leftovers.find())
 
     @classmethod
     def clean_leftovers(cls, run_id: str | None = None) -> list[str]:
         removed = engine.clean_leftovers(run_id) + engine.clean_volumes(run_id)
         removed += [shim.describe() for shim in shims.docker_orphans()
                     if (run_id is None or shim.run_id == run_id) and shims.remove(shim)]
+        removed += private_engine.clean_leftovers(run_id)
         return removed + _podman().leftovers.clean(run_id)  # bind folders: bench.scratch, like every temp folder
 
     @classmethod
@@ -155,6 +168,7 @@ class ContainerSetup(Setup):
             parts.append(f"scratch={options.scratch}")
         if options.runtime != runtimes.DEFAULT_RUNTIME:  # before prepare(): the name; after: + gVisor's platform
             parts.append(self._runtime.variant_part() if self._runtime else options.runtime)
+        parts += networking.variant_parts(options.userland_proxy, options.reach)
         return ",".join(parts)
 
     def explain(self) -> str:
@@ -165,14 +179,14 @@ class ContainerSetup(Setup):
                                                                                                    self._data_root)
 
     def caveats(self) -> list[str]:
-        return runtimes.caveats(self._runtime) if self._runtime else []
+        return (runtimes.caveats(self._runtime) if self._runtime else []) + self._network_caveats()
 
     def _gvisor(self) -> bool:
         return self._runtime.gvisor if self._runtime else self.options.runtime == "runsc"  # type: ignore[attr-defined]
 
     def layer_stack(self) -> tuple[str, ...]:
         options: ContainerOptions = self.options  # type: ignore[assignment]
-        proxy = "; docker-proxy + NAT" if options.network == "bridge" else ""
+        proxy = networking.stack_detail(options.network, options.userland_proxy, options.reach)
         if self._gvisor():
             return ("hardware", "host kernel", f"container engine (runsc{proxy})",
                     "sandbox kernel (gVisor sentry; every syscall)", "app")
@@ -190,22 +204,15 @@ class ContainerSetup(Setup):
         return described
 
     def fixed_processes(self) -> list[RoleProcess]:
-        return daemon_processes()
-
-    def _network_explanation(self) -> str:
-        if self.options.network == "host":  # type: ignore[attr-defined]
-            return (" With host networking the container shares the host's network stack: "
-                    "no proxy and no NAT on the request path.")
-        return (" With a published port (bridge networking), every connection goes through "
-                "docker-proxy, a userland process that copies each byte between two sockets, and through NAT "
-                "rules that rewrite packets; that is the cost a tiny request feels most. layerbench pins the shim "
-                "and the proxy to the app's CPUs, so the proxy's work comes out of the same CPU budget the bare "
-                "app had to itself.")
+        return self._engine.processes() if self._engine is not None else daemon_processes()
 
     # ---- preparation -------------------------------------------------------------------
 
     def client(self):
-        """The Docker SDK client (created once); SetupError when no daemon answers."""
+        """The Docker SDK client (created once; the private engine's once it runs); SetupError when
+        no daemon answers."""
+        if self._engine is not None and self._engine.client is not None:
+            return self._engine.client
         if self._client is None:
             try:
                 self._client = engine.docker_sdk().from_env(timeout=30)
@@ -214,6 +221,11 @@ class ContainerSetup(Setup):
         return self._client
 
     def prepare(self) -> None:
+        self._refuse_split_for_network_variants()
+        self._prepare_image()
+        self._start_private_engine_if_asked()
+
+    def _prepare_image(self) -> None:
         try:
             self._image = self.app.container_image(self.client(), progress=self.progress,
                                                    base_image=self.options.base_image)  # type: ignore[attr-defined]
@@ -254,10 +266,12 @@ class ContainerSetup(Setup):
         phases["start_s"] = time.perf_counter() - began
         init_pid = int(container.attrs["State"].get("Pid") or 0)
         options: ContainerOptions = self.options  # type: ignore[assignment]
+        proxied = options.network == "bridge" and options.reach == networking.PUBLISHED and options.userland_proxy
         running = RunningContainer(container=container, init_pid=init_pid, cgroup_dirs=cgroup_dirs(init_pid),
-                                   proxy_port=None if options.network == "host" else port,
+                                   proxy_port=port if proxied else None,
                                    cpus=tuple(self.pinning.app_cpus) if options.pin_helpers else (),
                                    scratch=self._scratch)
+        address, path = self._network_path(container, init_pid, port)  # NetworkVariants
         facts = {
             "container_id": container.id, "container_name": container.name,
             "image_tag": self._image.tag, "image_id": self._image.image_id,
@@ -267,10 +281,11 @@ class ContainerSetup(Setup):
             "cgroup_version": 2 if "" in running.cgroup_dirs else 1, "read_only": kwargs["read_only"],
             "user": kwargs.get("user") or "the image's own", "cap_add": kwargs.get("cap_add", []),
             **(self._runtime.facts() if self._runtime else {"runtime": options.runtime}),
+            "userland_proxy": options.userland_proxy, "reach": options.reach, **path.facts,
         }
         instance = Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
                             engine_accounting=lambda: engine_accounting(running), handle=running,
-                            address=self.address)
+                            address=address, network_path=path)
         self._launching = self._scratch = None  # from here on, _terminate stops it
         return instance
 
@@ -300,6 +315,8 @@ class ContainerSetup(Setup):
             if start.port != port and port_in_use(start.port, self.address):
                 raise SetupError(f"port {start.port} on this host is taken, and the image listens on that port only")
             kwargs.update(network_mode="host")
+            port = start.port
+        elif options.reach == networking.CONTAINER_IP:  # nothing published: the load goes to the container's IP
             port = start.port
         else:
             kwargs.update(ports={f"{start.port}/tcp": (self.address, port)})  # that address only
@@ -333,48 +350,27 @@ class ContainerSetup(Setup):
 
     def _abort_launch(self) -> None:
         name, self._launching = self._launching, None
-        if name is not None and self._client is not None:  # no client: nothing was created
-            container_id = engine.id_of(self._client, name)
-            engine.remove_by_name(self._client, name)
+        client = self._live_client()
+        if name is not None and client is not None:  # no client: nothing was created
+            container_id = engine.id_of(client, name)
+            engine.remove_by_name(client, name)
             if container_id:  # a failed gVisor start leaves its shim, sentry and gofer behind
                 shims.remove_shims_of(container_id)
         scratch, self._scratch = self._scratch, None
-        storage.drop_docker(self._client, scratch)
+        storage.drop_docker(client, scratch)
+
+    def _live_client(self):
+        """The client of the engine that runs this variant's containers (None: none was made)."""
+        return self._engine.client if self._engine is not None else self._client
 
     def _terminate(self, instance: Instance) -> None:
         try:
-            self._stop_container(instance.handle)  # type: ignore[arg-type]
+            engine.stop_and_remove(instance.handle.container, STOP_TIMEOUT_S)  # type: ignore[attr-defined]
         finally:  # its volume or bind folder goes once the container is gone
-            storage.drop_docker(self._client, instance.handle.scratch)  # type: ignore[attr-defined]
-
-    def _stop_container(self, running: RunningContainer) -> None:
-        docker = engine.docker_sdk()
-        try:
-            try:
-                running.container.stop(timeout=STOP_TIMEOUT_S)
-            except docker.errors.NotFound:
-                return
-            except docker.errors.APIError:
-                pass  # already stopping or stopped; remove(force) below settles it
-            engine.remove_quietly(running.container, raise_connection_errors=True)
-        except docker.errors.DockerException as error:
-            raise SetupError(f"could not remove container {running.container.name}: {engine.explain(error)}; "
-                             f"run `bench clean`") from None
-        except Exception as error:  # requests' ConnectionError: the daemon is gone
-            raise SetupError(f"Docker daemon stopped answering while removing {running.container.name}: "
-                             f"{engine.explain(error)}; run `bench clean` once it is back") from None
+            storage.drop_docker(self._live_client(), instance.handle.scratch)  # type: ignore[attr-defined]
 
     def diagnose(self, instance: Instance) -> str:
-        running: RunningContainer = instance.handle  # type: ignore[assignment]
-        try:
-            running.container.reload()
-            state = running.container.attrs.get("State", {})
-            logs = running.container.logs(tail=20).decode(errors="replace").strip().splitlines()
-        except Exception as error:
-            return f"container unavailable: {engine.explain(error)}"
-        status = f"container {state.get('Status')} (exit {state.get('ExitCode')}" + (
-            ", OOM-killed)" if state.get("OOMKilled") else ")")
-        return " | ".join([status, *logs])
+        return engine.diagnose(instance.handle.container)  # type: ignore[attr-defined]
 
     def _ensure_image_present(self) -> None:
         # Cheap when prepared: one inspect. Rebuilds if someone removed the image meanwhile.
@@ -387,7 +383,6 @@ class ContainerSetup(Setup):
             except Exception as error:
                 raise SetupError(f"Docker daemon stopped answering: {engine.explain(error)}") from None
         self.prepare()
-
 
 
 def _podman():

@@ -13,6 +13,8 @@ from datetime import datetime
 
 import psutil
 
+from bench.errors import SetupError
+
 LABEL = "layerbench"
 RUN_LABEL = "layerbench.run"
 PID_LABEL = "layerbench.runner-pid"  # lets find_leftovers tell a live run's containers from a dead one's
@@ -109,6 +111,38 @@ def remove_quietly(container, raise_connection_errors: bool = False) -> bool:
         if raise_connection_errors:
             raise
         return False
+
+
+def stop_and_remove(container, timeout_s: int) -> None:
+    """Stop (timeout_s to exit) and remove a container; gone already is fine. SetupError naming
+    `bench clean` when the engine refuses or stops answering."""
+    docker = docker_sdk()
+    try:
+        try:
+            container.stop(timeout=timeout_s)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            pass  # already stopping or stopped; remove(force) below settles it
+        remove_quietly(container, raise_connection_errors=True)
+    except docker.errors.DockerException as error:
+        raise SetupError(f"could not remove container {container.name}: {explain(error)}; run `bench clean`") from None
+    except Exception as error:  # requests' ConnectionError: the daemon is gone
+        raise SetupError(f"Docker daemon stopped answering while removing {container.name}: "
+                         f"{explain(error)}; run `bench clean` once it is back") from None
+
+
+def diagnose(container) -> str:
+    """The container's state and its last log lines, on one line."""
+    try:
+        container.reload()
+        state = container.attrs.get("State", {})
+        logs = container.logs(tail=20).decode(errors="replace").strip().splitlines()
+    except Exception as error:
+        return f"container unavailable: {explain(error)}"
+    status = f"container {state.get('Status')} (exit {state.get('ExitCode')}" + (
+        ", OOM-killed)" if state.get("OOMKilled") else ")")
+    return " | ".join([status, *logs])
 
 
 def remove_by_name(client, name: str) -> None:

@@ -31,6 +31,8 @@ def options_problem(options) -> str | None:
         return None
     if options.runtime == "runsc":
         return "runtime runsc (gVisor) is registered with Docker only: use engine: docker for it"
+    if getattr(options, "reach", "published") != "published":
+        return "reach: container-ip loads a container on Docker's bridge: use engine: docker for it"
     if options.port_handler != DEFAULT_PORT_HANDLER and not (options.rootless and options.network == "bridge"):
         return "port_handler: slirp4netns applies to rootless Podman with a published port (network: bridge)"
     return None

@@ -29,6 +29,9 @@ SHIM_PREFIX = "containerd-shim"  # runc, runsc and crun all run under containerd
 RUN_ENV = "LAYERBENCH_RUN"  # in the container's environment: which run started it
 MIN_AGE_S = 10.0  # a younger shim may belong to a container Docker is creating right now
 DEFAULT_ADDRESS = "/var/run/docker/containerd/containerd.sock"  # dockerd's own containerd
+# The shims of a run's private dockerd (bench.setups.container.private_engine) talk to a containerd
+# in that engine's folder: the user's daemon does not list their containers, yet they are not orphans.
+PRIVATE_ENGINE_MARK = "/layerbench-engine-"
 
 
 @dataclass
@@ -89,7 +92,8 @@ def orphans(known_ids: set[str], min_age_s: float | None = None) -> list[Shim]:
     """layerbench's shims whose container Docker no longer lists (`known_ids`: docker ps -a --no-trunc),
     at least min_age_s (default MIN_AGE_S) old."""
     age = MIN_AGE_S if min_age_s is None else min_age_s
-    return [shim for shim in shims(age, lambda container_id: container_id not in known_ids) if shim.ours]
+    return [shim for shim in shims(age, lambda container_id: container_id not in known_ids)
+            if shim.ours and PRIVATE_ENGINE_MARK not in shim.address]  # a private engine's: its own cleanup
 
 
 def _ctr(shim: Shim, *args: str) -> subprocess.CompletedProcess | None:

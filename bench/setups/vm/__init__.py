@@ -221,7 +221,8 @@ class VMSetup(Setup):
         # No waiting here to see whether QEMU survives: the readiness loop notices an exit at
         # once (handle.poll), and _terminate turns it into a one-line error with QEMU's reason.
         return Instance(port=port, processes=_hypervisor_of(qemu), phases={"launch_s": launch_s},
-                        facts=self._facts(qemu, port, log_path), handle=qemu, address=self.address)
+                        facts=self._facts(qemu, port, log_path), handle=qemu, address=self.address,
+                        network_path=_network_path())
 
     def _facts(self, qemu, port: int, log_path) -> dict:
         from bench.setups.vm.boot import TCG_TB_SIZE_MB
@@ -295,6 +296,16 @@ class VMSetup(Setup):
         tail = qemu.serial.tail()
         words.append("serial console: " + (" | ".join(tail) if tail else "(nothing printed)"))
         return "; ".join(words)
+
+
+def _network_path():
+    """What a request to the guest crosses: lo to QEMU's port forward, QEMU (its user-mode network
+    ends the TCP connection and writes the guest's frames to the emulated NIC), the guest's eth0."""
+    from bench.metrics.netpath import Forwarder, Inside, Interface, NetworkPath
+
+    return NetworkPath(steps=(Interface("lo", "loopback"), Forwarder(HYPERVISOR.key),
+                              Inside("eth0", "the guest's virtio NIC as the guest kernel counts it: QEMU's user-mode "
+                                     "network makes these frames, no host interface carries them")))
 
 
 def _hypervisor_of(qemu):

@@ -1,0 +1,107 @@
+"""Reading the kernel's network counters: packets and bytes per interface, connection-tracking
+entries, and the packet count of a NAT rule. Small readers with one job each; what a trial makes
+of them is in bench.metrics.netpath.
+
+Where each comes from, and in which network namespace:
+- /sys/class/net/<if>/statistics: sysfs shows the namespace that mounted it (the host's), whatever
+  namespace the reading thread is in; so host interfaces are read there.
+- /proc/<pid>/net/dev: the namespace of that process (a private engine's own namespace).
+- /proc/sys/net/netfilter/nf_conntrack_count and `iptables`: the namespace of the calling thread.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+COUNTER_NAMES = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes")
+SYS_CLASS_NET = Path("/sys/class/net")
+CONNTRACK_COUNT = Path("/proc/sys/net/netfilter/nf_conntrack_count")
+
+
+@dataclass(frozen=True)
+class Counters:
+    """One interface's cumulative counters (packets and bytes, received and sent)."""
+
+    rx_packets: int
+    tx_packets: int
+    rx_bytes: int
+    tx_bytes: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def minus(self, earlier: "Counters") -> "Counters":
+        """What the interface carried since `earlier` (counters only grow; a reset gives 0)."""
+        return Counters(*(max(0, getattr(self, name) - getattr(earlier, name)) for name in COUNTER_NAMES))
+
+
+def parse_net_dev(text: str) -> dict[str, Counters]:
+    """Interfaces and their counters from the text of a /proc/net/dev file."""
+    found = {}
+    for line in text.splitlines()[2:]:  # two header lines
+        name, _, numbers = line.partition(":")
+        fields = numbers.split()
+        if len(fields) < 16 or not all(field.isdigit() for field in fields):
+            continue
+        found[name.strip()] = Counters(rx_packets=int(fields[1]), tx_packets=int(fields[9]),
+                                       rx_bytes=int(fields[0]), tx_bytes=int(fields[8]))
+    return found
+
+
+def read_net_dev(pid: int) -> dict[str, Counters]:
+    """Every interface of process `pid`'s network namespace; {} when it is gone."""
+    try:
+        return parse_net_dev(Path(f"/proc/{pid}/net/dev").read_text())
+    except OSError:
+        return {}
+
+
+def read_sysfs(interface: str, root: Path = SYS_CLASS_NET) -> Counters | None:
+    """A host interface's counters from sysfs; None when it does not exist (a veth already gone)."""
+    folder = root / interface / "statistics"
+    try:
+        return Counters(*(int((folder / name).read_text()) for name in COUNTER_NAMES))
+    except (OSError, ValueError):
+        return None
+
+
+def conntrack_entries(path: Path = CONNTRACK_COUNT) -> int | None:
+    """Connection-tracking entries in the calling thread's namespace now; None without conntrack."""
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+_RULE = re.compile(r"^\s*(\d+)\s+(\d+)\s+DNAT\b.*\bdpt:(\d+)\b.*\bto:(\S+)")
+
+
+def parse_dnat_packets(listing: str, port: int) -> int | None:
+    """Packets counted by the DNAT rules for host port `port` in an `iptables -t nat -L -n -v -x`
+    listing (summed: one rule per published address); None when no rule names that port."""
+    counts = [int(match.group(1)) for match in map(_RULE.match, listing.splitlines())
+              if match and int(match.group(3)) == port]
+    return sum(counts) if counts else None
+
+
+def dnat_packets(port: int, chain: str = "DOCKER") -> tuple[int | None, str]:
+    """(packets the DNAT rule for host port `port` has matched, how it was read) in the calling
+    thread's namespace. Only a connection's first packet passes the nat table, so it counts new
+    connections that were rewritten; (None, why) when there is no rule or it cannot be read."""
+    iptables = shutil.which("iptables") or next((path for path in ("/usr/sbin/iptables", "/sbin/iptables")
+                                                 if Path(path).exists()), None)
+    if iptables is None:
+        return None, "iptables is not installed"
+    try:
+        done = subprocess.run([iptables, "-w", "5", "-t", "nat", "-L", chain, "-n", "-v", "-x"], capture_output=True,
+                              text=True, timeout=15, check=False)
+    except (OSError, subprocess.SubprocessError) as error:
+        return None, f"iptables failed: {error}"
+    if done.returncode != 0:
+        return None, f"iptables: {' '.join(done.stderr.split())[:160] or 'exit ' + str(done.returncode)}"
+    packets = parse_dnat_packets(done.stdout, port)
+    return packets, f"iptables -t nat -L {chain}" if packets is not None else f"no DNAT rule for port {port} in {chain}"
