@@ -1,10 +1,11 @@
 """Ctrl-C and SIGTERM at every phase of a Podman start leave nothing, as root and rootless.
 
 Each case runs a real one-trial run in this process (every phase rootless; as root, the phases
-around a running container) and sends the signal at one known moment: a hook on the podman command (after `podman info` in prepare, after `volume create`, as `podman run`
-begins and after it returned, after `inspect`, as `rm` begins), on the /health poll, or a timer in
-the measured window. Then `podman ps -a` and `podman volume ls` list nothing of the run for root or
-the rootless user, no conmon, slirp4netns, rootlessport or pasta is left, and no temp folder.
+around a running container) and sends the signal at one known moment: a hook on the podman
+command (after `podman info` in prepare, after `volume create`, as `podman run` begins and after
+it returned, after `inspect`, as `rm` begins), on the /health poll, or a timer in the measured
+window. Then `podman ps -a` and `podman volume ls` list nothing of the run for root or the
+rootless user, no conmon, slirp4netns, rootlessport or pasta is left, and no temp folder.
 Two more cases: Ctrl-C as a terminal sends it (to the whole process group of `bench run`) while
 `podman run` is under way, and a `podman load` interrupted mid-stream.
 """
