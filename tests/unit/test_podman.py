@@ -305,3 +305,25 @@ def test_rootless_with_the_host_network_refuses_a_privileged_port_before_anythin
         setup._refuse_what_this_host_cannot()
     monkeypatch.setattr(setup.app, "container_start", lambda image, host, port: ContainerStart(None, None, port))
     setup._refuse_what_this_host_cannot()  # layerbench's apps listen where they are told: above 1024
+
+
+class _NetworkInspect:
+    def json(self, *args):
+        assert args == ("network", "inspect", "podman")
+        return [{"network_interface": "podman7"}]
+
+
+@pytest.mark.parametrize("options, steps", [
+    ({"network": "host"}, ["interface:lo", "inside:lo"]),
+    ({"network": "host", "rootless": True}, ["interface:lo", "inside:lo"]),
+    ({}, ["interface:lo", "interface:podman7", "inside:eth0"]),  # no veth name without the container's pid
+    ({"rootless": True}, ["interface:lo", "process:rootlessport", "inside:lo"]),
+    ({"rootless": True, "port_handler": "slirp4netns"}, ["interface:lo", "process:slirp4netns", "inside:tap0"]),
+])
+def test_each_podman_variant_declares_the_hops_its_requests_cross(options, steps):
+    from bench.setups.container.podman.netpath import network_path
+
+    path = network_path(ContainerSetup.Options(engine="podman", **options), _NetworkInspect(), 0, 8080)
+    described = [step.describe() for step in path.steps]
+    assert [f"{step['step']}:{step.get('name') or step.get('role')}" for step in described] == steps
+    assert path.dnat_port == (8080 if options == {} else None)  # rootful bridge: kernel DNAT, no proxy

@@ -26,7 +26,7 @@ from bench.setups.base import Instance
 from bench.setups.procutil import signals_deferred
 from bench.setups.container import ContainerOptions, ContainerSetup, engine, engines, runtimes, storage
 from bench.setups.container.attribution import cgroup_dirs, engine_accounting
-from bench.setups.container.podman import words
+from bench.setups.container.podman import netpath, words
 from bench.setups.container.podman.arguments import RunPlan, run_args, ulimit_args
 from bench.setups.container.podman.attribution import (CONMON, PAUSE, ROOTLESSPORT, SLIRP4NETNS, RunningPodman,
                                                        own_cgroup_dirs, pause_processes, processes)
@@ -215,7 +215,8 @@ class PodmanContainerSetup(ContainerSetup):
         facts = words.facts(self, running, state, args)
         instance = Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
                             engine_accounting=(lambda: engine_accounting(running)) if running.cgroup_dirs else None,
-                            handle=running, address=self.address)
+                            handle=running, address=self.address,
+                            network_path=netpath.network_path(options, podman, running.init_pid, port))
         self._launching = self._scratch = None  # from here on, _terminate stops it
         return instance
 
