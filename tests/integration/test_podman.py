@@ -60,6 +60,12 @@ def test_a_podman_variant_serves_locked_down_with_its_processes_and_leaves_nothi
         assert (instance.engine_accounting is None) == (rootless and instance.facts["cgroup_version"] == "v1")
         described = setup.describe()
         assert set(described["roles"]) >= expected and "podman" in setup.variant()
+        # The hops its requests cross exist: every host interface reads, the one inside is the app's own.
+        path = instance.network_path
+        assert None not in path.read().values(), path.read()
+        assert path.inside.name in stats["net_dev"], (path.inside.name, stats["net_dev"])
+        if options.get("network") == "bridge" and not rootless:  # netavark's bridge and the container's veth
+            assert [interface.kind for interface in path.interfaces] == ["loopback", "bridge", "veth"]
         helper_pids = [process.pid for processes in roles.values() for process in processes]
     assert containers_of(rootless, RUN_ID) == []
     assert_nothing_left(RUN_ID, rootless_too=rootless)
