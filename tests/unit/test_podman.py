@@ -316,7 +316,7 @@ class _NetworkInspect:
 @pytest.mark.parametrize("options, steps", [
     ({"network": "host"}, ["interface:lo", "inside:lo"]),
     ({"network": "host", "rootless": True}, ["interface:lo", "inside:lo"]),
-    ({}, ["interface:lo", "interface:podman7", "inside:eth0"]),  # no veth name without the container's pid
+    ({}, ["interface:podman7", "inside:eth0"]),  # no veth name without the container's pid
     ({"rootless": True}, ["interface:lo", "process:rootlessport", "inside:lo"]),
     ({"rootless": True, "port_handler": "slirp4netns"}, ["interface:lo", "process:slirp4netns", "inside:tap0"]),
 ])

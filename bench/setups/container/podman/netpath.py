@@ -1,8 +1,9 @@
 """The path a request to a Podman container takes, hop by hop (a bench.metrics.netpath.NetworkPath).
 
     host network     lo, the app on the host's lo (rootful and rootless alike)
-    rootful bridge   lo, netavark's bridge (podman0) and the container's veth (kernel DNAT, no
-                     proxy), eth0 inside
+    rootful bridge   netavark's bridge (podman0) and the container's veth (kernel DNAT, no proxy),
+                     eth0 inside; not lo: the DNAT in OUTPUT routes a connection to 127.0.0.1 straight
+                     onto the bridge (measured: 0.1 packets per request on lo, 2 on podman0)
     rootless bridge  lo, then a user-space forwarder: rootlessport, whose child in the container's
                      namespace connects to the app over that namespace's lo (measured: the app's lo
                      carries the requests); or, with port_handler: slirp4netns, slirp4netns itself,
@@ -35,6 +36,7 @@ def network_path(options, podman, init_pid: int, host_port: int):
         return networking.path_of("host", True, networking.PUBLISHED, init_pid, None, host_port)
     if not options.rootless:
         path = networking.path_of("bridge", False, networking.PUBLISHED, init_pid, bridge_name(podman), host_port)
+        path.steps = tuple(step for step in path.steps if not (isinstance(step, Interface) and step.loopback))
         path.facts["engine"] = "podman (netavark bridge, kernel DNAT)"
         return path
     if options.port_handler == "slirp4netns":
