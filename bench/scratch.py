@@ -25,7 +25,8 @@ from pathlib import Path
 import psutil
 
 PREFIX = "layerbench-"
-KINDS = ("host", "kvm-probe", "image", "wrk", "nginx", "io")  # host: a host start's config (nginx, an image)
+# host: a host start's config (nginx, an image); bind: a container's /tmp bind-mounted from the host (scratch: bind)
+KINDS = ("host", "kvm-probe", "image", "wrk", "nginx", "io", "bind")
 # Stems an older version used for a kind, still swept: host starts were "layerbench-bare-<pid>-...".
 FORMER_STEMS = {"layerbench-bare-": "host"}
 BUILD_PREFIX = ".tmp-"  # + "<pid>-": next to the cache entry it becomes

@@ -17,6 +17,12 @@ command -v zstd >/dev/null 2>&1 || need_packages+=(zstd)  # unpacks the guest ke
 command -v lz4 >/dev/null 2>&1 || need_packages+=(lz4)    # compresses the VM's initramfs
 [ -x /sbin/mkfs.ext4 ] || [ -x /usr/sbin/mkfs.ext4 ] || need_packages+=(e2fsprogs)  # the VM's io disk
 command -v crun >/dev/null 2>&1 || need_packages+=(crun)  # the container's lighter OCI runtime variant
+# Podman, rootful and rootless (container: {engine: podman}): Debian 12's 4.3 with netavark for
+# rootful networking, slirp4netns and uidmap (newuidmap) for rootless, catatonit for its pause process.
+command -v podman >/dev/null 2>&1 || need_packages+=(podman netavark)
+command -v slirp4netns >/dev/null 2>&1 || need_packages+=(slirp4netns)
+command -v newuidmap >/dev/null 2>&1 || need_packages+=(uidmap)
+command -v catatonit >/dev/null 2>&1 || need_packages+=(catatonit)
 command -v ssh >/dev/null 2>&1 || need_packages+=(openssh-client)  # fleet and split runs (bench run --hosts)
 # `make test` also wants Chromium, to screenshot the HTML report, and debootstrap, to build the
 # image of the test hosts that fleet and split runs are tested against (LAYERBENCH_TEST_TOOLS=1).
@@ -201,4 +207,70 @@ setup_runtimes() {
 }
 
 setup_runtimes || log "runtime setup failed; the runsc and crun variants will be skipped"
+
+# ---- rootless Podman: one dedicated unprivileged user -----------------------------------------
+# Rootless runs never run as whoever calls bench: they run as this user, which exists for them alone
+# (its containers, images and volumes in its home; every process it starts is layerbench's, which
+# is how bench clean tells leftovers apart). Debian 13's crun 1.21 was tried here too: it needs
+# glibc 2.38 (Debian 12 has 2.36) and, run with Debian 13's loader, refuses this kind of host the
+# way 1.8.1 does ("cgroups in hybrid mode not supported"), so it is not fetched.
+ROOTLESS_USER=layerbench-rootless
+ROOTLESS_HOME=/var/lib/$ROOTLESS_USER
+
+as_rootless() {
+    setpriv --reuid="$ROOTLESS_USER" --regid="$ROOTLESS_USER" --init-groups -- env -i HOME="$ROOTLESS_HOME" \
+        XDG_RUNTIME_DIR="/run/user/$(id -u "$ROOTLESS_USER")" PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"
+}
+
+free_subid_start() {
+    # The first id past every range in the file, and at least 100000 (Debian's SUB_UID_MIN).
+    awk -F: 'BEGIN { top = 100000 } NF == 3 && $2 + $3 > top { top = $2 + $3 } END { print top }' "$1" 2>/dev/null || echo 100000
+}
+
+setup_rootless_podman() {
+    command -v podman >/dev/null 2>&1 || return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        id "$ROOTLESS_USER" >/dev/null 2>&1 || log "not root: the rootless Podman user $ROOTLESS_USER is missing (run: sudo scripts/host-setup.sh)"
+        return 0
+    fi
+    if ! id "$ROOTLESS_USER" >/dev/null 2>&1; then
+        useradd --create-home --home-dir "$ROOTLESS_HOME" --shell /usr/sbin/nologin \
+            --comment "layerbench rootless Podman" "$ROOTLESS_USER"
+        log "created the rootless Podman user $ROOTLESS_USER (home $ROOTLESS_HOME)"
+    fi
+    chmod 0700 "$ROOTLESS_HOME"
+    local file start
+    for file in /etc/subuid /etc/subgid; do
+        touch "$file"
+        if ! grep -q "^$ROOTLESS_USER:" "$file"; then
+            start=$(free_subid_start "$file")
+            case "$file" in
+                */subuid) usermod --add-subuids "$start-$((start + 65535))" "$ROOTLESS_USER" ;;
+                *) usermod --add-subgids "$start-$((start + 65535))" "$ROOTLESS_USER" ;;
+            esac
+            log "$file: $ROOTLESS_USER gets ids $start-$((start + 65535))"
+        fi
+    done
+    local uid
+    uid=$(id -u "$ROOTLESS_USER")
+    install -d -m 0700 -o "$ROOTLESS_USER" -g "$ROOTLESS_USER" "/run/user/$uid"  # its XDG_RUNTIME_DIR: no login session makes it
+    # Its storage: native overlayfs (kernel 5.13+), not the vfs driver Podman falls back to, which
+    # copies the whole image for every container.
+    install -d -m 0700 -o "$ROOTLESS_USER" -g "$ROOTLESS_USER" "$ROOTLESS_HOME/.config" "$ROOTLESS_HOME/.config/containers"
+    if [ ! -f "$ROOTLESS_HOME/.config/containers/storage.conf" ]; then
+        printf '[storage]\ndriver = "overlay"\n' >"$ROOTLESS_HOME/.config/containers/storage.conf"
+        chown "$ROOTLESS_USER:$ROOTLESS_USER" "$ROOTLESS_HOME/.config/containers/storage.conf"
+        # A store an earlier podman call made with vfs refuses the new driver: start it afresh.
+        if [ -d "$ROOTLESS_HOME/.local/share/containers/storage/vfs" ]; then
+            as_rootless podman system reset --force >/dev/null 2>&1 || log "could not reset $ROOTLESS_USER's Podman store"
+        fi
+    fi
+    # slirp4netns opens /dev/net/tun as the user; udev makes it 0666 on a stock Debian, but a host
+    # without udev (a microVM's init) leaves it 0600 root.
+    if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" = 600 ]; then
+        chmod 0666 /dev/net/tun && log "/dev/net/tun made 0666 (as udev does), for slirp4netns"
+    fi
+}
+
+setup_rootless_podman || log "rootless Podman setup failed; the rootless variants will be skipped"
 exit 0

@@ -56,6 +56,7 @@ def colour(run: Run, setup: str, variant: str, app: str | None = None) -> str:
     return shade(base, variants.index(variant) if variant in variants else 0)
 
 
+TICK_LINE_CHARS = 16  # a column's variant: a line of its label at most this long (when it has commas)
 TICK_CHARS = 40  # a longer label (a variant naming a long image path) would squeeze the plot to nothing
 
 
@@ -76,20 +77,42 @@ def line_style(run: Run, app: str | None) -> str:
 
 def tick_label(setup: str, variant: str, app: str | None = None, two_lines: bool = True) -> str:
     """The layer's one label (with its app in a run of several), broken before its variant for a
-    narrow tick, cut short if very long (the report's tables give it whole)."""
+    narrow tick, the variant's comma-separated parts on lines of their own when long (eight
+    Podman and Docker columns side by side overlapped), cut short if very long (the report's
+    tables give it whole)."""
     text = chart_text(label(setup, variant, app))
-    if len(text) > TICK_CHARS:
-        text = text[:TICK_CHARS - 2].rstrip() + "…" + (")" if text.endswith(")") else "")
-    return text.replace(" (", "\n(", 1).replace(" · ", " ·\n", 1) if two_lines else text
+    limit = TICK_CHARS * 3 // 2 if two_lines else TICK_CHARS  # wrapped, a longer one still fits
+    if len(text) > limit:
+        text = text[:limit - 2].rstrip() + "…" + (")" if text.endswith(")") else "")
+    if not two_lines:
+        return text
+    head, opened, rest = text.partition(" (")
+    if opened:
+        inside, closed, tail = rest.partition(")")
+        text = f"{head}\n({_packed(inside.split(','), TICK_LINE_CHARS)}{closed}{tail}"
+    return text.replace(" · ", " ·\n", 1)
+
+
+def _packed(parts: list[str], chars: int) -> str:
+    """Comma-separated parts, as many on a line as fit in chars."""
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 1 + len(part) <= chars:
+            lines[-1] += "," + part
+        else:
+            lines[-1] += ","
+            lines.append(part)
+    return "\n".join(lines)
 
 
 def shade(hue: str, index: int) -> str:
-    """Lighter shades of one hue for the 2nd, 3rd ... variant of a setup."""
+    """Lighter shades of one hue for the 2nd, 3rd ... variant of a setup; never so light that a
+    label in it stops reading on white (a third rootless Podman variant was near-invisible)."""
     if index == 0:
         return hue
     red, green, blue = mcolors.to_rgb(hue)
     hue, light, sat = colorsys.rgb_to_hls(red, green, blue)
-    light = min(0.85, light + 0.18 * index)
+    light = min(0.72, light + 0.14 * index)
     return mcolors.to_hex(colorsys.hls_to_rgb(hue, light, sat))
 
 

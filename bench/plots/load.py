@@ -24,7 +24,7 @@ def throughput(run: Run, out_dir: Path) -> list[Path]:
     workloads = _load_workloads(run)
     if not workloads:
         return []
-    figure = new_figure((2.4 + 1.4 * len(run.layer_keys)) * min(len(workloads), 2),
+    figure = new_figure((2.4 + 1.8 * len(run.layer_keys)) * min(len(workloads), 2),  # a column fits "scratch=overlay)"
                         5.6 * ((len(workloads) + 1) // 2))
     axes = figure.subplots((len(workloads) + 1) // 2, min(len(workloads), 2), squeeze=False).ravel()
     for ax, workload in zip(axes, workloads):

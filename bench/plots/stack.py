@@ -21,6 +21,8 @@ from bench.vocabulary import STACK_LAYERS, UNKNOWN_STACK_LAYER, fmt, short, stac
 BOX_WIDTH = 0.86
 BOX_GAP = 0.1
 FIGURE_LINES = 5  # lines of measured figures above the columns (at most)
+BOX_POINTS = 13  # a box's text of several lines; smaller (down to MIN_BOX_POINTS) when it overflows
+MIN_BOX_POINTS = 8
 
 
 def _first_load_workload(run: Run) -> str | None:
@@ -57,14 +59,22 @@ def _figures(run: Run, key: tuple[str, str], workload: str | None) -> str:
 
 
 def _box_text(box: str, chars: int) -> str:
-    """The box's kind, then its detail: one line per "; "-separated part, wrapped to fit the box."""
+    """The box's kind, then its detail: its "; "-separated parts packed into lines of at most chars
+    (joined by " · "), a part longer than that wrapped."""
     kind = stack_kind(box)
     detail = box[len(kind):].strip().removeprefix("(").removesuffix(")")
-    lines = [kind] + [line for part in detail.split("; ") if part for line in textwrap.wrap(part, chars)]
+    lines = [kind]
+    for part in (part for part in detail.split("; ") if part):
+        if len(lines) > 1 and len(lines[-1]) + 3 + len(part) <= chars:
+            lines[-1] += " · " + part
+        else:
+            lines += textwrap.wrap(part, chars)
     return "\n".join(lines)
 
 
-def _draw_column(ax, index: int, boxes: list[str], chars: int) -> None:
+def _draw_column(ax, index: int, boxes: list[str], chars: int) -> list[tuple]:
+    """The column's boxes; returns each box's (text, its layer string) for _fit_texts."""
+    texts = []
     for level, box in enumerate(boxes):
         kind = stack_kind(box)
         fill = STACK_LAYERS.get(kind, UNKNOWN_STACK_LAYER)
@@ -72,8 +82,24 @@ def _draw_column(ax, index: int, boxes: list[str], chars: int) -> None:
                                     boxstyle="round,pad=0,rounding_size=0.06", facecolor=fill, edgecolor="white",
                                     linewidth=2))
         text = _box_text(box, chars)
-        ax.text(index, level + 0.5, text, ha="center", va="center", fontsize=13 if "\n" in text else 15,
-                fontweight="bold" if kind == "app" else "normal", color=text_on(fill), linespacing=1.15)
+        texts.append((ax.text(index, level + 0.5, text, ha="center", va="center",
+                              fontsize=BOX_POINTS if "\n" in text else 15, color=text_on(fill), linespacing=1.15,
+                              fontweight="bold" if kind == "app" else "normal"), box))
+    return texts
+
+
+def _fit_texts(figure, ax, texts: list[tuple], chars: int) -> None:
+    """Shrink (and re-pack wider) a box's text that overflows its box: an engine with many parts
+    (rootless Podman's) would otherwise spill over the boxes above and below."""
+    figure.draw_without_rendering()  # the constrained layout places the axes first
+    (_, bottom), (_, top) = ax.transData.transform([(0, 0), (0, 1 - BOX_GAP)])
+    room_px = 0.92 * (top - bottom)
+    for text, box in texts:
+        points = text.get_fontsize()
+        while text.get_window_extent().height > room_px and points > MIN_BOX_POINTS:
+            points -= 1
+            text.set_text(_box_text(box, int(chars * BOX_POINTS / points)))
+            text.set_fontsize(points)
 
 
 @styled
@@ -88,9 +114,9 @@ def layer_stack(run: Run, out_dir: Path) -> list[Path]:
     figure = new_figure(width_in, 1.2 * tallest + 3.4)
     ax = figure.subplots()
     # Characters of 13-point text a box holds: its width in points over an average glyph's.
-    chars = max(10, int(BOX_WIDTH * 0.95 * width_in / (len(keys) + 0.1) * 72 / (0.6 * 13)))
-    for index, key in enumerate(keys):
-        _draw_column(ax, index, run.layer(*key).stack_layers, chars)
+    chars = max(10, int(BOX_WIDTH * 0.95 * width_in / (len(keys) + 0.1) * 72 / (0.6 * BOX_POINTS)))
+    texts = [text for index, key in enumerate(keys) for text in _draw_column(ax, index, run.layer(*key).stack_layers,
+                                                                           chars)]
     top = tallest + 0.35 + 0.22 * FIGURE_LINES
     for index, key in enumerate(keys):  # aligned at the top, the figures read across like a table row
         ax.text(index, top, _figures(run, key, workload), ha="center", va="top", fontsize=14, linespacing=1.3,
@@ -113,4 +139,5 @@ def layer_stack(run: Run, out_dir: Path) -> list[Path]:
     ax.set_title(f"on top: {base}start-up (median of every fresh start);\nmemory PSS per instance, and the "
                  f"engine's fixed cost (paid once, however many instances run)", fontsize=13, fontweight="normal",
                  color="#555555")
+    _fit_texts(figure, ax, texts, chars)
     return save(figure, out_dir, "layer_stack")

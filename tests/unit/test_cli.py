@@ -57,3 +57,13 @@ def test_list_shows_runs_and_unreadable_ones(tmp_path):
 def test_doctor_reports_the_bare_setup():
     outcome = runner.invoke(app, ["doctor"])
     assert outcome.exit_code == 0 and "bare" in outcome.output
+
+
+def test_clean_prints_one_line_per_thing_removed(tmp_path, monkeypatch):
+    from bench import leftovers
+
+    monkeypatch.setattr(leftovers, "clean", lambda run_id, caches: ["container a", "rootless Podman (x): volume b"])
+    monkeypatch.setattr("bench.fleet.cleanup.clean_fleets", lambda results_dir: [])
+    outcome = runner.invoke(app, ["clean", "--results", str(tmp_path)], env={"COLUMNS": "200"})
+    assert outcome.exit_code == 0, outcome.output
+    assert outcome.output.splitlines() == ["removed container a", "removed rootless Podman (x): volume b"]

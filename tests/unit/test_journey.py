@@ -114,5 +114,5 @@ def test_bench_demo_ends_on_the_journey_screen(tmp_path, monkeypatch):
     with standing_in(monkeypatch):
         printed = bench_ok("demo", "--fast", "--out", str(tmp_path))
     journey = printed[printed.index("The journey of one request"):]
-    assert "(hello, 8 connections)" in journey and "via lo" in journey and "bare" in journey
-    assert "vm (tcg)" in journey and "QEMU, less the app inside it" in journey
+    assert "(hello, 8 connections)" in journey and "via lo" in journey and "bare" in journey, printed
+    assert "vm (tcg)" in journey and "QEMU, less the app inside it" in journey, printed

@@ -54,3 +54,16 @@ def test_a_run_without_declared_boxes_draws_no_stack(tmp_path):
         data["format_version"] = results.FORMAT_VERSION
         data["layers"] = [{"setup": "bare", "variant": "default", "baseline": True}]
     assert layer_stack(Run.load(copy_run(tmp_path, no_boxes)), tmp_path / "charts") == []
+
+
+def test_a_long_engine_box_packs_its_parts_and_a_long_variant_label_breaks_at_commas():
+    from bench.plots._common import tick_label
+    from bench.plots.stack import _box_text
+
+    box = ("container engine (podman rootless; no daemon; runc; user namespace; no cgroups; "
+           "rootlessport + slirp4netns)")
+    assert _box_text(box, 30).splitlines() == ["container engine", "podman rootless · no daemon", "runc · user namespace",
+                                               "no cgroups", "rootlessport + slirp4netns"]
+    assert tick_label("container", "bridge,podman-rootless,ports=slirp4netns") == \
+        "container\n(bridge,\npodman-rootless,\nports=slirp4netns)"
+    assert tick_label("container", "host,podman") == "container\n(host,podman)"

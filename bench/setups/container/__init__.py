@@ -8,7 +8,8 @@ processes it costs is worked out in `attribution`; the engine's daemons, its fix
 `daemons`; talking to the engine is in `engine`; shims that failed starts leave behind are found
 and removed by `shims`. The network variants (a published port with or without docker-proxy, the
 container's own IP) and the path each request takes are in `networking`; the private dockerd a port
-without the proxy needs is `private_engine`.
+without the proxy needs is `private_engine`. The engine is a variant (`engines`): Podman's are run
+by bench.setups.container.podman. Where the app's scratch files go is in `storage`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from bench.errors import SetupError
 from bench.netutil import free_port, port_in_use
 from bench.roles import APP, PROXY, RUNTIME, RoleProcess
 from bench.setups.base import Instance, Options, Setup
-from bench.setups.container import engine, networking, private_engine, runtimes, shims
+from bench.setups.container import engine, engines, networking, private_engine, runtimes, shims, storage
 from bench.setups.container.attribution import SANDBOX, RunningContainer, cgroup_dirs, engine_accounting, processes
 from bench.setups.container.daemons import CONTAINERD, DOCKERD, daemon_processes
 from bench.setups.registry import register
@@ -50,11 +51,17 @@ class ContainerOptions(Options):
     pin_helpers: bool = True
     # Where the app's temp files (/io) go: "tmpfs" keeps the root read-only with a tmpfs at /tmp;
     # "overlay" writes them through the container's overlayfs writable layer, which needs a
-    # writable root (read_only=False, no /tmp tmpfs; still uid 65534, no capabilities).
-    scratch: Literal["tmpfs", "overlay"] = "tmpfs"
+    # writable root (read_only=False, no /tmp tmpfs; still uid 65534, no capabilities); "volume"
+    # (a named volume) and "bind" (a host directory) mount a plain directory of the host at /tmp.
+    scratch: Literal["tmpfs", "overlay", "volume", "bind"] = "tmpfs"
     # The OCI runtime Docker runs the container with: runc (Docker's default), crun, or gVisor's
     # runsc; each must be registered with dockerd (scripts/host-setup.sh registers crun and runsc).
     runtime: Literal["runc", "crun", "runsc"] = runtimes.DEFAULT_RUNTIME
+    # The engine (bench.setups.container.engines): docker, or podman as root or, rootless, as the
+    # dedicated unprivileged user; port_handler: who forwards a rootless published port.
+    engine: Literal["docker", "podman"] = engines.DEFAULT_ENGINE
+    rootless: bool = False
+    port_handler: Literal["rootlesskit", "slirp4netns"] = engines.DEFAULT_PORT_HANDLER
     # A published port without docker-proxy: kernel DNAT with hairpin NAT, in a private dockerd
     # started for the run with --userland-proxy=false (bench.setups.container.private_engine).
     userland_proxy: bool = True
@@ -70,12 +77,11 @@ class ContainerOptions(Options):
         return value.lower() if value else value
 
     @model_validator(mode="after")
-    def _network_options_fit(self) -> "ContainerOptions":
-        problem = networking.options_problem(self.network, self.userland_proxy, self.reach, self.runtime,
-                                          getattr(self, "engine", "docker"))
+    def _options_fit(self) -> "ContainerOptions":
+        problem = networking.options_problem(self.network, self.userland_proxy, self.reach, self.runtime, self.engine)
         if problem is not None:
             raise ValueError(problem)
-        return self
+        return engines.checked(self)  # a ValueError naming the engine options that do not go together
 
 
 @register
@@ -98,12 +104,19 @@ class ContainerSetup(networking.NetworkVariants, Setup):
     ready_deadline_s = 30.0
     runs_app_as = Layer.CONTAINER
 
+    def __new__(cls, options=None, *args, **kwargs):
+        """A Podman variant is run by Podman's class (a subclass of this one's, such as a test's
+        stand-in, gets it mixed in under itself), under the same name and declaration slots."""
+        return super().__new__(_podman().variant.variant_class(cls) if engines.wants_podman(options) else cls)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._client = None
         self._image = None  # bench.images.docker_image.DockerImage once prepared
         self._launching: str | None = None  # the name of a container being created and started
         self._runtime: runtimes.RuntimeInfo | None = None  # as dockerd has it registered, once prepared
+        self._scratch: storage.Scratch | None = None  # the scratch space of a launch under way
+        self._data_root: str | None = None  # dockerd's data directory (overlay layers, volumes), once prepared
         self._engine: private_engine.PrivateEngine | None = None  # userland_proxy: false, once prepared
 
     # ---- availability, housekeeping, declaration ---------------------------------------
@@ -114,26 +127,28 @@ class ContainerSetup(networking.NetworkVariants, Setup):
 
     @classmethod
     def doctor_lines(cls) -> list[str]:
+        lines: list[str] = []
         with engine.client_if_daemon(10) as client:
-            if client is None:
-                return []
             try:
-                version = client.version()
-                lines = [f"Docker engine {version.get('Version')}, cgroup v{client.info().get('CgroupVersion', '?')}"]
-                return lines + runtimes.doctor_lines(client)
+                version = client.version() if client is not None else None
+                lines = [f"Docker engine {version.get('Version')}, cgroup v{client.info().get('CgroupVersion', '?')}",
+                         *runtimes.doctor_lines(client)] if version is not None else []
             except Exception:
-                return []
+                lines = []
+        return lines + _podman().doctor.doctor_lines()
 
     @classmethod
     def find_leftovers(cls) -> list[str]:
-        return engine.find_leftovers() + [shim.describe() for shim in _orphan_shims()] + private_engine.find_leftovers()
+        return (engine.find_leftovers() + [shim.describe() for shim in shims.docker_orphans()]
+                + private_engine.find_leftovers() + _podman().leftovers.find())
 
     @classmethod
     def clean_leftovers(cls, run_id: str | None = None) -> list[str]:
-        removed = engine.clean_leftovers(run_id)
-        return removed + [shim.describe() for shim in _orphan_shims()
-                          if (run_id is None or shim.run_id == run_id) and shims.remove(shim)] \
-            + private_engine.clean_leftovers(run_id)
+        removed = engine.clean_leftovers(run_id) + engine.clean_volumes(run_id)
+        removed += [shim.describe() for shim in shims.docker_orphans()
+                    if (run_id is None or shim.run_id == run_id) and shims.remove(shim)]
+        removed += private_engine.clean_leftovers(run_id)
+        return removed + _podman().leftovers.clean(run_id)  # bind folders: bench.scratch, like every temp folder
 
     @classmethod
     def prune_caches(cls) -> list[str]:
@@ -161,7 +176,8 @@ class ContainerSetup(networking.NetworkVariants, Setup):
         if self._runtime and self._runtime.gvisor:  # not "a host process run by the same kernel": its own words
             return (runtimes.explain(self._runtime) + self._network_explanation()).strip()
         return self.explanation + self._network_explanation() + (runtimes.explain(self._runtime) if self._runtime
-                                                                 else "")
+                                                                 else "") + storage.explain_docker(self.options,
+                                                                                                   self._data_root)
 
     def caveats(self) -> list[str]:
         return (runtimes.caveats(self._runtime) if self._runtime else []) + self._network_caveats()
@@ -221,6 +237,7 @@ class ContainerSetup(networking.NetworkVariants, Setup):
                 if self.options.base_image else ""  # type: ignore[attr-defined]
             raise SetupError(f"cannot build the container image: {engine.explain(error)}{hint}") from None
         self._runtime = runtimes.runtime_info(self.client(), self.options.runtime)  # type: ignore[attr-defined]
+        self._data_root = storage.docker_data_root(self.client())
         if self._runtime.name != runtimes.DEFAULT_RUNTIME:  # Docker's own runtime needs no probe
             self._probe_runtime()
 
@@ -239,7 +256,8 @@ class ContainerSetup(networking.NetworkVariants, Setup):
         began = time.perf_counter()
         self._ensure_image_present()
         phases = {"image_s": time.perf_counter() - began}
-        kwargs, port = self._run_arguments(free_port(self.address))
+        self._scratch = storage.make(self.options.scratch, f"layerbench-{self.run_id}")  # type: ignore[attr-defined]
+        kwargs, port = self._run_arguments(free_port(self.address), self._scratch)
         self._launching = kwargs["name"]  # _abort_launch removes it by name, even mid-create
         began = time.perf_counter()
         container = self._create(kwargs)
@@ -252,7 +270,8 @@ class ContainerSetup(networking.NetworkVariants, Setup):
         proxied = options.network == "bridge" and options.reach == networking.PUBLISHED and options.userland_proxy
         running = RunningContainer(container=container, init_pid=init_pid, cgroup_dirs=cgroup_dirs(init_pid),
                                    proxy_port=port if proxied else None,
-                                   cpus=tuple(self.pinning.app_cpus) if options.pin_helpers else ())
+                                   cpus=tuple(self.pinning.app_cpus) if options.pin_helpers else (),
+                                   scratch=self._scratch)
         address, path = self._network_path(container, init_pid, port)  # NetworkVariants
         facts = {
             "container_id": container.id, "container_name": container.name,
@@ -268,10 +287,10 @@ class ContainerSetup(networking.NetworkVariants, Setup):
         instance = Instance(port=port, processes=lambda: processes(running), phases=phases, facts=facts,
                             engine_accounting=lambda: engine_accounting(running), handle=running,
                             address=address, network_path=path)
-        self._launching = None  # from here on, _terminate stops it
+        self._launching = self._scratch = None  # from here on, _terminate stops it
         return instance
 
-    def _run_arguments(self, port: int) -> tuple[dict, int]:
+    def _run_arguments(self, port: int, scratch: storage.Scratch | None = None) -> tuple[dict, int]:
         """The locked-down `docker run` of the app (uid 65534, no capabilities, one host address only:
         127.0.0.1, or the split run's address; where the app allows), and the host port it will answer on."""
         options: ContainerOptions = self.options  # type: ignore[assignment]
@@ -279,13 +298,13 @@ class ContainerSetup(networking.NetworkVariants, Setup):
         host_network = options.network == "host"
         listen = (self.address, port) if host_network else ("0.0.0.0", APP_PORT_IN_GUEST)
         start = self.app.start(Place(Layer.CONTAINER, *listen, files=self._image))
-        read_only = start.read_only_root and options.scratch == "tmpfs"  # overlay: /tmp on the writable layer
+        read_only = start.read_only_root and options.scratch != "overlay"  # overlay: /tmp on the writable layer
+        labels = {engine.LABEL: "1", engine.RUN_LABEL: self.run_id, engine.PID_LABEL: str(os.getpid())}
         kwargs = dict(
-            image=self._image.tag, name=name, detach=True,
-            labels={engine.LABEL: "1", engine.RUN_LABEL: self.run_id, engine.PID_LABEL: str(os.getpid())},
+            image=self._image.tag, name=name, detach=True, labels=labels,
             read_only=read_only, cap_drop=["ALL"], security_opt=["no-new-privileges"],
             cpuset_cpus=",".join(str(cpu) for cpu in self.pinning.app_cpus),
-            **({"tmpfs": {"/tmp": "size=64m"}} if read_only else {}),
+            **storage.docker_kwargs(scratch, read_only, labels),
             **({"user": f"{start.user[0]}:{start.user[1]}"} if start.user is not None else {}),
             **({"command": start.argv} if start.argv is not None else {}),
             **({"cap_add": list(start.cap_add)} if start.cap_add else {}),
@@ -332,42 +351,27 @@ class ContainerSetup(networking.NetworkVariants, Setup):
 
     def _abort_launch(self) -> None:
         name, self._launching = self._launching, None
-        client = self._engine.client if self._engine is not None else self._client
+        client = self._live_client()
         if name is not None and client is not None:  # no client: nothing was created
             container_id = engine.id_of(client, name)
             engine.remove_by_name(client, name)
             if container_id:  # a failed gVisor start leaves its shim, sentry and gofer behind
                 shims.remove_shims_of(container_id)
+        scratch, self._scratch = self._scratch, None
+        storage.drop_docker(client, scratch)
+
+    def _live_client(self):
+        """The client of the engine that runs this variant's containers (None: none was made)."""
+        return self._engine.client if self._engine is not None else self._client
 
     def _terminate(self, instance: Instance) -> None:
-        running: RunningContainer = instance.handle  # type: ignore[assignment]
-        docker = engine.docker_sdk()
         try:
-            try:
-                running.container.stop(timeout=STOP_TIMEOUT_S)
-            except docker.errors.NotFound:
-                return
-            except docker.errors.APIError:
-                pass  # already stopping or stopped; remove(force) below settles it
-            engine.remove_quietly(running.container, raise_connection_errors=True)
-        except docker.errors.DockerException as error:
-            raise SetupError(f"could not remove container {running.container.name}: {engine.explain(error)}; "
-                             f"run `bench clean`") from None
-        except Exception as error:  # requests' ConnectionError: the daemon is gone
-            raise SetupError(f"Docker daemon stopped answering while removing {running.container.name}: "
-                             f"{engine.explain(error)}; run `bench clean` once it is back") from None
+            engine.stop_and_remove(instance.handle.container, STOP_TIMEOUT_S)  # type: ignore[attr-defined]
+        finally:  # its volume or bind folder goes once the container is gone
+            storage.drop_docker(self._live_client(), instance.handle.scratch)  # type: ignore[attr-defined]
 
     def diagnose(self, instance: Instance) -> str:
-        running: RunningContainer = instance.handle  # type: ignore[assignment]
-        try:
-            running.container.reload()
-            state = running.container.attrs.get("State", {})
-            logs = running.container.logs(tail=20).decode(errors="replace").strip().splitlines()
-        except Exception as error:
-            return f"container unavailable: {engine.explain(error)}"
-        status = f"container {state.get('Status')} (exit {state.get('ExitCode')}" + (
-            ", OOM-killed)" if state.get("OOMKilled") else ")")
-        return " | ".join([status, *logs])
+        return engine.diagnose(instance.handle.container)  # type: ignore[attr-defined]
 
     def _ensure_image_present(self) -> None:
         # Cheap when prepared: one inspect. Rebuilds if someone removed the image meanwhile.
@@ -382,14 +386,10 @@ class ContainerSetup(networking.NetworkVariants, Setup):
         self.prepare()
 
 
-def _orphan_shims() -> list[shims.Shim]:
-    """layerbench's shims whose container Docker no longer lists (left by failed gVisor starts)."""
-    with engine.client_if_daemon(10) as client:
-        if client is None:
-            return []
-        try:
-            known = {entry["Id"] for entry in client.api.containers(all=True, trunc=False)}
-        except Exception:
-            return []
-    return shims.orphans(known)
+def _podman():
+    """Podman's housekeeping (imported when asked: parsing a scenario loads none of it)."""
+    import bench.setups.container.podman.doctor
+    import bench.setups.container.podman.leftovers
+    import bench.setups.container.podman.variant
 
+    return bench.setups.container.podman

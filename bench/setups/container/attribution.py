@@ -41,6 +41,7 @@ class RunningContainer:
     cpus: tuple[int, ...] = ()  # the app CPU set: shim and proxy are pinned there too
     pinned: set[int] = field(default_factory=set)
     cgroup_roles: dict[int, str] = field(default_factory=dict)  # pid in the cgroup -> app or sandbox
+    scratch: object = None  # bench.setups.container.storage.Scratch: its volume or bind folder, removed after it
 
     def poll(self) -> int | None:
         """Exit code once the container has stopped, like Popen.poll (used by the readiness wait)."""

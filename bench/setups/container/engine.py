@@ -13,6 +13,8 @@ from datetime import datetime
 
 import psutil
 
+from bench.errors import SetupError
+
 LABEL = "layerbench"
 RUN_LABEL = "layerbench.run"
 PID_LABEL = "layerbench.runner-pid"  # lets find_leftovers tell a live run's containers from a dead one's
@@ -111,6 +113,38 @@ def remove_quietly(container, raise_connection_errors: bool = False) -> bool:
         return False
 
 
+def stop_and_remove(container, timeout_s: int) -> None:
+    """Stop (timeout_s to exit) and remove a container; gone already is fine. SetupError naming
+    `bench clean` when the engine refuses or stops answering."""
+    docker = docker_sdk()
+    try:
+        try:
+            container.stop(timeout=timeout_s)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            pass  # already stopping or stopped; remove(force) below settles it
+        remove_quietly(container, raise_connection_errors=True)
+    except docker.errors.DockerException as error:
+        raise SetupError(f"could not remove container {container.name}: {explain(error)}; run `bench clean`") from None
+    except Exception as error:  # requests' ConnectionError: the daemon is gone
+        raise SetupError(f"Docker daemon stopped answering while removing {container.name}: "
+                         f"{explain(error)}; run `bench clean` once it is back") from None
+
+
+def diagnose(container) -> str:
+    """The container's state and its last log lines, on one line."""
+    try:
+        container.reload()
+        state = container.attrs.get("State", {})
+        logs = container.logs(tail=20).decode(errors="replace").strip().splitlines()
+    except Exception as error:
+        return f"container unavailable: {explain(error)}"
+    status = f"container {state.get('Status')} (exit {state.get('ExitCode')}" + (
+        ", OOM-killed)" if state.get("OOMKilled") else ")")
+    return " | ".join([status, *logs])
+
+
 def remove_by_name(client, name: str) -> None:
     """Force-remove a container by name if it exists (a create the client never saw finish)."""
     docker = docker_sdk()
@@ -184,3 +218,36 @@ def prune_images() -> list[str]:
             removed += remove_images(client, keep=(f"{NGINX_REPOSITORY}:{NginxApp().tree_digest()}",),
                                      repository=NGINX_REPOSITORY)
         return [f"image {tag}" for tag in removed]
+
+
+def clean_volumes(run_id: str | None = None) -> list[str]:
+    """Remove the scratch volumes (scratch: volume) a runner labelled whose runner is gone (only run_id's,
+    when given); a volume still in use by a container stays. One line per volume removed."""
+    label = f"{RUN_LABEL}={run_id}" if run_id is not None else RUN_LABEL
+    with client_if_daemon(10) as client:
+        if client is None:
+            return []
+        removed = []
+        try:
+            volumes = client.volumes.list(filters={"label": label})
+        except Exception:  # the daemon went away meanwhile
+            return []
+        for volume in volumes:
+            labels = volume.attrs.get("Labels") or {}
+            if not _labelled_runner_gone(labels, volume.attrs.get("CreatedAt", "")):
+                continue
+            try:
+                volume.remove(force=True)
+                removed.append(f"volume {volume.name}")
+            except Exception:
+                continue
+        return removed
+
+
+def _labelled_runner_gone(labels: dict, created: str) -> bool:
+    """_runner_gone for things other than containers: their labels and creation time (ISO 8601)."""
+    try:
+        runner = psutil.Process(int(labels.get(PID_LABEL, "0") or 0))
+        return runner.create_time() > datetime.fromisoformat(created[:19] + "+00:00").timestamp() + 1.0
+    except (psutil.Error, ValueError, TypeError):
+        return True

@@ -147,3 +147,17 @@ def remove(shim: Shim) -> bool:
 def remove_shims_of(container_id: str) -> list[str]:
     """After a failed start: remove the shim of that container if Docker left one; what was removed."""
     return [shim.describe() for shim in shims(0.0, lambda found: found == container_id) if remove(shim)]
+
+
+def docker_orphans() -> list[Shim]:
+    """layerbench's shims whose container Docker no longer lists (left by failed gVisor starts)."""
+    from bench.setups.container import engine
+
+    with engine.client_if_daemon(10) as client:
+        if client is None:
+            return []
+        try:
+            known = {entry["Id"] for entry in client.api.containers(all=True, trunc=False)}
+        except Exception:
+            return []
+    return orphans(known)
