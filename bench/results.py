@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bench.atomic import atomic_write
 from bench.errors import ResultsError
 from bench.machine import this_host
 
@@ -42,7 +42,7 @@ RUN_FILE = "run.json"
 _V1_LAYERS = Path(__file__).parent / "data" / "layers_v1.json"
 _V4_STACKS = Path(__file__).parent / "data" / "stack_layers_v4.json"
 
-__all__ = ["FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "load_run", "save_run"]
+__all__ = ["FORMAT_VERSION", "atomic_write", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "load_run", "save_run"]
 
 
 class _Model(BaseModel):
@@ -185,24 +185,6 @@ def new_run_id(scenario_name: str) -> str:
     """Sortable, unique enough for two runs started in the same second on one machine."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{scenario_name}-{os.getpid() % 100000:05d}"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder + rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def save_run(run_dir: Path, record: RunRecord) -> None:

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from bench.errors import SetupError
-from bench.plots import render_all
+from bench.outputs.plots import render_all
 from bench.results import load_run
 from bench.runner import run_scenario
 from bench.scenario import parse_scenario

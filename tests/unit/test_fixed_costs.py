@@ -10,20 +10,20 @@ import time
 import psutil
 import pytest
 
-from bench.export.markdown import run_text as run_markdown
+from bench.outputs.export.markdown import run_text as run_markdown
 from bench.model import Run
 from bench.model.fixed import fixed_cost
-from bench.plots.cost import memory_layers
-from bench.plots.density import density
-from bench.report.context import cost_split_rows, density_rows, layer_notes
+from bench.outputs.plots.cost import memory_layers
+from bench.outputs.plots.density import density
+from bench.outputs.report.context import cost_split_rows, density_rows, layer_notes
 from bench.results import TrialRecord
 from bench.roles import Role, RoleProcess
 from bench.runner.measure import measure_trial
 from bench.runner.plan import PlannedTrial
 from bench.scenario import SetupSpec, Workload
 from bench.setups.base import Instance
-from bench.summary import summarize
-from bench.terminal import density_table, fixed_table
+from bench.outputs.summary import summarize
+from bench.outputs.terminal import density_table, fixed_table
 from tests.unit.test_plots import copy_run, with_density
 
 MB = 1024 * 1024

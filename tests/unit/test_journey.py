@@ -8,11 +8,11 @@ import statistics
 import pytest
 from rich.console import Console
 
-from bench.journey_screen import journey_lines
+from bench.outputs.journey_screen import journey_lines
 from bench.model import Run
 from bench.model.journey import hops, journey_workload, journeys
-from bench.plots.journey import crossed_before, hop_text
-from bench.report import render_report
+from bench.outputs.plots.journey import crossed_before, hop_text
+from bench.outputs.report import render_report
 from tests.network_paths import with_network_paths
 from tests.unit.test_plots import copy_run
 

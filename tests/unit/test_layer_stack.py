@@ -7,7 +7,7 @@ import json
 
 from bench import results
 from bench.model import Run
-from bench.plots.stack import _figures, layer_stack
+from bench.outputs.plots.stack import _figures, layer_stack
 from bench.setups import registry
 from bench.setups.base import Pinning
 from bench.vocabulary import STACK_LAYERS, stack_kind

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from bench.model import Run
-from bench.plots import CHARTS, render_all
-from bench.plots._common import colour
-from bench.plots.cost import memory_layers_of
-from bench.plots.load import _cdf_points
+from bench.outputs.plots import CHARTS, render_all
+from bench.outputs.plots._common import colour
+from bench.outputs.plots.cost import memory_layers_of
+from bench.outputs.plots.load import _cdf_points
 from tests.network_paths import with_network_paths
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "small_run"

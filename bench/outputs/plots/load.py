@@ -8,9 +8,8 @@ import numpy as np
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from bench.model import Run
-from bench.plots._common import (colour, colour_ticklabels, finite, hatch, line_style, new_figure, number, plain_ticks,
+from bench.outputs.plots._common import (colour, colour_ticklabels, finite, hatch, line_style, new_figure, number, plain_ticks,
                                  save, spans_decades, styled, tick_label)
-from bench.trial_files import UnreadableFile, read_array
 from bench.vocabulary import PERCENTILE_LABELS as PERCENTILE_NAMES
 
 
@@ -99,22 +98,13 @@ def _cdf_points(sorted_ms: np.ndarray, points: int = 2000) -> tuple[np.ndarray, 
     return share, np.quantile(sorted_ms, share)
 
 
-def _latencies(run: Run, trial) -> np.ndarray:
-    """A trial's raw latencies; empty (and reported by the run) when its file is unreadable."""
-    try:
-        return read_array(run.run_dir, trial.files["latency_ms"])
-    except UnreadableFile as error:
-        run.note_unreadable(trial, error)
-        return np.array([])
-
-
 @styled
 def latency_cdf(run: Run, out_dir: Path) -> list[Path]:
     """Share of requests answered within x ms, from the raw latencies of every repeat, on log axes."""
     samples: dict[str, dict[tuple[str, str], np.ndarray]] = {}
     for workload in run.workloads:
         for key in run.layer_keys:
-            arrays = [_latencies(run, t) for t in run.trials_at(key, workload) if t.files.get("latency_ms")]
+            arrays = [run.latencies_ms(t) for t in run.trials_at(key, workload) if t.files.get("latency_ms")]
             data = np.concatenate(arrays) if arrays else np.array([])
             data = data[np.isfinite(data) & (data > 0)]
             if data.size:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from bench.model import Cell, LayerKey, Run
-from bench.plots.cost import memory_layers_of
-from bench.plots._common import colour
+from bench.model import FORMAT_VERSION, Cell, LayerKey, Run
+from bench.outputs.plots.cost import memory_layers_of
+from bench.outputs.plots._common import colour
 from bench.roles import APP
 from bench.vocabulary import (HEADLINE_METRICS, LATENCY_LABELS, VERDICT_MEANING, finite, fmt, fmt_interval, label, metric,
                                percent)
@@ -178,11 +178,11 @@ def app_rows(run: Run) -> list[dict]:
 
 def settings(run: Run) -> list[tuple[str, str]]:
     """The machine and the settings, to reproduce the run or to distrust a comparison."""
-    record, machine = run.record, run.record.machine
+    info, machine = run.info, run.info.machine
     versions = machine.get("versions") or {}
     memory = machine.get("memory_bytes")
-    pinning = record.pinning or {}
-    scenario = record.scenario or {}
+    pinning = info.pinning
+    scenario = info.scenario
     workloads = "; ".join(f"{w.get('name')}: {w.get('endpoint')} {w.get('mode', '')}, "
                           f"{w.get('connections')} connections, {w.get('duration')} s after {w.get('warmup')} s "
                           f"warm-up, {w.get('load')} load generator" for w in scenario.get("workloads", []))
@@ -202,11 +202,11 @@ def settings(run: Run) -> list[tuple[str, str]]:
         ("workloads", workloads or "–"),
         ("repeats, order", f"{scenario.get('repeat', '–')} per cell, {scenario.get('order', '–')}, start "
                            f"{scenario.get('start', '–')}"),
-        ("command line", " ".join(record.command_line) or "–"),
-        ("seed", str(record.seed)),
-        ("started, finished", f"{record.created_at} → {record.finished_at or 'not finished'}"),
+        ("command line", " ".join(info.command_line) or "–"),
+        ("seed", str(info.seed)),
+        ("started, finished", f"{info.created_at} → {info.finished_at or 'not finished'}"),
         ("sampler cost", f"{fraction:.2%} of one core (median over trials)" if fraction is not None else "–"),
-        *_split_settings(record.split),
+        *_split_settings(info.split),
     ]
 
 
@@ -223,14 +223,14 @@ def _split_settings(split: dict) -> list[tuple[str, str]]:
 
 def report_context(run: Run, embedded: list[dict]) -> dict:
     """Everything the template shows; `embedded` holds the charts as data: URIs."""
-    from bench import results, summary
-    from bench.report.journey import journey_section
+    from bench.outputs import summary
+    from bench.outputs.report.journey import journey_section
 
     return {
-        "run_id": run.record.run_id,
-        "status": run.record.effective_status(),
-        "scenario": run.record.scenario.get("name") or "–",
-        "description": run.record.scenario.get("description") or "",
+        "run_id": run.info.run_id,
+        "status": run.info.status,
+        "scenario": run.info.scenario_name or "–",
+        "description": run.info.description,
         "confidence": "95%",
         "baseline": run.baseline,
         "setups": [label(*key) for key in run.layer_keys],
@@ -255,5 +255,5 @@ def report_context(run: Run, embedded: list[dict]) -> dict:
         "cost_split_rows": cost_split_rows(run) if any(cost.fixed for cost in run.layer_costs) else [],
         "overhead_rows": overhead_rows(run),
         "summary_version": summary.SUMMARY_VERSION,
-        "format_version": results.FORMAT_VERSION,
+        "format_version": FORMAT_VERSION,
     }

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from bench.events import Event
-from bench.terminal import safe
+from bench.outputs.terminal import safe
 
 
 class ProgressView:

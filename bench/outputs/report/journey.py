@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from bench.model import Run
 from bench.model.journey import Journey, journeys
-from bench.plots._common import colour
-from bench.plots.journey import hop_name
+from bench.outputs.plots._common import colour
+from bench.outputs.plots.journey import hop_name
 from bench.vocabulary import fmt, label
 
 
@@ -19,7 +19,7 @@ def _where(step: str, netns: str) -> str:
 def hop_rows(run: Run, found: list[Journey]) -> list[dict]:
     """One row per step of every layer's path: interfaces with packets and bytes per request,
     processes with their CPU per request."""
-    from bench.report.context import css_colour
+    from bench.outputs.report.context import css_colour
 
     rows = []
     for item in found:
@@ -46,7 +46,7 @@ def hop_rows(run: Run, found: list[Journey]) -> list[dict]:
 
 def summary_rows(run: Run, found: list[Journey]) -> list[dict]:
     """Per layer: its latency, how much of it is attributed, and what NAT and conntrack saw."""
-    from bench.report.context import css_colour
+    from bench.outputs.report.context import css_colour
 
     return [{"label": label(*item.key), "colour": css_colour(colour(run, *item.key)),
              "latency": fmt(item.latency_us, 0), "source": item.latency_source,

@@ -8,7 +8,7 @@ Every format reads the model (bench.model.Run, bench.compare.Comparison) and the
 from __future__ import annotations
 
 from bench.errors import LayerbenchError
-from bench.export import csv, json, markdown
+from bench.outputs.export import csv, json, markdown
 
 FORMATS = {"markdown": markdown, "csv": csv, "json": json}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.fleet.model import Fleet
-from bench.results import atomic_write
+from bench.atomic import atomic_write
 from bench.vocabulary import HEADLINE_METRICS, fmt, fmt_interval, metric
 
 REPORT_FILE = "report.html"
@@ -44,24 +44,23 @@ def side_by_side(fleet: Fleet) -> list[dict]:
 
 
 def fleet_context(fleet: Fleet, chart: str | None) -> dict:
-    record = fleet.record
     return {
-        "fleet_id": fleet.fleet_id, "status": record.status, "scenario": record.scenario.get("name") or "–",
-        "description": record.scenario.get("description") or "", "created_at": record.created_at,
-        "finished_at": record.finished_at or "not finished", "command_line": " ".join(record.command_line) or "–",
+        "fleet_id": fleet.fleet_id, "status": fleet.status, "scenario": fleet.scenario_name or "–",
+        "description": fleet.description, "created_at": fleet.created_at,
+        "finished_at": fleet.finished_at or "not finished", "command_line": " ".join(fleet.command_line) or "–",
         "hosts": [outcome.name for outcome in fleet.hosts], "machines": fleet.machines(),
         "measured_hosts": list(fleet.runs), "rows": side_by_side(fleet),
         "warnings": [caveat.text for caveat in fleet.caveats()], "chart": chart,
         "reports": [(name, f"{name}/{REPORT_FILE}") for name in fleet.runs
                     if (fleet.fleet_dir / name / REPORT_FILE).exists()],
-        "split": record.split,
+        "split": fleet.split,
     }
 
 
 def write_fleet_report(fleet_dir: Path, host_reports: bool = True) -> Path:
     """Write each host's own report, the comparison chart and `<fleet_dir>/report.html`; its path."""
-    from bench.plots.compare import compare_chart
-    from bench.report import embed_png, environment, write_report
+    from bench.outputs.plots.compare import compare_chart
+    from bench.outputs.report import embed_png, environment, write_report
 
     fleet = Fleet.load(fleet_dir)
     if host_reports:

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from bench.model import LayerKey, Run
-from bench.plots._common import (colour, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
+from bench.outputs.plots._common import (colour, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
                                  spans_decades, styled, text_on, tick_label)
 from bench.vocabulary import phase_label
 

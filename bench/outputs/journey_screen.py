@@ -12,8 +12,8 @@ from rich.text import Text
 
 from bench.model import Run
 from bench.model.journey import journeys
-from bench.plots.journey import crossed_before, hop_text
-from bench.terminal import safe
+from bench.outputs.plots.journey import crossed_before, hop_text
+from bench.outputs.terminal import safe
 from bench.vocabulary import label, short
 
 BAR_CHARS = 30

@@ -16,9 +16,9 @@ from pathlib import Path
 import jinja2
 
 from bench.model import Run
-from bench.plots import CHARTS, CHARTS_DIR, render_run
-from bench.report.context import report_context
-from bench.results import atomic_write
+from bench.outputs.plots import CHARTS, CHARTS_DIR, render_run
+from bench.outputs.report.context import report_context
+from bench.atomic import atomic_write
 from bench.vocabulary import fmt, fmt_interval
 
 REPORT_FILE = "report.html"

@@ -108,22 +108,22 @@ def overhead_summary(row: Overhead) -> dict:
 
 def summarize(run: Run) -> dict:
     """The JSON contract of `bench show --format json` (see the module docstring)."""
-    record = run.record
+    info = run.info
     return _no_nan({
         "summary_version": SUMMARY_VERSION,
-        "run_id": record.run_id,
-        "status": record.effective_status(),
-        "scenario": record.scenario.get("name"),
-        "created_at": record.created_at,
-        "machine": record.machine,
-        "pinning": record.pinning,
-        "seed": record.seed,
+        "run_id": info.run_id,
+        "status": info.status,
+        "scenario": info.scenario_name,
+        "created_at": info.created_at,
+        "machine": info.machine,
+        "pinning": info.pinning,
+        "seed": info.seed,
         "confidence": stats.CONFIDENCE,
         "min_effect": run.min_effect,
         "baseline": run.baseline,
         "apps": run.apps,
         "layers": [layer.model_dump() for layer in run.layers],
-        "skipped": record.skipped,
+        "skipped": list(info.skipped),
         "sampler_cpu_fraction": run.sampler_cpu_fraction,
         "results": [cell_summary(cell) for cell in run.cells],
         "overhead": [overhead_summary(row) for row in run.overhead],

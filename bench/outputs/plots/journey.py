@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.model import Run
 from bench.model.journey import Hop, Journey, journeys
-from bench.plots._common import colour, new_figure, number, plain_ticks, save, styled, text_on, tick_label
+from bench.outputs.plots._common import colour, new_figure, number, plain_ticks, save, styled, text_on, tick_label
 from bench.vocabulary import finite
 
 UNATTRIBUTED_COLOUR = "#d9d9d9"

@@ -10,8 +10,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 from bench.model import Run
-from bench.plots._common import colour, new_figure, plain_ticks, save, spans_decades, styled, tick_label
-from bench.trial_files import UnreadableFile, read_csv
+from bench.outputs.plots._common import colour, new_figure, plain_ticks, save, spans_decades, styled, tick_label
 from bench.roles import ROLE_LOADGEN
 
 MB = 1024 * 1024
@@ -23,10 +22,8 @@ def read_series(run: Run, trial) -> tuple[np.ndarray, np.ndarray, np.ndarray] | 
     """(seconds since the first sample, CPU in % of one core, RSS in MB) of a trial, summed over the
     setup's own processes (the load generator's row is left out); None when its processes.csv is
     missing or too short, or unreadable (then the run reports it)."""
-    try:
-        rows = read_csv(run.run_dir, trial.files["processes"])
-    except UnreadableFile as error:
-        run.note_unreadable(trial, error)
+    rows = run.process_samples(trial)
+    if rows is None:
         return None
     by_pid: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
     for row in rows:

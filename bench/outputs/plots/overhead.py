@@ -7,7 +7,7 @@ from pathlib import Path
 from matplotlib.ticker import FuncFormatter
 
 from bench.model import STARTUP_WORKLOAD, Overhead, Run
-from bench.plots._common import colour, finite, new_figure, number, save, spans_decades, styled, tick_label
+from bench.outputs.plots._common import colour, finite, new_figure, number, save, spans_decades, styled, tick_label
 from bench.vocabulary import HEADLINE_METRICS, metric, percent
 
 WORSE_TINT = "#fdeeee"

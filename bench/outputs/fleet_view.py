@@ -10,7 +10,7 @@ from rich.text import Text
 
 from bench.events import Event
 from bench.fleet.model import Fleet
-from bench.terminal import comparison_table, safe
+from bench.outputs.terminal import comparison_table, safe
 
 HOST_STYLES = ("cyan", "magenta", "green", "blue", "yellow")
 
@@ -61,7 +61,7 @@ class FleetProgressView:
 
 
 def machines_table(fleet: Fleet) -> Table:
-    table = Table(title=safe(f"fleet {fleet.fleet_id} ({fleet.record.scenario.get('name')}, {fleet.record.status}): "
+    table = Table(title=safe(f"fleet {fleet.fleet_id} ({fleet.scenario_name}, {fleet.status}): "
                              f"the machines side by side"), title_justify="left")
     table.add_column("what")
     for outcome in fleet.hosts:
@@ -77,7 +77,7 @@ def print_fleet(console: Console, fleet: Fleet) -> None:
     if fleet.comparison is not None:
         console.print(comparison_table(fleet.comparison))
     elif fleet.runs:
-        from bench.terminal import print_run
+        from bench.outputs.terminal import print_run
 
         for run in fleet.runs.values():
             print_run(console, run)
@@ -88,9 +88,9 @@ def print_fleet(console: Console, fleet: Fleet) -> None:
 
 def fleet_summary(fleet: Fleet) -> dict:
     """`bench show FLEET --format json`: fleet.json, each host's summary, and the comparison."""
-    from bench.summary import summarize
+    from bench.outputs.summary import summarize
 
-    return {"fleet": fleet.record.model_dump(mode="json"),
+    return {"fleet": fleet.stored(),
             "machines": {what: values for what, values in fleet.machines()},
             "hosts": {name: summarize(run) for name, run in fleet.runs.items()},
             "comparison": fleet.comparison.as_dict() if fleet.comparison is not None else None,

@@ -232,8 +232,8 @@ def headline(stored: Run) -> str:
 def print_run(console: Console, run: Run) -> None:
     """Every table of a run, then its verdicts and the doubts over them (one line per kind, the most
     threatening first: the last lines on screen are the ones a reader acts on)."""
-    record = run.record
-    console.print(safe(f"run {record.run_id} ({record.scenario.get('name')}, {record.effective_status()}, "
+    info = run.info
+    console.print(safe(f"run {info.run_id} ({info.scenario_name}, {info.status}, "
                        f"{len(run.cells)} cells)", style="bold"))
     if not run.cells:
         console.print("no trial recorded yet")

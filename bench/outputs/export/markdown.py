@@ -63,8 +63,8 @@ def run_text(run: Run) -> str:
     for key, app in pooled:
         rows.append([md(label(*key)), f"{STARTUP_WORKLOAD} (every start)", MISSING,
                      *(MISSING for _ in shown), md(_verdicts(run, key.setup, key.variant, STARTUP_WORKLOAD, app)), ""])
-    record = run.record
-    lines = [f"Run `{md(record.run_id)}` (scenario {md(record.scenario.get('name'))}, {md(record.effective_status())}): "
+    info = run.info
+    lines = [f"Run `{md(info.run_id)}` (scenario {md(info.scenario_name)}, {md(info.status)}): "
              f"medians over the n trials, [low–high] = 95% interval"
              + (f"; verdicts are ratios to {md(baseline)}'s cell of the same workload, paired over rounds "
                 f"({md(VERDICT_MEANING.format(effect=percent(run.min_effect)))})." if baseline else "."), "",

@@ -8,7 +8,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from bench.model import Run
-from bench.plots._common import colour, finite, new_figure, number, save, spans_decades, styled
+from bench.outputs.plots._common import colour, finite, new_figure, number, save, spans_decades, styled
 from bench.vocabulary import metric
 
 MARKERS = ("o", "s", "D", "^")  # one per app, in the run's app order

@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Callable
 
 from bench.model import Run
-from bench.plots.by_app import by_app
-from bench.plots.cost import cpu_per_request, memory_layers
-from bench.plots.density import density
-from bench.plots.journey import journey
-from bench.plots.load import latency_cdf, latency_percentiles, throughput
-from bench.plots.overhead import headline
-from bench.plots.stack import layer_stack
-from bench.plots.startup import startup_distribution, startup_phases
-from bench.plots.timeseries import timeseries
+from bench.outputs.plots.by_app import by_app
+from bench.outputs.plots.cost import cpu_per_request, memory_layers
+from bench.outputs.plots.density import density
+from bench.outputs.plots.journey import journey
+from bench.outputs.plots.load import latency_cdf, latency_percentiles, throughput
+from bench.outputs.plots.overhead import headline
+from bench.outputs.plots.stack import layer_stack
+from bench.outputs.plots.startup import startup_distribution, startup_phases
+from bench.outputs.plots.timeseries import timeseries
 
 CHARTS_DIR = "charts"
 

@@ -4,7 +4,7 @@ One panel: the layer being measured and its narration, then one bar per layer fo
 figure (throughput, p99 latency, CPU per request) as a ratio to the baseline, redrawn from a
 bench.model.Run over the trials received so far, then the progress with the time remaining
 (bench.countdown). Renders events only (bench.events); the CLI picks it when the output is a
-terminal that takes it (`suits`), and the plain lines of bench.progress otherwise.
+terminal that takes it (`suits`), and the plain lines of bench.outputs.progress otherwise.
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from rich.text import Text
 
 from bench.countdown import Countdown, clock
 from bench.events import Event
-from bench.model import Run
-from bench.results import LayerRecord, RunRecord
-from bench.terminal import safe
+from bench.model import LayerRecord, Run
+from bench.outputs.terminal import safe
 from bench.vocabulary import VERDICT_STYLE, cell_label, label, metric, percent
 
 LIVE_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")
@@ -72,12 +71,6 @@ def hue(layer: LayerRecord, layers: list[LayerRecord]) -> str:
 
 def ratio_text(value: float) -> str:
     return f"{value:.2f}×" if value < 10 else f"{value:.0f}×"
-
-
-def ordered_layers(record: RunRecord) -> list[LayerRecord]:
-    """The layers the run prepared, as every output orders them: by app, baseline first, then declared order."""
-    apps = list(dict.fromkeys(layer.app for layer in record.layers))
-    return sorted(record.layers, key=lambda layer: (apps.index(layer.app), not layer.baseline, layer.order))
 
 
 def bars_table(run: Run, layers: list[LayerRecord], workloads: list[str]) -> Table:
@@ -123,14 +116,14 @@ def _layer_row(run: Run, layer: LayerRecord, workload: str, ratios: dict, scale:
 
 
 class LiveView:
-    """Renders runner events as one live panel (rich.live); a drop-in for bench.progress.ProgressView."""
+    """Renders runner events as one live panel (rich.live); a drop-in for bench.outputs.progress.ProgressView."""
 
     def __init__(self, console: Console, narrate: bool = True, now: Callable[[], float] = time.monotonic):
         self.console = console
         self.narrate = narrate
         self.now = now
         self.run_dir = Path(".")
-        self.record: RunRecord | None = None  # the run as the plan event described it
+        self.planned: Run | None = None  # the run as the plan event described it
         self.received: list = []  # TrialRecords of this session, in the order they ended
         self.countdown: Countdown | None = None
         self.workloads: list[str] = []
@@ -181,7 +174,8 @@ class LiveView:
         starts = event.data.get("starts", [])
         self.countdown = Countdown(starts, bool(event.data.get("at_most")), now=self.now,
                                    budget_left_s=event.data.get("budget_left_s"))
-        self.record = event.data.get("record")
+        record = event.data.get("record")  # the runner's snapshot of the stored run
+        self.planned = Run(record, self.run_dir) if record is not None else None
         self.workloads = list(dict.fromkeys(work.workload for start in starts for work in start.trials
                                             if work.kind == "load"))
         self.status = ""
@@ -197,7 +191,7 @@ class LiveView:
 
     def _shown_app(self, app) -> str | None:
         """The app's name when the run holds several (the plan says which), else None."""
-        several = self.record is not None and len({layer.app for layer in self.record.layers}) > 1
+        several = self.planned is not None and len({layer.app for layer in self.planned.prepared_layers}) > 1
         return str(app) if several and app else None
 
     def _on_trial_done(self, event: Event) -> None:
@@ -226,16 +220,15 @@ class LiveView:
                        + (f", {failed} failed" if failed else ""))
 
     def _rebuild_bars(self) -> None:
-        if self.record is None:
+        if self.planned is None:
             return
-        record = self.record.model_copy(update={"trials": [*self.record.trials, *self.received]})
-        run = Run(record, self.run_dir)
+        run = self.planned.with_trials(self.received)
         if run.baseline is None:
             self.bars = safe("no baseline layer in this run: no ratios to draw", "yellow")
             return
         workloads = self.workloads + [name for name in run.workloads if name not in self.workloads
                                       and any(cell.has_load for cell in run.cells if cell.workload == name)]
-        self.bars = bars_table(run, ordered_layers(record), workloads) if workloads else None
+        self.bars = bars_table(run, run.prepared_layers, workloads) if workloads else None
 
     # ---- drawing ----------------------------------------------------------------------------
 
@@ -260,7 +253,7 @@ class LiveView:
         if self.countdown is not None:
             parts += [Text(""), self._progress_line()]
         parts += list(self.recent)
-        title = safe(f"layerbench: {self.record.scenario.get('name', '')}" if self.record else "layerbench", "bold")
+        title = safe(f"layerbench: {self.planned.info.scenario_name or ''}" if self.planned else "layerbench", "bold")
         return Panel(Group(*parts), title=title, title_align="left", expand=False)
 
     def _progress_line(self) -> RenderableType:

@@ -9,7 +9,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bench.model import Cell, Run
-from bench.plots._common import (FALLBACK_COLOUR, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
+from bench.outputs.plots._common import (FALLBACK_COLOUR, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
                                  shade, styled, text_on, tick_label)
 from bench.roles import APP, Role
 

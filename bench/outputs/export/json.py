@@ -1,4 +1,4 @@
-"""JSON: a run as the `show --format json` contract (bench.summary), a comparison as
+"""JSON: a run as the `show --format json` contract (bench.outputs.summary), a comparison as
 Comparison.as_dict(). NaN and infinities become null: they are not JSON."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 
-from bench.summary import summarize
+from bench.outputs.summary import summarize
 
 
 def _finite(value):

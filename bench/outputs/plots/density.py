@@ -7,7 +7,7 @@ from pathlib import Path
 from matplotlib.lines import Line2D
 
 from bench.model import Run
-from bench.plots._common import colour, finite, new_figure, plain_ticks, save, styled, tick_label
+from bench.outputs.plots._common import colour, finite, new_figure, plain_ticks, save, styled, tick_label
 
 # (figure, line style, marker, legend words): what each line means, in the order a class reads them.
 SERIES = (

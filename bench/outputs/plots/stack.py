@@ -15,7 +15,7 @@ from pathlib import Path
 from matplotlib.patches import FancyBboxPatch
 
 from bench.model import Run, median_of
-from bench.plots._common import colour, new_figure, save, styled, text_on, tick_label
+from bench.outputs.plots._common import colour, new_figure, save, styled, text_on, tick_label
 from bench.vocabulary import STACK_LAYERS, UNKNOWN_STACK_LAYER, fmt, short, stack_kind
 
 BOX_WIDTH = 0.86

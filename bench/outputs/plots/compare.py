@@ -6,7 +6,7 @@ from pathlib import Path
 
 from matplotlib.ticker import FuncFormatter
 
-from bench.plots._common import SPARE_COLOURS, finite, new_figure, number, save, spans_decades, styled
+from bench.outputs.plots._common import SPARE_COLOURS, finite, new_figure, number, save, spans_decades, styled
 from bench.vocabulary import HEADLINE_METRICS, label, metric
 
 RUN_MARKERS = ("o", "s", "D", "^", "v", "P")
