@@ -16,7 +16,8 @@ from bench import stats
 from bench.errors import ResultsError
 from bench.machine import COMPARABLE_FIELDS
 from bench.model import Cell, Run, median_of
-from bench.vocabulary import METRICS, Caveat, cell_label, label, state_of, verdict
+from bench.figures import METRICS, state_of, verdict
+from bench.vocabulary import Caveat, cell_label, label
 
 @dataclass(frozen=True)
 class Entry:

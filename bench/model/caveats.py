@@ -10,7 +10,8 @@ from typing import Callable
 
 from bench import stats
 from bench.model.cell import Cell
-from bench.vocabulary import Caveat, finite, fmt, metric
+from bench.figures import metric
+from bench.vocabulary import Caveat, finite, fmt
 
 MEMORY_CROSS_CHECK = 0.25  # MemAvailable drop vs USS per instance further apart than this: flagged
 WARMING = 0.10  # a start's last trial this far from its first, beyond noise over starts: warming up or slowing down
@@ -78,8 +79,8 @@ def memory_mismatch(cell: Cell) -> Caveat | None:
         return None
     apart = abs(drop - uss) / uss
     return Caveat("memory_mismatch", cell.subject,
-                  f"Memory cross-check: {cell.subject}: the host's MemAvailable fell by {drop:.1f} MB per instance "
-                  f"while USS says {uss:.1f} MB ({apart:.0%} apart). They can differ: the kernel reclaims page cache "
+                  f"Memory cross-check: {cell.subject}: the host's MemAvailable fell by {drop:.1f} MiB per instance "
+                  f"while USS says {uss:.1f} MiB ({apart:.0%} apart). They can differ: the kernel reclaims page cache "
                   f"while instances start, other processes allocate or free memory meanwhile, kernel memory an "
                   f"instance costs (page tables, socket buffers, namespace and cgroup structures) is in the drop but "
                   f"in no process's USS, file pages only one process maps count in its USS but stay available to the "

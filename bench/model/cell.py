@@ -9,9 +9,12 @@ from functools import cached_property
 import numpy as np
 
 from bench import stats
-from bench.model.figures import METRIC_OF, MB, median_of, sub_seed
+from bench.model.figures import median_of, seed_parts, sub_seed
+from bench.model.role_figures import RoleFigures
 from bench.results import TrialRecord
-from bench.vocabulary import METRICS, Caveat, cell_label, finite, label
+from bench.vocabulary import MIB_BYTES
+from bench.figures import metric as registered
+from bench.vocabulary import Caveat, cell_label, finite, label
 
 BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its figures are suspect
 # A stall: no request completed for at least STALL_MIN_S and STALL_MEDIANS times the median latency.
@@ -82,7 +85,7 @@ class Cell:
     @property
     def seed_parts(self) -> tuple[str, ...]:
         """The cell's part of a figure's seed: the python app's cells keep the seeds runs had before apps."""
-        return (self.setup, self.variant, self.workload) + (() if self.app == "python" else (self.app,))
+        return seed_parts(self.setup, self.variant, self.workload, self.app)
 
     @property
     def shown_app(self) -> str | None:
@@ -127,7 +130,7 @@ class Cell:
 
     def values(self, metric: str) -> list[float]:
         """One finite value of `metric` per ok trial."""
-        read = METRIC_OF[metric]
+        read = registered(metric).of
         return [value for value in (read(trial) for trial in self.ok) if finite(value)]
 
     def rounds(self, metric: str) -> dict[int, float]:
@@ -135,7 +138,7 @@ class Cell:
         trials of one start) combined by their geometric mean. Rounds are the unit every interval
         rests on: trials that shared a start are not independent replicas."""
         by_round: dict[int, list[float]] = {}
-        read = METRIC_OF[metric]
+        read = registered(metric).of
         for trial in self.ok:
             value = read(trial)
             if finite(value):
@@ -146,10 +149,10 @@ class Cell:
         """rounds(), each trial's figure taken per unit of the machine speed measured beside it (a
         figure where higher is better divided by the speed, one where lower is better multiplied):
         what the machine's speed explains cancels. Trials without a speed are left out."""
-        higher = METRICS[metric].higher_is_better
+        higher = registered(metric).higher_is_better
         by_round: dict[int, list[float]] = {}
         for trial in self.ok:
-            value, speed = METRIC_OF[metric](trial), (trial.speed or {}).get("hashes_per_s")
+            value, speed = registered(metric).of(trial), (trial.speed or {}).get("hashes_per_s")
             if finite(value) and finite(speed) and speed > 0:
                 by_round.setdefault(trial.repeat, []).append(value / speed * 1e6 if higher else value * speed / 1e6)
         return {repeat: combine(values) for repeat, values in sorted(by_round.items())}
@@ -168,7 +171,7 @@ class Cell:
     def starts(self, metric: str) -> list[list[float]]:
         """The values of `metric` grouped by the start they ran on, each group in the order it ran."""
         groups: dict[str, list[float]] = {}
-        read = METRIC_OF[metric]
+        read = registered(metric).of
         for trial in self.ok:
             value = read(trial)
             if finite(value):
@@ -229,7 +232,7 @@ class Cell:
         """Memory of every process the setup needs, summed: PSS (adds up), USS (private), RSS (upper bound)."""
         if not self.values("memory_rss_mb"):
             return None
-        return {part: median_of((t.memory_bytes.get(part) or math.nan) / MB for t in self.ok)
+        return {part: median_of((t.memory_bytes.get(part) or math.nan) / MIB_BYTES for t in self.ok)
                 for part in ("rss", "uss", "pss")}
 
     @property
@@ -238,7 +241,7 @@ class Cell:
         RSS (the upper bound: shared pages counted once per process) and the host's MemAvailable drop."""
         if not any("rss_per_instance" in t.memory_bytes for t in self.ok):
             return None
-        return {part: median_of((t.memory_bytes.get(f"{part}_per_instance") or math.nan) / MB for t in self.ok)
+        return {part: median_of((t.memory_bytes.get(f"{part}_per_instance") or math.nan) / MIB_BYTES for t in self.ok)
                 for part in ("uss", "pss", "rss", "available_drop")}
 
     @cached_property
@@ -259,19 +262,19 @@ class Cell:
         return {name: median_of(t.startup_phases_s.get(name) for t in started) for name in names}
 
     @cached_property
-    def roles(self) -> dict[str, dict[str, float | None]]:
-        """Per role: CPU per request (user, sys), RSS and USS in MB, process count: medians."""
-        roles: dict[str, dict] = {}
+    def roles(self) -> dict[str, RoleFigures]:
+        """Per role: CPU per request (user, sys), RSS, USS and PSS in MiB, process count: medians."""
+        roles: dict[str, RoleFigures] = {}
         for role in dict.fromkeys(role for t in self.ok for role in t.roles):
             pairs = [(t.roles.get(role, {}), t.load.get("requests", 0)) for t in self.ok]
-            roles[role] = {
-                "cpu_user_us_per_request": median_of(r.get("cpu_user_s", 0) / n * 1e6 for r, n in pairs if n),
-                "cpu_sys_us_per_request": median_of(r.get("cpu_sys_s", 0) / n * 1e6 for r, n in pairs if n),
-                "rss_mb": median_of((r.get("rss_bytes") or math.nan) / MB for r, _ in pairs),
-                "uss_mb": median_of((r.get("uss_bytes") or math.nan) / MB for r, _ in pairs),
-                "pss_mb": median_of((r.get("pss_bytes") or math.nan) / MB for r, _ in pairs),
-                "processes": median_of(r.get("processes", 0) for r, _ in pairs),
-            }
+            roles[role] = RoleFigures(
+                cpu_user_us_per_request=median_of(r.get("cpu_user_s", 0) / n * 1e6 for r, n in pairs if n),
+                cpu_sys_us_per_request=median_of(r.get("cpu_sys_s", 0) / n * 1e6 for r, n in pairs if n),
+                rss_mb=median_of((r.get("rss_bytes") or math.nan) / MIB_BYTES for r, _ in pairs),
+                uss_mb=median_of((r.get("uss_bytes") or math.nan) / MIB_BYTES for r, _ in pairs),
+                pss_mb=median_of((r.get("pss_bytes") or math.nan) / MIB_BYTES for r, _ in pairs),
+                processes=median_of(r.get("processes", 0) for r, _ in pairs),
+            )
         return roles
 
     @cached_property
@@ -285,7 +288,7 @@ class Cell:
                        * 1e6 for t in views
                        if isinstance(t.inside.get("requests_served"), int) and t.inside["requests_served"]]
         return {"cpu_us_per_request": median_of(per_request),
-                "rss_mb": median_of(t.inside.get("rss_bytes", 0) / MB for t in views),
+                "rss_mb": median_of(t.inside.get("rss_bytes", 0) / MIB_BYTES for t in views),
                 "uid": last.get("uid"), "kernel": last.get("kernel"), "ppid": last.get("ppid"),
                 "requests_served": median_of(t.inside.get("requests_served") for t in views)}
 

@@ -139,8 +139,10 @@ def _in_app_us(cell: Cell) -> float:
 
 
 def _cpu_us(cell: Cell, role: str) -> float:
-    figures = cell.roles.get(role) or {}
-    return (figures.get("cpu_user_us_per_request") or 0.0) + (figures.get("cpu_sys_us_per_request") or 0.0)
+    figures = cell.roles.get(role)
+    if figures is None:
+        return 0.0
+    return (figures.cpu_user_us_per_request or 0.0) + (figures.cpu_sys_us_per_request or 0.0)
 
 
 def journey(cell: Cell, role_labels: dict[str, str], declared_roles: list[str],

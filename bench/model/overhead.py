@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from bench import stats
 from bench.model.cell import Cell, LayerKey, combine
-from bench.vocabulary import Verdict, finite, label, metric, state_of, verdict
+from bench.figures import metric, state_of, verdict
+from bench.vocabulary import Verdict, finite, label
 
 
 @dataclass(frozen=True)

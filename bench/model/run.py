@@ -13,13 +13,15 @@ import numpy as np
 from bench import stats
 from bench.model.about import RunInfo
 from bench.model.cell import Cell, LayerKey
-from bench.model.figures import median_of, sub_seed
+from bench.model.colours import layer_colour
+from bench.model.figures import median_of, seed_parts, sub_seed
 from bench.model.fixed import LayerCost, layer_cost
 from bench.model.overhead import HEADLINE_LOAD_METRICS, Overhead, layer_rounds, overhead_row, pair_rounds
 from bench.results import LayerRecord, RunRecord, TrialRecord, load_run
 from bench.trial_files import UnreadableFile, file_problems, read_array, read_csv
 from bench.roles import STANDARD, Role
-from bench.vocabulary import HEADLINE_METRICS, Caveat, cell_label
+from bench.figures import HEADLINE_METRICS
+from bench.vocabulary import Caveat, cell_label
 
 STARTUP_WORKLOAD = "start-up"  # start-up overhead belongs to a setup variant, not to one workload
 
@@ -142,6 +144,10 @@ class Run:
         """Every layer the run prepared, measured or not yet: by app, baseline first, then declared order."""
         apps = list(dict.fromkeys(layer.app for layer in self._record.layers))
         return sorted(self._record.layers, key=lambda layer: (apps.index(layer.app), not layer.baseline, layer.order))
+
+    def colour(self, setup: str, variant: str, app: str | None = None) -> str:
+        """The layer's hue in every chart, table and panel (bench.model.colours)."""
+        return layer_colour(self, setup, variant, app)
 
     def layer(self, setup: str, variant: str, app: str | None = None) -> LayerRecord:
         for layer in self.layers:
@@ -275,7 +281,7 @@ class Run:
             if setup == baseline or not base:
                 continue
             (mine, my_times), (theirs, their_times) = layer_rounds(cells), layer_rounds(base)
-            parts = (setup, variant) + (() if app == "python" else (app,))
+            parts = seed_parts(setup, variant, None, app)
             unpaired = stats.ratio_ci([v for c in cells for v in c.values("startup_s")],
                                       [v for c in base for v in c.values("startup_s")],
                                       sub_seed(self.seed, *parts, "startup_s"))

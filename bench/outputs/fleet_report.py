@@ -8,7 +8,8 @@ from pathlib import Path
 
 from bench.fleet.model import Fleet
 from bench.atomic import atomic_write
-from bench.vocabulary import HEADLINE_METRICS, fmt, fmt_interval, metric
+from bench.figures import HEADLINE_METRICS, metric
+from bench.vocabulary import fmt, fmt_interval
 
 REPORT_FILE = "report.html"
 CHART_NAME = "fleet"

@@ -9,9 +9,7 @@ terminal that takes it (`suits`), and the plain lines of bench.outputs.progress 
 
 from __future__ import annotations
 
-import colorsys
 import os
-import re
 import threading
 import time
 from collections import deque
@@ -29,7 +27,8 @@ from bench.countdown import Countdown, clock
 from bench.events import Event
 from bench.model import LayerRecord, Run
 from bench.outputs.terminal import safe
-from bench.vocabulary import VERDICT_STYLE, cell_label, label, metric, percent
+from bench.figures import metric, ratio_text
+from bench.vocabulary import VERDICT_STYLE, cell_label, label, percent, shade
 
 LIVE_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")
 BAR_WIDTH = 10  # characters for the largest ratio of a column
@@ -56,21 +55,10 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
     return ("█" * full + (EIGHTHS[part] if part else "")).ljust(width)
 
 
-def hue(layer: LayerRecord, layers: list[LayerRecord]) -> str:
-    """The layer's colour as the charts draw it (lighter for a setup's 2nd, 3rd ... variant), never so
-    dark that a terminal's dark background swallows it."""
-    if not (layer.colour and re.fullmatch(r"#[0-9a-fA-F]{6}", layer.colour)):
-        return "cyan"
-    red, green, blue = (int(layer.colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
-    shade, light, saturation = colorsys.rgb_to_hls(red, green, blue)
-    variants = [other.variant for other in layers if other.setup == layer.setup]
-    index = variants.index(layer.variant) if layer.variant in variants else 0
-    light = min(0.85, max(light, MIN_LIGHTNESS) + 0.18 * index)
-    return "#" + "".join(f"{round(part * 255):02x}" for part in colorsys.hls_to_rgb(shade, light, saturation))
-
-
-def ratio_text(value: float) -> str:
-    return f"{value:.2f}×" if value < 10 else f"{value:.0f}×"
+def hue(run: Run, layer: LayerRecord) -> str:
+    """The layer's colour as the charts draw it (bench.model.Run.colour), never so dark that a
+    terminal's dark background swallows it."""
+    return shade(run.colour(layer.setup, layer.variant, layer.app), 0, MIN_LIGHTNESS)
 
 
 def bars_table(run: Run, layers: list[LayerRecord], workloads: list[str]) -> Table:
@@ -89,7 +77,7 @@ def bars_table(run: Run, layers: list[LayerRecord], workloads: list[str]) -> Tab
         scale = {key: max([1.0] + [row.ratio.median for (_, _, _, w, m), row in ratios.items()
                                    if w == workload and m == key]) for key in LIVE_METRICS}
         for layer in layers:
-            table.add_row(*_layer_row(run, layer, workload, ratios, scale, hue(layer, layers)))
+            table.add_row(*_layer_row(run, layer, workload, ratios, scale, hue(run, layer)))
     return table
 
 

@@ -2,7 +2,7 @@
 tools read. Generated from the model (`bench.model.Run`); `SUMMARY_VERSION` changes when a
 field's meaning does (new fields may appear at any version).
 
-Units are in the keys (req/s, ms, µs per request, MB, s). Missing figures are null, never NaN.
+Units are in the keys (req/s, ms, µs per request, MiB, s). Missing figures are null, never NaN.
 `memory_figures` in the summary says what each memory figure is.
 
 Version history:
@@ -77,7 +77,7 @@ def cell_summary(cell: Cell) -> dict:
         "startup_s": cell.median("startup_s"),
         "startup_s_ci": _estimate(cell.estimate("startup_s")),
         "startup_phases_s": cell.startup_phases_s,
-        "roles": cell.roles,
+        "roles": {role: figures.as_dict() for role, figures in cell.roles.items()},
         "inside": cell.inside,
         "errors_by_kind": cell.errors_by_kind,
         "noisy": cell.noisy,
@@ -91,7 +91,10 @@ def cell_summary(cell: Cell) -> dict:
 
 
 def _fixed(fixed) -> dict | None:
-    return {"roles": fixed.roles, "total": fixed.total, "trials": fixed.trials} if fixed is not None else None
+    if fixed is None:
+        return None
+    return {"roles": {role: figures.as_dict() for role, figures in fixed.roles.items()},
+            "total": fixed.total.as_dict(), "trials": fixed.trials}
 
 
 def layer_cost_summary(cost) -> dict:

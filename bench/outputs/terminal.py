@@ -14,8 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.model import Run
-from bench.vocabulary import (LATENCY_LABELS, MISSING, VERDICT_MEANING, VERDICT_STYLE, finite, fmt,
-                               fmt_interval, label, metric, percent, phase_label, printable)
+from bench.figures import interval_text, metric, ratio_text
+from bench.vocabulary import (LATENCY_LABELS, MISSING, VERDICT_MEANING, VERDICT_STYLE, finite, fmt, fmt_interval,
+                              label, percent, phase_label, printable)
 
 
 def safe(text: object, style: str | None = None) -> Text:
@@ -75,15 +76,15 @@ def startup_table(run: Run) -> Table | None:
 def cost_table(run: Run) -> Table | None:
     """What each setup costs the host: CPU per request, memory, start-up, by role."""
     table = _table("cost on the host (every process the setup needs)",
-                   ("setup", "workload", "CPU µs/req user", "sys", "PSS MB", "USS MB", "RSS MB", "start-up s",
+                   ("setup", "workload", "CPU µs/req user", "sys", "PSS MiB", "USS MiB", "RSS MiB", "start-up s",
                     "roles (PSS)"), text_columns=("setup", "workload", "roles (PSS)"))
     for cell in run.cells:
         if cell.kind == "startup" or cell.memory_per_instance_mb is not None:
             continue  # shown in the start-up and density tables
         cpu = cell.cpu_us_per_request or {}
         memory = cell.memory_mb or {}
-        roles = ", ".join(f"{role} {fmt(figures['pss_mb'], 0)} MB"
-                          for role, figures in cell.roles.items() if figures.get("pss_mb") is not None)
+        roles = ", ".join(f"{role} {fmt(figures.pss_mb, 0)} MiB"
+                          for role, figures in cell.roles.items() if figures.pss_mb is not None)
         _row(table, cell.label, cell.workload, fmt(cpu.get("user"), 0), fmt(cpu.get("sys"), 0),
              fmt(memory.get("pss"), 1), fmt(memory.get("uss"), 1), fmt(memory.get("rss"), 1),
              fmt(cell.median("startup_s"), 3), roles)
@@ -95,7 +96,7 @@ def density_table(run: Run) -> Table | None:
     cells = [cell for cell in run.cells if cell.memory_per_instance_mb is not None]
     if not cells:
         return None
-    table = _table("density: memory per instance (MB)",
+    table = _table("density: memory per instance (MiB)",
                    ("setup", "instances", "USS", "PSS", "RSS", "MemAvailable drop", "engine, once (PSS)", "notes"),
                    text_columns=("setup", "notes"),
                    caption="USS = what one more instance costs; PSS = fair share; RSS = upper bound; "
@@ -113,25 +114,18 @@ def fixed_table(run: Run) -> Table | None:
     costs = [cost for cost in run.layer_costs if cost.fixed is not None]
     if not costs:
         return None
-    table = _table("one more instance vs the engine itself (memory in MB)",
+    table = _table("one more instance vs the engine itself (memory in MiB)",
                    ("setup", "per instance PSS", "USS", "engine PSS", "USS", "engine CPU (cores)", "engine (PSS)"),
                    text_columns=("setup", "engine (PSS)"),
                    caption="per instance: every process the instance needs (its idle footprint when measured); "
                            "engine: its daemons, paid once per host however many instances run")
     for cost in costs:
         fixed = cost.fixed
-        roles = ", ".join(f"{key} {fmt(figures.get('pss_mb'), 0)}" for key, figures in fixed.roles.items())
+        roles = ", ".join(f"{key} {fmt(figures.pss_mb, 0)}" for key, figures in fixed.roles.items())
         _row(table, label(*cost.key), fmt(cost.per_instance_mb.get("pss"), 1),
-             fmt(cost.per_instance_mb.get("uss"), 1), fmt(fixed.total.get("pss_mb"), 1),
-             fmt(fixed.total.get("uss_mb"), 1), fmt(fixed.total.get("cpu_cores"), 3), roles)
+             fmt(cost.per_instance_mb.get("uss"), 1), fmt(fixed.total.pss_mb, 1),
+             fmt(fixed.total.uss_mb, 1), fmt(fixed.total.cpu_cores, 3), roles)
     return table
-
-
-def _factor(value: float) -> str:
-    """A ratio in at most 5 characters: 0.05, 2.15, 21.8, 109, 64.8k."""
-    if value >= 1000:
-        return f"{value / 1000:.1f}k" if value < 99_950 else f"{value:.0e}"
-    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
 def _ratio_cell(row) -> Text:
@@ -140,8 +134,8 @@ def _ratio_cell(row) -> Text:
     ratio = row.ratio
     if not all(finite(x) for x in (ratio.median, ratio.low, ratio.high)):
         return safe(MISSING + "\n").append(row.state, style=VERDICT_STYLE[row.state])
-    text = Text(f"{_factor(ratio.median)}×\n").append(row.state, style=VERDICT_STYLE[row.state])
-    return text.append(f"\n[{_factor(ratio.low)}–{_factor(ratio.high)}]", style="dim")
+    text = Text(f"{ratio_text(ratio.median)}\n").append(row.state, style=VERDICT_STYLE[row.state])
+    return text.append(f"\n{interval_text(ratio.low, ratio.high)}", style="dim")
 
 
 REQUEST_PATH = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")

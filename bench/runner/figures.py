@@ -10,6 +10,7 @@ import numpy as np
 from bench.load.spec import LoadResult, is_generator_bound
 from bench.scenario import Workload
 from bench.stats import percentiles
+from bench.vocabulary import MIB_BYTES
 
 
 def jsonable(data: dict) -> dict:
@@ -137,9 +138,9 @@ def disk_estimate(workload: Workload, cell_rates: list[float], run_rates: list[f
     if workload.mode == "open" and workload.rate:
         rate, basis = workload.rate, "its open-loop rate"
     if rate is None:
-        per_nominal = workload.duration * NOMINAL_RPS * RAW_BYTES_PER_REQUEST / 1e6
+        per_nominal = workload.duration * NOMINAL_RPS * RAW_BYTES_PER_REQUEST / MIB_BYTES
         return (f"a {workload.duration:g} s trial stores {RAW_BYTES_PER_REQUEST} bytes per request: "
-                f"about {per_nominal:,.0f} MB per {NOMINAL_RPS:,} req/s it reaches")
-    megabytes = workload.duration * rate * RAW_BYTES_PER_REQUEST / 1e6
-    return (f"this {workload.duration:g} s trial will store about {megabytes:,.0f} MB of raw latencies "
+                f"about {per_nominal:,.0f} MiB per {NOMINAL_RPS:,} req/s it reaches")
+    megabytes = workload.duration * rate * RAW_BYTES_PER_REQUEST / MIB_BYTES
+    return (f"this {workload.duration:g} s trial will store about {megabytes:,.0f} MiB of raw latencies "
             f"({RAW_BYTES_PER_REQUEST} bytes per request at the {rate:,.0f} req/s {basis})")

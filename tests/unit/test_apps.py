@@ -227,7 +227,7 @@ def test_bare_nginx_runs_from_a_folder_of_its_own_as_nobody():
 
 def test_a_noisy_ratio_whose_interval_reaches_zero_still_gets_words():
     from bench.stats import Estimate
-    from bench.vocabulary import verdict
+    from bench.figures import verdict
 
     assert verdict("throughput_rps", Estimate(0.2, 0.0, 0.5, n=3), "worse", 0.05) == "5.0x slower (interval 2.0x..infx)"
 

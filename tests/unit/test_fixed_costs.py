@@ -48,9 +48,9 @@ def run(tmp_path_factory) -> Run:
 
 def test_the_model_gives_fixed_costs_per_cell_and_per_layer(run):
     cell = run.cell("container", "host", "hello")
-    assert cell.fixed.total["pss_mb"] == pytest.approx(132.0)
-    assert cell.fixed.roles["dockerd"]["cpu_cores"] == pytest.approx(0.1)  # 0.4 s of CPU over a 4 s window
-    assert cell.fixed.total["cpu_cores"] == pytest.approx(0.11)
+    assert cell.fixed.total.pss_mb == pytest.approx(132.0)
+    assert cell.fixed.roles["dockerd"].cpu_cores == pytest.approx(0.1)  # 0.4 s of CPU over a 4 s window
+    assert cell.fixed.total.cpu_cores == pytest.approx(0.11)
     assert run.cell("bare", "default", "hello").fixed is None
     cost = run.layer_cost("container", "bridge")
     assert cost.fixed.pss_mb == pytest.approx(132.0) and cost.per_instance_mb["pss"] > 0
@@ -63,7 +63,7 @@ def test_fixed_cost_is_the_median_of_per_trial_sums():
     trials = [TrialRecord(trial_id=f"t{i}", setup="s", variant="v", workload="w", repeat=i, status="ok",
                           window_t=[0.0, 2.0], fixed={"d": {**DAEMON, "pss_bytes": pss * MB}})
               for i, pss in enumerate((10, 20, 90))]
-    assert fixed_cost(trials).total["pss_mb"] == pytest.approx(20.0)
+    assert fixed_cost(trials).total.pss_mb == pytest.approx(20.0)
     assert fixed_cost([trials[0].model_copy(update={"fixed": {}})]) is None
 
 
@@ -82,7 +82,7 @@ def test_every_output_shows_the_fixed_cost_apart(run, tmp_path):
     assert memory_layers(run, tmp_path) and density(run, tmp_path)
     assert "once" in (tmp_path / "memory_layers.svg").read_text()
     markdown = run_markdown(run)
-    assert "the engine, once: PSS (MB)" in markdown and "| container (host) | " in markdown.split("once per host")[-1]
+    assert "the engine, once: PSS (MiB)" in markdown and "| container (host) | " in markdown.split("once per host")[-1]
 
 
 def test_density_rows_carry_the_engine_once(tmp_path):

@@ -38,13 +38,13 @@ def test_the_proxy_and_qemu_segments_are_their_cpu_per_request_qemu_less_the_app
     bridge = next(item for item in journeys(run) if item.key == ("container", "bridge"))
     proxy = next(segment for segment in bridge.segments if segment.role == "proxy")
     cell = run.cell("container", "bridge", bridge.workload)
-    assert proxy.us == pytest.approx(cell.roles["proxy"]["cpu_user_us_per_request"]
-                                     + cell.roles["proxy"]["cpu_sys_us_per_request"])
+    assert proxy.us == pytest.approx(cell.roles["proxy"].cpu_user_us_per_request
+                                     + cell.roles["proxy"].cpu_sys_us_per_request)
     vm = next(item for item in journeys(run) if item.key[0] == "vm")
     qemu = next(segment for segment in vm.segments if segment.role == "hypervisor")
     vm_cell = run.cell(*vm.key, vm.workload)
     qemu_cpu = vm_cell.roles["hypervisor"]
-    whole = qemu_cpu["cpu_user_us_per_request"] + qemu_cpu["cpu_sys_us_per_request"]
+    whole = qemu_cpu.cpu_user_us_per_request + qemu_cpu.cpu_sys_us_per_request
     assert qemu.us == pytest.approx(whole - vm_cell.inside["cpu_us_per_request"])
     app = next(segment for segment in vm.segments if segment.kind == "app")
     in_app = next(segment for segment in vm.segments if segment.kind == "in_app")

@@ -98,7 +98,7 @@ def test_a_memory_drop_far_from_uss_is_flagged_with_both_figures(tmp_path):
 
     cell = Run.load(copy_run(tmp_path, drop_twice_uss)).cell("bare", "default", "density-x4")
     (caveat,) = [c for c in cell.caveats() if c.kind == "memory_mismatch"]
-    assert "fell by 19.0 MB per instance while USS says 9.5 MB (100% apart)" in caveat.text
+    assert "fell by 19.0 MiB per instance while USS says 9.5 MiB (100% apart)" in caveat.text
     assert caveat.flag == "memory cross-check off by 100%"
 
 
@@ -166,7 +166,7 @@ def test_vm_memory_splits_into_app_and_guest_kernel(loaded):
     layers = memory_layers_of(loaded, cell)
     assert set(layers) == {"app", "hypervisor.rest"}
     assert layers["hypervisor.rest"][1] == "guest kernel + devices"
-    assert layers["app"][0] + layers["hypervisor.rest"][0] == pytest.approx(cell.roles["hypervisor"]["pss_mb"])
+    assert layers["app"][0] + layers["hypervisor.rest"][0] == pytest.approx(cell.roles["hypervisor"].pss_mb)
     assert layers["app"][0] == pytest.approx(cell.inside["rss_mb"])
 
 

@@ -17,7 +17,8 @@ import io
 import re
 
 from bench.model import STARTUP_WORKLOAD, Run
-from bench.vocabulary import METRICS, finite, label, printable
+from bench.figures import METRICS
+from bench.vocabulary import finite, label, printable
 
 RUN_COLUMNS = ("run_id", "setup", "variant", "app", "label", "workload", "kind", "repeats", "failed")
 RATIO_PARTS = ("ratio", "ratio_low", "ratio_high", "rounds", "verdict")

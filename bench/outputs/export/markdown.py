@@ -9,8 +9,8 @@ and figure, each run's median and each later run's ratio to the first. Caveats f
 from __future__ import annotations
 
 from bench.model import STARTUP_WORKLOAD, Cell, Run
-from bench.vocabulary import (HEADLINE_METRICS, MISSING, VERDICT_MEANING, fmt, fmt_interval, label, metric, percent,
-                               printable)
+from bench.figures import HEADLINE_METRICS, metric
+from bench.vocabulary import MISSING, VERDICT_MEANING, fmt, fmt_interval, label, percent, printable
 
 
 def md(text: object) -> str:
@@ -78,11 +78,11 @@ def _fixed_lines(run: Run) -> list[str]:
     if not costs:
         return []
     rows = [[md(label(*cost.key)), fmt(cost.per_instance_mb.get("pss"), 1),
-             fmt(cost.fixed.total.get("pss_mb"), 1), fmt(cost.fixed.total.get("cpu_cores"), 3),
+             fmt(cost.fixed.total.pss_mb, 1), fmt(cost.fixed.total.cpu_cores, 3),
              md(", ".join(cost.fixed.roles))] for cost in costs]
     return ["", "One more instance against the engine itself (the engine's daemons are paid once per host, however "
             "many instances run):", "",
-            *_table(["layer", "one more instance: PSS (MB)", "the engine, once: PSS (MB)", "engine CPU (cores)",
+            *_table(["layer", "one more instance: PSS (MiB)", "the engine, once: PSS (MiB)", "engine CPU (cores)",
                      "engine processes"], rows, right={1, 2, 3})]
 
 

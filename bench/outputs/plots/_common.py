@@ -6,7 +6,6 @@ nothing global changes and charts can be drawn from any thread.
 
 from __future__ import annotations
 
-import colorsys
 from pathlib import Path
 
 import matplotlib
@@ -18,9 +17,6 @@ from matplotlib.ticker import FixedFormatter, FuncFormatter
 from bench.model import Run
 from bench.vocabulary import finite, label, printable, short
 
-# Okabe-Ito (safe for colour-blind readers): setups declare their hue; these serve the rest.
-SPARE_COLOURS = ("#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#0072B2", "#D55E00")
-FALLBACK_COLOUR = "#999999"
 
 STYLE = {
     "font.size": 15,
@@ -43,17 +39,8 @@ PNG_DPI = 110
 
 
 def colour(run: Run, setup: str, variant: str, app: str | None = None) -> str:
-    """A layer's hue: its setup's declared colour (or a spare one), lighter for its 2nd, 3rd ... variant.
-    The same layer has the same hue for every app (apps differ by hatch and line style)."""
-    keys = run.layer_keys
-    setups = list(dict.fromkeys(key.setup for key in keys))
-    declared = run.layer(setup, variant, app).colour
-    base = declared or SPARE_COLOURS[(setups.index(setup) if setup in setups else 0) % len(SPARE_COLOURS)]
-    # Shades count among the variants that share this hue: a variant declaring a hue of its own
-    # (a gVisor sandbox among containers) starts its own series.
-    variants = list(dict.fromkeys(key.variant for key in keys if key.setup == setup
-                                  and run.layer(key.setup, key.variant).colour == declared))
-    return shade(base, variants.index(variant) if variant in variants else 0)
+    """A layer's hue in every chart (bench.model.Run.colour)."""
+    return run.colour(setup, variant, app)
 
 
 TICK_CHARS = 40  # a longer label (a variant naming a long image path) would squeeze the plot to nothing
@@ -81,16 +68,6 @@ def tick_label(setup: str, variant: str, app: str | None = None, two_lines: bool
     if len(text) > TICK_CHARS:
         text = text[:TICK_CHARS - 2].rstrip() + "…" + (")" if text.endswith(")") else "")
     return text.replace(" (", "\n(", 1).replace(" · ", " ·\n", 1) if two_lines else text
-
-
-def shade(hue: str, index: int) -> str:
-    """Lighter shades of one hue for the 2nd, 3rd ... variant of a setup."""
-    if index == 0:
-        return hue
-    red, green, blue = mcolors.to_rgb(hue)
-    hue, light, sat = colorsys.rgb_to_hls(red, green, blue)
-    light = min(0.85, light + 0.18 * index)
-    return mcolors.to_hex(colorsys.hls_to_rgb(hue, light, sat))
 
 
 def text_on(hue: str) -> str:
@@ -178,4 +155,4 @@ def plain_ticks(axis, unit: str = "") -> None:
 
 number = short  # chart annotations use the compact figures of bench.vocabulary
 __all__ = ["Run", "app_index", "colour", "colour_ticklabels", "finite", "hatch", "line_style", "new_figure", "number",
-           "plain_ticks", "save", "shade", "spans_decades", "styled", "text_on", "tick_label"]
+           "plain_ticks", "save", "spans_decades", "styled", "text_on", "tick_label"]

@@ -9,7 +9,7 @@ from matplotlib.ticker import FuncFormatter
 
 from bench.model import Run
 from bench.outputs.plots._common import colour, finite, new_figure, number, save, spans_decades, styled
-from bench.vocabulary import metric
+from bench.figures import metric
 
 MARKERS = ("o", "s", "D", "^")  # one per app, in the run's app order
 PANELS = ("throughput_rps", "cpu_us_per_request")

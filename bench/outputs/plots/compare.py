@@ -6,8 +6,9 @@ from pathlib import Path
 
 from matplotlib.ticker import FuncFormatter
 
-from bench.outputs.plots._common import SPARE_COLOURS, finite, new_figure, number, save, spans_decades, styled
-from bench.vocabulary import HEADLINE_METRICS, label, metric
+from bench.outputs.plots._common import finite, new_figure, number, save, spans_decades, styled
+from bench.figures import HEADLINE_METRICS, metric
+from bench.vocabulary import SPARE_COLOURS, label
 
 RUN_MARKERS = ("o", "s", "D", "^", "v", "P")
 

@@ -9,9 +9,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bench.model import Cell, Run
-from bench.outputs.plots._common import (FALLBACK_COLOUR, colour_ticklabels, finite, new_figure, number, plain_ticks, save,
-                                 shade, styled, text_on, tick_label)
+from bench.outputs.plots._common import (colour_ticklabels, finite, new_figure, number, plain_ticks, save, styled,
+                                         text_on, tick_label)
 from bench.roles import APP, Role
+from bench.vocabulary import FALLBACK_COLOUR, shade
 
 ZOOM_FACTOR = 6.0  # a bar this many times taller than the smallest gets the others a zoomed panel
 
@@ -105,8 +106,8 @@ def _cpu_stack(run: Run, cell: Cell, seen: list[str]) -> _Stack | None:
     segments = []
     for key in _ordered_roles(run, cell.roles):
         hue = _role(run, key).colour
-        for part, hatch in (("cpu_user_us_per_request", None), ("cpu_sys_us_per_request", "//")):
-            value = cell.roles[key].get(part)
+        figures = cell.roles[key]
+        for value, hatch in ((figures.cpu_user_us_per_request, None), (figures.cpu_sys_us_per_request, "//")):
             if finite(value) and value > 0:
                 segments.append((value, hue if hatch is None else shade(hue, 2), hatch))
                 if key not in seen:
@@ -136,11 +137,11 @@ def cpu_per_request(run: Run, out_dir: Path) -> list[Path]:
 
 
 def memory_layers_of(run: Run, cell: Cell) -> dict[str, tuple[float, str, str]]:
-    """PSS in MB per layer of one cell: {layer key: (MB, label, colour)}. A role the app runs
+    """PSS in MiB per layer of one cell: {layer key: (MiB, label, colour)}. A role the app runs
     inside (QEMU) splits into the app (its own view from inside) and the rest (guest kernel + devices)."""
     layers: dict[str, tuple[float, str, str]] = {}
     for key in _ordered_roles(run, cell.roles):
-        rss, role = cell.roles[key].get("pss_mb"), _role(run, key)  # PSS: the slices add up to the bar
+        rss, role = cell.roles[key].pss_mb, _role(run, key)  # PSS: the slices add up to the bar
         if not finite(rss):
             continue
         inside = cell.inside.get("rss_mb")
@@ -169,12 +170,12 @@ def _cake(run: Run, cell: Cell, legend: dict[str, tuple[str, str, str | None]]) 
     legend.update({key: (name, hue, None) for key, (_, name, hue) in layers.items()})
     fixed = cell.fixed
     for key, figures in (fixed.roles if fixed else {}).items():
-        if finite(figures.get("pss_mb")):
+        if finite(figures.pss_mb):
             role = _role(run, key)
-            segments.append((figures["pss_mb"], shade(role.colour, 2), FIXED_HATCH))
+            segments.append((figures.pss_mb, shade(role.colour, 2), FIXED_HATCH))
             legend[f"fixed.{key}"] = (role.label, shade(role.colour, 2), FIXED_HATCH)
     instance = sum(value for value, _, _ in layers.values())
-    caption = f"{number(instance, 'MB')}\n+{number(fixed.pss_mb)} once" if fixed and fixed.pss_mb else None
+    caption = f"{number(instance, 'MiB')}\n+{number(fixed.pss_mb)} once" if fixed and fixed.pss_mb else None
     return _Stack(segments, caption=caption)
 
 
@@ -190,7 +191,7 @@ def memory_layers(run: Run, out_dir: Path) -> list[Path]:
             per_workload.setdefault(cell.workload, {})[cell.layer_key] = stack
     if not per_workload:
         return []
-    figure, _ = _stacked_chart(run, per_workload, "memory, PSS (MB)", "MB", label_segments=True)
+    figure, _ = _stacked_chart(run, per_workload, "memory, PSS (MiB)", "MiB", label_segments=True)
     handles = [Patch(facecolor=hue, hatch=hatch, edgecolor="white", label=name) for name, hue, hatch in legend.values()]
     columns = 2 if any(len(name) > 32 for name, _, _ in legend.values()) else 3
     figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), columns), frameon=False)

@@ -38,7 +38,7 @@ def density(run: Run, out_dir: Path) -> list[Path]:
     if not series:
         return []
     figure = new_figure(max(12.5, 5.4 * len(series) + 0.6), 6.8)
-    axes = figure.subplots(1, len(series), squeeze=False)[0]  # own scales: a VM's hundreds of MB flatten the rest
+    axes = figure.subplots(1, len(series), squeeze=False)[0]  # own scales: a VM's hundreds of MiB flatten the rest
     any_fixed = False
     for ax, (key, points) in zip(axes, series.items()):
         counts = [count for count, _ in points]
@@ -57,7 +57,7 @@ def density(run: Run, out_dir: Path) -> list[Path]:
             any_fixed = True
         ax.set_xticks(counts)
         ax.set_xlabel("instances side by side")
-        ax.set_ylabel("memory per instance (MB)")
+        ax.set_ylabel("memory per instance (MiB)")
         ax.set_ylim(bottom=0)
         ax.margins(x=0.15, y=0.15)
         plain_ticks(ax.yaxis)

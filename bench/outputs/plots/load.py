@@ -88,7 +88,7 @@ def latency_percentiles(run: Run, out_dir: Path) -> list[Path]:
 
 def _cdf_points(sorted_ms: np.ndarray, points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """(share, latency) along the empirical CDF; thinned to about `points` for big arrays, denser
-    in the tail, so a 100k-request trial does not make a 10 MB SVG."""
+    in the tail, so a 100k-request trial does not make a 10 MiB SVG."""
     size = sorted_ms.size
     if size <= points:
         return (np.arange(1, size + 1) - 0.5) / size, sorted_ms

@@ -8,7 +8,8 @@ from matplotlib.ticker import FuncFormatter
 
 from bench.model import STARTUP_WORKLOAD, Overhead, Run
 from bench.outputs.plots._common import colour, finite, new_figure, number, save, spans_decades, styled, tick_label
-from bench.vocabulary import HEADLINE_METRICS, metric, percent
+from bench.figures import HEADLINE_METRICS, metric
+from bench.vocabulary import percent
 
 WORSE_TINT = "#fdeeee"
 Line = tuple[str, tuple[str, str]]  # (workload, layer key)

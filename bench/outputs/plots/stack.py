@@ -16,6 +16,7 @@ from matplotlib.patches import FancyBboxPatch
 
 from bench.model import Run, median_of
 from bench.outputs.plots._common import colour, new_figure, save, styled, text_on, tick_label
+from bench.figures import interval_text, ratio_text
 from bench.vocabulary import STACK_LAYERS, UNKNOWN_STACK_LAYER, fmt, short, stack_kind
 
 BOX_WIDTH = 0.86
@@ -38,7 +39,7 @@ def _throughput_line(run: Run, key: tuple[str, str], workload: str | None) -> st
                   and row.workload == workload and row.metric == "throughput_rps"), None)
     if ratio is None:
         return ""
-    return f"{workload}: {ratio.median:.2f}× {run.baseline}\n[{ratio.low:.2f}–{ratio.high:.2f}]"
+    return f"{workload}: {ratio_text(ratio.median)} {run.baseline}\n{interval_text(ratio.low, ratio.high)}"
 
 
 def _figures(run: Run, key: tuple[str, str], workload: str | None) -> str:
@@ -50,9 +51,9 @@ def _figures(run: Run, key: tuple[str, str], workload: str | None) -> str:
     cost = run.layer_cost(*key)
     pss = cost.per_instance_mb.get("pss")
     if pss is not None:
-        lines.append(f"PSS {short(pss, 'MB')}")
+        lines.append(f"PSS {short(pss, 'MiB')}")
         if cost.fixed is not None and cost.fixed.pss_mb is not None:
-            lines.append(f"+ {short(cost.fixed.pss_mb, 'MB')} once per host")
+            lines.append(f"+ {short(cost.fixed.pss_mb, 'MiB')} once per host")
     return "\n".join(line for line in lines if line)
 
 

@@ -9,17 +9,17 @@ from pathlib import Path
 import numpy as np
 from matplotlib.lines import Line2D
 
+from bench.vocabulary import MIB_BYTES
 from bench.model import Run
 from bench.outputs.plots._common import colour, new_figure, plain_ticks, save, spans_decades, styled, tick_label
 from bench.roles import ROLE_LOADGEN
 
-MB = 1024 * 1024
 LINESTYLES = ("-", "--", ":", "-.")
 SMOOTH_S = 0.5  # CPU rates are taken over this many seconds of samples
 
 
 def read_series(run: Run, trial) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(seconds since the first sample, CPU in % of one core, RSS in MB) of a trial, summed over the
+    """(seconds since the first sample, CPU in % of one core, RSS in MiB) of a trial, summed over the
     setup's own processes (the load generator's row is left out); None when its processes.csv is
     missing or too short, or unreadable (then the run reports it)."""
     rows = run.process_samples(trial)
@@ -46,7 +46,7 @@ def read_series(run: Run, trial) -> tuple[np.ndarray, np.ndarray, np.ndarray] | 
                 cpu[t1] += max(0.0, (c1 - c0) / (t1 - t0) * 100)
         for t, _, memory in samples:
             if math.isfinite(memory):
-                rss[t] += memory / MB
+                rss[t] += memory / MIB_BYTES
     times = sorted(set(cpu) & set(rss))
     if len(times) < 2:
         return None
@@ -69,7 +69,7 @@ def _regular(samples: list[tuple[float, float, float]]) -> list[tuple[float, flo
 
 @styled
 def timeseries(run: Run, out_dir: Path) -> list[Path]:
-    """CPU (% of one core) and RSS (MB) of each setup over every trial, one column per workload."""
+    """CPU (% of one core) and RSS (MiB) of each setup over every trial, one column per workload."""
     series: dict[str, list[tuple[tuple[str, str], int, tuple]]] = {}
     for workload in run.workloads:
         for key in run.layer_keys:
@@ -97,7 +97,7 @@ def timeseries(run: Run, out_dir: Path) -> list[Path]:
         plain_ticks(rss_ax.yaxis)
         cpu_ax.set_title(f"workload: {workload}")
         cpu_ax.set_ylim(bottom=0)
-        rss_ax.set_ylabel("memory, RSS (MB)" + (" (log)" if rss_ax.get_yscale() == "log" else ""))
+        rss_ax.set_ylabel("memory, RSS (MiB)" + (" (log)" if rss_ax.get_yscale() == "log" else ""))
         cpu_ax.set_ylabel(f"CPU (% of one core, over {SMOOTH_S:g} s)")
         rss_ax.set_xlabel("seconds since sampling began")
     handles = [Line2D([], [], color=colour(run, *key), linewidth=4, label=tick_label(*key, two_lines=False))

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import re
 
-from bench.model import FORMAT_VERSION, Cell, LayerKey, Run
+from bench.model import FORMAT_VERSION, Cell, FixedFigures, LayerKey, Run
 from bench.outputs.plots.cost import memory_layers_of
 from bench.outputs.plots._common import colour
 from bench.roles import APP
-from bench.vocabulary import (HEADLINE_METRICS, LATENCY_LABELS, VERDICT_MEANING, finite, fmt, fmt_interval, label, metric,
-                               percent)
+from bench.figures import HEADLINE_METRICS, metric
+from bench.vocabulary import LATENCY_LABELS, VERDICT_MEANING, finite, fmt, fmt_interval, label, percent
 
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 MIN_SHOWN_US = 0.5  # a helper's CPU per request below this is noise of the sampler's 10 ms ticks
@@ -31,13 +31,12 @@ def _role_points(run: Run, cells: list[Cell]) -> list[str]:
     for key in dict.fromkeys(role for cell in cells for role in cell.roles):
         role = run.roles.get(key)
         name = role.label if role else key
-        memory = [(c.workload, c.roles[key]["pss_mb"]) for c in cells if key in c.roles
-                  and finite(c.roles[key].get("pss_mb"))]
-        cpu = [(c.workload, c.roles[key]["cpu_user_us_per_request"] + (c.roles[key].get("cpu_sys_us_per_request") or 0))
-               for c in cells if key in c.roles and finite(c.roles[key].get("cpu_user_us_per_request"))]
+        memory = [(c.workload, c.roles[key].pss_mb) for c in cells if key in c.roles and finite(c.roles[key].pss_mb)]
+        cpu = [(c.workload, c.roles[key].cpu_us_per_request) for c in cells
+               if key in c.roles and c.roles[key].cpu_us_per_request is not None]
         cpu = [(workload, value) for workload, value in cpu if value >= MIN_SHOWN_US]
         if memory:
-            points.append(f"{name}: memory (PSS) {_per_workload(memory, 'MB')}.")
+            points.append(f"{name}: memory (PSS) {_per_workload(memory, 'MiB')}.")
         if cpu and key != APP.key:  # the app's own CPU is in the tables; helpers are news
             points.append(f"{name}: CPU per request {_per_workload(cpu, 'µs')}.")
         if role and role.contains_app:
@@ -45,9 +44,9 @@ def _role_points(run: Run, cells: list[Cell]) -> list[str]:
                 layers = memory_layers_of(run, cell)
                 rest = layers.get(f"{key}.rest")
                 if rest and APP.key in layers:
-                    points.append(f"{cell.workload}: {name} memory (PSS) {fmt(cell.roles[key]['pss_mb'], unit='MB')}"
+                    points.append(f"{cell.workload}: {name} memory (PSS) {fmt(cell.roles[key].pss_mb, unit='MiB')}"
                                   f", of which the app itself (seen from inside its layer) "
-                                  f"{fmt(layers[APP.key][0], unit='MB')}: {rest[1]} ≈ {fmt(rest[0], unit='MB')}.")
+                                  f"{fmt(layers[APP.key][0], unit='MiB')}: {rest[1]} ≈ {fmt(rest[0], unit='MiB')}.")
     return points
 
 
@@ -55,10 +54,10 @@ def _fixed_points(run: Run, key: LayerKey) -> list[str]:
     fixed = run.layer_cost(key.setup, key.variant, key.app).fixed
     if fixed is None:
         return []
-    parts = ", ".join(f"{run.roles[key].label if key in run.roles else key} {fmt(figures.get('pss_mb'), unit='MB')}"
+    parts = ", ".join(f"{run.roles[key].label if key in run.roles else key} {fmt(figures.pss_mb, unit='MiB')}"
                       for key, figures in fixed.roles.items())
     return [f"Fixed cost, paid once per host however many instances run: {parts} (PSS), together "
-            f"{fmt(fixed.pss_mb, unit='MB')}, using {fmt(fixed.total.get('cpu_cores'), 3)} cores of CPU on average "
+            f"{fmt(fixed.pss_mb, unit='MiB')}, using {fmt(fixed.total.cpu_cores, 3)} cores of CPU on average "
             f"while its trials ran. None of it is in this layer's per-instance figures."]
 
 
@@ -66,12 +65,12 @@ def cost_split_rows(run: Run) -> list[dict]:
     """Per layer: what one more instance costs (its own processes) and what its engine costs once."""
     rows = []
     for cost in run.layer_costs:
-        fixed = cost.fixed.total if cost.fixed else {}
+        fixed = cost.fixed.total if cost.fixed else FixedFigures()
         rows.append({"label": label(cost.setup, cost.variant), "colour": css_colour(colour(run, cost.setup,
                                                                                        cost.variant)),
                      "pss": fmt(cost.per_instance_mb.get("pss")), "uss": fmt(cost.per_instance_mb.get("uss")),
-                     "source": cost.per_instance_from or "–", "fixed_pss": fmt(fixed.get("pss_mb")),
-                     "fixed_uss": fmt(fixed.get("uss_mb")), "fixed_cpu": fmt(fixed.get("cpu_cores"), 3),
+                     "source": cost.per_instance_from or "–", "fixed_pss": fmt(fixed.pss_mb),
+                     "fixed_uss": fmt(fixed.uss_mb), "fixed_cpu": fmt(fixed.cpu_cores, 3),
                      "fixed_roles": ", ".join(run.roles[key].label if key in run.roles else key
                                               for key in (cost.fixed.roles if cost.fixed else {})) or "none"})
     return rows
@@ -132,11 +131,10 @@ def role_rows(run: Run) -> list[dict]:
             role = run.roles.get(key)
             rows.append({"label": cell.label, "colour": css_colour(colour(run, *cell.layer_key)),
                          "workload": cell.workload, "role": role.label if role else key,
-                         "cpu_user": fmt(figures.get("cpu_user_us_per_request")),
-                         "cpu_sys": fmt(figures.get("cpu_sys_us_per_request")),
-                         "rss": fmt(figures.get("rss_mb")), "uss": fmt(figures.get("uss_mb")),
-                         "pss": fmt(figures.get("pss_mb")),
-                         "processes": fmt(figures.get("processes"), 0)})
+                         "cpu_user": fmt(figures.cpu_user_us_per_request),
+                         "cpu_sys": fmt(figures.cpu_sys_us_per_request),
+                         "rss": fmt(figures.rss_mb), "uss": fmt(figures.uss_mb), "pss": fmt(figures.pss_mb),
+                         "processes": fmt(figures.processes, 0)})
     return rows
 
 
