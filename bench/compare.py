@@ -80,7 +80,7 @@ class Comparison:
                       "scenario": run.info.scenario_name,
                       "status": run.info.stored_status, "created_at": run.info.created_at,
                       "machine": {field: run.info.machine_field(field) for field in COMPARABLE_FIELDS},
-                      "pinning": run.info.pinning} for run, name in zip(self.runs, self.titles)],
+                      "pinning": run.info.pinning.stored() if run.info.pinning else {}} for run, name in zip(self.runs, self.titles)],
             "baseline_run": self.baseline_run,
             "confidence": stats.CONFIDENCE,
             "rows": [{"setup": row.setup, "variant": row.variant, "app": row.app, "workload": row.workload,
@@ -92,6 +92,10 @@ class Comparison:
                                for e in row.entries]} for row in self.rows],
             "warnings": [caveat.text for caveat in self.caveats],
         }
+
+
+def _pinning(run: Run) -> str:
+    return str(run.info.pinning.stored()) if run.info.pinning else "none"
 
 
 def _scenario_shape(run: Run) -> dict:
@@ -110,8 +114,8 @@ def _caveats(runs: list[Run], names: list[str]) -> list[Caveat]:
                                     f"{theirs!r} in {name}; differences may come from the machine, not the "
                                     f"layers"))
         if first.info.pinning != other.info.pinning:
-            found.append(Caveat("pinning", "", f"pinning differs: {first.info.pinning or 'none'} in {first_name} "
-                                f"but {other.info.pinning or 'none'} in {name}"))
+            found.append(Caveat("pinning", "", f"pinning differs: {_pinning(first)} in {first_name} "
+                                f"but {_pinning(other)} in {name}"))
         if _scenario_shape(first) != _scenario_shape(other):
             found.append(Caveat("scenario", "", f"scenario differs: {first.info.scenario_name!r} in "
                                 f"{first_name} and {other.info.scenario_name!r} in {name} do not "

@@ -31,12 +31,12 @@ def _load(name: str, percentile: str | None = None) -> Callable[[object], float 
 
 def _cpu_per_request(trial) -> float | None:
     cpu = trial.cpu_us_per_request
-    return cpu["user"] + cpu["sys"] if cpu and "user" in cpu and "sys" in cpu else None
+    return cpu.total_us if cpu is not None else None
 
 
 def _memory_mib(part: str) -> Callable[[object], float | None]:
     def read(trial) -> float | None:
-        value = trial.memory_bytes.get(part)
+        value = getattr(trial.memory_bytes, part)
         return value / MIB_BYTES if value is not None else None
     return read
 

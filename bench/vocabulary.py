@@ -190,13 +190,13 @@ def trial_line(record, show_app: bool = False) -> str:
     if record.kind == "load" and record.load:
         latency = record.load.get("latency_ms", {})
         cpu = record.cpu_us_per_request
-        cpu_text = fmt(cpu["user"] + cpu["sys"], 0) if cpu else MISSING
+        cpu_text = fmt(cpu.total_us, 0) if cpu else MISSING
         return (f"{subject}: {fmt(record.load.get('throughput_rps'), 0)} req/s, p99 {fmt(latency.get('p99'), 2)} ms, "
                 f"CPU {cpu_text} µs/req")
     if record.kind == "startup":
         phases = ", ".join(f"{phase_label(name, True)} {value:.3f}" for name, value in record.startup_phases_s.items())
         return f"{subject}: started in {fmt(record.startup_s, 3)} s ({phases})"
     memory = record.memory_bytes
-    pss = memory.get("pss_per_instance", memory.get("pss"))
-    each = " per instance" if "pss_per_instance" in memory else ""
+    each = " per instance" if memory.pss_per_instance is not None else ""
+    pss = memory.pss_per_instance if each else memory.pss
     return f"{subject}: PSS {fmt(pss / MIB_BYTES if pss else None, 1)} MiB{each}"

@@ -59,7 +59,7 @@ class Fleet:
     @property
     def split(self) -> dict:
         """load_host, load_address, listen_address, load_machine; empty when the load ran on each host."""
-        return dict(self._record.split)
+        return self._record.split.stored() if self._record.split else {}
 
     def stored(self) -> dict:
         """fleet.json as plain data (`bench show FLEET --format json`)."""
@@ -111,12 +111,16 @@ class Fleet:
             found.append(Caveat("host", name, f"host {name}: its run folder is unreadable: {error}"))
         split = self._record.split
         if split:
-            found.append(Caveat("split", split.get("load_host", ""), f"split run: the load came from "
-                                f"{split.get('load_host')} ({split.get('load_address')}); the app listened on "
-                                f"{split.get('listen_address')}, not on loopback"))
+            found.append(Caveat("split", split.load_host or "", f"split run: the load came from "
+                                f"{split.load_host} ({split.load_address}); the app listened on "
+                                f"{split.listen_address}, not on loopback"))
         if self.comparison is not None:
             found += self.comparison.caveats
         return found
+
+
+def _dash(value) -> str:
+    return "–" if value is None else str(value)
 
 
 def _machine_column(outcome: HostOutcome, run: Run | None) -> dict[str, str]:
@@ -124,19 +128,19 @@ def _machine_column(outcome: HostOutcome, run: Run | None) -> dict[str, str]:
     if run is None:
         return column
     machine, info = run.info.machine, run.info
-    memory = machine.get("memory_bytes")
+    memory = machine.memory_bytes
     pinning = info.pinning
     column.update({
-        "hostname": str(machine.get("hostname", "–")),
-        "CPU": str(machine.get("cpu_model", "–")),
-        "logical CPUs": str(machine.get("cpus_logical", "–")),
+        "hostname": _dash(machine.hostname),
+        "CPU": _dash(machine.cpu_model),
+        "logical CPUs": _dash(machine.cpus_logical),
         "memory": fmt(memory / 1024**3, 1, "GiB") if isinstance(memory, (int, float)) else "–",
-        "kernel": str(machine.get("kernel", "–")),
-        "OS": str(machine.get("os", "–")),
-        "Python": str(machine.get("python", "–")),
-        "/dev/kvm": "yes" if machine.get("kvm_device") else "no",
-        "pinning (app | load)": f"{pinning.get('app_cpus', '–')} | {pinning.get('load_cpus', '–')}",
-        "layerbench": str((machine.get("versions") or {}).get("layerbench", "–")),
+        "kernel": _dash(machine.kernel),
+        "OS": _dash(machine.os),
+        "Python": _dash(machine.python),
+        "/dev/kvm": "yes" if machine.kvm_device else "no",
+        "pinning (app | load)": f"{pinning.app_cpus} | {pinning.load_cpus}" if pinning else "– | –",
+        "layerbench": _dash(machine.versions.get("layerbench")),
         "trials ok": f"{info.trials_ok} of {info.trials_recorded}",
     })
     return column

@@ -13,7 +13,8 @@ from bench.model.fixed import FixedCost, LayerCost
 from bench.model.overhead import Overhead
 from bench.model.role_figures import FixedFigures, RoleFigures
 from bench.model.run import STARTUP_WORKLOAD, Run
+from bench.records import Machine, Pinning, Split
 from bench.results import FORMAT_VERSION, LayerRecord
 
 __all__ = ["BUSY_MACHINE_CORES", "FORMAT_VERSION", "STARTUP_WORKLOAD", "Cell", "FixedCost", "FixedFigures", "LayerCost", "LayerKey",
-           "LayerRecord", "Overhead", "RoleFigures", "Run", "RunInfo", "median_of", "sub_seed"]
+           "LayerRecord", "Machine", "Overhead", "Pinning", "RoleFigures", "Run", "RunInfo", "Split", "median_of", "sub_seed"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench.records import Machine, Pinning, Skipped, Split
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -20,10 +22,10 @@ class RunInfo:
     command_line: tuple[str, ...]
     seed: int
     scenario: dict  # the scenario as the run stored it (bench.scenario fields)
-    machine: dict  # bench.machine.describe_machine fields
-    pinning: dict  # app_cpus, load_cpus (empty: not pinned)
-    split: dict  # load_host, load_address, listen_address, load_machine (empty: not a split run)
-    skipped: tuple[dict, ...] = field(default=())  # setup, variant, app, reason
+    machine: Machine
+    pinning: Pinning | None  # None: not pinned
+    split: Split | None  # None: the load ran on this machine
+    skipped: tuple[Skipped, ...] = field(default=())
     setups_ran: tuple[str, ...] = ()  # the setups with a trial recorded, in the order they first ran
     trials_recorded: int = 0  # every trial recorded, failed and set aside ones included
     trials_ok: int = 0  # the trials measured and counted
@@ -38,4 +40,4 @@ class RunInfo:
 
     def machine_field(self, name: str):
         """One field of the machine block (hostname, kernel, kvm_device, ...), None when not recorded."""
-        return self.machine.get(name)
+        return self.machine.field(name)

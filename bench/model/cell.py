@@ -11,6 +11,7 @@ import numpy as np
 from bench import stats
 from bench.model.figures import median_of, seed_parts, sub_seed
 from bench.model.role_figures import RoleFigures
+from bench.records import RoleSample
 from bench.results import TrialRecord
 from bench.vocabulary import MIB_BYTES
 from bench.figures import metric as registered
@@ -225,23 +226,25 @@ class Cell:
     def cpu_us_per_request(self) -> dict[str, float | None] | None:
         if not self.values("cpu_us_per_request"):
             return None
-        return {part: median_of(t.cpu_us_per_request.get(part) for t in self.ok) for part in ("user", "sys")}
+        return {"user": median_of(t.cpu_us_per_request.user_us for t in self.ok if t.cpu_us_per_request),
+                "sys": median_of(t.cpu_us_per_request.sys_us for t in self.ok if t.cpu_us_per_request)}
 
     @property
     def memory_mb(self) -> dict[str, float | None] | None:
         """Memory of every process the setup needs, summed: PSS (adds up), USS (private), RSS (upper bound)."""
         if not self.values("memory_rss_mb"):
             return None
-        return {part: median_of((t.memory_bytes.get(part) or math.nan) / MIB_BYTES for t in self.ok)
+        return {part: median_of((getattr(t.memory_bytes, part) or math.nan) / MIB_BYTES for t in self.ok)
                 for part in ("rss", "uss", "pss")}
 
     @property
     def memory_per_instance_mb(self) -> dict[str, float | None] | None:
         """Density: per instance, USS (what one more instance costs: its own pages), PSS (its fair share),
         RSS (the upper bound: shared pages counted once per process) and the host's MemAvailable drop."""
-        if not any("rss_per_instance" in t.memory_bytes for t in self.ok):
+        if not any(t.memory_bytes.rss_per_instance is not None for t in self.ok):
             return None
-        return {part: median_of((t.memory_bytes.get(f"{part}_per_instance") or math.nan) / MIB_BYTES for t in self.ok)
+        return {part: median_of((getattr(t.memory_bytes, f"{part}_per_instance") or math.nan) / MIB_BYTES
+                                for t in self.ok)
                 for part in ("uss", "pss", "rss", "available_drop")}
 
     @cached_property
@@ -266,14 +269,14 @@ class Cell:
         """Per role: CPU per request (user, sys), RSS, USS and PSS in MiB, process count: medians."""
         roles: dict[str, RoleFigures] = {}
         for role in dict.fromkeys(role for t in self.ok for role in t.roles):
-            pairs = [(t.roles.get(role, {}), t.load.get("requests", 0)) for t in self.ok]
+            pairs = [(t.roles.get(role) or RoleSample(), t.load.get("requests", 0)) for t in self.ok]
             roles[role] = RoleFigures(
-                cpu_user_us_per_request=median_of(r.get("cpu_user_s", 0) / n * 1e6 for r, n in pairs if n),
-                cpu_sys_us_per_request=median_of(r.get("cpu_sys_s", 0) / n * 1e6 for r, n in pairs if n),
-                rss_mb=median_of((r.get("rss_bytes") or math.nan) / MIB_BYTES for r, _ in pairs),
-                uss_mb=median_of((r.get("uss_bytes") or math.nan) / MIB_BYTES for r, _ in pairs),
-                pss_mb=median_of((r.get("pss_bytes") or math.nan) / MIB_BYTES for r, _ in pairs),
-                processes=median_of(r.get("processes", 0) for r, _ in pairs),
+                cpu_user_us_per_request=median_of((r.cpu_user_s or 0) / n * 1e6 for r, n in pairs if n),
+                cpu_sys_us_per_request=median_of((r.cpu_sys_s or 0) / n * 1e6 for r, n in pairs if n),
+                rss_mb=median_of((r.rss_bytes or math.nan) / MIB_BYTES for r, _ in pairs),
+                uss_mb=median_of((r.uss_bytes or math.nan) / MIB_BYTES for r, _ in pairs),
+                pss_mb=median_of((r.pss_bytes or math.nan) / MIB_BYTES for r, _ in pairs),
+                processes=median_of(r.processes or 0 for r, _ in pairs),
             )
         return roles
 

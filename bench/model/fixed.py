@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from bench.model.figures import median_of
 from bench.model.role_figures import FixedFigures
+from bench.records import RoleSample
 from bench.results import TrialRecord
 from bench.vocabulary import MIB_BYTES, finite
 
@@ -60,11 +61,11 @@ def _seconds(trial: TrialRecord) -> float | None:
     return None
 
 
-def _role_figures(figures: dict, seconds: float | None) -> dict[str, float | None]:
-    cpu = (figures.get("cpu_user_s") or 0.0) + (figures.get("cpu_sys_s") or 0.0)
-    return {**{f"{part}_mb": (figures[f"{part}_bytes"] / MIB_BYTES if finite(figures.get(f"{part}_bytes")) else None)
-               for part in MEMORY_PARTS},
-            "cpu_cores": cpu / seconds if seconds else None, "processes": figures.get("processes")}
+def _role_figures(figures: RoleSample, seconds: float | None) -> dict[str, float | None]:
+    cpu = (figures.cpu_user_s or 0.0) + (figures.cpu_sys_s or 0.0)
+    memory = {part: getattr(figures, f"{part}_bytes") for part in MEMORY_PARTS}
+    return {**{f"{part}_mb": value / MIB_BYTES if finite(value) else None for part, value in memory.items()},
+            "cpu_cores": cpu / seconds if seconds else None, "processes": figures.processes}
 
 
 def _sum(values: list[float | None]) -> float:

@@ -52,8 +52,9 @@ class Run:
         from their headers; by file. Their trials' stored figures still count; charts leave them out."""
         found = {}
         for trial in self._record.trials:
-            for name, problem in file_problems(self.run_dir, trial.files).items():
-                found[trial.files[name]] = _unreadable(trial, trial.files[name], problem)
+            named = trial.files.named()
+            for name, problem in file_problems(self.run_dir, named).items():
+                found[named[name]] = _unreadable(trial, named[name], problem)
         return found
 
     def note_unreadable(self, trial: TrialRecord, error: UnreadableFile) -> None:
@@ -74,18 +75,18 @@ class Run:
         """What the run was: id, status, scenario, machine, settings (bench.model.about.RunInfo)."""
         record = self._record
         return RunInfo(record.run_id, record.effective_status(), record.status, record.created_at, record.finished_at,
-                       tuple(record.command_line), record.seed, dict(record.scenario or {}), dict(record.machine),
-                       dict(record.pinning or {}), dict(record.split or {}), tuple(record.skipped),
+                       tuple(record.command_line), record.seed, dict(record.scenario or {}), record.machine,
+                       record.pinning, record.split, tuple(record.skipped),
                        tuple(dict.fromkeys(t.setup for t in record.trials)), len(record.trials),
                        len(record.ok_trials()))
 
     def latencies_ms(self, trial: TrialRecord) -> np.ndarray:
         """A load trial's raw client latencies (ms, one per request); empty when it has none, or when
         its file is unreadable (then the run's caveats report it)."""
-        if "latency_ms" not in trial.files:
+        if trial.files.latency_ms is None:
             return np.array([])
         try:
-            return read_array(self.run_dir, trial.files["latency_ms"])
+            return read_array(self.run_dir, trial.files.latency_ms)
         except UnreadableFile as error:
             self.note_unreadable(trial, error)
             return np.array([])
@@ -93,10 +94,10 @@ class Run:
     def process_samples(self, trial: TrialRecord) -> list[dict[str, str]] | None:
         """A trial's sampler rows (processes.csv: t, pid, role, cpu_user_s, cpu_sys_s, rss_bytes, ...);
         None when it has none, or when the file is unreadable (then the run's caveats report it)."""
-        if "processes" not in trial.files:
+        if trial.files.processes is None:
             return None
         try:
-            return read_csv(self.run_dir, trial.files["processes"])
+            return read_csv(self.run_dir, trial.files.processes)
         except UnreadableFile as error:
             self.note_unreadable(trial, error)
             return None
@@ -232,8 +233,7 @@ class Run:
     @property
     def sampler_cpu_fraction(self) -> float | None:
         # Load trials only: idle and density trials read USS/PSS on every tick on purpose.
-        return median_of(t.sampler.get("own_cpu_fraction") for t in self._record.ok_trials()
-                         if t.sampler and t.kind == "load")
+        return median_of(t.sampler.own_cpu_fraction for t in self._record.ok_trials() if t.kind == "load")
 
     @property
     def min_effect(self) -> float:

@@ -16,10 +16,11 @@ def run_caveats(run: "Run", record: RunRecord) -> list[Caveat]:
     flags, the JSON); `doubts()` groups them for the lines a reader reads first."""
     found = []
     if record.split:  # loopback-only relaxed, on purpose: the reader must know where the load came from
-        found.append(Caveat("split", str(record.split.get("load_host", "")),
-                            f"Split run: the load came from {record.split.get('load_host')} "
-                            f"({record.split.get('load_address')}); the app listened on "
-                            f"{record.split.get('listen_address')} only, not on loopback."))
+        split = record.split
+        found.append(Caveat("split", str(split.load_host or ""),
+                            f"Split run: the load came from {split.load_host} "
+                            f"({split.load_address}); the app listened on "
+                            f"{split.listen_address} only, not on loopback."))
     status = record.effective_status()
     if status != "complete":
         found.append(Caveat("incomplete", "", f"This run is {status}: it did not finish every trial it planned "
@@ -31,10 +32,10 @@ def run_caveats(run: "Run", record: RunRecord) -> list[Caveat]:
             found.append(Caveat("failed", subject, f"Failed trial {subject} / repeat {trial.repeat + 1}: "
                                 f"{trial.error or 'no reason recorded'}"))
     for skipped in record.skipped:
-        what = skipped.get("variant") or skipped.get("setup") or "a setup"
-        if skipped.get("app") and (run.multi_app or skipped.get("app") != "python"):
-            what = f"{skipped['app']} in {what}"
-        found.append(Caveat("skipped", str(what), f"Skipped {what}: {skipped.get('reason') or 'no reason recorded'}"))
+        what = skipped.variant or skipped.setup or "a setup"
+        if skipped.app and (run.multi_app or skipped.app != "python"):
+            what = f"{skipped.app} in {what}"
+        found.append(Caveat("skipped", str(what), f"Skipped {what}: {skipped.reason or 'no reason recorded'}"))
     found += [caveat for cell in run.cells for caveat in cell.caveats() if caveat.kind != "failed"]
     found += [*run.unreadable_files.values(), *run._unreadable_found.values()]
     shared: dict[str, list[str]] = {}  # one caveat text -> the layers that carry it (vm and container-in-vm: TCG)

@@ -22,6 +22,7 @@ from bench.metrics.quiet import wait_until_quiet
 from bench.metrics.window import mem_available_now
 from bench.model import BUSY_MACHINE_CORES
 from bench.netutil import LOOPBACK
+from bench.records import QuietWait, RepeatOutcome, RunnerHost, Skipped, Split
 from bench.results import LayerRecord, RunRecord, TrialRecord, load_run, new_run_id, now_iso, runner_identity, save_run
 from bench.runlock import RunLock, refuse_if_live
 from bench.runner.figures import bracket_available_drop, disk_estimate
@@ -101,9 +102,9 @@ class Runner:
             self.record.skipped = []
             self.record.status = "running"
             self.record.runner_pid, self.record.runner_started = runner_identity()
-            self.record.runner_host = machine.this_host()
+            self.record.runner_host = RunnerHost(**machine.this_host())
         if split:
-            self.record.split = split
+            self.record.split = Split.model_validate(split)
         self.done = {trial.trial_id for trial in self.record.trials}
         self.run_id = self.record.run_id
         self.run_dir = Path(results_dir) / self.run_id
@@ -114,7 +115,7 @@ class Runner:
         pid, started = runner_identity()
         return RunRecord(run_id=new_run_id(self.scenario.name), created_at=now_iso(),
                          command_line=command_line or sys.argv, scenario=self.scenario.model_dump(mode="json"),
-                         machine=machine.describe(), pinning=self.pinning.as_dict(), seed=self.scenario.seed,
+                         machine=machine.describe(), pinning=self.pinning.as_dict() or None, seed=self.scenario.seed,
                          runner_pid=pid, runner_started=started, runner_host=machine.this_host())
 
     # ---- the whole run ------------------------------------------------------------------
@@ -182,7 +183,7 @@ class Runner:
             if stop:
                 outcome["stopped_by"] = stop
                 break
-        self.record.repeat_outcome = outcome
+        self.record.repeat_outcome = RepeatOutcome.model_validate(outcome)
         save_run(self.run_dir, self.record)
         if fixed is None:
             self.progress(Event("repeat", f"{outcome['rounds']} rounds in {outcome['elapsed_s']:.0f} s: stopped by "
@@ -216,7 +217,7 @@ class Runner:
 
     def _wait_quiet(self, repeat: int) -> None:
         wait = wait_until_quiet(BUSY_MACHINE_CORES, lambda message: self.progress(Event("skip", message)))
-        self.record.quiet_waits.append({"round": repeat, **wait.as_dict()})
+        self.record.quiet_waits.append(QuietWait(round=repeat, **wait.as_dict()))
         if not wait.quiet:
             self.progress(Event("skip", f"round {repeat + 1}: the machine did not go quiet in {wait.waited_s:.0f} s "
                                         f"(others used {wait.others_cores:.2f} cores); measuring anyway"))
@@ -250,8 +251,7 @@ class Runner:
                 name = f"{app.name} in {spec.key}" if self.several_apps else spec.key
                 setup, reason = (None, app_reason) if app_reason else self._prepared(spec, app)
                 if reason is not None:
-                    self.record.skipped.append({"setup": spec.setup, "variant": spec.key, "app": app.name,
-                                                "reason": reason})
+                    self.record.skipped.append(Skipped(setup=spec.setup, variant=spec.key, app=app.name, reason=reason))
                     save_run(self.run_dir, self.record)
                     self.progress(Event("skip", f"skipping {name}: {reason}"))
                     continue
@@ -391,6 +391,6 @@ def resume_run(run_dir: Path, progress: ProgressFn = no_progress) -> Path:
         scenario = Scenario.model_validate(record.scenario)
     except ValueError as error:
         raise SetupError(f"{run_dir}: its scenario no longer validates ({error}); start a new run") from None
-    if record.machine.get("hostname") != machine.describe()["hostname"]:
+    if record.machine.hostname != machine.describe()["hostname"]:
         progress(Event("skip", "warning: resuming on another machine than the run started on"))
     return Runner(scenario, Path(run_dir).parent, progress, resume=record).run()

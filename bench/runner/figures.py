@@ -8,6 +8,7 @@ import json
 import numpy as np
 
 from bench.load.spec import LoadResult, is_generator_bound
+from bench.records import CpuPerRequest, RoleSample
 from bench.scenario import Workload
 from bench.stats import percentiles
 from bench.vocabulary import MIB_BYTES
@@ -27,13 +28,13 @@ def memory_totals(roles: dict[str, dict]) -> dict[str, float | None]:
     return totals
 
 
-def cpu_per_request(roles: dict[str, dict], requests: int) -> dict[str, float]:
+def cpu_per_request(roles: dict[str, RoleSample], requests: int) -> CpuPerRequest | None:
     """User and system CPU of the setup's processes per completed request, in µs."""
     if requests <= 0:
-        return {}
-    user = sum(figures.get("cpu_user_s", 0.0) for figures in roles.values())
-    system = sum(figures.get("cpu_sys_s", 0.0) for figures in roles.values())
-    return {"user": user / requests * 1e6, "sys": system / requests * 1e6}
+        return None
+    user = sum(figures.cpu_user_s or 0.0 for figures in roles.values())
+    system = sum(figures.cpu_sys_s or 0.0 for figures in roles.values())
+    return CpuPerRequest(user_us=user / requests * 1e6, sys_us=system / requests * 1e6)
 
 
 def foreign_cpu_cores(host: dict, roles: dict[str, dict], loadgen: dict, seconds: float) -> float | None:
@@ -117,8 +118,8 @@ def bracket_available_drop(record, before: float, after: float) -> None:
     instances = record.facts.get("instances") or 1
     record.host["mem_available_before_bytes"] = before
     record.host["mem_available_after_bytes"] = after
-    record.memory_bytes["available_drop"] = (before + after) / 2 - during
-    record.memory_bytes["available_drop_per_instance"] = record.memory_bytes["available_drop"] / instances
+    record.memory_bytes.available_drop = (before + after) / 2 - during
+    record.memory_bytes.available_drop_per_instance = record.memory_bytes.available_drop / instances
 
 
 RAW_BYTES_PER_REQUEST = 16  # latency_ms.npy and app_ms.npy: one float64 each per completed request

@@ -21,6 +21,7 @@ from bench.metrics.speed import PROBE_S, machine_speed
 from bench.metrics.window import summarize_host, summarize_processes
 from bench.errors import SetupError
 from bench.results import TrialRecord, now_iso
+from bench.records import MemoryBytes, RoleSample, SamplerStats
 from bench.roles import ROLE_LOADGEN, RoleProcess
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
                                   load_summary, memory_totals)
@@ -152,8 +153,10 @@ def _per_instance(record: TrialRecord, trial: PlannedTrial) -> None:
     """Several copies measured at once (density, copies > 1): memory per instance too."""
     if trial.copies > 1 or trial.workload.kind == "density":
         record.facts["instances"] = trial.copies
-        record.memory_bytes.update({f"{key}_per_instance": value / trial.copies
-                                    for key, value in list(record.memory_bytes.items()) if value is not None})
+        memory = record.memory_bytes
+        record.memory_bytes = memory.model_copy(update={
+            f"{part}_per_instance": getattr(memory, part) / trial.copies for part in ("rss", "uss", "pss")
+            if getattr(memory, part) is not None})
 
 
 def load_for(instance: Instance, load: LoadFn, aimed: Callable[[str], LoadFn], split: bool) -> LoadFn:
@@ -198,18 +201,20 @@ def _sampled_window(instance: Instance, workload: Workload, load: LoadFn, sample
 
 def _fill_usage(record: TrialRecord, sampler: Sampler, window: tuple[float, float], fixed_roles: set[str]) -> None:
     usage = summarize_processes(sampler.process_rows, window)
-    record.roles = {role: figures for role, figures in usage["roles"].items()
-                    if role != ROLE_LOADGEN and role not in fixed_roles}
-    record.fixed = {role: figures for role, figures in usage["roles"].items() if role in fixed_roles}
+    roles = {role: figures for role, figures in usage["roles"].items()
+             if role != ROLE_LOADGEN and role not in fixed_roles}
+    fixed = {role: figures for role, figures in usage["roles"].items() if role in fixed_roles}
+    record.roles = {role: RoleSample.model_validate(figures) for role, figures in roles.items()}
+    record.fixed = {role: RoleSample.model_validate(figures) for role, figures in fixed.items()}
     record.loadgen = usage["roles"].get(ROLE_LOADGEN, {})
     record.processes = usage["processes"]
     record.host = summarize_host(sampler.host_rows, window)
-    record.host["foreign_cpu_cores"] = foreign_cpu_cores(record.host, {**record.roles, **record.fixed},
-                                                         record.loadgen, window[1] - window[0])
+    record.host["foreign_cpu_cores"] = foreign_cpu_cores(record.host, {**roles, **fixed}, record.loadgen,
+                                                         window[1] - window[0])
     record.window_t = [window[0], window[1]]
-    record.sampler = {"hz": sampler.hz, "ticks": sampler.ticks, "own_cpu_s": sampler.own_cpu_s,
-                      "wall_s": sampler.wall_s, "own_cpu_fraction": sampler.own_cpu_fraction}
-    record.memory_bytes = memory_totals(record.roles)
+    record.sampler = SamplerStats(hz=sampler.hz, ticks=sampler.ticks, own_cpu_s=sampler.own_cpu_s,
+                                  wall_s=sampler.wall_s, own_cpu_fraction=sampler.own_cpu_fraction)
+    record.memory_bytes = MemoryBytes.model_validate(memory_totals(roles))
 
 
 def _engine(instance: Instance) -> dict:

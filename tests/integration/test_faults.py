@@ -237,7 +237,7 @@ def test_docker_unreachable_skips_the_container_with_one_line_and_measures_bare(
     assert "Traceback" not in run.stdout + run.stderr
     record = results.load_run(run_dir_of(tmp_path / "r"))
     assert [(t.setup, t.status) for t in record.trials] == [("bare", "ok")]
-    assert record.skipped[0]["setup"] == "container" and "nonexistent.sock" in record.skipped[0]["reason"]
+    assert record.skipped[0].setup == "container" and "nonexistent.sock" in record.skipped[0].reason
     assert record.status == "complete"
 
 

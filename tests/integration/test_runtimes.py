@@ -68,7 +68,7 @@ repeat: 1
     assert "every system call" in layer.explanation.lower()
     hello = next(t for t in record.trials if t.setup == "container" and t.workload == "hello")
     assert {"app", "sandbox", "runtime"} <= set(hello.roles)  # stubs, sentry + gofer, shim
-    assert hello.roles["sandbox"]["processes"] == 2 and hello.roles["sandbox"]["rss_bytes"] > 0
+    assert hello.roles["sandbox"].processes == 2 and hello.roles["sandbox"].rss_bytes > 0
     assert set(hello.fixed) >= {"dockerd"} and "dockerd" not in hello.roles
     assert hello.facts["runtime"] == "runsc" and hello.facts["gvisor_platform"] == layer.variant.split("-", 1)[1]
     assert hello.inside["uid"] == 65534 and hello.inside["kernel"] != platform.release()  # gVisor's own kernel

@@ -117,5 +117,5 @@ def test_the_runner_samples_fixed_processes_apart_from_the_instance(app_server):
         daemon.wait()
     record = measurement.record
     assert set(record.fixed) == {"daemon"} and "daemon" not in record.roles
-    assert record.fixed["daemon"]["rss_bytes"] > 0 and record.fixed["daemon"]["processes"] == 1
-    assert record.memory_bytes["rss"] == pytest.approx(record.roles["app"]["rss_bytes"])  # the daemon is not in it
+    assert record.fixed["daemon"].rss_bytes > 0 and record.fixed["daemon"].processes == 1
+    assert record.memory_bytes.rss == pytest.approx(record.roles["app"].rss_bytes)  # the daemon is not in it

@@ -239,7 +239,7 @@ def test_a_run_from_another_host_is_not_judged_by_local_pids(tmp_path):
         data.update(format_version=2, layers=[], status="running", runner_pid=dead_pid)
 
     migrated = load_run(copy_run(tmp_path / "c", version_2))
-    assert migrated.runner_host == {"hostname": "synthetic"} and migrated.split == {}
+    assert migrated.runner_host.stored() == {"hostname": "synthetic"} and migrated.split is None
     assert migrated.effective_status() == "running"  # written on "synthetic", not here
 
 

@@ -109,4 +109,4 @@ def test_a_setup_that_cannot_run_is_skipped_with_its_reason(fake, tmp_path, monk
     monkeypatch.setattr(InProcessSetup, "check", classmethod(lambda cls: "not here: install nothing"))
     run_dir = Runner(_scenario(repeat=1), tmp_path).run()
     record = load_run(run_dir)
-    assert record.trials == [] and record.skipped[0]["reason"] == "not here: install nothing"
+    assert record.trials == [] and record.skipped[0].reason == "not here: install nothing"

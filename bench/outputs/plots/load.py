@@ -104,7 +104,7 @@ def latency_cdf(run: Run, out_dir: Path) -> list[Path]:
     samples: dict[str, dict[tuple[str, str], np.ndarray]] = {}
     for workload in run.workloads:
         for key in run.layer_keys:
-            arrays = [run.latencies_ms(t) for t in run.trials_at(key, workload) if t.files.get("latency_ms")]
+            arrays = [run.latencies_ms(t) for t in run.trials_at(key, workload) if t.files.latency_ms]
             data = np.concatenate(arrays) if arrays else np.array([])
             data = data[np.isfinite(data) & (data > 0)]
             if data.size:

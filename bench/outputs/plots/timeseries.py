@@ -74,7 +74,7 @@ def timeseries(run: Run, out_dir: Path) -> list[Path]:
     for workload in run.workloads:
         for key in run.layer_keys:
             for trial in run.trials_at(key, workload):
-                data = read_series(run, trial) if trial.files.get("processes") else None
+                data = read_series(run, trial) if trial.files.processes else None
                 if data is not None:
                     series.setdefault(workload, []).append((key, trial.repeat, data))
     if not series:

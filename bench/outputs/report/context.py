@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from bench.model import FORMAT_VERSION, Cell, FixedFigures, LayerKey, Run
+from bench.model import FORMAT_VERSION, Cell, FixedFigures, LayerKey, Machine, Run, Split
 from bench.outputs.plots.cost import memory_layers_of
 from bench.outputs.plots._common import colour
 from bench.roles import APP
@@ -177,8 +177,8 @@ def app_rows(run: Run) -> list[dict]:
 def settings(run: Run) -> list[tuple[str, str]]:
     """The machine and the settings, to reproduce the run or to distrust a comparison."""
     info, machine = run.info, run.info.machine
-    versions = machine.get("versions") or {}
-    memory = machine.get("memory_bytes")
+    versions = machine.versions
+    memory = machine.memory_bytes
     pinning = info.pinning
     scenario = info.scenario
     workloads = "; ".join(f"{w.get('name')}: {w.get('endpoint')} {w.get('mode', '')}, "
@@ -186,14 +186,14 @@ def settings(run: Run) -> list[tuple[str, str]]:
                           f"warm-up, {w.get('load')} load generator" for w in scenario.get("workloads", []))
     fraction = run.sampler_cpu_fraction
     return [
-        ("host", f"{machine.get('hostname', '–')} ({machine.get('os', '–')})"),
-        ("kernel", machine.get("kernel", "–")),
-        ("CPU", f"{machine.get('cpu_model', '–')}, {machine.get('cpus_logical', '–')} logical CPUs"),
+        ("host", f"{_dash(machine.hostname)} ({_dash(machine.os)})"),
+        ("kernel", _dash(machine.kernel)),
+        ("CPU", f"{_dash(machine.cpu_model)}, {_dash(machine.cpus_logical)} logical CPUs"),
         ("memory", fmt(memory / 1024**3, 1, "GiB") if isinstance(memory, (int, float)) else "–"),
-        ("/dev/kvm present", str(machine.get("kvm_device", "–"))),
-        ("pinning", f"app side on CPUs {pinning.get('app_cpus', '–')}, load generator on "
-                    f"{pinning.get('load_cpus', '–')}" if pinning else "not pinned"),
-        ("python", f"{machine.get('python', '–')} ({machine.get('python_executable', '–')})"),
+        ("/dev/kvm present", str(_dash(machine.kvm_device))),
+        ("pinning", f"app side on CPUs {pinning.app_cpus}, load generator on {pinning.load_cpus}"
+         if pinning else "not pinned"),
+        ("python", f"{_dash(machine.python)} ({_dash(machine.python_executable)})"),
         ("versions", ", ".join(f"{name} {value}" for name, value in versions.items() if value) or "–"),
         ("app" if len(run.apps) < 2 else "apps", ", ".join(run.apps) or "–"),
         ("scenario", f"{scenario.get('name', '–')}: {scenario.get('description', '')}"),
@@ -208,15 +208,19 @@ def settings(run: Run) -> list[tuple[str, str]]:
     ]
 
 
-def _split_settings(split: dict) -> list[tuple[str, str]]:
+def _dash(value) -> object:
+    return "–" if value is None else value
+
+
+def _split_settings(split: Split | None) -> list[tuple[str, str]]:
     """A split run's load host and its machine, beside this machine's (bench run --load-from)."""
-    if not split:
+    if split is None:
         return []
-    load = split.get("load_machine") if isinstance(split.get("load_machine"), dict) else {}
-    return [("load from", f"{split.get('load_host', '–')} ({split.get('load_address', '–')}); the app listened on "
-                          f"{split.get('listen_address', '–')} only"),
-            ("load host", f"{load.get('hostname', '–')}: {load.get('cpu_model', '–')}, {load.get('cpus_logical', '–')} "
-                          f"logical CPUs, kernel {load.get('kernel', '–')}, python {load.get('python', '–')}")]
+    load = split.load_machine or Machine()
+    return [("load from", f"{_dash(split.load_host)} ({_dash(split.load_address)}); the app listened on "
+                          f"{_dash(split.listen_address)} only"),
+            ("load host", f"{_dash(load.hostname)}: {_dash(load.cpu_model)}, {_dash(load.cpus_logical)} "
+                          f"logical CPUs, kernel {_dash(load.kernel)}, python {_dash(load.python)}")]
 
 
 def report_context(run: Run, embedded: list[dict]) -> dict:
