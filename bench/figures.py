@@ -20,12 +20,13 @@ from bench.vocabulary import MIB_BYTES, Verdict, finite, fmt, percent
 
 MEMORY_UNIT = "MiB"  # of MIB_BYTES (bench.vocabulary)
 
-def _load(name: str, percentile: str | None = None) -> Callable[[object], float | None]:
+def _throughput_rps(trial) -> float | None:
+    return trial.load.throughput_rps if trial.load else None
+
+
+def _latency_ms(percentile: str) -> Callable[[object], float | None]:
     def read(trial) -> float | None:
-        if not trial.load:
-            return None
-        value = trial.load.get(name)
-        return value.get(percentile) if percentile and isinstance(value, dict) else value
+        return trial.load.latency_ms.named(percentile) if trial.load else None
     return read
 
 
@@ -77,9 +78,9 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {metric.key: metric for metric in (
-    Metric("throughput_rps", "throughput", "req/s", True, "slower", "faster", 0, _load("throughput_rps")),
-    Metric("latency_p50_ms", "p50 latency", "ms", False, "slower", "faster", None, _load("latency_ms", "p50")),
-    Metric("latency_p99_ms", "p99 latency", "ms", False, "slower", "faster", None, _load("latency_ms", "p99")),
+    Metric("throughput_rps", "throughput", "req/s", True, "slower", "faster", 0, _throughput_rps),
+    Metric("latency_p50_ms", "p50 latency", "ms", False, "slower", "faster", None, _latency_ms("p50")),
+    Metric("latency_p99_ms", "p99 latency", "ms", False, "slower", "faster", None, _latency_ms("p99")),
     Metric("cpu_us_per_request", "CPU per request", "µs", False, "costlier", "cheaper", 0, _cpu_per_request),
     # PSS adds up across processes (a shared page is split among those that map it): the headline.
     Metric("memory_pss_mb", "memory, PSS", MEMORY_UNIT, False, "larger", "smaller", 1, _memory_mib("pss")),

@@ -159,3 +159,52 @@ class TrialFiles(Part):
     def named(self) -> dict[str, str]:
         """name -> relative path of every file the trial has."""
         return {name: path for name, path in self.model_dump().items() if isinstance(path, str)}
+
+
+class Percentiles(Part):
+    """Percentiles of one window's per-request times and its slowest request, in the unit its block
+    names (`latency_ms`, `app_ms`); NaN when the window had none."""
+
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    p999: float | None = None
+    max: float | None = None
+
+    def named(self, name: str) -> float | None:
+        """One percentile by its bench.stats.PERCENTILES name (p50 ... max)."""
+        return getattr(self, name, None)
+
+
+class GeneratorStats(Part):
+    """The load generator's own use of its CPUs over the window: at 90% busy it, not the app, set the pace."""
+
+    processes: int | None = None
+    cpu_s: float | None = None
+    wait_s: float | None = None
+    busy_fraction: float | None = None
+    runnable_fraction: float | None = None
+    bound: bool | None = None
+
+
+class LoadSummary(Part):
+    """What a load trial's record keeps of its load (the raw latencies are files)."""
+
+    generator: str | None = None  # builtin, wrk
+    path: str | None = None
+    mode: str | None = None  # closed, open
+    connections: int | None = None
+    rate_rps: float | None = None  # open loop only
+    requests: int = 0  # completed with a 2xx inside the measured window
+    sent: int | None = None
+    errors: dict[str, int] = Field(default_factory=dict)  # error kind -> count (an open set of kinds)
+    duration_s: float | None = None
+    throughput_rps: float | None = None
+    latency_ms: Percentiles = Field(default_factory=Percentiles)  # client side
+    app_ms: Percentiles = Field(default_factory=Percentiles)  # the app's own (Server-Timing)
+    latency_mean_ms: float | None = None
+    app_mean_ms: float | None = None
+    longest_gap_ms: float | None = None  # the longest stretch without a completed request
+    longest_gap_end_s: float | None = None  # when it ended, seconds into the window
+    notes: dict = Field(default_factory=dict)  # the generator's own remarks (an open set)
+    generator_stats: GeneratorStats | None = None

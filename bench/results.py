@@ -24,7 +24,8 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
     6  typed blocks (bench.records), their fields carrying units: the run's `machine`, `runner_host`,
        `pinning`, `split`, `skipped`, `quiet_waits`, `repeat_outcome`; a trial's `memory_bytes`,
        `cpu_us_per_request` (now `user_us`, `sys_us`), `roles` and `fixed` (RoleSample), `sampler`,
-       `files`. An absent block is null, not {}. v5 runs: the same figures, renamed and nulled so.
+       `files`, `load` (LoadSummary). An absent block is null, not {}. v5 runs: the same figures,
+       renamed and nulled so.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bench.atomic import atomic_write
 from bench.errors import ResultsError
 from bench.machine import this_host
-from bench.records import (CpuPerRequest, Machine, MemoryBytes, Pinning, QuietWait, RepeatOutcome, RoleSample,
+from bench.records import (CpuPerRequest, LoadSummary, Machine, MemoryBytes, Pinning, QuietWait, RepeatOutcome, RoleSample,
                             RunnerHost, SamplerStats, Skipped, Split, TrialFiles)
 
 FORMAT_VERSION = 6
@@ -73,7 +74,7 @@ class TrialRecord(_Model):
     started_at: str = ""
     startup_phases_s: dict[str, float] = Field(default_factory=dict)  # ordered, sum = launch -> first 200
     startup_s: float | None = None
-    load: dict = Field(default_factory=dict)  # requests, errors, duration_s, throughput_rps, latency_ms{..}
+    load: LoadSummary | None = None  # a load trial's requests, throughput, latency percentiles
     roles: dict[str, RoleSample] = Field(default_factory=dict)  # by role key (the setup's roles)
     processes: list[dict] = Field(default_factory=list)  # per host process: pid, role, name, cpu, rss
     loadgen: dict = Field(default_factory=dict)  # the load generator's own CPU in the window
@@ -97,6 +98,12 @@ class TrialRecord(_Model):
     # rx/tx packets and bytes over the measured window and per request, the app's own interface seen
     # from inside, connection-tracking entries and a published port's DNAT count over the trial.
     network_path: dict = Field(default_factory=dict)
+
+    @field_validator("load", "cpu_us_per_request", mode="before")
+    @classmethod
+    def _empty_is_absent(cls, value):
+        """{} (how format 5 said "none", and what a hand-made record may say) is an absent block."""
+        return None if value == {} else value
 
 
 class LayerRecord(_Model):
@@ -273,7 +280,7 @@ def _v5_to_v6(data: dict) -> dict:
         cpu = item.get("cpu_us_per_request")
         if isinstance(cpu, dict):
             cpu = {"user_us": cpu["user"], "sys_us": cpu["sys"]} if "user" in cpu and "sys" in cpu else None
-        return {**item, "cpu_us_per_request": cpu}
+        return {**item, "cpu_us_per_request": cpu, "load": item.get("load") or None}
 
     trials = data.get("trials", [])
     return {**data, "format_version": 6, **{key: absent_is_null(data.get(key)) for key in

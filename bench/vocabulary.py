@@ -188,10 +188,10 @@ def trial_line(record, show_app: bool = False) -> str:
     show_app names its app (a run of several)."""
     subject = cell_label(record.setup, record.variant, record.workload, record.app if show_app else None)
     if record.kind == "load" and record.load:
-        latency = record.load.get("latency_ms", {})
+        load = record.load
         cpu = record.cpu_us_per_request
         cpu_text = fmt(cpu.total_us, 0) if cpu else MISSING
-        return (f"{subject}: {fmt(record.load.get('throughput_rps'), 0)} req/s, p99 {fmt(latency.get('p99'), 2)} ms, "
+        return (f"{subject}: {fmt(load.throughput_rps, 0)} req/s, p99 {fmt(load.latency_ms.p99, 2)} ms, "
                 f"CPU {cpu_text} µs/req")
     if record.kind == "startup":
         phases = ", ".join(f"{phase_label(name, True)} {value:.3f}" for name, value in record.startup_phases_s.items())

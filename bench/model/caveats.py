@@ -60,11 +60,11 @@ def request_errors(cell: Cell) -> Caveat | None:
 
 def generator_bound(cell: Cell) -> Caveat | None:
     """The load generator's CPU was (nearly) saturated: the client, not the app, may have set the pace."""
-    stats = [t.load.get("generator_stats") or {} for t in cell.ok if t.load]
-    bound = [s for s in stats if s.get("bound")]
+    stats = [t.load.generator_stats for t in cell.ok if t.load and t.load.generator_stats]
+    bound = [s for s in stats if s.bound]
     if not bound:
         return None
-    worst = max(max(s.get("busy_fraction") or 0.0, s.get("runnable_fraction") or 0.0) for s in bound)
+    worst = max(max(s.busy_fraction or 0.0, s.runnable_fraction or 0.0) for s in bound)
     return Caveat("generator_bound", cell.subject, f"Generator-bound: in {len(bound)} trial(s) of {cell.subject} the "
                   f"load generator's CPU was {worst:.0%} busy or waiting to run, so the client, not the app, may have "
                   f"set the pace: use `load: wrk`, give the load more CPUs (pinning.load_cpus), and keep other work "

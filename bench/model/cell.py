@@ -203,8 +203,8 @@ class Cell:
         loads = [trial.load for trial in self.ok if trial.load]
         if not loads:
             return None
-        figures = {name: median_of(load.get("latency_ms", {}).get(name) for load in loads) for name in stats.PERCENTILES}
-        maxima = [value for load in loads if finite(value := load.get("latency_ms", {}).get("max"))]
+        figures = {name: median_of(load.latency_ms.named(name) for load in loads) for name in stats.PERCENTILES}
+        maxima = [value for load in loads if finite(value := load.latency_ms.max)]
         figures["max"] = max(maxima) if maxima else None  # the slowest request of any repeat: a stall shows here
         return figures
 
@@ -213,14 +213,16 @@ class Cell:
         """(repeat, seconds) of every ok trial in which no request completed for a stall's length."""
         found = []
         for trial in self.ok:
-            gap_ms, p50 = trial.load.get("longest_gap_ms"), (trial.load.get("latency_ms") or {}).get("p50")
+            if trial.load is None:
+                continue
+            gap_ms, p50 = trial.load.longest_gap_ms, trial.load.latency_ms.p50
             if finite(gap_ms) and finite(p50) and gap_ms >= STALL_MIN_S * 1e3 and gap_ms >= STALL_MEDIANS * p50:
                 found.append((trial.repeat, gap_ms / 1e3))
         return found
 
     @property
     def app_ms_p50(self) -> float | None:
-        return median_of(trial.load.get("app_ms", {}).get("p50") for trial in self.ok if trial.load)
+        return median_of(trial.load.app_ms.p50 for trial in self.ok if trial.load)
 
     @property
     def cpu_us_per_request(self) -> dict[str, float | None] | None:
@@ -269,7 +271,7 @@ class Cell:
         """Per role: CPU per request (user, sys), RSS, USS and PSS in MiB, process count: medians."""
         roles: dict[str, RoleFigures] = {}
         for role in dict.fromkeys(role for t in self.ok for role in t.roles):
-            pairs = [(t.roles.get(role) or RoleSample(), t.load.get("requests", 0)) for t in self.ok]
+            pairs = [(t.roles.get(role) or RoleSample(), t.load.requests if t.load else 0) for t in self.ok]
             roles[role] = RoleFigures(
                 cpu_user_us_per_request=median_of((r.cpu_user_s or 0) / n * 1e6 for r, n in pairs if n),
                 cpu_sys_us_per_request=median_of((r.cpu_sys_s or 0) / n * 1e6 for r, n in pairs if n),
@@ -303,7 +305,7 @@ class Cell:
     def errors_by_kind(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for trial in self.ok:
-            for kind, count in (trial.load or {}).get("errors", {}).items():
+            for kind, count in (trial.load.errors if trial.load else {}).items():
                 counts[kind] = counts.get(kind, 0) + count
         return counts
 

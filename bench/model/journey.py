@@ -116,7 +116,7 @@ def hops(cell: Cell) -> list[Hop]:
 
 
 def _latency_us(cell: Cell) -> tuple[float | None, str]:
-    means = [trial.load.get("latency_mean_ms") for trial in cell.ok if trial.load]
+    means = [trial.load.latency_mean_ms for trial in cell.ok if trial.load]
     if any(finite(value) for value in means):
         return median_of(value * 1e3 for value in means if finite(value)), "mean latency"
     connections = _connections(cell)
@@ -127,11 +127,11 @@ def _latency_us(cell: Cell) -> tuple[float | None, str]:
 
 
 def _connections(cell: Cell) -> int | None:
-    return next((trial.load.get("connections") for trial in cell.ok if trial.load.get("connections")), None)
+    return next((trial.load.connections for trial in cell.ok if trial.load and trial.load.connections), None)
 
 
 def _in_app_us(cell: Cell) -> float:
-    means = [trial.load.get("app_mean_ms") for trial in cell.ok if trial.load]
+    means = [trial.load.app_mean_ms for trial in cell.ok if trial.load]
     value = median_of(value for value in means if finite(value))
     if value is None:
         value = cell.app_ms_p50

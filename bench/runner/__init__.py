@@ -340,7 +340,8 @@ class Runner:
     # ---- one trial ---------------------------------------------------------------------
 
     def _say_disk_cost(self, trial: PlannedTrial) -> None:
-        rates = [(t.setup, t.variant, t.workload, t.load.get("throughput_rps")) for t in self.record.ok_trials()]
+        rates = [(t.setup, t.variant, t.workload, t.load.throughput_rps if t.load else None)
+                 for t in self.record.ok_trials()]
         mine = (trial.spec.setup, self.variants[trial.setup_key], trial.workload_label)
         estimate = disk_estimate(trial.workload, [rps for *key, rps in rates if tuple(key) == mine and rps],
                                  [rps for *_, rps in rates if rps])

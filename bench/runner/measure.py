@@ -21,7 +21,7 @@ from bench.metrics.speed import PROBE_S, machine_speed
 from bench.metrics.window import summarize_host, summarize_processes
 from bench.errors import SetupError
 from bench.results import TrialRecord, now_iso
-from bench.records import MemoryBytes, RoleSample, SamplerStats
+from bench.records import LoadSummary, MemoryBytes, RoleSample, SamplerStats
 from bench.roles import ROLE_LOADGEN, RoleProcess
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
                                   load_summary, memory_totals)
@@ -125,7 +125,7 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
     record.inside = inside_delta(inside_before, inside_after, workload)
     record.engine = engine_delta(engine_before, engine_after)
     if result is not None:
-        record.load = load_summary(result, workload)
+        record.load = LoadSummary.model_validate(load_summary(result, workload))
         if probe is not None:
             record.network_path = probe.summary(sampler.counter_rows, window, result.requests, inside_before,
                                                 inside_after, record.inside.get("requests_served"))

@@ -12,7 +12,7 @@ import pytest
 from bench.figures import METRICS, MIB_BYTES
 from bench.model import Run
 from bench.outputs.summary import summarize
-from bench.records import CpuPerRequest, Machine, RoleSample
+from bench.records import CpuPerRequest, LoadSummary, Machine, RoleSample
 from bench.results import FORMAT_VERSION, load_run, save_run
 
 V5_RUN = Path(__file__).parent.parent / "fixtures" / "v5_run" / "run"
@@ -39,7 +39,8 @@ def test_the_frozen_v5_run_migrates_to_typed_blocks():
     assert isinstance(record.machine, Machine) and record.machine.hostname == stored["machine"]["hostname"]
     assert record.split is None and record.pinning.app_cpus == stored["pinning"]["app_cpus"]
     load_trial = next(trial for trial in record.trials if trial.kind == "load")
-    assert isinstance(load_trial.cpu_us_per_request, CpuPerRequest)
+    assert isinstance(load_trial.cpu_us_per_request, CpuPerRequest) and isinstance(load_trial.load, LoadSummary)
+    assert next(trial for trial in record.trials if trial.kind == "idle").load is None
     assert all(isinstance(sample, RoleSample) for sample in load_trial.roles.values())
     assert next(trial for trial in record.trials if trial.kind == "startup").cpu_us_per_request is None
 

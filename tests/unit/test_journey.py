@@ -27,7 +27,7 @@ def test_the_segments_of_each_layer_add_up_to_its_measured_mean_latency(run):
     assert [item.key for item in found] == run.layer_keys  # every layer, in the run's order
     for item in found:
         cell = run.cell(*item.key, item.workload)
-        assert item.latency_us == pytest.approx(statistics.median(trial.load["latency_mean_ms"] for trial in cell.ok)
+        assert item.latency_us == pytest.approx(statistics.median(trial.load.latency_mean_ms for trial in cell.ok)
                                                 * 1e3)
         # Drawn end to end they reach the latency; CPU beyond it (overlapped work) is said, not drawn.
         assert sum(segment.us for segment in item.segments) == pytest.approx(item.latency_us + item.overlap_us)
