@@ -208,3 +208,38 @@ class LoadSummary(Part):
     longest_gap_end_s: float | None = None  # when it ended, seconds into the window
     notes: dict = Field(default_factory=dict)  # the generator's own remarks (an open set)
     generator_stats: GeneratorStats | None = None
+
+
+class HostSample(Part):
+    """The whole host over a trial's window: CPU seconds by state, and what the rest of the machine used."""
+
+    cpu_user_s: float | None = None
+    cpu_sys_s: float | None = None
+    cpu_idle_s: float | None = None
+    cpu_iowait_s: float | None = None
+    cpu_steal_s: float | None = None
+    busy_fraction: float | None = None  # of all CPUs
+    mem_available_bytes: float | None = None  # median over the window
+    foreign_cpu_cores: float | None = None  # CPU used by neither the setup nor the load generator
+    mem_available_before_bytes: float | None = None  # density: before the copies started
+    mem_available_after_bytes: float | None = None  # and after they stopped
+
+
+class ProcessSample(Part):
+    """One host process of a trial over its window."""
+
+    pid: int | None = None
+    role: str | None = None
+    name: str | None = None
+    cpu_user_s: float | None = None
+    cpu_sys_s: float | None = None
+    rss_bytes_max: float | None = None
+
+
+class Speed(Part):
+    """`calibrate: true`: the machine's speed on the app's CPUs, the geometric mean of a probe before
+    and one after the trial (bench.metrics.speed)."""
+
+    hashes_per_s: float | None = None
+    cpus: list[int] = Field(default_factory=list)
+    probe_s: float | None = None

@@ -24,8 +24,9 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
     6  typed blocks (bench.records), their fields carrying units: the run's `machine`, `runner_host`,
        `pinning`, `split`, `skipped`, `quiet_waits`, `repeat_outcome`; a trial's `memory_bytes`,
        `cpu_us_per_request` (now `user_us`, `sys_us`), `roles` and `fixed` (RoleSample), `sampler`,
-       `files`, `load` (LoadSummary). An absent block is null, not {}. v5 runs: the same figures,
-       renamed and nulled so.
+       `files`, `load` (LoadSummary), `host`, `loadgen`, `processes`, `speed`. An absent block is null,
+       not {}. v5 runs: the same figures, renamed and nulled so. Still open mappings: `facts`,
+       `engine`, `inside`, `network_path`, `startup_phases_s` (keys not known in advance), `scenario`.
 """
 
 from __future__ import annotations
@@ -41,15 +42,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bench.atomic import atomic_write
 from bench.errors import ResultsError
 from bench.machine import this_host
-from bench.records import (CpuPerRequest, LoadSummary, Machine, MemoryBytes, Pinning, QuietWait, RepeatOutcome, RoleSample,
-                            RunnerHost, SamplerStats, Skipped, Split, TrialFiles)
+from bench.records import (CpuPerRequest, HostSample, LoadSummary, Machine, MemoryBytes, Pinning, ProcessSample,
+                            QuietWait, RepeatOutcome, RoleSample, RunnerHost, SamplerStats, Skipped, Speed, Split,
+                            TrialFiles)
 
 FORMAT_VERSION = 6
 RUN_FILE = "run.json"
 _V1_LAYERS = Path(__file__).parent / "data" / "layers_v1.json"
 _V4_STACKS = Path(__file__).parent / "data" / "stack_layers_v4.json"
 
-__all__ = ["FORMAT_VERSION", "atomic_write", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "load_run", "save_run"]
+__all__ = ["FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "atomic_write", "load_run",
+           "save_run"]
 
 
 class _Model(BaseModel):
@@ -76,9 +79,9 @@ class TrialRecord(_Model):
     startup_s: float | None = None
     load: LoadSummary | None = None  # a load trial's requests, throughput, latency percentiles
     roles: dict[str, RoleSample] = Field(default_factory=dict)  # by role key (the setup's roles)
-    processes: list[dict] = Field(default_factory=list)  # per host process: pid, role, name, cpu, rss
-    loadgen: dict = Field(default_factory=dict)  # the load generator's own CPU in the window
-    host: dict = Field(default_factory=dict)  # host-wide CPU in the window
+    processes: list[ProcessSample] = Field(default_factory=list)  # per host process
+    loadgen: RoleSample | None = None  # the load generator's own processes in the window
+    host: HostSample = Field(default_factory=HostSample)  # host-wide CPU in the window
     cpu_us_per_request: CpuPerRequest | None = None  # over the setup's roles; None without requests
     memory_bytes: MemoryBytes = Field(default_factory=MemoryBytes)  # summed over the setup's roles
     inside: dict = Field(default_factory=dict)  # the app's own /stats (view from inside the layer)
@@ -92,14 +95,14 @@ class TrialRecord(_Model):
     fixed: dict[str, RoleSample] = Field(default_factory=dict)
     # calibrate: the machine's speed measured on the app's CPUs just before and after the trial
     # (hashes_per_s, the geometric mean of the two; cpus; probe_s): bench.metrics.speed.
-    speed: dict = Field(default_factory=dict)
+    speed: Speed | None = None
     # A load trial's network path, hop by hop (bench.metrics.netpath.PathProbe.summary documents
     # every field): the steps from the load generator to the app in order, each interface with its
     # rx/tx packets and bytes over the measured window and per request, the app's own interface seen
     # from inside, connection-tracking entries and a published port's DNAT count over the trial.
     network_path: dict = Field(default_factory=dict)
 
-    @field_validator("load", "cpu_us_per_request", mode="before")
+    @field_validator("load", "cpu_us_per_request", "loadgen", "speed", mode="before")
     @classmethod
     def _empty_is_absent(cls, value):
         """{} (how format 5 said "none", and what a hand-made record may say) is an absent block."""
@@ -280,7 +283,8 @@ def _v5_to_v6(data: dict) -> dict:
         cpu = item.get("cpu_us_per_request")
         if isinstance(cpu, dict):
             cpu = {"user_us": cpu["user"], "sys_us": cpu["sys"]} if "user" in cpu and "sys" in cpu else None
-        return {**item, "cpu_us_per_request": cpu, "load": item.get("load") or None}
+        return {**item, "cpu_us_per_request": cpu, "load": item.get("load") or None,
+                "loadgen": item.get("loadgen") or None, "speed": item.get("speed") or None}
 
     trials = data.get("trials", [])
     return {**data, "format_version": 6, **{key: absent_is_null(data.get(key)) for key in

@@ -153,7 +153,7 @@ class Cell:
         higher = registered(metric).higher_is_better
         by_round: dict[int, list[float]] = {}
         for trial in self.ok:
-            value, speed = registered(metric).of(trial), (trial.speed or {}).get("hashes_per_s")
+            value, speed = registered(metric).of(trial), trial.speed.hashes_per_s if trial.speed else None
             if finite(value) and finite(speed) and speed > 0:
                 by_round.setdefault(trial.repeat, []).append(value / speed * 1e6 if higher else value * speed / 1e6)
         return {repeat: combine(values) for repeat, values in sorted(by_round.items())}
@@ -323,11 +323,11 @@ class Cell:
     @property
     def foreign_cpu_cores(self) -> float | None:
         # The worst repeat, not the median: one disturbed repeat is enough to distrust a cell.
-        return max((t.host.get("foreign_cpu_cores") or 0.0 for t in self.ok), default=None)
+        return max((t.host.foreign_cpu_cores or 0.0 for t in self.ok), default=None)
 
     @property
     def busy_repeats(self) -> int:
-        return sum(1 for t in self.ok if (t.host.get("foreign_cpu_cores") or 0.0) > BUSY_MACHINE_CORES)
+        return sum(1 for t in self.ok if (t.host.foreign_cpu_cores or 0.0) > BUSY_MACHINE_CORES)
 
     @property
     def accel(self) -> str | None:

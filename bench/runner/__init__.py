@@ -202,7 +202,7 @@ class Runner:
             busy = self._busy_trials(ids)
             if not self.scenario.remeasure_busy or not busy or attempt + 1 == MAX_ROUND_ATTEMPTS:
                 return
-            worst = max(trial.host.get("foreign_cpu_cores") or 0.0 for trial in busy)
+            worst = max(trial.host.foreign_cpu_cores or 0.0 for trial in busy)
             reason = (f"busy machine: other processes used up to {worst:.2f} cores during round {repeat + 1}; "
                       f"the round was measured again")
             for trial in self.record.trials:
@@ -213,7 +213,7 @@ class Runner:
 
     def _busy_trials(self, ids: set[str]) -> list[TrialRecord]:
         return [trial for trial in self.record.trials if trial.trial_id in ids and trial.status == "ok"
-                and (trial.host.get("foreign_cpu_cores") or 0.0) > BUSY_MACHINE_CORES]
+                and (trial.host.foreign_cpu_cores or 0.0) > BUSY_MACHINE_CORES]
 
     def _wait_quiet(self, repeat: int) -> None:
         wait = wait_until_quiet(BUSY_MACHINE_CORES, lambda message: self.progress(Event("skip", message)))

@@ -112,12 +112,12 @@ def load_summary(result: LoadResult, workload: Workload) -> dict:
 def bracket_available_drop(record, before: float, after: float) -> None:
     """Set a density trial's MemAvailable drop (total and per instance) against the mean of the
     reads before the copies started and after they stopped; `record` is a TrialRecord."""
-    during = record.host.get("mem_available_bytes")
+    during = record.host.mem_available_bytes
     if during is None:
         return
     instances = record.facts.get("instances") or 1
-    record.host["mem_available_before_bytes"] = before
-    record.host["mem_available_after_bytes"] = after
+    record.host.mem_available_before_bytes = before
+    record.host.mem_available_after_bytes = after
     record.memory_bytes.available_drop = (before + after) / 2 - during
     record.memory_bytes.available_drop_per_instance = record.memory_bytes.available_drop / instances
 

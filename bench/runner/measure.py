@@ -21,7 +21,7 @@ from bench.metrics.speed import PROBE_S, machine_speed
 from bench.metrics.window import summarize_host, summarize_processes
 from bench.errors import SetupError
 from bench.results import TrialRecord, now_iso
-from bench.records import LoadSummary, MemoryBytes, RoleSample, SamplerStats
+from bench.records import HostSample, LoadSummary, MemoryBytes, ProcessSample, RoleSample, SamplerStats, Speed
 from bench.roles import ROLE_LOADGEN, RoleProcess
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
                                   load_summary, memory_totals)
@@ -115,7 +115,7 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
         sampler, result, window = _sampled_window(_with_fixed(instance, fixed, fixed_roles), workload, load,
                                                   sampler_hz, counters=probe.read if probe is not None else None)
     if speed_before is not None:
-        record.speed = _bracketed_speed(speed_before, speed_cpus)
+        record.speed = Speed.model_validate(_bracketed_speed(speed_before, speed_cpus))
     inside_after, engine_after = get_stats(instance), _engine(instance)
     if probe is not None:
         probe.after()
@@ -206,11 +206,12 @@ def _fill_usage(record: TrialRecord, sampler: Sampler, window: tuple[float, floa
     fixed = {role: figures for role, figures in usage["roles"].items() if role in fixed_roles}
     record.roles = {role: RoleSample.model_validate(figures) for role, figures in roles.items()}
     record.fixed = {role: RoleSample.model_validate(figures) for role, figures in fixed.items()}
-    record.loadgen = usage["roles"].get(ROLE_LOADGEN, {})
-    record.processes = usage["processes"]
-    record.host = summarize_host(sampler.host_rows, window)
-    record.host["foreign_cpu_cores"] = foreign_cpu_cores(record.host, {**roles, **fixed}, record.loadgen,
-                                                         window[1] - window[0])
+    loadgen = usage["roles"].get(ROLE_LOADGEN, {})
+    record.loadgen = RoleSample.model_validate(loadgen) if loadgen else None
+    record.processes = [ProcessSample.model_validate(process) for process in usage["processes"]]
+    host = summarize_host(sampler.host_rows, window)
+    host["foreign_cpu_cores"] = foreign_cpu_cores(host, {**roles, **fixed}, loadgen, window[1] - window[0])
+    record.host = HostSample.model_validate(host)
     record.window_t = [window[0], window[1]]
     record.sampler = SamplerStats(hz=sampler.hz, ticks=sampler.ticks, own_cpu_s=sampler.own_cpu_s,
                                   wall_s=sampler.wall_s, own_cpu_fraction=sampler.own_cpu_fraction)

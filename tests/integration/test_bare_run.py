@@ -63,12 +63,12 @@ def test_density_stores_memory_per_instance_by_each_measure_and_the_host_drop(tm
     for trial in record.trials:
         memory, instances = trial.memory_bytes, trial.facts["instances"]
         assert trial.workload == f"density-x{instances}"
-        assert len({p["pid"] for p in trial.processes if p["role"] == "app"}) == instances
+        assert len({p.pid for p in trial.processes if p.role == "app"}) == instances
         # Private pages are a part of the proportional share, which is a part of the resident set.
         assert 0 < memory.uss_per_instance <= memory.pss_per_instance <= memory.rss_per_instance
         assert memory.available_drop_per_instance == memory.available_drop / instances
         host = trial.host
-        assert host["mem_available_before_bytes"] > 0 and host["mem_available_after_bytes"] > 0
+        assert host.mem_available_before_bytes > 0 and host.mem_available_after_bytes > 0
     summary = json.loads(CliRunner().invoke(app, ["show", str(run_dir), "--format", "json"]).output)
     assert summary["summary_version"] == 3 and "memory_per_instance_mb.uss" in summary["memory_figures"]
     per_instance = summary["results"][0]["memory_per_instance_mb"]
