@@ -25,10 +25,10 @@ def test_bare_run_end_to_end(tmp_path):
     for trial in record.trials:
         assert trial.status == "ok", trial.error
         load = trial.load
-        assert load["requests"] > 10 and load["errors"] == {}
+        assert load.requests > 10 and load.errors == {}
         # What the generator counted matches what the app says it served (warm-up included).
-        assert trial.inside["requests_served"] == load["sent"]
-        assert 0 < load["latency_ms"]["p50"] <= load["latency_ms"]["p99"] <= load["latency_ms"]["p999"]
+        assert trial.inside["requests_served"] == load.sent
+        assert 0 < load.latency_ms.p50 <= load.latency_ms.p99 <= load.latency_ms.p999
         assert trial.roles["app"].cpu_user_s > 0
         assert trial.cpu_us_per_request.user_us > 0
         assert 5e6 < trial.memory_bytes.rss < 500e6
