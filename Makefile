@@ -43,7 +43,7 @@ demo: host venv
 
 test: $(FLEET)
 	@LAYERBENCH_TEST_TOOLS=1 bash scripts/host-setup.sh
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=30
 
 test-unit: $(FLEET)
 	$(PYTHON) -m pytest -q tests/unit

@@ -33,7 +33,8 @@ def doctor_report() -> dict:
             lines = [f"doctor_lines failed: {error}"]
         setups.append({"setup": cls.name, "ok": reason is None, "stack": cls.stack, "reason": reason,
                        "lines": list(lines)})
-    broken = [{"module": module, "problem": str(problem)} for module, problem in registry.broken().items()]
+    broken = [{"module": module, "kind": kind, "problem": str(problem)}
+              for kind, found in (("setup", registry.broken()), ("app", apps.broken())) for module, problem in found.items()]
     tools = [{"tool": tool, "path": shutil.which(tool), "fix": fix} for tool, fix in OPTIONAL_TOOLS]
     # The shipped apps (a user's image is checked when a scenario names it).
     shipped = [{"app": kind, "ok": (reason := apps.get(kind).check()) is None, "reason": reason,
@@ -50,8 +51,8 @@ def print_doctor(console: Console, found: dict) -> None:
         for line in setup["lines"]:
             console.print(safe(f"      {line}", "dim"))
     for broken in found["broken"]:
-        console.print(Text("no  ", style="red").append(safe(f"{broken['module']:10} setup module failed to load: "
-                                                            f"{broken['problem']}")))
+        console.print(Text("no  ", style="red").append(safe(f"{broken['module']:10} {broken.get('kind', 'setup')} module "
+                                                            f"failed to load: {broken['problem']}")))
     for app in found.get("apps", []):
         mark = Text("ok  ", style="green") if app["ok"] else Text("no  ", style="red")
         console.print(mark.append(safe(f"{'app ' + app['app']:10} {app['description'] if app['ok'] else app['reason']}")))

@@ -149,7 +149,8 @@ def fake_load_with(window_s: float):
         return LoadResult(requests=requests, errors={}, duration_s=workload.duration, latency_ms=latency_ms,
                           app_ms=latency_ms * 0.3, window=window, sent=requests, generator_processes=1,
                           generator_cpu_s=0.2 * workload.duration, generator_wait_s=0.0,
-                          generator_busy_fraction=0.2, longest_gap_s=0.001, longest_gap_end_s=0.0)
+                          generator_busy_fraction=0.2, longest_gap_s=0.001, longest_gap_end_s=0.0,
+                          generator=workload.load)  # the generator the workload names, as the real ones say
     return fake_load
 
 

@@ -2,21 +2,23 @@
 
 Standard library only. A thread per connection (ThreadingHTTPServer), HTTP/1.1 keep-alive,
 TCP_NODELAY, and every reply written in one send() so Nagle's algorithm and delayed ACKs
-can never add their ~40 ms to a keep-alive request (see DESIGN.md).
+can never add their ~40 ms to a keep-alive request (README.md, "How it measures").
+
+Its start-up is a measured figure, ~10x slower in a VM under TCG: a module only one endpoint
+needs (hashlib, tempfile) is imported by that endpoint, and the usual command line is read
+without argparse (bench.app.command).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import hashlib
 import itertools
 import json
 import os
 import resource
 import signal
+import socketserver
 import sys
-import tempfile
 import threading
 import time
 from http import HTTPStatus
@@ -86,6 +88,8 @@ def _int_parameter(path: str, query: str) -> int:
 
 def do_cpu(n: int) -> bytes:
     """Hash a 64-byte block n times: pure CPU, no syscalls."""
+    import hashlib  # here, not at start-up: it loads OpenSSL's libcrypto
+
     digest = b"layerbench" * 6 + b"...."
     for _ in range(n):
         digest = hashlib.sha256(digest).digest() * 2
@@ -104,6 +108,8 @@ def do_mem(mb: int) -> bytes:
 
 def do_io(kb: int) -> bytes:
     """Write kb KiB to a temp file, fsync it, read it back: the storage path of a layer."""
+    import tempfile  # here, not at start-up (it imports random)
+
     payload = os.urandom(1024) * kb
     # Named after the app's pid, as bench.scratch names its folders (this module imports nothing of
     # bench): `bench clean` removes a file an app killed mid-request left.
@@ -299,6 +305,12 @@ class Server(ThreadingHTTPServer):
         self._slots = threading.BoundedSemaphore(self.max_connections)
         self.memory = MemoryBudget(self.mem_budget_mb)
 
+    def server_bind(self):
+        # HTTPServer's own also looks up the host's fully qualified name (DNS, the idna codec),
+        # which only CGI uses: a needless wait in every start, longest in a VM.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):
             try:
@@ -328,8 +340,9 @@ def serve(host: str, port: int, ready_message: bool = True) -> None:
     server = Server((host, port), Handler)
 
     def stop(signum, frame):
-        # shutdown() blocks until serve_forever returns, so run it off the main thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        # Raised in the main thread, it ends serve_forever at once (the signal interrupts its select);
+        # shutdown() from another thread waited for the next poll, up to 0.2 s of every stop.
+        raise SystemExit(0)
 
     # As PID 1 in a container, SIGTERM has no default action: without this, stop waits 10 s.
     signal.signal(signal.SIGTERM, stop)
@@ -342,15 +355,29 @@ def serve(host: str, port: int, ready_message: bool = True) -> None:
         server.server_close()
 
 
+def _arguments(argv: list[str]) -> tuple[str, int] | None:
+    """(host, port) from `--host H --port P`, the command line every layer gives (bench.app.command),
+    read without argparse, whose import is ~0.1 s of a start under TCG; None for anything else."""
+    if len(argv) == 4 and argv[0] == "--host" and argv[2] == "--port" and argv[3].isdigit():
+        return argv[1], int(argv[3])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench app", description="the layerbench web app (stdlib only)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    address = _arguments(argv)
+    if address is None:
+        import argparse
+
+        parser = argparse.ArgumentParser(prog="bench app", description="the layerbench web app (stdlib only)")
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8080)
+        args = parser.parse_args(argv)
+        address = args.host, args.port
+    host, port = address
     try:
-        serve(args.host, args.port)
+        serve(host, port)
     except OSError as error:
-        print(f"bench app: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        print(f"bench app: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
         return 1
     return 0
-

@@ -1,27 +1,28 @@
-"""The app contract: what a benchmarked app declares, and what each kind of layer asks it for.
+"""The app contract: what a benchmarked app declares, and the one start description it gives.
 
 An app module supplies a subclass of `App`. It DECLARES what the app is: its name, which
 endpoints (workloads) it serves and the URL path of each, what "ready" means (a path that answers
-200), whether it has a view from inside its layer (/stats), and the port it listens on inside
-isolation. It IMPLEMENTS how it starts, once per kind of layer:
+200), whether it has a view from inside its layer (/stats), and what it means in each kind of
+layer (`notes`: words and caveats, as data). It SUPPLIES its files and ONE start description:
 
-    host_start        a plain host process: argv, environment, and for an image a root to chroot
-                      into and a user to become;
-    container_image   an image in the local engine (built from a rootfs, or the user's own);
-    container_start   how to run that image: command (or the image's own), user, read-only root;
-    guest_start       a root filesystem, argv, environment and user for a VM's init.
+    tree              the root filesystem it runs from off the host (a VM's root; an image's files);
+    container_image   its image in the local engine (built from a tree, or the user's own);
+    start(place)      a Start: argv, environment, port, user, working directory, readiness line,
+                      stop signal..., for the place a layer gives (kind of layer, address, port, files).
 
-Setups ask the app for these and never know which app they run. The words an app adds to a
-layer's explanation (what "bare" means for an image, say) are declared here too.
+Each layer turns that Start into its own launch (bare: a host process; container: `docker run`;
+VM: its init's start via guest_start; container in a VM: an OCI bundle) and never knows which app
+it runs.
 """
 
 from __future__ import annotations
 
 import abc
+import enum
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Mapping
 
 APP_PORT = 8080  # the port a reference app listens on inside a container's network or a VM
 ProgressFn = Callable[[str], None]
@@ -39,18 +40,24 @@ class Endpoint:
     parameter: str | None = None
 
 
-@dataclass(frozen=True)
-class HostStart:
-    """How to start the app as a plain host process."""
+class Layer(enum.Enum):
+    """The kind of place an app starts in. A setup says which one it is (`Setup.runs_app_as`): the
+    container-in-VM setup starts the app as a guest's init would, then wraps it in a bundle."""
 
-    argv: list[str]
-    port: int  # where it answers on 127.0.0.1: the port it was given, or an image's own
-    env: dict[str, str] | None = None  # None: the runner's own environment
-    root: str | None = None  # chroot into this directory before exec (a user's image)
-    cwd: str = "/"  # the working directory inside root (with a root only)
-    uid: int | None = None  # become this user after the chroot (None: stay who we are)
-    gid: int | None = None
-    scratch: Path | None = None  # a folder made for this start (config, pid file): removed after it stops
+    HOST = enum.auto()  # a plain host process (bare)
+    CONTAINER = enum.auto()  # an engine runs the app's image
+    GUEST = enum.auto()  # a VM's init starts it from a root filesystem the guest boots
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A root filesystem the app runs from: the one a VM boots, or a user's image extracted, which
+    bare chroots into."""
+
+    path: Path
+    digest: str  # identifies the tree's content (a cache key)
+    python: str | None = None  # the interpreter inside (the python app's rootfs only)
+    env: dict[str, str] = field(default_factory=dict)  # the environment the tree's programs need
 
 
 @dataclass(frozen=True)
@@ -65,19 +72,41 @@ class ContainerImage:
 
 
 @dataclass(frozen=True)
-class ContainerStart:
-    """How to run an app's image."""
+class Place:
+    """Where a layer asks the app to start: its kind of layer, the address and port to listen on,
+    and the files it runs from (None: the host's own filesystem)."""
 
-    command: list[str] | None  # None: the image's own entrypoint and command
-    user: str | None  # "65534:65534"; None: the image's own user
-    port: int  # the port it listens on: inside the container's network, or the host's with host networking
-    read_only: bool = True  # the root filesystem can be mounted read-only (a tmpfs then holds /tmp)
+    layer: Layer
+    address: str
+    port: int
+    files: Tree | ContainerImage | None = None
+
+
+@dataclass(frozen=True)
+class Start:
+    """The app's one start description. Each layer turns it into its own launch: bare into a host
+    process (a chroot into `Place.files` for a tree), the container setups into `docker run`, the
+    VM into its init's start (GuestStart), the container in a VM into an OCI bundle."""
+
+    argv: list[str] | None  # None: the image's own entrypoint and command
+    port: int  # the port it listens on: the one it was given, or an image's own
+    env: dict[str, str] | None = None  # None: the layer's default (the runner's own; an image's own)
+    user: tuple[int, int] | None = None  # (uid, gid) it runs as; None: who starts it, or an image's own user
+    workdir: str = "/"  # inside its tree (bare chroot, VM); an engine keeps the image's own WORKDIR
+    ready_line: str | None = None  # a line it prints once it listens (else the port is watched)
+    drops_own_privileges: bool = False  # argv itself becomes `user` (else the launcher switches user first)
+    read_only_root: bool = True  # its root filesystem can be mounted read-only (a tmpfs then holds /tmp)
     cap_add: tuple[str, ...] = ()  # capabilities given back after dropping them all
+    # What stops it with its children: sent when the runner dies (PR_SET_PDEATHSIG) too. SIGKILL unless
+    # the app must stop its own children (nginx's master stops its worker on SIGTERM).
+    stop_signal: int = signal.SIGKILL
+    scratch: Path | None = None  # a folder made for this start (config, pid file): removed after it stops
 
 
 @dataclass(frozen=True)
 class GuestStart:
-    """What a VM's init starts: a root filesystem, the app's argv, environment and user."""
+    """What a VM's init starts, made by the vm setup from the app's Start and Tree (guest_start):
+    a root filesystem, the app's argv, environment and user."""
 
     root: Path  # the tree that becomes the guest's root filesystem
     digest: str  # identifies the tree's content (a cache key)
@@ -91,16 +120,22 @@ class GuestStart:
     ready_line: str | None = None  # a line the app prints once it listens (else init watches the port)
 
 
-@dataclass(frozen=True)
-class AppNotes:
-    """What running this app means in each kind of layer, for that layer's explanation and caveats."""
+def guest_start(start: Start, tree: Tree) -> GuestStart:
+    """The VM's launch of an app: its Start, from its Tree, as the guest's init runs it (as root
+    when the app names no user)."""
+    uid, gid = start.user or (0, 0)
+    return GuestStart(root=tree.path, digest=tree.digest, argv=list(start.argv or []), env=dict(start.env or {}),
+                      uid=uid, gid=gid, port=start.port, workdir=start.workdir,
+                      drops_own_privileges=start.drops_own_privileges, ready_line=start.ready_line)
 
-    host: str = ""
-    container: str = ""
-    guest: str = ""
-    host_caveats: tuple[str, ...] = ()
-    container_caveats: tuple[str, ...] = ()
-    guest_caveats: tuple[str, ...] = ()
+
+@dataclass(frozen=True)
+class LayerNote:
+    """What running this app means in one kind of layer: words added to that layer's explanation,
+    and caveats added to its results."""
+
+    explanation: str = ""
+    caveats: tuple[str, ...] = ()
 
 
 class App(abc.ABC):
@@ -110,11 +145,8 @@ class App(abc.ABC):
     description: ClassVar[str]  # one sentence: what the app is
     ready_path: ClassVar[str] = "/"  # GET answers 200 once the app serves
     stats_path: ClassVar[str | None] = None  # the app's own view from inside its layer, if it has one
-    notes: ClassVar[AppNotes] = AppNotes()
-    # What a host-started app gets when the runner dies (PR_SET_PDEATHSIG). SIGKILL unless the app
-    # must stop its own children (nginx's master stops its worker on SIGTERM; on SIGKILL the worker
-    # would live on, serving, with its environment wiped so no marker finds it).
-    host_death_signal: ClassVar[int] = signal.SIGKILL
+    notes: ClassVar[Mapping[Layer, LayerNote]] = {}  # declared per kind of layer; none by default
+    bare_from_tree: ClassVar[bool] = False  # bare runs it chrooted into its tree (a user's image)
 
     @property
     def name(self) -> str:
@@ -145,21 +177,17 @@ class App(abc.ABC):
         """Find or build what every layer needs of this app (an image's config). Idempotent."""
 
     @abc.abstractmethod
-    def host_start(self, host: str, port: int) -> HostStart:
-        """How to start it as a host process listening on host:port (an image keeps its own port)."""
+    def start(self, place: Place) -> Start:
+        """The one start description: how it starts at `place` (an image keeps its own port)."""
+
+    @abc.abstractmethod
+    def tree(self, progress: ProgressFn = no_progress) -> Tree:
+        """Find or build the root filesystem it runs from outside the host's own files (a VM's root)."""
 
     @abc.abstractmethod
     def container_image(self, client, progress: ProgressFn = no_progress,
                         base_image: str | None = None) -> ContainerImage:
         """Find or build its image in the engine `client` (a docker.DockerClient). Never pulls."""
-
-    @abc.abstractmethod
-    def container_start(self, image: ContainerImage, host: str, port: int) -> ContainerStart:
-        """How to run `image` listening on host:port (an image keeps its own port)."""
-
-    @abc.abstractmethod
-    def guest_start(self, progress: ProgressFn = no_progress) -> GuestStart:
-        """Find or build the root filesystem a VM boots, and how its init starts the app."""
 
     def describe(self) -> dict:
         """What a run stores about the app."""

@@ -12,9 +12,7 @@ apps' /hello); "ready" is the first 200 on `ready` (default: `path`). Nothing is
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from bench.apps.base import (App, AppNotes, ContainerImage, ContainerStart, Endpoint, GuestStart, HostStart, ProgressFn,
+from bench.apps.base import (App, ContainerImage, Endpoint, Layer, LayerNote, Place, ProgressFn, Start, Tree,
                              no_progress)
 from bench.apps.registry import register
 from bench.errors import SetupError
@@ -24,21 +22,24 @@ from bench.errors import SetupError
 _LOW_PORT_CAPS = ("NET_BIND_SERVICE",)
 _ROOT_CAPS = ("CHOWN", "SETUID", "SETGID", "DAC_OVERRIDE", "FOWNER")
 
-NOTES = AppNotes(
-    host="For a user's image, bare means its entrypoint runs from the image's extracted root filesystem as a plain "
-         "host process: a chroot into those files and a switch to the image's user, with no namespaces and no cgroup "
-         "limits. It shares the host's network, process table and kernel like any process.",
-    container="The image runs as it is: its own entrypoint, command, user and environment. layerbench drops every "
-              "capability (giving back only what a low port or a root start needs), sets no-new-privileges and "
-              "publishes the port on 127.0.0.1 only. The root filesystem stays writable (the container's overlay "
-              "layer), because an arbitrary image may write anywhere.",
-    guest="The guest boots the image's root filesystem as its root (packed into the initramfs), and its init starts "
-          "the image's entrypoint with the image's environment, working directory and user, as Kata Containers and "
-          "Fargate run an image in a micro-VM.",
-    host_caveats=("Bare for an image: a chroot with no namespaces, so the app listens on the host's own network at "
-                  "the image's port (on every interface it binds), nothing is mounted in the chroot (no /proc, a few "
-                  "device nodes only), and it starts as the image's user with no capability dropped.",),
-)
+NOTES = {
+    Layer.HOST: LayerNote(
+        "For a user's image, bare means its entrypoint runs from the image's extracted root filesystem as a plain "
+        "host process: a chroot into those files and a switch to the image's user, with no namespaces and no cgroup "
+        "limits. It shares the host's network, process table and kernel like any process.",
+        caveats=("Bare for an image: a chroot with no namespaces, so the app listens on the host's own network at "
+                 "the image's port (on every interface it binds), nothing is mounted in the chroot (no /proc, a few "
+                 "device nodes only), and it starts as the image's user with no capability dropped.",)),
+    Layer.CONTAINER: LayerNote(
+        "The image runs as it is: its own entrypoint, command, user and environment. layerbench drops every "
+        "capability (giving back only what a low port or a root start needs), sets no-new-privileges and "
+        "publishes the port on 127.0.0.1 only. The root filesystem stays writable (the container's overlay "
+        "layer), because an arbitrary image may write anywhere."),
+    Layer.GUEST: LayerNote(
+        "The guest boots the image's root filesystem as its root (packed into the initramfs), and its init starts "
+        "the image's entrypoint with the image's environment, working directory and user, as Kata Containers and "
+        "Fargate run an image in a micro-VM."),
+}
 
 
 @register
@@ -46,6 +47,7 @@ class ImageApp(App):
     kind = "image"
     description = "a user's own local container image, run from the same files in every layer"
     notes = NOTES
+    bare_from_tree = True  # bare chroots into the image's extracted files
 
     def __init__(self, image: str, port: int | None = None, path: str = "/", ready: str | None = None):
         self.image = image
@@ -53,7 +55,7 @@ class ImageApp(App):
         self.path = path
         self.ready_path = ready or path  # type: ignore[misc]  # per image, not per class
         self._config = None  # bench.images.exported.ImageConfig once prepared
-        self._root: Path | None = None
+        self._tree: Tree | None = None
         self._user: tuple[int, int] | None = None
 
     @property
@@ -88,23 +90,29 @@ class ImageApp(App):
         self.config  # noqa: B018 - raises when the image is not here, even when the scenario gives the port
         self.port  # noqa: B018 - raises when the port is unknown
 
-    def _rootfs(self, progress: ProgressFn) -> tuple[Path, int, int]:
+    def tree(self, progress: ProgressFn = no_progress) -> Tree:
+        """The image's root filesystem, extracted once per image (slow once: before any start is timed)."""
         from bench.images.exported import export_root, resolve_user
 
-        if self._root is None:
-            self._root = export_root(self.config, progress=progress)
-            self._user = resolve_user(self._root, self.config.user)
-        return self._root, *self._user  # type: ignore[misc]
+        if self._tree is None:
+            root = export_root(self.config, progress=progress)
+            self._user = resolve_user(root, self.config.user)
+            self._tree = Tree(path=root, digest=self.config.image_id.removeprefix("sha256:"), env=dict(self.config.env))
+        return self._tree
 
-    def host_start(self, host: str, port: int) -> HostStart:
-        root, uid, gid = self._rootfs(no_progress)
+    def start(self, place: Place) -> Start:
+        """In an engine: the image as it is (its entrypoint, user, environment), with the capabilities a
+        low port or a root start needs. From its tree (bare, VM): its entrypoint, environment, working
+        directory and user, as the engine would start it."""
+        if place.layer is Layer.CONTAINER:
+            caps = _LOW_PORT_CAPS if self.port < 1024 else ()
+            if self.config.user.split(":")[0] in ("", "0", "root"):
+                caps = (*caps, *_ROOT_CAPS)
+            return Start(argv=None, port=self.port, read_only_root=False, cap_add=caps)
+        self.tree()
         config = self.config
-        return HostStart(argv=list(config.argv), port=self.port, env=dict(config.env), root=str(root),
-                         cwd=config.workdir or "/", uid=uid, gid=gid)
-
-    def host_root(self, progress: ProgressFn = no_progress) -> Path:
-        """Extract the root filesystem ahead of the first start (slow once per image)."""
-        return self._rootfs(progress)[0]
+        return Start(argv=list(config.argv), port=self.port, env=dict(config.env), user=self._user,
+                     workdir=config.workdir or "/", read_only_root=False)
 
     def container_image(self, client, progress: ProgressFn = no_progress,
                         base_image: str | None = None) -> ContainerImage:
@@ -114,18 +122,6 @@ class ImageApp(App):
 
         self._config = inspect_image(self.image, client)
         return ContainerImage(tag=self.image, image_id=self._config.image_id, size_bytes=self._config.size_bytes)
-
-    def container_start(self, image: ContainerImage, host: str, port: int) -> ContainerStart:
-        caps = _LOW_PORT_CAPS if self.port < 1024 else ()
-        if self.config.user.split(":")[0] in ("", "0", "root"):
-            caps = (*caps, *_ROOT_CAPS)
-        return ContainerStart(command=None, user=None, port=self.port, read_only=False, cap_add=caps)
-
-    def guest_start(self, progress: ProgressFn = no_progress) -> GuestStart:
-        root, uid, gid = self._rootfs(progress)
-        config = self.config
-        return GuestStart(root=root, digest=config.image_id.removeprefix("sha256:"), argv=list(config.argv),
-                          env=dict(config.env), uid=uid, gid=gid, port=self.port, workdir=config.workdir or "/")
 
     def describe(self) -> dict:
         return {**super().describe(), "image": self.image, "port": self.asked_port}

@@ -13,8 +13,8 @@ import os
 import signal
 from pathlib import Path
 
-from bench.apps.base import (APP_PORT, App, AppNotes, ContainerImage, ContainerStart, Endpoint, GuestStart, HostStart,
-                             ProgressFn, no_progress, scratch_folder)
+from bench.apps.base import (APP_PORT, App, ContainerImage, Endpoint, Layer, LayerNote, Place, ProgressFn, Start, Tree,
+                             no_progress, scratch_folder)
 from bench.apps.registry import register
 
 NGINX = "/usr/sbin/nginx"
@@ -64,10 +64,9 @@ class NginxApp(App):
                    "process, serving a tiny reply (/hello) and a 4 KiB static file (/static.html).")
     ready_path = "/hello"
     stats_path = None
-    host_death_signal = signal.SIGTERM  # the master then stops its worker (SIGKILL would orphan it)
-    notes = AppNotes(container="nginx's image holds the host's own nginx binary, its shared libraries and a "
-                               "generated config; with host networking a static busybox renders the config for "
-                               "the port given, then execs nginx.")
+    notes = {Layer.CONTAINER: LayerNote(
+        "nginx's image holds the host's own nginx binary, its shared libraries and a generated config; with host "
+        "networking a static busybox renders the config for the port given, then execs nginx.")}
 
     def __init__(self):
         self._tree = None
@@ -82,7 +81,23 @@ class NginxApp(App):
             return f"{NGINX} is not installed (apt-get install nginx, or run scripts/host-setup.sh)"
         return None
 
-    def host_start(self, host: str, port: int) -> HostStart:
+    def start(self, place: Place) -> Start:
+        """nginx as nobody with one worker; SIGTERM stops it (the master then stops its worker: on
+        SIGKILL the worker would live on, serving, with its environment wiped so no marker finds it)."""
+        user = (NOBODY_ID, NOBODY_ID)
+        if place.files is None:
+            return self._host_start(place.address, place.port)
+        if place.layer is Layer.GUEST or (place.address, place.port) == ("0.0.0.0", APP_PORT):
+            env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"} if place.layer is Layer.GUEST else None
+            return Start(argv=[NGINX, "-c", CONFIG, "-e", "stderr"], port=place.port, env=env, user=user,
+                         workdir="/tmp", stop_signal=signal.SIGTERM)
+        # Another address (host networking): render the config for it into /tmp, then become nginx.
+        script = (f'{BUSYBOX_IN_ROOT} sed "s/listen 0.0.0.0:{APP_PORT};/listen $0;/" {CONFIG} > /tmp/nginx.conf '
+                  f'&& exec {NGINX} -c /tmp/nginx.conf -e stderr')
+        return Start(argv=[BUSYBOX_IN_ROOT, "sh", "-c", script, f"{place.address}:{place.port}"], port=place.port,
+                     user=user, workdir="/tmp", stop_signal=signal.SIGTERM)
+
+    def _host_start(self, host: str, port: int) -> Start:
         """The host's nginx with a config written for this start into a folder of its own; as root
         it runs as nobody (the folder is nobody's), as in the container and the VM."""
         folder = scratch_folder(self.kind)
@@ -95,15 +110,16 @@ class NginxApp(App):
         as_root = os.geteuid() == 0
         if as_root:  # nginx writes its pid and temp folders there
             os.chown(folder, NOBODY_ID, NOBODY_ID)
-        return HostStart(argv=host_command_args(folder), port=port, scratch=folder,
-                         uid=NOBODY_ID if as_root else None, gid=NOBODY_ID if as_root else None)
+        return Start(argv=host_command_args(folder), port=port, scratch=folder, stop_signal=signal.SIGTERM,
+                     user=(NOBODY_ID, NOBODY_ID) if as_root else None)
 
-    def tree(self, progress: ProgressFn = no_progress):
+    def tree(self, progress: ProgressFn = no_progress) -> Tree:
         """The root filesystem (cached): nginx, its libraries, the config, the static file, busybox."""
         if self._tree is None:
             from bench.images.tree import build_tree
 
-            self._tree = build_tree("nginx-rootfs", self._plan(), progress=progress)
+            built = build_tree("nginx-rootfs", self._plan(), progress=progress)
+            self._tree = Tree(path=built.path, digest=built.digest)
         return self._tree
 
     def tree_digest(self) -> str:
@@ -145,18 +161,3 @@ class NginxApp(App):
                    f"CMD {json.dumps([NGINX, '-c', CONFIG, '-e', 'stderr'])}"]
         image = ensure_tree_image(client, tree.path, tree.digest, NGINX_REPOSITORY, changes, progress)
         return ContainerImage(tag=image.tag, image_id=image.image_id, size_bytes=image.size_bytes, built=image.built)
-
-    def container_start(self, image: ContainerImage, host: str, port: int) -> ContainerStart:
-        user = f"{NOBODY_ID}:{NOBODY_ID}"
-        if (host, port) == ("0.0.0.0", APP_PORT):
-            return ContainerStart(command=[NGINX, "-c", CONFIG, "-e", "stderr"], user=user, port=port)
-        # Another address (host networking): render the config for it into /tmp, then become nginx.
-        script = (f'{BUSYBOX_IN_ROOT} sed "s/listen 0.0.0.0:{APP_PORT};/listen $0;/" {CONFIG} > /tmp/nginx.conf '
-                  f'&& exec {NGINX} -c /tmp/nginx.conf -e stderr')
-        return ContainerStart(command=[BUSYBOX_IN_ROOT, "sh", "-c", script, f"{host}:{port}"], user=user, port=port)
-
-    def guest_start(self, progress: ProgressFn = no_progress) -> GuestStart:
-        tree = self.tree(progress)
-        return GuestStart(root=tree.path, digest=tree.digest, argv=[NGINX, "-c", CONFIG, "-e", "stderr"],
-                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, uid=NOBODY_ID, gid=NOBODY_ID,
-                          port=APP_PORT, workdir="/tmp")

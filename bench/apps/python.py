@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from bench.app.command import APP_PORT_IN_GUEST, PACKAGE_PARENT, app_argv
-from bench.apps.base import (App, AppNotes, ContainerImage, ContainerStart, Endpoint, GuestStart, HostStart,
-                             ProgressFn, no_progress)
+from bench.app.command import PACKAGE_PARENT, app_argv
+from bench.apps.base import App, ContainerImage, Endpoint, Layer, Place, ProgressFn, Start, Tree, no_progress
 from bench.apps.registry import register
 
 NOBODY_ID = 65534
@@ -23,16 +22,34 @@ class PythonApp(App):
                    "connection), tens of µs of CPU per tiny request.")
     ready_path = "/health"
     stats_path = "/stats"
-    notes = AppNotes()
 
     @property
     def endpoints(self) -> dict[str, Endpoint]:
         return {"hello": Endpoint("/hello"), "cpu": Endpoint("/cpu", "n"), "mem": Endpoint("/mem", "mb"),
                 "io": Endpoint("/io", "kb"), "json": Endpoint("/json")}
 
-    def host_start(self, host: str, port: int) -> HostStart:
-        """This very interpreter, from this checkout."""
-        return HostStart(argv=app_argv(sys.executable, host, port, app_dir=str(PACKAGE_PARENT)), port=port)
+    def start(self, place: Place) -> Start:
+        """The app under the interpreter of its files: on the host, this very interpreter from this
+        checkout; elsewhere the rootfs's copy of it, as nobody."""
+        if place.files is None:
+            return Start(argv=app_argv(sys.executable, place.address, place.port, app_dir=str(PACKAGE_PARENT)),
+                         port=place.port)
+        argv = app_argv(place.files.python or "python3", place.address, place.port)
+        if place.layer is not Layer.GUEST:  # the engine switches user and mounts the root read-only
+            return Start(argv=argv, port=place.port, user=(NOBODY_ID, NOBODY_ID))
+        from bench.images.guest_init import run_as
+
+        # The guest's init starts it as root: the interpreter drops root itself (run_as), no helper
+        # process, no extra start-up cost.
+        env = place.files.env if isinstance(place.files, Tree) else {}
+        return Start(argv=run_as(argv, NOBODY_ID), port=place.port, env=env, user=(NOBODY_ID, NOBODY_ID),
+                     workdir="/tmp", drops_own_privileges=True, ready_line="listening on")
+
+    def tree(self, progress: ProgressFn = no_progress) -> Tree:
+        from bench.images.rootfs import build_rootfs
+
+        rootfs = build_rootfs(progress=progress)
+        return Tree(path=rootfs.path, digest=rootfs.digest, python=rootfs.python, env=dict(rootfs.env))
 
     def container_image(self, client, progress: ProgressFn = no_progress,
                         base_image: str | None = None) -> ContainerImage:
@@ -41,18 +58,3 @@ class PythonApp(App):
         from bench.images.docker_image import ensure_image
 
         return ensure_image(client, base_image=base_image, progress=progress)  # type: ignore[return-value]
-
-    def container_start(self, image: ContainerImage, host: str, port: int) -> ContainerStart:
-        return ContainerStart(command=app_argv(image.python or "python3", host, port), user=f"{NOBODY_ID}:{NOBODY_ID}",
-                              port=port, read_only=True)
-
-    def guest_start(self, progress: ProgressFn = no_progress) -> GuestStart:
-        from bench.images.initramfs import run_as
-        from bench.images.rootfs import build_rootfs
-
-        rootfs = build_rootfs(progress=progress)
-        # The interpreter drops root itself (run_as): no helper process, no extra start-up cost.
-        return GuestStart(root=rootfs.path, digest=rootfs.digest,
-                          argv=run_as(rootfs.app_argv("0.0.0.0", APP_PORT_IN_GUEST), NOBODY_ID), env=rootfs.env,
-                          uid=NOBODY_ID, gid=NOBODY_ID, port=APP_PORT_IN_GUEST, workdir="/tmp",
-                          drops_own_privileges=True, ready_line="listening on")

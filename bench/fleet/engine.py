@@ -18,24 +18,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.errors import LayerbenchError
+from bench.fleet.ansible_setup import AnsibleMissing, ansible_config, require_ansible  # noqa: F401 (AnsibleMissing: where callers look)
 
 PLAYBOOK = Path(__file__).resolve().parent / "playbooks" / "fleet.yml"
 WAIT_S = 5  # a watch of a run waits this long for news: a quiet host is looked at every 5 s
 WATCH_TASK, PROBE_TASK, DOCTOR_TASK = "watch the run", "what the host has", "doctor"
-
-
-class AnsibleMissing(LayerbenchError):
-    """ansible-runner (layerbench[fleet]) is not installed here."""
-
-
-def require_ansible() -> None:
-    try:
-        import ansible  # noqa: F401
-        import ansible_runner  # noqa: F401
-    except ImportError:
-        raise AnsibleMissing(f"several machines need Ansible: {sys.executable} -m pip install 'layerbench[fleet]' "
-                             "(ansible-core and ansible-runner)") from None
 
 
 class Listener:
@@ -94,8 +81,6 @@ class Playbook:
     def run(self, hosts: list[str], tags: list[str], extravars: dict) -> Outcome:
         """Run the phases `tags` on `hosts`; returns when Ansible is done (or cancelled)."""
         import ansible_runner
-
-        from bench.fleet.inventory import ansible_config
 
         outcome = Outcome()
         fetch_dir = self.folder.path / "fetched"

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bench.fleet.inventory_error import ENV_PATH, InventoryError
+
 # The vars whose words go to ssh's command line (the scp and sftp ones to theirs).
 SSH_ARG_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args", "ansible_scp_extra_args",
                 "ansible_sftp_extra_args")
@@ -57,8 +59,6 @@ def _has_template(value) -> bool:
 
 def refuse_commands(hosts, path: Path) -> None:
     """InventoryError listing every host var of an inventory nobody named that could run a command here."""
-    from bench.fleet.inventory import ENV_PATH, InventoryError
-
     found = [problem for host in hosts if not host.is_local for problem in problems_of(host.name, host.vars)]
     if found:
         raise InventoryError([f"{path} (found in the current folder, not named): {problem}" for problem in found]

@@ -112,5 +112,7 @@ class HostRun:
             return status, f"{self.result.get('failed_trials')} trial(s) failed"
         if status == "interrupted":
             return status, "interrupted"
+        if self.result.get("error"):  # the worker's own reason (nothing measured), ssh or not
+            return "failed", str(self.result["error"])
         said = self.stderr_tail[-1] if self.stderr_tail else "no message"
         return "failed", f"bench remote-run exited {self.returncode}: {said}"

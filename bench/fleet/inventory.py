@@ -22,16 +22,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from bench.errors import ProblemsError
+from bench.fleet import guard, legacy
+from bench.fleet.ansible_setup import ansible_config, require_ansible
+from bench.fleet.inventory_error import ENV_PATH, InventoryError
 
 LOCAL = "local"
-ENV_PATH = "LAYERBENCH_INVENTORY"
 DEFAULT_FILES = ("inventory.yml", "inventory.yaml", "inventory.ini")
 MAX_HOSTS = 64
-
-
-class InventoryError(ProblemsError):
-    """The inventory is missing, unreadable, unsafe, or names nothing; one line per problem."""
 
 
 @dataclass(frozen=True)
@@ -51,22 +48,8 @@ class FleetHost:
 LOCAL_HOST = FleetHost(LOCAL, "this machine")
 
 
-def ansible_config(explicit: bool, cwd: Path | None = None) -> str:
-    """The ansible.cfg Ansible reads, as its own search would find it, except that ./ansible.cfg
-    counts only beside an inventory the user named (a cloned repository's could load plugins)."""
-    if os.environ.get("ANSIBLE_CONFIG"):
-        return os.environ["ANSIBLE_CONFIG"]
-    here = Path(cwd or Path.cwd()) / "ansible.cfg"
-    for candidate in ([here] if explicit else []) + [Path.home() / ".ansible.cfg", Path("/etc/ansible/ansible.cfg")]:
-        if candidate.is_file():
-            return str(candidate)
-    return str(Path(__file__).resolve().parent / "playbooks" / "empty.cfg")
-
-
 def find(path: Path | None = None) -> tuple[Path, bool]:
     """(the inventory file, whether the user named it); InventoryError saying what to do otherwise."""
-    from bench.fleet import legacy
-
     named = path or (Path(os.environ[ENV_PATH]) if os.environ.get(ENV_PATH) else None)
     if named is not None:
         if not named.exists():
@@ -99,8 +82,6 @@ class Inventory:
 
     @cached_property
     def _ansible(self):
-        from bench.fleet.engine import require_ansible
-
         require_ansible()  # one line saying how to install it, not an ImportError
         os.environ.setdefault("ANSIBLE_CONFIG", ansible_config(self.explicit))
         os.environ.setdefault("ANSIBLE_HOST_PATTERN_MISMATCH", "ignore")  # we say it, in one line
@@ -162,8 +143,6 @@ class Inventory:
     def select(self, terms: list[str], limit: str | None = None) -> list[FleetHost]:
         """The hosts `--hosts` names (hosts, groups or patterns, and `local`), within `--limit`,
         in the order given; InventoryError for a term that names nothing or a host named twice."""
-        from bench.fleet import guard
-
         if LOCAL in self.names("all"):
             raise InventoryError([f"{self.path}: a host is called {LOCAL!r}; `local` always means this machine "
                                   "here: rename it"])

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from bench.fleet.inventory_error import InventoryError
+
 LEGACY_FIELDS = {"host": "ansible_host", "user": "ansible_user", "port": "ansible_port",
                  "key": "ansible_ssh_private_key_file", "address": "layerbench_address",
                  "python": "layerbench_python"}
@@ -41,8 +43,6 @@ def is_legacy(path: Path) -> bool:
 
 
 def refuse_if_legacy(path: Path) -> None:
-    from bench.fleet.inventory import InventoryError
-
     if is_legacy(path):
         raise InventoryError([f"{path} is a layerbench hosts file; fleets now read Ansible inventories. Convert "
                               f"it once: bench hosts convert {path} > inventory.yml, then --inventory inventory.yml"])
@@ -50,8 +50,6 @@ def refuse_if_legacy(path: Path) -> None:
 
 def convert(path: Path) -> str:
     """The inventory (YAML) that says what the hosts file said; every host in group `all`."""
-    from bench.fleet.inventory import InventoryError
-
     if not is_legacy(path):
         raise InventoryError([f"{path} is not a layerbench hosts file (hosts: name -> {{host, user, port, key}})"])
     hosts = {}

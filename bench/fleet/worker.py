@@ -6,7 +6,7 @@ the control host in JSON lines on stdout, one object each:
     {"kind": "hello", "pid": ..., "version": ...}          first, so the control can stop it
     {"kind": "event", "event": {kind, message, done, total, data}}   the runner's progress
     {"kind": "load_request", "port": ..., "spec": {...}, "generator": ...}   split runs only
-    {"kind": "result", "run_id": ..., "run_dir": ..., "status": ..., "failed_trials": N}
+    {"kind": "result", "run_id": ..., "run_dir": ..., "status": ..., "failed_trials": N, "error": why or null}
 
 Started by the fleet's playbook, its stdout is a file the playbook's watches read (with
 `--watchdog`); on this machine and for a split run's target it is a pipe to the control host.
@@ -35,6 +35,7 @@ from bench.events import Event, RunInterrupted
 from bench.load.spec import LoadResult
 from bench.load.wire import result_from_dict, spec_to_dict
 from bench.netutil import LOOPBACK
+from bench.outcome import why_empty
 
 JOB_KEYS = ("scenario", "command_line", "listen_address", "relay_load", "split")
 HEARTBEAT_TIMEOUT_S = 60  # the playbook looks every few seconds (bench.fleet.engine.WAIT_S)
@@ -121,7 +122,8 @@ def read_job(path: Path) -> dict:
 
 
 def run_job(job_path: Path, out: Path, emit: Emitter | None = None, watched: bool = False) -> int:
-    """Run the job; the exit status bench uses (0, 3 when a trial failed, 130 when interrupted)."""
+    """Run the job; the exit status bench uses (0; 1 when nothing was measured; 3 when a trial failed;
+    130 when interrupted)."""
     from bench.runner import Runner
 
     emit = emit or Emitter()
@@ -143,12 +145,15 @@ def run_job(job_path: Path, out: Path, emit: Emitter | None = None, watched: boo
         status = ExitStatus.INTERRUPTED
     finally:
         stopped.set()
-    failed = sum(trial.status == "failed" for trial in runner.record.trials)
-    if status == ExitStatus.OK and failed:
+    failed, error = sum(trial.status == "failed" for trial in runner.record.trials), None
+    if status == ExitStatus.OK and not runner.record.ok_trials():  # the host failed, saying why (bench.outcome)
+        error, status = f"nothing measured: {why_empty(runner.record)}", ExitStatus.ERROR
+        print(error, file=sys.stderr, flush=True)
+    elif status == ExitStatus.OK and failed:
         status = ExitStatus.INCOMPLETE
     try:
         emit({"kind": "result", "run_id": runner.run_id, "run_dir": str(runner.run_dir),
-              "status": runner.record.status, "failed_trials": failed})
+              "status": runner.record.status, "failed_trials": failed, "error": error})
     except RunInterrupted:
         pass  # nobody is listening any more; the run folder is complete on disk
     return int(status)

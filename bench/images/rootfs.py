@@ -9,6 +9,7 @@ changes it is reused, and a change builds a new one in a temp dir that is rename
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -105,6 +106,14 @@ def _env() -> dict[str, str]:
 
 def _plan() -> tuple[dict[str, Path], dict[str, str]]:
     """({path in rootfs: host file}, {symlink in rootfs: target}) for everything to copy."""
+    files, symlinks = _planned()
+    return dict(files), dict(symlinks)
+
+
+@functools.lru_cache(maxsize=1)
+def _planned() -> tuple[dict[str, Path], dict[str, str]]:
+    # Once per process: a run prepares the container image and the VM from one rootfs, and each
+    # plan walks the stdlib and asks ldd about ~60 binaries (the contents are hashed every time).
     executable = Path(os.path.realpath(sys.executable))
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     stdlib = Path(sysconfig.get_paths()["stdlib"])
@@ -156,15 +165,20 @@ def _walk_stdlib(stdlib: Path):
 def shared_libraries(binaries: list[Path]) -> dict[str, str]:
     """{name as linked: absolute path} of every library ldd names, plus the dynamic loader."""
     found: dict[str, str] = {}
-    for binary in binaries:
-        result = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False,
-                                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-        if "not found" in result.stdout:
-            raise RuntimeError(f"ldd {binary}: a library is missing on the host:\n{result.stdout}")
-        for line in result.stdout.splitlines():
-            match = _LDD_LINE.match(line)
-            if match and match.group(2).startswith("/"):  # skips linux-vdso (no file)
-                found[match.group(1) or match.group(2)] = match.group(2)
+    if not binaries:
+        return found
+    # One ldd for all of them (it prints a "path:" line before each binary's libraries): the
+    # interpreter and its ~60 extension modules took ~0.6 s as one ldd each, at every prepare.
+    result = subprocess.run(["ldd", *map(str, binaries)], capture_output=True, text=True, check=False,
+                            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    binary = str(binaries[0])
+    for line in result.stdout.splitlines():
+        if len(binaries) > 1 and not line[:1].isspace() and line.endswith(":"):
+            binary = line[:-1]
+        elif "not found" in line:
+            raise RuntimeError(f"ldd {binary}: a library is missing on the host:\n{line.strip()}")
+        elif (match := _LDD_LINE.match(line)) and match.group(2).startswith("/"):  # skips linux-vdso (no file)
+            found[match.group(1) or match.group(2)] = match.group(2)
     # glibc dlopen()s libgcc_s when a thread exits (pthread_exit unwinds), which ldd cannot see:
     # without it the app aborts on its first finished connection thread.
     libc = found.get("libc.so.6")
@@ -184,6 +198,13 @@ def _digest(files: dict[str, Path], symlinks: dict[str, str]) -> str:
 
 
 def _file_sha256(path: Path) -> str:
+    status = path.stat()
+    return _sha256_of(path, status.st_size, status.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256_of(path: Path, size: int, mtime_ns: int) -> str:
+    """A file's sha256, computed once per process while its size and mtime stay the same."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 

@@ -3,6 +3,9 @@ against it (`load: wrk` in a scenario workload).
 
 wrk keeps its latencies in a histogram; a Lua `done()` hook prints 1000 quantiles of it as JSON,
 which stand in for the raw latencies (the trial's notes say so). wrk is closed-loop only.
+
+wrk sends the headers the built-in generator sends (User-Agent, a trace id: bench.load.spec), so
+the app does the same work for a request from either and the two measure the same thing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.load.cpu_clock import Clock, elapsed, process_clock
-from bench.load.spec import LoadResult, LoadSpec, busy_fraction
+from bench.load.spec import TRACE_HEADER, USER_AGENT, WRK_TRACE_ID, LoadResult, LoadSpec, busy_fraction
 from bench.scratch import owned_temporary
 
 _POLL_S = 0.05  # how often wrk's scheduler statistics are read while it runs
@@ -26,6 +29,8 @@ QUANTILES = 1000
 
 # wrk calls done() once with its merged statistics; latency is in microseconds.
 _LUA = """
+wrk.headers["User-Agent"] = "%s"
+wrk.headers["%s"] = "%s"
 done = function(summary, latency, requests)
   local q = {}
   for i = 1, %d do q[i] = latency:percentile(100.0 * (i - 0.5) / %d) end
@@ -36,7 +41,7 @@ done = function(summary, latency, requests)
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
     table.concat(q, ",")) .. "\\n")
 end
-""" % (QUANTILES, QUANTILES)
+""" % (USER_AGENT, TRACE_HEADER, WRK_TRACE_ID, QUANTILES, QUANTILES)
 
 
 def available() -> str | None:

@@ -11,10 +11,11 @@ Where each comes from, and in which network namespace:
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 COUNTER_NAMES = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes")
@@ -32,7 +33,9 @@ class Counters:
     tx_bytes: int
 
     def as_dict(self) -> dict[str, int]:
-        return asdict(self)
+        # not dataclasses.asdict: that deep-copies each field, ~15 times the cost, on every sampler tick
+        return {"rx_packets": self.rx_packets, "tx_packets": self.tx_packets, "rx_bytes": self.rx_bytes,
+                "tx_bytes": self.tx_bytes}
 
     def minus(self, earlier: "Counters") -> "Counters":
         """What the interface carried since `earlier` (counters only grow; a reset gives 0)."""
@@ -62,11 +65,21 @@ def read_net_dev(pid: int) -> dict[str, Counters]:
 
 def read_sysfs(interface: str, root: Path = SYS_CLASS_NET) -> Counters | None:
     """A host interface's counters from sysfs; None when it does not exist (a veth already gone)."""
-    folder = root / interface / "statistics"
+    folder = f"{root}/{interface}/statistics/"
     try:
-        return Counters(*(int((folder / name).read_text()) for name in COUNTER_NAMES))
+        return Counters(*(_read_int(folder + name) for name in COUNTER_NAMES))
     except (OSError, ValueError):
         return None
+
+
+def _read_int(path: str) -> int:
+    """The number in a small sysfs file; os.open and os.read, as the sampler reads these on every
+    tick (~10 us a file, against ~20 us through pathlib's read_text)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        return int(os.read(descriptor, 64))
+    finally:
+        os.close(descriptor)
 
 
 def conntrack_entries(path: Path = CONNTRACK_COUNT) -> int | None:

@@ -1,10 +1,11 @@
 """A psutil sampler on a timer, in its own thread, wrapping exactly the window it measures.
 
-Each tick records, for every host process the setup costs, cumulative CPU user/sys and RSS;
-every `detail_every` ticks threads, context switches and I/O; every `full_every` ticks USS and
-PSS (they walk /proc/PID/smaps_rollup, which costs far more). It records the load generator's own process and
-host-wide CPU too, and the sampler's own CPU time, so its cost is a stored figure. Given `counters`
-(bench.metrics.netpath: the interfaces a request crosses), it reads them on every tick as well.
+Each tick records, for every host process the setup costs, cumulative CPU user/sys and RSS
+(read straight from /proc/PID/stat, the file psutil reads them from); every `detail_every` ticks
+threads, context switches and I/O; every `full_every` ticks from tick `full_first` on, USS and PSS
+(they walk /proc/PID/smaps_rollup, which costs far more). It records the load generator's own
+process and host-wide CPU too, and the sampler's own CPU time, so its cost is a stored figure. Given
+`counters` (bench.metrics.netpath: the interfaces a request crosses), it reads them on every tick as well.
 """
 
 from __future__ import annotations
@@ -24,6 +25,24 @@ HOST_COLUMNS = ("t", "cpu_user_s", "cpu_sys_s", "cpu_idle_s", "cpu_iowait_s", "c
                 "mem_available_bytes")
 
 NAN = float("nan")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_and_rss(pid: int) -> tuple[float, float, int]:
+    """(user CPU s, system CPU s, RSS bytes) of a process from /proc/PID/stat: the very counters
+    psutil's cpu_times() and memory_info().rss give (utime, stime; rss is the sum statm reports),
+    read from one file without psutil's layers, as the light tick is most of the sampler's cost.
+    NoSuchProcess once it is gone, ZombieProcess once it has exited unreaped."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            line = stat.read()
+    except (FileNotFoundError, ProcessLookupError):
+        raise psutil.NoSuchProcess(pid) from None
+    fields = line[line.rindex(b")") + 2:].split()  # after the name, which may hold spaces and ")"
+    if fields[0] == b"Z":
+        raise psutil.ZombieProcess(pid)
+    return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS, int(fields[21]) * _PAGE_BYTES
 
 
 class Sampler:
@@ -34,11 +53,12 @@ class Sampler:
 
     def __init__(self, discover: Callable[[], list[RoleProcess]], hz: float = 10.0, full_every: int = 20,
                  detail_every: int = 10, refresh_every: int = 10, extra_pids: dict[int, str] | None = None,
-                 counters: Callable[[], dict] | None = None):
+                 full_first: int = 0, counters: Callable[[], dict] | None = None):
         self.discover = discover
         self.interval_s = 1.0 / hz
         self.hz = hz
         self.full_every = full_every
+        self.full_first = full_first
         self.detail_every = min(detail_every, full_every)
         self._names: dict[int, str] = {}
         self.refresh_every = refresh_every
@@ -101,34 +121,34 @@ class Sampler:
         self.wall_s = time.monotonic() - wall_began
 
     def _tick(self) -> None:
-        # Light ticks read two small files per process (stat, statm). Counters that only need a
+        # Light ticks read one small file per process (stat: CPU and RSS). Counters that only need a
         # delta (threads, context switches, I/O) are read every `detail_every` ticks, USS/PSS
-        # (a walk of smaps_rollup, ~1 ms for a large process) every `full_every`: cheap enough
-        # to stay under 1% of a core at 10 Hz. Columns not read on a tick are NaN.
+        # (a walk of smaps_rollup, ~0.3-1 ms a process) every `full_every` from `full_first` on:
+        # cheap enough to stay under 1% of a core at 10 Hz. Columns not read on a tick are NaN.
         now = time.monotonic()
         detail = self.ticks % self.detail_every == 0
-        full = self.ticks % self.full_every == 0
+        full = self.ticks >= self.full_first and (self.ticks - self.full_first) % self.full_every == 0
         for pid, (role, process) in list(self._tracked.items()):
             try:
-                with process.oneshot():
-                    cpu = process.cpu_times()
-                    memory = process.memory_info()
-                    uss = pss = threads = ctx_voluntary = ctx_involuntary = read_bytes = write_bytes = NAN
-                    if full:
-                        full_info = process.memory_full_info()
-                        uss, pss = full_info.uss, getattr(full_info, "pss", NAN)
-                    if detail:
-                        threads = process.num_threads()
-                        ctx = process.num_ctx_switches()
-                        ctx_voluntary, ctx_involuntary = ctx.voluntary, ctx.involuntary
-                        try:
-                            io = process.io_counters()
-                            read_bytes, write_bytes = io.read_bytes, io.write_bytes
-                        except (psutil.AccessDenied, AttributeError):
-                            pass
-                    self.process_rows.append((now, pid, role, self._names.get(pid) or self._name(pid, process),
-                                              cpu.user, cpu.system, memory.rss, uss, pss, threads, ctx_voluntary,
-                                              ctx_involuntary, read_bytes, write_bytes))
+                cpu_user_s, cpu_sys_s, rss_bytes = cpu_and_rss(pid)
+                uss = pss = threads = ctx_voluntary = ctx_involuntary = read_bytes = write_bytes = NAN
+                if full or detail:
+                    with process.oneshot():
+                        if full:
+                            full_info = process.memory_full_info()
+                            uss, pss = full_info.uss, getattr(full_info, "pss", NAN)
+                        if detail:
+                            threads = process.num_threads()
+                            ctx = process.num_ctx_switches()
+                            ctx_voluntary, ctx_involuntary = ctx.voluntary, ctx.involuntary
+                            try:
+                                io = process.io_counters()
+                                read_bytes, write_bytes = io.read_bytes, io.write_bytes
+                            except (psutil.AccessDenied, AttributeError):
+                                pass
+                self.process_rows.append((now, pid, role, self._names.get(pid) or self._name(pid, process),
+                                          cpu_user_s, cpu_sys_s, rss_bytes, uss, pss, threads, ctx_voluntary,
+                                          ctx_involuntary, read_bytes, write_bytes))
             except (psutil.NoSuchProcess, psutil.ZombieProcess):
                 self._tracked.pop(pid, None)
             except psutil.AccessDenied:

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from bench.events import Event
 from bench.fleet.model import Fleet
+from bench.outputs.live import suits
 from bench.outputs.terminal import comparison_table, safe
 
 HOST_STYLES = ("cyan", "magenta", "green", "blue", "yellow")
@@ -17,21 +18,25 @@ HOST_STYLES = ("cyan", "magenta", "green", "blue", "yellow")
 
 class FleetProgressView:
     """Renders a fleet's events: a bar per host while it runs trials, a line per finished trial.
-    Without a terminal the bars stay hidden and the lines are plain (a log file, CI)."""
+    Where the live view does not suit (no terminal, NO_COLOR, TERM=dumb, CI) there are no bars, only
+    plain appended lines: a bar redraws and hides the cursor whatever NO_COLOR says."""
 
     def __init__(self, console: Console):
         self.console = console
+        self.bars = suits(console)
         self.progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=console, transient=True)
         self.tasks: dict[str, int] = {}
         self.styles: dict[str, str] = {}
 
     def __enter__(self) -> "FleetProgressView":
-        self.progress.__enter__()
+        if self.bars:
+            self.progress.__enter__()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.progress.__exit__(*exc_info)
+        if self.bars:
+            self.progress.__exit__(*exc_info)
 
     def _prefix(self, host: str) -> Text:
         style = self.styles.setdefault(host, HOST_STYLES[len(self.styles) % len(HOST_STYLES)])
@@ -54,6 +59,8 @@ class FleetProgressView:
             self.progress.advance(self.tasks[host])
 
     def _bar(self, host: str, event: Event) -> None:
+        if not self.bars:
+            return
         if host not in self.tasks:
             self.tasks[host] = self.progress.add_task(host, total=event.total)
         self.progress.update(self.tasks[host], description=f"{host}: {safe(event.message).plain}",

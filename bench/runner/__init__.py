@@ -18,18 +18,17 @@ from pathlib import Path
 from bench import machine
 from bench.errors import SetupError
 from bench.events import Event, PlannedStart, PlannedWork, ProgressFn, RunInterrupted, no_progress
-from bench.metrics.quiet import wait_until_quiet
 from bench.metrics.window import mem_available_now
-from bench.model import BUSY_MACHINE_CORES
 from bench.netutil import LOOPBACK
-from bench.records import QuietWait, RepeatOutcome, RunnerHost, Skipped, Split
-from bench.results import LayerRecord, RunRecord, TrialRecord, load_run, new_run_id, now_iso, runner_identity, save_run
+from bench.records import RunnerHost, Skipped, Split
+from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, runner_identity, save_run
 from bench.runlock import RunLock, refuse_if_live
 from bench.runner.figures import bracket_available_drop, disk_estimate
 from bench.runner.measure import LoadFn, Measurement, alive, load_for, measure_trial, new_record
 from bench.runner.generator import generator_for, load_spec
 from bench.runner.persist import append_trial, store_measurement
-from bench.runner.plan import PlannedTrial, plan, resolve_pinning, round_starts, stop_after
+from bench.runner.plan import PlannedTrial, plan, resolve_pinning
+from bench.runner.rounds import Rounds
 from bench.runner.process import pinned, sigterm_as_interrupt
 from bench.scenario import Scenario, SetupSpec
 from bench.setups import registry
@@ -38,9 +37,6 @@ from bench.setups.procutil import signals_deferred
 from bench.vocabulary import trial_line
 
 __all__ = ["Runner", "RunInterrupted", "check_apps", "generator_for", "load_spec", "resume_run", "run_scenario"]
-
-MAX_ROUND_ATTEMPTS = 3  # remeasure_busy: a busy round is measured at most this many times
-
 
 def _side_by_side(copies: list[Instance]) -> Instance:
     """N running copies seen as one: every process of each, phases and facts of the first."""
@@ -136,7 +132,9 @@ class Runner:
         self.progress(Event("start", f"run {self.run_id} -> {self.run_dir}", data={"run_dir": str(self.run_dir)}))
         try:
             with pinned(self.pinning.load_cpus), sigterm_as_interrupt():
-                self._run_rounds(self._prepare_setups())
+                pairs = self._prepare_setups()
+                Rounds(self.scenario, self.record, self.run_dir, self.progress, self.began).run(
+                    pairs, lambda cap, at_most: self._announce(plan(self.scenario, pairs, cap), at_most), self._run_start)
             self.record.status = "complete"
         except BaseException:
             self.record.status = "incomplete"
@@ -159,68 +157,6 @@ class Runner:
                 except Exception as error:
                     self.progress(Event("skip", f"warning: could not release {name[1]}: {_reason(error)}; "
                                                 f"run `bench clean`"))
-
-    def _run_rounds(self, pairs: list[tuple]) -> None:
-        """Interleaved rounds: a fixed count, or (repeat: auto, or a budget) until every headline
-        verdict is settled, the budget is spent or the cap is reached; the record says which."""
-        scenario = self.scenario
-        fixed = scenario.repeat if isinstance(scenario.repeat, int) and scenario.budget is None else None
-        cap = fixed if fixed is not None else scenario.repeat_cap
-        self._announce(plan(scenario, pairs, cap), at_most=fixed is None)
-        per_round = sum(len(group) for group in round_starts(scenario, pairs, 0))
-        outcome = {"mode": "fixed" if fixed is not None else "budget" if scenario.budget else "auto",
-                   "cap": cap, "budget_s": scenario.budget, "stopped_by": "count" if fixed is not None else "cap"}
-        durations: list[float] = []
-        for repeat in range(cap):
-            began = time.monotonic()
-            self._run_round(pairs, repeat, per_round * cap)
-            durations.append(time.monotonic() - began)
-            outcome.update(rounds=repeat + 1, elapsed_s=round(time.monotonic() - self.began, 1))
-            if fixed is not None:
-                continue
-            stop, detail = stop_after(self.record, scenario, repeat + 1, durations, time.monotonic() - self.began)
-            outcome["detail"] = detail
-            if stop:
-                outcome["stopped_by"] = stop
-                break
-        self.record.repeat_outcome = RepeatOutcome.model_validate(outcome)
-        save_run(self.run_dir, self.record)
-        if fixed is None:
-            self.progress(Event("repeat", f"{outcome['rounds']} rounds in {outcome['elapsed_s']:.0f} s: stopped by "
-                                          f"{outcome['stopped_by']}; {outcome.get('detail', '')}"))
-
-    def _run_round(self, pairs: list[tuple], repeat: int, total: int) -> None:
-        """One round of every pair, in its shuffled order; measured again (twice at most) when
-        remeasure_busy is set and other processes were busy during it."""
-        for attempt in range(MAX_ROUND_ATTEMPTS):
-            if self.scenario.wait_quiet:
-                self._wait_quiet(repeat)
-            starts = round_starts(self.scenario, pairs, repeat, attempt)
-            ids = {trial.trial_id for group in starts for trial in group}
-            for group in starts:
-                self._run_start(group, total)
-            busy = self._busy_trials(ids)
-            if not self.scenario.remeasure_busy or not busy or attempt + 1 == MAX_ROUND_ATTEMPTS:
-                return
-            worst = max(trial.host.foreign_cpu_cores or 0.0 for trial in busy)
-            reason = (f"busy machine: other processes used up to {worst:.2f} cores during round {repeat + 1}; "
-                      f"the round was measured again")
-            for trial in self.record.trials:
-                if trial.trial_id in ids and trial.status == "ok":
-                    trial.status, trial.error = "discarded", reason
-            save_run(self.run_dir, self.record)
-            self.progress(Event("repeat", f"round {repeat + 1}: {reason}"))
-
-    def _busy_trials(self, ids: set[str]) -> list[TrialRecord]:
-        return [trial for trial in self.record.trials if trial.trial_id in ids and trial.status == "ok"
-                and (trial.host.foreign_cpu_cores or 0.0) > BUSY_MACHINE_CORES]
-
-    def _wait_quiet(self, repeat: int) -> None:
-        wait = wait_until_quiet(BUSY_MACHINE_CORES, lambda message: self.progress(Event("skip", message)))
-        self.record.quiet_waits.append(QuietWait(round=repeat, **wait.as_dict()))
-        if not wait.quiet:
-            self.progress(Event("skip", f"round {repeat + 1}: the machine did not go quiet in {wait.waited_s:.0f} s "
-                                        f"(others used {wait.others_cores:.2f} cores); measuring anyway"))
 
     def _announce(self, starts: list[list[PlannedTrial]], at_most: bool) -> None:
         """Tell the renderer every start and trial still to run (a countdown needs their durations)."""

@@ -173,28 +173,40 @@ def load_for(instance: Instance, load: LoadFn, aimed: Callable[[str], LoadFn], s
 
 
 def _with_fixed(instance: Instance, fixed: FixedFn | None, fixed_roles: set[str]) -> Instance:
-    """The instance, its processes joined by the fixed-cost ones (whose roles land in fixed_roles)."""
+    """The instance, its processes joined by the fixed-cost ones (whose roles land in fixed_roles).
+
+    The fixed ones (an engine's daemons) outlive any trial: they are looked up once per trial, not
+    on every refresh of the sampler (finding containerd among dockerd's children scans every process)."""
     if fixed is None:
         return instance
+    found: list[RoleProcess] = []
 
     def discover() -> list[RoleProcess]:
-        found = fixed()
-        fixed_roles.update(role_process.role for role_process in found)
+        if not found:
+            found.extend(fixed())
+            fixed_roles.update(role_process.role for role_process in found)
         return instance.processes() + found
     return replace(instance, processes=discover)
+
+
+# USS and PSS (smaps_rollup: ~0.3-1 ms a process) once per this many ticks of a load trial (2 s at 10 Hz).
+LOAD_FULL_EVERY = 20
 
 
 def _sampled_window(instance: Instance, workload: Workload, load: LoadFn, sampler_hz: float, counters=None):
     """Run the workload (or wait, for a footprint) inside a sampler, which also reads `counters` (the
     network path's) on every tick; (sampler, load result, window)."""
-    footprint = workload.kind in ("idle", "density")
-    full_every = 1 if footprint else 20  # a footprint wants USS/PSS on every tick
-    with Sampler(instance.processes, hz=sampler_hz, full_every=full_every, counters=counters) as sampler:
-        if footprint:
+    if workload.kind in ("idle", "density"):  # a footprint wants USS/PSS on every tick
+        with Sampler(instance.processes, hz=sampler_hz, full_every=1, counters=counters) as sampler:
             time.sleep(workload.warmup)
             began = time.monotonic()
             time.sleep(workload.duration)
             return sampler, None, (began, time.monotonic())
+    # Under load, memory is read where it counts: the first read in the middle of the window's first
+    # LOAD_FULL_EVERY ticks (the middle of a short window), none in the warm-up, which no figure uses.
+    first = round(workload.warmup * sampler_hz + min(LOAD_FULL_EVERY, workload.duration * sampler_hz) / 2)
+    with Sampler(instance.processes, hz=sampler_hz, full_every=LOAD_FULL_EVERY, full_first=first,
+                 counters=counters) as sampler:
         result = load(instance.port, workload)
     return sampler, result, result.window
 

@@ -17,16 +17,16 @@ from pathlib import Path
 import psutil
 
 from bench.app.command import APP_SIGNATURE
-from bench.apps.base import LEFTOVER_ENV, HostStart
+from bench.apps.base import LEFTOVER_ENV, Layer, Place, Start, Tree
 from bench.errors import SetupError
 from bench.netutil import free_port, port_in_use
 from bench.roles import APP, RoleProcess
 from bench.setups.base import Instance, Setup
-from bench.setups.procutil import die_with_parent
+from bench.setups.procutil import descendant_pids, die_with_parent
 from bench.setups.registry import register
 
 
-def _preexec(start: HostStart, cpus: tuple[int, ...], death_signal: int):
+def _preexec(start: Start, root: Tree | None, cpus: tuple[int, ...]):
     """Runs in the child before exec: pin, for an image enter its root, become the app's user, and
     die with the runner (in that order: chroot and setuid need root, and a change of user clears
     the death signal)."""
@@ -35,14 +35,14 @@ def _preexec(start: HostStart, cpus: tuple[int, ...], death_signal: int):
             os.sched_setaffinity(0, cpus)  # before exec: every process the app forks inherits it
         except OSError:
             pass  # the parent pins again and reports a failure in words
-        if start.root is not None:
-            os.chroot(start.root)
-            os.chdir(start.cwd or "/")
-        if start.uid is not None:
+        if root is not None:
+            os.chroot(root.path)
+            os.chdir(start.workdir or "/")
+        if start.user is not None:
             os.setgroups([])
-            os.setgid(start.gid if start.gid is not None else start.uid)
-            os.setuid(start.uid)
-        die_with_parent(death_signal)
+            os.setgid(start.user[1])
+            os.setuid(start.user[0])
+        die_with_parent(start.stop_signal)
     return enter
 
 
@@ -60,7 +60,7 @@ class BareSetup(Setup):
     roles = (APP,)
     stack_layers = ("hardware", "host kernel", "app")
     ready_deadline_s = 15.0
-    runs_app_as = "host"
+    runs_app_as = Layer.HOST
 
     @classmethod
     def check(cls) -> str | None:
@@ -84,16 +84,16 @@ class BareSetup(Setup):
         return removed  # the folders of host starts a killed runner left: bench.scratch sweeps them
 
     def prepare(self) -> None:
-        host_root = getattr(self.app, "host_root", None)
-        if host_root is not None:  # an image: its files are extracted once, before any start is timed
+        if self.app.bare_from_tree:  # an image: its files are extracted once, before any start is timed
             if os.geteuid() != 0:
                 raise SetupError("bare for an image chroots into its files, which needs root")
-            host_root(self.progress)
+            self.app.tree(self.progress)
 
     def _launch(self) -> Instance:
         began = time.perf_counter()
-        start = self.app.host_start(self.address, free_port(self.address))
-        if start.root is not None and port_in_use(start.port, self.address):
+        root = self.app.tree() if self.app.bare_from_tree else None
+        start = self.app.start(Place(Layer.HOST, self.address, free_port(self.address), files=root))
+        if root is not None and port_in_use(start.port, self.address):
             _drop_scratch(start.scratch)
             raise SetupError(f"port {start.port} on this host is taken, and the image listens on that port only")
         log_path = self.workdir / f"bare-{start.port}.log"
@@ -103,14 +103,15 @@ class BareSetup(Setup):
             with open(log_path, "wb") as log:
                 popen = subprocess.Popen(start.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True, env=env,
-                                         preexec_fn=_preexec(start, self.pinning.app_cpus,
-                                                             self.app.host_death_signal))
+                                         preexec_fn=_preexec(start, root, self.pinning.app_cpus))
         except (OSError, subprocess.SubprocessError) as error:
             _drop_scratch(start.scratch)
             raise SetupError(f"cannot start {self.app.name} ({start.argv[0]}): {error}") from None
         app = psutil.Process(popen.pid)  # an unreaped child stays a valid pid until we wait for it
         instance = Instance(port=start.port, processes=lambda: _app_and_children(app), phases={},
-                            facts={"pid": popen.pid, "log": str(log_path), "chroot": start.root, "uid": start.uid,
+                            facts={"pid": popen.pid, "log": str(log_path),
+                                   "chroot": str(root.path) if root is not None else None,
+                                   "uid": start.user[0] if start.user else None,
                                    "scratch": str(start.scratch) if start.scratch else None},
                             handle=popen, address=self.address)
         self._launching = instance  # _abort_launch stops it if pinning fails or Ctrl-C lands here
@@ -155,11 +156,18 @@ def _drop_scratch(folder) -> None:
 
 
 def _app_and_children(app: psutil.Process) -> list[RoleProcess]:
+    pids = descendant_pids(app.pid)
+    if pids is None:
+        try:
+            pids = [child.pid for child in app.children(recursive=True)]
+        except psutil.Error:
+            pids = []
     found = [RoleProcess(APP.key, app)]
-    try:
-        found += [RoleProcess(APP.key, child) for child in app.children(recursive=True)]
-    except psutil.Error:
-        pass
+    for pid in pids:
+        try:
+            found.append(RoleProcess(APP.key, psutil.Process(pid)))
+        except psutil.Error:
+            pass  # exited meanwhile
     return found
 
 

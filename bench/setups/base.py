@@ -11,9 +11,9 @@ It IMPLEMENTS small hooks: `check` (available here? else why and the fix), `prep
 `release` (undo what prepare started for the run), `doctor_lines`, `find_leftovers`, `clean_leftovers`, `prune_caches`, `explain`, `caveats`,
 `layer_stack` (the boxes of the layer-stack figure, per variant) and `fixed_processes` (the host
 processes it costs once, however many instances run: an engine's daemons).
-A setup runs an app (bench.apps: layerbench's python app by default, nginx, a user's image) and
-asks it how to start in its kind of layer (`runs_app_as`: host, container or guest); no setup
-knows which app it runs. The lifecycle, `Setup.running()`, lives here once: launch, readiness
+A setup runs an app (bench.apps: layerbench's python app by default, nginx, a user's image): it
+asks the app for its one start description at a place of its kind of layer (`runs_app_as`: host,
+container or guest) and turns it into its own launch; no setup knows which app it runs. The lifecycle, `Setup.running()`, lives here once: launch, readiness
 (first HTTP 200 on the app's ready path, with a deadline), the start-up phase split, and a stop
 that always runs to its end, on an exception, Ctrl-C or SIGTERM too. Launch and stop are not
 interruptible halfway: an interrupt is held until they are done, then delivered.
@@ -31,7 +31,7 @@ from typing import Callable, ClassVar, Iterator
 import psutil
 from pydantic import BaseModel, ConfigDict
 
-from bench.apps.base import App
+from bench.apps.base import App, Layer, LayerNote
 from bench.errors import SetupError
 from bench.netutil import LOOPBACK
 from bench.roles import APP, Role, RoleProcess
@@ -129,9 +129,9 @@ class Setup(abc.ABC):
     fixed_roles: ClassVar[tuple[Role, ...]] = ()
     Options: ClassVar[type[Options]] = Options
     ready_deadline_s: ClassVar[float] = 30.0
-    # How it starts an app (which of the app's starts it asks for, and whose notes it adds to its
-    # explanation): "host", "container" or "guest"; None for a setup that starts the app itself.
-    runs_app_as: ClassVar[str | None] = None
+    # The kind of layer it starts the app in (the place it gives the app's start, and which of the
+    # app's declared notes it adds to its explanation and caveats); None for a setup that starts no app.
+    runs_app_as: ClassVar[Layer | None] = None
 
     def __init__(self, options: Options | dict | None, pinning: Pinning, run_id: str, workdir: Path,
                  progress: ProgressFn = _no_progress, address: str = LOOPBACK, app: App | None = None):
@@ -209,11 +209,10 @@ class Setup(abc.ABC):
 
     def describe(self) -> dict:
         """The declaration of this variant, running its app, as the run stores it (bench.results.LayerRecord)."""
-        note = getattr(self.app.notes, self.runs_app_as, "") if self.runs_app_as else ""
-        app_caveats = list(getattr(self.app.notes, f"{self.runs_app_as}_caveats", ())) if self.runs_app_as else []
+        note = self.app.notes.get(self.runs_app_as, LayerNote()) if self.runs_app_as else LayerNote()
         return {"setup": self.name, "variant": self.variant(), "app": self.app.name, "stack": self.stack,
-                "narration": self.narration, "explanation": " ".join(filter(None, (self.explain(), note))),
-                "caveats": self.caveats() + app_caveats, "colour": self.colour, "order": self.order,
+                "narration": self.narration, "explanation": " ".join(filter(None, (self.explain(), note.explanation))),
+                "caveats": self.caveats() + list(note.caveats), "colour": self.colour, "order": self.order,
                 "baseline": self.baseline,
                 "roles": {role.key: role.as_dict() for role in (*self.roles, *self.fixed_roles)},
                 "stack_layers": list(self.layer_stack()), "fixed_roles": [role.key for role in self.fixed_roles]}

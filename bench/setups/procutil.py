@@ -22,6 +22,31 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
         pass  # not Linux: `bench clean` still finds orphans by their command line
 
 
+def descendant_pids(pid: int) -> list[int] | None:
+    """Every descendant of `pid`, read from /proc/PID/task/TID/children: a few small files per
+    process instead of psutil's scan of every process on the host (~1.5 ms with a hundred, paid on
+    every refresh of the sampler). None when the kernel has no such file (CONFIG_PROC_CHILDREN)."""
+    if not os.path.exists("/proc/thread-self/children"):
+        return None
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        try:
+            threads = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue  # gone meanwhile
+        for thread in threads:  # a child is listed under the thread that forked it
+            try:
+                with open(f"/proc/{parent}/task/{thread}/children", "rb") as children:
+                    pids = [int(child) for child in children.read().split()]
+            except (OSError, ValueError):
+                continue  # the thread ended meanwhile
+            found += pids
+            pending += pids
+    return found
+
+
 def pin_process(pid: int, cpus: tuple[int, ...]) -> bool:
     """Pin every thread of a process to `cpus` (sched_setaffinity on one pid moves one thread only).
 

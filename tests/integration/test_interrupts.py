@@ -7,7 +7,7 @@ port, no QEMU of this process, no app and no temp dir may remain. The moments th
 are "the engine finished the call but the client never saw the answer" (create, start) and
 "the signal lands in the middle of the stop".
 
-scripts/interrupt_check.py does the same from outside, 20 times per phase, with `bench run`.
+tools/interrupt_check.py does the same from outside, 20 times per phase, with `bench run`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
 
 def cases(phases: list[str], sigterm_at: tuple[str, ...]) -> list[tuple[str, str]]:
     """Ctrl-C at every phase; SIGTERM, which the runner turns into the same interrupt by one handler,
-    where a launch and a stop hold signals back (scripts/interrupt_check.py sends both, everywhere)."""
+    where a launch and a stop hold signals back (tools/interrupt_check.py sends both, everywhere)."""
     return [(phase, "SIGINT") for phase in phases] + [(phase, "SIGTERM") for phase in sigterm_at]
 
 

@@ -1,4 +1,4 @@
-"""The built-in generator against the real nginx (Debian's), and scripts/generator_check.py --target
+"""The built-in generator against the real nginx (Debian's), and tools/generator_check.py --target
 nginx end to end: it prints the ratio, and leaves no nginx and no temporary folder behind, Ctrl-C
 included."""
 

@@ -83,8 +83,10 @@ def test_one_trials_counters_agree_with_ip_s_link_deltas_taken_around_it(docker_
         for counter, value in span.items():
             # Counters only grow, and ip's two reads bracket the trial's first and last sample.
             assert 0 < window[counter] <= value <= around[counter], (name, counter, window, span, around)
-        if key == "veth":  # this container's own: only the /stats reads around the trial add to it
-            assert around["rx_packets"] + around["tx_packets"] - span["rx_packets"] - span["tx_packets"] < 100
+        if key == "veth":  # this container's own: only the /stats reads and the load's edges beyond the
+            # first and last sample add to it (~110 requests when a loaded machine delays a sample)
+            outside = around["rx_packets"] + around["tx_packets"] - span["rx_packets"] - span["tx_packets"]
+            assert outside < max(100, 0.05 * (span["rx_packets"] + span["tx_packets"])), (outside, span)
     veth_step, inside = steps["veth"], steps["eth0@inside"]
     assert veth_step["packets_per_request"] == pytest.approx(2.0, rel=0.1)  # a request and its reply, keep-alive
     assert inside["packets_per_request"] == pytest.approx(veth_step["packets_per_request"], rel=0.1)  # the other end

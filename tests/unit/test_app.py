@@ -103,3 +103,53 @@ def test_mem_requests_past_the_memory_budget_get_a_503_while_others_are_served()
             assert get(port, "/hello")[0].status == 200
         assert get(port, "/mem?mb=8")[0].status == 200  # the budget comes back when the request ends
         assert server.memory.held_mb == 0
+
+
+def test_the_app_starts_without_the_modules_only_one_endpoint_or_tls_would_need():
+    # Start-up is a measured figure (~10x slower in a TCG guest): these imports cost ~0.3 s there.
+    import subprocess
+    import sys
+
+    from bench.app.command import PACKAGE_PARENT, app_argv
+
+    argv = app_argv(sys.executable, "127.0.0.1", 0, app_dir=str(PACKAGE_PARENT))
+    listen = "from bench.app.server import Handler, Server; Server(('127.0.0.1', 0), Handler).server_close()"
+    code = argv[argv.index("-c") + 1].replace("sys.exit(main())", listen + "; print(' '.join(sorted(sys.modules)))")
+    loaded = set(subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert "bench.app.server" in loaded and "http.server" in loaded
+    assert not loaded & {"argparse", "hashlib", "_hashlib", "tempfile", "_ssl", "encodings.idna"}
+
+
+def test_the_usual_command_line_is_read_without_argparse_and_any_other_with_it(capsys):
+    from bench.app.server import _arguments, main
+
+    assert _arguments(["--host", "0.0.0.0", "--port", "8080"]) == ("0.0.0.0", 8080)
+    assert _arguments(["--port", "8080", "--host", "0.0.0.0"]) is None  # argparse reads that one
+    with pytest.raises(SystemExit):
+        main(["--port", "eighty"])
+    assert "invalid int value" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_ends_the_app_at_once_with_status_0(sig):
+    # Every stop of every setup waits for this; shutdown() from a thread took up to one 0.2 s poll.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bench.app.command import PACKAGE_PARENT, app_argv
+
+    app = subprocess.Popen(app_argv(sys.executable, "127.0.0.1", 0, app_dir=str(PACKAGE_PARENT)),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert b"listening on" in app.stdout.readline()
+        began = time.monotonic()
+        app.send_signal(getattr(signal, sig))
+        _, stderr = app.communicate(timeout=10)
+    finally:
+        app.kill()
+        app.wait()
+    assert app.returncode == 0 and stderr == b""
+    assert time.monotonic() - began < 1.0

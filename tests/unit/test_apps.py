@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def test_a_scenario_takes_one_app_or_several_and_python_by_default():
     ("app: nginx", "[cpu]", "workload 'cpu': app nginx does not serve endpoint 'cpu' (it serves: hello, static)"),
     ("apps: [python, nginx]", "[hello, json]", "app nginx does not serve endpoint 'json'"),
     ("app: {image: 'me/api:1'}", "[static]", "app me/api:1 does not serve endpoint 'static' (it serves: hello)"),
-    ("app: tomcat", "[hello]", "app: unknown app 'tomcat'; choose from: python, nginx, or {image: NAME:TAG"),
+    ("app: tomcat", "[hello]", "app: unknown app 'tomcat'; choose from: nginx, python, or {image: NAME:TAG"),
     ("app: image", "[hello]", "an image app needs image: NAME:TAG (a local image; nothing is pulled)"),
     ("app: {name: nginx, port: 80}", "[hello]", "a shipped app takes none"),
     ("app: {image: 'bad name'}", "[hello]", "app.image: image must be a local image reference"),
@@ -166,15 +167,15 @@ def test_nginx_config_is_one_worker_no_access_log_and_everything_under_its_folde
 
 
 def test_nginx_in_a_container_renders_its_config_only_for_another_address():
-    from bench.apps.base import ContainerImage
+    from bench.apps.base import ContainerImage, Layer, Place
 
     image = ContainerImage(tag="t", image_id="i", size_bytes=1)
-    plain = NginxApp().container_start(image, "0.0.0.0", 8080)
-    assert plain.command == ["/usr/sbin/nginx", "-c", "/etc/nginx/nginx.conf", "-e", "stderr"]
-    assert (plain.user, plain.read_only) == ("65534:65534", True)
-    host = NginxApp().container_start(image, "127.0.0.1", 41000)
-    assert host.command[:3] == ["/bin/busybox", "sh", "-c"] and host.command[-1] == "127.0.0.1:41000"
-    assert "exec /usr/sbin/nginx -c /tmp/nginx.conf" in host.command[3]
+    plain = NginxApp().start(Place(Layer.CONTAINER, "0.0.0.0", 8080, files=image))
+    assert plain.argv == ["/usr/sbin/nginx", "-c", "/etc/nginx/nginx.conf", "-e", "stderr"]
+    assert (plain.user, plain.read_only_root, plain.stop_signal) == ((65534, 65534), True, signal.SIGTERM)
+    host = NginxApp().start(Place(Layer.CONTAINER, "127.0.0.1", 41000, files=image))
+    assert host.argv[:3] == ["/bin/busybox", "sh", "-c"] and host.argv[-1] == "127.0.0.1:41000"
+    assert "exec /usr/sbin/nginx -c /tmp/nginx.conf" in host.argv[3]
 
 
 def test_an_image_config_is_read_as_docker_reads_it():
@@ -214,9 +215,11 @@ def test_an_image_asks_for_its_port_when_it_exposes_none_or_several(monkeypatch)
 
 def test_bare_nginx_runs_from_a_folder_of_its_own_as_nobody():
     require(os.geteuid() == 0, "root: nginx runs as nobody only when started as root")
-    start = NginxApp().host_start("127.0.0.1", 41001)
+    from bench.apps.base import Layer, Place
+
+    start = NginxApp().start(Place(Layer.HOST, "127.0.0.1", 41001))
     try:
-        assert start.argv[0] == "/usr/sbin/nginx" and start.port == 41001 and (start.uid, start.gid) == (65534, 65534)
+        assert start.argv[0] == "/usr/sbin/nginx" and start.port == 41001 and start.user == (65534, 65534)
         assert start.scratch.stat().st_uid == 65534 and (start.scratch / "www" / "static.html").stat().st_size == 4096
         assert "listen 127.0.0.1:41001;" in (start.scratch / "nginx.conf").read_text()
     finally:

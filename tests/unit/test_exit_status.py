@@ -91,3 +91,24 @@ def test_a_setup_named_with_setups_that_is_the_only_one_and_skipped_exits_1(tmp_
         allowed = runner.invoke(app, ["run", "--setups", "inproc", *FAST, "--out", str(tmp_path / "b"), "--allow-empty"])
     assert outcome.exit_code == ExitStatus.ERROR, outcome.output
     assert allowed.exit_code == ExitStatus.SKIPPED, allowed.output
+
+
+def test_a_fleet_host_that_measured_nothing_fails_saying_why(tmp_path, monkeypatch, capsys):
+    """A host's worker (bench remote-run) follows the same rule: exit 1 and the reason, not "complete"."""
+    import io
+    import json
+
+    from bench.fleet.worker import Emitter, run_job
+    from bench.scenario import Scenario
+
+    monkeypatch.setattr(InProcessSetup, "check", classmethod(lambda cls: "not on this machine (test)"))
+    with registered():
+        scenario = Scenario.model_validate({"name": "s", "setups": ["inproc"], "workloads": ["hello"]})
+        job = tmp_path / "job.json"
+        job.write_text(json.dumps({"scenario": scenario.model_dump(mode="json")}))
+        lines = io.StringIO()
+        status = run_job(job, tmp_path / "out", emit=Emitter(lines))
+    assert status == ExitStatus.ERROR
+    result = json.loads(lines.getvalue().splitlines()[-1])  # what the control host shows for the host
+    assert result["kind"] == "result" and result["error"].startswith("nothing measured: every setup was skipped")
+    assert capsys.readouterr().err.strip() == "nothing measured: every setup was skipped: not on this machine (test)"

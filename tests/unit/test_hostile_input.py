@@ -172,7 +172,7 @@ def _limit_memory() -> None:
 
 
 ANSWER_CPU_S = 2.0  # any input is answered within 2 s ...
-ANSWER_RSS_MB = 300  # ... and 300 MB of RSS (issue 11's bound; scripts/hostile_input_check.py prints each figure)
+ANSWER_RSS_MB = 300  # ... and 300 MB of RSS (issue 11's bound; tools/hostile_input_check.py prints each figure)
 
 
 @pytest.mark.parametrize("make,expected", list(BOUNDED_FILES.values()), ids=list(BOUNDED_FILES))
@@ -243,7 +243,7 @@ BOUND_CASES = {
 @pytest.mark.parametrize("loader", ["BoundedLoader", "FastBoundedLoader"])
 @pytest.mark.parametrize("text,expected", list(BOUND_CASES.values()), ids=list(BOUND_CASES))
 def test_both_loaders_refuse_what_exceeds_a_bound_with_its_line(loader, text, expected):
-    from bench import scenario_yaml
+    from bench.scenario import bounded_yaml as scenario_yaml
 
     require(hasattr(scenario_yaml, loader), "PyYAML built with libyaml (its wheels are)")
     with pytest.raises(ScenarioError, match=expected):
@@ -251,7 +251,8 @@ def test_both_loaders_refuse_what_exceeds_a_bound_with_its_line(loader, text, ex
 
 
 def test_both_loaders_read_every_shipped_scenario_alike():
-    from bench import scenario, scenario_yaml
+    from bench import scenario
+    from bench.scenario import bounded_yaml as scenario_yaml
 
     require(hasattr(scenario_yaml, "FastBoundedLoader"), "PyYAML built with libyaml (its wheels are)")
     for path in scenario.shipped().values():

@@ -91,7 +91,7 @@ def test_compare_prints_hostile_warnings_as_text(hostile_run, tmp_path):
 
 
 def test_scenarios_and_doctor_print_hostile_text_as_text(tmp_path, monkeypatch):
-    import bench.scenario as scenario_module
+    import bench.scenario.loading as scenario_module
 
     (tmp_path / "evil.yaml").write_text(f"name: evil\ndescription: {json.dumps(MARKUP + ESCAPES)}\nsetups: [bare]\n"
                                         f"workloads: [hello]\n")

@@ -68,3 +68,33 @@ def test_a_run_without_the_live_panel_only_appends_lines_on_a_terminal(tmp_path,
     shown = re.sub(r"\x1b\[[\d;]*m", "", shown)  # styles (bold, dim) are not redraws: NO_COLOR drops colours only
     trial_lines = [line.rstrip() for line in shown.splitlines() if "inproc (plain) / hello:" in line]
     assert len(trial_lines) == 2 and trial_lines[0].endswith("(1/2)") and trial_lines[1].endswith("(2/2)"), shown
+
+
+def _fleet_view_output(monkeypatch, setting: dict[str, str]) -> str:
+    """What the fleet's view writes to a pseudo-terminal for a host's trial and its end."""
+    from bench.events import Event
+    from bench.outputs.fleet_view import FleetProgressView
+
+    for name in ("NO_COLOR", "CI", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"TERM": "xterm-256color", **setting}.items():
+        monkeypatch.setenv(name, value)
+    terminal = PseudoTerminal()
+    console = Console(file=terminal.file, width=200, highlight=False)
+    with FleetProgressView(console) as view:
+        view(Event("trial", "bare / hello, repeat 1", done=1, total=2, data={"host": "lab1"}))
+        view(Event("trial_done", "bare / hello: 1,234 req/s", done=1, total=2, data={"host": "lab1"}))
+    return terminal.text()
+
+
+@pytest.mark.parametrize("setting", [{"NO_COLOR": "1"}, {"CI": "true"}])
+def test_a_fleet_without_the_live_panel_only_appends_lines_on_a_terminal(monkeypatch, setting):
+    text = _fleet_view_output(monkeypatch, setting)
+    assert "[lab1]   bare / hello: 1,234 req/s" in text
+    assert not [code for code in REDRAWS if code in text], repr(text)
+
+
+def test_a_fleet_on_a_terminal_that_suits_draws_its_bars(monkeypatch):
+    """The other side of the test above, so that it can fail: here the bars redraw."""
+    text = _fleet_view_output(monkeypatch, {})
+    assert any(code in text for code in REDRAWS), repr(text)

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 
 from bench.model import Run
-from bench.outputs.plots import CHARTS, render_all
+from bench.outputs.plots import render_all
 from bench.outputs.plots._common import colour
 from bench.outputs.plots.cost import memory_layers_of
 from bench.outputs.plots.load import _cdf_points
-from tests.network_paths import with_network_paths
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "small_run"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -100,31 +99,6 @@ def test_a_memory_drop_far_from_uss_is_flagged_with_both_figures(tmp_path):
     (caveat,) = [c for c in cell.caveats() if c.kind == "memory_mismatch"]
     assert "fell by 19.0 MiB per instance while USS says 9.5 MiB (100% apart)" in caveat.text
     assert caveat.flag == "memory cross-check off by 100%"
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> dict[str, list[Path]]:
-    """Every chart of a run that has data for all of them (density, two apps), rendered for real once."""
-    from matplotlib.figure import Figure
-
-    from tests.chart_stand_in import REAL_SAVEFIG
-
-    run_dir = copy_run(tmp_path_factory.mktemp("rendered"),
-                       lambda data: (with_density(data), with_network_paths(data), with_two_apps(data)))
-    with pytest.MonkeyPatch.context() as patch:  # the rendering itself (other tests write stand-in files)
-        patch.setattr(Figure, "savefig", REAL_SAVEFIG)
-        paths = render_all(run_dir)
-    assert all(path.parent == run_dir / "charts" for path in paths)
-    return {name: sorted((p for p in paths if p.stem == name), key=lambda p: p.suffix) for name in CHARTS}
-
-
-@pytest.mark.parametrize("name", list(CHARTS))
-def test_every_chart_writes_a_png_and_an_svg(name, rendered):
-    assert [p.suffix for p in rendered[name]] == [".png", ".svg"]
-    png, svg = rendered[name]
-    assert png.read_bytes()[:8] == PNG_MAGIC
-    assert png.stat().st_size > 10_000  # a real picture, not an empty canvas
-    assert "<svg" in svg.read_text()[:2000]
 
 
 def test_cells_put_bare_first_and_keep_one_colour_per_setup(loaded):

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import math
+import os
 import subprocess
 import sys
 import time
 
+import numpy as np
 import psutil
+import pytest
 
-from bench.metrics.sampler import Sampler
-from bench.roles import ROLE_LOADGEN
+from bench.load.builtin import LoadResult
+from bench.metrics.sampler import Sampler, cpu_and_rss
 from bench.metrics.window import summarize_host, summarize_processes
-from bench.roles import RoleProcess
+from bench.roles import ROLE_LOADGEN, RoleProcess
+from bench.runner.measure import _sampled_window
+from bench.scenario import Workload
+from bench.setups.base import Instance
+from bench.setups.procutil import descendant_pids
 
 BUSY = "import time\nend = time.process_time() + 5\nwhile time.process_time() < end: pass\n"
 
@@ -52,3 +60,68 @@ def test_a_process_that_exits_is_dropped_without_error():
         time.sleep(0.2)
     pids = {row[1] for row in sampler.process_rows[-3:]}
     assert child.pid not in pids
+
+
+def test_cpu_and_rss_reads_what_psutil_reads():
+    # The light tick reads /proc/PID/stat itself; the figures must be psutil's, not merely close.
+    process = psutil.Process()
+    before = process.cpu_times()
+    user_s, sys_s, rss_bytes = cpu_and_rss(os.getpid())
+    after, rss_after = process.cpu_times(), process.memory_info().rss
+    assert before.user <= user_s <= after.user and before.system <= sys_s <= after.system
+    assert abs(rss_bytes - rss_after) < 4 * 1024 * 1024  # the same counter, read a moment apart
+
+
+def test_cpu_and_rss_of_a_process_with_spaces_and_a_parenthesis_in_its_name():
+    rename = "open('/proc/self/comm', 'w').write('odd) name (x'); print('ok', flush=True); import time; time.sleep(5)"
+    child = subprocess.Popen([sys.executable, "-c", rename], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"ok\n"
+        assert psutil.Process(child.pid).name() == "odd) name (x"
+        user_s, sys_s, rss_bytes = cpu_and_rss(child.pid)
+        assert user_s >= 0 and sys_s >= 0
+        assert abs(rss_bytes - psutil.Process(child.pid).memory_info().rss) < 4 * 1024 * 1024
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    with pytest.raises(psutil.NoSuchProcess):
+        cpu_and_rss(child.pid)
+
+
+def test_a_load_trial_reads_uss_and_pss_inside_its_window_and_not_in_the_warmup():
+    # USS/PSS cost ~1 ms a process: a load trial reads them where its window is, never in the warm-up.
+    process = psutil.Process()
+    instance = Instance(port=0, processes=lambda: [RoleProcess("app", process)])
+    workload = Workload(name="hello", endpoint="hello", duration=0.6, warmup=0.2)
+
+    def load(port, workload):
+        time.sleep(workload.warmup)
+        began = time.monotonic()
+        time.sleep(workload.duration)
+        return LoadResult(requests=1, errors={}, duration_s=workload.duration, latency_ms=np.zeros(1),
+                          app_ms=np.zeros(1), window=(began, time.monotonic()))
+
+    sampler, _, window = _sampled_window(instance, workload, load, sampler_hz=10.0)
+    full_times = sorted({row[0] for row in sampler.process_rows if math.isfinite(row[7])})
+    assert full_times, "no USS/PSS read at all"
+    assert all(window[0] <= t <= window[1] for t in full_times)
+    assert len(full_times) == 1  # once per 2 s of a load window (in its middle when shorter)
+
+
+def test_descendant_pids_finds_what_psutil_finds_grandchildren_included():
+    # Bare refreshes an app's children from /proc/PID/task/TID/children instead of scanning every process.
+    nested = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(5)']); " \
+             "print('ok', flush=True); time.sleep(5)"
+    child = subprocess.Popen([sys.executable, "-c", nested], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"ok\n"
+        found = descendant_pids(os.getpid())
+        expected = {p.pid for p in psutil.Process().children(recursive=True)}
+        assert found is not None and set(found) == expected and len(expected) >= 2
+    finally:
+        for process in psutil.Process(child.pid).children(recursive=True):
+            process.kill()
+        child.kill()
+        child.wait()
+        child.stdout.close()

@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from bench.app.command import APP_PORT_IN_GUEST
+from bench.apps.base import Layer, Place
 from bench.errors import SetupError
 from bench.netutil import free_port, port_in_use
 from bench.roles import APP, PROXY, RUNTIME, RoleProcess
@@ -95,7 +96,7 @@ class ContainerSetup(networking.NetworkVariants, Setup):
     fixed_roles = (DOCKERD, CONTAINERD)
     Options = ContainerOptions
     ready_deadline_s = 30.0
-    runs_app_as = "container"
+    runs_app_as = Layer.CONTAINER
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -276,21 +277,21 @@ class ContainerSetup(networking.NetworkVariants, Setup):
         options: ContainerOptions = self.options  # type: ignore[assignment]
         name = re.sub(r"[^a-zA-Z0-9_.-]", "-", f"layerbench-{self.run_id}-{secrets.token_hex(4)}")
         host_network = options.network == "host"
-        start = self.app.container_start(self._image, *((self.address, port) if host_network
-                                                        else ("0.0.0.0", APP_PORT_IN_GUEST)))
-        read_only = start.read_only and options.scratch == "tmpfs"  # overlay: /tmp on the writable layer
+        listen = (self.address, port) if host_network else ("0.0.0.0", APP_PORT_IN_GUEST)
+        start = self.app.start(Place(Layer.CONTAINER, *listen, files=self._image))
+        read_only = start.read_only_root and options.scratch == "tmpfs"  # overlay: /tmp on the writable layer
         kwargs = dict(
             image=self._image.tag, name=name, detach=True,
             labels={engine.LABEL: "1", engine.RUN_LABEL: self.run_id, engine.PID_LABEL: str(os.getpid())},
             read_only=read_only, cap_drop=["ALL"], security_opt=["no-new-privileges"],
             cpuset_cpus=",".join(str(cpu) for cpu in self.pinning.app_cpus),
             **({"tmpfs": {"/tmp": "size=64m"}} if read_only else {}),
-            **({"user": start.user} if start.user is not None else {}),
-            **({"command": start.command} if start.command is not None else {}),
+            **({"user": f"{start.user[0]}:{start.user[1]}"} if start.user is not None else {}),
+            **({"command": start.argv} if start.argv is not None else {}),
             **({"cap_add": list(start.cap_add)} if start.cap_add else {}),
             runtime=options.runtime,
             # In containerd's record too (Docker's labels are not): `bench clean --run` finds its shims.
-            environment={shims.RUN_ENV: self.run_id},
+            environment={**(start.env or {}), shims.RUN_ENV: self.run_id},  # env None: the image's own
         )
         if host_network:
             if start.port != port and port_in_use(start.port, self.address):

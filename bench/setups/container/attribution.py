@@ -36,6 +36,7 @@ class RunningContainer:
     proxy_port: int | None  # the host port docker-proxy listens on (bridge only)
     known: dict[int, psutil.Process] = field(default_factory=dict)  # stable objects for cpu deltas
     proxy_pids: list[int] = field(default_factory=list)
+    shim_pids: list[int] = field(default_factory=list)
     proxy_scanned_at: float = 0.0
     cpus: tuple[int, ...] = ()  # the app CPU set: shim and proxy are pinned there too
     pinned: set[int] = field(default_factory=set)
@@ -111,6 +112,14 @@ def _app_pids(running: RunningContainer) -> list[int]:
 
 
 def _shim_pids(running: RunningContainer) -> list[int]:
+    # The shim lives as long as the container: found once, then only checked (the sampler asks every second).
+    if running.shim_pids and psutil.pid_exists(running.shim_pids[0]):
+        return running.shim_pids
+    running.shim_pids = _find_shim(running)
+    return running.shim_pids
+
+
+def _find_shim(running: RunningContainer) -> list[int]:
     try:  # the shim is the parent of the container's init (runc's shim v2 reaps it)
         parent = psutil.Process(running.init_pid).parent()
         if parent is not None and parent.name().startswith("containerd-shim"):

@@ -1,8 +1,8 @@
 """Which accelerator a VM gets: KVM if a bounded test boot reaches init, else TCG, and why.
 
-Nested KVM may hang inside the guest kernel (DESIGN.md), so KVM is never trusted on the mere
-presence of /dev/kvm: a test boot must print init's marker within a few seconds. The answer is
-remembered (in memory, and on disk for a day) because the probe costs up to its deadline.
+Nested KVM may hang inside the guest kernel (README.md, "What it measured here"), so KVM is never
+trusted on the mere presence of /dev/kvm: a test boot must print init's marker within a few
+seconds. The answer is remembered (in memory, and on disk for a day) because the probe costs up to its deadline.
 """
 
 from __future__ import annotations
