@@ -16,12 +16,8 @@ from bench import stats
 from bench.errors import ResultsError
 from bench.machine import COMPARABLE_FIELDS
 from bench.model import Cell, Run, median_of
-from bench.results import atomic_write
-from bench.vocabulary import METRICS, Caveat, cell_label, label, state_of, verdict
-
-COMPARE_FILE = "compare.html"
-CHART_NAME = "compare"
-
+from bench.figures import METRICS, state_of, verdict
+from bench.vocabulary import Caveat, cell_label, label
 
 @dataclass(frozen=True)
 class Entry:
@@ -81,10 +77,10 @@ class Comparison:
         """Plain data for the page and for JSON."""
         return {
             "runs": [{"run_id": run.run_id, "name": name, "path": str(run.run_dir),
-                      "scenario": run.record.scenario.get("name"),
-                      "status": run.record.status, "created_at": run.record.created_at,
-                      "machine": {field: run.record.machine.get(field) for field in COMPARABLE_FIELDS},
-                      "pinning": run.record.pinning} for run, name in zip(self.runs, self.titles)],
+                      "scenario": run.info.scenario_name,
+                      "status": run.info.stored_status, "created_at": run.info.created_at,
+                      "machine": {field: run.info.machine_field(field) for field in COMPARABLE_FIELDS},
+                      "pinning": run.info.pinning.stored() if run.info.pinning else {}} for run, name in zip(self.runs, self.titles)],
             "baseline_run": self.baseline_run,
             "confidence": stats.CONFIDENCE,
             "rows": [{"setup": row.setup, "variant": row.variant, "app": row.app, "workload": row.workload,
@@ -98,9 +94,13 @@ class Comparison:
         }
 
 
+def _pinning(run: Run) -> str:
+    return str(run.info.pinning.stored()) if run.info.pinning else "none"
+
+
 def _scenario_shape(run: Run) -> dict:
     """The scenario fields that change what is measured (not its name, description or gate)."""
-    return {key: value for key, value in (run.record.scenario or {}).items()
+    return {key: value for key, value in run.info.scenario.items()
             if key not in ("name", "description", "gate")}
 
 
@@ -108,21 +108,21 @@ def _caveats(runs: list[Run], names: list[str]) -> list[Caveat]:
     (first, first_name), found = (runs[0], names[0]), []
     for other, name in zip(runs[1:], names[1:]):
         for field in COMPARABLE_FIELDS:
-            mine, theirs = first.record.machine.get(field), other.record.machine.get(field)
+            mine, theirs = first.info.machine_field(field), other.info.machine_field(field)
             if mine != theirs:
                 found.append(Caveat("machine", field, f"machine differs: {field} is {mine!r} in {first_name} but "
                                     f"{theirs!r} in {name}; differences may come from the machine, not the "
                                     f"layers"))
-        if first.record.pinning != other.record.pinning:
-            found.append(Caveat("pinning", "", f"pinning differs: {first.record.pinning or 'none'} in {first_name} "
-                                f"but {other.record.pinning or 'none'} in {name}"))
+        if first.info.pinning != other.info.pinning:
+            found.append(Caveat("pinning", "", f"pinning differs: {_pinning(first)} in {first_name} "
+                                f"but {_pinning(other)} in {name}"))
         if _scenario_shape(first) != _scenario_shape(other):
-            found.append(Caveat("scenario", "", f"scenario differs: {first.record.scenario.get('name')!r} in "
-                                f"{first_name} and {other.record.scenario.get('name')!r} in {name} do not "
+            found.append(Caveat("scenario", "", f"scenario differs: {first.info.scenario_name!r} in "
+                                f"{first_name} and {other.info.scenario_name!r} in {name} do not "
                                 f"measure the same way (workloads, durations, repeats or order)"))
         for run, run_name in ((first, first_name), (other, name)):
-            if run.record.effective_status() != "complete":
-                found.append(Caveat("incomplete", run.run_id, f"run {run_name} is {run.record.effective_status()}: "
+            if run.info.status != "complete":
+                found.append(Caveat("incomplete", run.run_id, f"run {run_name} is {run.info.status}: "
                                     f"some cells may be missing"))
     return list(dict.fromkeys(found))
 
@@ -174,19 +174,3 @@ def compare_runs(run_dirs: list[Path], names: list[str] | None = None) -> Compar
     if len(run_dirs) < 2:
         raise ResultsError("compare needs at least two runs")
     return compare([Run.load(Path(run_dir)) for run_dir in run_dirs], names)
-
-
-def write_compare_report(comparison: Comparison, out_dir: Path) -> Path:
-    """Write `out_dir`/compare.png|svg (ratios to the first run) and `out_dir`/compare.html; the page's path."""
-    from bench.plots.compare import compare_chart
-    from bench.report import embed_png, environment
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    chart = compare_chart(comparison, out_dir, CHART_NAME)
-    html = environment().get_template("compare.html").render(
-        comparison=comparison.as_dict(), chart=embed_png(chart[0]) if chart else None)
-    path = out_dir / COMPARE_FILE
-    atomic_write(path, html.encode("utf-8"))
-    path.chmod(0o644)
-    return path

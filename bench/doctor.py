@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.text import Text
 
 from bench import machine
-from bench.terminal import safe
+from bench.outputs.terminal import safe
 
 OPTIONAL_TOOLS = (("wrk", "apt-get install wrk"), ("chromium", "apt-get install chromium"))
 DOCTOR_VERSION = 1

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bench.errors import LayerbenchError
-from bench.vocabulary import METRICS, metric
+from bench.figures import METRICS, change_text, metric
 
 _THRESHOLD = re.compile(r"^\s*([+-]?)\s*(\d+(?:\.\d+)?)\s*%\s*$")
 OVERHEAD = "overhead."
@@ -120,7 +120,7 @@ def thresholds_for(comparison, fail_on: str | None) -> tuple[Threshold, ...]:
     """--fail-on when given (`comparison` is not read then: the flag is checked before any run is
     loaded), else the gate the newest run's scenario declares (none: no gate)."""
     declared = None if fail_on is not None else next(
-        (run.record.scenario.get("gate") for run in reversed(comparison.runs) if run.record.scenario.get("gate")), None)
+        (run.info.scenario.get("gate") for run in reversed(comparison.runs) if run.info.scenario.get("gate")), None)
     try:
         return parse_thresholds(fail_on if fail_on is not None else declared)
     except ValueError as error:
@@ -169,10 +169,6 @@ class GateResult:
         return f"gate failed: {len(self.failures)} problem(s) in {self.checked} checks against {rules}{open_checks}"
 
 
-def _percent(ratio: float) -> str:
-    return f"{(ratio - 1) * 100:+.1f}%"
-
-
 def _figures(run, cell, threshold: Threshold) -> list[float]:
     """What the gate compares for a cell of a run: one value per round, the absolute figure, (overhead)
     the cell's paired ratio to the baseline in that round, or (calibrated) the figure per unit of the
@@ -199,7 +195,7 @@ def _judge(subject: str, threshold: Threshold, new: list[float], base: list[floa
     what = _what(threshold).removeprefix("an ").removeprefix("a ")
     ratio = stats.two_run_ratio(new, base)
     outcome = threshold.judge(ratio)
-    figures = (f"{what} {_percent(ratio.median)} [{_percent(ratio.low)}..{_percent(ratio.high)}] in {run_id} "
+    figures = (f"{what} {change_text(ratio.median)} [{change_text(ratio.low)}..{change_text(ratio.high)}] in {run_id} "
                f"over {len(base)} and {len(new)} rounds")
     if outcome == "pass":
         return None

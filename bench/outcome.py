@@ -24,7 +24,7 @@ def why_empty(record) -> str:
         first = next((trial.error for trial in record.trials if trial.error), None)
         return f"all {len(record.trials)} trial(s) failed" + (f" (first: {first})" if first else "")
     if record.skipped:
-        reasons = dict.fromkeys(str(entry.get("reason") or "no reason recorded") for entry in record.skipped)
+        reasons = dict.fromkeys(str(entry.reason or "no reason recorded") for entry in record.skipped)
         return "every setup was skipped: " + "; ".join(reasons)
     return "the run planned no trial"
 
@@ -37,6 +37,6 @@ def run_exit_status(record, named_setups: list[str] | None, allow_empty: bool) -
         raise NothingMeasured(f"nothing measured: {why_empty(record)} (--allow-empty accepts an empty run)")
     if any(trial.status == "failed" for trial in record.trials):
         return ExitStatus.INCOMPLETE
-    if any(entry.get("setup") in (named_setups or []) for entry in record.skipped):
+    if any(entry.setup in (named_setups or []) for entry in record.skipped):
         return ExitStatus.SKIPPED  # asked for by name and not measured: a script must not take the run for complete
     return ExitStatus.OK

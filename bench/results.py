@@ -21,28 +21,38 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
        v4 runs get the boxes of the setups they knew (data/stack_layers_v4.json) and no fixed costs.
        Later, without a version bump (an optional block with an empty default, which older readers keep
        as an extra field): a load trial's `network_path`, the packets and bytes at each hop.
+    6  typed blocks (bench.records), their fields carrying units: the run's `machine`, `runner_host`,
+       `pinning`, `split`, `skipped`, `quiet_waits`, `repeat_outcome`; a trial's `memory_bytes`,
+       `cpu_us_per_request` (now `user_us`, `sys_us`), `roles` and `fixed` (RoleSample), `sampler`,
+       `files`, `load` (LoadSummary), `host`, `loadgen`, `processes`, `speed`. An absent block is null,
+       not {}. v5 runs: the same figures, renamed and nulled so. Still open mappings: `facts`,
+       `engine`, `inside`, `network_path`, `startup_phases_s` (keys not known in advance), `scenario`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bench.atomic import atomic_write
 from bench.errors import ResultsError
 from bench.machine import this_host
+from bench.records import (CpuPerRequest, HostSample, LoadSummary, Machine, MemoryBytes, Pinning, ProcessSample,
+                            QuietWait, RepeatOutcome, RoleSample, RunnerHost, SamplerStats, Skipped, Speed, Split,
+                            TrialFiles)
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 RUN_FILE = "run.json"
 _V1_LAYERS = Path(__file__).parent / "data" / "layers_v1.json"
 _V4_STACKS = Path(__file__).parent / "data" / "stack_layers_v4.json"
 
-__all__ = ["FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "load_run", "save_run"]
+__all__ = ["FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "atomic_write", "load_run",
+           "save_run"]
 
 
 class _Model(BaseModel):
@@ -67,30 +77,36 @@ class TrialRecord(_Model):
     started_at: str = ""
     startup_phases_s: dict[str, float] = Field(default_factory=dict)  # ordered, sum = launch -> first 200
     startup_s: float | None = None
-    load: dict = Field(default_factory=dict)  # requests, errors, duration_s, throughput_rps, latency_ms{..}
-    roles: dict[str, dict] = Field(default_factory=dict)  # role -> cpu_user_s, cpu_sys_s, rss_bytes, uss_bytes
-    processes: list[dict] = Field(default_factory=list)  # per host process: pid, role, name, cpu, rss
-    loadgen: dict = Field(default_factory=dict)  # the load generator's own CPU in the window
-    host: dict = Field(default_factory=dict)  # host-wide CPU in the window
-    cpu_us_per_request: dict[str, float] = Field(default_factory=dict)  # user, sys, over the setup's roles
-    memory_bytes: dict[str, float | None] = Field(default_factory=dict)  # rss, uss, pss summed over roles
+    load: LoadSummary | None = None  # a load trial's requests, throughput, latency percentiles
+    roles: dict[str, RoleSample] = Field(default_factory=dict)  # by role key (the setup's roles)
+    processes: list[ProcessSample] = Field(default_factory=list)  # per host process
+    loadgen: RoleSample | None = None  # the load generator's own processes in the window
+    host: HostSample = Field(default_factory=HostSample)  # host-wide CPU in the window
+    cpu_us_per_request: CpuPerRequest | None = None  # over the setup's roles; None without requests
+    memory_bytes: MemoryBytes = Field(default_factory=MemoryBytes)  # summed over the setup's roles
     inside: dict = Field(default_factory=dict)  # the app's own /stats (view from inside the layer)
     engine: dict = Field(default_factory=dict)  # the engine's accounting (cgroup, docker stats)
     facts: dict = Field(default_factory=dict)  # setup facts: image size, accel, ...
-    sampler: dict = Field(default_factory=dict)  # hz, ticks, own_cpu_s, own_cpu_fraction
-    files: dict[str, str] = Field(default_factory=dict)  # raw data files, relative to the run folder
+    sampler: SamplerStats = Field(default_factory=SamplerStats)
+    files: TrialFiles = Field(default_factory=TrialFiles)  # raw data files, relative to the run folder
     window_t: list[float] = Field(default_factory=list)  # measured window [start, end], the CSVs' `t` clock
     # The setup's fixed-cost processes (engine daemons) over the same window, by role, like `roles`;
     # never part of `roles`, `memory_bytes` or `cpu_us_per_request`, which are per instance.
-    fixed: dict[str, dict] = Field(default_factory=dict)
+    fixed: dict[str, RoleSample] = Field(default_factory=dict)
     # calibrate: the machine's speed measured on the app's CPUs just before and after the trial
     # (hashes_per_s, the geometric mean of the two; cpus; probe_s): bench.metrics.speed.
-    speed: dict = Field(default_factory=dict)
+    speed: Speed | None = None
     # A load trial's network path, hop by hop (bench.metrics.netpath.PathProbe.summary documents
     # every field): the steps from the load generator to the app in order, each interface with its
     # rx/tx packets and bytes over the measured window and per request, the app's own interface seen
     # from inside, connection-tracking entries and a published port's DNAT count over the trial.
     network_path: dict = Field(default_factory=dict)
+
+    @field_validator("load", "cpu_us_per_request", "loadgen", "speed", mode="before")
+    @classmethod
+    def _empty_is_absent(cls, value):
+        """{} (how format 5 said "none", and what a hand-made record may say) is an absent block."""
+        return None if value == {} else value
 
 
 class LayerRecord(_Model):
@@ -121,20 +137,19 @@ class RunRecord(_Model):
     finished_at: str | None = None
     command_line: list[str] = Field(default_factory=list)
     scenario: dict = Field(default_factory=dict)
-    machine: dict = Field(default_factory=dict)
-    pinning: dict = Field(default_factory=dict)
+    machine: Machine = Field(default_factory=Machine)
+    pinning: Pinning | None = None  # None: not pinned
     seed: int = 0
     order: list[str] = Field(default_factory=list)  # the trial keys in the order they ran
-    skipped: list[dict] = Field(default_factory=list)  # {setup, variant, reason}
+    skipped: list[Skipped] = Field(default_factory=list)
     runner_pid: int = 0  # with status "running" and this pid gone, the run was killed
     runner_started: float = 0.0  # the runner process's start time (epoch s): tells it from a reused pid
-    runner_host: dict[str, str | None] = Field(default_factory=dict)  # hostname, boot_id: where runner_pid lives
-    # A split run (load from another host): load_host, load_address, listen_address, load_machine.
-    split: dict = Field(default_factory=dict)
+    runner_host: RunnerHost | None = None  # where runner_pid lives
+    split: Split | None = None  # a run whose load came from another host
     # How many rounds ran and what stopped them: mode (fixed, auto, budget), rounds, cap, budget_s,
     # elapsed_s, stopped_by (count, settled, target, budget, cap) and the state of the verdicts then.
-    repeat_outcome: dict = Field(default_factory=dict)
-    quiet_waits: list[dict] = Field(default_factory=list)  # wait_quiet: per round, waited_s, others_cores, quiet
+    repeat_outcome: RepeatOutcome | None = None
+    quiet_waits: list[QuietWait] = Field(default_factory=list)  # wait_quiet: per round
     layers: list[LayerRecord] = Field(default_factory=list)  # every setup variant that was prepared
     trials: list[TrialRecord] = Field(default_factory=list)
 
@@ -148,10 +163,10 @@ class RunRecord(_Model):
 
     def ran_here(self) -> bool:
         """True when this machine (hostname, and boot id where both are known) wrote the run."""
-        here, there = this_host(), self.runner_host or {"hostname": self.machine.get("hostname")}
-        if there.get("hostname") != here["hostname"]:
+        here, there = this_host(), self.runner_host or RunnerHost(hostname=self.machine.hostname)
+        if there.hostname != here["hostname"]:
             return False
-        return not (there.get("boot_id") and here["boot_id"]) or there.get("boot_id") == here["boot_id"]
+        return not (there.boot_id and here["boot_id"]) or there.boot_id == here["boot_id"]
 
     def ok_trials(self) -> list[TrialRecord]:
         return [trial for trial in self.trials if trial.status == "ok"]
@@ -185,24 +200,6 @@ def new_run_id(scenario_name: str) -> str:
     """Sortable, unique enough for two runs started in the same second on one machine."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{scenario_name}-{os.getpid() % 100000:05d}"
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same folder + rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def save_run(run_dir: Path, record: RunRecord) -> None:
@@ -274,7 +271,28 @@ def _v4_to_v5(data: dict) -> dict:
     return {**data, "format_version": 5, "layers": layers}
 
 
-_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}  # from version N to N+1: {N: function(dict) -> dict}
+def _v5_to_v6(data: dict) -> dict:
+    """v5 kept blocks as free dicts, {} when absent: typed now (bench.records), null when absent, and
+    CPU per request names its unit (user_us, sys_us). The figures are the same."""
+    def absent_is_null(value):
+        return None if value == {} else value
+
+    def trial(item):
+        if not isinstance(item, dict):
+            return item  # validation reports it
+        cpu = item.get("cpu_us_per_request")
+        if isinstance(cpu, dict):
+            cpu = {"user_us": cpu["user"], "sys_us": cpu["sys"]} if "user" in cpu and "sys" in cpu else None
+        return {**item, "cpu_us_per_request": cpu, "load": item.get("load") or None,
+                "loadgen": item.get("loadgen") or None, "speed": item.get("speed") or None}
+
+    trials = data.get("trials", [])
+    return {**data, "format_version": 6, **{key: absent_is_null(data.get(key)) for key in
+                                            ("split", "pinning", "runner_host", "repeat_outcome") if key in data},
+            "trials": [trial(item) for item in trials] if isinstance(trials, list) else trials}
+
+
+_MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}  # from version N to N+1: {N: function(dict) -> dict}
 
 
 def load_run(run_dir: Path) -> RunRecord:

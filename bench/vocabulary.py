@@ -1,4 +1,4 @@
-"""The one presentation vocabulary: labels, metrics, number formats, verdicts and caveats.
+"""The one presentation vocabulary: labels, number formats, verdict states and caveats (the metrics: bench.figures).
 
 Every output (terminal, report, charts, compare, exports) names a layer, a metric or a warning
 through this module, so they all say the same thing the same way. Caveats are computed once, as
@@ -7,11 +7,14 @@ data, by the model (`bench.model`); each output only decides how to show them.
 
 from __future__ import annotations
 
+import colorsys
 import math
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 MISSING = "–"
+MIB_BYTES = 1024 ** 2  # the one meaning of a memory megabyte, and every output says MiB
 
 
 def printable(text: object) -> str:
@@ -34,52 +37,11 @@ def cell_label(setup: str, variant: str, workload: str, app: str | None = None) 
     return f"{label(setup, variant, app)} / {workload}"
 
 
-# ---- metrics ----------------------------------------------------------------------------------
+# ---- metrics: bench.figures (the one registry) -----------------------------------------------
 
-
-@dataclass(frozen=True)
-class Metric:
-    """A figure every output shows the same way. The unit is in the key (throughput_rps)."""
-
-    key: str
-    label: str  # short words: "throughput"
-    unit: str  # "req/s"
-    higher_is_better: bool
-    worse: str  # verdict words: "slower"
-    better: str  # "faster"
-    digits: int | None = None  # fixed decimals, or None for digits by magnitude
-
-    @property
-    def title(self) -> str:
-        """Label with unit, for a column or an axis: "throughput (req/s)"."""
-        return f"{self.label} ({self.unit})"
-
-    @property
-    def direction(self) -> str:
-        return "higher is better" if self.higher_is_better else "lower is better"
-
-
-METRICS: dict[str, Metric] = {metric.key: metric for metric in (
-    Metric("throughput_rps", "throughput", "req/s", True, "slower", "faster", 0),
-    Metric("latency_p50_ms", "p50 latency", "ms", False, "slower", "faster"),
-    Metric("latency_p99_ms", "p99 latency", "ms", False, "slower", "faster"),
-    Metric("cpu_us_per_request", "CPU per request", "µs", False, "costlier", "cheaper", 0),
-    # PSS adds up across processes (a shared page is split among those that map it): the headline.
-    Metric("memory_pss_mb", "memory, PSS", "MB", False, "larger", "smaller", 1),
-    Metric("memory_uss_mb", "memory, USS", "MB", False, "larger", "smaller", 1),
-    Metric("memory_rss_mb", "memory, RSS", "MB", False, "larger", "smaller", 1),
-    Metric("startup_s", "start-up", "s", False, "slower", "faster", 3),
-)}
-# The figures the headline chart and the overhead matrix show, in this order.
-HEADLINE_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request", "memory_pss_mb", "startup_s")
 PERCENTILE_LABELS = {"p50": "p50", "p90": "p90", "p99": "p99", "p999": "p99.9"}
 # The latency columns of a table: the percentiles and the slowest request (over repeats: the worst one).
 LATENCY_LABELS = {**PERCENTILE_LABELS, "max": "max"}
-
-
-def metric(key: str) -> Metric:
-    """The registered metric, or a plain stand-in for a key this version does not know."""
-    return METRICS.get(key) or Metric(key, key, "", False, "higher", "lower")
 
 
 # ---- numbers ----------------------------------------------------------------------------------
@@ -135,6 +97,27 @@ def phase_label(name: str, short_form: bool = False) -> str:
     return name.removesuffix("_s").replace("_", " ")
 
 
+# ---- colours ----------------------------------------------------------------------------------
+
+# Hues for layers that declare none (the Okabe-Ito palette, which colour-blind readers tell apart).
+SPARE_COLOURS = ("#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#0072B2", "#D55E00")
+FALLBACK_COLOUR = "#999999"
+_HEX = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def shade(hue: str, index: int, min_lightness: float = 0.0) -> str:
+    """The one shading of a hue: lighter for a setup's 2nd, 3rd ... variant (index 1, 2, ...), and
+    never darker than min_lightness (a terminal's dark background swallows a dark bar). A colour that
+    is not #rrggbb is returned as it is."""
+    if (index == 0 and min_lightness == 0) or not _HEX.fullmatch(hue):
+        return hue
+    red, green, blue = (int(hue[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    tone, light, saturation = colorsys.rgb_to_hls(red, green, blue)
+    # Capped: a label in the third shade must still read on white (three rootless Podman variants)
+    light = min(0.72, max(light, min_lightness) + 0.14 * index)
+    return "#" + "".join(f"{round(part * 255):02x}" for part in colorsys.hls_to_rgb(tone, light, saturation))
+
+
 # ---- the layer stack -------------------------------------------------------------------------
 
 # The kinds of box a setup's `stack_layers` may name, bottom-up, with their fill in the layer-stack
@@ -168,49 +151,9 @@ VERDICT_MEANING = ("worse / better: the interval excludes 1.00 and the ratio is 
                    "same: the whole interval lies within 1.00 ± {effect}; undecided: neither, run more rounds")
 
 
-def state_of(metric_key: str, decision: str) -> Verdict:
-    """A decision of bench.stats.decide ("higher", "lower", "same", "undecided") for this metric's direction."""
-    if decision in ("same", "undecided"):
-        return decision  # type: ignore[return-value]
-    return "better" if (decision == "higher") == metric(metric_key).higher_is_better else "worse"
-
-
 def percent(fraction: float) -> str:
     """0.05 -> "5%", 0.025 -> "2.5%"."""
     return f"{fraction * 100:g}%"
-
-
-def verdict(metric_key: str, ratio, state: Verdict, min_effect: float) -> str:
-    """Plain words for a ratio (an Estimate) and its state: "3.5x slower (interval 3.1x..3.9x)",
-    "slower by 12% (interval 8%..15%)", "same within ±5% (interval 0.98..1.03)",
-    "undecided: run more rounds (interval 0.91..1.12)"."""
-    values = (ratio.median, ratio.low, ratio.high)
-    if not all(finite(x) for x in values):
-        return "undecided: not enough data"
-    bounds = f"interval {ratio.low:.2f}..{ratio.high:.2f}"
-    if state == "same":
-        return f"same within ±{percent(min_effect)} ({bounds})"
-    if state == "undecided":
-        rounds = " (1 round gives no interval)" if getattr(ratio, "n", 0) == 1 else ""
-        return f"undecided: run more rounds{rounds} ({bounds})"
-    meaning = metric(metric_key)
-    word = meaning.worse if state == "worse" else meaning.better
-    if meaning.higher_is_better:  # throughput: a ratio of 0.5 means the setup does half the work: "slower by 50%"
-        change, low, high = abs(1 - ratio.median), abs(1 - ratio.high), abs(1 - ratio.low)
-    else:
-        change, low, high = abs(ratio.median - 1), abs(ratio.low - 1), abs(ratio.high - 1)
-    low, high = sorted((low, high))
-    # From a factor of 2 on, "4.5x slower" reads better than "slower by 350%".
-    factor, factor_low, factor_high = ratio.median, ratio.low, ratio.high
-    if ratio.median < 1:
-        # A noisy interval may reach 0 (or below): its far end is then unbounded, not a crash.
-        def inverse(value: float) -> float:
-            return 1 / value if value > 0 else math.inf
-
-        factor, factor_low, factor_high = inverse(ratio.median), inverse(ratio.high), inverse(ratio.low)
-    if factor >= 2:
-        return f"{factor:.1f}x {word} (interval {factor_low:.1f}x..{factor_high:.1f}x)"
-    return f"{word} by {change * 100:.0f}% (interval {low * 100:.0f}%..{high * 100:.0f}%)"
 
 
 # ---- caveats ----------------------------------------------------------------------------------
@@ -246,15 +189,15 @@ def trial_line(record, show_app: bool = False) -> str:
     show_app names its app (a run of several)."""
     subject = cell_label(record.setup, record.variant, record.workload, record.app if show_app else None)
     if record.kind == "load" and record.load:
-        latency = record.load.get("latency_ms", {})
+        load = record.load
         cpu = record.cpu_us_per_request
-        cpu_text = fmt(cpu["user"] + cpu["sys"], 0) if cpu else MISSING
-        return (f"{subject}: {fmt(record.load.get('throughput_rps'), 0)} req/s, p99 {fmt(latency.get('p99'), 2)} ms, "
+        cpu_text = fmt(cpu.total_us, 0) if cpu else MISSING
+        return (f"{subject}: {fmt(load.throughput_rps, 0)} req/s, p99 {fmt(load.latency_ms.p99, 2)} ms, "
                 f"CPU {cpu_text} µs/req")
     if record.kind == "startup":
         phases = ", ".join(f"{phase_label(name, True)} {value:.3f}" for name, value in record.startup_phases_s.items())
         return f"{subject}: started in {fmt(record.startup_s, 3)} s ({phases})"
     memory = record.memory_bytes
-    pss = memory.get("pss_per_instance", memory.get("pss"))
-    each = " per instance" if "pss_per_instance" in memory else ""
-    return f"{subject}: PSS {fmt(pss / 2**20 if pss else None, 1)} MB{each}"
+    each = " per instance" if memory.pss_per_instance is not None else ""
+    pss = memory.pss_per_instance if each else memory.pss
+    return f"{subject}: PSS {fmt(pss / MIB_BYTES if pss else None, 1)} MiB{each}"

@@ -44,7 +44,7 @@ def app_rounds(repeat: int, duration: float) -> tuple[dict[str, list[float]], ob
     scenario = apply_overrides(load_scenario("generator-check"), repeat=repeat, duration=duration)
     with tempfile.TemporaryDirectory(prefix="layerbench-gencheck-") as folder:
         record = results.load_run(run_scenario(scenario, Path(folder)))
-    by_round = {name: {t.repeat: t.load["throughput_rps"] for t in record.ok_trials() if t.workload == name}
+    by_round = {name: {t.repeat: t.load.throughput_rps for t in record.ok_trials() if t.workload == name}
                 for name in ("hello-builtin", "hello-wrk")}
     rounds = sorted(set(by_round["hello-builtin"]) & set(by_round["hello-wrk"]))  # rounds where both ran
     return {name: [values[r] for r in rounds] for name, values in by_round.items()}, record

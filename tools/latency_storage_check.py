@@ -54,19 +54,20 @@ def worst_error(values: np.ndarray, bins: np.ndarray, counts: np.ndarray, precis
 
 def check(run_dir: Path, precision: float) -> None:
     for trial in results.load_run(run_dir).ok_trials():
-        if "latency_ms" not in trial.files:
+        files = trial.files.named()
+        if "latency_ms" not in files:
             continue
-        raw = sum((run_dir / trial.files[name]).stat().st_size for name in ("latency_ms", "app_ms")
-                  if name in trial.files)
-        latency = trial_files.read_array(run_dir, trial.files["latency_ms"])
-        app = trial_files.read_array(run_dir, trial.files.get("app_ms", "-")) if "app_ms" in trial.files else latency
+        raw = sum((run_dir / files[name]).stat().st_size for name in ("latency_ms", "app_ms") if name in files)
+        latency = trial_files.read_array(run_dir, files["latency_ms"])
+        app = trial_files.read_array(run_dir, files["app_ms"]) if "app_ms" in files else latency
         app = app[np.isfinite(app)]
         parts = {}
         for name, values in (("latency", latency), ("app", app)):
             parts[f"{name}_bins"], parts[f"{name}_counts"] = histogram(values, precision)
         packed = stored_bytes(**parts)
         error = worst_error(latency, parts["latency_bins"], parts["latency_counts"], precision)
-        print(f"{trial.trial_id}: {latency.size:,} requests ({trial.load.get('throughput_rps', 0):,.0f} req/s); "
+        rate = (trial.load.throughput_rps if trial.load else 0) or 0
+        print(f"{trial.trial_id}: {latency.size:,} requests ({rate:,.0f} req/s); "
               f"raw {raw:,} B ({raw / max(latency.size, 1):.1f} B/request); histograms {packed:,} B "
               f"({len(parts['latency_bins'])} + {len(parts['app_bins'])} bins); {raw / packed:,.0f}x smaller; "
               f"worst percentile error {error:.2%}")

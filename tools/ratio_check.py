@@ -18,7 +18,7 @@ import numpy as np
 
 from bench import stats
 from bench.model import Run
-from bench.results import resolve_run
+from bench.results import load_run, resolve_run
 
 SEED = 16
 
@@ -26,10 +26,10 @@ SEED = 16
 def pooled(run: Run) -> dict[tuple[str, str], dict[str, list[float]]]:
     """{(setup, variant): {generator: [throughput of every ok load trial it drove]}}."""
     found: dict[tuple[str, str], dict[str, list[float]]] = {}
-    for trial in run.record.ok_trials():
-        if trial.load.get("throughput_rps"):
-            found.setdefault((trial.setup, trial.variant), {}).setdefault(trial.load.get("generator", "?"), []).append(
-                trial.load["throughput_rps"])
+    for trial in load_run(run.run_dir).ok_trials():
+        if trial.load and trial.load.throughput_rps:
+            found.setdefault((trial.setup, trial.variant), {}).setdefault(trial.load.generator or "?", []).append(
+                trial.load.throughput_rps)
     return found
 
 

@@ -67,7 +67,7 @@ def _median(values) -> float:
 
 def _foreign(record) -> str:
     """Cores other processes used during a run's trials (the runner measures it per trial)."""
-    values = [t.host.get("foreign_cpu_cores") for t in record.ok_trials() if t.host.get("foreign_cpu_cores") is not None]
+    values = [t.host.foreign_cpu_cores for t in record.ok_trials() if t.host.foreign_cpu_cores is not None]
     return f"{_median(values):.2f} [{min(values):.2f}-{max(values):.2f}]" if values else "n/a"
 
 

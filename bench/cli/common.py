@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from bench.errors import ExitStatus, LayerbenchError
-from bench.terminal import safe
+from bench.outputs.terminal import safe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="layerbench: what does each virtualization layer cost? The same app runs as a bare "

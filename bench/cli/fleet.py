@@ -17,7 +17,7 @@ from rich.text import Text
 
 from bench.cli.common import app, console, guarded
 from bench.errors import ExitStatus, LayerbenchError, ResultsError
-from bench.terminal import safe
+from bench.outputs.terminal import safe
 
 hosts_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                         help="Hosts of an Ansible inventory: check what can run where; convert an old hosts file.")
@@ -49,7 +49,7 @@ def run_on_hosts(chosen, hosts: str | None, inventory: Path | None, limit: str |
     if load is not None and not fleet_hosts:
         return _split_here(chosen, load, found, out, command_line)
     from bench.fleet.orchestrate import run_fleet
-    from bench.fleet.view import FleetProgressView
+    from bench.outputs.fleet_view import FleetProgressView
 
     with FleetProgressView(console) as view:
         fleet_dir = run_fleet(chosen, fleet_hosts, found, out, view, command_line, load_from=load)
@@ -60,8 +60,8 @@ def run_on_hosts(chosen, hosts: str | None, inventory: Path | None, limit: str |
 def _split_here(chosen, load, inventory, out: Path, command_line: list[str]) -> Path:
     from bench.errors import Interrupted
     from bench.fleet.split import split_here
-    from bench.live import LiveView, suits
-    from bench.progress import ProgressView
+    from bench.outputs.live import LiveView, suits
+    from bench.outputs.progress import ProgressView
 
     view_class = LiveView if suits(console) else ProgressView  # as bench run chooses
     say = lambda line: console.print(safe(line, "bold yellow" if "split" in line else "dim"))  # noqa: E731
@@ -76,7 +76,7 @@ def _split_here(chosen, load, inventory, out: Path, command_line: list[str]) -> 
 
 def _finish_fleet(fleet_dir: Path, report: bool) -> None:
     from bench.fleet.model import Fleet
-    from bench.fleet.view import print_fleet
+    from bench.outputs.fleet_view import print_fleet
 
     fleet = Fleet.load(fleet_dir)
     print_fleet(console, fleet)
@@ -87,7 +87,7 @@ def _finish_fleet(fleet_dir: Path, report: bool) -> None:
             console.print(Text("warning: ", style="yellow").append(safe(f"report not written: {error}")))
     if not fleet.runs:
         raise LayerbenchError(f"no host's results came home; see {fleet_dir / 'fleet.json'}")
-    if fleet.record.status != "complete":
+    if fleet.status != "complete":
         raise typer.Exit(int(ExitStatus.INCOMPLETE))
 
 
@@ -99,7 +99,7 @@ def fleet_folder(name: str, results_dir: Path) -> Path | None:
 
 
 def report_fleet(fleet_dir: Path) -> Path:
-    from bench.fleet.report import write_fleet_report
+    from bench.outputs.fleet_report import write_fleet_report
 
     try:
         return write_fleet_report(fleet_dir)
@@ -109,7 +109,7 @@ def report_fleet(fleet_dir: Path) -> Path:
 
 def show_fleet(fleet_dir: Path, format: str) -> None:
     from bench.fleet.model import Fleet
-    from bench.fleet.view import fleet_summary, print_fleet
+    from bench.outputs.fleet_view import fleet_summary, print_fleet
 
     fleet = Fleet.load(fleet_dir)
     if format == "json":
@@ -117,7 +117,7 @@ def show_fleet(fleet_dir: Path, format: str) -> None:
     elif format == "table":
         print_fleet(console, fleet)
     else:  # markdown, csv: the comparison across hosts (or the one host's run)
-        from bench.export import export_comparison, export_run
+        from bench.outputs.export import export_comparison, export_run
 
         if fleet.comparison is not None:
             sys.stdout.write(export_comparison(fleet.comparison, format))

@@ -14,7 +14,7 @@ from bench import scenario as scenarios
 from bench.cli.common import DEFAULT_RESULTS, _csv, _print_error, app, console, errors, guarded, open_in_browser
 from bench.errors import ExitStatus, Interrupted, LayerbenchError, ResultsError
 from bench.outcome import ALLOW_EMPTY_HELP
-from bench.terminal import safe
+from bench.outputs.terminal import safe
 
 
 HELP = {  # the help of `bench run`'s flags
@@ -184,8 +184,8 @@ def _resumable(resume: str, out: Path) -> tuple[Path, scenarios.Scenario]:
 def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool,
              trace_hops: bool = False) -> Path:
     """Run (or resume) with a progress view; Interrupted naming where the measured trials are."""
-    from bench.live import LiveView, suits
-    from bench.progress import ProgressView
+    from bench.outputs.live import LiveView, suits
+    from bench.outputs.progress import ProgressView
     from bench.runner import resume_run, run_scenario
 
     if trace_hops:
@@ -218,13 +218,13 @@ def _finish(run_dir: Path, report: bool, named: list[str] | None, allow_empty: b
     """Print the run, write its report, and exit with the status the run earned (bench.outcome)."""
     from bench.model import Run
     from bench.outcome import run_exit_status
-    from bench.terminal import print_run
+    from bench.outputs.terminal import print_run
 
     measured = Run.load(run_dir)
     print_run(console, measured)
     written = _write_report(run_dir) if report else True
     console.print(safe(f"results: {run_dir}"), soft_wrap=True)  # a path stays one line, to copy
-    status = run_exit_status(measured.record, named, allow_empty)  # NothingMeasured: one line, exit 1
+    status = run_exit_status(results_store.load_run(run_dir), named, allow_empty)  # NothingMeasured: one line, exit 1
     if not written:
         raise typer.Exit(int(ExitStatus.ERROR))
     if status != ExitStatus.OK:
@@ -242,7 +242,7 @@ def _warn_leftovers() -> None:
 
 
 def _write_report(run_dir: Path) -> bool:
-    from bench.report import write_report
+    from bench.outputs.report import write_report
 
     try:
         path = write_report(run_dir)
@@ -254,7 +254,7 @@ def _write_report(run_dir: Path) -> bool:
 
 
 def _print_journey(out: Path) -> None:
-    from bench.journey_screen import print_journey
+    from bench.outputs.journey_screen import print_journey
     from bench.model import Run
 
     try:

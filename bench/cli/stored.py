@@ -13,7 +13,7 @@ from rich.text import Text
 from bench import results as results_store
 from bench.cli.common import DEFAULT_RESULTS, app, console, errors, exit_if_unreadable, guarded, open_in_browser
 from bench.errors import ExitStatus, Regression, ResultsError
-from bench.terminal import safe
+from bench.outputs.terminal import safe
 
 
 @app.command()
@@ -24,9 +24,9 @@ def show(
     results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored."),
 ) -> None:
     """Show a stored run's summary (medians, intervals, overhead ratios)."""
-    from bench.export import check_format, export_run
+    from bench.outputs.export import check_format, export_run
     from bench.model import Run
-    from bench.terminal import print_run
+    from bench.outputs.terminal import print_run
 
     check_format(format)
     from bench.cli import fleet as fleets
@@ -47,7 +47,7 @@ def show(
 def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", help="Where runs are stored.")) -> None:
     """List stored runs: date, scenario, setups, status, and one figure that says what each found."""
     from bench.model import Run
-    from bench.terminal import headline
+    from bench.outputs.terminal import headline
 
     from bench.cli.fleet import fleet_lines as listed_fleets
 
@@ -65,11 +65,10 @@ def list_runs(results_dir: Path = typer.Option(DEFAULT_RESULTS, "--results", hel
             console.print(safe(run_dir.name).append("  ").append(safe("unreadable", "red")).append(safe(f": {error}")))
             unreadable += 1
             continue
-        record = stored.record
-        setups_seen = ",".join(dict.fromkeys(t.setup for t in record.trials)) or "-"
-        console.print(safe(f"{record.run_id}  {record.created_at[:16]}  {record.scenario.get('name')}  "
-                           f"{setups_seen}  {len(record.ok_trials())}/{len(record.trials)} trials  "
-                           f"{record.effective_status()}  {headline(stored)}"))
+        info = stored.info
+        console.print(safe(f"{info.run_id}  {info.created_at[:16]}  {info.scenario_name}  "
+                           f"{','.join(info.setups_ran) or '-'}  {info.trials_ok}/{info.trials_recorded} trials  "
+                           f"{info.status}  {headline(stored)}"))
     if unreadable:  # listed anyway, but a script must see that some runs cannot be read
         raise typer.Exit(int(ExitStatus.ERROR))
 
@@ -84,7 +83,7 @@ def report(
     """(Re)draw a stored run's charts and write its self-contained report.html."""
     from bench.cli import fleet as fleets
     from bench.model import Run
-    from bench.report import write_run_report
+    from bench.outputs.report import write_run_report
 
     fleet_dir = fleets.fleet_folder(run_id, results_dir)
     stored = None if fleet_dir else Run.load(results_store.resolve_run(run_id, results_dir))
@@ -119,7 +118,7 @@ def compare(
     """Compare stored runs cell by cell (ratio to the first run, with intervals); warn when they differ."""
     from bench import gate
     from bench.compare import compare_runs
-    from bench.export import check_format, export_comparison
+    from bench.outputs.export import check_format, export_comparison
 
     check_format(format)
     if fail_on is not None:  # a malformed --fail-on is an error before any run is read or printed
@@ -138,8 +137,8 @@ def compare(
 
 
 def _compare_page(comparison, target: Path) -> None:
-    from bench.compare import write_compare_report
-    from bench.terminal import comparison_table
+    from bench.outputs.compare_page import write_compare_report
+    from bench.outputs.terminal import comparison_table
 
     try:
         path = write_compare_report(comparison, target)

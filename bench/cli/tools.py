@@ -10,7 +10,7 @@ import typer
 
 from bench import scenario as scenarios
 from bench.cli.common import DEFAULT_RESULTS, app, console, guarded
-from bench.terminal import safe
+from bench.outputs.terminal import safe
 
 
 @app.command()

@@ -21,7 +21,7 @@ class Fleet:
     """fleet.json and the run folders that came home."""
 
     def __init__(self, record: FleetRecord, fleet_dir: Path):
-        self.record = record
+        self._record = record
         self.fleet_dir = Path(fleet_dir)
 
     @classmethod
@@ -30,16 +30,49 @@ class Fleet:
 
     @property
     def fleet_id(self) -> str:
-        return self.record.fleet_id
+        return self._record.fleet_id
+
+    @property
+    def status(self) -> str:
+        return self._record.status
+
+    @property
+    def scenario_name(self) -> str | None:
+        return self._record.scenario.get("name")
+
+    @property
+    def description(self) -> str:
+        return self._record.scenario.get("description") or ""
+
+    @property
+    def created_at(self) -> str:
+        return self._record.created_at
+
+    @property
+    def finished_at(self) -> str | None:
+        return self._record.finished_at
+
+    @property
+    def command_line(self) -> list[str]:
+        return list(self._record.command_line)
+
+    @property
+    def split(self) -> dict:
+        """load_host, load_address, listen_address, load_machine; empty when the load ran on each host."""
+        return self._record.split.stored() if self._record.split else {}
+
+    def stored(self) -> dict:
+        """fleet.json as plain data (`bench show FLEET --format json`)."""
+        return self._record.model_dump(mode="json")
 
     @property
     def hosts(self) -> list[HostOutcome]:
-        return self.record.targets
+        return self._record.targets
 
     @cached_property
     def _loaded(self) -> tuple[dict[str, Run], dict[str, str]]:
         runs, unreadable = {}, {}
-        for name, folder in run_folders(self.fleet_dir, self.record):
+        for name, folder in run_folders(self.fleet_dir, self._record):
             try:
                 runs[name] = Run.load(folder)
             except ResultsError as error:
@@ -66,7 +99,7 @@ class Fleet:
     def caveats(self) -> list[Caveat]:
         """Hosts that did not finish, the split (if any), then what the comparison warns about."""
         found = []
-        if self.record.runner_gone(self.fleet_dir):
+        if self._record.runner_gone(self.fleet_dir):
             found.append(Caveat("host", "", "this fleet says it is running, but its runner is gone (killed): "
                                             "`bench clean` stops what it left on the hosts and marks it interrupted"))
         for outcome in self.hosts:
@@ -76,34 +109,38 @@ class Fleet:
                                     f"{'' if outcome.name in self.runs else '; no results from it'}"))
         for name, error in self._loaded[1].items():
             found.append(Caveat("host", name, f"host {name}: its run folder is unreadable: {error}"))
-        split = self.record.split
+        split = self._record.split
         if split:
-            found.append(Caveat("split", split.get("load_host", ""), f"split run: the load came from "
-                                f"{split.get('load_host')} ({split.get('load_address')}); the app listened on "
-                                f"{split.get('listen_address')}, not on loopback"))
+            found.append(Caveat("split", split.load_host or "", f"split run: the load came from "
+                                f"{split.load_host} ({split.load_address}); the app listened on "
+                                f"{split.listen_address}, not on loopback"))
         if self.comparison is not None:
             found += self.comparison.caveats
         return found
+
+
+def _dash(value) -> str:
+    return "–" if value is None else str(value)
 
 
 def _machine_column(outcome: HostOutcome, run: Run | None) -> dict[str, str]:
     column = {"status": outcome.status + (f" ({outcome.error})" if outcome.error else "")}
     if run is None:
         return column
-    machine, record = run.record.machine, run.record
-    memory = machine.get("memory_bytes")
-    pinning = record.pinning or {}
+    machine, info = run.info.machine, run.info
+    memory = machine.memory_bytes
+    pinning = info.pinning
     column.update({
-        "hostname": str(machine.get("hostname", "–")),
-        "CPU": str(machine.get("cpu_model", "–")),
-        "logical CPUs": str(machine.get("cpus_logical", "–")),
+        "hostname": _dash(machine.hostname),
+        "CPU": _dash(machine.cpu_model),
+        "logical CPUs": _dash(machine.cpus_logical),
         "memory": fmt(memory / 1024**3, 1, "GiB") if isinstance(memory, (int, float)) else "–",
-        "kernel": str(machine.get("kernel", "–")),
-        "OS": str(machine.get("os", "–")),
-        "Python": str(machine.get("python", "–")),
-        "/dev/kvm": "yes" if machine.get("kvm_device") else "no",
-        "pinning (app | load)": f"{pinning.get('app_cpus', '–')} | {pinning.get('load_cpus', '–')}",
-        "layerbench": str((machine.get("versions") or {}).get("layerbench", "–")),
-        "trials ok": f"{len(record.ok_trials())} of {len(record.trials)}",
+        "kernel": _dash(machine.kernel),
+        "OS": _dash(machine.os),
+        "Python": _dash(machine.python),
+        "/dev/kvm": "yes" if machine.kvm_device else "no",
+        "pinning (app | load)": f"{pinning.app_cpus} | {pinning.load_cpus}" if pinning else "– | –",
+        "layerbench": _dash(machine.versions.get("layerbench")),
+        "trials ok": f"{info.trials_ok} of {info.trials_recorded}",
     })
     return column

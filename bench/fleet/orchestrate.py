@@ -27,6 +27,7 @@ from bench.fleet.hostrun import HostRun
 from bench.fleet.inventory import FleetHost
 from bench.fleet.localdirs import LocalFolder
 from bench.fleet.record import FINISHED, HostOutcome, new_fleet, save_fleet
+from bench.records import Split
 from bench.results import new_run_id, now_iso
 from bench.runlock import RunLock
 
@@ -83,7 +84,7 @@ class FleetRun(Listener):
 
     def set_split(self, split: dict) -> None:
         with self._lock:
-            self.record.split = split
+            self.record.split = Split.model_validate(split)
             save_fleet(self.fleet_dir, self.record)
 
     # ---- the playbook's events (bench.fleet.engine.Listener) ----------------------------------

@@ -11,6 +11,8 @@ Format history: 1  first format.
                 2  the runner (pid, host) and its lock (runner.lock), the inventory, the local ssh
                    folder, each host's user and Python: a fleet whose runner is gone reads as
                    interrupted, and `bench clean` knows where to stop what it left.
+                3  `split` and `runner_host` are the run format's typed blocks (bench.records), null
+                   when absent (not {}): fleet.json and run.json share their record types.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.errors import ResultsError
-from bench.results import RUN_FILE, atomic_write, list_runs, now_iso
+from bench.atomic import atomic_write
+from bench.records import RunnerHost, Split
+from bench.results import RUN_FILE, list_runs, now_iso
 
 FLEET_FILE = "fleet.json"
-FLEET_FORMAT_VERSION = 2
+FLEET_FORMAT_VERSION = 3
 HostStatus = Literal["pending", "preparing", "running", "fetching", "complete", "incomplete", "failed",
                      "interrupted"]
 FINISHED = ("complete", "incomplete", "failed", "interrupted")
@@ -60,12 +64,12 @@ class FleetRecord(_Model):
     finished_at: str | None = None
     command_line: list[str] = Field(default_factory=list)
     scenario: dict = Field(default_factory=dict)
-    split: dict = Field(default_factory=dict)  # load_host, load_address, listen_address (split runs)
+    split: Split | None = None  # a fleet whose load came from one host (bench.records.Split)
     hosts: list[HostOutcome] = Field(default_factory=list)
     inventory: str | None = None  # the inventory's absolute path (bench clean reads it again)
     inventory_named: bool = True  # named by the user (False: found in the current folder)
     runner_pid: int = 0
-    runner_host: dict = Field(default_factory=dict)  # hostname, boot_id of the machine that ran it
+    runner_host: RunnerHost | None = None  # the machine that ran it
     local_folder: str | None = None  # /tmp/lb-ssh-*: ansible-runner's data and the ssh sockets
 
     def host(self, name: str) -> HostOutcome:
@@ -82,10 +86,10 @@ class FleetRecord(_Model):
 
         if self.status != "running":
             return False
-        here, there = this_host(), self.runner_host
-        if there and there.get("hostname") != here["hostname"]:
+        here, there = this_host(), self.runner_host or RunnerHost()
+        if there.hostname and there.hostname != here["hostname"]:
             return False  # written on another machine: only that machine can tell
-        if there.get("boot_id") and here["boot_id"] and there["boot_id"] != here["boot_id"]:
+        if there.boot_id and here["boot_id"] and there.boot_id != here["boot_id"]:
             return True  # written before a reboot
         return live_writer(fleet_dir, self.runner_pid) is None
 
@@ -109,6 +113,8 @@ def load_fleet(fleet_dir: Path) -> FleetRecord:
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= FLEET_FORMAT_VERSION:
         raise ResultsError(f"{path}: fleet format version {version!r} is not one this layerbench reads "
                            f"(1..{FLEET_FORMAT_VERSION})")
+    if version < 3:  # the typed blocks: absent is null, not {}
+        data = {**data, "format_version": 3, **{key: data[key] or None for key in ("split", "runner_host") if key in data}}
     try:
         return FleetRecord.model_validate(data)
     except ValidationError as error:
@@ -156,4 +162,4 @@ def new_fleet(fleet_id: str, scenario: dict, command_line: list[str], hosts: lis
     from bench.machine import this_host
 
     return FleetRecord(fleet_id=fleet_id, created_at=now_iso(), scenario=scenario, command_line=command_line,
-                       hosts=hosts, runner_host=this_host())
+                       hosts=hosts, runner_host=RunnerHost(**this_host()))

@@ -6,10 +6,15 @@ cells in display order, the overhead of each cell against the baseline, and its 
 summary, the terminal, the report, the charts and compare all read these; none regroups trials.
 """
 
+from bench.model.about import RunInfo
 from bench.model.cell import BUSY_MACHINE_CORES, Cell, LayerKey
-from bench.model.figures import MB, METRIC_OF, median_of, sub_seed
+from bench.model.figures import median_of, sub_seed
 from bench.model.fixed import FixedCost, LayerCost
-from bench.model.run import STARTUP_WORKLOAD, Overhead, Run
+from bench.model.overhead import Overhead
+from bench.model.role_figures import FixedFigures, RoleFigures
+from bench.model.run import STARTUP_WORKLOAD, Run
+from bench.records import Machine, Pinning, Split
+from bench.results import FORMAT_VERSION, LayerRecord
 
-__all__ = ["BUSY_MACHINE_CORES", "MB", "METRIC_OF", "STARTUP_WORKLOAD", "Cell", "FixedCost", "LayerCost", "LayerKey",
-           "Overhead", "Run", "median_of", "sub_seed"]
+__all__ = ["BUSY_MACHINE_CORES", "FORMAT_VERSION", "STARTUP_WORKLOAD", "Cell", "FixedCost", "FixedFigures", "LayerCost", "LayerKey",
+           "LayerRecord", "Machine", "Overhead", "Pinning", "RoleFigures", "Run", "RunInfo", "Split", "median_of", "sub_seed"]

@@ -10,7 +10,8 @@ from typing import Callable
 
 from bench import stats
 from bench.model.cell import Cell
-from bench.vocabulary import Caveat, finite, fmt, metric
+from bench.figures import metric
+from bench.vocabulary import Caveat, finite, fmt
 
 MEMORY_CROSS_CHECK = 0.25  # MemAvailable drop vs USS per instance further apart than this: flagged
 WARMING = 0.10  # a start's last trial this far from its first, beyond noise over starts: warming up or slowing down
@@ -59,11 +60,11 @@ def request_errors(cell: Cell) -> Caveat | None:
 
 def generator_bound(cell: Cell) -> Caveat | None:
     """The load generator's CPU was (nearly) saturated: the client, not the app, may have set the pace."""
-    stats = [t.load.get("generator_stats") or {} for t in cell.ok if t.load]
-    bound = [s for s in stats if s.get("bound")]
+    stats = [t.load.generator_stats for t in cell.ok if t.load and t.load.generator_stats]
+    bound = [s for s in stats if s.bound]
     if not bound:
         return None
-    worst = max(max(s.get("busy_fraction") or 0.0, s.get("runnable_fraction") or 0.0) for s in bound)
+    worst = max(max(s.busy_fraction or 0.0, s.runnable_fraction or 0.0) for s in bound)
     return Caveat("generator_bound", cell.subject, f"Generator-bound: in {len(bound)} trial(s) of {cell.subject} the "
                   f"load generator's CPU was {worst:.0%} busy or waiting to run, so the client, not the app, may have "
                   f"set the pace: use `load: wrk`, give the load more CPUs (pinning.load_cpus), and keep other work "
@@ -78,8 +79,8 @@ def memory_mismatch(cell: Cell) -> Caveat | None:
         return None
     apart = abs(drop - uss) / uss
     return Caveat("memory_mismatch", cell.subject,
-                  f"Memory cross-check: {cell.subject}: the host's MemAvailable fell by {drop:.1f} MB per instance "
-                  f"while USS says {uss:.1f} MB ({apart:.0%} apart). They can differ: the kernel reclaims page cache "
+                  f"Memory cross-check: {cell.subject}: the host's MemAvailable fell by {drop:.1f} MiB per instance "
+                  f"while USS says {uss:.1f} MiB ({apart:.0%} apart). They can differ: the kernel reclaims page cache "
                   f"while instances start, other processes allocate or free memory meanwhile, kernel memory an "
                   f"instance costs (page tables, socket buffers, namespace and cgroup structures) is in the drop but "
                   f"in no process's USS, file pages only one process maps count in its USS but stay available to the "

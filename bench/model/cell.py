@@ -9,9 +9,13 @@ from functools import cached_property
 import numpy as np
 
 from bench import stats
-from bench.model.figures import METRIC_OF, MB, median_of, sub_seed
+from bench.model.figures import median_of, seed_parts, sub_seed
+from bench.model.role_figures import RoleFigures
+from bench.records import RoleSample
 from bench.results import TrialRecord
-from bench.vocabulary import METRICS, Caveat, cell_label, finite, label
+from bench.vocabulary import MIB_BYTES
+from bench.figures import metric as registered
+from bench.vocabulary import Caveat, cell_label, finite, label
 
 BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its figures are suspect
 # A stall: no request completed for at least STALL_MIN_S and STALL_MEDIANS times the median latency.
@@ -82,7 +86,7 @@ class Cell:
     @property
     def seed_parts(self) -> tuple[str, ...]:
         """The cell's part of a figure's seed: the python app's cells keep the seeds runs had before apps."""
-        return (self.setup, self.variant, self.workload) + (() if self.app == "python" else (self.app,))
+        return seed_parts(self.setup, self.variant, self.workload, self.app)
 
     @property
     def shown_app(self) -> str | None:
@@ -127,7 +131,7 @@ class Cell:
 
     def values(self, metric: str) -> list[float]:
         """One finite value of `metric` per ok trial."""
-        read = METRIC_OF[metric]
+        read = registered(metric).of
         return [value for value in (read(trial) for trial in self.ok) if finite(value)]
 
     def rounds(self, metric: str) -> dict[int, float]:
@@ -135,7 +139,7 @@ class Cell:
         trials of one start) combined by their geometric mean. Rounds are the unit every interval
         rests on: trials that shared a start are not independent replicas."""
         by_round: dict[int, list[float]] = {}
-        read = METRIC_OF[metric]
+        read = registered(metric).of
         for trial in self.ok:
             value = read(trial)
             if finite(value):
@@ -146,10 +150,10 @@ class Cell:
         """rounds(), each trial's figure taken per unit of the machine speed measured beside it (a
         figure where higher is better divided by the speed, one where lower is better multiplied):
         what the machine's speed explains cancels. Trials without a speed are left out."""
-        higher = METRICS[metric].higher_is_better
+        higher = registered(metric).higher_is_better
         by_round: dict[int, list[float]] = {}
         for trial in self.ok:
-            value, speed = METRIC_OF[metric](trial), (trial.speed or {}).get("hashes_per_s")
+            value, speed = registered(metric).of(trial), trial.speed.hashes_per_s if trial.speed else None
             if finite(value) and finite(speed) and speed > 0:
                 by_round.setdefault(trial.repeat, []).append(value / speed * 1e6 if higher else value * speed / 1e6)
         return {repeat: combine(values) for repeat, values in sorted(by_round.items())}
@@ -168,7 +172,7 @@ class Cell:
     def starts(self, metric: str) -> list[list[float]]:
         """The values of `metric` grouped by the start they ran on, each group in the order it ran."""
         groups: dict[str, list[float]] = {}
-        read = METRIC_OF[metric]
+        read = registered(metric).of
         for trial in self.ok:
             value = read(trial)
             if finite(value):
@@ -199,8 +203,8 @@ class Cell:
         loads = [trial.load for trial in self.ok if trial.load]
         if not loads:
             return None
-        figures = {name: median_of(load.get("latency_ms", {}).get(name) for load in loads) for name in stats.PERCENTILES}
-        maxima = [value for load in loads if finite(value := load.get("latency_ms", {}).get("max"))]
+        figures = {name: median_of(load.latency_ms.named(name) for load in loads) for name in stats.PERCENTILES}
+        maxima = [value for load in loads if finite(value := load.latency_ms.max)]
         figures["max"] = max(maxima) if maxima else None  # the slowest request of any repeat: a stall shows here
         return figures
 
@@ -209,36 +213,40 @@ class Cell:
         """(repeat, seconds) of every ok trial in which no request completed for a stall's length."""
         found = []
         for trial in self.ok:
-            gap_ms, p50 = trial.load.get("longest_gap_ms"), (trial.load.get("latency_ms") or {}).get("p50")
+            if trial.load is None:
+                continue
+            gap_ms, p50 = trial.load.longest_gap_ms, trial.load.latency_ms.p50
             if finite(gap_ms) and finite(p50) and gap_ms >= STALL_MIN_S * 1e3 and gap_ms >= STALL_MEDIANS * p50:
                 found.append((trial.repeat, gap_ms / 1e3))
         return found
 
     @property
     def app_ms_p50(self) -> float | None:
-        return median_of(trial.load.get("app_ms", {}).get("p50") for trial in self.ok if trial.load)
+        return median_of(trial.load.app_ms.p50 for trial in self.ok if trial.load)
 
     @property
     def cpu_us_per_request(self) -> dict[str, float | None] | None:
         if not self.values("cpu_us_per_request"):
             return None
-        return {part: median_of(t.cpu_us_per_request.get(part) for t in self.ok) for part in ("user", "sys")}
+        return {"user": median_of(t.cpu_us_per_request.user_us for t in self.ok if t.cpu_us_per_request),
+                "sys": median_of(t.cpu_us_per_request.sys_us for t in self.ok if t.cpu_us_per_request)}
 
     @property
     def memory_mb(self) -> dict[str, float | None] | None:
         """Memory of every process the setup needs, summed: PSS (adds up), USS (private), RSS (upper bound)."""
         if not self.values("memory_rss_mb"):
             return None
-        return {part: median_of((t.memory_bytes.get(part) or math.nan) / MB for t in self.ok)
+        return {part: median_of((getattr(t.memory_bytes, part) or math.nan) / MIB_BYTES for t in self.ok)
                 for part in ("rss", "uss", "pss")}
 
     @property
     def memory_per_instance_mb(self) -> dict[str, float | None] | None:
         """Density: per instance, USS (what one more instance costs: its own pages), PSS (its fair share),
         RSS (the upper bound: shared pages counted once per process) and the host's MemAvailable drop."""
-        if not any("rss_per_instance" in t.memory_bytes for t in self.ok):
+        if not any(t.memory_bytes.rss_per_instance is not None for t in self.ok):
             return None
-        return {part: median_of((t.memory_bytes.get(f"{part}_per_instance") or math.nan) / MB for t in self.ok)
+        return {part: median_of((getattr(t.memory_bytes, f"{part}_per_instance") or math.nan) / MIB_BYTES
+                                for t in self.ok)
                 for part in ("uss", "pss", "rss", "available_drop")}
 
     @cached_property
@@ -259,19 +267,19 @@ class Cell:
         return {name: median_of(t.startup_phases_s.get(name) for t in started) for name in names}
 
     @cached_property
-    def roles(self) -> dict[str, dict[str, float | None]]:
-        """Per role: CPU per request (user, sys), RSS and USS in MB, process count: medians."""
-        roles: dict[str, dict] = {}
+    def roles(self) -> dict[str, RoleFigures]:
+        """Per role: CPU per request (user, sys), RSS, USS and PSS in MiB, process count: medians."""
+        roles: dict[str, RoleFigures] = {}
         for role in dict.fromkeys(role for t in self.ok for role in t.roles):
-            pairs = [(t.roles.get(role, {}), t.load.get("requests", 0)) for t in self.ok]
-            roles[role] = {
-                "cpu_user_us_per_request": median_of(r.get("cpu_user_s", 0) / n * 1e6 for r, n in pairs if n),
-                "cpu_sys_us_per_request": median_of(r.get("cpu_sys_s", 0) / n * 1e6 for r, n in pairs if n),
-                "rss_mb": median_of((r.get("rss_bytes") or math.nan) / MB for r, _ in pairs),
-                "uss_mb": median_of((r.get("uss_bytes") or math.nan) / MB for r, _ in pairs),
-                "pss_mb": median_of((r.get("pss_bytes") or math.nan) / MB for r, _ in pairs),
-                "processes": median_of(r.get("processes", 0) for r, _ in pairs),
-            }
+            pairs = [(t.roles.get(role) or RoleSample(), t.load.requests if t.load else 0) for t in self.ok]
+            roles[role] = RoleFigures(
+                cpu_user_us_per_request=median_of((r.cpu_user_s or 0) / n * 1e6 for r, n in pairs if n),
+                cpu_sys_us_per_request=median_of((r.cpu_sys_s or 0) / n * 1e6 for r, n in pairs if n),
+                rss_mb=median_of((r.rss_bytes or math.nan) / MIB_BYTES for r, _ in pairs),
+                uss_mb=median_of((r.uss_bytes or math.nan) / MIB_BYTES for r, _ in pairs),
+                pss_mb=median_of((r.pss_bytes or math.nan) / MIB_BYTES for r, _ in pairs),
+                processes=median_of(r.processes or 0 for r, _ in pairs),
+            )
         return roles
 
     @cached_property
@@ -285,7 +293,7 @@ class Cell:
                        * 1e6 for t in views
                        if isinstance(t.inside.get("requests_served"), int) and t.inside["requests_served"]]
         return {"cpu_us_per_request": median_of(per_request),
-                "rss_mb": median_of(t.inside.get("rss_bytes", 0) / MB for t in views),
+                "rss_mb": median_of(t.inside.get("rss_bytes", 0) / MIB_BYTES for t in views),
                 "uid": last.get("uid"), "kernel": last.get("kernel"), "ppid": last.get("ppid"),
                 "requests_served": median_of(t.inside.get("requests_served") for t in views)}
 
@@ -297,7 +305,7 @@ class Cell:
     def errors_by_kind(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for trial in self.ok:
-            for kind, count in (trial.load or {}).get("errors", {}).items():
+            for kind, count in (trial.load.errors if trial.load else {}).items():
                 counts[kind] = counts.get(kind, 0) + count
         return counts
 
@@ -315,11 +323,11 @@ class Cell:
     @property
     def foreign_cpu_cores(self) -> float | None:
         # The worst repeat, not the median: one disturbed repeat is enough to distrust a cell.
-        return max((t.host.get("foreign_cpu_cores") or 0.0 for t in self.ok), default=None)
+        return max((t.host.foreign_cpu_cores or 0.0 for t in self.ok), default=None)
 
     @property
     def busy_repeats(self) -> int:
-        return sum(1 for t in self.ok if (t.host.get("foreign_cpu_cores") or 0.0) > BUSY_MACHINE_CORES)
+        return sum(1 for t in self.ok if (t.host.foreign_cpu_cores or 0.0) > BUSY_MACHINE_CORES)
 
     @property
     def accel(self) -> str | None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from bench.model.figures import MB, median_of
+from bench.model.figures import median_of
+from bench.model.role_figures import FixedFigures
+from bench.records import RoleSample
 from bench.results import TrialRecord
-from bench.vocabulary import finite
+from bench.vocabulary import MIB_BYTES, finite
 
 MEMORY_PARTS = ("pss", "uss", "rss")
 
@@ -22,13 +24,13 @@ MEMORY_PARTS = ("pss", "uss", "rss")
 class FixedCost:
     """Medians over trials of the fixed-cost processes: per role and in total."""
 
-    roles: dict[str, dict[str, float | None]]  # role -> pss_mb, uss_mb, rss_mb, cpu_cores, processes
-    total: dict[str, float | None]  # pss_mb, uss_mb, rss_mb, cpu_cores: medians of per-trial sums
+    roles: dict[str, FixedFigures]  # by role
+    total: FixedFigures  # medians of per-trial sums (no process count)
     trials: int
 
     @property
     def pss_mb(self) -> float | None:
-        return self.total.get("pss_mb")
+        return self.total.pss_mb
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,11 @@ def _seconds(trial: TrialRecord) -> float | None:
     return None
 
 
-def _role_figures(figures: dict, seconds: float | None) -> dict[str, float | None]:
-    cpu = (figures.get("cpu_user_s") or 0.0) + (figures.get("cpu_sys_s") or 0.0)
-    return {**{f"{part}_mb": (figures[f"{part}_bytes"] / MB if finite(figures.get(f"{part}_bytes")) else None)
-               for part in MEMORY_PARTS},
-            "cpu_cores": cpu / seconds if seconds else None, "processes": figures.get("processes")}
+def _role_figures(figures: RoleSample, seconds: float | None) -> dict[str, float | None]:
+    cpu = (figures.cpu_user_s or 0.0) + (figures.cpu_sys_s or 0.0)
+    memory = {part: getattr(figures, f"{part}_bytes") for part in MEMORY_PARTS}
+    return {**{f"{part}_mb": value / MIB_BYTES if finite(value) else None for part, value in memory.items()},
+            "cpu_cores": cpu / seconds if seconds else None, "processes": figures.processes}
 
 
 def _sum(values: list[float | None]) -> float:
@@ -79,9 +81,9 @@ def fixed_cost(trials: list[TrialRecord]) -> FixedCost | None:
     roles = {}
     for role in dict.fromkeys(role for trial in per_trial for role in trial):
         rows = [trial[role] for trial in per_trial if role in trial]
-        roles[role] = {key: median_of(row[key] for row in rows) for key in rows[0]}
-    total = {key: median_of(_sum([figures[key] for figures in trial.values()]) for trial in per_trial)
-             for key in ("pss_mb", "uss_mb", "rss_mb", "cpu_cores")}
+        roles[role] = FixedFigures(**{key: median_of(row[key] for row in rows) for key in rows[0]})
+    total = FixedFigures(**{key: median_of(_sum([figures[key] for figures in trial.values()]) for trial in per_trial)
+                            for key in ("pss_mb", "uss_mb", "rss_mb", "cpu_cores")})
     return FixedCost(roles, total, len(sampled))
 
 

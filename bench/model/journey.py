@@ -116,7 +116,7 @@ def hops(cell: Cell) -> list[Hop]:
 
 
 def _latency_us(cell: Cell) -> tuple[float | None, str]:
-    means = [trial.load.get("latency_mean_ms") for trial in cell.ok if trial.load]
+    means = [trial.load.latency_mean_ms for trial in cell.ok if trial.load]
     if any(finite(value) for value in means):
         return median_of(value * 1e3 for value in means if finite(value)), "mean latency"
     connections = _connections(cell)
@@ -127,11 +127,11 @@ def _latency_us(cell: Cell) -> tuple[float | None, str]:
 
 
 def _connections(cell: Cell) -> int | None:
-    return next((trial.load.get("connections") for trial in cell.ok if trial.load.get("connections")), None)
+    return next((trial.load.connections for trial in cell.ok if trial.load and trial.load.connections), None)
 
 
 def _in_app_us(cell: Cell) -> float:
-    means = [trial.load.get("app_mean_ms") for trial in cell.ok if trial.load]
+    means = [trial.load.app_mean_ms for trial in cell.ok if trial.load]
     value = median_of(value for value in means if finite(value))
     if value is None:
         value = cell.app_ms_p50
@@ -139,8 +139,10 @@ def _in_app_us(cell: Cell) -> float:
 
 
 def _cpu_us(cell: Cell, role: str) -> float:
-    figures = cell.roles.get(role) or {}
-    return (figures.get("cpu_user_us_per_request") or 0.0) + (figures.get("cpu_sys_us_per_request") or 0.0)
+    figures = cell.roles.get(role)
+    if figures is None:
+        return 0.0
+    return (figures.cpu_user_us_per_request or 0.0) + (figures.cpu_sys_us_per_request or 0.0)
 
 
 def journey(cell: Cell, role_labels: dict[str, str], declared_roles: list[str],

@@ -5,99 +5,25 @@ baseline of the same app, and labels name the app only then."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from bench import stats
-from bench.model.cell import Cell, LayerKey, combine
-from bench.model.figures import median_of, sub_seed
+from bench.model.about import RunInfo
+from bench.model.cell import Cell, LayerKey
+from bench.model.colours import layer_colour
+from bench.model.figures import median_of, seed_parts, sub_seed
 from bench.model.fixed import LayerCost, layer_cost
+from bench.model.overhead import HEADLINE_LOAD_METRICS, Overhead, layer_rounds, overhead_row, pair_rounds
 from bench.results import LayerRecord, RunRecord, TrialRecord, load_run
-from bench.trial_files import UnreadableFile, file_problems
+from bench.trial_files import UnreadableFile, file_problems, read_array, read_csv
 from bench.roles import STANDARD, Role
-from bench.vocabulary import HEADLINE_METRICS, Caveat, Verdict, cell_label, finite, label, metric, state_of, verdict
+from bench.figures import HEADLINE_METRICS
+from bench.vocabulary import Caveat, cell_label
 
 STARTUP_WORKLOAD = "start-up"  # start-up overhead belongs to a setup variant, not to one workload
-
-
-@dataclass(frozen=True)
-class Overhead:
-    """One cell's figure as a ratio to the baseline's: paired by round, with its interval, its
-    three-state verdict and, for comparison, the unpaired ratio of medians."""
-
-    setup: str
-    variant: str
-    workload: str
-    metric: str
-    ratio: stats.Estimate  # paired rounds where the rounds pair (bench.stats.paired_ratio)
-    state: Verdict  # worse, better, same or undecided
-    verdict: str  # the state in words, with the interval
-    app: str = "python"
-    show_app: bool = False
-    unpaired: stats.Estimate | None = None  # ratio of medians of the two groups (stats.ratio_ci)
-    min_effect: float = stats.DEFAULT_MIN_EFFECT
-
-    @property
-    def layer_key(self) -> LayerKey:
-        return LayerKey(self.setup, self.variant, self.app if self.show_app else None)
-
-    @property
-    def label(self) -> str:
-        return label(*self.layer_key)
-
-    @property
-    def subject(self) -> str:
-        return f"{self.label} / {self.workload} / {metric(self.metric).label}"
-
-    @property
-    def same(self) -> bool:
-        return self.state == "same"
-
-    @property
-    def settled(self) -> bool:
-        return self.state != "undecided"
-
-
-def overhead_row(setup: str, variant: str, workload: str, metric_key: str, pairs: list[tuple[float, float]],
-                 unpaired: stats.Estimate | None, app: str, show_app: bool, min_effect: float) -> Overhead:
-    """The paired ratio of a cell's (or a layer's) rounds against the baseline's, judged."""
-    ratio = stats.paired_ratio(pairs)
-    state = state_of(metric_key, stats.decide(ratio, min_effect))
-    return Overhead(setup, variant, workload, metric_key, ratio, state, verdict(metric_key, ratio, state, min_effect),
-                    app, show_app, unpaired, min_effect)
-
-
-def pair_rounds(mine: dict[int, float], theirs: dict[int, float], my_times: dict[int, float],
-                their_times: dict[int, float]) -> list[tuple[float, float]]:
-    """(mine, theirs) per round of mine: the baseline's value of the same round, or of the round
-    nearest in time when the baseline lacks it (a failed trial), or nearest by number without times."""
-    pairs = []
-    for repeat, value in mine.items():
-        if repeat in theirs:
-            pairs.append((value, theirs[repeat]))
-        elif theirs:
-            when = my_times.get(repeat)
-            nearest = min(theirs, key=lambda other: abs(their_times[other] - when)
-                          if when is not None and other in their_times else abs(other - repeat) * 1e9)
-            pairs.append((value, theirs[nearest]))
-    return pairs
-
-
-HEADLINE_LOAD_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")
-
-
-def _layer_rounds(cells: list[Cell]) -> tuple[dict[int, float], dict[int, float]]:
-    """Start-up values of several cells of one layer, one per round (combined), and the rounds' times."""
-    by_round: dict[int, list[float]] = {}
-    times: dict[int, float] = {}
-    for cell in cells:
-        for trial in cell.ok:
-            if finite(trial.startup_s):
-                by_round.setdefault(trial.repeat, []).append(trial.startup_s)
-        for repeat, when in cell.round_times.items():
-            times[repeat] = min(times.get(repeat, when), when)
-    return {repeat: combine(values) for repeat, values in sorted(by_round.items())}, times
 
 
 def _generic_layer(setup: str, variant: str, order: int, app: str = "python") -> LayerRecord:
@@ -112,10 +38,11 @@ def _unreadable(trial: TrialRecord, relative: str, reason: str) -> Caveat:
 
 
 class Run:
-    """A stored run as every output sees it: record, folder, layers, cells, overhead, caveats."""
+    """A stored run as every output sees it: what it was (`info`), its folder, layers, cells,
+    overhead, caveats, and the raw files of its trials. The stored record stays inside the model."""
 
     def __init__(self, record: RunRecord, run_dir: Path):
-        self.record = record
+        self._record = record
         self.run_dir = Path(run_dir)
         self._unreadable_found: dict[str, Caveat] = {}  # by file: problems the charts met reading files
 
@@ -124,9 +51,10 @@ class Run:
         """Raw trial files that cannot be used (corrupt, a pickle, outside the run folder), found
         from their headers; by file. Their trials' stored figures still count; charts leave them out."""
         found = {}
-        for trial in self.record.trials:
-            for name, problem in file_problems(self.run_dir, trial.files).items():
-                found[trial.files[name]] = _unreadable(trial, trial.files[name], problem)
+        for trial in self._record.trials:
+            named = trial.files.named()
+            for name, problem in file_problems(self.run_dir, named).items():
+                found[named[name]] = _unreadable(trial, named[name], problem)
         return found
 
     def note_unreadable(self, trial: TrialRecord, error: UnreadableFile) -> None:
@@ -138,19 +66,55 @@ class Run:
     def load(cls, run_dir: Path) -> "Run":
         return cls(load_run(run_dir), Path(run_dir))
 
+    def with_trials(self, trials: list[TrialRecord]) -> "Run":
+        """The same run with more trials (the live view: the plan's run and the trials ended since)."""
+        return Run(self._record.model_copy(update={"trials": [*self._record.trials, *trials]}), self.run_dir)
+
+    @cached_property
+    def info(self) -> RunInfo:
+        """What the run was: id, status, scenario, machine, settings (bench.model.about.RunInfo)."""
+        record = self._record
+        return RunInfo(record.run_id, record.effective_status(), record.status, record.created_at, record.finished_at,
+                       tuple(record.command_line), record.seed, dict(record.scenario or {}), record.machine,
+                       record.pinning, record.split, tuple(record.skipped),
+                       tuple(dict.fromkeys(t.setup for t in record.trials)), len(record.trials),
+                       len(record.ok_trials()))
+
+    def latencies_ms(self, trial: TrialRecord) -> np.ndarray:
+        """A load trial's raw client latencies (ms, one per request); empty when it has none, or when
+        its file is unreadable (then the run's caveats report it)."""
+        if trial.files.latency_ms is None:
+            return np.array([])
+        try:
+            return read_array(self.run_dir, trial.files.latency_ms)
+        except UnreadableFile as error:
+            self.note_unreadable(trial, error)
+            return np.array([])
+
+    def process_samples(self, trial: TrialRecord) -> list[dict[str, str]] | None:
+        """A trial's sampler rows (processes.csv: t, pid, role, cpu_user_s, cpu_sys_s, rss_bytes, ...);
+        None when it has none, or when the file is unreadable (then the run's caveats report it)."""
+        if trial.files.processes is None:
+            return None
+        try:
+            return read_csv(self.run_dir, trial.files.processes)
+        except UnreadableFile as error:
+            self.note_unreadable(trial, error)
+            return None
+
     @property
     def run_id(self) -> str:
-        return self.record.run_id
+        return self._record.run_id
 
     @property
     def seed(self) -> int:
-        return self.record.seed
+        return self._record.seed
 
     @cached_property
     def apps(self) -> list[str]:
         """Every app with trials, in the scenario's order (then as they ran)."""
-        ran = list(dict.fromkeys(t.app for t in self.record.trials))
-        scenario = self.record.scenario or {}
+        ran = list(dict.fromkeys(t.app for t in self._record.trials))
+        scenario = self._record.scenario or {}
         specs = scenario.get("apps") or [scenario.get("app") or {}]
         named = [spec.get("image") or spec.get("name") for spec in specs if isinstance(spec, dict)]
         return [app for app in named if app in ran] + [app for app in ran if app not in named]
@@ -164,9 +128,9 @@ class Run:
     def layers(self) -> list[LayerRecord]:
         """Every setup variant (per app) with trials: by app, then the baseline first, then by declared
         order, then as they ran."""
-        described = {(layer.setup, layer.variant, layer.app): layer for layer in self.record.layers}
-        any_app = {(layer.setup, layer.variant): layer for layer in self.record.layers}
-        seen = list(dict.fromkeys((t.setup, t.variant, t.app) for t in self.record.trials))
+        described = {(layer.setup, layer.variant, layer.app): layer for layer in self._record.layers}
+        any_app = {(layer.setup, layer.variant): layer for layer in self._record.layers}
+        seen = list(dict.fromkeys((t.setup, t.variant, t.app) for t in self._record.trials))
         # A layer described for another app only (a hand-edited run): its words, this app's name.
         layers = [described.get(key) or (any_app[key[:2]].model_copy(update={"app": key[2]}) if key[:2] in any_app
                                          else _generic_layer(key[0], key[1], 50 + index, key[2]))
@@ -175,6 +139,16 @@ class Run:
         app_rank = {app: index for index, app in enumerate(self.apps)}
         return sorted(layers, key=lambda layer: (app_rank.get(layer.app, 0), not layer.baseline, layer.order,
                                                  position[(layer.setup, layer.variant, layer.app)]))
+
+    @property
+    def prepared_layers(self) -> list[LayerRecord]:
+        """Every layer the run prepared, measured or not yet: by app, baseline first, then declared order."""
+        apps = list(dict.fromkeys(layer.app for layer in self._record.layers))
+        return sorted(self._record.layers, key=lambda layer: (apps.index(layer.app), not layer.baseline, layer.order))
+
+    def colour(self, setup: str, variant: str, app: str | None = None) -> str:
+        """The layer's hue in every chart, table and panel (bench.model.colours)."""
+        return layer_colour(self, setup, variant, app)
 
     def layer(self, setup: str, variant: str, app: str | None = None) -> LayerRecord:
         for layer in self.layers:
@@ -193,21 +167,21 @@ class Run:
     @property
     def baseline(self) -> str | None:
         """The setup every ratio is taken against (bare, as its setup declares), if it ran."""
-        return next((layer.setup for layer in self.record.layers if layer.baseline), None)
+        return next((layer.setup for layer in self._record.layers if layer.baseline), None)
 
     @cached_property
     def roles(self) -> dict[str, Role]:
         """Every role the run's layers declared (standard ones by default), by key."""
         found = dict(STANDARD)
-        for layer in self.record.layers:
+        for layer in self._record.layers:
             for key, data in layer.roles.items():
                 found[key] = Role.from_dict({**data, "key": key})
         return found
 
     @cached_property
     def workloads(self) -> list[str]:
-        order = {w.get("name"): i for i, w in enumerate(self.record.scenario.get("workloads", []))}
-        names = list(dict.fromkeys(t.workload for t in self.record.trials))
+        order = {w.get("name"): i for i, w in enumerate(self._record.scenario.get("workloads", []))}
+        names = list(dict.fromkeys(t.workload for t in self._record.trials))
         # Density trials are named name-xN: they sort with their workload.
         return sorted(names, key=lambda name: (order.get(name, order.get(name.rsplit("-x", 1)[0], 99)),
                                                 names.index(name)))
@@ -216,7 +190,7 @@ class Run:
     def cells(self) -> list[Cell]:
         """Every cell, by workload (scenario order), then by layer (by app, baseline first)."""
         groups: dict[tuple[str, str, str, str], list[TrialRecord]] = {}
-        for trial in self.record.trials:
+        for trial in self._record.trials:
             groups.setdefault((trial.setup, trial.variant, trial.workload, trial.app), []).append(trial)
         layer_rank = {(layer.setup, layer.variant, layer.app): index for index, layer in enumerate(self.layers)}
         workload_rank = {name: index for index, name in enumerate(self.workloads)}
@@ -253,19 +227,18 @@ class Run:
                ) -> list[TrialRecord]:
         """Ok trials of one layer (of every workload when workload is None, of every app when app
         is None), in the order they ran."""
-        return [t for t in self.record.ok_trials() if (t.setup, t.variant) == (setup, variant)
+        return [t for t in self._record.ok_trials() if (t.setup, t.variant) == (setup, variant)
                 and (workload is None or t.workload == workload) and app in (None, t.app)]
 
     @property
     def sampler_cpu_fraction(self) -> float | None:
         # Load trials only: idle and density trials read USS/PSS on every tick on purpose.
-        return median_of(t.sampler.get("own_cpu_fraction") for t in self.record.ok_trials()
-                         if t.sampler and t.kind == "load")
+        return median_of(t.sampler.own_cpu_fraction for t in self._record.ok_trials() if t.kind == "load")
 
     @property
     def min_effect(self) -> float:
         """The smallest change the run's scenario calls a difference (bench.stats.decide)."""
-        value = (self.record.scenario or {}).get("min_effect")
+        value = (self._record.scenario or {}).get("min_effect")
         return float(value) if isinstance(value, (int, float)) and 0 < value < 1 else stats.DEFAULT_MIN_EFFECT
 
     @cached_property
@@ -307,8 +280,8 @@ class Run:
                     for cell in found]
             if setup == baseline or not base:
                 continue
-            (mine, my_times), (theirs, their_times) = _layer_rounds(cells), _layer_rounds(base)
-            parts = (setup, variant) + (() if app == "python" else (app,))
+            (mine, my_times), (theirs, their_times) = layer_rounds(cells), layer_rounds(base)
+            parts = seed_parts(setup, variant, None, app)
             unpaired = stats.ratio_ci([v for c in cells for v in c.values("startup_s")],
                                       [v for c in base for v in c.values("startup_s")],
                                       sub_seed(self.seed, *parts, "startup_s"))
@@ -353,36 +326,6 @@ class Run:
     def caveats(self) -> list[Caveat]:
         """Everything a reader must know before trusting a figure, one per cell and kind (the tables'
         flags, the JSON); `doubts()` groups them for the lines a reader reads first."""
-        record = self.record
-        found = []
-        if record.split:  # loopback-only relaxed, on purpose: the reader must know where the load came from
-            found.append(Caveat("split", str(record.split.get("load_host", "")),
-                                f"Split run: the load came from {record.split.get('load_host')} "
-                                f"({record.split.get('load_address')}); the app listened on "
-                                f"{record.split.get('listen_address')} only, not on loopback."))
-        status = record.effective_status()
-        if status != "complete":
-            found.append(Caveat("incomplete", "", f"This run is {status}: it did not finish every trial it planned "
-                                f"({len(record.trials)} recorded of {len(record.order) or 'an unknown number'} "
-                                f"started). Figures cover only the trials that ran."))
-        for trial in record.trials:
-            if trial.status == "failed":
-                subject = cell_label(trial.setup, trial.variant, trial.workload, trial.app if self.multi_app else None)
-                found.append(Caveat("failed", subject, f"Failed trial {subject} / repeat {trial.repeat + 1}: "
-                                    f"{trial.error or 'no reason recorded'}"))
-        for skipped in record.skipped:
-            what = skipped.get("variant") or skipped.get("setup") or "a setup"
-            if skipped.get("app") and (self.multi_app or skipped.get("app") != "python"):
-                what = f"{skipped['app']} in {what}"
-            found.append(Caveat("skipped", str(what), f"Skipped {what}: {skipped.get('reason') or 'no reason recorded'}"))
-        found += [caveat for cell in self.cells for caveat in cell.caveats() if caveat.kind != "failed"]
-        found += [*self.unreadable_files.values(), *self._unreadable_found.values()]
-        shared: dict[str, list[str]] = {}  # one caveat text -> the layers that carry it (vm and container-in-vm: TCG)
-        for layer in self.layers:
-            for text in layer.caveats:
-                shared.setdefault(text, []).append(label(*self.layer_key_of(layer)))
-        for text, labels in shared.items():
-            found.append(Caveat("layer", ", ".join(labels), text if len(labels) == 1 else f"{', '.join(labels)}: {text}"))
-        if self.cells and self.baseline is None:
-            found.append(Caveat("no_baseline", "", "No baseline setup in this run: no overhead ratios can be computed."))
-        return found
+        from bench.model.run_caveats import run_caveats
+
+        return run_caveats(self, self._record)

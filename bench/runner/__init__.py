@@ -20,6 +20,7 @@ from bench.errors import SetupError
 from bench.events import Event, PlannedStart, PlannedWork, ProgressFn, RunInterrupted, no_progress
 from bench.metrics.window import mem_available_now
 from bench.netutil import LOOPBACK
+from bench.records import RunnerHost, Skipped, Split
 from bench.results import LayerRecord, RunRecord, load_run, new_run_id, now_iso, runner_identity, save_run
 from bench.runlock import RunLock, refuse_if_live
 from bench.runner.figures import bracket_available_drop, disk_estimate
@@ -97,9 +98,9 @@ class Runner:
             self.record.skipped = []
             self.record.status = "running"
             self.record.runner_pid, self.record.runner_started = runner_identity()
-            self.record.runner_host = machine.this_host()
+            self.record.runner_host = RunnerHost(**machine.this_host())
         if split:
-            self.record.split = split
+            self.record.split = Split.model_validate(split)
         self.done = {trial.trial_id for trial in self.record.trials}
         self.run_id = self.record.run_id
         self.run_dir = Path(results_dir) / self.run_id
@@ -110,7 +111,7 @@ class Runner:
         pid, started = runner_identity()
         return RunRecord(run_id=new_run_id(self.scenario.name), created_at=now_iso(),
                          command_line=command_line or sys.argv, scenario=self.scenario.model_dump(mode="json"),
-                         machine=machine.describe(), pinning=self.pinning.as_dict(), seed=self.scenario.seed,
+                         machine=machine.describe(), pinning=self.pinning.as_dict() or None, seed=self.scenario.seed,
                          runner_pid=pid, runner_started=started, runner_host=machine.this_host())
 
     # ---- the whole run ------------------------------------------------------------------
@@ -186,8 +187,7 @@ class Runner:
                 name = f"{app.name} in {spec.key}" if self.several_apps else spec.key
                 setup, reason = (None, app_reason) if app_reason else self._prepared(spec, app)
                 if reason is not None:
-                    self.record.skipped.append({"setup": spec.setup, "variant": spec.key, "app": app.name,
-                                                "reason": reason})
+                    self.record.skipped.append(Skipped(setup=spec.setup, variant=spec.key, app=app.name, reason=reason))
                     save_run(self.run_dir, self.record)
                     self.progress(Event("skip", f"skipping {name}: {reason}"))
                     continue
@@ -276,7 +276,8 @@ class Runner:
     # ---- one trial ---------------------------------------------------------------------
 
     def _say_disk_cost(self, trial: PlannedTrial) -> None:
-        rates = [(t.setup, t.variant, t.workload, t.load.get("throughput_rps")) for t in self.record.ok_trials()]
+        rates = [(t.setup, t.variant, t.workload, t.load.throughput_rps if t.load else None)
+                 for t in self.record.ok_trials()]
         mine = (trial.spec.setup, self.variants[trial.setup_key], trial.workload_label)
         estimate = disk_estimate(trial.workload, [rps for *key, rps in rates if tuple(key) == mine and rps],
                                  [rps for *_, rps in rates if rps])
@@ -327,6 +328,6 @@ def resume_run(run_dir: Path, progress: ProgressFn = no_progress) -> Path:
         scenario = Scenario.model_validate(record.scenario)
     except ValueError as error:
         raise SetupError(f"{run_dir}: its scenario no longer validates ({error}); start a new run") from None
-    if record.machine.get("hostname") != machine.describe()["hostname"]:
+    if record.machine.hostname != machine.describe()["hostname"]:
         progress(Event("skip", "warning: resuming on another machine than the run started on"))
     return Runner(scenario, Path(run_dir).parent, progress, resume=record).run()

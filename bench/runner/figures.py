@@ -8,8 +8,10 @@ import json
 import numpy as np
 
 from bench.load.spec import LoadResult, is_generator_bound
+from bench.records import CpuPerRequest, RoleSample
 from bench.scenario import Workload
 from bench.stats import percentiles
+from bench.vocabulary import MIB_BYTES
 
 
 def jsonable(data: dict) -> dict:
@@ -26,13 +28,13 @@ def memory_totals(roles: dict[str, dict]) -> dict[str, float | None]:
     return totals
 
 
-def cpu_per_request(roles: dict[str, dict], requests: int) -> dict[str, float]:
+def cpu_per_request(roles: dict[str, RoleSample], requests: int) -> CpuPerRequest | None:
     """User and system CPU of the setup's processes per completed request, in µs."""
     if requests <= 0:
-        return {}
-    user = sum(figures.get("cpu_user_s", 0.0) for figures in roles.values())
-    system = sum(figures.get("cpu_sys_s", 0.0) for figures in roles.values())
-    return {"user": user / requests * 1e6, "sys": system / requests * 1e6}
+        return None
+    user = sum(figures.cpu_user_s or 0.0 for figures in roles.values())
+    system = sum(figures.cpu_sys_s or 0.0 for figures in roles.values())
+    return CpuPerRequest(user_us=user / requests * 1e6, sys_us=system / requests * 1e6)
 
 
 def foreign_cpu_cores(host: dict, roles: dict[str, dict], loadgen: dict, seconds: float) -> float | None:
@@ -110,14 +112,14 @@ def load_summary(result: LoadResult, workload: Workload) -> dict:
 def bracket_available_drop(record, before: float, after: float) -> None:
     """Set a density trial's MemAvailable drop (total and per instance) against the mean of the
     reads before the copies started and after they stopped; `record` is a TrialRecord."""
-    during = record.host.get("mem_available_bytes")
+    during = record.host.mem_available_bytes
     if during is None:
         return
     instances = record.facts.get("instances") or 1
-    record.host["mem_available_before_bytes"] = before
-    record.host["mem_available_after_bytes"] = after
-    record.memory_bytes["available_drop"] = (before + after) / 2 - during
-    record.memory_bytes["available_drop_per_instance"] = record.memory_bytes["available_drop"] / instances
+    record.host.mem_available_before_bytes = before
+    record.host.mem_available_after_bytes = after
+    record.memory_bytes.available_drop = (before + after) / 2 - during
+    record.memory_bytes.available_drop_per_instance = record.memory_bytes.available_drop / instances
 
 
 RAW_BYTES_PER_REQUEST = 16  # latency_ms.npy and app_ms.npy: one float64 each per completed request
@@ -137,9 +139,9 @@ def disk_estimate(workload: Workload, cell_rates: list[float], run_rates: list[f
     if workload.mode == "open" and workload.rate:
         rate, basis = workload.rate, "its open-loop rate"
     if rate is None:
-        per_nominal = workload.duration * NOMINAL_RPS * RAW_BYTES_PER_REQUEST / 1e6
+        per_nominal = workload.duration * NOMINAL_RPS * RAW_BYTES_PER_REQUEST / MIB_BYTES
         return (f"a {workload.duration:g} s trial stores {RAW_BYTES_PER_REQUEST} bytes per request: "
-                f"about {per_nominal:,.0f} MB per {NOMINAL_RPS:,} req/s it reaches")
-    megabytes = workload.duration * rate * RAW_BYTES_PER_REQUEST / 1e6
-    return (f"this {workload.duration:g} s trial will store about {megabytes:,.0f} MB of raw latencies "
+                f"about {per_nominal:,.0f} MiB per {NOMINAL_RPS:,} req/s it reaches")
+    megabytes = workload.duration * rate * RAW_BYTES_PER_REQUEST / MIB_BYTES
+    return (f"this {workload.duration:g} s trial will store about {megabytes:,.0f} MiB of raw latencies "
             f"({RAW_BYTES_PER_REQUEST} bytes per request at the {rate:,.0f} req/s {basis})")

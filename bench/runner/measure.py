@@ -21,6 +21,7 @@ from bench.metrics.speed import PROBE_S, machine_speed
 from bench.metrics.window import summarize_host, summarize_processes
 from bench.errors import SetupError
 from bench.results import TrialRecord, now_iso
+from bench.records import HostSample, LoadSummary, MemoryBytes, ProcessSample, RoleSample, SamplerStats, Speed
 from bench.roles import ROLE_LOADGEN, RoleProcess
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
                                   load_summary, memory_totals)
@@ -114,7 +115,7 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
         sampler, result, window = _sampled_window(_with_fixed(instance, fixed, fixed_roles), workload, load,
                                                   sampler_hz, counters=probe.read if probe is not None else None)
     if speed_before is not None:
-        record.speed = _bracketed_speed(speed_before, speed_cpus)
+        record.speed = Speed.model_validate(_bracketed_speed(speed_before, speed_cpus))
     inside_after, engine_after = get_stats(instance), _engine(instance)
     if probe is not None:
         probe.after()
@@ -124,7 +125,7 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
     record.inside = inside_delta(inside_before, inside_after, workload)
     record.engine = engine_delta(engine_before, engine_after)
     if result is not None:
-        record.load = load_summary(result, workload)
+        record.load = LoadSummary.model_validate(load_summary(result, workload))
         if probe is not None:
             record.network_path = probe.summary(sampler.counter_rows, window, result.requests, inside_before,
                                                 inside_after, record.inside.get("requests_served"))
@@ -152,8 +153,10 @@ def _per_instance(record: TrialRecord, trial: PlannedTrial) -> None:
     """Several copies measured at once (density, copies > 1): memory per instance too."""
     if trial.copies > 1 or trial.workload.kind == "density":
         record.facts["instances"] = trial.copies
-        record.memory_bytes.update({f"{key}_per_instance": value / trial.copies
-                                    for key, value in list(record.memory_bytes.items()) if value is not None})
+        memory = record.memory_bytes
+        record.memory_bytes = memory.model_copy(update={
+            f"{part}_per_instance": getattr(memory, part) / trial.copies for part in ("rss", "uss", "pss")
+            if getattr(memory, part) is not None})
 
 
 def load_for(instance: Instance, load: LoadFn, aimed: Callable[[str], LoadFn], split: bool) -> LoadFn:
@@ -210,18 +213,21 @@ def _sampled_window(instance: Instance, workload: Workload, load: LoadFn, sample
 
 def _fill_usage(record: TrialRecord, sampler: Sampler, window: tuple[float, float], fixed_roles: set[str]) -> None:
     usage = summarize_processes(sampler.process_rows, window)
-    record.roles = {role: figures for role, figures in usage["roles"].items()
-                    if role != ROLE_LOADGEN and role not in fixed_roles}
-    record.fixed = {role: figures for role, figures in usage["roles"].items() if role in fixed_roles}
-    record.loadgen = usage["roles"].get(ROLE_LOADGEN, {})
-    record.processes = usage["processes"]
-    record.host = summarize_host(sampler.host_rows, window)
-    record.host["foreign_cpu_cores"] = foreign_cpu_cores(record.host, {**record.roles, **record.fixed},
-                                                         record.loadgen, window[1] - window[0])
+    roles = {role: figures for role, figures in usage["roles"].items()
+             if role != ROLE_LOADGEN and role not in fixed_roles}
+    fixed = {role: figures for role, figures in usage["roles"].items() if role in fixed_roles}
+    record.roles = {role: RoleSample.model_validate(figures) for role, figures in roles.items()}
+    record.fixed = {role: RoleSample.model_validate(figures) for role, figures in fixed.items()}
+    loadgen = usage["roles"].get(ROLE_LOADGEN, {})
+    record.loadgen = RoleSample.model_validate(loadgen) if loadgen else None
+    record.processes = [ProcessSample.model_validate(process) for process in usage["processes"]]
+    host = summarize_host(sampler.host_rows, window)
+    host["foreign_cpu_cores"] = foreign_cpu_cores(host, {**roles, **fixed}, loadgen, window[1] - window[0])
+    record.host = HostSample.model_validate(host)
     record.window_t = [window[0], window[1]]
-    record.sampler = {"hz": sampler.hz, "ticks": sampler.ticks, "own_cpu_s": sampler.own_cpu_s,
-                      "wall_s": sampler.wall_s, "own_cpu_fraction": sampler.own_cpu_fraction}
-    record.memory_bytes = memory_totals(record.roles)
+    record.sampler = SamplerStats(hz=sampler.hz, ticks=sampler.ticks, own_cpu_s=sampler.own_cpu_s,
+                                  wall_s=sampler.wall_s, own_cpu_fraction=sampler.own_cpu_fraction)
+    record.memory_bytes = MemoryBytes.model_validate(memory_totals(roles))
 
 
 def _engine(instance: Instance) -> dict:

@@ -16,13 +16,13 @@ def store_measurement(run_dir: Path, measurement: Measurement) -> TrialRecord:
     record = measurement.record
     folder = f"trials/{record.trial_id}"
     if measurement.process_rows or measurement.host_rows:
-        record.files["processes"] = write_csv(run_dir, f"{folder}/processes.csv", PROCESS_COLUMNS,
+        record.files.processes = write_csv(run_dir, f"{folder}/processes.csv", PROCESS_COLUMNS,
                                               measurement.process_rows)
-        record.files["host"] = write_csv(run_dir, f"{folder}/host.csv", HOST_COLUMNS, measurement.host_rows)
+        record.files.host = write_csv(run_dir, f"{folder}/host.csv", HOST_COLUMNS, measurement.host_rows)
     if measurement.latency_ms is not None:
-        record.files["latency_ms"] = write_array(run_dir, f"{folder}/latency_ms.npy", measurement.latency_ms)
+        record.files.latency_ms = write_array(run_dir, f"{folder}/latency_ms.npy", measurement.latency_ms)
     if measurement.app_ms is not None:
-        record.files["app_ms"] = write_array(run_dir, f"{folder}/app_ms.npy", measurement.app_ms)
+        record.files.app_ms = write_array(run_dir, f"{folder}/app_ms.npy", measurement.app_ms)
     return record
 
 

@@ -12,6 +12,7 @@ from typing import Callable
 from bench.events import Event, ProgressFn
 from bench.metrics.quiet import wait_until_quiet
 from bench.model import BUSY_MACHINE_CORES
+from bench.records import QuietWait, RepeatOutcome
 from bench.results import RunRecord, TrialRecord, save_run
 from bench.runner.plan import PlannedTrial, round_starts, stop_after
 from bench.scenario import Scenario
@@ -50,7 +51,7 @@ class Rounds:
             if stop:
                 outcome["stopped_by"] = stop
                 break
-        self.record.repeat_outcome = outcome
+        self.record.repeat_outcome = RepeatOutcome.model_validate(outcome)
         save_run(self.run_dir, self.record)
         if fixed is None:
             self.progress(Event("repeat", f"{outcome['rounds']} rounds in {outcome['elapsed_s']:.0f} s: stopped by "
@@ -69,7 +70,7 @@ class Rounds:
             busy = self._busy_trials(ids)
             if not self.scenario.remeasure_busy or not busy or attempt + 1 == MAX_ROUND_ATTEMPTS:
                 return
-            worst = max(trial.host.get("foreign_cpu_cores") or 0.0 for trial in busy)
+            worst = max(trial.host.foreign_cpu_cores or 0.0 for trial in busy)
             reason = (f"busy machine: other processes used up to {worst:.2f} cores during round {repeat + 1}; "
                       f"the round was measured again")
             for trial in self.record.trials:
@@ -80,11 +81,11 @@ class Rounds:
 
     def _busy_trials(self, ids: set[str]) -> list[TrialRecord]:
         return [trial for trial in self.record.trials if trial.trial_id in ids and trial.status == "ok"
-                and (trial.host.get("foreign_cpu_cores") or 0.0) > BUSY_MACHINE_CORES]
+                and (trial.host.foreign_cpu_cores or 0.0) > BUSY_MACHINE_CORES]
 
     def _wait_quiet(self, repeat: int) -> None:
         wait = wait_until_quiet(BUSY_MACHINE_CORES, lambda message: self.progress(Event("skip", message)))
-        self.record.quiet_waits.append({"round": repeat, **wait.as_dict()})
+        self.record.quiet_waits.append(QuietWait(round=repeat, **wait.as_dict()))
         if not wait.quiet:
             self.progress(Event("skip", f"round {repeat + 1}: the machine did not go quiet in {wait.waited_s:.0f} s "
                                         f"(others used {wait.others_cores:.2f} cores); measuring anyway"))

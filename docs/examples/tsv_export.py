@@ -1,11 +1,11 @@
-"""A worked example of an output (docs/extending.md), against main before issue 25's part A: an
-export format, tab-separated values, one row per cell. It reads the model (bench.model.Run) and
-the vocabulary only, never the files of a run. Part A moves the outputs into one package: re-check
-this file once it lands."""
+"""A worked example of an output (docs/extending.md): an export format, tab-separated values, one
+row per cell. Like every module of bench/outputs/ it reads the model (bench.model.Run) and the
+metric registry (bench.figures) only, never the files of a run."""
 
 from __future__ import annotations
 
-from bench.vocabulary import HEADLINE_METRICS, printable
+from bench.figures import HEADLINE_METRICS
+from bench.vocabulary import printable
 
 
 def _field(value: object) -> str:

@@ -21,25 +21,25 @@ def test_bare_run_end_to_end(tmp_path):
     (run_dir,) = list(tmp_path.iterdir())
     record = results.load_run(run_dir)
     assert record.status == "complete" and len(record.trials) == 4
-    assert record.machine["cpu_model"] and record.pinning["app_cpus"]
+    assert record.machine.cpu_model and record.pinning.app_cpus
     for trial in record.trials:
         assert trial.status == "ok", trial.error
         load = trial.load
-        assert load["requests"] > 10 and load["errors"] == {}
+        assert load.requests > 10 and load.errors == {}
         # What the generator counted matches what the app says it served (warm-up included).
-        assert trial.inside["requests_served"] == load["sent"]
-        assert 0 < load["latency_ms"]["p50"] <= load["latency_ms"]["p99"] <= load["latency_ms"]["p999"]
-        assert trial.roles["app"]["cpu_user_s"] > 0
-        assert trial.cpu_us_per_request["user"] > 0
-        assert 5e6 < trial.memory_bytes["rss"] < 500e6
+        assert trial.inside["requests_served"] == load.sent
+        assert 0 < load.latency_ms.p50 <= load.latency_ms.p99 <= load.latency_ms.p999
+        assert trial.roles["app"].cpu_user_s > 0
+        assert trial.cpu_us_per_request.user_us > 0
+        assert 5e6 < trial.memory_bytes.rss < 500e6
         # The host-side sampler and the app's own getrusage agree on the app's CPU within 30%.
-        host_cpu = trial.roles["app"]["cpu_user_s"] + trial.roles["app"]["cpu_sys_s"]
+        host_cpu = trial.roles["app"].cpu_user_s + trial.roles["app"].cpu_sys_s
         inside_cpu = trial.inside["cpu_user_s"] + trial.inside["cpu_sys_s"]
         assert host_cpu == pytest.approx(inside_cpu, rel=0.3, abs=0.05)
-        assert (run_dir / trial.files["latency_ms"]).is_file() and (run_dir / trial.files["processes"]).is_file()
+        assert (run_dir / trial.files.latency_ms).is_file() and (run_dir / trial.files.processes).is_file()
     cpu = [t for t in record.trials if t.workload == "cpu"]
     hello = [t for t in record.trials if t.workload == "hello"]
-    assert min(t.cpu_us_per_request["user"] for t in cpu) > max(t.cpu_us_per_request["user"] for t in hello)
+    assert min(t.cpu_us_per_request.user_us for t in cpu) > max(t.cpu_us_per_request.user_us for t in hello)
     fresh = [t for t in record.trials if t.startup_s is not None]
     assert len(fresh) == 2 and all(0 < t.startup_s < 15 for t in fresh)
 
@@ -63,12 +63,12 @@ def test_density_stores_memory_per_instance_by_each_measure_and_the_host_drop(tm
     for trial in record.trials:
         memory, instances = trial.memory_bytes, trial.facts["instances"]
         assert trial.workload == f"density-x{instances}"
-        assert len({p["pid"] for p in trial.processes if p["role"] == "app"}) == instances
+        assert len({p.pid for p in trial.processes if p.role == "app"}) == instances
         # Private pages are a part of the proportional share, which is a part of the resident set.
-        assert 0 < memory["uss_per_instance"] <= memory["pss_per_instance"] <= memory["rss_per_instance"]
-        assert memory["available_drop_per_instance"] == memory["available_drop"] / instances
+        assert 0 < memory.uss_per_instance <= memory.pss_per_instance <= memory.rss_per_instance
+        assert memory.available_drop_per_instance == memory.available_drop / instances
         host = trial.host
-        assert host["mem_available_before_bytes"] > 0 and host["mem_available_after_bytes"] > 0
+        assert host.mem_available_before_bytes > 0 and host.mem_available_after_bytes > 0
     summary = json.loads(CliRunner().invoke(app, ["show", str(run_dir), "--format", "json"]).output)
     assert summary["summary_version"] == 3 and "memory_per_instance_mb.uss" in summary["memory_figures"]
     per_instance = summary["results"][0]["memory_per_instance_mb"]

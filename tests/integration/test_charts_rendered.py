@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.plots import CHARTS, render_all
+from bench.outputs.plots import CHARTS, render_all
 from tests.network_paths import with_network_paths
 from tests.unit.test_plots import PNG_MAGIC, copy_run, with_density, with_two_apps
 

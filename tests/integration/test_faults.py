@@ -174,7 +174,7 @@ def test_bare_app_killed_mid_trial_fails_that_trial_only(tmp_path):
     record = results.load_run(run_dir_of(tmp_path / "r"))
     by_id = {trial.trial_id: trial for trial in record.trials}
     assert by_id["bare--hello--r0"].status == "failed" and "stopped answering" in by_id["bare--hello--r0"].error
-    assert by_id["bare--hello--r1"].status == "ok" and by_id["bare--hello--r1"].load["errors"] == {}
+    assert by_id["bare--hello--r1"].status == "ok" and by_id["bare--hello--r1"].load.errors == {}
     assert record.status == "complete"
     assert len(run.app_pids) == 2
     assert_nothing_left(run)
@@ -237,7 +237,7 @@ def test_docker_unreachable_skips_the_container_with_one_line_and_measures_bare(
     assert "Traceback" not in run.stdout + run.stderr
     record = results.load_run(run_dir_of(tmp_path / "r"))
     assert [(t.setup, t.status) for t in record.trials] == [("bare", "ok")]
-    assert record.skipped[0]["setup"] == "container" and "nonexistent.sock" in record.skipped[0]["reason"]
+    assert record.skipped[0].setup == "container" and "nonexistent.sock" in record.skipped[0].reason
     assert record.status == "complete"
 
 
@@ -500,8 +500,8 @@ def test_an_app_stopped_for_seconds_during_load_is_flagged_as_a_stall_with_its_m
     app.resume()
     assert run.finish() == 0, run.stdout + run.stderr
     (trial,) = results.load_run(run_dir_of(tmp_path / "r")).trials
-    assert trial.status == "ok" and trial.load["latency_ms"]["max"] >= 2500, trial.load
-    assert trial.load["longest_gap_ms"] >= 2500
+    assert trial.status == "ok" and trial.load.latency_ms.max >= 2500, trial.load
+    assert trial.load.longest_gap_ms >= 2500
     summary = json.loads(subprocess.run([BENCH, "show", str(run_dir_of(tmp_path / "r")), "--format", "json"],
                                         capture_output=True, text=True, env=ENV, timeout=60).stdout)
     (cell,) = summary["results"]

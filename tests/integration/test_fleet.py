@@ -242,7 +242,7 @@ def test_a_killed_fleet_runner_is_cleaned_up_by_bench_clean(lab):
 def test_killing_a_host_mid_run_fails_only_that_host(lab, tmp_path):
     from bench.fleet.inventory import select
     from bench.fleet.orchestrate import run_fleet
-    from bench.fleet.report import write_fleet_report
+    from bench.outputs.fleet_report import write_fleet_report
     from bench.scenario import from_flags
 
     hosts, inventory, _ = lab

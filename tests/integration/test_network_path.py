@@ -142,7 +142,7 @@ def test_three_bridge_variants_side_by_side_and_the_private_dockerd_leaves_nothi
     assert direct.network_path["reached_at"].startswith("172.") and "proxy" not in direct.roles
     assert list(_steps(direct)) == ["docker0", "veth", "eth0@inside"]
     # Behind docker-proxy: its CPU per request is there.
-    assert proxied.roles["proxy"]["cpu_user_s"] + proxied.roles["proxy"]["cpu_sys_s"] > 0
+    assert proxied.roles["proxy"].cpu_user_s + proxied.roles["proxy"].cpu_sys_s > 0
     # Without it: no docker-proxy at all, the kernel rewrote the connections, lo of its namespace idle.
     assert "proxy" not in kernel.roles and kernel.network_path["dnat"]["packets"] >= 1
     steps = _steps(kernel)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from bench.report import write_report
+from bench.outputs.report import write_report
 from tests.conftest import require
 from tests.unit.test_plots import PNG_MAGIC, copy_run
 

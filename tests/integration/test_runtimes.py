@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from bench.errors import SetupError
-from bench.plots import render_all
+from bench.outputs.plots import render_all
 from bench.results import load_run
 from bench.runner import run_scenario
 from bench.scenario import parse_scenario
@@ -68,11 +68,11 @@ repeat: 1
     assert "every system call" in layer.explanation.lower()
     hello = next(t for t in record.trials if t.setup == "container" and t.workload == "hello")
     assert {"app", "sandbox", "runtime"} <= set(hello.roles)  # stubs, sentry + gofer, shim
-    assert hello.roles["sandbox"]["processes"] == 2 and hello.roles["sandbox"]["rss_bytes"] > 0
+    assert hello.roles["sandbox"].processes == 2 and hello.roles["sandbox"].rss_bytes > 0
     assert set(hello.fixed) >= {"dockerd"} and "dockerd" not in hello.roles
     assert hello.facts["runtime"] == "runsc" and hello.facts["gvisor_platform"] == layer.variant.split("-", 1)[1]
     assert hello.inside["uid"] == 65534 and hello.inside["kernel"] != platform.release()  # gVisor's own kernel
-    assert hello.load["requests"] > 0
+    assert hello.load.requests > 0
     render_all(run_dir)
     assert "sandbox kernel" in (run_dir / "charts" / "layer_stack.svg").read_text()
     ids = {t.facts["container_id"] for t in record.trials if t.facts.get("container_id")}

@@ -230,7 +230,7 @@ def test_bare_nginx_runs_from_a_folder_of_its_own_as_nobody():
 
 def test_a_noisy_ratio_whose_interval_reaches_zero_still_gets_words():
     from bench.stats import Estimate
-    from bench.vocabulary import verdict
+    from bench.figures import verdict
 
     assert verdict("throughput_rps", Estimate(0.2, 0.0, 0.5, n=3), "worse", 0.05) == "5.0x slower (interval 2.0x..infx)"
 
@@ -238,10 +238,10 @@ def test_a_noisy_ratio_whose_interval_reaches_zero_still_gets_words():
 def test_every_output_of_a_two_app_run_names_the_app_and_keeps_the_apps_apart(tmp_path):
     from bench import gate
     from bench.compare import compare
-    from bench.export import csv as csv_export
-    from bench.export import markdown
-    from bench.live import bars_table, ordered_layers
-    from bench.terminal import by_app_table
+    from bench.outputs.export import csv as csv_export
+    from bench.outputs.export import markdown
+    from bench.outputs.live import bars_table
+    from bench.outputs.terminal import by_app_table
     from rich.console import Console
 
     run = _two_apps(tmp_path)
@@ -250,7 +250,7 @@ def test_every_output_of_a_two_app_run_names_the_app_and_keeps_the_apps_apart(tm
     assert lines[0].split(",")[:4] == ["run_id", "setup", "variant", "app"]
     assert any('"container","bridge","nginx","nginx · container (bridge)","hello",' in line for line in lines)
     console = Console(width=200, record=True)
-    console.print(bars_table(run, ordered_layers(run.record), ["hello"]))
+    console.print(bars_table(run, run.prepared_layers, ["hello"]))
     console.print(by_app_table(run))
     shown = console.export_text()
     assert "nginx · vm (tcg)" in shown and "python · vm (tcg)" in shown and "the same layer, each app" in shown

@@ -80,8 +80,8 @@ def test_module_level_imports_have_no_cycle():
 
 
 @pytest.mark.parametrize("package", ["bench.images", "bench.load", "bench.metrics", "bench.results",
-                                     "bench.model", "bench.vocabulary", "bench.roles", "bench.app", "bench.export",
-                                     "bench.gate", "bench.live", "bench.countdown"])
+                                     "bench.model", "bench.vocabulary", "bench.roles", "bench.app", "bench.outputs.export",
+                                     "bench.gate", "bench.outputs.live", "bench.countdown"])
 def test_lower_layers_import_nothing_from_setups(package):
     for module, path in _modules().items():
         if module == package or module.startswith(package + "."):
@@ -141,5 +141,5 @@ def test_parsing_a_scenario_reads_the_setups_declarations_and_none_of_their_mach
     loaded = _fresh_python(probe)
     assert {"bench.setups.vm", "bench.setups.container", "bench.setups.vm_container"} <= loaded  # declarations
     heavy = sorted(m for m in loaded if m.startswith(("bench.setups.vm.", "bench.images", "bench.load",
-                                                      "bench.metrics", "bench.runner", "bench.model", "bench.plots")))
+                                                      "bench.metrics", "bench.runner", "bench.model", "bench.outputs.plots")))
     assert heavy == []

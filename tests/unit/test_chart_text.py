@@ -8,7 +8,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from bench.plots._common import chart_text, new_figure, save  # noqa: E402
+from bench.outputs.plots._common import chart_text, new_figure, save  # noqa: E402
 
 
 pytestmark = pytest.mark.real_charts  # what this file tests is the rendering itself

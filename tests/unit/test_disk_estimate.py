@@ -15,13 +15,13 @@ def test_the_estimate_uses_the_best_rate_known_and_says_which():
     long = Workload(name="hello", endpoint="hello", duration=60)
     assert disk_estimate(BUILTIN_WORKLOADS["hello"], [20_000.0], []) is None  # 10 s: not a long trial
     assert disk_estimate(long, [20_000.0, 18_000.0], [50_000.0]) == (
-        "this 60 s trial will store about 19 MB of raw latencies (16 bytes per request at the 20,000 req/s "
+        "this 60 s trial will store about 18 MiB of raw latencies (16 bytes per request at the 20,000 req/s "
         "its earlier repeats reached)")
     assert "the fastest trial so far reached" in disk_estimate(long, [], [5_000.0])
-    assert disk_estimate(long, [], []) == "a 60 s trial stores 16 bytes per request: about 10 MB per 10,000 req/s " \
+    assert disk_estimate(long, [], []) == "a 60 s trial stores 16 bytes per request: about 9 MiB per 10,000 req/s " \
                                           "it reaches"
     opened = Workload(name="o", endpoint="hello", duration=3600, mode="open", rate=1000)
-    assert "about 58 MB" in disk_estimate(opened, [], []) and "open-loop rate" in disk_estimate(opened, [], [])
+    assert "about 55 MiB" in disk_estimate(opened, [], []) and "open-loop rate" in disk_estimate(opened, [], [])
 
 
 def test_the_runner_says_it_before_each_long_trial(tmp_path):
@@ -34,6 +34,6 @@ def test_the_runner_says_it_before_each_long_trial(tmp_path):
                                   "duration: 45, warmup: 0}]\nrepeat: 2\n")
         Runner(scenario, tmp_path, progress=events.append, load=instant).run()
     said = [event.message for event in events if event.kind == "disk"]
-    assert said[0] == "inproc/hello/r0: a 45 s trial stores 16 bytes per request: about 7 MB per 10,000 req/s it reaches"
-    assert said[1] == ("inproc/hello/r1: this 45 s trial will store about 14 MB of raw latencies (16 bytes per "
+    assert said[0] == "inproc/hello/r0: a 45 s trial stores 16 bytes per request: about 7 MiB per 10,000 req/s it reaches"
+    assert said[1] == ("inproc/hello/r1: this 45 s trial will store about 14 MiB of raw latencies (16 bytes per "
                        "request at the 20,000 req/s its earlier repeats reached)")

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.compare import compare
-from bench.export import FORMATS, export_comparison, export_run
-from bench.export.csv import comparison_header, run_header
+from bench.outputs.export import FORMATS, export_comparison, export_run
+from bench.outputs.export.csv import comparison_header, run_header
 from bench.model import Run
-from bench.terminal import overhead_tables
+from bench.outputs.terminal import overhead_tables
 from tests.unit.test_plots import copy_run
 
 runner = CliRunner()

@@ -87,20 +87,18 @@ def test_a_new_app_starts_in_the_bare_layer_and_describes_the_others(static_app,
 
 
 def test_a_new_metric_is_read_off_stored_trials(monkeypatch):
-    from bench.model import figures
-    from bench import vocabulary
+    from bench import figures
 
     example = _load("p90_metric")
-    monkeypatch.setitem(vocabulary.METRICS, example.P90.key, example.P90)
-    monkeypatch.setitem(figures.METRIC_OF, example.P90.key, example.p90_of)
+    monkeypatch.setitem(figures.METRICS, example.P90.key, example.P90)
     cell = next(cell for cell in Run.load(FIXTURE).cells if cell.workload == "hello")
     p90, p99 = cell.estimate("latency_p90_ms"), cell.estimate("latency_p99_ms")
     assert p90 is not None and 0 < p90.median < p99.median
-    assert vocabulary.metric("latency_p90_ms").title == "p90 latency (ms)"
+    assert figures.metric("latency_p90_ms").title == "p90 latency (ms)"
 
 
 def test_a_new_output_renders_a_stored_run(monkeypatch):
-    from bench import export
+    from bench.outputs import export
 
     monkeypatch.setitem(export.FORMATS, "tsv", _load("tsv_export"))
     run = Run.load(FIXTURE)

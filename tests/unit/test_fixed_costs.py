@@ -10,20 +10,20 @@ import time
 import psutil
 import pytest
 
-from bench.export.markdown import run_text as run_markdown
+from bench.outputs.export.markdown import run_text as run_markdown
 from bench.model import Run
 from bench.model.fixed import fixed_cost
-from bench.plots.cost import memory_layers
-from bench.plots.density import density
-from bench.report.context import cost_split_rows, density_rows, layer_notes
+from bench.outputs.plots.cost import memory_layers
+from bench.outputs.plots.density import density
+from bench.outputs.report.context import cost_split_rows, density_rows, layer_notes
 from bench.results import TrialRecord
 from bench.roles import Role, RoleProcess
 from bench.runner.measure import measure_trial
 from bench.runner.plan import PlannedTrial
 from bench.scenario import SetupSpec, Workload
 from bench.setups.base import Instance
-from bench.summary import summarize
-from bench.terminal import density_table, fixed_table
+from bench.outputs.summary import summarize
+from bench.outputs.terminal import density_table, fixed_table
 from tests.unit.test_plots import copy_run, with_density
 
 MB = 1024 * 1024
@@ -48,9 +48,9 @@ def run(tmp_path_factory) -> Run:
 
 def test_the_model_gives_fixed_costs_per_cell_and_per_layer(run):
     cell = run.cell("container", "host", "hello")
-    assert cell.fixed.total["pss_mb"] == pytest.approx(132.0)
-    assert cell.fixed.roles["dockerd"]["cpu_cores"] == pytest.approx(0.1)  # 0.4 s of CPU over a 4 s window
-    assert cell.fixed.total["cpu_cores"] == pytest.approx(0.11)
+    assert cell.fixed.total.pss_mb == pytest.approx(132.0)
+    assert cell.fixed.roles["dockerd"].cpu_cores == pytest.approx(0.1)  # 0.4 s of CPU over a 4 s window
+    assert cell.fixed.total.cpu_cores == pytest.approx(0.11)
     assert run.cell("bare", "default", "hello").fixed is None
     cost = run.layer_cost("container", "bridge")
     assert cost.fixed.pss_mb == pytest.approx(132.0) and cost.per_instance_mb["pss"] > 0
@@ -63,7 +63,7 @@ def test_fixed_cost_is_the_median_of_per_trial_sums():
     trials = [TrialRecord(trial_id=f"t{i}", setup="s", variant="v", workload="w", repeat=i, status="ok",
                           window_t=[0.0, 2.0], fixed={"d": {**DAEMON, "pss_bytes": pss * MB}})
               for i, pss in enumerate((10, 20, 90))]
-    assert fixed_cost(trials).total["pss_mb"] == pytest.approx(20.0)
+    assert fixed_cost(trials).total.pss_mb == pytest.approx(20.0)
     assert fixed_cost([trials[0].model_copy(update={"fixed": {}})]) is None
 
 
@@ -82,7 +82,7 @@ def test_every_output_shows_the_fixed_cost_apart(run, tmp_path):
     assert memory_layers(run, tmp_path) and density(run, tmp_path)
     assert "once" in (tmp_path / "memory_layers.svg").read_text()
     markdown = run_markdown(run)
-    assert "the engine, once: PSS (MB)" in markdown and "| container (host) | " in markdown.split("once per host")[-1]
+    assert "the engine, once: PSS (MiB)" in markdown and "| container (host) | " in markdown.split("once per host")[-1]
 
 
 def test_density_rows_carry_the_engine_once(tmp_path):
@@ -117,5 +117,5 @@ def test_the_runner_samples_fixed_processes_apart_from_the_instance(app_server):
         daemon.wait()
     record = measurement.record
     assert set(record.fixed) == {"daemon"} and "daemon" not in record.roles
-    assert record.fixed["daemon"]["rss_bytes"] > 0 and record.fixed["daemon"]["processes"] == 1
-    assert record.memory_bytes["rss"] == pytest.approx(record.roles["app"]["rss_bytes"])  # the daemon is not in it
+    assert record.fixed["daemon"].rss_bytes > 0 and record.fixed["daemon"].processes == 1
+    assert record.memory_bytes.rss == pytest.approx(record.roles["app"].rss_bytes)  # the daemon is not in it

@@ -195,7 +195,7 @@ def test_the_wheel_is_this_package_and_the_same_bytes_twice(tmp_path):
     with zipfile.ZipFile(first.path) as archive:
         names = archive.namelist()
         meta = archive.read(f"layerbench-{first.version}.dist-info/METADATA").decode()
-    assert "bench/cli/__init__.py" in names and "bench/report/templates/fleet.html" in names
+    assert "bench/cli/__init__.py" in names and "bench/outputs/report/templates/fleet.html" in names
     assert not any("__pycache__" in name for name in names)
     assert "Requires-Dist: psutil" in meta and "pytest" not in meta
 
@@ -239,7 +239,7 @@ def test_a_run_from_another_host_is_not_judged_by_local_pids(tmp_path):
         data.update(format_version=2, layers=[], status="running", runner_pid=dead_pid)
 
     migrated = load_run(copy_run(tmp_path / "c", version_2))
-    assert migrated.runner_host == {"hostname": "synthetic"} and migrated.split == {}
+    assert migrated.runner_host.stored() == {"hostname": "synthetic"} and migrated.split is None
     assert migrated.effective_status() == "running"  # written on "synthetic", not here
 
 
@@ -322,7 +322,7 @@ def test_a_broken_fleet_file_is_one_line(tmp_path):
 
 def test_a_split_run_says_so_in_every_output(tmp_path):
     from bench.model import Run
-    from bench.report.context import settings
+    from bench.outputs.report.context import settings
 
     def split(data):
         data.update(format_version=3, split={"load_host": "lab1", "load_address": "10.0.0.11",

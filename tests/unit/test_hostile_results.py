@@ -125,9 +125,9 @@ def test_a_files_entry_pointing_outside_the_run_folder_is_refused(run_dir, tmp_p
 
 def test_the_readers_accept_what_the_runner_wrote(pristine):
     for trial in results.load_run(pristine).trials:
-        assert file_problems(pristine, trial.files) == {}
-        assert read_array(pristine, trial.files["latency_ms"]).ndim == 1
-        assert read_csv(pristine, trial.files["processes"])[0]["t"]
+        assert file_problems(pristine, trial.files.named()) == {}
+        assert read_array(pristine, trial.files.latency_ms).ndim == 1
+        assert read_csv(pristine, trial.files.processes)[0]["t"]
     assert read_array(pristine, "trials/none/latency_ms.npy").size == 0  # missing: no figure, not an error
 
 

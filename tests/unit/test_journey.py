@@ -8,11 +8,11 @@ import statistics
 import pytest
 from rich.console import Console
 
-from bench.journey_screen import journey_lines
+from bench.outputs.journey_screen import journey_lines
 from bench.model import Run
 from bench.model.journey import hops, journey_workload, journeys
-from bench.plots.journey import crossed_before, hop_text
-from bench.report import render_report
+from bench.outputs.plots.journey import crossed_before, hop_text
+from bench.outputs.report import render_report
 from tests.network_paths import with_network_paths
 from tests.unit.test_plots import copy_run
 
@@ -27,7 +27,7 @@ def test_the_segments_of_each_layer_add_up_to_its_measured_mean_latency(run):
     assert [item.key for item in found] == run.layer_keys  # every layer, in the run's order
     for item in found:
         cell = run.cell(*item.key, item.workload)
-        assert item.latency_us == pytest.approx(statistics.median(trial.load["latency_mean_ms"] for trial in cell.ok)
+        assert item.latency_us == pytest.approx(statistics.median(trial.load.latency_mean_ms for trial in cell.ok)
                                                 * 1e3)
         # Drawn end to end they reach the latency; CPU beyond it (overlapped work) is said, not drawn.
         assert sum(segment.us for segment in item.segments) == pytest.approx(item.latency_us + item.overlap_us)
@@ -38,13 +38,13 @@ def test_the_proxy_and_qemu_segments_are_their_cpu_per_request_qemu_less_the_app
     bridge = next(item for item in journeys(run) if item.key == ("container", "bridge"))
     proxy = next(segment for segment in bridge.segments if segment.role == "proxy")
     cell = run.cell("container", "bridge", bridge.workload)
-    assert proxy.us == pytest.approx(cell.roles["proxy"]["cpu_user_us_per_request"]
-                                     + cell.roles["proxy"]["cpu_sys_us_per_request"])
+    assert proxy.us == pytest.approx(cell.roles["proxy"].cpu_user_us_per_request
+                                     + cell.roles["proxy"].cpu_sys_us_per_request)
     vm = next(item for item in journeys(run) if item.key[0] == "vm")
     qemu = next(segment for segment in vm.segments if segment.role == "hypervisor")
     vm_cell = run.cell(*vm.key, vm.workload)
     qemu_cpu = vm_cell.roles["hypervisor"]
-    whole = qemu_cpu["cpu_user_us_per_request"] + qemu_cpu["cpu_sys_us_per_request"]
+    whole = qemu_cpu.cpu_user_us_per_request + qemu_cpu.cpu_sys_us_per_request
     assert qemu.us == pytest.approx(whole - vm_cell.inside["cpu_us_per_request"])
     app = next(segment for segment in vm.segments if segment.kind == "app")
     in_app = next(segment for segment in vm.segments if segment.kind == "in_app")

@@ -7,7 +7,7 @@ import json
 
 from bench import results
 from bench.model import Run
-from bench.plots.stack import _figures, layer_stack
+from bench.outputs.plots.stack import _figures, layer_stack
 from bench.setups import registry
 from bench.setups.base import Pinning
 from bench.vocabulary import STACK_LAYERS, stack_kind
@@ -51,14 +51,14 @@ def test_the_chart_has_one_column_per_layer_with_what_it_measured(tmp_path):
 
 def test_a_run_without_declared_boxes_draws_no_stack(tmp_path):
     def no_boxes(data):
-        data["format_version"] = results.FORMAT_VERSION
+        data["format_version"] = 5  # a run that had the boxes' field (v5), and left it empty
         data["layers"] = [{"setup": "bare", "variant": "default", "baseline": True}]
     assert layer_stack(Run.load(copy_run(tmp_path, no_boxes)), tmp_path / "charts") == []
 
 
 def test_a_long_engine_box_packs_its_parts_and_a_long_variant_label_breaks_at_commas():
-    from bench.plots._common import tick_label
-    from bench.plots.stack import _box_text
+    from bench.outputs.plots._common import tick_label
+    from bench.outputs.plots.stack import _box_text
 
     box = ("container engine (podman rootless; no daemon; runc; user namespace; no cgroups; "
            "rootlessport + slirp4netns)")

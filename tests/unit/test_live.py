@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from bench.cli import app
 from bench.countdown import START_PRIOR_S, Countdown, clock
 from bench.events import Event, PlannedStart, PlannedWork
-from bench.live import LiveView, bar, ratio_text, suits
+from bench.figures import ratio_text
+from bench.outputs.live import LiveView, bar, suits
 from bench.model import Run
 from bench.results import load_run
 from bench.runner import Runner
@@ -179,10 +180,12 @@ def test_without_a_terminal_a_run_prints_todays_plain_lines(tmp_path):
 def test_each_layer_has_its_own_hue_and_none_is_too_dark_for_a_dark_terminal():
     import colorsys
 
-    from bench.live import MIN_LIGHTNESS, hue, ordered_layers
+    from bench.model import Run
+    from bench.outputs.live import MIN_LIGHTNESS, hue
 
-    layers = ordered_layers(load_run(FIXTURE))
-    hues = [hue(layer, layers) for layer in layers]
+    run = Run.load(FIXTURE)
+    layers = run.prepared_layers
+    hues = [hue(run, layer) for layer in layers]
     assert len(set(hues)) == len(layers)
     for value in hues:
         rgb = (int(value[i:i + 2], 16) / 255 for i in (1, 3, 5))

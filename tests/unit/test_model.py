@@ -9,7 +9,7 @@ import pytest
 
 from bench.load.spec import LoadResult
 from bench.model import Run
-from bench.report import render_report
+from bench.outputs.report import render_report
 from bench.runner.figures import load_summary
 from bench.scenario import Workload
 from tests.stand_ins import bench_ok
@@ -56,7 +56,7 @@ def test_a_caveat_two_layers_share_is_listed_once_naming_both(tmp_path):
 
     shared = "TCG: software emulation (no KVM)."
     run = Run.load(copy_run(tmp_path))
-    for layer in run.record.layers:
+    for layer in run.prepared_layers:
         layer.caveats = [shared] if layer.setup != "bare" else ["its own words"]
     texts = [caveat.text for caveat in run.caveats() if caveat.kind == "layer"]
     others = [label(layer.setup, layer.variant) for layer in run.layers if layer.setup != "bare"]

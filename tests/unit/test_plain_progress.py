@@ -73,7 +73,7 @@ def test_a_run_without_the_live_panel_only_appends_lines_on_a_terminal(tmp_path,
 def _fleet_view_output(monkeypatch, setting: dict[str, str]) -> str:
     """What the fleet's view writes to a pseudo-terminal for a host's trial and its end."""
     from bench.events import Event
-    from bench.fleet.view import FleetProgressView
+    from bench.outputs.fleet_view import FleetProgressView
 
     for name in ("NO_COLOR", "CI", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
         monkeypatch.delenv(name, raising=False)

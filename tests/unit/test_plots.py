@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from bench.model import Run
-from bench.plots import render_all
-from bench.plots._common import colour
-from bench.plots.cost import memory_layers_of
-from bench.plots.load import _cdf_points
+from bench.outputs.plots import render_all
+from bench.outputs.plots._common import colour
+from bench.outputs.plots.cost import memory_layers_of
+from bench.outputs.plots.load import _cdf_points
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "small_run"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -97,7 +97,7 @@ def test_a_memory_drop_far_from_uss_is_flagged_with_both_figures(tmp_path):
 
     cell = Run.load(copy_run(tmp_path, drop_twice_uss)).cell("bare", "default", "density-x4")
     (caveat,) = [c for c in cell.caveats() if c.kind == "memory_mismatch"]
-    assert "fell by 19.0 MB per instance while USS says 9.5 MB (100% apart)" in caveat.text
+    assert "fell by 19.0 MiB per instance while USS says 9.5 MiB (100% apart)" in caveat.text
     assert caveat.flag == "memory cross-check off by 100%"
 
 
@@ -140,7 +140,7 @@ def test_vm_memory_splits_into_app_and_guest_kernel(loaded):
     layers = memory_layers_of(loaded, cell)
     assert set(layers) == {"app", "hypervisor.rest"}
     assert layers["hypervisor.rest"][1] == "guest kernel + devices"
-    assert layers["app"][0] + layers["hypervisor.rest"][0] == pytest.approx(cell.roles["hypervisor"]["pss_mb"])
+    assert layers["app"][0] + layers["hypervisor.rest"][0] == pytest.approx(cell.roles["hypervisor"].pss_mb)
     assert layers["app"][0] == pytest.approx(cell.inside["rss_mb"])
 
 

@@ -7,9 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.compare import compare_runs, write_compare_report
+from bench.compare import compare_runs
+from bench.outputs.compare_page import write_compare_report
 from bench.model import Run
-from bench.report import render_report, write_report
+from bench.outputs.report import render_report, write_report
 from bench.results import ResultsError
 from tests.unit.test_plots import copy_run
 

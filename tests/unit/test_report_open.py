@@ -7,7 +7,7 @@ import webbrowser
 import pytest
 from typer.testing import CliRunner
 
-import bench.report
+import bench.outputs.report
 from bench.cli import app
 from tests.unit.test_plots import copy_run
 
@@ -17,7 +17,7 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def no_charts(monkeypatch):
     """What --open does with the page is tested here; drawing its charts (~4 s) is tested elsewhere."""
-    monkeypatch.setattr(bench.report, "render_run", lambda run, folder: {})
+    monkeypatch.setattr(bench.outputs.report, "render_run", lambda run, folder: {})
 
 
 def test_without_a_display_it_prints_the_path(tmp_path, monkeypatch):

@@ -86,5 +86,5 @@ def test_the_memavailable_drop_is_taken_against_the_mean_of_before_and_after():
                         host={"mem_available_bytes": 900 * mb}, facts={"instances": 4})
     # The rest of the machine freed 20 MB meanwhile (before 1000, after 1020): the drift cancels.
     bracket_available_drop(trial, before=1000 * mb, after=1020 * mb)
-    assert trial.memory_bytes["available_drop"] == 110 * mb
-    assert trial.memory_bytes["available_drop_per_instance"] == 27.5 * mb
+    assert trial.memory_bytes.available_drop == 110 * mb
+    assert trial.memory_bytes.available_drop_per_instance == 27.5 * mb

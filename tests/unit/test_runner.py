@@ -46,7 +46,7 @@ def test_interleaves_repeats_shares_a_start_per_repeat_and_describes_layers(fake
     assert all(setups[index] == setups[index + 1] for index in (0, 2, 4, 6))  # one start serves both workloads
     assert setups[:4] != setups[4:]  # each round's order is shuffled (seeded): here the two differ
     assert fake.launches == 4  # one start per setup and repeat, both workloads on it
-    assert all(t.status == "ok" and t.load["requests"] > 0 for t in record.trials)
+    assert all(t.status == "ok" and t.load.requests > 0 for t in record.trials)
     assert {(layer.setup, layer.variant) for layer in record.layers} == {("inproc", "a"), ("inproc", "b")}
     layer = record.layers[0]
     assert layer.caveats == ["Test-only layer: its figures share a process with the load generator."]
@@ -109,4 +109,4 @@ def test_a_setup_that_cannot_run_is_skipped_with_its_reason(fake, tmp_path, monk
     monkeypatch.setattr(InProcessSetup, "check", classmethod(lambda cls: "not here: install nothing"))
     run_dir = Runner(_scenario(repeat=1), tmp_path).run()
     record = load_run(run_dir)
-    assert record.trials == [] and record.skipped[0]["reason"] == "not here: install nothing"
+    assert record.trials == [] and record.skipped[0].reason == "not here: install nothing"

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from bench.model import Run
-from bench.report import render_report
+from bench.outputs.report import render_report
 from bench.scenario import load_scenario, shipped
 from tests.stand_ins import bench_ok, run_shipped
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench import stats
-from bench.vocabulary import state_of, verdict
+from bench.figures import state_of, verdict
 
 
 def test_median_ci_brackets_the_median_and_is_reproducible():

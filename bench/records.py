@@ -1,0 +1,245 @@
+"""The typed parts of a stored run (format 6): every block of run.json whose keys are known is a
+model here, its field names carrying their units. bench.results assembles them into RunRecord and
+TrialRecord; fleet.json (bench.fleet.record) uses the same machine, split and runner parts.
+
+Blocks whose keys are open stay mappings, on purpose: a setup's `facts`, the engine's own
+accounting (`engine`), the app's `inside` view, the hop-by-hop `network_path`, start-up phases by
+name, roles by key, and the tool versions of a machine.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Part(BaseModel):
+    """A block of a stored run. Unknown fields survive a round trip (a newer minor field)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    def stored(self) -> dict:
+        """The block as it was stored: only the fields it holds (JSON-ready)."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+
+class Machine(Part):
+    """What a run ran on (bench.machine.describe); compare warns when two runs' machines differ."""
+
+    hostname: str | None = None
+    os: str | None = None
+    kernel: str | None = None
+    arch: str | None = None
+    cpu_model: str | None = None
+    cpus_logical: int | None = None
+    cpus_physical: int | None = None
+    cpu_mhz_max: float | None = None
+    memory_bytes: int | None = None
+    python: str | None = None
+    python_executable: str | None = None
+    kvm_device: bool | None = None
+    versions: dict[str, str | None] = Field(default_factory=dict)  # tool -> version (open set of tools)
+
+    def field(self, name: str):
+        """One field by name (bench.machine.COMPARABLE_FIELDS names them); None when not recorded."""
+        return getattr(self, name, None)
+
+
+class RunnerHost(Part):
+    """The machine whose process wrote a run or a fleet: its pid means something only there."""
+
+    hostname: str | None = None
+    boot_id: str | None = None
+
+
+class Pinning(Part):
+    """The CPUs the app side and the load generator were pinned to."""
+
+    app_cpus: list[int] = Field(default_factory=list)
+    load_cpus: list[int] = Field(default_factory=list)
+
+
+class Split(Part):
+    """A run whose load came from another host (bench run --load-from)."""
+
+    load_host: str | None = None
+    load_address: str | None = None
+    listen_address: str | None = None
+    load_machine: Machine | None = None
+
+
+class Skipped(Part):
+    """A setup (of an app) the run could not prepare, and why."""
+
+    setup: str | None = None
+    variant: str | None = None
+    app: str | None = None
+    reason: str | None = None
+
+
+class QuietWait(Part):
+    """`--wait-quiet`: how long a round waited for the other processes to leave the CPUs alone."""
+
+    round: int | None = None
+    waited_s: float | None = None
+    others_cores: float | None = None
+    quiet: bool | None = None
+
+
+class RepeatOutcome(Part):
+    """How many rounds ran and what stopped them (and the state of the verdicts then)."""
+
+    mode: str | None = None  # fixed, auto, budget
+    rounds: int | None = None
+    cap: int | None = None
+    budget_s: float | None = None
+    elapsed_s: float | None = None
+    stopped_by: str | None = None  # count, settled, target, budget, cap
+
+
+# ---- a trial -----------------------------------------------------------------------------------
+
+
+class MemoryBytes(Part):
+    """Memory of the setup's own processes summed over its roles, in bytes; density adds per instance."""
+
+    rss: float | None = None
+    uss: float | None = None
+    pss: float | None = None
+    rss_per_instance: float | None = None
+    uss_per_instance: float | None = None
+    pss_per_instance: float | None = None
+    available_drop: float | None = None  # the host's MemAvailable drop while the copies ran
+    available_drop_per_instance: float | None = None
+
+
+class CpuPerRequest(Part):
+    """CPU of the setup's own processes per completed request, in µs."""
+
+    user_us: float
+    sys_us: float
+
+    @property
+    def total_us(self) -> float:
+        return self.user_us + self.sys_us
+
+
+class RoleSample(Part):
+    """One role's processes over a trial's window (a role of the instance, or a fixed-cost daemon)."""
+
+    cpu_user_s: float | None = None
+    cpu_sys_s: float | None = None
+    processes: int | None = None
+    rss_bytes: float | None = None
+    uss_bytes: float | None = None
+    pss_bytes: float | None = None
+    threads: int | None = None
+
+
+class SamplerStats(Part):
+    """The sampler's own cost over the trial."""
+
+    hz: float | None = None
+    ticks: int | None = None
+    own_cpu_s: float | None = None
+    wall_s: float | None = None
+    own_cpu_fraction: float | None = None
+
+
+class TrialFiles(Part):
+    """A trial's raw files, relative to the run folder (bench.trial_files reads them, guarded)."""
+
+    latency_ms: str | None = None  # .npy: one client latency per request
+    app_ms: str | None = None  # .npy: the app's own time per request (Server-Timing)
+    processes: str | None = None  # .csv: the sampler's rows per process
+    host: str | None = None  # .csv: host-wide CPU and memory
+
+    def named(self) -> dict[str, str]:
+        """name -> relative path of every file the trial has."""
+        return {name: path for name, path in self.model_dump().items() if isinstance(path, str)}
+
+
+class Percentiles(Part):
+    """Percentiles of one window's per-request times and its slowest request, in the unit its block
+    names (`latency_ms`, `app_ms`); NaN when the window had none."""
+
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    p999: float | None = None
+    max: float | None = None
+
+    def named(self, name: str) -> float | None:
+        """One percentile by its bench.stats.PERCENTILES name (p50 ... max)."""
+        return getattr(self, name, None)
+
+
+class GeneratorStats(Part):
+    """The load generator's own use of its CPUs over the window: at 90% busy it, not the app, set the pace."""
+
+    processes: int | None = None
+    cpu_s: float | None = None
+    wait_s: float | None = None
+    busy_fraction: float | None = None
+    runnable_fraction: float | None = None
+    bound: bool | None = None
+
+
+class LoadSummary(Part):
+    """What a load trial's record keeps of its load (the raw latencies are files)."""
+
+    generator: str | None = None  # builtin, wrk
+    path: str | None = None
+    mode: str | None = None  # closed, open
+    connections: int | None = None
+    rate_rps: float | None = None  # open loop only
+    requests: int = 0  # completed with a 2xx inside the measured window
+    sent: int | None = None
+    errors: dict[str, int] = Field(default_factory=dict)  # error kind -> count (an open set of kinds)
+    duration_s: float | None = None
+    throughput_rps: float | None = None
+    latency_ms: Percentiles = Field(default_factory=Percentiles)  # client side
+    app_ms: Percentiles = Field(default_factory=Percentiles)  # the app's own (Server-Timing)
+    latency_mean_ms: float | None = None
+    app_mean_ms: float | None = None
+    longest_gap_ms: float | None = None  # the longest stretch without a completed request
+    longest_gap_end_s: float | None = None  # when it ended, seconds into the window
+    notes: dict = Field(default_factory=dict)  # the generator's own remarks (an open set)
+    generator_stats: GeneratorStats | None = None
+
+
+class HostSample(Part):
+    """The whole host over a trial's window: CPU seconds by state, and what the rest of the machine used."""
+
+    cpu_user_s: float | None = None
+    cpu_sys_s: float | None = None
+    cpu_idle_s: float | None = None
+    cpu_iowait_s: float | None = None
+    cpu_steal_s: float | None = None
+    busy_fraction: float | None = None  # of all CPUs
+    mem_available_bytes: float | None = None  # median over the window
+    foreign_cpu_cores: float | None = None  # CPU used by neither the setup nor the load generator
+    mem_available_before_bytes: float | None = None  # density: before the copies started
+    mem_available_after_bytes: float | None = None  # and after they stopped
+
+
+class ProcessSample(Part):
+    """One host process of a trial over its window."""
+
+    pid: int | None = None
+    role: str | None = None
+    name: str | None = None
+    cpu_user_s: float | None = None
+    cpu_sys_s: float | None = None
+    rss_bytes_max: float | None = None
+
+
+class Speed(Part):
+    """`calibrate: true`: the machine's speed on the app's CPUs, the geometric mean of a probe before
+    and one after the trial (bench.metrics.speed)."""
+
+    hashes_per_s: float | None = None
+    cpus: list[int] = Field(default_factory=list)
+    probe_s: float | None = None
