@@ -6,12 +6,14 @@ report warnings, JSON, exports) then shows it, worded as it is worded here.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from bench import stats
-from bench.model.cell import Cell
 from bench.figures import metric
 from bench.vocabulary import Caveat, finite, fmt
+
+if TYPE_CHECKING:  # annotations only: Cell.caveats() imports this module
+    from bench.model.cell import Cell
 
 MEMORY_CROSS_CHECK = 0.25  # MemAvailable drop vs USS per instance further apart than this: flagged
 WARMING = 0.10  # a start's last trial this far from its first, beyond noise over starts: warming up or slowing down

@@ -10,6 +10,7 @@ import ast
 import json
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -33,18 +34,34 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node that can run: all but what sits under `if TYPE_CHECKING:` (annotations only)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                stack.extend(child.orelse)
+            else:
+                stack.append(child)
+
+
 def _imports(path: Path, module: str, top_level_only: bool) -> set[str]:
-    """The bench modules a file imports (relative to what exists), at module level or anywhere."""
+    """The bench modules a file imports, at module level or anywhere (inside functions too). `from
+    package import module` depends on that module; on the package only for a name defined in it."""
     tree = ast.parse(path.read_text())
-    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    nodes = tree.body if top_level_only else list(_runtime_nodes(tree))
+    known = _modules()
     names = set()
     for node in nodes:
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names |= {f"{node.module}.{alias.name}" for alias in node.names}
-    known = _modules()
+            submodules = {f"{node.module}.{alias.name}" for alias in node.names}
+            names |= submodules & set(known)
+            if submodules - set(known):
+                names.add(node.module)
     return {name for name in names if name in known and name != module}
 
 
@@ -62,21 +79,56 @@ def test_no_module_is_over_400_lines_and_no_function_over_60():
     assert too_long == []
 
 
-def test_module_level_imports_have_no_cycle():
-    graph = {module: _imports(path, module, top_level_only=True) for module, path in _modules().items()}
-    state: dict[str, int] = {}
+# Known debt, each with its way out; the test fails when a cycle not listed here appears, and when a
+# listed one is gone (so that the list only shrinks).
+KNOWN_CYCLES = {
+    # ContainerSetup dispatches a Podman variant to PodmanContainerSetup, its subclass. Way out: engine
+    # classes found through the setup registry instead of imported by the container setup.
+    frozenset({"bench.setups.container", "bench.setups.container.podman", "bench.setups.container.podman.variant"}),
+}
 
-    def visit(module: str, trail: tuple[str, ...]) -> None:
-        if state.get(module) == 2:
-            return
-        assert state.get(module) != 1, f"import cycle: {' -> '.join(trail + (module,))}"
-        state[module] = 1
+
+def _cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
+    """The strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[frozenset[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
         for target in graph.get(module, ()):
-            visit(target, trail + (module,))
-        state[module] = 2
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group = set()
+            while True:
+                member = stack.pop()
+                group.add(member)
+                if member == module:
+                    break
+            if len(group) > 1:
+                found.append(frozenset(group))
 
     for module in graph:
-        visit(module, ())
+        if module not in index:
+            visit(module)
+    return found
+
+
+def test_no_import_cycle_counting_imports_inside_functions():
+    graph = {module: _imports(path, module, top_level_only=False) for module, path in _modules().items()}
+    assert set(_cycles(graph)) == KNOWN_CYCLES
+
+
+def test_the_cycle_check_sees_an_import_inside_a_function():
+    """The rule above can fail: two modules that import each other, one of them inside a function."""
+    graph = {"a": {"b"}, "b": {"a"}, "c": {"a"}}
+    assert _cycles(graph) == [frozenset({"a", "b"})]
 
 
 @pytest.mark.parametrize("package", ["bench.images", "bench.load", "bench.metrics", "bench.results",
@@ -143,3 +195,76 @@ def test_parsing_a_scenario_reads_the_setups_declarations_and_none_of_their_mach
     heavy = sorted(m for m in loaded if m.startswith(("bench.setups.vm.", "bench.images", "bench.load",
                                                       "bench.metrics", "bench.runner", "bench.model", "bench.outputs.plots")))
     assert heavy == []
+
+
+MAX_CLASS_LINES = 250
+# Known debt: classes over the limit, each to be split (the test fails when one grows past its
+# figure here, or when a class not listed goes over the limit; lower a figure when you shrink one).
+KNOWN_LONG_CLASSES = {
+    "bench.setups.container.ContainerSetup": 300,  # Docker's and Podman's shared lifecycle: split by phase
+    "bench.model.cell.Cell": 270,  # figures, rounds and starts: the per-start views could be their own
+    "bench.model.run.Run": 292,  # loading, overhead and cost: the overhead rows could be their own
+}
+
+
+def test_no_class_over_250_lines():
+    long = {}
+    for module, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
+                long[f"{module}.{node.name}"] = node.end_lineno - node.lineno + 1
+    grown = {name: lines for name, lines in long.items() if lines > KNOWN_LONG_CLASSES.get(name, MAX_CLASS_LINES)}
+    assert grown == {}, f"over {MAX_CLASS_LINES} lines (or past their known figure): {grown}"
+
+
+def test_outputs_read_the_model_only():
+    """Terminal, live view, report, charts, exports, compare's page and the fleet's view: none of them
+    reads stored files, runs anything or measures; they go through bench.model."""
+    lower = ("bench.results", "bench.runner", "bench.setups", "bench.load", "bench.metrics", "bench.trial_files")
+    wrong = {}
+    for module, path in _modules().items():
+        if module == "bench.outputs" or module.startswith("bench.outputs."):
+            found = {name for name in _imports(path, module, top_level_only=False) if name.startswith(lower)}
+            if found:
+                wrong[module] = found
+    assert wrong == {}
+
+
+# Result-model fields that are mappings with no fixed keys, each with why; every other field is a
+# typed block (bench.records) whose field names carry their units.
+FREE_FORM_FIELDS = {
+    ("TrialRecord", "inside"): "the app's own /stats: each app reports what it counts",
+    ("TrialRecord", "engine"): "the engine's own accounting: each engine reports its own counters",
+    ("TrialRecord", "facts"): "what a setup says about itself: each setup its own facts",
+    ("LoadSummary", "notes"): "the generator's own remarks",
+    # Known debt (issue 25, not yet typed): their keys are known.
+    ("TrialRecord", "network_path"): "PathProbe.summary's block: to become a typed NetworkPath",
+    ("RunRecord", "scenario"): "the scenario as parsed: to become bench.scenario's own model",
+    ("FleetRecord", "scenario"): "the same",
+    ("LayerRecord", "roles"): "bench.roles.Role's fields: to become Role itself",
+}
+
+
+def _untyped(annotation) -> bool:
+    """A bare dict, or a dict whose values are dicts or Any: keys nobody declared."""
+    if annotation in (dict, typing.Any):
+        return True
+    if typing.get_origin(annotation) is dict:
+        return any(_untyped(arg) for arg in typing.get_args(annotation)[1:])
+    return any(_untyped(arg) for arg in typing.get_args(annotation))
+
+
+def test_no_untyped_mapping_in_the_result_models():
+    import pydantic
+
+    import bench.fleet.record
+    import bench.records
+    import bench.results
+
+    found = set()
+    for module in (bench.results, bench.records, bench.fleet.record):
+        for model in vars(module).values():
+            if isinstance(model, type) and issubclass(model, pydantic.BaseModel) and model.__module__ == module.__name__:
+                found |= {(model.__name__, name) for name, field in model.model_fields.items()
+                          if _untyped(field.annotation)}
+    assert found == set(FREE_FORM_FIELDS), f"new: {found - set(FREE_FORM_FIELDS)}; typed since: {set(FREE_FORM_FIELDS) - found}"

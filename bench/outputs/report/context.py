@@ -4,22 +4,16 @@ stored about it (its setup's declaration), so no setup is named here."""
 
 from __future__ import annotations
 
-import re
 
 from bench.model import FORMAT_VERSION, Cell, FixedFigures, LayerKey, Machine, Run, Split
 from bench.outputs.plots.cost import memory_layers_of
+from bench.outputs.report.css import css_colour
 from bench.outputs.plots._common import colour
 from bench.roles import APP
 from bench.figures import HEADLINE_METRICS, metric
 from bench.vocabulary import LATENCY_LABELS, VERDICT_MEANING, finite, fmt, fmt_interval, label, percent
 
-_HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 MIN_SHOWN_US = 0.5  # a helper's CPU per request below this is noise of the sampler's 10 ms ticks
-
-
-def css_colour(value: str | None) -> str:
-    """A colour safe inside a style attribute (run.json is user-editable): #rrggbb or grey."""
-    return value if isinstance(value, str) and _HEX.match(value) else "#999999"
 
 
 def _per_workload(pairs: list[tuple[str, float]], unit: str, digits: int | None = None) -> str:

@@ -7,6 +7,7 @@ from bench.model import Run
 from bench.model.journey import Journey, journeys
 from bench.outputs.plots._common import colour
 from bench.outputs.plots.journey import hop_name
+from bench.outputs.report.css import css_colour
 from bench.vocabulary import fmt, label
 
 
@@ -19,8 +20,6 @@ def _where(step: str, netns: str) -> str:
 def hop_rows(run: Run, found: list[Journey]) -> list[dict]:
     """One row per step of every layer's path: interfaces with packets and bytes per request,
     processes with their CPU per request."""
-    from bench.outputs.report.context import css_colour
-
     rows = []
     for item in found:
         cpu = {segment.role: (segment.label, segment.us) for segment in item.segments if segment.kind == "process"}
@@ -46,8 +45,6 @@ def hop_rows(run: Run, found: list[Journey]) -> list[dict]:
 
 def summary_rows(run: Run, found: list[Journey]) -> list[dict]:
     """Per layer: its latency, how much of it is attributed, and what NAT and conntrack saw."""
-    from bench.outputs.report.context import css_colour
-
     return [{"label": label(*item.key), "colour": css_colour(colour(run, *item.key)),
              "latency": fmt(item.latency_us, 0), "source": item.latency_source,
              "attributed": fmt(item.attributed_us, 0), "overlap": fmt(item.overlap_us, 0) if item.overlap_us else "–",
