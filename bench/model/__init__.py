@@ -10,9 +10,9 @@ from bench.model.about import RunInfo
 from bench.model.cell import BUSY_MACHINE_CORES, Cell, LayerKey
 from bench.model.figures import median_of, sub_seed
 from bench.model.fixed import FixedCost, LayerCost
-from bench.model.overhead import Overhead
+from bench.model.overhead import STARTUP_WORKLOAD, Overhead
 from bench.model.role_figures import FixedFigures, RoleFigures
-from bench.model.run import STARTUP_WORKLOAD, Run
+from bench.model.run import Run
 from bench.records import Machine, Pinning, Split
 from bench.results import FORMAT_VERSION, LayerRecord
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from bench import stats
 from bench.model.cell import Cell, LayerKey, combine
-from bench.figures import metric, state_of, verdict
+from bench.model.figures import seed_parts, sub_seed
+from bench.figures import HEADLINE_METRICS, metric, state_of, verdict
 from bench.vocabulary import Verdict, finite, label
 
 
@@ -87,3 +88,71 @@ def layer_rounds(cells: list[Cell]) -> tuple[dict[int, float], dict[int, float]]
         for repeat, when in cell.round_times.items():
             times[repeat] = min(times.get(repeat, when), when)
     return {repeat: combine(values) for repeat, values in sorted(by_round.items())}, times
+
+
+STARTUP_WORKLOAD = "start-up"  # start-up overhead belongs to a setup variant, not to one workload
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """A run's cells against its baseline's, round by round: the overhead rows every output reads."""
+
+    cells: list[Cell]
+    baseline: str | None
+    seed: int
+    multi_app: bool
+    min_effect: float
+
+    def _bases(self) -> dict[tuple[str, str], Cell]:
+        bases: dict[tuple[str, str], Cell] = {}
+        for cell in self.cells:
+            if cell.setup == self.baseline:
+                bases.setdefault((cell.workload, cell.app), cell)
+        return bases
+
+    def cell_rows(self) -> list[Overhead]:
+        """Each non-baseline cell against the baseline's cell of its app and workload, per metric."""
+        bases, rows = self._bases(), []
+        for cell in self.cells:
+            base = bases.get((cell.workload, cell.app))
+            if cell.setup == self.baseline or base is None:
+                continue
+            for metric_key in HEADLINE_METRICS + ("latency_p50_ms",):
+                mine, theirs = cell.rounds(metric_key), base.rounds(metric_key)
+                if metric_key == "startup_s" or not mine or not theirs:
+                    continue
+                pairs = pair_rounds(mine, theirs, cell.round_times, base.round_times)
+                unpaired = stats.ratio_ci(cell.values(metric_key), base.values(metric_key),
+                                          sub_seed(self.seed, *cell.seed_parts, metric_key))
+                rows.append(overhead_row(cell.setup, cell.variant, cell.workload, metric_key, pairs, unpaired,
+                                         cell.app, self.multi_app, self.min_effect))
+        return rows
+
+    def startup_rows(self) -> list[Overhead]:
+        """Start-up per setup variant and app: every fresh start of its cells, one value per round."""
+        layers: dict[tuple[str, str, str], list[Cell]] = {}
+        for cell in self.cells:
+            if cell.values("startup_s"):
+                layers.setdefault((cell.setup, cell.variant, cell.app), []).append(cell)
+        rows = []
+        for (setup, variant, app), cells in layers.items():
+            base = [cell for (other, _, its_app), found in layers.items() if other == self.baseline and its_app == app
+                    for cell in found]
+            if setup == self.baseline or not base:
+                continue
+            (mine, my_times), (theirs, their_times) = layer_rounds(cells), layer_rounds(base)
+            unpaired = stats.ratio_ci([v for c in cells for v in c.values("startup_s")],
+                                      [v for c in base for v in c.values("startup_s")],
+                                      sub_seed(self.seed, *seed_parts(setup, variant, None, app), "startup_s"))
+            rows.append(overhead_row(setup, variant, STARTUP_WORKLOAD, "startup_s",
+                                     pair_rounds(mine, theirs, my_times, their_times), unpaired, app,
+                                     self.multi_app, self.min_effect))
+        return rows
+
+    def round_ratios(self, cell: Cell, metric_key: str) -> list[float]:
+        """The cell's per-round ratios to its baseline cell; empty for a baseline cell."""
+        base = self._bases().get((cell.workload, cell.app))
+        if base is None or cell.setup == self.baseline:
+            return []
+        pairs = pair_rounds(cell.rounds(metric_key), base.rounds(metric_key), cell.round_times, base.round_times)
+        return [mine / theirs for mine, theirs in pairs if mine > 0 and theirs > 0]

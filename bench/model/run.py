@@ -14,16 +14,14 @@ from bench import stats
 from bench.model.about import RunInfo
 from bench.model.cell import Cell, LayerKey
 from bench.model.colours import layer_colour
-from bench.model.figures import median_of, seed_parts, sub_seed
+from bench.model.figures import median_of
 from bench.model.fixed import LayerCost, layer_cost
-from bench.model.overhead import HEADLINE_LOAD_METRICS, Overhead, layer_rounds, overhead_row, pair_rounds
+from bench.model.overhead import HEADLINE_LOAD_METRICS, Overhead, Pairing
 from bench.results import LayerRecord, RunRecord, TrialRecord, load_run
 from bench.trial_files import UnreadableFile, file_problems, read_array, read_csv
 from bench.roles import STANDARD, Role
-from bench.figures import HEADLINE_METRICS
 from bench.vocabulary import Caveat, cell_label
 
-STARTUP_WORKLOAD = "start-up"  # start-up overhead belongs to a setup variant, not to one workload
 
 
 def _generic_layer(setup: str, variant: str, order: int, app: str = "python") -> LayerRecord:
@@ -245,60 +243,16 @@ class Run:
     def overhead(self) -> list[Overhead]:
         """Every non-baseline cell against the baseline's cell of the same app and workload, per
         metric (paired by round), then start-up pooled per setup variant and app."""
-        baseline = self.baseline
-        if baseline is None or len({c.setup for c in self.cells}) < 2:
+        if self.baseline is None or len({c.setup for c in self.cells}) < 2:
             return []
-        bases: dict[tuple[str, str], Cell] = {}
-        for cell in self.cells:
-            if cell.setup == baseline:
-                bases.setdefault((cell.workload, cell.app), cell)
-        rows = []
-        for cell in self.cells:
-            base = bases.get((cell.workload, cell.app))
-            if cell.setup == baseline or base is None:
-                continue
-            for metric_key in HEADLINE_METRICS + ("latency_p50_ms",):
-                mine, theirs = cell.rounds(metric_key), base.rounds(metric_key)
-                if metric_key == "startup_s" or not mine or not theirs:
-                    continue
-                pairs = pair_rounds(mine, theirs, cell.round_times, base.round_times)
-                unpaired = stats.ratio_ci(cell.values(metric_key), base.values(metric_key),
-                                          sub_seed(self.seed, *cell.seed_parts, metric_key))
-                rows.append(overhead_row(cell.setup, cell.variant, cell.workload, metric_key, pairs, unpaired,
-                                         cell.app, self.multi_app, self.min_effect))
-        return rows + self._startup_overhead(baseline)
-
-    def _startup_overhead(self, baseline: str) -> list[Overhead]:
-        """Start-up per setup variant and app: every fresh start of its cells, one value per round."""
-        layers: dict[tuple[str, str, str], list[Cell]] = {}
-        for cell in self.cells:
-            if cell.values("startup_s"):
-                layers.setdefault((cell.setup, cell.variant, cell.app), []).append(cell)
-        rows = []
-        for (setup, variant, app), cells in layers.items():
-            base = [cell for (other, _, its_app), found in layers.items() if other == baseline and its_app == app
-                    for cell in found]
-            if setup == baseline or not base:
-                continue
-            (mine, my_times), (theirs, their_times) = layer_rounds(cells), layer_rounds(base)
-            parts = seed_parts(setup, variant, None, app)
-            unpaired = stats.ratio_ci([v for c in cells for v in c.values("startup_s")],
-                                      [v for c in base for v in c.values("startup_s")],
-                                      sub_seed(self.seed, *parts, "startup_s"))
-            rows.append(overhead_row(setup, variant, STARTUP_WORKLOAD, "startup_s",
-                                     pair_rounds(mine, theirs, my_times, their_times), unpaired, app,
-                                     self.multi_app, self.min_effect))
-        return rows
+        paired = Pairing(self.cells, self.baseline, self.seed, self.multi_app, self.min_effect)
+        return paired.cell_rows() + paired.startup_rows()
 
     def round_ratios(self, cell: Cell, metric_key: str) -> list[float]:
         """The cell's per-round ratios to the baseline's cell of the same app and workload (the pairs
         its overhead rests on); empty for a baseline cell, or without a baseline."""
-        base = next((c for c in self.cells if c.setup == self.baseline and (c.workload, c.app) ==
-                     (cell.workload, cell.app)), None)
-        if base is None or cell.setup == self.baseline:
-            return []
-        pairs = pair_rounds(cell.rounds(metric_key), base.rounds(metric_key), cell.round_times, base.round_times)
-        return [mine / theirs for mine, theirs in pairs if mine > 0 and theirs > 0]
+        return Pairing(self.cells, self.baseline, self.seed, self.multi_app, self.min_effect).round_ratios(
+            cell, metric_key)
 
     @property
     def headline_overhead(self) -> list[Overhead]:
