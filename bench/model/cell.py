@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from functools import cached_property
 
-import numpy as np
 
 from bench import stats
 from bench.model.figures import median_of, seed_parts, sub_seed
+from bench.model.rounds import calibrated_per_round, per_round, per_start, round_start_times
 from bench.model.role_figures import RoleFigures
 from bench.records import RoleSample
 from bench.results import TrialRecord
@@ -24,24 +23,6 @@ BUSY_MACHINE_CORES = 0.15  # other processes' CPU during a trial above this: its
 # 1 s leaves a margin; the median factor keeps slow workloads, whose gaps are long anyway, quiet.
 STALL_MIN_S = 1.0
 STALL_MEDIANS = 50
-
-
-def combine(values: list[float]) -> float:
-    """Several trials of one round as one value: their geometric mean (their mean for a figure that
-    is not positive)."""
-    if len(values) == 1:
-        return values[0]
-    if all(value > 0 for value in values):
-        return float(np.exp(np.mean(np.log(values))))
-    return float(np.mean(values))
-
-
-def epoch_s(iso: str) -> float | None:
-    """Epoch seconds of a stored ISO time, None when there is none."""
-    try:
-        return datetime.fromisoformat(iso).timestamp() if iso else None
-    except ValueError:
-        return None
 
 
 class LayerKey(tuple):
@@ -135,49 +116,21 @@ class Cell:
         return [value for value in (read(trial) for trial in self.ok) if finite(value)]
 
     def rounds(self, metric: str) -> dict[int, float]:
-        """One value of `metric` per round: its trials in that round (one start, or back-to-back
-        trials of one start) combined by their geometric mean. Rounds are the unit every interval
-        rests on: trials that shared a start are not independent replicas."""
-        by_round: dict[int, list[float]] = {}
-        read = registered(metric).of
-        for trial in self.ok:
-            value = read(trial)
-            if finite(value):
-                by_round.setdefault(trial.repeat, []).append(value)
-        return {repeat: combine(values) for repeat, values in sorted(by_round.items())}
+        """One value of `metric` per round (bench.model.rounds.per_round): the unit every interval rests on."""
+        return per_round(self.ok, registered(metric).of)
 
     def calibrated_rounds(self, metric: str) -> dict[int, float]:
-        """rounds(), each trial's figure taken per unit of the machine speed measured beside it (a
-        figure where higher is better divided by the speed, one where lower is better multiplied):
-        what the machine's speed explains cancels. Trials without a speed are left out."""
-        higher = registered(metric).higher_is_better
-        by_round: dict[int, list[float]] = {}
-        for trial in self.ok:
-            value, speed = registered(metric).of(trial), trial.speed.hashes_per_s if trial.speed else None
-            if finite(value) and finite(speed) and speed > 0:
-                by_round.setdefault(trial.repeat, []).append(value / speed * 1e6 if higher else value * speed / 1e6)
-        return {repeat: combine(values) for repeat, values in sorted(by_round.items())}
+        """rounds(), each trial's figure taken per unit of the machine speed measured beside it."""
+        return calibrated_per_round(self.ok, registered(metric))
 
     @cached_property
     def round_times(self) -> dict[int, float]:
-        """When each round of this cell began (epoch seconds of its first trial): pairs a round with
-        the baseline's nearest one when the baseline lacks it."""
-        times: dict[int, float] = {}
-        for trial in self.ok:
-            when = epoch_s(trial.started_at)
-            if when is not None:
-                times[trial.repeat] = min(times.get(trial.repeat, when), when)
-        return times
+        """When each round of this cell began (epoch seconds of its first trial)."""
+        return round_start_times(self.ok)
 
     def starts(self, metric: str) -> list[list[float]]:
         """The values of `metric` grouped by the start they ran on, each group in the order it ran."""
-        groups: dict[str, list[float]] = {}
-        read = registered(metric).of
-        for trial in self.ok:
-            value = read(trial)
-            if finite(value):
-                groups.setdefault(trial.start_id or f"r{trial.repeat}", []).append(value)
-        return list(groups.values())
+        return per_start(self.ok, registered(metric).of)
 
     def estimate(self, metric: str) -> stats.Estimate | None:
         """Median over rounds with its interval; None when no trial has the figure."""

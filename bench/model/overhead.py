@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench import stats
-from bench.model.cell import Cell, LayerKey, combine
+from bench.model.cell import Cell, LayerKey
+from bench.model.rounds import combine
 from bench.model.figures import seed_parts, sub_seed
 from bench.figures import HEADLINE_METRICS, metric, state_of, verdict
 from bench.vocabulary import Verdict, finite, label
