@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
+from pathlib import Path
 
 import pytest
+
+TESTS = Path(__file__).parent
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # The width of the terminal pytest runs in, or the 80 columns pytest-xdist gives its workers, must not
@@ -64,3 +68,40 @@ def app_server():
     """The real app, shared by the unit tests that only need it to answer."""
     with serve_app() as port:
         yield port
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Unit tests draw stand-in charts (unless marked `real_charts`) and send no load through the
+    runner (tests/unit/conftest.py says why); every other test draws and loads for real. Set before
+    the test's fixtures are made, module-scoped ones included: one session runs both folders."""
+    import bench.runner
+    from matplotlib.figure import Figure
+
+    from tests import chart_stand_in
+
+    real_generator_for = _real_generator_for()  # the first call comes before any replacement
+    unit = item.path.relative_to(TESTS).parts[:1] == ("unit",)
+    real_charts = not unit or item.get_closest_marker("real_charts") is not None
+    Figure.savefig = chart_stand_in.REAL_SAVEFIG if real_charts else chart_stand_in.stand_in_savefig
+    bench.runner.generator_for = _unit_generator if unit else real_generator_for
+
+
+@functools.cache
+def _real_generator_for():
+    """bench.runner's own generator_for, as it was before any test replaced it."""
+    import bench.runner
+
+    return bench.runner.generator_for
+
+
+@functools.cache
+def _unit_load():
+    from tests.stand_ins import fake_load_with
+
+    return fake_load_with(0.12)
+
+
+def _unit_generator(pinning):
+    """The runner's generator in unit tests: seeded figures in a 0.12 s window, no request sent."""
+    return _unit_load()

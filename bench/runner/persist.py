@@ -3,6 +3,7 @@ after every trial so a crash keeps what was measured."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from bench.metrics.sampler import HOST_COLUMNS, PROCESS_COLUMNS
@@ -12,17 +13,23 @@ from bench.runner.measure import Measurement
 
 
 def store_measurement(run_dir: Path, measurement: Measurement) -> TrialRecord:
-    """Write a measurement's raw data under trials/<trial id>/; its record, with `files` filled in."""
+    """Write a measurement's raw data under trials/<trial id>/; its record, with `files` filled in.
+    On a full disk the trial's partial files go again before the error is raised, so that the
+    failed trial's record (and every trial before it) can still be saved in run.json."""
     record = measurement.record
     folder = f"trials/{record.trial_id}"
-    if measurement.process_rows or measurement.host_rows:
-        record.files.processes = write_csv(run_dir, f"{folder}/processes.csv", PROCESS_COLUMNS,
-                                              measurement.process_rows)
-        record.files.host = write_csv(run_dir, f"{folder}/host.csv", HOST_COLUMNS, measurement.host_rows)
-    if measurement.latency_ms is not None:
-        record.files.latency_ms = write_array(run_dir, f"{folder}/latency_ms.npy", measurement.latency_ms)
-    if measurement.app_ms is not None:
-        record.files.app_ms = write_array(run_dir, f"{folder}/app_ms.npy", measurement.app_ms)
+    try:
+        if measurement.process_rows or measurement.host_rows:
+            record.files.processes = write_csv(run_dir, f"{folder}/processes.csv", PROCESS_COLUMNS,
+                                               measurement.process_rows)
+            record.files.host = write_csv(run_dir, f"{folder}/host.csv", HOST_COLUMNS, measurement.host_rows)
+        if measurement.latency_ms is not None:
+            record.files.latency_ms = write_array(run_dir, f"{folder}/latency_ms.npy", measurement.latency_ms)
+        if measurement.app_ms is not None:
+            record.files.app_ms = write_array(run_dir, f"{folder}/app_ms.npy", measurement.app_ms)
+    except OSError:
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
+        raise
     return record
 
 

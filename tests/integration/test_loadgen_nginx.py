@@ -70,7 +70,7 @@ def test_nginx_is_stopped_and_its_folder_removed(tmp_path, monkeypatch):
 
 
 def _check_command(*args: str) -> list[str]:
-    return [sys.executable, str(ROOT / "scripts" / "generator_check.py"), "--target", "nginx", *args]
+    return [sys.executable, "-m", "tools.generator_check", "--target", "nginx", *args]
 
 
 def test_generator_check_on_nginx_prints_the_ratio_and_cleans_up(tmp_path):
@@ -88,15 +88,20 @@ def test_generator_check_on_nginx_prints_the_ratio_and_cleans_up(tmp_path):
 def test_generator_check_interrupted_leaves_nothing_behind(tmp_path):
     require(reference_nginx.available() is None, str(reference_nginx.available()))
     require(wrk.available() is None, str(wrk.available()))
-    process = subprocess.Popen(_check_command("--repeat", "5", "--duration", "5"), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp_path)},
-                               cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while not _nginx_processes(str(tmp_path)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.5)  # inside a trial
-    assert _nginx_processes(str(tmp_path)), "nginx never started"
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    with subprocess.Popen(_check_command("--repeat", "5", "--duration", "5"), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp_path)},
+                          cwd=ROOT) as process:
+        try:
+            deadline = time.monotonic() + 30
+            while not _nginx_processes(str(tmp_path)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1.5)  # inside a trial
+            assert _nginx_processes(str(tmp_path)), "nginx never started"
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        finally:  # a failed check above must not leave the script running (and its pipes to the next test)
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
     assert process.returncode == 130 and "Traceback" not in stderr, stderr
     assert list(tmp_path.iterdir()) == [] and not _nginx_processes(str(tmp_path))

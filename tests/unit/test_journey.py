@@ -115,4 +115,6 @@ def test_bench_demo_ends_on_the_journey_screen(tmp_path, monkeypatch):
         printed = bench_ok("demo", "--fast", "--out", str(tmp_path))
     journey = printed[printed.index("The journey of one request"):]
     assert "(hello, 8 connections)" in journey and "via lo" in journey and "bare" in journey, printed
-    assert "vm (tcg)" in journey and "QEMU, less the app inside it" in journey, printed
+    # Which segments a layer shows depends on the CPU the stand-ins' processes happened to use in their
+    # 0.12 s windows (none on a loaded machine); the segments are tested with fixed figures above.
+    assert "vm (tcg)" in journey and "container (bridge)" in journey, printed
