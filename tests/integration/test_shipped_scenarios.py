@@ -2,7 +2,8 @@
 (tests/stand_ins.py): `bench run` writes the report with every chart that has data, and compare
 writes its page. No engine is needed; drawing is what makes this slower than tests/unit's twin,
 which takes every shipped scenario through every output with each chart's figure built but not
-rasterised. Here, the scenarios whose chart sets differ: together they draw every chart."""
+rasterised. Here, the scenarios whose chart sets differ: together they draw every chart a shipped
+scenario draws with stand-ins (the time series needs real samples: tests/integration/test_charts_rendered.py)."""
 
 from __future__ import annotations
 
