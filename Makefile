@@ -15,7 +15,7 @@ help:
 	@echo "make test       install what is missing (system packages, dockerd, the venv), then every test:"
 	@echo "                unit and integration, real Docker and real QEMU (what CI runs; minutes)"
 	@echo "make test-unit  the inner loop while you change code: tests/unit only, no engine, no VM,"
-	@echo "                no real load, under a minute; run make test before you push"
+	@echo "                no real load; run make test before you push"
 	@echo "make host       the system packages and a running dockerd only"
 	@echo "make venv       the Python environment only (.venv)"
 	@echo "make clean      remove containers and VMs that a killed run left behind"
