@@ -13,7 +13,7 @@ from bench.outputs.plots import CHARTS, render_all
 from tests.network_paths import with_network_paths
 from tests.unit.test_plots import PNG_MAGIC, copy_run, with_density, with_two_apps
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("charts")]  # one worker draws the run once
 
 
 @pytest.fixture(scope="module")
