@@ -135,7 +135,7 @@ class RoleSample(Part):
     rss_bytes: float | None = None
     uss_bytes: float | None = None
     pss_bytes: float | None = None
-    threads: int | None = None
+    threads: float | None = None  # the mean over the window's samples
 
 
 class SamplerStats(Part):

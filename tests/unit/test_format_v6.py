@@ -60,3 +60,16 @@ def test_a_migrated_run_written_as_v6_reads_back_with_the_same_summary(tmp_path)
     save_run(copy, load_run(copy))
     assert json.loads((copy / "run.json").read_text())["format_version"] == 6
     assert summarize(Run.load(copy)) == before
+
+
+def test_a_v5_role_with_a_fractional_thread_count_loads(tmp_path):
+    """A role's threads is the mean over the window's samples (bench.metrics.window): 12.5 is a real
+    value in stored v5 runs (a gVisor sandbox's), and loading such a run failed."""
+    target = tmp_path / "run"
+    shutil.copytree(V5_RUN, target)
+    data = json.loads((target / "run.json").read_text())
+    trial = next(t for t in data["trials"] if t.get("roles"))
+    next(iter(trial["roles"].values()))["threads"] = 12.5
+    (target / "run.json").write_text(json.dumps(data))
+    loaded = next(t for t in load_run(target).trials if t.trial_id == trial["trial_id"])
+    assert 12.5 in [role.threads for role in loaded.roles.values()]
