@@ -56,10 +56,10 @@ class RunningContainer:
 def processes(running: RunningContainer) -> list[RoleProcess]:
     """The container's host processes by role; pins the shim and the proxy when first seen."""
     found = [RoleProcess(_cgroup_role(running, process), process)
-             for process in _stable(running, _app_pids(running))]
-    found += [RoleProcess(RUNTIME.key, process) for process in _stable(running, _shim_pids(running))]
+             for process in stable_processes(running.known, _app_pids(running))]
+    found += [RoleProcess(RUNTIME.key, process) for process in stable_processes(running.known, _shim_pids(running))]
     if running.proxy_port is not None:
-        found += [RoleProcess(PROXY.key, process) for process in _stable(running, _proxy_pids(running))]
+        found += [RoleProcess(PROXY.key, process) for process in stable_processes(running.known, _proxy_pids(running))]
     # The shim and the proxy work for this container alone: they share its CPU set, as QEMU
     # shares the VM's, so the whole setup draws on the same CPUs as the bare app and never
     # steals from the load generator.
@@ -83,16 +83,17 @@ def _cgroup_role(running: RunningContainer, process: psutil.Process) -> str:
     return role
 
 
-def _stable(running: RunningContainer, pids: list[int]) -> list[psutil.Process]:
-    """The cached psutil.Process per pid (cpu_percent needs the same object between calls)."""
+def stable_processes(known: dict[int, psutil.Process], pids: list[int]) -> list[psutil.Process]:
+    """The cached psutil.Process per pid in `known` (cpu_percent needs the same object between calls);
+    Docker's and Podman's attribution share it."""
     found = []
     for pid in pids:
-        process = running.known.get(pid)
+        process = known.get(pid)
         if process is None or not process.is_running():  # is_running also catches pid reuse
             try:
-                process = running.known[pid] = psutil.Process(pid)
+                process = known[pid] = psutil.Process(pid)
             except psutil.Error:
-                running.known.pop(pid, None)
+                known.pop(pid, None)
                 continue
         found.append(process)
     return found

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from bench.setups.container.attribution import stable_processes
 from bench.roles import APP, Role, RoleProcess
 from bench.setups.container.podman.cli import Podman
 from bench.setups.procutil import pin_process
@@ -64,30 +65,15 @@ class RunningPodman:
 
 def processes(running: RunningPodman) -> list[RoleProcess]:
     """The container's host processes by role; helpers are placed on their CPUs when first seen."""
-    found = [RoleProcess(CONMON.key, process) for process in _stable(running, [running.conmon_pid])]
-    found += [RoleProcess(APP.key, process) for process in _stable(running, _app_pids(running))]
+    found = [RoleProcess(CONMON.key, process) for process in stable_processes(running.known, [running.conmon_pid])]
+    found += [RoleProcess(APP.key, process) for process in stable_processes(running.known, _app_pids(running))]
     found += [RoleProcess(running.helpers.get(process.pid, ROOTLESSPORT.key), process)
-              for process in _stable(running, _helper_pids(running))]
+              for process in stable_processes(running.known, _helper_pids(running))]
     for role_process in found:
         pid = role_process.process.pid
         if running.cpus and role_process.role != APP.key and pid not in running.placed \
                 and pin_process(pid, running.cpus):
             running.placed.add(pid)
-    return found
-
-
-def _stable(running: RunningPodman, pids: list[int]) -> list[psutil.Process]:
-    """The cached psutil.Process per pid (cpu_percent needs the same object between calls)."""
-    found = []
-    for pid in pids:
-        process = running.known.get(pid)
-        if process is None or not process.is_running():
-            try:
-                process = running.known[pid] = psutil.Process(pid)
-            except psutil.Error:
-                running.known.pop(pid, None)
-                continue
-        found.append(process)
     return found
 
 
