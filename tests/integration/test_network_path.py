@@ -115,8 +115,8 @@ def test_ebpf_counts_of_the_apps_own_packets_agree_with_the_interface_counters(d
         if step["step"] != "interface":
             continue
         traced, counted = step["traced_packets_per_request"], step["packets_per_request"]
-        if name == "veth":
-            assert traced == pytest.approx(counted, rel=0.03), name
+        if name == "veth":  # within 5%: bpftrace's counts come every 100 ms, the counters' per sampler tick
+            assert traced == pytest.approx(counted, rel=0.05), name
         else:  # a request and its reply on keep-alive connections, whatever else crossed the interface
             assert traced == pytest.approx(2.0, rel=0.1) and traced <= counted * 1.03, (name, traced, counted)
         print(f"\n{name}: counters {step['packets_per_request']:.3f}, eBPF {step['traced_packets_per_request']:.3f}"
