@@ -2,8 +2,9 @@
 run to the first with a 95% interval and a three-state verdict, and a caveat whenever the runs are not
 comparable (different machine, pinning or scenario, an unfinished run, a missing cell).
 
-Two runs share no rounds, so the ratio is unpaired: the ratio of the geometric means of each run's
-rounds with a Welch t interval (bench.stats.two_run_ratio); a round is one start's trials combined.
+Two runs share no rounds, so the ratio is unpaired: the median of the pairwise ratios of one run's
+rounds to the other's with a Mann-Whitney interval (Hodges-Lehmann; Welch's t on the logs where the
+runs are too small for it: bench.stats.two_run_ratio); a round is one start's trials combined.
 """
 
 from __future__ import annotations

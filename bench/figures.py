@@ -30,6 +30,13 @@ def _latency_ms(percentile: str) -> Callable[[object], float | None]:
     return read
 
 
+def _app_time_ms(trial) -> float | None:
+    """The app's own time per request (its Server-Timing header: the handler, without the network
+    path or the load generator), median over the window; None where the app sends none (nginx)."""
+    value = trial.load.app_ms.p50 if trial.load else None
+    return value if finite(value) else None
+
+
 def _cpu_per_request(trial) -> float | None:
     cpu = trial.cpu_us_per_request
     return cpu.total_us if cpu is not None else None
@@ -81,6 +88,9 @@ METRICS: dict[str, Metric] = {metric.key: metric for metric in (
     Metric("throughput_rps", "throughput", "req/s", True, "slower", "faster", 0, _throughput_rps),
     Metric("latency_p50_ms", "p50 latency", "ms", False, "slower", "faster", None, _latency_ms("p50")),
     Metric("latency_p99_ms", "p99 latency", "ms", False, "slower", "faster", None, _latency_ms("p99")),
+    # The work of one request as the app times it: what a code change moves, and what a shared
+    # machine's drift moves least (gate code changes on it: tools/gate_check.py gives the figures).
+    Metric("app_time_p50_ms", "time in the app, p50", "ms", False, "slower", "faster", None, _app_time_ms),
     Metric("cpu_us_per_request", "CPU per request", "µs", False, "costlier", "cheaper", 0, _cpu_per_request),
     # PSS adds up across processes (a shared page is split among those that map it): the headline.
     Metric("memory_pss_mb", "memory, PSS", MEMORY_UNIT, False, "larger", "smaller", 1, _memory_mib("pss")),

@@ -9,7 +9,8 @@ instead of the absolute figure: a faster or slower machine then cancels out. Pre
 whose scenario says `calibrate: true` (bench.metrics.speed): for runs of the baseline alone.
 
 Each cell of BASE is judged against each later run, on the runs' rounds (bench.stats.two_run_ratio:
-ratio of geometric means, Welch's t). Three outcomes:
+the Hodges-Lehmann ratio with its Mann-Whitney interval, robust to the rounds a neighbour slowed).
+Three outcomes:
 - regression: the interval excludes 1.00 on the bad side AND the ratio is beyond the threshold;
 - pass: the interval's bad end stays within the threshold (any change is smaller than it);
 - undecided: neither (too few rounds, or too noisy to tell): a note, or a failure with

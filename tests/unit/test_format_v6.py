@@ -24,6 +24,7 @@ def _v5_figure(trial: dict, key: str):
     return {"throughput_rps": load.get("throughput_rps") if load else None,
             "latency_p50_ms": load.get("latency_ms", {}).get("p50") if load else None,
             "latency_p99_ms": load.get("latency_ms", {}).get("p99") if load else None,
+            "app_time_p50_ms": load.get("app_ms", {}).get("p50") if load else None,
             "cpu_us_per_request": cpu["user"] + cpu["sys"] if cpu else None,
             "memory_pss_mb": memory["pss"] / MIB_BYTES if memory.get("pss") is not None else None,
             "memory_uss_mb": memory["uss"] / MIB_BYTES if memory.get("uss") is not None else None,

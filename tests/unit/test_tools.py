@@ -15,7 +15,7 @@ TINY = ["--repeat", "2", "--duration", "0.1"]
 
 def test_gate_check_gates_an_a_a_and_an_a_b_pair(monkeypatch, capsys):
     with standing_in(monkeypatch):
-        status = gate_check.main(["--pairs", "1", "--gates", "throughput_rps", *TINY])
+        status = gate_check.main(["--pairs", "1", "--gates", "throughput_rps:-5%", *TINY])
     printed = capsys.readouterr().out
     assert status in (0, gate_check.BELOW_GOAL), printed
     assert "   1  A/A" in printed and "   2  A/B" in printed, printed
