@@ -100,7 +100,7 @@ def _pinning(run: Run) -> str:
 
 def _scenario_shape(run: Run) -> dict:
     """The scenario fields that change what is measured (not its name, description or gate)."""
-    return {key: value for key, value in run.info.scenario.items()
+    return {key: value for key, value in run.info.scenario.stored().items()
             if key not in ("name", "description", "gate")}
 
 

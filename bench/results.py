@@ -26,7 +26,10 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
        `cpu_us_per_request` (now `user_us`, `sys_us`), `roles` and `fixed` (RoleSample), `sampler`,
        `files`, `load` (LoadSummary), `host`, `loadgen`, `processes`, `speed`. An absent block is null,
        not {}. v5 runs: the same figures, renamed and nulled so. Still open mappings: `facts`,
-       `engine`, `inside`, `network_path`, `startup_phases_s` (keys not known in advance), `scenario`.
+       `engine`, `inside`, `network_path`, `startup_phases_s` (keys not known in advance).
+       Later, without a version bump (the stored shape is the same): a layer's `roles` (RoleRecord)
+       and the run's `scenario` (ScenarioRecord) are typed too; a setup's options in the scenario
+       stay each setup's own mapping.
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ from bench.atomic import atomic_write
 from bench.errors import ResultsError
 from bench.machine import this_host
 from bench.records import (CpuPerRequest, HostSample, LoadSummary, Machine, MemoryBytes, Pinning, ProcessSample,
-                            QuietWait, RepeatOutcome, RoleSample, RunnerHost, SamplerStats, Skipped, Speed, Split,
-                            TrialFiles)
+                            QuietWait, RepeatOutcome, RoleRecord, RoleSample, RunnerHost, SamplerStats, ScenarioRecord,
+                            Skipped, Speed, Split, TrialFiles)
 
 FORMAT_VERSION = 6
 RUN_FILE = "run.json"
@@ -122,7 +125,7 @@ class LayerRecord(_Model):
     colour: str | None = None  # its hue in every chart; None: one from the spare palette
     order: int = 50  # display order; the baseline comes first
     baseline: bool = False  # the setup every ratio is taken against
-    roles: dict[str, dict] = Field(default_factory=dict)  # role key -> bench.roles.Role fields
+    roles: dict[str, RoleRecord] = Field(default_factory=dict)  # role key -> bench.roles.Role fields
     stack_layers: list[str] = Field(default_factory=list)  # layer-stack boxes, bottom-up ("guest kernel", ...)
     fixed_roles: list[str] = Field(default_factory=list)  # role keys costed once per host (engine daemons)
 
@@ -136,7 +139,7 @@ class RunRecord(_Model):
     created_at: str
     finished_at: str | None = None
     command_line: list[str] = Field(default_factory=list)
-    scenario: dict = Field(default_factory=dict)
+    scenario: ScenarioRecord = Field(default_factory=ScenarioRecord)  # as it ran (bench.scenario's fields)
     machine: Machine = Field(default_factory=Machine)
     pinning: Pinning | None = None  # None: not pinned
     seed: int = 0
