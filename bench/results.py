@@ -26,10 +26,11 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
        `cpu_us_per_request` (now `user_us`, `sys_us`), `roles` and `fixed` (RoleSample), `sampler`,
        `files`, `load` (LoadSummary), `host`, `loadgen`, `processes`, `speed`. An absent block is null,
        not {}. v5 runs: the same figures, renamed and nulled so. Still open mappings: `facts`,
-       `engine`, `inside`, `network_path`, `startup_phases_s` (keys not known in advance).
-       Later, without a version bump (the stored shape is the same): a layer's `roles` (RoleRecord)
-       and the run's `scenario` (ScenarioRecord) are typed too; a setup's options in the scenario
-       stay each setup's own mapping.
+       `engine`, `inside`, `startup_phases_s` (keys not known in advance).
+       Later, without a version bump (the stored shape is the same): a layer's `roles` (RoleRecord),
+       the run's `scenario` (ScenarioRecord) and a trial's `network_path` (NetworkPathRecord, written
+       with only the fields the probe gave, {} when absent) are typed too; a setup's options in the
+       scenario and a path's `facts` stay mappings of their own.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bench.atomic import atomic_write
 from bench.errors import ResultsError
 from bench.machine import this_host
-from bench.records import (CpuPerRequest, HostSample, LoadSummary, Machine, MemoryBytes, Pinning, ProcessSample,
-                            QuietWait, RepeatOutcome, RoleRecord, RoleSample, RunnerHost, SamplerStats, ScenarioRecord,
-                            Skipped, Speed, Split, TrialFiles)
+from bench.records import (CpuPerRequest, HostSample, LoadSummary, Machine, MemoryBytes, NetworkPathRecord, Pinning,
+                            ProcessSample, QuietWait, RepeatOutcome, RoleRecord, RoleSample, RunnerHost, SamplerStats,
+                            ScenarioRecord, Skipped, Speed, Split, TrialFiles)
 
 FORMAT_VERSION = 6
 RUN_FILE = "run.json"
@@ -103,7 +104,7 @@ class TrialRecord(_Model):
     # every field): the steps from the load generator to the app in order, each interface with its
     # rx/tx packets and bytes over the measured window and per request, the app's own interface seen
     # from inside, connection-tracking entries and a published port's DNAT count over the trial.
-    network_path: dict = Field(default_factory=dict)
+    network_path: NetworkPathRecord = Field(default_factory=NetworkPathRecord)
 
     @field_validator("load", "cpu_us_per_request", "loadgen", "speed", mode="before")
     @classmethod

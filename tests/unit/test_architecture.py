@@ -221,8 +221,7 @@ FREE_FORM_FIELDS = {
     ("TrialRecord", "facts"): "what a setup says about itself: each setup its own facts",
     ("LoadSummary", "notes"): "the generator's own remarks",
     ("SetupSpecRecord", "options"): "each setup's own Options (a plugin's too), validated by that setup",
-    # Known debt (issue 25, not yet typed): its keys are known.
-    ("TrialRecord", "network_path"): "PathProbe.summary's block: to become a typed NetworkPath",
+    ("NetworkPathRecord", "facts"): "what a setup says about its path (a private engine, a container's IP)",
 }
 
 

@@ -112,3 +112,25 @@ def test_a_stored_scenario_reads_back_typed_and_writes_back_as_it_was(tmp_path):
     assert loaded.setups[1].options == {"network": "host"} and loaded.workloads[0].duration == 10.0
     assert loaded.pinning.app_cpus == [1] and loaded.gate == {"throughput_rps": "-10%"}
     assert loaded.stored() == scenario.model_dump(mode="json")
+
+
+def test_a_network_path_reads_back_typed_and_is_stored_as_the_probe_gave_it(tmp_path):
+    """Only the fields the probe wrote are written back (an interface step has no `note`, a trial
+    without a path stays {}), so runs written before the block was typed keep their exact shape."""
+    path = {"window_s": 0.2, "requests": 100, "quiet_s": 0.0,
+            "path": [{"step": "interface", "name": "lo", "kind": "loopback", "netns": "host",
+                      "window": {"rx_packets": 4.0, "tx_packets": 4.0, "rx_bytes": 9.0, "tx_bytes": 9.0},
+                      "span": {"rx_packets": 5, "tx_packets": 5, "rx_bytes": 10, "tx_bytes": 10},
+                      "packets_per_request": 0.08, "missing": None},
+                     {"step": "process", "role": "proxy"}],
+            "conntrack": {"entries_before": 7, "entries_after": 8, "entries_added": 1},
+            "traced": {"by": "bpftrace", "endpoints": [["127.0.0.1", None]]},
+            "dnat": {"port": 40001, "read": None, "packets": 0}, "later_field": 1}
+    with_path = TrialRecord(trial_id="a", setup="s", variant="v", workload="w", repeat=0, status="ok",
+                            network_path=path)
+    without = TrialRecord(trial_id="b", setup="s", variant="v", workload="w", repeat=0, status="ok")
+    save_run(tmp_path, RunRecord(run_id="r", created_at="now", trials=[with_path, without]))
+    stored = json.loads((tmp_path / "run.json").read_text())["trials"]
+    assert json.dumps(stored[0]["network_path"]) == json.dumps(path) and stored[1]["network_path"] == {}
+    loaded = load_run(tmp_path).trials[0].network_path
+    assert loaded.path[0].span.rx_packets == 5 and loaded.path[1].role == "proxy" and loaded.dnat.packets == 0
