@@ -15,7 +15,7 @@ from pathlib import Path
 from bench import stats
 from bench.errors import ResultsError
 from bench.machine import COMPARABLE_FIELDS
-from bench.model import Cell, Run, median_of
+from bench.model import FIRST_APP, Cell, Run, median_of
 from bench.figures import METRICS, state_of, verdict
 from bench.vocabulary import Caveat, cell_label, label
 
@@ -40,7 +40,7 @@ class Row:
     workload: str
     metric: str
     entries: list[Entry]
-    app: str = "python"
+    app: str = FIRST_APP
     show_app: bool = False  # the compared runs hold several apps
 
     @property

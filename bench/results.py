@@ -51,12 +51,15 @@ from bench.records import (CpuPerRequest, HostSample, LoadSummary, Machine, Memo
                             ScenarioRecord, Skipped, Speed, Split, TrialFiles)
 
 FORMAT_VERSION = 6
+# Format history: the one app every run ran before format 4 (bench.apps.python). A record that names
+# no app ran it, and its trial ids, labels and seeds carry no app part (as they had before apps).
+FIRST_APP = "python"
 RUN_FILE = "run.json"
 _V1_LAYERS = Path(__file__).parent / "data" / "layers_v1.json"
 _V4_STACKS = Path(__file__).parent / "data" / "stack_layers_v4.json"
 
-__all__ = ["FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "atomic_write", "load_run",
-           "save_run"]
+__all__ = ["FIRST_APP", "FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "atomic_write",
+           "load_run", "save_run"]
 
 
 class _Model(BaseModel):
@@ -69,7 +72,7 @@ class TrialRecord(_Model):
     trial_id: str
     setup: str
     variant: str
-    app: str = "python"  # the app that ran (bench.apps): python, nginx, or an image reference
+    app: str = FIRST_APP  # the app that ran (bench.apps): its kind, or an image reference
     workload: str  # the workload's name (density: name-xN, N copies side by side)
     kind: str = "load"  # load, startup, idle or density
     repeat: int  # the round
@@ -118,7 +121,7 @@ class LayerRecord(_Model):
 
     setup: str
     variant: str
-    app: str = "python"  # the app this layer ran; a layer's words may depend on it (bare for an image)
+    app: str = FIRST_APP  # the app this layer ran; a layer's words may depend on it (bare for an image)
     stack: str = ""  # the path a request takes: "app -> host kernel -> hardware"
     narration: str = ""  # what a class hears when the layer's first trial starts
     explanation: str = ""  # where its cost comes from, in plain words (the report)
@@ -256,7 +259,7 @@ def _v3_to_v4(data: dict) -> dict:
     def with_app(items):
         if not isinstance(items, list):
             return items  # not a list: validation reports it
-        return [{"app": "python", **item} if isinstance(item, dict) else item for item in items]
+        return [{"app": FIRST_APP, **item} if isinstance(item, dict) else item for item in items]
 
     return {**data, "format_version": 4, "trials": with_app(data.get("trials", [])),
             "layers": with_app(data.get("layers", []))}

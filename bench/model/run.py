@@ -18,14 +18,14 @@ from bench.model.figures import median_of
 from bench.model.fixed import LayerCost, layer_cost
 from bench.model.overhead import HEADLINE_LOAD_METRICS, Overhead, Pairing
 from bench.records import AppSpecRecord
-from bench.results import LayerRecord, RunRecord, TrialRecord, load_run
+from bench.results import FIRST_APP, LayerRecord, RunRecord, TrialRecord, load_run
 from bench.trial_files import UnreadableFile, file_problems, read_array, read_csv
 from bench.roles import STANDARD, Role
 from bench.vocabulary import Caveat, cell_label
 
 
 
-def _generic_layer(setup: str, variant: str, order: int, app: str = "python") -> LayerRecord:
+def _generic_layer(setup: str, variant: str, order: int, app: str = FIRST_APP) -> LayerRecord:
     """A layer the run did not describe (a hand-edited or partial run.json): its name only."""
     return LayerRecord(setup=setup, variant=variant, order=order, app=app)
 
