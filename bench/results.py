@@ -46,9 +46,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bench.atomic import atomic_write
 from bench.errors import ResultsError
 from bench.machine import this_host
-from bench.records import (CpuPerRequest, HostSample, LoadSummary, Machine, MemoryBytes, NetworkPathRecord, Pinning,
-                            ProcessSample, QuietWait, RepeatOutcome, RoleRecord, RoleSample, RunnerHost, SamplerStats,
-                            ScenarioRecord, Skipped, Speed, Split, TrialFiles)
+from bench.path_records import NetworkPathRecord
+from bench.records import (CpuPerRequest, HostSample, LoadSummary, Machine, MemoryBytes, Pinning, ProcessSample,
+                            QuietWait, RepeatOutcome, RoleRecord, RoleSample, RunnerHost, SamplerStats, ScenarioRecord,
+                            Skipped, Speed, Split, TrialFiles)
 
 FORMAT_VERSION = 6
 # Format history: the one app every run ran before format 4 (bench.apps.python). A record that names

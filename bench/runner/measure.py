@@ -21,8 +21,8 @@ from bench.metrics.speed import PROBE_S, machine_speed
 from bench.metrics.window import summarize_host, summarize_processes
 from bench.errors import SetupError
 from bench.results import TrialRecord, now_iso
-from bench.records import (HostSample, LoadSummary, MemoryBytes, NetworkPathRecord, ProcessSample, RoleSample,
-                           SamplerStats, Speed)
+from bench.path_records import NetworkPathRecord
+from bench.records import HostSample, LoadSummary, MemoryBytes, ProcessSample, RoleSample, SamplerStats, Speed
 from bench.roles import ROLE_LOADGEN, RoleProcess
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
                                   load_summary, memory_totals)

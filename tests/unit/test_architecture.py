@@ -293,11 +293,12 @@ def test_no_untyped_mapping_in_the_result_models():
     import pydantic
 
     import bench.fleet.record
+    import bench.path_records
     import bench.records
     import bench.results
 
     found = set()
-    for module in (bench.results, bench.records, bench.fleet.record):
+    for module in (bench.results, bench.records, bench.path_records, bench.fleet.record):
         for model in vars(module).values():
             if isinstance(model, type) and issubclass(model, pydantic.BaseModel) and model.__module__ == module.__name__:
                 found |= {(model.__name__, name) for name, field in model.model_fields.items()
