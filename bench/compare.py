@@ -16,7 +16,7 @@ from pathlib import Path
 from bench import stats
 from bench.errors import ResultsError
 from bench.machine import COMPARABLE_FIELDS
-from bench.model import Cell, Run, median_of
+from bench.model import FIRST_APP, Cell, Run, median_of
 from bench.figures import METRICS, state_of, verdict
 from bench.vocabulary import Caveat, cell_label, label
 
@@ -41,7 +41,7 @@ class Row:
     workload: str
     metric: str
     entries: list[Entry]
-    app: str = "python"
+    app: str = FIRST_APP
     show_app: bool = False  # the compared runs hold several apps
 
     @property
@@ -101,7 +101,7 @@ def _pinning(run: Run) -> str:
 
 def _scenario_shape(run: Run) -> dict:
     """The scenario fields that change what is measured (not its name, description or gate)."""
-    return {key: value for key, value in run.info.scenario.items()
+    return {key: value for key, value in run.info.scenario.stored().items()
             if key not in ("name", "description", "gate")}
 
 

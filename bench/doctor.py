@@ -36,9 +36,10 @@ def doctor_report() -> dict:
     broken = [{"module": module, "kind": kind, "problem": str(problem)}
               for kind, found in (("setup", registry.broken()), ("app", apps.broken())) for module, problem in found.items()]
     tools = [{"tool": tool, "path": shutil.which(tool), "fix": fix} for tool, fix in OPTIONAL_TOOLS]
-    # The shipped apps (a user's image is checked when a scenario names it).
+    # The apps a scenario names by kind, the default first (a user's image is checked when a scenario names it).
+    named = sorted(apps.named_kinds(), key=lambda kind: not apps.get(kind).default)
     shipped = [{"app": kind, "ok": (reason := apps.get(kind).check()) is None, "reason": reason,
-                "description": apps.get(kind).description} for kind in ("python", "nginx")]
+                "description": apps.get(kind).description} for kind in named]
     return {"doctor_version": DOCTOR_VERSION, "machine": machine.describe(), "setups": setups, "broken": broken,
             "apps": shipped, "tools": tools}
 

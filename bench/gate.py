@@ -121,7 +121,7 @@ def thresholds_for(comparison, fail_on: str | None) -> tuple[Threshold, ...]:
     """--fail-on when given (`comparison` is not read then: the flag is checked before any run is
     loaded), else the gate the newest run's scenario declares (none: no gate)."""
     declared = None if fail_on is not None else next(
-        (run.info.scenario.get("gate") for run in reversed(comparison.runs) if run.info.scenario.get("gate")), None)
+        (run.info.scenario.gate for run in reversed(comparison.runs) if run.info.scenario.gate), None)
     try:
         return parse_thresholds(fail_on if fail_on is not None else declared)
     except ValueError as error:

@@ -3,11 +3,14 @@ model here, its field names carrying their units. bench.results assembles them i
 TrialRecord; fleet.json (bench.fleet.record) uses the same machine, split and runner parts.
 
 Blocks whose keys are open stay mappings, on purpose: a setup's `facts`, the engine's own
-accounting (`engine`), the app's `inside` view, the hop-by-hop `network_path`, start-up phases by
-name, roles by key, and the tool versions of a machine.
+accounting (`engine`), the app's `inside` view, start-up phases by name, roles by key, the tool
+versions of a machine, and each setup's own options in the scenario. A load trial's network path
+has its blocks in bench.path_records.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +62,18 @@ class Pinning(Part):
 
     app_cpus: list[int] = Field(default_factory=list)
     load_cpus: list[int] = Field(default_factory=list)
+
+
+class RoleRecord(Part):
+    """A role a layer declared (bench.roles.Role's fields; absent ones were not stored by an older
+    run, and Role's own defaults apply): how outputs name and colour its processes."""
+
+    key: str | None = None
+    label: str | None = None
+    colour: str | None = None
+    contains_app: bool | None = None  # the app runs inside this process (QEMU)
+    remainder_label: str | None = None
+    remainder_colour: str | None = None
 
 
 class Split(Part):
@@ -243,3 +258,61 @@ class Speed(Part):
     hashes_per_s: float | None = None
     cpus: list[int] = Field(default_factory=list)
     probe_s: float | None = None
+
+
+# ---- the scenario, as the run stored it ------------------------------------------------------
+# bench.scenario's models validate a file strictly and ask the setups about their options; these
+# read a stored scenario back leniently (an older run's may not parse today, and reading results
+# loads no setup). Their fields are the scenario's own keys, so a scenario file's words (duration,
+# warmup: seconds; rate: requests per second) stay as the user wrote them. A field absent in an
+# older run is None. tests/unit/test_results.py checks the fields against bench.scenario's.
+
+
+class AppSpecRecord(Part):
+    name: str | None = None
+    image: str | None = None
+    port: int | None = None
+    path: str | None = None
+    ready: str | None = None
+
+
+class SetupSpecRecord(Part):
+    setup: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)  # each setup's own Options: open keys, validated there
+
+
+class WorkloadRecord(Part):
+    name: str | None = None
+    kind: str | None = None
+    endpoint: str | None = None
+    param: int | None = None
+    mode: str | None = None
+    connections: int | None = None
+    rate: float | None = None  # requests per second, open loop only
+    duration: float | None = None  # seconds measured
+    warmup: float | None = None  # seconds discarded before measuring
+    load: str | None = None
+    instances: list[int] | None = None
+
+
+class ScenarioRecord(Part):
+    name: str | None = None
+    description: str | None = None
+    app: AppSpecRecord | None = None
+    apps: list[AppSpecRecord] | None = None
+    setups: list[SetupSpecRecord] | None = None
+    workloads: list[WorkloadRecord] | None = None
+    repeat: int | str | None = None  # a count, or "auto"
+    repeat_target: float | None = None
+    repeat_cap: int | None = None
+    budget: float | None = None  # seconds
+    min_effect: float | None = None
+    trials_per_start: int | None = None
+    remeasure_busy: bool | None = None
+    wait_quiet: bool | None = None
+    calibrate: bool | None = None
+    order: str | None = None
+    start: str | None = None
+    pinning: str | Pinning | None = None  # "auto", or the CPUs asked for
+    seed: int | None = None
+    gate: dict[str, str] | None = None  # metric key -> threshold, as written

@@ -26,7 +26,11 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
        `cpu_us_per_request` (now `user_us`, `sys_us`), `roles` and `fixed` (RoleSample), `sampler`,
        `files`, `load` (LoadSummary), `host`, `loadgen`, `processes`, `speed`. An absent block is null,
        not {}. v5 runs: the same figures, renamed and nulled so. Still open mappings: `facts`,
-       `engine`, `inside`, `network_path`, `startup_phases_s` (keys not known in advance), `scenario`.
+       `engine`, `inside`, `startup_phases_s` (keys not known in advance).
+       Later, without a version bump (the stored shape is the same): a layer's `roles` (RoleRecord),
+       the run's `scenario` (ScenarioRecord) and a trial's `network_path` (NetworkPathRecord, written
+       with only the fields the probe gave, {} when absent) are typed too; a setup's options in the
+       scenario and a path's `facts` stay mappings of their own.
 """
 
 from __future__ import annotations
@@ -42,17 +46,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bench.atomic import atomic_write
 from bench.errors import ResultsError
 from bench.machine import this_host
+from bench.path_records import NetworkPathRecord
 from bench.records import (CpuPerRequest, HostSample, LoadSummary, Machine, MemoryBytes, Pinning, ProcessSample,
-                            QuietWait, RepeatOutcome, RoleSample, RunnerHost, SamplerStats, Skipped, Speed, Split,
-                            TrialFiles)
+                            QuietWait, RepeatOutcome, RoleRecord, RoleSample, RunnerHost, SamplerStats, ScenarioRecord,
+                            Skipped, Speed, Split, TrialFiles)
 
 FORMAT_VERSION = 6
+# Format history: the one app every run ran before format 4 (bench.apps.python). A record that names
+# no app ran it, and its trial ids, labels and seeds carry no app part (as they had before apps).
+FIRST_APP = "python"
 RUN_FILE = "run.json"
 _V1_LAYERS = Path(__file__).parent / "data" / "layers_v1.json"
 _V4_STACKS = Path(__file__).parent / "data" / "stack_layers_v4.json"
 
-__all__ = ["FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "atomic_write", "load_run",
-           "save_run"]
+__all__ = ["FIRST_APP", "FORMAT_VERSION", "LayerRecord", "ResultsError", "RunRecord", "TrialRecord", "atomic_write",
+           "load_run", "save_run"]
 
 
 class _Model(BaseModel):
@@ -65,7 +73,7 @@ class TrialRecord(_Model):
     trial_id: str
     setup: str
     variant: str
-    app: str = "python"  # the app that ran (bench.apps): python, nginx, or an image reference
+    app: str = FIRST_APP  # the app that ran (bench.apps): its kind, or an image reference
     workload: str  # the workload's name (density: name-xN, N copies side by side)
     kind: str = "load"  # load, startup, idle or density
     repeat: int  # the round
@@ -100,7 +108,7 @@ class TrialRecord(_Model):
     # every field): the steps from the load generator to the app in order, each interface with its
     # rx/tx packets and bytes over the measured window and per request, the app's own interface seen
     # from inside, connection-tracking entries and a published port's DNAT count over the trial.
-    network_path: dict = Field(default_factory=dict)
+    network_path: NetworkPathRecord = Field(default_factory=NetworkPathRecord)
 
     @field_validator("load", "cpu_us_per_request", "loadgen", "speed", mode="before")
     @classmethod
@@ -114,7 +122,7 @@ class LayerRecord(_Model):
 
     setup: str
     variant: str
-    app: str = "python"  # the app this layer ran; a layer's words may depend on it (bare for an image)
+    app: str = FIRST_APP  # the app this layer ran; a layer's words may depend on it (bare for an image)
     stack: str = ""  # the path a request takes: "app -> host kernel -> hardware"
     narration: str = ""  # what a class hears when the layer's first trial starts
     explanation: str = ""  # where its cost comes from, in plain words (the report)
@@ -122,7 +130,7 @@ class LayerRecord(_Model):
     colour: str | None = None  # its hue in every chart; None: one from the spare palette
     order: int = 50  # display order; the baseline comes first
     baseline: bool = False  # the setup every ratio is taken against
-    roles: dict[str, dict] = Field(default_factory=dict)  # role key -> bench.roles.Role fields
+    roles: dict[str, RoleRecord] = Field(default_factory=dict)  # role key -> bench.roles.Role fields
     stack_layers: list[str] = Field(default_factory=list)  # layer-stack boxes, bottom-up ("guest kernel", ...)
     fixed_roles: list[str] = Field(default_factory=list)  # role keys costed once per host (engine daemons)
 
@@ -136,7 +144,7 @@ class RunRecord(_Model):
     created_at: str
     finished_at: str | None = None
     command_line: list[str] = Field(default_factory=list)
-    scenario: dict = Field(default_factory=dict)
+    scenario: ScenarioRecord = Field(default_factory=ScenarioRecord)  # as it ran (bench.scenario's fields)
     machine: Machine = Field(default_factory=Machine)
     pinning: Pinning | None = None  # None: not pinned
     seed: int = 0
@@ -252,7 +260,7 @@ def _v3_to_v4(data: dict) -> dict:
     def with_app(items):
         if not isinstance(items, list):
             return items  # not a list: validation reports it
-        return [{"app": "python", **item} if isinstance(item, dict) else item for item in items]
+        return [{"app": FIRST_APP, **item} if isinstance(item, dict) else item for item in items]
 
     return {**data, "format_version": 4, "trials": with_app(data.get("trials", [])),
             "layers": with_app(data.get("layers", []))}

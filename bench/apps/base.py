@@ -147,6 +147,9 @@ class App(abc.ABC):
     stats_path: ClassVar[str | None] = None  # the app's own view from inside its layer, if it has one
     notes: ClassVar[Mapping[Layer, LayerNote]] = {}  # declared per kind of layer; none by default
     bare_from_tree: ClassVar[bool] = False  # bare runs it chrooted into its tree (a user's image)
+    default: ClassVar[bool] = False  # the app a scenario that names none runs (one app declares it)
+    # A user's image: a scenario names it by its reference (`app: {image: NAME:TAG}`), not by its kind.
+    by_image_reference: ClassVar[bool] = False
 
     @property
     def name(self) -> str:

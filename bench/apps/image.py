@@ -48,6 +48,7 @@ class ImageApp(App):
     description = "a user's own local container image, run from the same files in every layer"
     notes = NOTES
     bare_from_tree = True  # bare chroots into the image's extracted files
+    by_image_reference = True  # `app: {image: NAME:TAG, ...}`
 
     def __init__(self, image: str, port: int | None = None, path: str = "/", ready: str | None = None):
         self.image = image

@@ -18,6 +18,7 @@ NOBODY_ID = 65534
 @register
 class PythonApp(App):
     kind = "python"
+    default = True  # a scenario that names no app runs this one
     description = ("layerbench's own web app: Python's standard library only (http.server, one thread per "
                    "connection), tens of µs of CPU per tiny request.")
     ready_path = "/health"

@@ -21,6 +21,21 @@ get = APPS.get
 broken = APPS.broken
 
 
+def default_kind() -> str:
+    """The kind of the app a scenario that names none runs (the app that declares `default`)."""
+    return next(kind for kind in kinds() if get(kind).default)
+
+
+def reference_kind() -> str:
+    """The kind that runs a user's image, which a scenario gives by its reference."""
+    return next(kind for kind in kinds() if get(kind).by_image_reference)
+
+
+def named_kinds() -> list[str]:
+    """The apps a scenario names by kind: every registered one (plugins too) but a user's image."""
+    return [kind for kind in kinds() if not get(kind).by_image_reference]
+
+
 def build(kind: str, **fields) -> App:
     """An app instance from its kind and the fields a scenario gave it (an image's reference, port, ...)."""
     return get(kind)(**fields)

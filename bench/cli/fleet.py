@@ -158,7 +158,7 @@ def fleet_lines(results_dir: Path) -> list[str]:
             lines.append(f"{fleet_dir.name}  unreadable: {error}")
             continue
         hosts = ", ".join(f"{outcome.name} {outcome.status}" for outcome in fleet.targets)
-        lines.append(f"{fleet.fleet_id}  {fleet.created_at[:16]}  {fleet.scenario.get('name')}  fleet: {hosts}")
+        lines.append(f"{fleet.fleet_id}  {fleet.created_at[:16]}  {fleet.scenario.name}  fleet: {hosts}")
     return lines
 
 

@@ -178,7 +178,7 @@ def _resumable(resume: str, out: Path) -> tuple[Path, scenarios.Scenario]:
     resume_dir = results_store.resolve_run(resume, out)
     record = results_store.load_run(resume_dir)
     refuse_if_live(resume_dir, record.runner_pid)  # one writer per run (the runner's lock enforces it)
-    return resume_dir, scenarios.Scenario.model_validate(record.scenario)
+    return resume_dir, scenarios.Scenario.model_validate(record.scenario.stored())
 
 
 def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool,

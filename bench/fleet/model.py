@@ -38,11 +38,11 @@ class Fleet:
 
     @property
     def scenario_name(self) -> str | None:
-        return self._record.scenario.get("name")
+        return self._record.scenario.name
 
     @property
     def description(self) -> str:
-        return self._record.scenario.get("description") or ""
+        return self._record.scenario.description or ""
 
     @property
     def created_at(self) -> str:

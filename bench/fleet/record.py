@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.errors import ResultsError
 from bench.atomic import atomic_write
-from bench.records import RunnerHost, Split
+from bench.records import RunnerHost, ScenarioRecord, Split
 from bench.results import RUN_FILE, list_runs, now_iso
 
 FLEET_FILE = "fleet.json"
@@ -63,7 +63,7 @@ class FleetRecord(_Model):
     created_at: str
     finished_at: str | None = None
     command_line: list[str] = Field(default_factory=list)
-    scenario: dict = Field(default_factory=dict)
+    scenario: ScenarioRecord = Field(default_factory=ScenarioRecord)  # as results.RunRecord's
     split: Split | None = None  # a fleet whose load came from one host (bench.records.Split)
     hosts: list[HostOutcome] = Field(default_factory=list)
     inventory: str | None = None  # the inventory's absolute path (bench clean reads it again)

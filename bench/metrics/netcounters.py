@@ -101,10 +101,11 @@ def parse_dnat_packets(listing: str, port: int) -> int | None:
     return sum(counts) if counts else None
 
 
-def dnat_packets(port: int, chain: str = "DOCKER") -> tuple[int | None, str]:
-    """(packets the DNAT rule for host port `port` has matched, how it was read) in the calling
-    thread's namespace. Only a connection's first packet passes the nat table, so it counts new
-    connections that were rewritten; (None, why) when there is no rule or it cannot be read."""
+def dnat_packets(port: int, chain: str) -> tuple[int | None, str]:
+    """(packets the DNAT rule for host port `port` in the nat table's `chain` (the engine's, which
+    the setup's path names) has matched, how it was read) in the calling thread's namespace. Only a
+    connection's first packet passes the nat table, so it counts new connections that were
+    rewritten; (None, why) when there is no rule or it cannot be read."""
     iptables = shutil.which("iptables") or next((path for path in ("/usr/sbin/iptables", "/sbin/iptables")
                                                  if Path(path).exists()), None)
     if iptables is None:

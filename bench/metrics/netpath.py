@@ -88,11 +88,13 @@ Step = Union[Interface, Forwarder, Inside]
 @dataclass
 class NetworkPath:
     """The steps a request takes from the load generator to the app, in order; the reply comes back
-    the same way. `dnat_port`: a published port whose DNAT rule to read (in the client's namespace);
+    the same way. `dnat_port`: a published port whose DNAT rule to read (in the client's namespace, in
+    the nat table's chain `dnat_chain`, the engine's);
     `reached_at`: set when the load goes to the app's own address (a container IP), not to 127.0.0.1."""
 
     steps: tuple[Step, ...]
     dnat_port: int | None = None
+    dnat_chain: str = ""
     reached_at: str | None = None
     facts: dict = field(default_factory=dict)  # what the record should say about it (bridge, subnet, engine)
     # With reached_at: checks again, before every trial, that the address may still be loaded (raises if not).
@@ -215,12 +217,12 @@ class PathProbe:
     def before(self) -> None:
         self.conntrack["before"] = conntrack_entries()
         if self.path.dnat_port is not None:
-            self.dnat["before"], self.dnat["read"] = dnat_packets(self.path.dnat_port)
+            self.dnat["before"], self.dnat["read"] = dnat_packets(self.path.dnat_port, self.path.dnat_chain)
 
     def after(self) -> None:
         self.conntrack["after"] = conntrack_entries()
         if self.path.dnat_port is not None:
-            self.dnat["after"], self.dnat["read"] = dnat_packets(self.path.dnat_port)
+            self.dnat["after"], self.dnat["read"] = dnat_packets(self.path.dnat_port, self.path.dnat_chain)
 
     def summary(self, rows: list[tuple[float, dict]], window: tuple[float, float], requests: int,
                 inside_before: dict, inside_after: dict, inside_requests: int | None) -> dict:

@@ -14,7 +14,8 @@ from bench.model.overhead import STARTUP_WORKLOAD, Overhead
 from bench.model.role_figures import FixedFigures, RoleFigures
 from bench.model.run import Run
 from bench.records import Machine, Pinning, Split
-from bench.results import FORMAT_VERSION, LayerRecord
+from bench.results import FIRST_APP, FORMAT_VERSION, LayerRecord
 
-__all__ = ["BUSY_MACHINE_CORES", "FORMAT_VERSION", "STARTUP_WORKLOAD", "Cell", "FixedCost", "FixedFigures", "LayerCost", "LayerKey",
-           "LayerRecord", "Machine", "Overhead", "Pinning", "RoleFigures", "Run", "RunInfo", "Split", "median_of", "sub_seed"]
+__all__ = ["BUSY_MACHINE_CORES", "FIRST_APP", "FORMAT_VERSION", "STARTUP_WORKLOAD", "Cell", "FixedCost", "FixedFigures",
+           "LayerCost", "LayerKey", "LayerRecord", "Machine", "Overhead", "Pinning", "RoleFigures", "Run", "RunInfo",
+           "Split", "median_of", "sub_seed"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.records import Machine, Pinning, Skipped, Split
+from bench.records import Machine, Pinning, ScenarioRecord, Skipped, Split
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class RunInfo:
     finished_at: str | None
     command_line: tuple[str, ...]
     seed: int
-    scenario: dict  # the scenario as the run stored it (bench.scenario fields)
+    scenario: ScenarioRecord  # the scenario as the run stored it (bench.scenario's fields)
     machine: Machine
     pinning: Pinning | None  # None: not pinned
     split: Split | None  # None: the load ran on this machine
@@ -32,11 +32,11 @@ class RunInfo:
 
     @property
     def scenario_name(self) -> str | None:
-        return self.scenario.get("name")
+        return self.scenario.name
 
     @property
     def description(self) -> str:
-        return self.scenario.get("description") or ""
+        return self.scenario.description or ""
 
     def machine_field(self, name: str):
         """One field of the machine block (hostname, kernel, kvm_device, ...), None when not recorded."""

@@ -11,7 +11,7 @@ from bench.model.figures import median_of, seed_parts, sub_seed
 from bench.model.rounds import calibrated_per_round, per_round, per_start, round_start_times
 from bench.model.role_figures import RoleFigures
 from bench.records import RoleSample
-from bench.results import TrialRecord
+from bench.results import FIRST_APP, TrialRecord
 from bench.vocabulary import MIB_BYTES
 from bench.figures import metric as registered
 from bench.vocabulary import Caveat, cell_label, finite, label
@@ -54,7 +54,7 @@ class Cell:
     statistics. `show_app`: the run holds several apps, so labels name this one."""
 
     def __init__(self, setup: str, variant: str, workload: str, trials: list[TrialRecord], seed: int,
-                 app: str = "python", show_app: bool = False):
+                 app: str = FIRST_APP, show_app: bool = False):
         self.setup, self.variant, self.workload, self.app = setup, variant, workload, app
         self.show_app = show_app
         self.trials = trials

@@ -6,6 +6,7 @@ import zlib
 
 import numpy as np
 
+from bench.results import FIRST_APP
 from bench.vocabulary import finite
 
 
@@ -18,7 +19,7 @@ def seed_parts(setup: str, variant: str, workload: str | None, app: str) -> tupl
     """A cell's (or, without a workload, a layer's) part of a figure's seed. The python app keeps
     the seeds runs had before there were several apps, so their intervals did not move: the one
     place that rule lives."""
-    return (setup, variant) + ((workload,) if workload is not None else ()) + (() if app == "python" else (app,))
+    return (setup, variant) + ((workload,) if workload is not None else ()) + (() if app == FIRST_APP else (app,))
 
 
 def median_of(values) -> float | None:

@@ -87,7 +87,7 @@ class Journey:
 
 
 def _paths(cell: Cell) -> list[TrialRecord]:
-    return [trial for trial in cell.ok if trial.network_path.get("path")]
+    return [trial for trial in cell.ok if trial.network_path.path]
 
 
 def hops(cell: Cell) -> list[Hop]:
@@ -95,23 +95,22 @@ def hops(cell: Cell) -> list[Hop]:
     trials = _paths(cell)
     if not trials:
         return []
-    shape = trials[0].network_path["path"]
+    shape = trials[0].network_path.path
     found = []
     for index, step in enumerate(shape):
-        same = [trial.network_path["path"][index] for trial in trials
-                if len(trial.network_path["path"]) > index
-                and trial.network_path["path"][index].get("step") == step.get("step")]
-        kind = step.get("step", "")
+        same = [trial.network_path.path[index] for trial in trials
+                if len(trial.network_path.path) > index and trial.network_path.path[index].step == step.step]
+        kind = step.step or ""
         if kind == "process":
-            found.append(Hop("process", step.get("role", "")))
+            found.append(Hop("process", step.role or ""))
             continue
-        shares = [entry.get("background_share") for entry in same if finite(entry.get("background_share"))]
-        missing = next((entry.get("missing") for entry in same if entry.get("missing")), "")
-        found.append(Hop(kind, step.get("name", ""), "inside" if kind == "inside" else step.get("kind", ""),
-                         step.get("netns", ""), median_of(entry.get("packets_per_request") for entry in same),
-                         median_of(entry.get("bytes_per_request") for entry in same), max(shares, default=None),
-                         step.get("note", "") or missing,
-                         median_of(entry.get("traced_packets_per_request") for entry in same)))
+        shares = [entry.background_share for entry in same if finite(entry.background_share)]
+        missing = next((entry.missing for entry in same if entry.missing), "")
+        found.append(Hop(kind, step.name or "", "inside" if kind == "inside" else step.kind or "",
+                         step.netns or "", median_of(entry.packets_per_request for entry in same),
+                         median_of(entry.bytes_per_request for entry in same), max(shares, default=None),
+                         step.note or missing,
+                         median_of(entry.traced_packets_per_request for entry in same)))
     return found
 
 
@@ -176,9 +175,10 @@ def journey(cell: Cell, role_labels: dict[str, str], declared_roles: list[str],
     segments.append(Segment("not attributed: waiting, wake-ups, queueing, the client",
                             max(0.0, latency_us - attributed), "unattributed"))
     absent = [role for role in declared_roles if role != APP.key and role not in cell.roles]
-    dnat = median_of((trial.network_path.get("dnat") or {}).get("packets") for trial in _paths(cell))
-    conntrack = median_of((trial.network_path.get("conntrack") or {}).get("entries_added") for trial in _paths(cell))
-    reached = next((address for trial in _paths(cell) if (address := trial.network_path.get("reached_at"))), None)
+    dnat = median_of(trial.network_path.dnat.packets for trial in _paths(cell) if trial.network_path.dnat)
+    conntrack = median_of(trial.network_path.conntrack.entries_added for trial in _paths(cell)
+                          if trial.network_path.conntrack)
+    reached = next((address for trial in _paths(cell) if (address := trial.network_path.reached_at)), None)
     return Journey(cell.layer_key, cell.workload, _connections(cell), latency_us, source, segments, path,
                    max(0.0, attributed - latency_us), absent, dnat, conntrack, reached)
 

@@ -8,6 +8,7 @@ from bench import stats
 from bench.model.cell import Cell, LayerKey
 from bench.model.rounds import combine
 from bench.model.figures import seed_parts, sub_seed
+from bench.results import FIRST_APP
 from bench.figures import HEADLINE_METRICS, metric, state_of, verdict
 from bench.vocabulary import Verdict, finite, label
 
@@ -24,7 +25,7 @@ class Overhead:
     ratio: stats.Estimate  # paired rounds where the rounds pair (bench.stats.paired_ratio)
     state: Verdict  # worse, better, same or undecided
     verdict: str  # the state in words, with the interval
-    app: str = "python"
+    app: str = FIRST_APP
     show_app: bool = False
     unpaired: stats.Estimate | None = None  # ratio of medians of the two groups (stats.ratio_ci)
     min_effect: float = stats.DEFAULT_MIN_EFFECT

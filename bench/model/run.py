@@ -17,14 +17,15 @@ from bench.model.colours import layer_colour
 from bench.model.figures import median_of
 from bench.model.fixed import LayerCost, layer_cost
 from bench.model.overhead import HEADLINE_LOAD_METRICS, Overhead, Pairing
-from bench.results import LayerRecord, RunRecord, TrialRecord, load_run
+from bench.records import AppSpecRecord
+from bench.results import FIRST_APP, LayerRecord, RunRecord, TrialRecord, load_run
 from bench.trial_files import UnreadableFile, file_problems, read_array, read_csv
 from bench.roles import STANDARD, Role
 from bench.vocabulary import Caveat, cell_label
 
 
 
-def _generic_layer(setup: str, variant: str, order: int, app: str = "python") -> LayerRecord:
+def _generic_layer(setup: str, variant: str, order: int, app: str = FIRST_APP) -> LayerRecord:
     """A layer the run did not describe (a hand-edited or partial run.json): its name only."""
     return LayerRecord(setup=setup, variant=variant, order=order, app=app)
 
@@ -73,7 +74,7 @@ class Run:
         """What the run was: id, status, scenario, machine, settings (bench.model.about.RunInfo)."""
         record = self._record
         return RunInfo(record.run_id, record.effective_status(), record.status, record.created_at, record.finished_at,
-                       tuple(record.command_line), record.seed, dict(record.scenario or {}), record.machine,
+                       tuple(record.command_line), record.seed, record.scenario, record.machine,
                        record.pinning, record.split, tuple(record.skipped),
                        tuple(dict.fromkeys(t.setup for t in record.trials)), len(record.trials),
                        len(record.ok_trials()))
@@ -112,9 +113,9 @@ class Run:
     def apps(self) -> list[str]:
         """Every app with trials, in the scenario's order (then as they ran)."""
         ran = list(dict.fromkeys(t.app for t in self._record.trials))
-        scenario = self._record.scenario or {}
-        specs = scenario.get("apps") or [scenario.get("app") or {}]
-        named = [spec.get("image") or spec.get("name") for spec in specs if isinstance(spec, dict)]
+        scenario = self._record.scenario
+        specs = scenario.apps or [scenario.app or AppSpecRecord()]
+        named = [spec.image or spec.name for spec in specs]
         return [app for app in named if app in ran] + [app for app in ran if app not in named]
 
     @property
@@ -173,12 +174,12 @@ class Run:
         found = dict(STANDARD)
         for layer in self._record.layers:
             for key, data in layer.roles.items():
-                found[key] = Role.from_dict({**data, "key": key})
+                found[key] = Role.from_dict({**data.stored(), "key": key})
         return found
 
     @cached_property
     def workloads(self) -> list[str]:
-        order = {w.get("name"): i for i, w in enumerate(self._record.scenario.get("workloads", []))}
+        order = {w.name: i for i, w in enumerate(self._record.scenario.workloads or [])}
         names = list(dict.fromkeys(t.workload for t in self._record.trials))
         # Density trials are named name-xN: they sort with their workload.
         return sorted(names, key=lambda name: (order.get(name, order.get(name.rsplit("-x", 1)[0], 99)),
@@ -236,7 +237,7 @@ class Run:
     @property
     def min_effect(self) -> float:
         """The smallest change the run's scenario calls a difference (bench.stats.decide)."""
-        value = (self._record.scenario or {}).get("min_effect")
+        value = self._record.scenario.min_effect
         return float(value) if isinstance(value, (int, float)) and 0 < value < 1 else stats.DEFAULT_MIN_EFFECT
 
     @cached_property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bench.results import RunRecord
+from bench.results import FIRST_APP, RunRecord
 from bench.vocabulary import Caveat, cell_label, label
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def run_caveats(run: "Run", record: RunRecord) -> list[Caveat]:
                                 f"{trial.error or 'no reason recorded'}"))
     for skipped in record.skipped:
         what = skipped.variant or skipped.setup or "a setup"
-        if skipped.app and (run.multi_app or skipped.app != "python"):
+        if skipped.app and (run.multi_app or skipped.app != FIRST_APP):
             what = f"{skipped.app} in {what}"
         found.append(Caveat("skipped", str(what), f"Skipped {what}: {skipped.reason or 'no reason recorded'}"))
     found += [caveat for cell in run.cells for caveat in cell.caveats() if caveat.kind != "failed"]

@@ -325,7 +325,7 @@ def resume_run(run_dir: Path, progress: ProgressFn = no_progress) -> Path:
     record = load_run(run_dir)
     refuse_if_live(Path(run_dir), record.runner_pid)
     try:
-        scenario = Scenario.model_validate(record.scenario)
+        scenario = Scenario.model_validate(record.scenario.stored())
     except ValueError as error:
         raise SetupError(f"{run_dir}: its scenario no longer validates ({error}); start a new run") from None
     if record.machine.hostname != machine.describe()["hostname"]:

@@ -21,6 +21,7 @@ from bench.metrics.speed import PROBE_S, machine_speed
 from bench.metrics.window import summarize_host, summarize_processes
 from bench.errors import SetupError
 from bench.results import TrialRecord, now_iso
+from bench.path_records import NetworkPathRecord
 from bench.records import HostSample, LoadSummary, MemoryBytes, ProcessSample, RoleSample, SamplerStats, Speed
 from bench.roles import ROLE_LOADGEN, RoleProcess
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
@@ -127,7 +128,7 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
     if result is not None:
         record.load = LoadSummary.model_validate(load_summary(result, workload))
         if probe is not None:
-            record.network_path = probe.summary(sampler.counter_rows, window, result.requests, inside_before,
+            record.network_path = _network_path(probe, sampler.counter_rows, window, result.requests, inside_before,
                                                 inside_after, record.inside.get("requests_served"))
         record.cpu_us_per_request = cpu_per_request(record.roles, result.requests)
         measurement.latency_ms, measurement.app_ms = result.latency_ms, result.app_ms
@@ -142,6 +143,11 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
         errors = f" (load errors: {result.errors})" if result is not None and result.errors else ""
         record.status, record.error = "failed", f"the setup stopped answering during the trial{errors}"
     return measurement
+
+
+def _network_path(probe, rows, window, requests: int, before: dict, after: dict, served) -> NetworkPathRecord:
+    """The probe's summary of the trial's path, typed as the record stores it."""
+    return NetworkPathRecord.model_validate(probe.summary(rows, window, requests, before, after, served))
 
 
 def _bracketed_speed(before: float, cpus: tuple[int, ...]) -> dict:

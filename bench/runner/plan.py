@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from bench.errors import SetupError
 from bench.model import Run
-from bench.results import RunRecord
+from bench.results import FIRST_APP, RunRecord
 from bench.scenario import Scenario, SetupSpec, Workload
 from bench.setups.base import Pinning
 
@@ -34,7 +34,7 @@ class PlannedTrial:
     workload: Workload  # a load workload requests the app's own path for its endpoint (url_path)
     repeat: int  # the round
     copies: int = 1  # density: how many instances run side by side
-    app: str = "python"  # the app's name (bench.apps), the key of its setups in the runner
+    app: str = FIRST_APP  # the app's name (bench.apps), the key of its setups in the runner
     app_in_id: bool = False  # the run has several apps: ids and keys name the app
     sample: int = 0  # the how-many-th trial of this workload in its start (trials_per_start)
     attempt: int = 0  # a round measured again (remeasure_busy): 1, 2

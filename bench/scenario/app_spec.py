@@ -16,7 +16,19 @@ def _named_apps() -> list[str]:
     """The apps a scenario may name (the registry's, plugins included; a user's image is given by reference)."""
     from bench.apps import registry  # here: importing this module loads no app
 
-    return [kind for kind in registry.kinds() if kind != "image"]
+    return registry.named_kinds()
+
+
+def _default_app() -> str:
+    from bench.apps import registry
+
+    return registry.default_kind()
+
+
+def _image_app() -> str:
+    from bench.apps import registry
+
+    return registry.reference_kind()
 
 
 class AppSpec(BaseModel):
@@ -25,7 +37,7 @@ class AppSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = "python"
+    name: str = Field(default_factory=_default_app)  # the app that declares itself the default
     image: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)  # default: the one port the image exposes
     path: str | None = None  # default: /
@@ -52,12 +64,12 @@ class AppSpec(BaseModel):
         if isinstance(value, str):
             return {"name": value}
         if isinstance(value, dict) and "image" in value and "name" not in value:
-            return {**value, "name": "image"}
+            return {**value, "name": _image_app()}
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "AppSpec":
-        if self.name == "image":
+        if self.name == _image_app():
             if self.image is None:
                 raise ValueError("an image app needs image: NAME:TAG (a local image; nothing is pulled)")
         elif self.name not in (known := _named_apps()):
@@ -76,6 +88,6 @@ class AppSpec(BaseModel):
         """The app (a bench.apps.base.App); imports no engine code."""
         from bench.apps import registry
 
-        if self.name == "image":
-            return registry.build("image", image=self.image, port=self.port, path=self.path or "/", ready=self.ready)
+        if self.name == registry.reference_kind():
+            return registry.build(self.name, image=self.image, port=self.port, path=self.path or "/", ready=self.ready)
         return registry.build(self.name)

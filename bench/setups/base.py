@@ -144,9 +144,9 @@ class Setup(abc.ABC):
         self.workdir = Path(workdir)
         self.progress = progress
         if app is None:
-            from bench.apps.python import PythonApp  # today's app, the default
+            from bench.apps import registry
 
-            app = PythonApp()
+            app = registry.build(registry.default_kind())  # the app that declares itself the default
         self.app = app
 
     # ---- availability and housekeeping ----------------------------------------------------

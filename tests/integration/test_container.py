@@ -171,7 +171,7 @@ def test_engine_refusal_is_one_line(client, built_image):
 def test_clean_leftovers_removes_a_forgotten_container(client, built_image, monkeypatch):
     import types
 
-    import bench.setups.container as container_module
+    import bench.setups.container.docker_setup as container_module
 
     dead = subprocess.Popen(["true"])
     dead.wait()
@@ -210,7 +210,7 @@ def test_options_are_validated():
 def test_port_taken_is_one_clear_error(client, built_image, network, monkeypatch):
     import socket
 
-    import bench.setups.container as container_module
+    import bench.setups.container.docker_setup as container_module
 
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))  # bound, not listening: the readiness probe is refused at once

@@ -300,7 +300,7 @@ def test_a_port_taken_between_pick_and_bind_fails_the_trial_with_the_apps_reason
 @pytest.mark.docker
 def test_a_taken_host_port_fails_the_container_trial_with_one_line(tmp_path, monkeypatch):
     docker_or_skip()
-    import bench.setups.container as container
+    import bench.setups.container.docker_setup as container
     from bench.runner import Runner
     from bench.scenario import from_flags
 

@@ -59,9 +59,9 @@ def _scenario(setups: list, workloads: list | None = None) -> Scenario:
 
 
 def _steps(record) -> dict[str, dict]:
-    """A trial's path steps by name (a veth as "veth")."""
-    return {("veth" if step.get("kind") == "veth" else step.get("name") or step.get("role")) + (
-        "@inside" if step["step"] == "inside" else ""): step for step in record.network_path["path"]}
+    """A trial's path steps by name (a veth as "veth"), each as the trial stored it."""
+    return {("veth" if step.kind == "veth" else step.name or step.role) + (
+        "@inside" if step.step == "inside" else ""): step.stored() for step in record.network_path.path}
 
 
 def test_one_trials_counters_agree_with_ip_s_link_deltas_taken_around_it(docker_here):
@@ -90,7 +90,7 @@ def test_one_trials_counters_agree_with_ip_s_link_deltas_taken_around_it(docker_
     veth_step, inside = steps["veth"], steps["eth0@inside"]
     assert veth_step["packets_per_request"] == pytest.approx(2.0, rel=0.1)  # a request and its reply, keep-alive
     assert inside["packets_per_request"] == pytest.approx(veth_step["packets_per_request"], rel=0.1)  # the other end
-    assert record.network_path["dnat"]["packets"] == 0  # docker-proxy took every connection on 127.0.0.1
+    assert record.network_path.dnat.packets == 0  # docker-proxy took every connection on 127.0.0.1
     print(f"\n{veth}: {veth_step['packets_per_request']:.3f} packets, {veth_step['bytes_per_request']:.0f} bytes per "
           f"request; ip -s link around the trial: {after[veth]['tx_packets'] - before[veth]['tx_packets']} sent")
 
@@ -110,7 +110,7 @@ def test_ebpf_counts_of_the_apps_own_packets_agree_with_the_interface_counters(d
     with setup.running() as instance:
         record = measure_trial(instance, trial, setup.variant(), True, generator_for(setup.pinning),
                                trace_hops=True).record
-    assert record.status == "ok" and "unavailable" not in record.network_path["traced"], record.network_path
+    assert record.status == "ok" and "unavailable" not in record.network_path.traced.stored(), record.network_path
     for name, step in _steps(record).items():
         if step["step"] != "interface":
             continue
@@ -138,13 +138,13 @@ def test_three_bridge_variants_side_by_side_and_the_private_dockerd_leaves_nothi
     assert all(trial.status == "ok" for trial in trials.values()), [t.error for t in trials.values()]
     direct, proxied, kernel = trials["bridge,container-ip"], trials["bridge"], trials["bridge,no-proxy"]
     # At the container's IP: no port published, no proxy, only docker0 and its veth on the way.
-    assert direct.network_path["reached_at"] == direct.facts["reached_at"]
-    assert direct.network_path["reached_at"].startswith("172.") and "proxy" not in direct.roles
+    assert direct.network_path.reached_at == direct.facts["reached_at"]
+    assert direct.network_path.reached_at.startswith("172.") and "proxy" not in direct.roles
     assert list(_steps(direct)) == ["docker0", "veth", "eth0@inside"]
     # Behind docker-proxy: its CPU per request is there.
     assert proxied.roles["proxy"].cpu_user_s + proxied.roles["proxy"].cpu_sys_s > 0
     # Without it: no docker-proxy at all, the kernel rewrote the connections, lo of its namespace idle.
-    assert "proxy" not in kernel.roles and kernel.network_path["dnat"]["packets"] >= 1
+    assert "proxy" not in kernel.roles and kernel.network_path.dnat.packets >= 1
     steps = _steps(kernel)
     assert list(steps) == ["lo", "lb-noproxy0", "veth", "eth0@inside"] and steps["lo"]["netns"] == "engine"
     assert steps["lo"]["packets_per_request"] < 0.05

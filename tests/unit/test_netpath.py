@@ -70,7 +70,7 @@ def _rows(rates: dict[str, float], start: float = 0.0, ticks: int = 41) -> list[
 def test_a_trial_stores_each_hop_per_request_over_the_measured_window_and_the_whole_span(monkeypatch):
     monkeypatch.setattr(netpath, "conntrack_entries", iter([100, 108]).__next__)
     answers = iter([(5, "read"), (6, "read")])
-    monkeypatch.setattr(netpath, "dnat_packets", lambda port: next(answers))
+    monkeypatch.setattr(netpath, "dnat_packets", lambda port, chain: next(answers))
     probe = PathProbe(_path(), quiet_s=0.0)
     probe.quiet_rates = {"host:lo": {"rx_packets": 10.0, "tx_packets": 10.0, "rx_bytes": 0, "tx_bytes": 0},
                          "host:docker0": {"rx_packets": 0.0, "tx_packets": 0.0, "rx_bytes": 0, "tx_bytes": 0}}

@@ -85,7 +85,7 @@ def test_each_variant_declares_the_hops_its_requests_cross_in_order(no_namespace
     proxy = networking.path_of("bridge", True, "published", 42, "docker0", 18080)
     assert _shape(proxy) == [("Interface", "lo", "host"), ("Forwarder", "proxy", ""), ("Interface", "docker0", "host"),
                              ("Interface", "veth7", "host"), ("Inside", "eth0", "")]
-    assert proxy.dnat_port == 18080 and proxy.reached_at is None
+    assert proxy.dnat_port == 18080 and proxy.dnat_chain == networking.DNAT_CHAIN and proxy.reached_at is None
     kernel = networking.path_of("bridge", False, "published", 42, private_engine.BRIDGE, 18080,
                                 engine_pid=4242)
     assert _shape(kernel) == [("Interface", "lo", "engine"), ("Interface", "lb-noproxy0", "engine"),

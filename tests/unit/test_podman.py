@@ -19,6 +19,7 @@ from bench.errors import SetupError
 from bench.images import podman_image
 from bench.setups.base import Pinning
 from bench.setups.container import ContainerSetup, storage
+from bench.setups.container.docker_setup import DockerContainerSetup
 from bench.setups.container.engine import PID_LABEL, RUN_LABEL
 from bench.setups.container.podman import PodmanContainerSetup, arguments, leftovers, user
 from bench.setups.container.podman.arguments import RunPlan, run_args
@@ -43,7 +44,7 @@ def _plan(**changes) -> RunPlan:
 
 def test_the_engine_is_a_variant_and_docker_variants_keep_their_names():
     assert _setup({"network": "bridge"}).variant() == "bridge"
-    assert type(_setup({"network": "bridge"})) is ContainerSetup
+    assert type(_setup({"network": "bridge"})) is DockerContainerSetup
     podman = _setup({"engine": "podman"})
     assert isinstance(podman, PodmanContainerSetup) and podman.variant() == "bridge,podman"
     assert podman.name == "container"  # the same setup: its trials sit beside Docker's
@@ -327,3 +328,20 @@ def test_each_podman_variant_declares_the_hops_its_requests_cross(options, steps
     described = [step.describe() for step in path.steps]
     assert [f"{step['step']}:{step.get('name') or step.get('role')}" for step in described] == steps
     assert path.dnat_port == (8080 if options == {} else None)  # rootful bridge: kernel DNAT, no proxy
+
+
+def test_each_engine_is_found_through_the_registry_and_mixed_in_under_a_subclass():
+    """The container setup imports no engine's code: engines.VARIANTS finds Docker's and Podman's
+    classes; a subclass (a stand-in that replaces the lifecycle) keeps its own methods first."""
+    from bench.setups.container import engines
+
+    assert [cls.engine_name for cls in engines.variant_classes()] == ["docker", "podman"]
+
+    class StandIn(ContainerSetup):
+        def _launch(self):
+            return "stand-in"
+
+    for options, engine_class in (({}, DockerContainerSetup), ({"engine": "podman"}, PodmanContainerSetup)):
+        setup = StandIn(options, PINNING, "test-engines", workdir="/tmp")
+        assert isinstance(setup, engine_class) and setup._launch() == "stand-in"
+        assert type(setup) is type(StandIn(options, PINNING, "test-engines", workdir="/tmp"))  # made once

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench import results, trial_files
-from bench.results import ResultsError, RunRecord, TrialRecord
+from bench.results import ResultsError, RunRecord, TrialRecord, load_run, save_run
 
 
 def make_record() -> RunRecord:
@@ -75,7 +75,7 @@ def test_a_frozen_format_1_run_loads_with_the_layer_descriptions_v1_had():
     assert "docker-proxy" in layers[("container", "bridge")].explanation
     assert "docker-proxy" not in layers[("container", "host")].explanation
     assert any("TCG" in caveat for caveat in layers[("vm", "tcg")].caveats)
-    assert layers[("vm", "tcg")].roles["hypervisor"]["contains_app"] is True
+    assert layers[("vm", "tcg")].roles["hypervisor"].contains_app is True
 
 
 def test_the_memavailable_drop_is_taken_against_the_mean_of_before_and_after():
@@ -88,3 +88,49 @@ def test_the_memavailable_drop_is_taken_against_the_mean_of_before_and_after():
     bracket_available_drop(trial, before=1000 * mb, after=1020 * mb)
     assert trial.memory_bytes.available_drop == 110 * mb
     assert trial.memory_bytes.available_drop_per_instance == 27.5 * mb
+
+
+@pytest.mark.parametrize("record, model", [("ScenarioRecord", "Scenario"), ("WorkloadRecord", "Workload"),
+                                           ("AppSpecRecord", "AppSpec"), ("SetupSpecRecord", "SetupSpec")])
+def test_the_stored_scenario_has_the_scenarios_own_fields(record, model):
+    """The run stores `Scenario.model_dump()`; the record that reads it back names the same fields,
+    in the same order, so a stored scenario (and compare's view of it) keeps its shape."""
+    import bench.records
+    import bench.scenario
+
+    assert list(getattr(bench.records, record).model_fields) == list(getattr(bench.scenario, model).model_fields)
+
+
+def test_a_stored_scenario_reads_back_typed_and_writes_back_as_it_was(tmp_path):
+    from bench.scenario import parse_scenario
+
+    scenario = parse_scenario("name: s\nsetups: [bare, {container: {network: host}}]\nworkloads: [hello]\n"
+                              "pinning: {app_cpus: [1], load_cpus: [0]}\ngate: {throughput_rps: '-10%'}\n")
+    record = RunRecord(run_id="r", created_at="now", scenario=scenario.model_dump(mode="json"))
+    save_run(tmp_path, record)
+    loaded = load_run(tmp_path).scenario
+    assert loaded.setups[1].options == {"network": "host"} and loaded.workloads[0].duration == 10.0
+    assert loaded.pinning.app_cpus == [1] and loaded.gate == {"throughput_rps": "-10%"}
+    assert loaded.stored() == scenario.model_dump(mode="json")
+
+
+def test_a_network_path_reads_back_typed_and_is_stored_as_the_probe_gave_it(tmp_path):
+    """Only the fields the probe wrote are written back (an interface step has no `note`, a trial
+    without a path stays {}), so runs written before the block was typed keep their exact shape."""
+    path = {"window_s": 0.2, "requests": 100, "quiet_s": 0.0,
+            "path": [{"step": "interface", "name": "lo", "kind": "loopback", "netns": "host",
+                      "window": {"rx_packets": 4.0, "tx_packets": 4.0, "rx_bytes": 9.0, "tx_bytes": 9.0},
+                      "span": {"rx_packets": 5, "tx_packets": 5, "rx_bytes": 10, "tx_bytes": 10},
+                      "packets_per_request": 0.08, "missing": None},
+                     {"step": "process", "role": "proxy"}],
+            "conntrack": {"entries_before": 7, "entries_after": 8, "entries_added": 1},
+            "traced": {"by": "bpftrace", "endpoints": [["127.0.0.1", None]]},
+            "dnat": {"port": 40001, "read": None, "packets": 0}, "later_field": 1}
+    with_path = TrialRecord(trial_id="a", setup="s", variant="v", workload="w", repeat=0, status="ok",
+                            network_path=path)
+    without = TrialRecord(trial_id="b", setup="s", variant="v", workload="w", repeat=0, status="ok")
+    save_run(tmp_path, RunRecord(run_id="r", created_at="now", trials=[with_path, without]))
+    stored = json.loads((tmp_path / "run.json").read_text())["trials"]
+    assert json.dumps(stored[0]["network_path"]) == json.dumps(path) and stored[1]["network_path"] == {}
+    loaded = load_run(tmp_path).trials[0].network_path
+    assert loaded.path[0].span.rx_packets == 5 and loaded.path[1].role == "proxy" and loaded.dnat.packets == 0

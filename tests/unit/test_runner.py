@@ -50,7 +50,7 @@ def test_interleaves_repeats_shares_a_start_per_repeat_and_describes_layers(fake
     assert {(layer.setup, layer.variant) for layer in record.layers} == {("inproc", "a"), ("inproc", "b")}
     layer = record.layers[0]
     assert layer.caveats == ["Test-only layer: its figures share a process with the load generator."]
-    assert layer.roles["thread"]["label"] == "app thread (in the test process)"
+    assert layer.roles["thread"].label == "app thread (in the test process)"
     assert all(set(t.roles) == {"thread"} for t in record.trials)
     assert not (run_dir / "work").exists()
 

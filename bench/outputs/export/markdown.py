@@ -8,7 +8,7 @@ and figure, each run's median and each later run's ratio to the first. Caveats f
 
 from __future__ import annotations
 
-from bench.model import STARTUP_WORKLOAD, Cell, Run
+from bench.model import FIRST_APP, STARTUP_WORKLOAD, Cell, Run
 from bench.figures import HEADLINE_METRICS, metric
 from bench.vocabulary import MISSING, VERDICT_MEANING, fmt, fmt_interval, label, percent, printable
 
@@ -36,7 +36,7 @@ def _figure(cell: Cell, key: str) -> str:
     return fmt_interval(estimate, metric(key).digits) if cell.repeats > 1 else fmt(estimate.median, metric(key).digits)
 
 
-def _verdicts(run: Run, setup: str, variant: str, workload: str, app: str = "python") -> str:
+def _verdicts(run: Run, setup: str, variant: str, workload: str, app: str = FIRST_APP) -> str:
     found = [f"{metric(row.metric).label}: **{row.state}**, {row.verdict}" if row.state in ("worse", "better")
              else f"{metric(row.metric).label}: **{row.state}** {fmt_interval(row.ratio, 2)}" for row in run.overhead
              if (row.setup, row.variant, row.workload, row.app) == (setup, variant, workload, app)

@@ -175,9 +175,9 @@ def settings(run: Run) -> list[tuple[str, str]]:
     memory = machine.memory_bytes
     pinning = info.pinning
     scenario = info.scenario
-    workloads = "; ".join(f"{w.get('name')}: {w.get('endpoint')} {w.get('mode', '')}, "
-                          f"{w.get('connections')} connections, {w.get('duration')} s after {w.get('warmup')} s "
-                          f"warm-up, {w.get('load')} load generator" for w in scenario.get("workloads", []))
+    workloads = "; ".join(f"{w.name}: {w.endpoint} {w.mode or ''}, "
+                          f"{w.connections} connections, {w.duration} s after {w.warmup} s "
+                          f"warm-up, {w.load} load generator" for w in scenario.workloads or [])
     fraction = run.sampler_cpu_fraction
     return [
         ("host", f"{_dash(machine.hostname)} ({_dash(machine.os)})"),
@@ -190,10 +190,10 @@ def settings(run: Run) -> list[tuple[str, str]]:
         ("python", f"{_dash(machine.python)} ({_dash(machine.python_executable)})"),
         ("versions", ", ".join(f"{name} {value}" for name, value in versions.items() if value) or "–"),
         ("app" if len(run.apps) < 2 else "apps", ", ".join(run.apps) or "–"),
-        ("scenario", f"{scenario.get('name', '–')}: {scenario.get('description', '')}"),
+        ("scenario", f"{_dash(scenario.name)}: {scenario.description or ''}"),
         ("workloads", workloads or "–"),
-        ("repeats, order", f"{scenario.get('repeat', '–')} per cell, {scenario.get('order', '–')}, start "
-                           f"{scenario.get('start', '–')}"),
+        ("repeats, order", f"{_dash(scenario.repeat)} per cell, {_dash(scenario.order)}, start "
+                           f"{_dash(scenario.start)}"),
         ("command line", " ".join(info.command_line) or "–"),
         ("seed", str(info.seed)),
         ("started, finished", f"{info.created_at} → {info.finished_at or 'not finished'}"),

@@ -2,12 +2,18 @@
 
 The container setup is one setup with the engine as a variant option (`container: {engine:
 podman, rootless: true}`); each engine's machinery lives behind it (Docker: this package's
-engine, attribution, daemons; Podman: bench.setups.container.podman). This module holds what both
-share about the choice: which option combinations make sense, and the variant's name for it.
-Standard library only: a scenario is validated without loading any engine's code.
+docker_setup, engine, attribution, daemons; Podman: bench.setups.container.podman). This module
+holds what they share about the choice: which option combinations make sense, the variant's name for
+it, and the registry through which each engine's class is found (`VARIANTS`: each engine module
+registers its class, so the container setup never imports an engine's code, and no engine's code
+is loaded to validate a scenario).
 """
 
 from __future__ import annotations
+
+import functools
+
+from bench.registry import Registry
 
 ENGINES = ("docker", "podman")
 DEFAULT_ENGINE = "docker"
@@ -15,10 +21,47 @@ PORT_HANDLERS = ("rootlesskit", "slirp4netns")  # Podman's names for who forward
 DEFAULT_PORT_HANDLER = "rootlesskit"
 
 
-def wants_podman(options) -> bool:
-    """True when the options (a dict from a scenario, or validated Options) name engine podman."""
+# The class that runs each engine's containers, a subclass of the container setup with `engine_name`
+# set; the table names the modules that register them (loaded the first time a variant is made).
+VARIANTS: Registry = Registry(
+    "container engine", None, None, skip=set(), key_of=lambda cls: cls.engine_name,
+    order_of=lambda cls: (cls.engine_name != DEFAULT_ENGINE, cls.engine_name),  # Docker's first
+    modules=("bench.setups.container.docker_setup", "bench.setups.container.podman"))
+
+
+def engine_of(options) -> str:
+    """The engine the options (a dict from a scenario, validated Options, or None) name."""
     engine = options.get("engine") if isinstance(options, dict) else getattr(options, "engine", None)
-    return engine == "podman"
+    return engine or DEFAULT_ENGINE
+
+
+def variant_classes() -> list[type]:
+    """Every engine's class, Docker's first."""
+    return [VARIANTS.get(name) for name in VARIANTS.names()]
+
+
+def variant_class(cls: type, options) -> type:
+    """The class that runs `cls` (the container setup, or a subclass of it such as a test's
+    stand-in) with the engine the options name."""
+    wanted = engine_of(options)
+    if wanted not in ENGINES:
+        wanted = DEFAULT_ENGINE  # validating the options, next, says what is wrong with them
+    if getattr(cls, "engine_name", None) == wanted:
+        return cls
+    return _with_engine(cls, VARIANTS.get(wanted))
+
+
+@functools.cache
+def _with_engine(cls: type, engine_class: type) -> type:
+    """The engine's class for the container setup itself; for a subclass of it (a stand-in that
+    replaces the lifecycle), that subclass with the engine's class mixed in under it, so the
+    subclass's own methods still win and the engine's win over the container setup's."""
+    if issubclass(cls, engine_class):
+        return cls
+    if cls in engine_class.__bases__:
+        return engine_class
+    name = f"{cls.__name__}{engine_class.engine_name.title()}"
+    return type(name, (cls, engine_class), {"__module__": cls.__module__})
 
 
 def options_problem(options) -> str | None:

@@ -34,6 +34,7 @@ from bench.netutil import LOOPBACK
 from bench.roles import PROXY
 
 PUBLISHED, CONTAINER_IP = "published", "container-ip"
+DNAT_CHAIN = "DOCKER"  # the nat table's chain where dockerd writes a published port's DNAT rule
 BRIDGE_OPTION = "com.docker.network.bridge.name"
 GVISOR_INSIDE_NOTE = ("under gVisor the app's /proc/net/dev is written by gVisor's sentry, not by a kernel it shares: "
                       "with --network=host (how it runs here) the sentry hands on the host's own counters (its lo "
@@ -236,9 +237,9 @@ def path_of(network: str, userland_proxy: bool, reach: str, init_pid: int, bridg
         return NetworkPath(steps=(*wire, inside), reached_at=reached_at, facts=facts, endpoints=endpoints)
     if not userland_proxy:  # the client sits in the engine's namespace: its lo, then the bridge (DNAT)
         return NetworkPath(steps=(Interface("lo", "loopback", netns, engine_pid), *wire, inside),
-                           dnat_port=host_port, facts=facts, endpoints=endpoints)
+                           dnat_port=host_port, dnat_chain=DNAT_CHAIN, facts=facts, endpoints=endpoints)
     return NetworkPath(steps=(Interface("lo", "loopback"), Forwarder(PROXY.key), *wire, inside), dnat_port=host_port,
-                       facts=facts, endpoints=endpoints)
+                       dnat_chain=DNAT_CHAIN, facts=facts, endpoints=endpoints)
 
 
 def caveats(reach: str, engine) -> list[str]:

@@ -27,7 +27,7 @@ from bench.setups.base import Instance
 from bench.setups.procutil import signals_deferred
 from bench.setups.container import ContainerOptions, ContainerSetup, engine, engines, runtimes, storage
 from bench.setups.container.attribution import cgroup_dirs, engine_accounting
-from bench.setups.container.podman import netpath, words
+from bench.setups.container.podman import doctor, leftovers, netpath, words
 from bench.setups.container.podman.arguments import RunPlan, run_args, ulimit_args
 from bench.setups.container.podman.attribution import (CONMON, PAUSE, ROOTLESSPORT, SLIRP4NETNS, RunningPodman,
                                                        own_cgroup_dirs, pause_processes, processes)
@@ -38,9 +38,11 @@ STOP_TIMEOUT_S = 5
 UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 
 
+@engines.VARIANTS.register
 class PodmanContainerSetup(ContainerSetup):
     """The container setup with Podman as its engine (chosen by ContainerSetup.__new__)."""
 
+    engine_name = "podman"
     options: ContainerOptions  # the container's options (the base class types them as any Options)
 
     def __init__(self, *args, **kwargs):
@@ -64,6 +66,20 @@ class PodmanContainerSetup(ContainerSetup):
         if not options.rootless or options.network == "host":
             return ()
         return (SLIRP4NETNS,) if options.port_handler == "slirp4netns" else (SLIRP4NETNS, ROOTLESSPORT)
+
+    # ---- Podman's part of `bench doctor` and `bench clean` -----------------------------------
+
+    @classmethod
+    def engine_doctor_lines(cls) -> list[str]:
+        return doctor.doctor_lines()
+
+    @classmethod
+    def engine_leftovers(cls) -> list[str]:
+        return leftovers.find()
+
+    @classmethod
+    def engine_clean(cls, run_id: str | None) -> list[str]:
+        return leftovers.clean(run_id)
 
     # ---- the declaration of this variant ---------------------------------------------------
 
