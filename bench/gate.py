@@ -14,7 +14,11 @@ Three outcomes:
 - regression: the interval excludes 1.00 on the bad side AND the ratio is beyond the threshold;
 - pass: the interval's bad end stays within the threshold (any change is smaller than it);
 - undecided: neither (too few rounds, or too noisy to tell): a note, or a failure with
-  --fail-on-undecided.
+  --fail-on-undecided. A regression of an absolute figure is undecided too when other processes
+  used BUSIER_BY_CORES more of the CPUs during NEW's trials than during BASE's: a shared machine's
+  neighbour then explains the change as well as the code does. (Measured here with tools.gate_check:
+  the same /cpu work ran 1.6x slower in the trials of a run that shared the machine with a test
+  suite.) A layer's overhead is not downgraded: its rounds pair the layer with the baseline.
 A cell of BASE missing from NEW, or without the figure there, fails: the gate cannot vouch for what
 it cannot see; a threshold no cell has a figure for fails too (--allow-empty accepts it).
 Parsing thresholds imports nothing heavy (scenario files use it).
@@ -29,6 +33,7 @@ from typing import Literal
 from bench.errors import LayerbenchError
 from bench.figures import METRICS, change_text, metric
 
+BUSIER_BY_CORES = 0.5  # NEW's trials saw this many more cores of other processes than BASE's: not comparable
 _THRESHOLD = re.compile(r"^\s*([+-]?)\s*(\d+(?:\.\d+)?)\s*%\s*$")
 OVERHEAD = "overhead."
 CALIBRATED = "calibrated."
@@ -190,7 +195,9 @@ def change(base_run, new_run, key: tuple, threshold: Threshold):
 
 
 def _judge(subject: str, threshold: Threshold, new: list[float], base: list[float], run_id: str,
-           fail_on_undecided: bool) -> Finding | None:
+           fail_on_undecided: bool, busier_by_cores: float = 0.0) -> Finding | None:
+    """The finding for one cell and threshold, or None when it passes. `busier_by_cores`: how many
+    more cores other processes used during NEW's trials than during BASE's (median over each)."""
     from bench import stats  # numpy: only once a gate is applied
 
     what = _what(threshold).removeprefix("an ").removeprefix("a ")
@@ -200,12 +207,24 @@ def _judge(subject: str, threshold: Threshold, new: list[float], base: list[floa
                f"over {len(base)} and {len(new)} rounds")
     if outcome == "pass":
         return None
+    if outcome == "regression" and not threshold.overhead and busier_by_cores >= BUSIER_BY_CORES:
+        return Finding("undecided", subject, f"{subject}: {figures}: undecided against {threshold.text} (other "
+                                             f"processes used {busier_by_cores:.1f} more cores during its trials than "
+                                             f"during the baseline's; measure both on a quiet machine, e.g. "
+                                             f"--wait-quiet)", fails=fail_on_undecided)
     if outcome == "regression":
         return Finding("regression", subject, f"{subject}: {figures}: a significant change beyond the "
                                               f"{threshold.text} threshold")
     why = "1 round gives no interval" if min(len(new), len(base)) < 2 else "too noisy to tell"
     return Finding("undecided", subject, f"{subject}: {figures}: undecided against {threshold.text} ({why}; run more "
                                          f"rounds)", fails=fail_on_undecided)
+
+
+def _busier_by_cores(new_cell, base_cell) -> float:
+    """How many more cores other processes used during NEW's trials of a cell than BASE's (0 when
+    either run did not measure it)."""
+    new, base = new_cell.typical_foreign_cpu_cores, base_cell.typical_foreign_cpu_cores
+    return new - base if new is not None and base is not None else 0.0
 
 
 def check(comparison, thresholds: tuple[Threshold, ...], allow_empty: bool = False,
@@ -233,7 +252,8 @@ def check(comparison, thresholds: tuple[Threshold, ...], allow_empty: bool = Fal
                                             f"trials failed or did not measure it); the gate cannot check it"))
                     continue
                 checked += 1
-                finding = _judge(cell.subject, threshold, new, base, run.run_id, fail_on_undecided)
+                finding = _judge(cell.subject, threshold, new, base, run.run_id, fail_on_undecided,
+                                 _busier_by_cores(other, cell))
                 if finding is not None:
                     findings.append(finding)
     for threshold in (t for t in thresholds if not gated_cells[t.key]):

@@ -279,6 +279,12 @@ class Cell:
         return max((t.host.foreign_cpu_cores or 0.0 for t in self.ok), default=None)
 
     @property
+    def typical_foreign_cpu_cores(self) -> float | None:
+        """Other processes' CPU during the cell's trials, the median over them: how busy the machine
+        was for the cell as a whole (the gate compares it between two runs)."""
+        return median_of(t.host.foreign_cpu_cores or 0.0 for t in self.ok)
+
+    @property
     def busy_repeats(self) -> int:
         return sum(1 for t in self.ok if (t.host.foreign_cpu_cores or 0.0) > BUSY_MACHINE_CORES)
 

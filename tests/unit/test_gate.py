@@ -98,13 +98,16 @@ def test_a_change_within_noise_is_undecided_and_fails_only_when_asked(tmp_path):
     assert outcome.exit_code == ExitStatus.REGRESSION
 
 
-def _bare_cpu_run(run_id: str, rounds: int, throughput: float, seed: int, noise: float = 0.10) -> Run:
+def _bare_cpu_run(run_id: str, rounds: int, throughput: float, seed: int, noise: float = 0.10,
+                  others_cores: float = 0.0) -> Run:
     """A run of bare /cpu alone, `rounds` rounds, each trial's throughput `throughput` give or take
-    `noise` (a shared machine's trial to trial spread: 928-1,379 req/s was seen within one run)."""
+    `noise` (a shared machine's trial to trial spread: 928-1,379 req/s was seen within one run),
+    while other processes used `others_cores` of the CPUs."""
     rng = np.random.default_rng(seed)
     trials = [TrialRecord(trial_id=f"bare--cpu--r{r}", setup="bare", variant="default", workload="cpu", repeat=r,
                           status="ok", started_at=f"2026-12-07T10:{r // 60:02d}:{r % 60:02d}+00:00",
-                          load={"throughput_rps": float(throughput * rng.lognormal(0, noise))})
+                          load={"throughput_rps": float(throughput * rng.lognormal(0, noise))},
+                          host={"foreign_cpu_cores": others_cores})
               for r in range(rounds)]
     record = RunRecord(run_id=run_id, created_at="2026-12-07T10:00:00+00:00", trials=trials,
                        scenario={"name": "gate-check", "workloads": [{"name": "cpu"}]})
@@ -122,6 +125,21 @@ def test_the_gate_passes_a_and_a_and_fails_a_and_b_with_fifteen_percent_more_wor
     assert sum(result.passed for result in same) >= 19
     assert sum(not result.passed for result in slower) >= 19
     assert all(f.kind == "regression" for result in slower for f in result.failures)
+
+
+def test_a_slowdown_measured_on_a_busier_machine_is_undecided_not_a_regression():
+    """The same work, but NEW shared the machine with a test suite (one core busy): its trials ran
+    slower (seen here: /cpu 1.6x slower). The gate cannot tell the neighbour from the code: undecided,
+    a failure only with --fail-on-undecided. A busier BASE does not excuse a slower NEW."""
+    rule = parse_thresholds("throughput_rps:-5%")
+    quiet, busy = _bare_cpu_run("a", 25, 1000, 1), _bare_cpu_run("b", 25, 1000 / 1.3, 2, others_cores=1.0)
+    result = check(compare([quiet, busy]), rule)
+    assert result.passed and result.undecided == 1
+    assert "other processes used 1.0 more cores" in result.findings[0].text
+    assert not check(compare([quiet, busy]), rule, fail_on_undecided=True).passed
+    busy_base = _bare_cpu_run("a", 25, 1000, 1, others_cores=1.0)
+    slower = _bare_cpu_run("b", 25, 1000 / 1.3, 2)
+    assert [f.kind for f in check(compare([busy_base, slower]), rule).findings] == ["regression"]
 
 
 def test_an_overhead_gate_cancels_a_slower_machine(tmp_path):
