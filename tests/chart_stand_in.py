@@ -12,7 +12,6 @@ import base64
 from html import escape
 
 from matplotlib.figure import Figure
-from matplotlib.text import Text
 from matplotlib.ticker import FixedFormatter
 
 ONE_PIXEL_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg==")
@@ -20,7 +19,11 @@ REAL_SAVEFIG = Figure.savefig
 
 
 def _texts(figure: Figure) -> list[str]:
-    texts = [text.get_text() for text in figure.findobj(Text)]
+    """The chart's texts, its category ticks among them (what the formatter gives: the tick texts
+    themselves are written when a chart is drawn, so they are not asked for: texts_of says why)."""
+    from bench.outputs.plots._common import texts_of  # here: a fresh interpreter installs this before it imports bench
+
+    texts = [text.get_text() for text in texts_of(figure)]
     for ax in figure.axes:
         for axis in (ax.xaxis, ax.yaxis):
             formatter = axis.get_major_formatter()

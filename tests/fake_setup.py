@@ -59,7 +59,7 @@ class InProcessSetup(Setup):
         type(self).launches += 1
         began = time.perf_counter()
         server = Server(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True)
         thread.start()
         me = psutil.Process()
         return Instance(port=server.server_address[1], processes=lambda: [RoleProcess(THREAD_ROLE.key, me)],

@@ -54,7 +54,16 @@ def test_list_shows_runs_and_unreadable_ones(tmp_path):
     assert "r1" in output and "unreadable" in output
 
 
-def test_doctor_reports_the_bare_setup():
+def _no_engine_lines(monkeypatch) -> None:
+    """Doctor without the container engine's lines: with a layerbench image there, they start a
+    container per runtime (tests/unit starts no engine; tests/integration runs doctor whole)."""
+    from bench.setups.container import ContainerSetup
+
+    monkeypatch.setattr(ContainerSetup, "doctor_lines", classmethod(lambda cls: []))
+
+
+def test_doctor_reports_the_bare_setup(monkeypatch):
+    _no_engine_lines(monkeypatch)
     outcome = runner.invoke(app, ["doctor"])
     assert outcome.exit_code == 0 and "bare" in outcome.output
 

@@ -80,6 +80,9 @@ def test_an_unknown_name_lists_the_valid_ones(get, listed):
 
 def test_doctor_lists_a_broken_app_plugin(monkeypatch):
     from bench.doctor import doctor_report
+    from tests.unit.test_cli import _no_engine_lines
+
+    _no_engine_lines(monkeypatch)
 
     _reloaded(apps.APPS, monkeypatch, EntryPoint("broken", "layerbench_no_such_app", "layerbench.apps"))
     with pytest.warns(RuntimeWarning):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import matplotlib
 from matplotlib import colors as mcolors
+from matplotlib.artist import Artist
+from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import FixedFormatter, FuncFormatter
@@ -131,10 +133,24 @@ def chart_text(text: object) -> str:
     return "\n".join(printable(line) for line in str(text).split("\n"))
 
 
+def texts_of(artist: Artist) -> list[Text]:
+    """Every text of a chart but its tick labels: titles, axis labels, legends, annotations.
+
+    Not `findobj(Text)`: an axis lists its ticks as children, and matplotlib makes every Tick
+    (two lines, two texts, a grid line) the moment it is asked for them, which cost more than
+    building the rest of the chart. Tick labels are written from the axis' formatter when the chart
+    is drawn, so what they say is decided there (`_printable_text` wraps the formatters)."""
+    found = [artist] if isinstance(artist, Text) else []
+    children = (artist.label, artist.offsetText) if isinstance(artist, Axis) else artist.get_children()
+    for child in children:
+        found += texts_of(child)
+    return found
+
+
 def _printable_text(figure: Figure) -> None:
     """Names from run.json in a chart (labels, titles, legends, category ticks) with control
     characters shown escaped: they would be drawn as missing glyphs, or break the SVG."""
-    for text in figure.findobj(Text):
+    for text in texts_of(figure):
         text.set_text(chart_text(text.get_text()))
     for ax in figure.axes:  # category ticks are drawn later, from the formatter's list
         for axis in (ax.xaxis, ax.yaxis):
