@@ -188,14 +188,15 @@ SHORT_RUN = ("--repeat", "2", "--duration", "0.1", "--warmup", "0")
 
 
 def bench_ok(*args: str) -> str:
-    """`bench ARGS` in this process; its output, after asserting it exited 0."""
+    """`bench ARGS` in this process; its standard output (notes such as the gate's go to stderr, as a
+    pipe to a file would see them), after asserting it exited 0."""
     from typer.testing import CliRunner
 
     from bench.cli import app
 
     outcome = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})  # a wide terminal: nothing cut
     assert outcome.exit_code == 0, (args, outcome.output, outcome.exception)
-    return outcome.output
+    return outcome.stdout
 
 
 def run_shipped(name: str, out, monkeypatch, report: bool) -> Path:
