@@ -176,10 +176,17 @@ def test_clean_leftovers_removes_a_forgotten_container(client, built_image, monk
     dead = subprocess.Popen(["true"])
     dead.wait()
     setup = _setup({"network": "host"})
-    with monkeypatch.context() as patched:  # labelled with a runner that has exited, as after a crash
-        patched.setattr(container_module, "os", types.SimpleNamespace(getpid=lambda: dead.pid))
-        instance = setup._launch()  # never terminated
-    assert clean_leftovers(RUN_ID) == [f"container {instance.facts['container_name']}"]
+    for attempt in range(2):
+        with monkeypatch.context() as patched:  # labelled with a runner that has exited, as after a crash
+            patched.setattr(container_module, "os", types.SimpleNamespace(getpid=lambda: dead.pid))
+            instance = setup._launch()  # never terminated
+        removed = clean_leftovers(RUN_ID)
+        # The other worker's plain `bench clean` removes every dead runner's leftovers, this one
+        # too, and did once in a whole-suite run: then the container is gone and this says nothing.
+        # Try once more; twice in a row would be a bug here.
+        if removed or client.containers.list(all=True, filters={"name": instance.facts["container_name"]}):
+            break
+    assert removed == [f"container {instance.facts['container_name']}"], attempt
     assert clean_leftovers(RUN_ID) == []
     setup._terminate(instance)  # tolerates the container being gone
 

@@ -150,7 +150,9 @@ def test_three_bridge_variants_side_by_side_and_the_private_dockerd_leaves_nothi
     assert steps["lo"]["packets_per_request"] < 0.05
     assert steps["veth"]["packets_per_request"] == pytest.approx(2, rel=0.1)
     folder = Path(kernel.facts["engine_folder"])
-    assert not folder.exists() and _engine_folders() == before
+    # Nothing of this process's engines is left (the other worker's runs may have their own meanwhile).
+    mine = f"{private_engine.PREFIX}{os.getpid()}-"
+    assert not folder.exists() and {f for f in _engine_folders() - before if f.name.startswith(mine)} == set()
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(folder) in " ".join(p.info["cmdline"] or ())]
     after_rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     assert "lb-noproxy0" not in after_rules and kernel.facts["bridge_subnet"] not in after_rules  # never the host's
