@@ -107,7 +107,12 @@ def measure_quick(repeat: int) -> list[Figure]:
         if done.returncode != 0:
             raise RuntimeError(f"bench run quick exited {done.returncode}: {done.stderr.strip()[-300:]}")
         record = results.load_run(next(Path(folder).iterdir()))
-    fractions = [t.sampler["own_cpu_fraction"] for t in record.ok_trials() if t.kind == "load" and t.sampler]
+    return quick_figures(record, wall_s)
+
+
+def quick_figures(record, wall_s: float) -> list[Figure]:
+    """The quick run's rows: the sampler's CPU over its load trials, and its wall time."""
+    fractions = [t.sampler.own_cpu_fraction for t in record.ok_trials() if t.kind == "load" and t.sampler]
     sampler = _median(fractions)
     return [Figure("sampler CPU at 10 Hz, median over the load trials of one quick run", "under 1% of one core",
                    f"{sampler:.2%} [{min(fractions):.2%}-{max(fractions):.2%}], {len(fractions)} trials",
@@ -145,8 +150,13 @@ def measure_nginx(repeat: int) -> list[Figure]:
 def measure_vm(repeat: int) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="layerbench-speed-") as folder:
         record = results.load_run(run_scenario(parse_scenario(VM_SCENARIO % repeat), Path(folder)))
+    return vm_figures(record)
+
+
+def vm_figures(record) -> list[Figure]:
+    """The VM's rows: launch to first 200 of its cold starts, QEMU's RSS in its idle trials."""
     starts = [t.startup_s for t in record.ok_trials() if t.kind == "startup" and t.startup_s]
-    rss = [t.roles[ROLE_HYPERVISOR]["rss_bytes"] / MB for t in record.ok_trials()
+    rss = [t.roles[ROLE_HYPERVISOR].rss_bytes / MB for t in record.ok_trials()
            if t.kind == "idle" and ROLE_HYPERVISOR in t.roles]
     accel = {t.facts.get("accel") for t in record.ok_trials()}
     return [Figure(f"VM ({'/'.join(sorted(map(str, accel)))}) launch to first 200, median of cold starts",

@@ -35,9 +35,18 @@ import numpy as np
 
 from bench.metrics.netcounters import COUNTER_NAMES, Counters, conntrack_entries, dnat_packets, read_net_dev, read_sysfs
 
-QUIET_S = 0.5  # the quiet baseline window before each load trial
+QUIET_S = 0.5  # the quiet baseline window before each load trial, at most ...
+QUIET_SHARE = 0.25  # ... and a quarter of the trial's measured window (a 1-s trial waits 0.25 s)
 QUIET_FROM_S = 1.0  # trials measured for less (smoke runs, tests) skip it: their background stays unknown
 HOST, ENGINE = "host", "engine"  # the namespaces a hop can be read in (ENGINE: a private engine's own)
+
+
+def quiet_for(duration_s: float) -> float:
+    """The quiet baseline's length before a trial measured for `duration_s` (0: none). Background
+    traffic is a few packets a second against thousands under load: a quarter of the window
+    resolves a share of it far below the 5% a hop is flagged at, and a short trial then does not
+    spend a third of its time waiting."""
+    return 0.0 if duration_s < QUIET_FROM_S else min(QUIET_S, QUIET_SHARE * duration_s)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ class Run:
     def __init__(self, record: RunRecord, run_dir: Path):
         self._record = record
         self.run_dir = Path(run_dir)
-        self._unreadable_found: dict[str, Caveat] = {}  # by file: problems the charts met reading files
+        self.unreadable_met: dict[str, Caveat] = {}  # by file: problems the charts met reading files (in any process)
 
     @cached_property
     def unreadable_files(self) -> dict[str, Caveat]:
@@ -59,7 +59,7 @@ class Run:
     def note_unreadable(self, trial: TrialRecord, error: UnreadableFile) -> None:
         """A chart could not read a file of this trial: report it like the ones found up front."""
         if error.relative not in self.unreadable_files:
-            self._unreadable_found.setdefault(error.relative, _unreadable(trial, error.relative, error.reason))
+            self.unreadable_met.setdefault(error.relative, _unreadable(trial, error.relative, error.reason))
 
     @classmethod
     def load(cls, run_dir: Path) -> "Run":

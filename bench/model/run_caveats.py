@@ -37,7 +37,7 @@ def run_caveats(run: "Run", record: RunRecord) -> list[Caveat]:
             what = f"{skipped.app} in {what}"
         found.append(Caveat("skipped", str(what), f"Skipped {what}: {skipped.reason or 'no reason recorded'}"))
     found += [caveat for cell in run.cells for caveat in cell.caveats() if caveat.kind != "failed"]
-    found += [*run.unreadable_files.values(), *run._unreadable_found.values()]
+    found += [*run.unreadable_files.values(), *run.unreadable_met.values()]
     shared: dict[str, list[str]] = {}  # one caveat text -> the layers that carry it (vm and container-in-vm: TCG)
     for layer in run.layers:
         for text in layer.caveats:

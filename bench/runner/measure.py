@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 
 from bench.load.builtin import LoadResult
-from bench.metrics.netpath import QUIET_FROM_S, QUIET_S, PathProbe, loopback_path
+from bench.metrics.netpath import PathProbe, loopback_path, quiet_for
 from bench.metrics.sampler import Sampler
 from bench.metrics.speed import PROBE_S, machine_speed
 from bench.metrics.window import summarize_host, summarize_processes
@@ -103,7 +103,7 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
         record.inside = inside_delta({}, get_stats(instance), workload)
         return Measurement(record)
     probe = PathProbe(instance.network_path or loopback_path(),
-                      quiet_s=QUIET_S if workload.duration >= QUIET_FROM_S else 0.0,
+                      quiet_s=quiet_for(workload.duration),
                       trace=trace_hops, port=instance.port) if workload.kind == "load" else None
     if probe is not None:
         probe.quiet()  # before the /stats read below, so that request is not in the quiet baseline

@@ -110,7 +110,7 @@ def test_bench_demo_ends_on_the_journey_screen(tmp_path, monkeypatch):
     import bench.runner.measure
     from tests.stand_ins import bench_ok, standing_in
 
-    monkeypatch.setattr(bench.runner.measure, "QUIET_S", 0.0)  # the stand-ins' load takes no time: nor should this
+    monkeypatch.setattr(bench.runner.measure, "quiet_for", lambda duration_s: 0.0)  # the stand-ins' load takes no time: nor should this
     with standing_in(monkeypatch):
         printed = bench_ok("demo", "--fast", "--out", str(tmp_path))
     journey = printed[printed.index("The journey of one request"):]

@@ -121,6 +121,13 @@ def test_the_quiet_baseline_is_a_rate_per_second_of_what_the_hops_carry_with_no_
     assert short.quiet_rates == {}
 
 
+def test_the_quiet_baseline_is_a_quarter_of_the_trial_half_a_second_at_most():
+    assert netpath.quiet_for(0.5) == 0.0  # a smoke trial: none
+    assert netpath.quiet_for(1.0) == pytest.approx(0.25)  # the classroom's and quick's 1-s trials
+    assert netpath.quiet_for(2.0) == pytest.approx(0.5)
+    assert netpath.quiet_for(10.0) == pytest.approx(0.5)
+
+
 def test_an_engine_namespace_is_read_through_one_of_its_processes(monkeypatch):
     seen = []
 

@@ -19,6 +19,7 @@ from bench.outputs.plots.overhead import headline
 from bench.outputs.plots.stack import layer_stack
 from bench.outputs.plots.startup import startup_distribution, startup_phases
 from bench.outputs.plots.timeseries import timeseries
+from bench.outputs.plots.workers import draw_charts
 
 CHARTS_DIR = "charts"
 
@@ -45,11 +46,12 @@ __all__ = ["CHARTS", "CHARTS_DIR", "render_all", "render_run", *CHARTS]
 
 
 def render_run(run: Run, out_dir: Path) -> dict[str, list[Path]]:
-    """Draw every chart that has data into out_dir; name -> paths written. A chart without data is
-    skipped and any stale file of it from an earlier render is removed."""
+    """Draw every chart that has data into out_dir (in worker processes where there are several
+    CPUs: bench.outputs.plots.workers); name -> paths written. A chart without data is skipped and
+    any stale file of it from an earlier render is removed."""
     written: dict[str, list[Path]] = {}
-    for name, (chart, _) in CHARTS.items():
-        paths = chart(run, out_dir)
+    drawn = draw_charts(run, out_dir, {name: chart for name, (chart, _) in CHARTS.items()})
+    for name, paths in drawn.items():
         if paths:
             written[name] = paths
         else:

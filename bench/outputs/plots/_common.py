@@ -123,6 +123,10 @@ def save(figure: Figure, out_dir: Path, name: str) -> list[Path]:
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.svg"]
     with matplotlib.rc_context(STYLE):
         figure.savefig(paths[0], dpi=PNG_DPI, facecolor="white")
+        # The SVG keeps the layout the PNG got (axes placed in fractions of the figure, text in
+        # points) instead of solving it again: a fifth of a chart's time. Text measured at 72 dpi
+        # instead of 110 moved an axis edge by ~2 pt in 700.
+        figure.set_layout_engine("none")
         figure.savefig(paths[1], facecolor="white")
     return paths
 
