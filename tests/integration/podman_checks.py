@@ -4,7 +4,6 @@ helper processes a container may leave (conmon, slirp4netns, rootlessport, pasta
 
 from __future__ import annotations
 
-import http.client
 import json
 import subprocess
 
@@ -84,16 +83,3 @@ def assert_nothing_left(run_id: str, rootless_too: bool = True) -> None:
             assert volumes_of(rootless, run_id) == [], f"volumes left ({'rootless' if rootless else 'root'})"
     # podman rm ends them; init reaps them (this host's init reaps late: zombies do not count)
     wait_for(lambda: not helpers_left(run_id), 10, f"helpers to exit: {helpers_left(run_id)}")
-
-
-def get(port: int, path: str) -> bytes:
-    """GET path on 127.0.0.1:port; the body, after asserting a 200."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        body = response.read()
-        assert response.status == 200, (path, response.status, body)
-        return body
-    finally:
-        connection.close()

@@ -3,7 +3,6 @@ attribution, errors, cleanup. Skips without a daemon, except in CI (CI=true), wh
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import subprocess
@@ -12,13 +11,14 @@ import time
 import pytest
 from pydantic import ValidationError
 
+from bench.errors import SetupError
 from bench.images.docker_image import base_image_dockerfile, ensure_tree_image, image_changes, remove_images
 from bench.images.rootfs import build_rootfs
-from bench.errors import SetupError
 from bench.roles import ROLE_APP, ROLE_PROXY, ROLE_RUNTIME
 from bench.setups.base import Pinning
 from bench.setups.container import ContainerSetup
 from bench.setups.container.engine import RUN_LABEL, clean_leftovers
+from tests.app_requests import get_ok as _get
 from tests.conftest import require
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker]
@@ -68,18 +68,6 @@ def built_image(client):
 
 def _setup(options: dict, progress=lambda message: None) -> ContainerSetup:
     return ContainerSetup(options, Pinning.default(), RUN_ID, workdir="/tmp", progress=progress)
-
-
-def _get(port: int, path: str) -> bytes:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        body = response.read()
-        assert response.status == 200, (path, response.status, body)
-        return body
-    finally:
-        connection.close()
 
 
 def _roles(instance) -> dict[str, list]:

@@ -18,8 +18,8 @@ from bench.scenario import parse_scenario
 from bench.setups.base import Pinning
 from bench.setups.container import ContainerSetup
 from bench.setups.container.podman.user import rootless_user, subid_range
-from tests.integration.podman_checks import (VARIANTS, assert_nothing_left, containers_of, get, podman_group,
-                                             podman_or_skip)
+from tests.app_requests import get_ok as get
+from tests.integration.podman_checks import VARIANTS, assert_nothing_left, containers_of, podman_group, podman_or_skip
 
 pytestmark = podman_group
 RUN_ID = f"test-podman-{os.getpid()}"

@@ -3,7 +3,6 @@ Not a unit test: building it compiles the stdlib (several seconds of CPU each ti
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ import pytest
 from bench.images import rootfs as rootfs_module
 from bench.images.rootfs import Rootfs, build_rootfs
 from bench.netutil import free_port
+from tests.app_requests import get_ok as _get
 from tests.conftest import require
 
 pytestmark = pytest.mark.integration
@@ -94,17 +94,6 @@ def test_pycs_are_used_not_recompiled(built):
     assert result.returncode == 0, result.stderr
     loaded = [line for line in result.stderr.splitlines() if line.startswith("# code object from")]
     assert loaded and all(line.rstrip("'").endswith(".pyc") for line in loaded), loaded
-
-
-def _get(port: int, path: str) -> bytes:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        assert response.status == 200, response.status
-        return response.read()
-    finally:
-        connection.close()
 
 
 def _get_when_ready(port: int, path: str, app: subprocess.Popen) -> dict:

@@ -17,8 +17,9 @@ import pytest
 
 from bench.setups.base import Pinning
 from bench.setups.container import ContainerSetup, storage
+from tests.app_requests import get_ok as get
 from tests.conftest import require
-from tests.integration.podman_checks import assert_nothing_left, containers_of, get, podman_or_skip, volumes_of
+from tests.integration.podman_checks import assert_nothing_left, containers_of, podman_or_skip, volumes_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.xdist_group("podman")]
 RUN_ID = f"test-storage-{os.getpid()}"
