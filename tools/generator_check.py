@@ -28,6 +28,7 @@ import numpy as np
 from bench import stats
 from bench.load import reference_nginx, wrk
 from bench.load.builtin import LoadResult, LoadSpec, is_generator_bound, run_load
+from tools.exits import run_check
 
 NGINX_GOAL = 0.9  # built-in / wrk the built-in generator should reach on a fast server
 APP_GOAL = 0.95  # ... and on layerbench's own app (issue 23)
@@ -144,16 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=8, help="nginx target only (the scenario sets its own)")
     args = parser.parse_args(argv)
-    try:
-        if args.target == "nginx":
-            return check_nginx(args.repeat, args.duration, args.connections)
-        return check_app(args.repeat, args.duration)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.target == "nginx":
+        return run_check(lambda: check_nginx(args.repeat, args.duration, args.connections))
+    return run_check(lambda: check_app(args.repeat, args.duration))
 
 
 if __name__ == "__main__":

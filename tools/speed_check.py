@@ -35,6 +35,7 @@ from bench.roles import ROLE_HYPERVISOR
 from bench.runner import run_scenario
 from bench.scenario import parse_scenario
 from tools import generator_check
+from tools.exits import run_check
 
 PARTS = ("quick", "generator", "nginx", "vm")  # in the order they run
 BELOW_GOAL = 3
@@ -194,17 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     print(f"machine: {machine_line()}", flush=True)
+    return run_check(lambda: _measure_and_print(parts, args.repeat))
+
+
+def _measure_and_print(parts: list[str], repeat: int) -> int:
     figures: list[Figure] = []
-    try:
-        for part in parts:
-            print(f"measuring {part} ...", flush=True)
-            figures += MEASURES[part](args.repeat)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    for part in parts:
+        print(f"measuring {part} ...", flush=True)
+        figures += MEASURES[part](repeat)
     print(render(figures))
     return 0 if all(figure.meets for figure in figures) else BELOW_GOAL
 
