@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from statistics import NormalDist
 from typing import Literal
 
@@ -209,6 +210,7 @@ def two_run_ratio(new, old) -> Estimate:
                     HODGES_LEHMANN, int(min(a.size, b.size)))
 
 
+@lru_cache(maxsize=256)  # compare asks it for every cell and metric, mostly with the same round counts
 def _mann_whitney_rank(n: int, m: int, confidence: float = CONFIDENCE) -> int | None:
     """The 0-based rank k such that the k-th smallest and k-th largest of the n*m pairwise
     differences bound a `confidence` interval for the shift: the largest k with P(U < k+1) <=
