@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 import threading
@@ -39,6 +40,16 @@ def pinning_of_this_worker():
         return
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Pinning, "default", classmethod(lambda cls: cls(app_cpus=(cpus[0],), load_cpus=tuple(cpus[1:]))))
+        yield
+
+
+@pytest.fixture
+def sole_cleaner():
+    """For a test that kills a runner and then runs `bench clean` for the whole machine: no other such test
+    runs meanwhile. Otherwise one worker's clean removes the other's deliberate leftovers (they belong to a
+    dead runner, so that clean is right to), and both tests fail. Held from before the kill to the end."""
+    with open("/tmp/layerbench-tests-clean.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 

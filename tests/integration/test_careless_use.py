@@ -52,7 +52,7 @@ def test_a_user_image_that_is_not_here_is_one_line_and_nothing_is_stored(tmp_pat
 
 @pytest.mark.qemu
 @pytest.mark.timeout(600)
-def test_a_runner_killed_during_the_kvm_probe_leaves_nothing_after_bench_clean(tmp_path):
+def test_a_runner_killed_during_the_kvm_probe_leaves_nothing_after_bench_clean(tmp_path, sole_cleaner):
     vm_or_skip()
     require(os.access("/dev/kvm", os.R_OK | os.W_OK), "no usable /dev/kvm: no KVM probe to interrupt")
     scratch = tmp_path / "tmp"

@@ -395,7 +395,7 @@ def test_an_interrupted_run_exits_130_is_marked_incomplete_and_resumes(tmp_path,
 
 
 @pytest.mark.docker
-def test_a_killed_runner_leaves_a_readable_incomplete_run_and_clean_removes_the_container(tmp_path):
+def test_a_killed_runner_leaves_a_readable_incomplete_run_and_clean_removes_the_container(tmp_path, sole_cleaner):
     docker_or_skip()
     # 1. SIGKILL during the bare trial: the app dies with its parent (PR_SET_PDEATHSIG).
     bare_run = Run(["run", "--setups", "bare", "--duration", "3", "--repeat", "1", "--out", str(tmp_path / "a"),

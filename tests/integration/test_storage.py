@@ -72,7 +72,7 @@ def test_a_volume_or_bind_mount_is_the_apps_tmp_and_goes_with_its_container(engi
 
 @pytest.mark.podman
 @pytest.mark.timeout(180)
-def test_bench_clean_after_a_killed_runner_removes_the_rootless_container_its_helpers_and_volume(tmp_path):
+def test_bench_clean_after_a_killed_runner_removes_the_rootless_container_its_helpers_and_volume(tmp_path, sole_cleaner):
     podman_or_skip(rootless=True)
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text("name: podman-killed\nsetups:\n  - container: {engine: podman, rootless: true, scratch: volume}\n"
