@@ -31,6 +31,8 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
        the run's `scenario` (ScenarioRecord) and a trial's `network_path` (NetworkPathRecord, written
        with only the fields the probe gave, {} when absent) are typed too; a setup's options in the
        scenario and a path's `facts` stay mappings of their own.
+       Later, without a version bump (an optional field, None in runs written before): a load trial's
+       `app_ms.p5`, the fast end of the app's own time per request (the code-change gate's figure).
 """
 
 from __future__ import annotations

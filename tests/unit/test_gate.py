@@ -273,3 +273,52 @@ def test_a_calibrated_gate_cancels_a_slower_machine_and_still_sees_more_work():
     assert "calibrated (per machine speed) throughput" in failed.failures[0].text
     no_speed = check(compare([base, Run.load(copy_run(Path(tempfile.mkdtemp())))]), calibrated)
     assert not no_speed.passed  # no speed measured beside the trials: no check made is not a pass
+
+
+def _interrupted_run(run_id: str, work_ms: float, seed: int, others_cores: float = 0.0) -> Run:
+    """bare /cpu on a shared host as seen here: a neighbour interrupts a share of the requests, which
+    then take 1.6x as long; the share stays for minutes (one run may catch mostly slow seconds, its
+    partner mostly fast ones) and moves from trial to trial around that. Each trial's app times go
+    through the runner's own summary (bench.runner.figures.load_summary)."""
+    from bench.load.spec import LoadResult
+    from bench.runner.figures import load_summary
+    from bench.scenario import Workload
+
+    rng = np.random.default_rng(seed)
+    trials, share_of_run = [], rng.uniform(0.0, 0.8)
+    for repeat in range(25):
+        interrupted = rng.random(1500) < np.clip(share_of_run + rng.normal(0, 0.15), 0.0, 0.9)
+        app_ms = work_ms * np.where(interrupted, 1.6, 1.0) * rng.lognormal(0, 0.03, 1500)
+        result = LoadResult(requests=1500, errors={}, duration_s=1.0, latency_ms=app_ms + 0.2, app_ms=app_ms)
+        trials.append(TrialRecord(trial_id=f"bare--cpu--r{repeat}", setup="bare", variant="default", workload="cpu",
+                                  repeat=repeat, status="ok", started_at=f"2026-12-07T10:00:{repeat:02d}+00:00",
+                                  load=load_summary(result, Workload(name="cpu", endpoint="cpu", param=1000)),
+                                  host={"foreign_cpu_cores": others_cores}))
+    record = RunRecord(run_id=run_id, created_at="2026-12-07T10:00:00+00:00", trials=trials,
+                       scenario={"name": "gate-check", "workloads": [{"name": "cpu"}]})
+    return Run(record, Path("."))
+
+
+def test_the_fast_end_of_the_apps_time_gates_a_code_change_that_neighbours_hide_from_its_median():
+    """The app's median time moves with how many requests a neighbour interrupted; its p5 (requests
+    nobody interrupted) moves with the work only. Ten A/A and ten A/B pairs (15% more work)."""
+    def outcomes(key: str, work_ms: float) -> list[str]:
+        rule = parse_thresholds(f"{key}:+5%")
+        results = [check(compare([_interrupted_run("a", 0.4, seed), _interrupted_run("b", work_ms, seed + 50)]), rule)
+                   for seed in range(10)]
+        return ["failed" if not r.passed else "undecided" if r.undecided else "passed" for r in results]
+
+    fast_same, fast_more = outcomes("app_time_p5_ms", 0.4), outcomes("app_time_p5_ms", 0.46)
+    assert fast_same == ["passed"] * 10 and fast_more == ["failed"] * 10
+    median_same, median_more = outcomes("app_time_p50_ms", 0.4), outcomes("app_time_p50_ms", 0.46)
+    assert median_same.count("passed") + median_more.count("failed") < 17  # what the median gate gets wrong
+
+
+def test_a_regression_of_the_apps_fast_end_is_not_excused_by_a_busier_machine():
+    """The busier-machine rule holds a regression undecided because a neighbour could explain it; the
+    fast end is read off the requests no neighbour interrupted, so it cannot: still a regression."""
+    quiet, busy_and_slower = _interrupted_run("a", 0.4, 1), _interrupted_run("b", 0.46, 2, others_cores=1.0)
+    fast_end = check(compare([quiet, busy_and_slower]), parse_thresholds("app_time_p5_ms:+5%"))
+    assert [f.kind for f in fast_end.findings] == ["regression"]
+    median = check(compare([quiet, busy_and_slower]), parse_thresholds("app_time_p50_ms:+5%"))
+    assert [f.kind for f in median.findings] == ["undecided"] and "more cores" in median.findings[0].text
