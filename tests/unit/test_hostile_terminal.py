@@ -36,6 +36,10 @@ def _scenario_text(flavour: str, description: str = "") -> str:
             f"connections: 2}}]\nrepeat: 1\n")
 
 
+# One worker runs this module: its module fixture (the hostile run) is then made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("hostile_terminal")
+
+
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory) -> Path:
     """A real run whose variant is markup and escapes, with a hand-edited workload name and scenario."""
