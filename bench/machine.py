@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -28,7 +29,8 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _version_of(command: list[str]) -> str | None:
+@functools.cache  # a tool's version does not change while one bench process runs (tests make many runs)
+def _version_of(command: tuple[str, ...]) -> str | None:
     if shutil.which(command[0]) is None:
         return None
     try:
@@ -82,7 +84,7 @@ def describe() -> dict:
             "psutil": _package("psutil"),
             "docker_sdk": _package("docker"),
             "uvloop": _package("uvloop"),
-            "qemu": _version_of(["qemu-system-x86_64", "--version"]),
-            "wrk": _version_of(["wrk", "--version"]),
+            "qemu": _version_of(("qemu-system-x86_64", "--version")),
+            "wrk": _version_of(("wrk", "--version")),
         },
     }

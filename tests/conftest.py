@@ -83,19 +83,25 @@ def app_server():
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """Unit tests draw stand-in charts (unless marked `real_charts`) and send no load through the
-    runner (tests/unit/conftest.py says why); every other test draws and loads for real. Set before
-    the test's fixtures are made, module-scoped ones included: one session runs both folders."""
+    """Unit tests draw stand-in charts (unless marked `real_charts`), send no load through the runner
+    and ask no engine for leftovers (tests/unit/conftest.py says why); every other test does all three
+    for real. Set before the test's fixtures are made, module-scoped ones included: one session runs
+    both folders."""
     import bench.runner
     from matplotlib.figure import Figure
 
+    from bench.setups.container import ContainerSetup
     from tests import chart_stand_in
 
     real_generator_for = _real_generator_for()  # the first call comes before any replacement
+    real_container_leftovers = _real_container_leftovers()
     unit = item.path.relative_to(TESTS).parts[:1] == ("unit",)
     real_charts = not unit or item.get_closest_marker("real_charts") is not None
     Figure.savefig = chart_stand_in.REAL_SAVEFIG if real_charts else chart_stand_in.stand_in_savefig
     bench.runner.generator_for = _unit_generator if unit else real_generator_for
+    # `bench run` looks for leftovers first, which asks Docker and Podman (podman ps: ~60 ms of CPU); a unit
+    # test asks no engine. The search itself is tested against the engines in tests/integration.
+    ContainerSetup.find_leftovers = _no_engine_leftovers if unit else real_container_leftovers
 
 
 @functools.cache
@@ -104,6 +110,19 @@ def _real_generator_for():
     import bench.runner
 
     return bench.runner.generator_for
+
+
+@functools.cache
+def _real_container_leftovers():
+    """The container setup's own find_leftovers (the classmethod), as it was before any test replaced it."""
+    from bench.setups.container import ContainerSetup
+
+    return ContainerSetup.__dict__["find_leftovers"]
+
+
+@classmethod
+def _no_engine_leftovers(cls) -> list[str]:
+    return []
 
 
 @functools.cache

@@ -141,9 +141,9 @@ def fake_load_with(window_s: float):
         slowdown = _slowdown_by_port.get(port, 1.0)
         rng = np.random.default_rng(zlib.crc32(f"{port}/{workload.name}".encode()))
         began = time.monotonic()
-        while time.monotonic() - began < window_s / 2:  # the "app" (this process) works for half the window:
-            zlib.crc32(b"x" * 4096)                        # its CPU per request is then never zero
-        time.sleep(window_s / 2)
+        while time.monotonic() - began < window_s / 4:  # the "app" (this process) works for a quarter of the
+            zlib.crc32(b"x" * 4096)                        # window: its CPU per request is then never zero
+        time.sleep(max(0.0, began + window_s - time.monotonic()))
         window = (began, time.monotonic())
         requests = int(2000 / slowdown) + int(rng.integers(0, 50))
         latency_ms = rng.lognormal(np.log(0.4 * slowdown), 0.3, requests)
@@ -158,11 +158,27 @@ def fake_load_with(window_s: float):
 fake_load = fake_load_with(0.02)
 
 
+# An idle or density window only waits while the sampler reads: a stand-in's is 20 ms, sampled at 200 Hz so
+# that ticks (memory figures) still fall inside it, instead of the 0.1 s floor every run has at 10 Hz.
+FOOTPRINT_WINDOW_S = 0.02
+FOOTPRINT_SAMPLER_HZ = 200.0
+
+
+def _short_footprints(sampled_window):
+    def short(instance, workload: Workload, load, sampler_hz: float, counters=None):
+        if workload.kind in ("idle", "density"):
+            workload = workload.model_copy(update={"duration": FOOTPRINT_WINDOW_S, "warmup": 0.0})
+            sampler_hz = FOOTPRINT_SAMPLER_HZ
+        return sampled_window(instance, workload, load, sampler_hz, counters)
+    return short
+
+
 @contextlib.contextmanager
 def standing_in(monkeypatch) -> Iterator[None]:
-    """For the block: every registered setup and app replaced by its stand-in, and the runner's
-    load generator by fake_load."""
+    """For the block: every registered setup and app replaced by its stand-in, the runner's load
+    generator by fake_load, and its idle and density windows shortened (FOOTPRINT_WINDOW_S)."""
     import bench.runner as runner
+    from bench.runner import measure
 
     for name in setup_registry.names():
         real = setup_registry.get(name)
@@ -171,6 +187,7 @@ def standing_in(monkeypatch) -> Iterator[None]:
         real = app_registry.get(kind)
         monkeypatch.setitem(app_registry._REGISTRY, kind, type(f"StandIn{real.__name__}", (StandInApp, real), {}))
     monkeypatch.setattr(runner, "generator_for", lambda pinning: fake_load)
+    monkeypatch.setattr(measure, "_sampled_window", _short_footprints(measure._sampled_window))
     # Density weighs MemAvailable before and after with five reads 0.1 s apart; one read will do here.
     monkeypatch.setattr(runner, "mem_available_now", lambda: float(psutil.virtual_memory().available))
     try:

@@ -435,7 +435,9 @@ def test_a_killed_runner_leaves_a_readable_incomplete_run_and_clean_removes_the_
 # ---- one writer per run ----------------------------------------------------------------------------
 
 def _live_run(tmp_path: Path, setups: str) -> tuple[Run, Path]:
-    run = Run(["run", "--setups", setups, "--duration", "3", "--repeat", "3", "--out", str(tmp_path / "r"), *QUICK],
+    # Five 1.2 s trials: still going while the test acts (a second runner starts in a second or two), and
+    # what a resume then has left to run is short.
+    run = Run(["run", "--setups", setups, "--duration", "1", "--repeat", "5", "--out", str(tmp_path / "r"), *QUICK],
               tmp_path / "first")
     run_dir = wait_for(lambda: (tmp_path / "r").is_dir() and next(
         (d for d in (tmp_path / "r").iterdir() if (d / "run.json").is_file()), None), 30, "the run folder")

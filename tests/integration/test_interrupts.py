@@ -188,7 +188,9 @@ def _interrupted_run(setup: str, phase: str, signum: int, arm, tmp_path, monkeyp
     moment = Moment(signum)
     _record_temp_paths(moment, monkeypatch)
     arm(phase, moment, monkeypatch)
-    scenario = from_flags([setup], ["hello"], duration=1.5, warmup=0.2, repeat=1)
+    # The window's length matters only where the signal lands inside it ("load": 0.4 s into 1.7 s); a
+    # run stopped anywhere else need not wait through it ("stop" runs it whole first).
+    scenario = from_flags([setup], ["hello"], duration=1.5 if phase == "load" else 0.3, warmup=0.2, repeat=1)
     runner = Runner(scenario, tmp_path)
     with pytest.raises(KeyboardInterrupt):  # RunInterrupted (SIGTERM) is one too
         runner.run()

@@ -175,6 +175,18 @@ def _wait_for_engine(before: set[Path], deadline_s: float = 120) -> Path:
     raise AssertionError("no private dockerd started")
 
 
+def _wait_for_a_container(folder: Path, deadline_s: float = 120) -> None:
+    """Until a container runs in the private dockerd of `folder` (the app's, once its image is loaded)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        listed = subprocess.run(["docker", "-H", f"unix://{folder}/docker.sock", "ps", "-q"], capture_output=True,
+                                text=True, timeout=30)
+        if listed.stdout.strip():
+            return
+        time.sleep(0.2)
+    raise AssertionError("no container ever ran in the private dockerd")
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
 def test_after_ctrl_c_or_a_kill_the_private_dockerd_is_gone(docker_here, tmp_path, how):
@@ -188,7 +200,7 @@ def test_after_ctrl_c_or_a_kill_the_private_dockerd_is_gone(docker_here, tmp_pat
     runner = _bench("run", str(scenario), "--out", str(tmp_path / "results"), "--no-report")
     try:
         folder = _wait_for_engine(before)
-        time.sleep(3)  # into the trial: the app's container runs in it
+        _wait_for_a_container(folder)  # into the trial: the app's container runs in it
         runner.send_signal(getattr(signal, how))
         runner.wait(timeout=90)
     finally:

@@ -7,6 +7,7 @@ change makes outputs depend on setups, or a module grows past what a reader can 
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import subprocess
 import sys
@@ -23,6 +24,7 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 
 
+@functools.cache  # the source does not change during a test session; each module is read and parsed once
 def _modules() -> dict[str, Path]:
     found = {}
     for path in BENCH.rglob("*.py"):
@@ -46,10 +48,16 @@ def _runtime_nodes(tree: ast.AST):
                 stack.append(child)
 
 
-def _imports(path: Path, module: str, top_level_only: bool) -> set[str]:
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
+
+
+@functools.cache
+def _imports(path: Path, module: str, top_level_only: bool) -> frozenset[str]:
     """The bench modules a file imports, at module level or anywhere (inside functions too). `from
     package import module` depends on that module; on the package only for a name defined in it."""
-    tree = ast.parse(path.read_text())
+    tree = _tree(path)
     nodes = tree.body if top_level_only else list(_runtime_nodes(tree))
     known = _modules()
     names = set()
@@ -61,7 +69,7 @@ def _imports(path: Path, module: str, top_level_only: bool) -> set[str]:
             names |= submodules & set(known)
             if submodules - set(known):
                 names.add(node.module)
-    return {name for name in names if name in known and name != module}
+    return frozenset(name for name in names if name in known and name != module)
 
 
 def test_no_module_is_over_400_lines_and_no_function_over_60():
@@ -70,7 +78,7 @@ def test_no_module_is_over_400_lines_and_no_function_over_60():
         text = path.read_text()
         if len(text.splitlines()) > MAX_MODULE_LINES:
             too_long.append(f"{module}: {len(text.splitlines())} lines")
-        for node in ast.walk(ast.parse(text)):
+        for node in ast.walk(_tree(path)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1
                 if length > MAX_FUNCTION_LINES:
@@ -176,7 +184,7 @@ NAMED_ELSEWHERE = {
 def _names_outside_their_modules() -> set[tuple[str, str]]:
     found = set()
     for module, path in _modules().items():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(_tree(path)):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.lower() in OWNERS:
                 name = node.value.lower()
                 if not any(module == owner or module.startswith(owner + ".") for owner in OWNERS[name]):
@@ -249,7 +257,7 @@ MAX_CLASS_LINES = 250
 def test_no_class_over_250_lines():
     long = {}
     for module, path in _modules().items():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(_tree(path)):
             if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES:
                 long[f"{module}.{node.name}"] = node.end_lineno - node.lineno + 1
     assert long == {}, f"over {MAX_CLASS_LINES} lines: {long}"

@@ -27,6 +27,10 @@ from tests.stand_ins import fake_load_with
 runner = CliRunner()
 
 
+# One worker runs this module: its module fixture (the pristine run) is then made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("hostile_results")
+
+
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     """A three-trial bare run as the runner writes it (latencies, app times, process and host samples

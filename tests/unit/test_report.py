@@ -18,6 +18,10 @@ SECTIONS = ('id="warnings"', 'id="headline"', 'id="layers"', 'id="overhead"', 'i
             'id="settings"')
 
 
+# One worker runs this module: its module fixture (the report) is then made once, not once per worker.
+pytestmark = pytest.mark.xdist_group("report")
+
+
 @pytest.fixture(scope="module")
 def html(tmp_path_factory) -> str:
     path = write_report(copy_run(tmp_path_factory.mktemp("report")))
