@@ -1,10 +1,10 @@
 """A psutil sampler on a timer, in its own thread, wrapping exactly the window it measures.
 
 Each tick records, for every host process the setup costs, cumulative CPU user/sys and RSS
-(read straight from /proc/PID/stat, the file psutil reads them from, kept open between ticks); every `detail_every` ticks
-threads, context switches and I/O; every `full_every` ticks from tick `full_first` on, USS and PSS
-(they walk /proc/PID/smaps_rollup, which costs far more: 0.2 ms for the app, 1-3 ms for the runner
-itself or dockerd here). It records the load generator's own
+(read straight from /proc/PID/stat, the file psutil reads them from, kept open between ticks);
+every `detail_every` ticks threads, context switches and I/O; every `full_every` ticks from tick
+`full_first` on, USS and PSS (they walk /proc/PID/smaps_rollup, which costs far more: ~0.2 ms for
+the app, 1-3 ms for the runner itself or dockerd here). It records the load generator's own
 process and host-wide CPU too, and the sampler's own CPU time, so its cost is a stored figure. Given
 `counters` (bench.metrics.netpath: the interfaces a request crosses), it reads them on every tick as well.
 """
