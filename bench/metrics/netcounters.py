@@ -72,6 +72,46 @@ def read_sysfs(interface: str, root: Path = SYS_CLASS_NET) -> Counters | None:
         return None
 
 
+class SysfsFiles:
+    """Host interfaces' counters from sysfs like `read_sysfs`, each file opened once and read again
+    from offset 0 (sysfs writes it anew on each read): the sampler reads them on every tick, and a
+    read costs ~2 us instead of ~10 us with its open and close. An interface that cannot be read
+    (not there yet, or removed since: a veth) reads as None and is looked up afresh next time."""
+
+    def __init__(self, root: Path = SYS_CLASS_NET) -> None:
+        self.root = root
+        self._descriptors: dict[str, list[int]] = {}
+
+    def read(self, interface: str) -> Counters | None:
+        try:
+            descriptors = self._descriptors.get(interface) or self._open(interface)
+            return Counters(*(int(os.pread(descriptor, 64, 0)) for descriptor in descriptors))
+        except (OSError, ValueError):
+            self._close(self._descriptors.pop(interface, []))
+            return None
+
+    def _open(self, interface: str) -> list[int]:
+        folder = f"{self.root}/{interface}/statistics/"
+        descriptors: list[int] = []
+        try:
+            for name in COUNTER_NAMES:
+                descriptors.append(os.open(folder + name, os.O_RDONLY))
+        except OSError:
+            self._close(descriptors)
+            raise
+        self._descriptors[interface] = descriptors
+        return descriptors
+
+    @staticmethod
+    def _close(descriptors: list[int]) -> None:
+        for descriptor in descriptors:
+            os.close(descriptor)
+
+    def close(self) -> None:
+        for interface in list(self._descriptors):
+            self._close(self._descriptors.pop(interface))
+
+
 def _read_int(path: str) -> int:
     """The number in a small sysfs file; os.open and os.read, as the sampler reads these on every
     tick (~10 us a file, against ~20 us through pathlib's read_text)."""

@@ -28,12 +28,21 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
 import numpy as np
 
-from bench.metrics.netcounters import COUNTER_NAMES, Counters, conntrack_entries, dnat_packets, read_net_dev, read_sysfs
+from bench.metrics.netcounters import (
+    COUNTER_NAMES,
+    Counters,
+    SysfsFiles,
+    conntrack_entries,
+    dnat_packets,
+    read_net_dev,
+    read_sysfs,
+)
 
 QUIET_S = 0.5  # the quiet baseline window before each load trial, at most ...
 QUIET_SHARE = 0.25  # ... and a quarter of the trial's measured window (a 1-s trial waits 0.25 s)
@@ -120,14 +129,14 @@ class NetworkPath:
     def inside(self) -> Inside | None:
         return next((step for step in self.steps if isinstance(step, Inside)), None)
 
-    def read(self) -> dict[str, dict[str, int] | None]:
-        """Every interface's counters now, by key (None for one that is gone); cheap: sysfs files and
-        at most one /proc/<pid>/net/dev per namespace."""
+    def read(self, sysfs: SysfsFiles | None = None) -> dict[str, dict[str, int] | None]:
+        """Every interface's counters now, by key (None for one that is gone); cheap: sysfs files (kept
+        open in `sysfs` when given) and at most one /proc/<pid>/net/dev per namespace."""
         by_pid: dict[int, dict[str, Counters]] = {}
         found: dict[str, dict[str, int] | None] = {}
         for interface in self.interfaces:
             if interface.netns == HOST:
-                counters = read_sysfs(interface.name)
+                counters = sysfs.read(interface.name) if sysfs is not None else read_sysfs(interface.name)
             else:
                 if interface.pid not in by_pid:
                     by_pid[interface.pid] = read_net_dev(interface.pid) if interface.pid else {}
@@ -194,6 +203,8 @@ class PathProbe:
         self.endpoints = path.endpoints or ([(port, None)] if port else [])
         self.tracer = None  # a bench.metrics.hoptrace.HopTrace, while and after tracing
         self.trace_note: str | None = None
+        self._sysfs = SysfsFiles()  # closed by after(), or when the probe is dropped without it
+        weakref.finalize(self, self._sysfs.close)
 
     def tracing(self):
         """A context for the sampled window: eBPF counts the app's own packets per hop, or nothing."""
@@ -209,7 +220,7 @@ class PathProbe:
         return self.tracer
 
     def read(self) -> dict[str, dict[str, int] | None]:
-        return self.path.read()
+        return self.path.read(self._sysfs)
 
     def quiet(self) -> None:
         """The quiet baseline: what every hop carries in `quiet_s` with the setup up and no load."""
@@ -229,6 +240,7 @@ class PathProbe:
             self.dnat["before"], self.dnat["read"] = dnat_packets(self.path.dnat_port, self.path.dnat_chain)
 
     def after(self) -> None:
+        self._sysfs.close()
         self.conntrack["after"] = conntrack_entries()
         if self.path.dnat_port is not None:
             self.dnat["after"], self.dnat["read"] = dnat_packets(self.path.dnat_port, self.path.dnat_chain)

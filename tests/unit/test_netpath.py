@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -38,6 +39,39 @@ def test_sysfs_counters_of_an_interface_and_none_for_one_that_is_gone(tmp_path):
     assert netcounters.read_sysfs("veth0", tmp_path) == Counters(10, 20, 1000, 2000)
     assert netcounters.read_sysfs("gone0", tmp_path) is None
     assert netcounters.read_sysfs("lo") is not None  # every Linux host has lo
+
+
+def _write_counters(folder, values) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, value in zip(netcounters.COUNTER_NAMES, values):
+        (folder / name).write_text(f"{value}\n")
+
+
+def test_sysfs_files_kept_open_read_fresh_values_and_follow_an_interface_that_comes_and_goes(tmp_path):
+    # The sampler reads these on every tick through descriptors kept open: each read must give the
+    # value now, an interface not there yet reads None until it appears, one removed reads None.
+    files = netcounters.SysfsFiles(tmp_path)
+    assert files.read("veth0") is None
+    _write_counters(tmp_path / "veth0" / "statistics", (10, 20, 1000, 2000))
+    assert files.read("veth0") == Counters(10, 20, 1000, 2000)
+    _write_counters(tmp_path / "veth0" / "statistics", (11, 22, 1100, 2200))
+    assert files.read("veth0") == Counters(11, 22, 1100, 2200)
+    (tmp_path / "veth0" / "statistics" / "rx_packets").write_text("")  # as a removed device's files read
+    assert files.read("veth0") is None
+    files.close()
+    assert files.read("lo") is None  # not under tmp_path
+    lo = netcounters.SysfsFiles()
+    assert lo.read("lo") is not None  # every Linux host has lo
+    lo.close()
+
+
+def test_a_probe_closes_the_sysfs_files_it_kept_open():
+    before = len(os.listdir("/proc/self/fd"))
+    probe = PathProbe(netpath.loopback_path(), quiet_s=0.0)
+    assert probe.read()["host:lo"] is not None
+    assert len(os.listdir("/proc/self/fd")) == before + 4  # lo's four counters
+    probe.after()
+    assert len(os.listdir("/proc/self/fd")) == before
 
 
 def test_the_dnat_rule_of_one_port_is_found_and_a_port_without_one_says_so():

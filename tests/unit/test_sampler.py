@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from bench.load.builtin import LoadResult
+from bench.metrics import sampler as S
 from bench.metrics.sampler import Sampler, cpu_and_rss
 from bench.metrics.window import summarize_host, summarize_processes
 from bench.roles import ROLE_LOADGEN, RoleProcess
@@ -125,3 +126,70 @@ def test_descendant_pids_finds_what_psutil_finds_grandchildren_included():
         child.kill()
         child.wait()
         child.stdout.close()
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_stat_files_read_what_cpu_and_rss_reads_and_let_go_of_a_reaped_process():
+    # The light tick keeps /proc/PID/stat open and reads it again from offset 0: the kernel must give
+    # fresh figures each time, and a reaped process must count as gone, its descriptor closed.
+    child = subprocess.Popen([sys.executable, "-c", BUSY])
+    files = S.StatFiles()
+    try:
+        opened = _open_descriptors()
+        first = files.cpu_and_rss(child.pid)
+        assert _open_descriptors() == opened + 1
+        time.sleep(0.3)
+        second = files.cpu_and_rss(child.pid)
+        assert second[0] + second[1] > first[0] + first[1]  # read anew, not a cached first read
+        direct = cpu_and_rss(child.pid)
+        assert second[0] <= direct[0] and second[1] <= direct[1]
+    finally:
+        child.kill()
+        child.wait()
+    with pytest.raises(psutil.NoSuchProcess):
+        files.cpu_and_rss(child.pid)
+    assert _open_descriptors() == opened
+    files.close()
+
+
+def test_host_cpu_reads_the_fields_psutil_reads():
+    host = S.HostCpu()
+    try:
+        before = psutil.cpu_times()
+        user_s, system_s, idle_s, iowait_s, steal_s = host.times()
+        after = psutil.cpu_times()
+    finally:
+        host.close()
+    assert before.user + before.nice <= user_s <= after.user + after.nice
+    assert before.system + before.irq + before.softirq <= system_s <= after.system + after.irq + after.softirq
+    assert before.idle <= idle_s <= after.idle and before.steal <= steal_s <= after.steal
+    assert before.iowait <= iowait_s <= after.iowait
+
+
+def test_uss_and_pss_are_psutils_figures():
+    child = subprocess.Popen([sys.executable, "-c", "print('ok', flush=True); import time; time.sleep(5)"],
+                             stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b"ok\n"  # settled: its memory no longer moves
+        process = psutil.Process(child.pid)
+        full_info = process.memory_full_info()
+        assert S.uss_and_pss(child.pid, process) == (full_info.uss, full_info.pss)
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+
+
+def test_the_sampler_stops_at_once_and_leaves_no_descriptor_open():
+    # It waits between ticks on a pipe (cheaper to wake from than threading.Event): setting the stop
+    # must still end it at once, not at the next tick, and every file it kept open must be closed.
+    opened = _open_descriptors()
+    with Sampler(lambda: [RoleProcess("app", psutil.Process())], hz=1.0) as sampler:
+        time.sleep(0.2)
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 0.5  # a tick is 1 s here
+    assert sampler.ticks == 1 and len(sampler.host_rows) == 2  # the first tick and the closing one
+    assert _open_descriptors() == opened
