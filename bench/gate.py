@@ -20,7 +20,7 @@ Three outcomes:
   the same /cpu work ran 1.6x slower in the trials of a run that shared the machine with a test
   suite.) A layer's overhead is not downgraded: its rounds pair the layer with the baseline; nor is a
   figure read off the requests no neighbour interrupted (`spared_by_neighbours`, the app's p5 time:
-  its A/A ratio stayed within 3% in 20 pairs here, some with a core of others' load in one run and
+  its A/A ratio stayed within 3% in 30 pairs here, some with a core of others' load in one run and
   none in its partner).
 A cell of BASE missing from NEW, or without the figure there, fails: the gate cannot vouch for what
 it cannot see; a threshold no cell has a figure for fails too (--allow-empty accepts it).

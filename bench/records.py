@@ -180,9 +180,10 @@ class Percentiles(Part):
     """Percentiles of one window's per-request times and its slowest request, in the unit its block
     names (`latency_ms`, `app_ms`); NaN when the window had none."""
 
-    # The fast end, written for the app's own time only: on a shared machine a neighbour interrupts
-    # some requests by up to 1.7x, but at least the fastest 5% of a window ran uninterrupted, so this
-    # is what a code change moves and a busy neighbour does not (README, "A gate with power").
+    # The fast end, written for the app's own time only: on a shared host a neighbour slows whole
+    # seconds of requests (by about 1.6x here), and the fastest 5% of a window are, nearly always,
+    # requests it did not interrupt: what a code change moves and the neighbour does not (README,
+    # "A regression gate in CI").
     p5: float | None = None
     p50: float | None = None
     p90: float | None = None

@@ -81,7 +81,7 @@ def _mean(values) -> float | None:
 
 
 def _fast_end_ms(values) -> float | None:
-    """The 5th percentile: the time of a request no neighbour interrupted (bench.records.Percentiles)."""
+    """The 5th percentile: as a rule, the time of a request no neighbour interrupted (bench.records.Percentiles)."""
     data = np.asarray(values, dtype=float)
     data = data[np.isfinite(data)]
     return float(np.percentile(data, 5)) if data.size else None
