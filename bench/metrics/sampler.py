@@ -19,6 +19,7 @@ from typing import Callable
 
 import psutil
 
+from bench.metrics.kept_open import KeptOpen
 from bench.roles import ROLE_LOADGEN, RoleProcess
 
 PROCESS_COLUMNS = ("t", "pid", "role", "name", "cpu_user_s", "cpu_sys_s", "rss_bytes", "uss_bytes", "pss_bytes",
@@ -51,56 +52,51 @@ def _parse_stat(line: bytes, pid: int) -> tuple[float, float, int]:
     return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS, int(fields[21]) * _PAGE_BYTES
 
 
+def _stat_path(pid: int) -> str:
+    return f"/proc/{pid}/stat"
+
+
 class StatFiles:
-    """/proc/PID/stat of each sampled process, opened once and read again from offset 0 on every
-    tick (the kernel writes it anew on each read): ~6 us a read here instead of ~20 us for an open,
-    a read and a close. A descriptor stays bound to the process it was opened for, so a reused pid
-    cannot be read in its place: once the process is reaped, reads fail and it counts as gone."""
+    """/proc/PID/stat of each sampled process, kept open between ticks (bench.metrics.kept_open):
+    once a process is reaped its reads fail and it counts as gone, never as a later one with its pid."""
 
     def __init__(self) -> None:
-        self._descriptors: dict[int, int] = {}
+        self._files = KeptOpen()
 
     def cpu_and_rss(self, pid: int) -> tuple[float, float, int]:
         """What `cpu_and_rss(pid)` returns; NoSuchProcess (its file closed) once it is gone."""
-        descriptor = self._descriptors.get(pid)
         try:
-            if descriptor is None:
-                descriptor = self._descriptors[pid] = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
-            line = os.pread(descriptor, 4096, 0)
+            line = self._files.read(_stat_path(pid))
         except (FileNotFoundError, ProcessLookupError):
-            self.forget(pid)
             raise psutil.NoSuchProcess(pid) from None
         return _parse_stat(line, pid)
 
     def forget(self, pid: int) -> None:
-        descriptor = self._descriptors.pop(pid, None)
-        if descriptor is not None:
-            os.close(descriptor)
+        self._files.forget(_stat_path(pid))
 
     def keep_only(self, pids) -> None:
-        for pid in set(self._descriptors) - set(pids):
-            self.forget(pid)
+        self._files.keep_only(_stat_path(pid) for pid in pids)
 
     def close(self) -> None:
-        self.keep_only(())
+        self._files.close()
 
 
 class HostCpu:
     """The host's CPU counters from the first line of /proc/stat, read as psutil.cpu_times() reads
-    them (the same fields over the clock tick), on a descriptor kept open and read from offset 0."""
+    them (the same fields over the clock tick), the file kept open between ticks."""
 
     def __init__(self) -> None:
-        self._descriptor = os.open("/proc/stat", os.O_RDONLY)
+        self._files = KeptOpen()
 
     def times(self) -> tuple[float, float, float, float, float]:
         """(user + nice, system + irq + softirq, idle, iowait, steal) in seconds."""
-        head = os.pread(self._descriptor, 512, 0)
+        head = self._files.read("/proc/stat", 512)
         user, nice, system, idle, iowait, irq, softirq, steal = (
             int(field) / _CLOCK_TICKS for field in head[:head.index(b"\n")].split()[1:9])
         return user + nice, system + irq + softirq, idle, iowait, steal
 
     def close(self) -> None:
-        os.close(self._descriptor)
+        self._files.close()
 
 
 def uss_and_pss(pid: int, process: psutil.Process) -> tuple[float, float]:
