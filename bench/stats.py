@@ -100,6 +100,16 @@ def percentiles(latencies_ms) -> dict[str, float]:
     return {name: float(value) for name, value in zip(PERCENTILES, values)}
 
 
+FAST_END = 5.0  # the percentile a window's fast end is read at (bench.records.Percentiles.p5 says why)
+
+
+def fast_end(values) -> float:
+    """The FAST_END percentile of per-request times: as a rule, a request no neighbour interrupted;
+    NaN when there are none."""
+    data = _clean(values)
+    return float(np.percentile(data, FAST_END)) if data.size else math.nan
+
+
 def median_ci(values, seed: int, resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE) -> Estimate:
     """Median with its interval (Student's t below 10 values, a percentile bootstrap from 10). One
     value gives a zero-width interval."""

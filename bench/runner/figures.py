@@ -10,7 +10,7 @@ import numpy as np
 from bench.load.spec import LoadResult, is_generator_bound
 from bench.records import CpuPerRequest, RoleSample
 from bench.scenario import Workload
-from bench.stats import percentiles
+from bench.stats import fast_end, percentiles
 from bench.vocabulary import MIB_BYTES
 
 
@@ -80,13 +80,6 @@ def _mean(values) -> float | None:
     return float(data.mean()) if data.size else None
 
 
-def _fast_end_ms(values) -> float | None:
-    """The 5th percentile: as a rule, the time of a request no neighbour interrupted (bench.records.Percentiles)."""
-    data = np.asarray(values, dtype=float)
-    data = data[np.isfinite(data)]
-    return float(np.percentile(data, 5)) if data.size else None
-
-
 def load_summary(result: LoadResult, workload: Workload) -> dict:
     """What a trial's record keeps of a load result (the raw latencies go to files)."""
     return {
@@ -101,7 +94,7 @@ def load_summary(result: LoadResult, workload: Workload) -> dict:
         "duration_s": result.duration_s,
         "throughput_rps": result.throughput_rps,
         "latency_ms": percentiles(result.latency_ms),
-        "app_ms": {"p5": _fast_end_ms(result.app_ms), **percentiles(result.app_ms)},
+        "app_ms": {"p5": fast_end(result.app_ms), **percentiles(result.app_ms)},
         # Means, in ms, beside the percentiles: what per-request CPU (a mean too) adds up against.
         "latency_mean_ms": _mean(result.latency_ms),
         "app_mean_ms": _mean(result.app_ms),
