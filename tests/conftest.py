@@ -47,7 +47,8 @@ def pinning_of_this_worker():
 def sole_cleaner():
     """For a test that kills a runner and then runs `bench clean` for the whole machine: no other such test
     runs meanwhile. Otherwise one worker's clean removes the other's deliberate leftovers (they belong to a
-    dead runner, so that clean is right to), and both tests fail. Held from before the kill to the end."""
+    dead runner, so that clean is right to), and both tests fail. Held from before the kill to the end.
+    Also for a test that asserts a run's whole stderr: a run warns of another test's deliberate leftover."""
     with open("/tmp/layerbench-tests-clean.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield

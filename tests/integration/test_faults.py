@@ -368,7 +368,7 @@ def test_a_results_folder_that_fills_up_mid_run_fails_cleanly(tmp_path):
 
 @pytest.mark.docker
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_an_interrupted_run_exits_130_is_marked_incomplete_and_resumes(tmp_path, signum):
+def test_an_interrupted_run_exits_130_is_marked_incomplete_and_resumes(tmp_path, signum, sole_cleaner):
     docker_or_skip()
     out = tmp_path / "r"
     run = Run(["run", "--setups", "bare,container", "--duration", "1", "--repeat", "1", "--out", str(out), *QUICK],
