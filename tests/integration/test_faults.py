@@ -318,7 +318,7 @@ def test_a_taken_host_port_fails_the_container_trial_with_one_line(tmp_path, mon
 
 
 @pytest.mark.parametrize("out", ["/etc/passwd/results", "/proc/version/results", "/proc/results"])
-def test_an_unwritable_results_folder_is_one_line_and_exit_1(tmp_path, out):
+def test_an_unwritable_results_folder_is_one_line_and_exit_1(tmp_path, out, sole_cleaner):
     # Root ignores file modes: these fail for root too (a path under a file, a read-only filesystem).
     run = Run(["run", "--setups", "bare", "--duration", "1", "--repeat", "1", "--out", out, *QUICK], tmp_path)
     assert run.wait() == 1
@@ -328,7 +328,7 @@ def test_an_unwritable_results_folder_is_one_line_and_exit_1(tmp_path, out):
     assert_nothing_left(run)
 
 
-def test_a_results_folder_on_a_read_only_filesystem_is_one_line_and_exit_1(tmp_path):
+def test_a_results_folder_on_a_read_only_filesystem_is_one_line_and_exit_1(tmp_path, sole_cleaner):
     mount = tmp_path / "ro"
     mount.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True)
@@ -444,7 +444,7 @@ def _live_run(tmp_path: Path, setups: str) -> tuple[Run, Path]:
     return run, run_dir
 
 
-def test_resuming_a_run_that_is_still_going_is_refused_with_one_line(tmp_path):
+def test_resuming_a_run_that_is_still_going_is_refused_with_one_line(tmp_path, sole_cleaner):
     run, run_dir = _live_run(tmp_path, "bare")
     try:
         second = Run(["run", "--resume", str(run_dir), "--no-report"], tmp_path / "second")
