@@ -3,7 +3,7 @@ model here, its field names carrying their units. bench.results assembles them i
 TrialRecord; fleet.json (bench.fleet.record) uses the same machine, split and runner parts.
 
 Blocks whose keys are open stay mappings, on purpose: a setup's `facts`, the engine's own
-accounting (`engine`), the app's `inside` view, start-up phases by name, roles by key, the tool
+accounting (`engine`), start-up phases by name, roles by key, the tool
 versions of a machine, and each setup's own options in the scenario. A load trial's network path
 has its blocks in bench.path_records.
 """
@@ -151,6 +151,44 @@ class RoleSample(Part):
     uss_bytes: float | None = None
     pss_bytes: float | None = None
     threads: float | None = None  # the mean over the window's samples
+
+
+class CgroupLimits(Part):
+    """The cgroup limits the app reads from inside its layer, as the files say them (text), where readable."""
+
+    cpu_max: str | None = None  # cgroup v2
+    memory_max: str | None = None
+    cpuset: str | None = None
+    cpu_cfs_quota_us: str | None = None  # cgroup v1 (Docker mounts the container's own subtree there)
+    cpu_cfs_period_us: str | None = None
+    memory_limit_in_bytes: str | None = None
+    cpuset_v1: str | None = None
+
+
+class InsideView(Part):
+    """The app's own view from inside its layer over a trial (bench.app's /stats): who and where it
+    runs, and the CPU it used and the requests it served during the measured window."""
+
+    pid: int | None = None
+    ppid: int | None = None
+    uid: int | None = None
+    kernel: str | None = None  # the kernel it runs on: the guest's in a VM
+    hostname: str | None = None
+    max_rss_bytes: int | None = None
+    rss_bytes: int | None = None
+    threads: int | None = None
+    cgroup: CgroupLimits | None = None
+    cpus_allowed: list[int] | None = None
+    python: str | None = None  # the version of the interpreter it runs on
+    cpu_user_s: float | None = None  # over the window: absent for a trial with no window (a cold start)
+    cpu_sys_s: float | None = None
+    requests_served: int | None = None  # of the workload's path, during the window
+
+    @property
+    def cpu_us_per_request(self) -> float | None:
+        if not self.requests_served or self.cpu_user_s is None:
+            return None
+        return (self.cpu_user_s + (self.cpu_sys_s or 0.0)) / self.requests_served * 1e6
 
 
 class SamplerStats(Part):

@@ -33,6 +33,8 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
        scenario and a path's `facts` stay mappings of their own.
        Later, without a version bump (an optional field, None in runs written before): a load trial's
        `app_ms.p5`, the fast end of the app's own time per request (the code-change gate's figure).
+       Later, without a version bump: a trial's `inside` is typed (InsideView, the fields the app's
+       /stats gives); an app without such a view stores null where runs before stored {}, and both read.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from bench.atomic import atomic_write
 from bench.errors import ResultsError
 from bench.machine import this_host
 from bench.path_records import NetworkPathRecord
-from bench.records import (CpuPerRequest, HostSample, LoadSummary, Machine, MemoryBytes, Pinning, ProcessSample,
+from bench.records import (CpuPerRequest, HostSample, InsideView, LoadSummary, Machine, MemoryBytes, Pinning, ProcessSample,
                             QuietWait, RepeatOutcome, RoleRecord, RoleSample, RunnerHost, SamplerStats, ScenarioRecord,
                             Skipped, Speed, Split, TrialFiles)
 
@@ -94,7 +96,7 @@ class TrialRecord(_Model):
     host: HostSample = Field(default_factory=HostSample)  # host-wide CPU in the window
     cpu_us_per_request: CpuPerRequest | None = None  # over the setup's roles; None without requests
     memory_bytes: MemoryBytes = Field(default_factory=MemoryBytes)  # summed over the setup's roles
-    inside: dict = Field(default_factory=dict)  # the app's own /stats (view from inside the layer)
+    inside: InsideView | None = None  # the app's own /stats (its view from inside the layer), if it has one
     engine: dict = Field(default_factory=dict)  # the engine's accounting (cgroup, docker stats)
     facts: dict = Field(default_factory=dict)  # setup facts: image size, accel, ...
     sampler: SamplerStats = Field(default_factory=SamplerStats)
@@ -112,7 +114,7 @@ class TrialRecord(_Model):
     # from inside, connection-tracking entries and a published port's DNAT count over the trial.
     network_path: NetworkPathRecord = Field(default_factory=NetworkPathRecord)
 
-    @field_validator("load", "cpu_us_per_request", "loadgen", "speed", mode="before")
+    @field_validator("load", "cpu_us_per_request", "loadgen", "speed", "inside", mode="before")
     @classmethod
     def _empty_is_absent(cls, value):
         """{} (how format 5 said "none", and what a hand-made record may say) is an absent block."""

@@ -102,14 +102,14 @@ def phase_label(name: str, short_form: bool = False) -> str:
 # Hues for layers that declare none (the Okabe-Ito palette, which colour-blind readers tell apart).
 SPARE_COLOURS = ("#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#0072B2", "#D55E00")
 FALLBACK_COLOUR = "#999999"
-_HEX = re.compile(r"#[0-9a-fA-F]{6}")
+HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 
 def shade(hue: str, index: int, min_lightness: float = 0.0) -> str:
     """The one shading of a hue: lighter for a setup's 2nd, 3rd ... variant (index 1, 2, ...), and
     never darker than min_lightness (a terminal's dark background swallows a dark bar). A colour that
     is not #rrggbb is returned as it is."""
-    if (index == 0 and min_lightness == 0) or not _HEX.fullmatch(hue):
+    if (index == 0 and min_lightness == 0) or not HEX_COLOUR.fullmatch(hue):
         return hue
     red, green, blue = (int(hue[i:i + 2], 16) / 255 for i in (1, 3, 5))
     tone, light, saturation = colorsys.rgb_to_hls(red, green, blue)

@@ -75,8 +75,10 @@ def generator_bound(cell: Cell) -> Caveat | None:
 
 def memory_mismatch(cell: Cell) -> Caveat | None:
     """Density: the host's MemAvailable drop and the USS per instance disagree by more than 25%."""
-    figures = cell.memory_per_instance_mb or {}
-    uss, drop = figures.get("uss"), figures.get("available_drop")
+    figures = cell.memory_per_instance_mb
+    if figures is None:
+        return None
+    uss, drop = figures.uss, figures.available_drop
     if not finite(uss) or not finite(drop) or uss <= 0 or abs(drop - uss) / uss <= MEMORY_CROSS_CHECK:
         return None
     apart = abs(drop - uss) / uss

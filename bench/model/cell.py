@@ -7,6 +7,7 @@ from functools import cached_property
 
 
 from bench import stats
+from bench.model.cell_figures import CpuSplit, InsideFigures, Latencies, Memory, PerInstanceMemory
 from bench.model.figures import median_of, seed_parts, sub_seed
 from bench.model.rounds import calibrated_per_round, per_round, per_start, round_start_times
 from bench.model.role_figures import RoleFigures
@@ -152,14 +153,14 @@ class Cell:
         return stats.interval_method(self.round_count)
 
     @cached_property
-    def latency_ms(self) -> dict[str, float | None] | None:
+    def latency_ms(self) -> Latencies | None:
         loads = [trial.load for trial in self.ok if trial.load]
         if not loads:
             return None
         figures = {name: median_of(load.latency_ms.named(name) for load in loads) for name in stats.PERCENTILES}
         maxima = [value for load in loads if finite(value := load.latency_ms.max)]
         figures["max"] = max(maxima) if maxima else None  # the slowest request of any repeat: a stall shows here
-        return figures
+        return Latencies(**figures)
 
     @property
     def stalls(self) -> list[tuple[int, float]]:
@@ -178,29 +179,29 @@ class Cell:
         return median_of(trial.load.app_ms.p50 for trial in self.ok if trial.load)
 
     @property
-    def cpu_us_per_request(self) -> dict[str, float | None] | None:
+    def cpu_us_per_request(self) -> CpuSplit | None:
         if not self.values("cpu_us_per_request"):
             return None
-        return {"user": median_of(t.cpu_us_per_request.user_us for t in self.ok if t.cpu_us_per_request),
-                "sys": median_of(t.cpu_us_per_request.sys_us for t in self.ok if t.cpu_us_per_request)}
+        return CpuSplit(user=median_of(t.cpu_us_per_request.user_us for t in self.ok if t.cpu_us_per_request),
+                        sys=median_of(t.cpu_us_per_request.sys_us for t in self.ok if t.cpu_us_per_request))
 
     @property
-    def memory_mb(self) -> dict[str, float | None] | None:
+    def memory_mb(self) -> Memory | None:
         """Memory of every process the setup needs, summed: PSS (adds up), USS (private), RSS (upper bound)."""
         if not self.values("memory_rss_mb"):
             return None
-        return {part: median_of((getattr(t.memory_bytes, part) or math.nan) / MIB_BYTES for t in self.ok)
-                for part in ("rss", "uss", "pss")}
+        return Memory(**{part: median_of((getattr(t.memory_bytes, part) or math.nan) / MIB_BYTES for t in self.ok)
+                         for part in ("rss", "uss", "pss")})
 
     @property
-    def memory_per_instance_mb(self) -> dict[str, float | None] | None:
+    def memory_per_instance_mb(self) -> PerInstanceMemory | None:
         """Density: per instance, USS (what one more instance costs: its own pages), PSS (its fair share),
         RSS (the upper bound: shared pages counted once per process) and the host's MemAvailable drop."""
         if not any(t.memory_bytes.rss_per_instance is not None for t in self.ok):
             return None
-        return {part: median_of((getattr(t.memory_bytes, f"{part}_per_instance") or math.nan) / MIB_BYTES
-                                for t in self.ok)
-                for part in ("uss", "pss", "rss", "available_drop")}
+        return PerInstanceMemory(**{part: median_of((getattr(t.memory_bytes, f"{part}_per_instance") or math.nan)
+                                                    / MIB_BYTES for t in self.ok)
+                                    for part in ("uss", "pss", "rss", "available_drop")})
 
     @cached_property
     def fixed(self):
@@ -236,19 +237,17 @@ class Cell:
         return roles
 
     @cached_property
-    def inside(self) -> dict:
-        """The app's own view, as medians: CPU per request it saw itself, its RSS, user and kernel."""
-        views = [t for t in self.ok if t.inside]
+    def inside(self) -> InsideFigures | None:
+        """The app's own view, as medians: CPU per request it saw itself, its RSS, user and kernel;
+        None when the app has no view from inside (or never answered)."""
+        views = [t.inside for t in self.ok if t.inside]
         if not views:
-            return {}
-        last = views[-1].inside
-        per_request = [(t.inside.get("cpu_user_s", 0) + t.inside.get("cpu_sys_s", 0)) / t.inside["requests_served"]
-                       * 1e6 for t in views
-                       if isinstance(t.inside.get("requests_served"), int) and t.inside["requests_served"]]
-        return {"cpu_us_per_request": median_of(per_request),
-                "rss_mb": median_of(t.inside.get("rss_bytes", 0) / MIB_BYTES for t in views),
-                "uid": last.get("uid"), "kernel": last.get("kernel"), "ppid": last.get("ppid"),
-                "requests_served": median_of(t.inside.get("requests_served") for t in views)}
+            return None
+        last = views[-1]
+        return InsideFigures(cpu_us_per_request=median_of(view.cpu_us_per_request for view in views),
+                             rss_mb=median_of((view.rss_bytes or 0) / MIB_BYTES for view in views),
+                             uid=last.uid, kernel=last.kernel, ppid=last.ppid,
+                             requests_served=median_of(view.requests_served for view in views))
 
     @property
     def errors(self) -> list[str]:

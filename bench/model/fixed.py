@@ -9,8 +9,9 @@ costs" (the instance's own processes, the figures every other table shows).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from bench.model.cell_figures import Memory
 from bench.model.figures import median_of
 from bench.model.role_figures import FixedFigures
 from bench.records import RoleSample
@@ -38,7 +39,7 @@ class LayerCost:
     """One layer's memory split: per instance (its own processes) and fixed (its engine's daemons)."""
 
     key: tuple  # the layer's bench.model.LayerKey: (setup, variant[, app when the run holds several])
-    per_instance_mb: dict[str, float | None] = field(default_factory=dict)  # pss, uss, rss
+    per_instance_mb: Memory | None = None  # None: no workload of the layer measured its memory
     per_instance_from: str = ""  # the workload(s) the per-instance figure comes from
     fixed: FixedCost | None = None
 
@@ -93,7 +94,7 @@ def layer_cost(key: tuple, cells: list) -> LayerCost:
     measured = [cell for cell in cells if cell.memory_mb and cell.memory_per_instance_mb is None]
     idle = [cell for cell in measured if cell.kind == "idle"]
     chosen = idle or measured
-    per_instance = {part: median_of((cell.memory_mb or {}).get(part) for cell in chosen) for part in MEMORY_PARTS}
+    per_instance = Memory(**{part: median_of(getattr(cell.memory_mb, part) for cell in chosen)
+                             for part in MEMORY_PARTS}) if chosen else None
     trials = [trial for cell in cells for trial in cell.ok]
-    return LayerCost(key, per_instance if chosen else {}, ", ".join(cell.workload for cell in chosen),
-                     fixed_cost(trials))
+    return LayerCost(key, per_instance, ", ".join(cell.workload for cell in chosen), fixed_cost(trials))

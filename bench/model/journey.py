@@ -155,7 +155,7 @@ def journey(cell: Cell, role_labels: dict[str, str], declared_roles: list[str],
     if latency_us is None or not path:
         return None
     in_app = _in_app_us(cell)
-    inside_cpu = cell.inside.get("cpu_us_per_request")
+    inside_cpu = cell.inside.cpu_us_per_request if cell.inside else None
     segments: list[Segment] = []
     forwarders = [hop.name for hop in path if hop.step == "process"]
     others = [role for role in cell.roles if role not in forwarders and role != APP.key]

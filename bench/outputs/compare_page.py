@@ -8,6 +8,7 @@ from bench.atomic import atomic_write
 from bench.compare import Comparison
 from bench.outputs.plots.compare import compare_chart
 from bench.outputs.report import embed_png, environment
+from bench.outputs.rows import compare_rows
 
 COMPARE_FILE = "compare.html"
 CHART_NAME = "compare"
@@ -19,7 +20,7 @@ def write_compare_report(comparison: Comparison, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     chart = compare_chart(comparison, out_dir, CHART_NAME)
     html = environment().get_template("compare.html").render(
-        comparison=comparison.as_dict(), chart=embed_png(chart[0]) if chart else None)
+        comparison=comparison.as_dict(), rows=compare_rows(comparison), chart=embed_png(chart[0]) if chart else None)
     path = out_dir / COMPARE_FILE
     atomic_write(path, html.encode("utf-8"))
     path.chmod(0o644)

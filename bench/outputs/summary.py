@@ -67,18 +67,18 @@ def cell_summary(cell: Cell) -> dict:
         "failed": cell.failed,
         "errors": cell.errors,
         "throughput_rps": _estimate(cell.estimate("throughput_rps")) if loads else None,
-        "latency_ms": cell.latency_ms,
+        "latency_ms": _figures(cell.latency_ms),
         "latency_p99_ms_ci": _estimate(cell.estimate("latency_p99_ms")) if loads else None,
         "app_ms_p50": cell.app_ms_p50 if loads else None,
-        "cpu_us_per_request": cell.cpu_us_per_request,
-        "memory_mb": cell.memory_mb,
-        "memory_per_instance_mb": cell.memory_per_instance_mb,
+        "cpu_us_per_request": _figures(cell.cpu_us_per_request),
+        "memory_mb": _figures(cell.memory_mb),
+        "memory_per_instance_mb": _figures(cell.memory_per_instance_mb),
         "instances": cell.instances,
         "startup_s": cell.median("startup_s"),
         "startup_s_ci": _estimate(cell.estimate("startup_s")),
         "startup_phases_s": cell.startup_phases_s,
         "roles": {role: figures.as_dict() for role, figures in cell.roles.items()},
-        "inside": cell.inside,
+        "inside": cell.inside.as_dict() if cell.inside else {},
         "errors_by_kind": cell.errors_by_kind,
         "noisy": cell.noisy,
         "spread": cell.spread,
@@ -90,6 +90,11 @@ def cell_summary(cell: Cell) -> dict:
     }
 
 
+def _figures(figures) -> dict | None:
+    """A typed block of a cell's figures (bench.model.cell_figures) as the summary writes it."""
+    return figures.as_dict() if figures is not None else None
+
+
 def _fixed(fixed) -> dict | None:
     if fixed is None:
         return None
@@ -99,7 +104,8 @@ def _fixed(fixed) -> dict | None:
 
 def layer_cost_summary(cost) -> dict:
     """One layer: per-instance memory and the fixed cost of its engine (bench.model.LayerCost)."""
-    return {"setup": cost.setup, "variant": cost.variant, "per_instance_mb": cost.per_instance_mb,
+    per_instance = cost.per_instance_mb.as_dict(("pss", "uss", "rss")) if cost.per_instance_mb else {}
+    return {"setup": cost.setup, "variant": cost.variant, "per_instance_mb": per_instance,
             "per_instance_from": cost.per_instance_from, "fixed": _fixed(cost.fixed)}
 
 

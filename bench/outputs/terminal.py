@@ -14,9 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.model import Run
-from bench.figures import interval_text, metric, ratio_text
-from bench.vocabulary import (LATENCY_LABELS, MISSING, VERDICT_MEANING, VERDICT_STYLE, finite, fmt, fmt_interval,
-                              label, percent, phase_label, printable)
+from bench.outputs import rows
+from bench.figures import metric
+from bench.vocabulary import LATENCY_LABELS, MISSING, VERDICT_MEANING, VERDICT_STYLE, percent, printable
 
 
 def safe(text: object, style: str | None = None) -> Text:
@@ -36,40 +36,32 @@ def _table(title: str, columns, text_columns, caption: str | None = None) -> Tab
     return table
 
 
-def _flags(cell) -> str:
-    return "; ".join(caveat.flag for caveat in cell.caveats() if caveat.flag)
-
-
 def load_table(run: Run) -> Table | None:
     """Throughput and latency: medians over repeats, throughput with its 95% interval."""
-    cells = [cell for cell in run.cells if cell.has_load or (cell.failed and cell.kind == "load")]
-    if not cells:
+    found = rows.load_rows(run)
+    if not found:
         return None
     table = _table("throughput and latency",
                    ("setup", "workload", "n", "req/s [95% CI]", *(f"{name} ms" for name in LATENCY_LABELS.values()),
                     "notes"), text_columns=("setup", "workload", "notes"),
                    caption="medians over repeats (max: the slowest request of any repeat); [low–high] = 95% "
                            "interval (Student's t below 10 repeats, bootstrap from 10)")
-    for cell in cells:
-        latency = cell.latency_ms or {}
-        flags = _flags(cell)
-        _row(table, cell.label, cell.workload, cell.repeats, fmt_interval(cell.estimate("throughput_rps"), 0),
-             *(fmt(latency.get(name), 2) for name in LATENCY_LABELS), flags, style="yellow" if flags else None)
+    for row in found:
+        _row(table, row.label, row.workload, row.repeats, row.throughput, *(row.latency(name) for name in LATENCY_LABELS),
+             row.flags, style="yellow" if row.flags else None)
     return table
 
 
 def startup_table(run: Run) -> Table | None:
     """Cold starts: launch to first HTTP 200 with its interval, and the median of each phase."""
-    cells = [cell for cell in run.cells if cell.kind == "startup" and cell.values("startup_s")]
-    if not cells:
+    found = rows.startup_rows(run)
+    if not found:
         return None
     table = _table("start-up: launch to first HTTP 200 (medians over cold starts)",
                    ("setup", "n", "seconds [95% CI]", "phases (median s)", "notes"),
                    text_columns=("setup", "phases (median s)", "notes"))
-    for cell in cells:
-        phases = ", ".join(f"{phase_label(name, True)} {value:.3f}" for name, value in cell.startup_phases_s.items()
-                           if value is not None)
-        _row(table, cell.label, cell.repeats, fmt_interval(cell.estimate("startup_s"), 3), phases, _flags(cell))
+    for row in found:
+        _row(table, row.label, row.repeats, row.startup, row.phases, row.flags)
     return table
 
 
@@ -78,64 +70,49 @@ def cost_table(run: Run) -> Table | None:
     table = _table("cost on the host (every process the setup needs)",
                    ("setup", "workload", "CPU µs/req user", "sys", "PSS MiB", "USS MiB", "RSS MiB", "start-up s",
                     "roles (PSS)"), text_columns=("setup", "workload", "roles (PSS)"))
-    for cell in run.cells:
-        if cell.kind == "startup" or cell.memory_per_instance_mb is not None:
-            continue  # shown in the start-up and density tables
-        cpu = cell.cpu_us_per_request or {}
-        memory = cell.memory_mb or {}
-        roles = ", ".join(f"{role} {fmt(figures.pss_mb, 0)} MiB"
-                          for role, figures in cell.roles.items() if figures.pss_mb is not None)
-        _row(table, cell.label, cell.workload, fmt(cpu.get("user"), 0), fmt(cpu.get("sys"), 0),
-             fmt(memory.get("pss"), 1), fmt(memory.get("uss"), 1), fmt(memory.get("rss"), 1),
-             fmt(cell.median("startup_s"), 3), roles)
+    for row in rows.cost_rows(run):
+        _row(table, row.label, row.workload, row.cpu_user, row.cpu_sys, row.pss, row.uss, row.rss, row.startup,
+             row.roles)
     return table if table.row_count else None
 
 
 def density_table(run: Run) -> Table | None:
     """Memory per instance with N copies side by side: USS (one more costs), PSS, RSS, MemAvailable drop."""
-    cells = [cell for cell in run.cells if cell.memory_per_instance_mb is not None]
-    if not cells:
+    found = rows.density_rows(run)
+    if not found:
         return None
     table = _table("density: memory per instance (MiB)",
                    ("setup", "instances", "USS", "PSS", "RSS", "MemAvailable drop", "engine, once (PSS)", "notes"),
                    text_columns=("setup", "notes"),
                    caption="USS = what one more instance costs; PSS = fair share; RSS = upper bound; "
                            "MemAvailable drop = the host's own cross-check")
-    for cell in cells:
-        figures = cell.memory_per_instance_mb or {}
-        _row(table, cell.label, cell.instances or "–", *(fmt(figures.get(part), 1) for part in
-                                                          ("uss", "pss", "rss", "available_drop")),
-             fmt(cell.fixed.pss_mb if cell.fixed else None, 1), _flags(cell))
+    for row in found:
+        _row(table, row.label, row.instances, row.uss, row.pss, row.rss, row.drop, row.fixed, row.flags)
     return table
 
 
 def fixed_table(run: Run) -> Table | None:
     """Per layer: what one more instance costs against what having its engine at all costs."""
-    costs = [cost for cost in run.layer_costs if cost.fixed is not None]
-    if not costs:
+    found = [row for row in rows.layer_cost_rows(run) if row.has_fixed]
+    if not found:
         return None
     table = _table("one more instance vs the engine itself (memory in MiB)",
                    ("setup", "per instance PSS", "USS", "engine PSS", "USS", "engine CPU (cores)", "engine (PSS)"),
                    text_columns=("setup", "engine (PSS)"),
                    caption="per instance: every process the instance needs (its idle footprint when measured); "
                            "engine: its daemons, paid once per host however many instances run")
-    for cost in costs:
-        fixed = cost.fixed
-        roles = ", ".join(f"{key} {fmt(figures.pss_mb, 0)}" for key, figures in fixed.roles.items())
-        _row(table, label(*cost.key), fmt(cost.per_instance_mb.get("pss"), 1),
-             fmt(cost.per_instance_mb.get("uss"), 1), fmt(fixed.total.pss_mb, 1),
-             fmt(fixed.total.uss_mb, 1), fmt(fixed.total.cpu_cores, 3), roles)
+    for row in found:
+        _row(table, row.label, row.pss, row.uss, row.fixed_pss, row.fixed_uss, row.fixed_cpu, row.fixed_role_pss)
     return table
 
 
-def _ratio_cell(row) -> Text:
+def _ratio_cell(row: rows.VerdictRow) -> Text:
     """`2.15×`, `worse`, `[1.85–2.50]` on three lines: the ratio, its verdict, its 95% interval (three
     short lines keep five metrics within 100 columns, "undecided" included)."""
-    ratio = row.ratio
-    if not all(finite(x) for x in (ratio.median, ratio.low, ratio.high)):
+    if not row.known:
         return safe(MISSING + "\n").append(row.state, style=VERDICT_STYLE[row.state])
-    text = Text(f"{ratio_text(ratio.median)}\n").append(row.state, style=VERDICT_STYLE[row.state])
-    return text.append(f"\n{interval_text(ratio.low, ratio.high)}", style="dim")
+    text = Text(f"{row.figure}\n").append(row.state, style=VERDICT_STYLE[row.state])
+    return text.append(f"\n{row.interval}", style="dim")
 
 
 REQUEST_PATH = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")
@@ -163,13 +140,14 @@ def _verdict_matrix(title: str, rows: list[tuple[str, str | None, dict]], shown:
 def overhead_tables(run: Run) -> list[Table]:
     """Every layer against the baseline, in two matrices that fit 80 columns: the request path (each
     load workload: throughput, p99, CPU per request), then memory at rest and start-up (per layer)."""
-    if not run.overhead:
+    verdicts = rows.verdict_rows(run)
+    if not verdicts:
         return []
     by_cell: dict[tuple, dict] = {}
-    for row in run.overhead:
-        by_cell.setdefault((row.label, row.workload), {})[row.metric] = row
+    for row in verdicts:
+        by_cell.setdefault((row.label, row.workload), {})[row.metric_key] = row
     loads = {cell.workload for cell in run.cells if cell.has_load}
-    rounds = max((row.ratio.n for row in run.overhead), default=0)
+    rounds = max((row.rounds for row in verdicts), default=0)
     tables = []
     request = [(name, workload, found) for (name, workload), found in by_cell.items() if workload in loads]
     if request:
@@ -200,11 +178,8 @@ def by_app_table(run: Run) -> Table | None:
                    text_columns=("layer", "workload", "app"),
                    caption=f"CPU added = the layer's host CPU per request minus the app's own at {run.baseline} "
                            "(medians); share = added / total")
-    for row in run.by_app:
-        for entry in row.entries:
-            share = entry.layer_share
-            _row(table, row.label, row.workload, entry.app, fmt_interval(entry.throughput, 2),
-                 fmt_interval(entry.cpu, 2), fmt(entry.added_cpu_us, 0), f"{share:.0%}" if share is not None else MISSING)
+    for row in rows.app_rows(run):
+        _row(table, row.layer, row.workload, row.app, row.throughput, row.cpu, row.added_cpu, row.share)
     return table
 
 
@@ -256,11 +231,9 @@ def comparison_table(comparison) -> Table:
         table.add_column(column)
     for index in range(len(runs)):
         table.add_column(f"run {index + 1}", justify="right")
-    for row in comparison.rows:
-        cells = [fmt(row.entries[0].median)]
-        for entry in row.entries[1:]:
-            cells.append(f"{fmt(entry.median)} ×{fmt_interval(entry.ratio, 2)}" if entry.ratio else fmt(entry.median))
-        _row(table, row.label, row.workload, metric(row.metric).label, *cells, style="yellow" if row.changed else None)
+    for row in rows.compare_rows(comparison):
+        cells = [f"{entry.median} ×{entry.ratio}" if entry.ratio else entry.median for entry in row.runs]
+        _row(table, row.label, row.workload, row.metric_label, *cells, style="yellow" if row.changed else None)
     return table
 
 

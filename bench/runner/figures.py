@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from bench.load.spec import LoadResult, is_generator_bound
-from bench.records import CpuPerRequest, RoleSample
+from bench.records import CpuPerRequest, InsideView, RoleSample
 from bench.scenario import Workload
 from bench.stats import fast_end, percentiles
 from bench.vocabulary import MIB_BYTES
@@ -58,19 +58,20 @@ def engine_delta(before: dict, after: dict) -> dict:
     return engine
 
 
-def inside_delta(before: dict, after: dict, workload: Workload) -> dict:
-    """The app's own view: CPU it used during the trial and requests it served, from /stats."""
+def inside_delta(before: dict, after: dict, workload: Workload) -> InsideView | None:
+    """The app's own view: who and where it runs (the fields InsideView knows of its /stats), and the
+    CPU it used and the requests it served during the trial; None when it has no view."""
     if not after:
-        return {}
-    inside = {key: after.get(key) for key in ("pid", "ppid", "uid", "kernel", "hostname", "max_rss_bytes",
-                                              "rss_bytes", "threads", "cgroup", "cpus_allowed", "python")}
+        return None
+    inside = InsideView.model_validate({key: after.get(key) for key in InsideView.model_fields
+                                        if key not in ("cpu_user_s", "cpu_sys_s", "requests_served")})
     if before:
-        inside["cpu_user_s"] = after["cpu_user_s"] - before["cpu_user_s"]
-        inside["cpu_sys_s"] = after["cpu_sys_s"] - before["cpu_sys_s"]
+        inside.cpu_user_s = after["cpu_user_s"] - before["cpu_user_s"]
+        inside.cpu_sys_s = after["cpu_sys_s"] - before["cpu_sys_s"]
         path = workload.url_path.split("?")[0] if workload.kind == "load" else None
         if path:
             served_before = before.get("requests_served", {}).get(path, 0)
-            inside["requests_served"] = after.get("requests_served", {}).get(path, 0) - served_before
+            inside.requests_served = after.get("requests_served", {}).get(path, 0) - served_before
     return inside
 
 

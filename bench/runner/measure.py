@@ -129,7 +129,7 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
         record.load = LoadSummary.model_validate(load_summary(result, workload))
         if probe is not None:
             record.network_path = _network_path(probe, sampler.counter_rows, window, result.requests, inside_before,
-                                                inside_after, record.inside.get("requests_served"))
+                                                inside_after, record.inside.requests_served if record.inside else None)
         record.cpu_us_per_request = cpu_per_request(record.roles, result.requests)
         measurement.latency_ms, measurement.app_ms = result.latency_ms, result.app_ms
         if result.requests == 0:

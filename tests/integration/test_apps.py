@@ -124,7 +124,7 @@ repeat: 1
     assert record.status == "complete" and not record.skipped, record.skipped
     assert sorted((t.setup, t.status, t.app) for t in record.trials) == [  # one round, in a shuffled order
         ("bare", "ok", httpd_image), ("container", "ok", httpd_image), ("vm", "ok", httpd_image)]
-    assert all(t.load.requests > 0 and t.load.path == "/index.html" and t.inside == {} for t in record.trials)
+    assert all(t.load.requests > 0 and t.load.path == "/index.html" and t.inside is None for t in record.trials)
     bare = next(layer for layer in record.layers if layer.setup == "bare")
     assert bare.app == httpd_image and "chroot" in bare.explanation and any("chroot" in c for c in bare.caveats)
     assert _leftovers(record.run_id) == []

@@ -71,7 +71,7 @@ repeat: 1
     assert hello.roles["sandbox"].processes == 2 and hello.roles["sandbox"].rss_bytes > 0
     assert set(hello.fixed) >= {"dockerd"} and "dockerd" not in hello.roles
     assert hello.facts["runtime"] == "runsc" and hello.facts["gvisor_platform"] == layer.variant.split("-", 1)[1]
-    assert hello.inside["uid"] == 65534 and hello.inside["kernel"] != platform.release()  # gVisor's own kernel
+    assert hello.inside.uid == 65534 and hello.inside.kernel != platform.release()  # gVisor's own kernel
     assert hello.load.requests > 0
     render_all(run_dir)
     assert "sandbox kernel" in (run_dir / "charts" / "layer_stack.svg").read_text()

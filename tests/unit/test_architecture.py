@@ -165,7 +165,6 @@ NAMED_ELSEWHERE = {
     ("bench.fleet.model", "python"): "the machine's Python interpreter (a row of the fleet's table)",
     ("bench.fleet.legacy", "python"): "the old inventory's `python` key: the host's interpreter",
     ("bench.fleet.playbooks.files.probe", "python"): "the host's interpreter version, probed on a fleet host",
-    ("bench.runner.figures", "python"): "a key of the app's own /stats: the interpreter it runs on",
     ("bench.images.rootfs", "python"): "the interpreter's files and name inside a root filesystem",
     ("bench.images.guest_runtime", "python"): "the interpreter run by the guest's privilege-drop probe",
     ("bench.images.docker_image", "image"): "its temporary folder's kind (bench.scratch), not the image app",
@@ -279,7 +278,6 @@ def test_outputs_read_the_model_only():
 # Result-model fields that are mappings with no fixed keys, each with why; every other field is a
 # typed block (bench.records) whose field names carry their units.
 FREE_FORM_FIELDS = {
-    ("TrialRecord", "inside"): "the app's own /stats: each app reports what it counts",
     ("TrialRecord", "engine"): "the engine's own accounting: each engine reports its own counters",
     ("TrialRecord", "facts"): "what a setup says about itself: each setup its own facts",
     ("LoadSummary", "notes"): "the generator's own remarks",

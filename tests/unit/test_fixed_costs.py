@@ -15,7 +15,8 @@ from bench.model import Run
 from bench.model.fixed import fixed_cost
 from bench.outputs.plots.cost import memory_layers
 from bench.outputs.plots.density import density
-from bench.outputs.report.context import cost_split_rows, density_rows, layer_notes
+from bench.outputs.report.context import layer_notes
+from bench.outputs.rows import density_rows, layer_cost_rows
 from bench.results import TrialRecord
 from bench.roles import Role, RoleProcess
 from bench.runner.measure import measure_trial
@@ -53,8 +54,8 @@ def test_the_model_gives_fixed_costs_per_cell_and_per_layer(run):
     assert cell.fixed.total.cpu_cores == pytest.approx(0.11)
     assert run.cell("bare", "default", "hello").fixed is None
     cost = run.layer_cost("container", "bridge")
-    assert cost.fixed.pss_mb == pytest.approx(132.0) and cost.per_instance_mb["pss"] > 0
-    assert cost.per_instance_mb["pss"] == pytest.approx(run.cell("container", "bridge", "hello").memory_mb["pss"],
+    assert cost.fixed.pss_mb == pytest.approx(132.0) and cost.per_instance_mb.pss > 0
+    assert cost.per_instance_mb.pss == pytest.approx(run.cell("container", "bridge", "hello").memory_mb.pss,
                                                        rel=0.2)  # the instance's own processes only
     assert run.layer_cost("bare", "default").fixed is None
 
@@ -74,11 +75,11 @@ def test_every_output_shows_the_fixed_cost_apart(run, tmp_path):
     assert costs[("bare", "default")]["fixed"] is None
     assert "fixed" in summary["memory_figures"]
     assert fixed_table(run).row_count == 2  # the two container variants; bare and the VM have no engine daemons
-    rows = {row["label"]: row for row in cost_split_rows(run)}
-    assert rows["container (bridge)"]["fixed_pss"] == "132" and rows["bare"]["fixed_pss"] == "–"
-    notes = {note["label"]: note for note in layer_notes(run)}
-    assert any("once per host" in point for point in notes["container (host)"]["points"])
-    assert not any("once per host" in point for point in notes["bare"]["points"])
+    rows = {row.label: row for row in layer_cost_rows(run)}
+    assert rows["container (bridge)"].fixed_pss == "132.0" and rows["bare"].fixed_pss == "–"
+    notes = {note.label: note for note in layer_notes(run)}
+    assert any("once per host" in point for point in notes["container (host)"].points)
+    assert not any("once per host" in point for point in notes["bare"].points)
     assert memory_layers(run, tmp_path) and density(run, tmp_path)
     assert "once" in (tmp_path / "memory_layers.svg").read_text()
     markdown = run_markdown(run)
@@ -93,8 +94,8 @@ def test_density_rows_carry_the_engine_once(tmp_path):
                 trial["fixed"] = {"dockerd": DAEMON}
                 trial["window_t"] = [0.0, 3.0]
     run = Run.load(copy_run(tmp_path, dense_containers))
-    rows = [row for row in density_rows(run) if row["label"] == "bare"]
-    assert rows and all(row["fixed"] == "89.0" for row in rows)
+    rows = [row for row in density_rows(run) if row.label == "bare"]
+    assert rows and all(row.fixed == "89.0" for row in rows)
     assert density_table(run) is not None
     assert density(run, tmp_path / "charts")
     assert "engine daemons" in (tmp_path / "charts" / "density.svg").read_text()

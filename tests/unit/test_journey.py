@@ -45,11 +45,11 @@ def test_the_proxy_and_qemu_segments_are_their_cpu_per_request_qemu_less_the_app
     vm_cell = run.cell(*vm.key, vm.workload)
     qemu_cpu = vm_cell.roles["hypervisor"]
     whole = qemu_cpu.cpu_user_us_per_request + qemu_cpu.cpu_sys_us_per_request
-    assert qemu.us == pytest.approx(whole - vm_cell.inside["cpu_us_per_request"])
+    assert qemu.us == pytest.approx(whole - vm_cell.inside.cpu_us_per_request)
     app = next(segment for segment in vm.segments if segment.kind == "app")
     in_app = next(segment for segment in vm.segments if segment.kind == "in_app")
     # The app's own CPU seen from inside the guest, less its handler's time (never below 0).
-    assert app.us == pytest.approx(max(0.0, vm_cell.inside["cpu_us_per_request"] - in_app.us))
+    assert app.us == pytest.approx(max(0.0, vm_cell.inside.cpu_us_per_request - in_app.us))
 
 
 def test_a_declared_role_with_no_process_is_shown_at_zero_and_engine_daemons_are_not_on_the_path(run):

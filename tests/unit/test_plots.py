@@ -12,7 +12,7 @@ import pytest
 from bench.model import Run
 from bench.outputs.plots import render_all
 from bench.outputs.plots._common import colour
-from bench.outputs.plots.cost import memory_layers_of
+from bench.model.memory_cake import memory_slices
 from bench.outputs.plots.load import _cdf_points
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "small_run"
@@ -82,8 +82,8 @@ def two_apps(tmp_path_factory) -> Run:
 def test_density_cells_give_memory_per_instance_and_the_cross_check(dense):
     cell = dense.cell("bare", "default", "density-x4")
     figures = cell.memory_per_instance_mb
-    assert figures["uss"] == pytest.approx(9.5) and figures["pss"] == pytest.approx(1.3 * 9.5)
-    assert figures["available_drop"] == pytest.approx(10.0)
+    assert figures.uss == pytest.approx(9.5) and figures.pss == pytest.approx(1.3 * 9.5)
+    assert figures.available_drop == pytest.approx(10.0)
     assert not [c for c in cell.caveats() if c.kind == "memory_mismatch"]  # 5% apart: within 25%
 
 
@@ -137,11 +137,11 @@ def test_a_bare_only_run_has_no_headline(tmp_path):
 
 def test_vm_memory_splits_into_app_and_guest_kernel(loaded):
     cell = loaded.cell("vm", "tcg", "hello")
-    layers = memory_layers_of(loaded, cell)
+    layers = memory_slices(loaded, cell)
     assert set(layers) == {"app", "hypervisor.rest"}
-    assert layers["hypervisor.rest"][1] == "guest kernel + devices"
-    assert layers["app"][0] + layers["hypervisor.rest"][0] == pytest.approx(cell.roles["hypervisor"].pss_mb)
-    assert layers["app"][0] == pytest.approx(cell.inside["rss_mb"])
+    assert layers["hypervisor.rest"].label == "guest kernel + devices"
+    assert layers["app"].mb + layers["hypervisor.rest"].mb == pytest.approx(cell.roles["hypervisor"].pss_mb)
+    assert layers["app"].mb == pytest.approx(cell.inside.rss_mb)
 
 
 def test_cdf_is_thinned_for_big_arrays_but_keeps_the_tail():

@@ -25,7 +25,7 @@ def test_a_gap_of_seconds_is_a_stall_and_the_worst_repeat_gives_the_max():
     cell = Cell("bare", "default", "hello", [_trial(0, 0.4, 12.0, 30.0), _trial(1, 0.4, 5012.0, 5000.0),
                                              _trial(2, 0.5, 15.0, 40.0)], seed=1)
     assert cell.stalls == [(1, 5.0)]
-    assert cell.latency_ms["max"] == 5012.0 and cell.latency_ms["p50"] == 0.4
+    assert cell.latency_ms.max == 5012.0 and cell.latency_ms.p50 == 0.4
     (stall,) = [caveat for caveat in cell.caveats() if caveat.kind == "stall"]
     assert stall.flag == "stalled 5.0 s in 1 trial(s)"
 

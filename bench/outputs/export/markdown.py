@@ -8,9 +8,10 @@ and figure, each run's median and each later run's ratio to the first. Caveats f
 
 from __future__ import annotations
 
-from bench.model import FIRST_APP, STARTUP_WORKLOAD, Cell, Run
+from bench.model import STARTUP_WORKLOAD, Run
+from bench.outputs import rows
 from bench.figures import HEADLINE_METRICS, metric
-from bench.vocabulary import MISSING, VERDICT_MEANING, fmt, fmt_interval, label, percent, printable
+from bench.vocabulary import MISSING, VERDICT_MEANING, percent, printable
 
 
 def md(text: object) -> str:
@@ -29,61 +30,50 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
     return lines
 
 
-def _figure(cell: Cell, key: str) -> str:
-    estimate = cell.estimate(key)
-    if estimate is None:
-        return MISSING
-    return fmt_interval(estimate, metric(key).digits) if cell.repeats > 1 else fmt(estimate.median, metric(key).digits)
-
-
-def _verdicts(run: Run, setup: str, variant: str, workload: str, app: str = FIRST_APP) -> str:
-    found = [f"{metric(row.metric).label}: **{row.state}**, {row.verdict}" if row.state in ("worse", "better")
-             else f"{metric(row.metric).label}: **{row.state}** {fmt_interval(row.ratio, 2)}" for row in run.overhead
+def _verdicts(verdicts: list[rows.VerdictRow], setup: str, variant: str, workload: str, app: str) -> str:
+    found = [f"{row.metric_label}: **{row.state}**, {row.verdict}" if row.state in ("worse", "better")
+             else f"{row.metric_label}: **{row.state}** {row.ratio}" for row in verdicts
              if (row.setup, row.variant, row.workload, row.app) == (setup, variant, workload, app)
-             and row.metric in HEADLINE_METRICS]
+             and row.metric_key in HEADLINE_METRICS]
     return "; ".join(found)
-
-
-def _notes(cell: Cell) -> str:
-    return "; ".join(caveat.flag for caveat in cell.caveats() if caveat.flag)
 
 
 def run_text(run: Run) -> str:
     """The run as one markdown table (one row per cell), then its caveats."""
-    shown = [key for key in HEADLINE_METRICS if any(cell.values(key) for cell in run.cells)]
+    shown = tuple(key for key in HEADLINE_METRICS if any(cell.values(key) for cell in run.cells))
     baseline = run.baseline
     header = ["layer", "workload", "n", *(metric(key).title for key in shown),
               f"vs {md(baseline)}" if baseline else "vs baseline", "notes"]
-    rows = []
-    for cell in run.cells:
-        versus = "baseline" if cell.setup == baseline else _verdicts(run, *cell.key) or MISSING
-        rows.append([md(cell.label), md(cell.workload), str(cell.repeats), *(_figure(cell, key) for key in shown),
-                     md(versus), md(_notes(cell))])
-    pooled = list(dict.fromkeys((row.layer_key, row.app) for row in run.overhead if row.workload == STARTUP_WORKLOAD))
-    for key, app in pooled:
-        rows.append([md(label(*key)), f"{STARTUP_WORKLOAD} (every start)", MISSING,
-                     *(MISSING for _ in shown), md(_verdicts(run, key.setup, key.variant, STARTUP_WORKLOAD, app)), ""])
+    verdicts = rows.verdict_rows(run)
+    lines = []
+    for row in rows.headline_rows(run, shown):
+        versus = "baseline" if row.baseline else _verdicts(verdicts, row.setup, row.variant, row.workload, row.app)
+        lines.append([md(row.label), md(row.workload), str(row.repeats), *row.figures, md(versus or MISSING),
+                      md(row.flags)])
+    pooled = list(dict.fromkeys((row.label, row.setup, row.variant, row.app) for row in verdicts
+                                if row.workload == STARTUP_WORKLOAD))
+    for name, setup, variant, app in pooled:
+        lines.append([md(name), f"{STARTUP_WORKLOAD} (every start)", MISSING, *(MISSING for _ in shown),
+                      md(_verdicts(verdicts, setup, variant, STARTUP_WORKLOAD, app)), ""])
     info = run.info
-    lines = [f"Run `{md(info.run_id)}` (scenario {md(info.scenario_name)}, {md(info.status)}): "
-             f"medians over the n trials, [low–high] = 95% interval"
-             + (f"; verdicts are ratios to {md(baseline)}'s cell of the same workload, paired over rounds "
-                f"({md(VERDICT_MEANING.format(effect=percent(run.min_effect)))})." if baseline else "."), "",
-             *_table(header, rows, right={2, *range(3, 3 + len(shown))})]
-    return "\n".join(lines + _fixed_lines(run) + _doubt_lines(run.doubts())) + "\n"
+    text = [f"Run `{md(info.run_id)}` (scenario {md(info.scenario_name)}, {md(info.status)}): "
+            f"medians over the n trials, [low–high] = 95% interval"
+            + (f"; verdicts are ratios to {md(baseline)}'s cell of the same workload, paired over rounds "
+               f"({md(VERDICT_MEANING.format(effect=percent(run.min_effect)))})." if baseline else "."), "",
+            *_table(header, lines, right={2, *range(3, 3 + len(shown))})]
+    return "\n".join(text + _fixed_lines(run) + _doubt_lines(run.doubts())) + "\n"
 
 
 def _fixed_lines(run: Run) -> list[str]:
     """What one more instance costs against what the engine costs once (layers whose engine has daemons)."""
-    costs = [cost for cost in run.layer_costs if cost.fixed is not None]
+    costs = [row for row in rows.layer_cost_rows(run) if row.has_fixed]
     if not costs:
         return []
-    rows = [[md(label(*cost.key)), fmt(cost.per_instance_mb.get("pss"), 1),
-             fmt(cost.fixed.total.pss_mb, 1), fmt(cost.fixed.total.cpu_cores, 3),
-             md(", ".join(cost.fixed.roles))] for cost in costs]
+    lines = [[md(row.label), row.pss, row.fixed_pss, row.fixed_cpu, md(row.fixed_role_keys)] for row in costs]
     return ["", "One more instance against the engine itself (the engine's daemons are paid once per host, however "
             "many instances run):", "",
             *_table(["layer", "one more instance: PSS (MiB)", "the engine, once: PSS (MiB)", "engine CPU (cores)",
-                     "engine processes"], rows, right={1, 2, 3})]
+                     "engine processes"], lines, right={1, 2, 3})]
 
 
 def _doubt_lines(doubts) -> list[str]:
@@ -101,14 +91,12 @@ def comparison_text(comparison) -> str:
     runs = comparison.runs
     header = ["layer", "workload", "figure", *(f"run {index + 1}" for index in range(len(runs))),
               *(f"run {index + 1} ÷ run 1" for index in range(1, len(runs)))]
-    rows = []
-    for row in comparison.rows:
-        meaning = metric(row.metric)
-        medians = [fmt(entry.median, meaning.digits) for entry in row.entries]
-        ratios = [f"{fmt_interval(entry.ratio, 2)} {entry.state}" if entry.ratio else MISSING
-                  for entry in row.entries[1:]]
-        rows.append([md(row.label), md(row.workload), md(meaning.title), *medians, *(md(r) for r in ratios)])
+    lines = []
+    for row in rows.compare_rows(comparison):
+        medians = [entry.median for entry in row.runs]
+        ratios = [f"{entry.ratio} {entry.state}" if entry.ratio else MISSING for entry in row.runs[1:]]
+        lines.append([md(row.label), md(row.workload), md(row.metric), *medians, *(md(r) for r in ratios)])
     named = ", ".join(f"run {index + 1} = `{md(name)}`" for index, name in enumerate(comparison.titles))
-    lines = [f"Compared runs: {named}. Medians over repeats; ratio to run 1 with its 95% interval [low–high].", "",
-             *_table(header, rows, right=set(range(3, len(header))))]
-    return "\n".join(lines + _caveat_lines(comparison.caveats)) + "\n"
+    text = [f"Compared runs: {named}. Medians over repeats; ratio to run 1 with its 95% interval [low–high].", "",
+            *_table(header, lines, right=set(range(3, len(header))))]
+    return "\n".join(text + _caveat_lines(comparison.caveats)) + "\n"

@@ -11,8 +11,8 @@ from matplotlib.patches import Patch
 from bench.model import Cell, Run
 from bench.outputs.plots._common import (colour_ticklabels, finite, new_figure, number, plain_ticks, save, styled,
                                          text_on, tick_label)
-from bench.roles import APP, Role
-from bench.vocabulary import FALLBACK_COLOUR, shade
+from bench.model.memory_cake import memory_slices, ordered_roles, role_of
+from bench.vocabulary import shade
 
 ZOOM_FACTOR = 6.0  # a bar this many times taller than the smallest gets the others a zoomed panel
 
@@ -93,26 +93,17 @@ def _stacked_chart(run: Run, per_workload: dict[str, dict[tuple[str, str], _Stac
     return figure, marker_drawn
 
 
-def _ordered_roles(run: Run, roles: dict) -> list[str]:
-    known = list(run.roles)
-    return [r for r in known if r in roles] + [r for r in roles if r not in known]
-
-
-def _role(run: Run, key: str) -> Role:
-    return run.roles.get(key) or Role(key, key, FALLBACK_COLOUR)
-
-
 def _cpu_stack(run: Run, cell: Cell, seen: list[str]) -> _Stack | None:
     segments = []
-    for key in _ordered_roles(run, cell.roles):
-        hue = _role(run, key).colour
+    for key in ordered_roles(run, cell.roles):
+        hue = role_of(run, key).colour
         figures = cell.roles[key]
         for value, hatch in ((figures.cpu_user_us_per_request, None), (figures.cpu_sys_us_per_request, "//")):
             if finite(value) and value > 0:
                 segments.append((value, hue if hatch is None else shade(hue, 2), hatch))
                 if key not in seen:
                     seen.append(key)
-    return _Stack(segments, cell.inside.get("cpu_us_per_request")) if segments else None
+    return _Stack(segments, cell.inside.cpu_us_per_request if cell.inside else None) if segments else None
 
 
 @styled
@@ -126,7 +117,7 @@ def cpu_per_request(run: Run, out_dir: Path) -> list[Path]:
     if not per_workload:
         return []
     figure, marker_drawn = _stacked_chart(run, per_workload, "CPU time per request (µs)", "µs")
-    handles = [Patch(color=_role(run, key).colour, label=_role(run, key).label) for key in seen_roles]
+    handles = [Patch(color=role_of(run, key).colour, label=role_of(run, key).label) for key in seen_roles]
     handles.append(Patch(facecolor="white", edgecolor="#555555", hatch="//", label="hatched: kernel (sys) time"))
     if marker_drawn:
         handles.append(Line2D([], [], marker="<", markersize=13, color="black", linestyle="none",
@@ -136,45 +127,23 @@ def cpu_per_request(run: Run, out_dir: Path) -> list[Path]:
     return save(figure, out_dir, "cpu_per_request")
 
 
-def memory_layers_of(run: Run, cell: Cell) -> dict[str, tuple[float, str, str]]:
-    """PSS in MiB per layer of one cell: {layer key: (MiB, label, colour)}. A role the app runs
-    inside (QEMU) splits into the app (its own view from inside) and the rest (guest kernel + devices)."""
-    layers: dict[str, tuple[float, str, str]] = {}
-    for key in _ordered_roles(run, cell.roles):
-        rss, role = cell.roles[key].pss_mb, _role(run, key)  # PSS: the slices add up to the bar
-        if not finite(rss):
-            continue
-        inside = cell.inside.get("rss_mb")
-        if role.contains_app and finite(inside) and 0 < inside <= rss:
-            app = _role(run, APP.key)
-            layers[APP.key] = (layers.get(APP.key, (0.0,))[0] + inside, f"the {app.label}", app.colour)
-            layers[f"{key}.rest"] = (rss - inside, role.remainder_label or f"{role.label}, the rest",
-                                     role.remainder_colour)
-        elif role.contains_app:
-            layers[key] = (rss, f"{role.label}, not split (no view from inside)", role.colour)
-        else:
-            previous = layers.get(key, (0.0,))[0]
-            layers[key] = (previous + rss, f"the {role.label}" if key == APP.key else role.label, role.colour)
-    return layers
-
-
 FIXED_HATCH = "xx"  # the engine's daemons: paid once per host, drawn apart from the instance's own slices
 
 
 def _cake(run: Run, cell: Cell, legend: dict[str, tuple[str, str, str | None]]) -> _Stack | None:
     """One bar of the cake: the instance's layers, then (hatched) its engine's fixed cost on top."""
-    layers = memory_layers_of(run, cell)
-    if not layers:
+    slices = memory_slices(run, cell)
+    if not slices:
         return None
-    segments = [(value, hue, None) for value, _, hue in layers.values()]
-    legend.update({key: (name, hue, None) for key, (_, name, hue) in layers.items()})
+    segments = [(part.mb, part.colour, None) for part in slices.values()]
+    legend.update({key: (part.label, part.colour, None) for key, part in slices.items()})
     fixed = cell.fixed
     for key, figures in (fixed.roles if fixed else {}).items():
         if finite(figures.pss_mb):
-            role = _role(run, key)
+            role = role_of(run, key)
             segments.append((figures.pss_mb, shade(role.colour, 2), FIXED_HATCH))
             legend[f"fixed.{key}"] = (role.label, shade(role.colour, 2), FIXED_HATCH)
-    instance = sum(value for value, _, _ in layers.values())
+    instance = sum(part.mb for part in slices.values())
     caption = f"{number(instance, 'MiB')}\n+{number(fixed.pss_mb)} once" if fixed and fixed.pss_mb else None
     return _Stack(segments, caption=caption)
 

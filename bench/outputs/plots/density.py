@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.lines import Line2D
 
-from bench.model import Run
+from bench.model import PerInstanceMemory, Run
 from bench.outputs.plots._common import colour, finite, new_figure, plain_ticks, save, styled, tick_label
 
 # (figure, line style, marker, legend words): what each line means, in the order a class reads them.
@@ -20,15 +21,24 @@ SERIES = (
 FIXED_WORDS = "engine daemons ÷ N: the fixed cost, shared by all"
 
 
-def _series(run: Run) -> dict[tuple[str, str], list[tuple[int, dict]]]:
-    found: dict[tuple[str, str], list[tuple[int, dict]]] = {}
+@dataclass(frozen=True)
+class _Point:
+    """One instance count of a layer: memory per instance, and its engine's fixed cost shared by the N."""
+
+    instances: int
+    figures: PerInstanceMemory
+    fixed_mb: float | None
+
+
+def _series(run: Run) -> dict[tuple[str, str], list[_Point]]:
+    found: dict[tuple[str, str], list[_Point]] = {}
     for cell in run.cells:
         figures = cell.memory_per_instance_mb
         if figures is not None and cell.instances:
             fixed = cell.fixed.pss_mb if cell.fixed is not None else None
             found.setdefault(cell.layer_key, []).append(
-                (cell.instances, {**figures, "fixed": fixed / cell.instances if finite(fixed) else None}))
-    return {key: sorted(points, key=lambda point: point[0]) for key, points in found.items()}
+                _Point(cell.instances, figures, fixed / cell.instances if finite(fixed) else None))
+    return {key: sorted(points, key=lambda point: point.instances) for key, points in found.items()}
 
 
 @styled
@@ -41,17 +51,17 @@ def density(run: Run, out_dir: Path) -> list[Path]:
     axes = figure.subplots(1, len(series), squeeze=False)[0]  # own scales: a VM's hundreds of MiB flatten the rest
     any_fixed = False
     for ax, (key, points) in zip(axes, series.items()):
-        counts = [count for count, _ in points]
+        counts = [point.instances for point in points]
         hue = colour(run, *key)
         for part, style, marker, _ in SERIES:
-            values = [figures.get(part) for _, figures in points]
+            values = [getattr(point.figures, part) for point in points]
             ax.plot(counts, [v if finite(v) else float("nan") for v in values], linestyle=style, marker=marker,
                     color=hue, linewidth=3, markersize=10)
-        drops = [(count, figures.get("available_drop")) for count, figures in points
-                 if finite(figures.get("available_drop"))]
+        drops = [(point.instances, point.figures.available_drop) for point in points
+                 if finite(point.figures.available_drop)]
         if drops:
             ax.scatter(*zip(*drops), marker="X", s=140, color="black", zorder=3)
-        fixed = [(count, figures["fixed"]) for count, figures in points if finite(figures.get("fixed"))]
+        fixed = [(point.instances, point.fixed_mb) for point in points if finite(point.fixed_mb)]
         if fixed:  # the daemons do not grow with N: their share per instance falls as 1/N
             ax.plot(*zip(*fixed), linestyle="-.", marker="D", color="#888888", linewidth=2.5, markersize=8)
             any_fixed = True

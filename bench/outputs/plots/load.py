@@ -67,7 +67,7 @@ def latency_percentiles(run: Run, out_dir: Path) -> list[Path]:
             cell = run.cell_at(key, workload)
             if cell is None or not cell.latency_ms:
                 continue
-            points = [cell.latency_ms.get(name) for name in names]
+            points = [cell.latency_ms.named(name) for name in names]
             values += points
             ax.plot(range(len(names)), points, marker="o", markersize=9, linewidth=3, color=colour(run, *key),
                     linestyle=line_style(run, key.app), label=tick_label(*key, two_lines=False))

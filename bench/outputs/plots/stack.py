@@ -51,7 +51,7 @@ def _figures(run: Run, key: tuple[str, str], workload: str | None) -> str:
     if start is not None:
         lines.append(f"start-up {short(start, 's')}")
     cost = run.layer_cost(*key)
-    pss = cost.per_instance_mb.get("pss")
+    pss = cost.per_instance_mb.pss if cost.per_instance_mb else None
     if pss is not None:
         lines.append(f"PSS {short(pss, 'MiB')}")
         if cost.fixed is not None and cost.fixed.pss_mb is not None:

@@ -4,73 +4,39 @@ stored about it (its setup's declaration), so no setup is named here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
-from bench.model import FORMAT_VERSION, Cell, FixedFigures, LayerKey, Machine, Run, Split
-from bench.outputs.plots.cost import memory_layers_of
-from bench.outputs.report.css import css_colour
-from bench.outputs.plots._common import colour
-from bench.roles import APP
-from bench.figures import HEADLINE_METRICS, metric
-from bench.vocabulary import LATENCY_LABELS, VERDICT_MEANING, finite, fmt, fmt_interval, label, percent
-
-MIN_SHOWN_US = 0.5  # a helper's CPU per request below this is noise of the sampler's 10 ms ticks
-
-
-def _per_workload(pairs: list[tuple[str, float]], unit: str, digits: int | None = None) -> str:
-    return ", ".join(f"{fmt(value, digits, unit)} ({workload})" for workload, value in pairs)
-
-
-def _role_points(run: Run, cells: list[Cell]) -> list[str]:
-    points = []
-    for key in dict.fromkeys(role for cell in cells for role in cell.roles):
-        role = run.roles.get(key)
-        name = role.label if role else key
-        memory = [(c.workload, c.roles[key].pss_mb) for c in cells if key in c.roles and finite(c.roles[key].pss_mb)]
-        cpu = [(c.workload, c.roles[key].cpu_us_per_request) for c in cells
-               if key in c.roles and c.roles[key].cpu_us_per_request is not None]
-        cpu = [(workload, value) for workload, value in cpu if value >= MIN_SHOWN_US]
-        if memory:
-            points.append(f"{name}: memory (PSS) {_per_workload(memory, 'MiB')}.")
-        if cpu and key != APP.key:  # the app's own CPU is in the tables; helpers are news
-            points.append(f"{name}: CPU per request {_per_workload(cpu, 'µs')}.")
-        if role and role.contains_app:
-            for cell in cells:
-                layers = memory_layers_of(run, cell)
-                rest = layers.get(f"{key}.rest")
-                if rest and APP.key in layers:
-                    points.append(f"{cell.workload}: {name} memory (PSS) {fmt(cell.roles[key].pss_mb, unit='MiB')}"
-                                  f", of which the app itself (seen from inside its layer) "
-                                  f"{fmt(layers[APP.key][0], unit='MiB')}: {rest[1]} ≈ {fmt(rest[0], unit='MiB')}.")
-    return points
+from bench.model import FORMAT_VERSION, LayerKey, Machine, Run, Split
+from bench.outputs import rows
+from bench.figures import metric
+from bench.vocabulary import VERDICT_MEANING, fmt, label, percent
 
 
 def _fixed_points(run: Run, key: LayerKey) -> list[str]:
     fixed = run.layer_cost(key.setup, key.variant, key.app).fixed
     if fixed is None:
         return []
-    parts = ", ".join(f"{run.roles[key].label if key in run.roles else key} {fmt(figures.pss_mb, unit='MiB')}"
-                      for key, figures in fixed.roles.items())
+    parts = ", ".join(f"{run.roles[key].label if key in run.roles else key} "
+                      f"{rows.figure('memory_pss_mb', figures.pss_mb, 'MiB')}" for key, figures in fixed.roles.items())
     return [f"Fixed cost, paid once per host however many instances run: {parts} (PSS), together "
-            f"{fmt(fixed.pss_mb, unit='MiB')}, using {fmt(fixed.total.cpu_cores, 3)} cores of CPU on average "
+            f"{rows.figure('memory_pss_mb', fixed.pss_mb, 'MiB')}, using {fmt(fixed.total.cpu_cores, 3)} cores of CPU on average "
             f"while its trials ran. None of it is in this layer's per-instance figures."]
 
 
-def cost_split_rows(run: Run) -> list[dict]:
-    """Per layer: what one more instance costs (its own processes) and what its engine costs once."""
-    rows = []
-    for cost in run.layer_costs:
-        fixed = cost.fixed.total if cost.fixed else FixedFigures()
-        rows.append({"label": label(cost.setup, cost.variant), "colour": css_colour(colour(run, cost.setup,
-                                                                                       cost.variant)),
-                     "pss": fmt(cost.per_instance_mb.get("pss")), "uss": fmt(cost.per_instance_mb.get("uss")),
-                     "source": cost.per_instance_from or "–", "fixed_pss": fmt(fixed.pss_mb),
-                     "fixed_uss": fmt(fixed.uss_mb), "fixed_cpu": fmt(fixed.cpu_cores, 3),
-                     "fixed_roles": ", ".join(run.roles[key].label if key in run.roles else key
-                                              for key in (cost.fixed.roles if cost.fixed else {})) or "none"})
-    return rows
+@dataclass(frozen=True)
+class LayerNote:
+    """A layer in words: the path a request takes, where its cost comes from, this run's figures."""
+
+    label: str
+    title: str
+    text: str
+    caveats: list[str]
+    points: list[str]
+    verdicts: list[str]
+    colour: str
 
 
-def layer_notes(run: Run) -> list[dict]:
+def layer_notes(run: Run) -> list[LayerNote]:
     """Per setup variant: where its cost comes from, in plain words, with this run's figures."""
     notes = []
     for layer in run.layers:
@@ -79,93 +45,16 @@ def layer_notes(run: Run) -> list[dict]:
         verdicts = [f"{o.workload}: {metric(o.metric).label} "
                     f"{o.verdict if o.state in ('same', 'undecided') else o.state + ', ' + o.verdict}" for o in run.overhead
                     if o.layer_key == key and o.metric in ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")]
-        points = _role_points(run, cells)
-        startup = [(cell.workload, cell.median("startup_s")) for cell in cells if cell.median("startup_s") is not None]
+        points = rows.role_points(run, cells)
+        startup = [f"{rows.figure('startup_s', cell.median('startup_s'), 's')} ({cell.workload})" for cell in cells
+                   if cell.median("startup_s") is not None]
         if startup:
-            points.append(f"Launch to first HTTP 200: {_per_workload(startup, 's')} (median).")
+            points.append(f"Launch to first HTTP 200: {', '.join(startup)} (median).")
         points += _fixed_points(run, key)
-        notes.append({"label": label(*key), "title": f"{label(*key)}: {layer.stack}" if layer.stack else label(*key),
-                      "text": layer.explanation or "Its figures are in the tables below.",
-                      "caveats": layer.caveats, "points": points, "verdicts": verdicts,
-                      "colour": css_colour(colour(run, *key))})
+        notes.append(LayerNote(label(*key), f"{label(*key)}: {layer.stack}" if layer.stack else label(*key),
+                               layer.explanation or "Its figures are in the tables below.", layer.caveats, points,
+                               verdicts, run.colour(*key)))
     return notes
-
-
-def load_rows(run: Run) -> list[dict]:
-    rows = []
-    for cell in run.cells:
-        latency = cell.latency_ms or {}
-        rows.append({"label": cell.label, "colour": css_colour(colour(run, *cell.layer_key)),
-                     "workload": cell.workload, "repeats": cell.repeats, "failed": cell.failed,
-                     "throughput": fmt_interval(cell.estimate("throughput_rps") if cell.has_load else None, 0),
-                     **{name: fmt(latency.get(name)) for name in LATENCY_LABELS},
-                     "flags": "; ".join(caveat.flag for caveat in cell.caveats() if caveat.kind in ("stall", "busy")),
-                     "p99": fmt_interval(cell.estimate("latency_p99_ms") if cell.has_load else None),
-                     "app_ms_p50": fmt(cell.app_ms_p50, 3), "noisy": cell.noisy, "spread": f"{cell.spread:.0%}"})
-    return rows
-
-
-def cost_rows(run: Run) -> list[dict]:
-    rows = []
-    for cell in run.cells:
-        cpu, memory, inside = cell.cpu_us_per_request or {}, cell.memory_mb or {}, cell.inside
-        rows.append({"label": cell.label, "colour": css_colour(colour(run, *cell.layer_key)),
-                     "workload": cell.workload, "cpu_user": fmt(cpu.get("user")), "cpu_sys": fmt(cpu.get("sys")),
-                     "rss": fmt(memory.get("rss")), "uss": fmt(memory.get("uss")), "pss": fmt(memory.get("pss")),
-                     "startup": fmt(cell.median("startup_s"), 3), "inside_cpu": fmt(inside.get("cpu_us_per_request")),
-                     "inside_rss": fmt(inside.get("rss_mb")), "inside_kernel": inside.get("kernel") or "–",
-                     "accel": cell.accel or "–"})
-    return rows
-
-
-def role_rows(run: Run) -> list[dict]:
-    rows = []
-    for cell in run.cells:
-        for key, figures in cell.roles.items():
-            role = run.roles.get(key)
-            rows.append({"label": cell.label, "colour": css_colour(colour(run, *cell.layer_key)),
-                         "workload": cell.workload, "role": role.label if role else key,
-                         "cpu_user": fmt(figures.cpu_user_us_per_request),
-                         "cpu_sys": fmt(figures.cpu_sys_us_per_request),
-                         "rss": fmt(figures.rss_mb), "uss": fmt(figures.uss_mb), "pss": fmt(figures.pss_mb),
-                         "processes": fmt(figures.processes, 0)})
-    return rows
-
-
-def density_rows(run: Run) -> list[dict]:
-    """Per setup variant and instance count: memory per instance by each measure, and the cross-check."""
-    rows = []
-    for cell in run.cells:
-        figures = cell.memory_per_instance_mb
-        if figures is None:
-            continue
-        rows.append({"label": cell.label, "colour": css_colour(colour(run, *cell.layer_key)),
-                     "instances": cell.instances or "–", "uss": fmt(figures.get("uss")), "pss": fmt(figures.get("pss")),
-                     "rss": fmt(figures.get("rss")), "drop": fmt(figures.get("available_drop")),
-                     "fixed": fmt(cell.fixed.pss_mb if cell.fixed else None),
-                     "flag": "; ".join(c.flag for c in cell.caveats() if c.kind == "memory_mismatch")})
-    return rows
-
-
-def overhead_rows(run: Run) -> list[dict]:
-    return [{"label": row.label, "colour": css_colour(colour(run, *row.layer_key)),
-             "workload": row.workload, "metric": metric(row.metric).title, "better": metric(row.metric).direction,
-             "ratio": fmt_interval(row.ratio, 2), "state": row.state, "verdict": row.verdict, "same": row.same,
-             "unpaired": fmt_interval(row.unpaired, 2) if row.unpaired is not None else "–"}
-            for row in run.overhead if row.metric in HEADLINE_METRICS + ("latency_p50_ms",)]
-
-
-def app_rows(run: Run) -> list[dict]:
-    """A run of several apps: per layer and workload, each app's ratios to its own baseline."""
-    rows = []
-    for row in run.by_app:
-        for entry in row.entries:
-            share = entry.layer_share
-            rows.append({"layer": row.label, "colour": css_colour(colour(run, row.setup, row.variant)),
-                         "workload": row.workload, "app": entry.app, "throughput": fmt_interval(entry.throughput, 2),
-                         "cpu": fmt_interval(entry.cpu, 2), "base_cpu": fmt(entry.base_cpu_us),
-                         "added_cpu": fmt(entry.added_cpu_us), "share": f"{share:.0%}" if share is not None else "–"})
-    return rows
 
 
 def settings(run: Run) -> list[tuple[str, str]]:
@@ -231,7 +120,7 @@ def report_context(run: Run, embedded: list[dict]) -> dict:
         "baseline": run.baseline,
         "setups": [label(*key) for key in run.layer_keys],
         "apps": run.apps,
-        "app_rows": app_rows(run),
+        "app_rows": rows.app_rows(run),
         "settings": settings(run),
         "warnings": [doubt.text for doubt in run.doubts()],
         # Folded unless a doubt threatens every figure (an unfinished run, failed trials, an unreadable file).
@@ -244,12 +133,12 @@ def report_context(run: Run, embedded: list[dict]) -> dict:
         "charts": [chart for chart in embedded if chart["name"] not in ("headline", "by_app", "layer_stack", "journey")],
         **journey_section(run, embedded),
         "layers": layer_notes(run),
-        "load_rows": load_rows(run),
-        "cost_rows": cost_rows(run),
-        "role_rows": role_rows(run),
-        "density_rows": density_rows(run),
-        "cost_split_rows": cost_split_rows(run) if any(cost.fixed for cost in run.layer_costs) else [],
-        "overhead_rows": overhead_rows(run),
+        "load_rows": rows.load_rows(run),
+        "cost_rows": rows.cost_rows(run),
+        "role_rows": rows.role_rows(run),
+        "density_rows": rows.density_rows(run),
+        "cost_split_rows": rows.layer_cost_rows(run) if any(cost.fixed for cost in run.layer_costs) else [],
+        "overhead_rows": rows.verdict_rows(run),
         "summary_version": summary.SUMMARY_VERSION,
         "format_version": FORMAT_VERSION,
     }
