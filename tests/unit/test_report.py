@@ -85,6 +85,19 @@ def test_report_escapes_names_from_user_files(tmp_path):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
+def test_a_layer_colour_that_is_not_a_colour_reaches_no_output(tmp_path):
+    """run.json is user-editable: a layer's colour goes into style attributes, chart colours and
+    terminal styles, so the model gives #rrggbb or a hue of its own, never the stored text."""
+    attack = 'red" onmouseover="alert(1)'
+
+    run = Run.load(copy_run(tmp_path))
+    for layer in run.layers:  # as a run.json of format 2 or later would store it
+        layer.colour = attack
+    assert all(len(run.colour(*key)) == 7 and run.colour(*key).startswith("#") for key in run.layer_keys)
+    html = render_report(run, charts={})
+    assert "onmouseover" not in html and "alert(1)" not in html
+
+
 def test_compare_matches_cells_and_gives_ratios_to_the_first_run(tmp_path):
     first = copy_run(tmp_path / "a")
 

@@ -11,6 +11,7 @@ import base64
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
@@ -33,6 +34,15 @@ def environment() -> jinja2.Environment:
     return env
 
 
+@dataclass(frozen=True)
+class EmbeddedChart:
+    """A chart in the page: its name (bench.outputs.plots.CHARTS), caption and image as a data: URI."""
+
+    name: str
+    caption: str
+    src: str
+
+
 def embed_png(path: Path) -> str:
     """A data: URI for a PNG, so the report is one file that can be mailed or projected offline."""
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
@@ -40,7 +50,7 @@ def embed_png(path: Path) -> str:
 
 def render_report(run: Run, charts: dict[str, list[Path]]) -> str:
     """The report's HTML text for a run whose charts are already drawn."""
-    embedded = [{"name": name, "caption": CHARTS[name][1], "src": embed_png(paths[0])}
+    embedded = [EmbeddedChart(name, CHARTS[name][1], embed_png(paths[0]))
                 for name, paths in charts.items() if paths and paths[0].suffix == ".png"]
     return environment().get_template("report.html").render(**report_context(run, embedded))
 

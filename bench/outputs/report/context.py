@@ -106,7 +106,7 @@ def _split_settings(split: Split | None) -> list[tuple[str, str]]:
                           f"logical CPUs, kernel {_dash(load.kernel)}, python {_dash(load.python)}")]
 
 
-def report_context(run: Run, embedded: list[dict]) -> dict:
+def report_context(run: Run, embedded: list) -> dict:
     """Everything the template shows; `embedded` holds the charts as data: URIs."""
     from bench.outputs import summary
     from bench.outputs.report.journey import journey_section
@@ -127,10 +127,10 @@ def report_context(run: Run, embedded: list[dict]) -> dict:
         "warnings_open": any(doubt.kind in ("incomplete", "failed", "unreadable") for doubt in run.doubts()),
         "verdict_meaning": VERDICT_MEANING.format(effect=percent(run.min_effect)).capitalize(),
         "rounds": max((row.ratio.n for row in run.overhead), default=0),
-        "headline": next((chart for chart in embedded if chart["name"] == "headline"), None),
-        "layer_stack": next((chart for chart in embedded if chart["name"] == "layer_stack"), None),
-        "apps_chart": next((chart for chart in embedded if chart["name"] == "by_app"), None),
-        "charts": [chart for chart in embedded if chart["name"] not in ("headline", "by_app", "layer_stack", "journey")],
+        "headline": next((chart for chart in embedded if chart.name == "headline"), None),
+        "layer_stack": next((chart for chart in embedded if chart.name == "layer_stack"), None),
+        "apps_chart": next((chart for chart in embedded if chart.name == "by_app"), None),
+        "charts": [chart for chart in embedded if chart.name not in ("headline", "by_app", "layer_stack", "journey")],
         **journey_section(run, embedded),
         "layers": layer_notes(run),
         "load_rows": rows.load_rows(run),
