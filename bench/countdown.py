@@ -64,7 +64,7 @@ class Countdown:
         return not self.launches
 
     def trial_begins(self, trial: str) -> None:
-        """A "trial" event: the launch before it (if it was the first of its start) is over."""
+        """A TrialStarted event: the launch before it (if it was the first of its start) is over."""
         index = self.start_of.get(trial)
         if index is None:
             return
@@ -76,7 +76,7 @@ class Countdown:
         self.began_trials.add(trial)
 
     def trial_ends(self, trial: str) -> None:
-        """A "trial_done" or "trial_failed" event (a failed launch fails its trials without beginning them)."""
+        """A TrialDone or TrialFailed event (a failed launch fails its trials without beginning them)."""
         index = self.start_of.get(trial)
         if index is None or trial in self.ended:
             return

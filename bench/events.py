@@ -1,46 +1,28 @@
 """Progress events: how the runner tells whoever renders (terminal, live view, tests) what happens.
 
+One frozen dataclass per kind of event, each with typed fields; a renderer dispatches on the class
+(`isinstance`, `match`) and reads attributes. `kind` is each class's stable name on the wire: a
+fleet forwards a host's events between processes as JSON (bench.event_wire).
+
 A leaf module, so that rendering progress never imports the runner, the setups or the load
-generator.
+generator: the records some events carry are typed for readers only (TYPE_CHECKING).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, ClassVar
 
-# What each kind means: start (run folder known), prepare (a setup builds or checks what it
-# needs), skip (a setup cannot run here), plan (every start and trial still to run: data["starts"]
-# is a list of PlannedStart, data["at_most"] says repeat: auto may stop earlier, data["record"] is
-# the run so far without trials to come), trial (a trial begins; data["trial"] is its id), disk
-# (what a long trial is about to store), trial_done / trial_failed (a trial ended; data["trial"] is
-# its id, data["record"] its TrialRecord), repeat (repeat: auto decided), done (run complete).
-# A fleet (bench.fleet) forwards each host's events with data["host"] set, and adds host (a host's
-# state changed: reached, installed, fetched, failed), log (a line a host wrote on stderr) and split
-# (where a split run's app listens and where its load comes from).
-KINDS = ("start", "prepare", "skip", "plan", "trial", "disk", "trial_done", "trial_failed", "repeat", "done", "host",
-         "log", "split")
-
-
-@dataclass(frozen=True)
-class Event:
-    """A progress report; `done`/`total` count trials, `data` carries ids for the renderer."""
-
-    kind: str
-    message: str
-    done: int = 0
-    total: int = 0
-    data: dict = field(default_factory=dict)
-
-
-ProgressFn = Callable[[Event], None]
+if TYPE_CHECKING:
+    from bench.results import RunRecord, TrialRecord
 
 
 @dataclass(frozen=True)
 class PlannedWork:
     """One trial the runner will run: what a countdown needs to know of it."""
 
-    trial: str  # the trial id, as trial_done reports it
+    trial: str  # the trial id, as TrialDone reports it
     workload: str
     kind: str  # load, startup, idle or density
     seconds: float  # warm-up + measured window (0 for a cold start: the launch is the measurement)
@@ -55,6 +37,140 @@ class PlannedStart:
     trials: tuple[PlannedWork, ...]
     narration: str = ""  # what a class hears about this layer (the setup declares it)
     app: str | None = None  # the app it runs, when the run holds several (labels then name it)
+
+
+@dataclass(frozen=True)
+class Event:
+    """What every event says: a line for a human, and the trial counters when it concerns a trial."""
+
+    kind: ClassVar[str] = "event"  # each kind's stable name on the wire (bench.event_wire)
+
+    message: str  # one line, as the plain progress prints it
+    done: int = 0  # trials begun so far, this one included (TrialStarted), else 0
+    total: int = 0  # trials planned in all rounds (TrialStarted), else 0
+    host: str | None = None  # the fleet host whose run this is (set when a fleet forwards it), else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    """The run's folder is known (a fleet's: its fleet folder)."""
+
+    kind: ClassVar[str] = "start"
+    run_dir: Path
+
+
+@dataclass(frozen=True)
+class Preparing(Event):
+    """A setup or an app builds or checks what it needs before the trials."""
+
+    kind: ClassVar[str] = "prepare"
+
+
+@dataclass(frozen=True)
+class Warned(Event):
+    """A warning the run goes on after: a setup skipped (it cannot run here), a release that failed,
+    a machine that did not go quiet."""
+
+    kind: ClassVar[str] = "skip"  # its name from when skips were its only use
+
+
+@dataclass(frozen=True, kw_only=True)
+class Planned(Event):
+    """Every start and trial still to run, in order: what a countdown and the live bars start from."""
+
+    kind: ClassVar[str] = "plan"
+    starts: tuple[PlannedStart, ...]
+    at_most: bool = False  # repeat: auto or a budget: the plan is a cap, the run may stop earlier
+    budget_left_s: float | None = None  # what is left of the scenario's time budget, None without one
+    record: RunRecord | None = None  # the run so far without the trials to come (the renderer's own copy)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialStarted(Event):
+    """A trial begins; `done`/`total` count it among the planned trials."""
+
+    kind: ClassVar[str] = "trial"
+    trial: str  # the trial id
+    setup: str
+    variant: str
+    workload: str
+    app: str | None = None  # the app it runs
+    narration: str = ""  # what a class hears about this layer
+
+
+@dataclass(frozen=True)
+class DiskEstimate(Event):
+    """What a long trial is about to store on disk."""
+
+    kind: ClassVar[str] = "disk"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialEnded(Event):
+    """A trial ended, measured (TrialDone) or failed (TrialFailed); never sent as itself."""
+
+    kind: ClassVar[str] = "trial_ended"
+    trial: str  # the trial id
+    record: TrialRecord | None = None  # what was stored; None once forwarded by a fleet (it stays in run.json)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialDone(TrialEnded):
+    """A trial was measured; the message is its line of figures."""
+
+    kind: ClassVar[str] = "trial_done"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialFailed(TrialEnded):
+    """A trial failed; the message says why."""
+
+    kind: ClassVar[str] = "trial_failed"
+
+
+@dataclass(frozen=True)
+class RepeatDecided(Event):
+    """repeat: auto stopped, or a round is measured again on a busy machine."""
+
+    kind: ClassVar[str] = "repeat"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunDone(Event):
+    """The run (a fleet's: every host) is over and stored."""
+
+    kind: ClassVar[str] = "done"
+    run_dir: Path
+
+
+@dataclass(frozen=True)
+class HostChanged(Event):
+    """A fleet host's state changed: reached, installed, fetched, failed."""
+
+    kind: ClassVar[str] = "host"
+
+
+@dataclass(frozen=True)
+class HostLog(Event):
+    """A line a fleet host wrote on stderr (or anything it sent that this version cannot read)."""
+
+    kind: ClassVar[str] = "log"
+
+
+@dataclass(frozen=True)
+class SplitAnnounced(Event):
+    """Where a split run's app listens and where its load comes from."""
+
+    kind: ClassVar[str] = "split"
+
+
+# Every kind an event can be on the wire, by its name.
+EVENT_CLASSES: dict[str, type[Event]] = {cls.kind: cls for cls in (
+    RunStarted, Preparing, Warned, Planned, TrialStarted, DiskEstimate, TrialDone, TrialFailed, RepeatDecided,
+    RunDone, HostChanged, HostLog, SplitAnnounced)}
+
+
+ProgressFn = Callable[[Event], None]
 
 
 def no_progress(event: Event) -> None:

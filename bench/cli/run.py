@@ -184,6 +184,7 @@ def _resumable(resume: str, out: Path) -> tuple[Path, scenarios.Scenario]:
 def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, narrate: bool,
              trace_hops: bool = False) -> Path:
     """Run (or resume) with a progress view; Interrupted naming where the measured trials are."""
+    from bench.events import RunStarted
     from bench.outputs.live import LiveView, suits
     from bench.outputs.progress import ProgressView
     from bench.runner import resume_run, run_scenario
@@ -200,8 +201,8 @@ def _execute(chosen: scenarios.Scenario, out: Path, resume_dir: Path | None, nar
         with view_class(console, narrate=narrate) as view:
             def progress(event):
                 nonlocal run_dir
-                if event.kind == "start":
-                    run_dir = Path(event.data["run_dir"])
+                if isinstance(event, RunStarted):
+                    run_dir = event.run_dir
                 view(event)
 
             if resume_dir is not None:

@@ -5,11 +5,13 @@ progress events that carry the host's name; a split run's load requests answered
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import subprocess
 import threading
 
-from bench.events import Event
+from bench.event_wire import event_from_json
+from bench.events import HostLog
 from bench.fleet.inventory import FleetHost
 from bench.load.wire import result_to_dict, spec_from_dict
 
@@ -37,12 +39,12 @@ class HostRun:
             kind = message.get("kind")
         except (ValueError, AttributeError):
             if text.strip():
-                self.fleet.emit(Event("log", text.rstrip(), data={"host": self.name}))
+                self.fleet.emit(HostLog(text.rstrip(), host=self.name))
             return
         if kind == "event":
-            event = message.get("event") or {}
-            self.fleet.emit(Event(str(event.get("kind")), str(event.get("message")), int(event.get("done") or 0),
-                                  int(event.get("total") or 0), {**(event.get("data") or {}), "host": self.name}))
+            event = event_from_json(message.get("event"))  # of a kind this version does not know: its message
+            if event is not None:
+                self.fleet.emit(dataclasses.replace(event, host=self.name))
         elif kind == "load_request":
             self._answer(message)
         elif kind == "result":
@@ -89,7 +91,7 @@ class HostRun:
     def said(self, line: str) -> None:
         if line:
             self.stderr_tail.append(line)
-            self.fleet.emit(Event("log", line, data={"host": self.name}))
+            self.fleet.emit(HostLog(line, host=self.name))
 
     def stop(self) -> None:
         """Ask a worker on a pipe to stop like Ctrl-C (it removes what it started)."""

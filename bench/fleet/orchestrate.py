@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.errors import Interrupted
-from bench.events import Event, ProgressFn, no_progress
+from bench.events import Event, HostChanged, ProgressFn, RunDone, RunStarted, Warned, no_progress
 from bench.fleet.engine import WAIT_S, Listener, Outcome, Playbook, require_ansible
 from bench.fleet.hostrun import HostRun
 from bench.fleet.inventory import FleetHost
@@ -73,7 +73,7 @@ class FleetRun(Listener):
             self.progress(event)
 
     def say(self, host: str, message: str) -> None:
-        self.emit(Event("host", message, data={"host": host}))
+        self.emit(HostChanged(message, host=host))
 
     def update(self, host: str, **fields) -> None:
         with self._lock:
@@ -144,8 +144,7 @@ class FleetRun(Listener):
             self.record.runner_pid = os.getpid()
             self.record.local_folder = str(folder.path)
             save_fleet(self.fleet_dir, self.record)
-            self.emit(Event("start", f"fleet {self.fleet_id} -> {self.fleet_dir}",
-                            data={"run_dir": str(self.fleet_dir)}))
+            self.emit(RunStarted(f"fleet {self.fleet_id} -> {self.fleet_dir}", run_dir=self.fleet_dir))
             parts = []
             if self.load_from is not None:
                 from bench.fleet.split import run_split_target
@@ -184,7 +183,7 @@ class FleetRun(Listener):
 
     def _stop(self, done: list[threading.Event]) -> None:
         self.cancelled.set()
-        self.emit(Event("skip", "interrupted: asking every host to stop and clean up"))
+        self.emit(Warned("interrupted: asking every host to stop and clean up"))
         for playbook in self.playbooks:
             playbook.cancelled.set()
         for run in self.runs.values():
@@ -273,8 +272,8 @@ class FleetRun(Listener):
             self.record.status = "complete" if all(o.status == "complete" for o in targets) else "incomplete"
             self.record.finished_at = now_iso()
             save_fleet(self.fleet_dir, self.record)
-        self.emit(Event("done", f"fleet {self.fleet_id}: " + ", ".join(f"{o.name} {o.status}" for o in targets),
-                        data={"run_dir": str(self.fleet_dir)}))
+        self.emit(RunDone(f"fleet {self.fleet_id}: " + ", ".join(f"{o.name} {o.status}" for o in targets),
+                          run_dir=self.fleet_dir))
         return self.fleet_dir
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench import machine
 from bench.errors import LayerbenchError
-from bench.events import Event, ProgressFn
+from bench.events import ProgressFn, SplitAnnounced
 from bench.fleet.channel import LoadServer, open_channel, ssh_argv
 from bench.fleet.inventory import LOCAL_HOST, FleetHost
 from bench.load.spec import LoadResult, LoadSpec
@@ -165,8 +165,8 @@ def prepare(fleet, target: FleetHost, load: FleetHost) -> tuple[dict, object, Re
              "load_machine": relay.describe()}
     fleet.update(load.name, status="complete", finished_at=now_iso())
     fleet.set_split({key: value for key, value in split.items() if key != "load_machine"})
-    fleet.emit(Event("split", announcement(split, target.name if not target.is_local else "this machine"),
-                     data={"host": target.name}))
+    fleet.emit(SplitAnnounced(announcement(split, target.name if not target.is_local else "this machine"),
+                              host=target.name))
     return split, relay, target_remote
 
 

@@ -4,7 +4,7 @@ It runs the job's scenario with the ordinary Runner (same pinning, same statisti
 the control host in JSON lines on stdout, one object each:
 
     {"kind": "hello", "pid": ..., "version": ...}          first, so the control can stop it
-    {"kind": "event", "event": {kind, message, done, total, data}}   the runner's progress
+    {"kind": "event", "event": {"kind": ..., "message": ..., ...}}   the runner's progress (bench.event_wire)
     {"kind": "load_request", "port": ..., "spec": {...}, "generator": ...}   split runs only
     {"kind": "result", "run_id": ..., "run_dir": ..., "status": ..., "failed_trials": N, "error": why or null}
 
@@ -23,6 +23,7 @@ or {"kind": "load_error", "message": ...}.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -31,7 +32,8 @@ from pathlib import Path
 
 import bench
 from bench.errors import ExitStatus, ScenarioError
-from bench.events import Event, RunInterrupted
+from bench.event_wire import to_json
+from bench.events import Event, Planned, RunInterrupted, TrialEnded
 from bench.load.spec import LoadResult
 from bench.load.wire import result_from_dict, spec_to_dict
 from bench.netutil import LOOPBACK
@@ -59,11 +61,11 @@ class Emitter:
                 raise RunInterrupted("the control host went away") from None
 
     def event(self, event: Event) -> None:
-        if event.kind == "plan":  # the live view's countdown data: the control host shows bars of its own
+        if isinstance(event, Planned):  # the live view's countdown data: the control host shows bars of its own
             return
-        data = {key: value for key, value in event.data.items() if key != "record"}  # the record stays in run.json
-        self({"kind": "event", "event": {"kind": event.kind, "message": event.message, "done": event.done,
-                                         "total": event.total, "data": data}})
+        if isinstance(event, TrialEnded):
+            event = dataclasses.replace(event, record=None)  # the record stays in run.json, fetched at the end
+        self({"kind": "event", "event": to_json(event)})
 
 
 class RelayedLoad:

@@ -8,12 +8,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from bench.events import Event
+from bench.events import (Event, HostLog, Preparing, RepeatDecided, RunDone, RunStarted, SplitAnnounced, TrialEnded,
+                          TrialFailed, TrialStarted, Warned)
 from bench.fleet.model import Fleet
 from bench.outputs.live import suits
 from bench.outputs.terminal import comparison_table, safe
 
 HOST_STYLES = ("cyan", "magenta", "green", "blue", "yellow")
+# How a host's line of each kind of event looks (other kinds: plain).
+EVENT_STYLES: dict[type[Event], str] = {TrialFailed: "red", Warned: "yellow", RepeatDecided: "yellow",
+                                        SplitAnnounced: "bold yellow", Preparing: "dim", RunStarted: "dim",
+                                        HostLog: "dim", RunDone: "dim"}
 
 
 class FleetProgressView:
@@ -43,22 +48,19 @@ class FleetProgressView:
         return safe(f"[{host}] ", style)
 
     def __call__(self, event: Event) -> None:
-        host = event.data.get("host")
+        host = event.host
         if host is None:  # the fleet's own lines
-            self.console.print(safe(event.message, "yellow" if event.kind in ("skip", "split") else "dim"))
+            self.console.print(safe(event.message, "yellow" if isinstance(event, (Warned, SplitAnnounced)) else "dim"))
             return
-        host = str(host)
-        if event.kind == "trial":
+        if isinstance(event, TrialStarted):
             self._bar(host, event)
             return
-        styles = {"trial_failed": "red", "skip": "yellow", "repeat": "yellow", "split": "bold yellow",
-                  "prepare": "dim", "start": "dim", "log": "dim", "done": "dim"}
-        indent = "  " if event.kind in ("trial_done", "trial_failed") else ""
-        self.console.print(self._prefix(host).append(indent).append(safe(event.message, styles.get(event.kind))))
-        if event.kind in ("trial_done", "trial_failed") and host in self.tasks:
+        indent = "  " if isinstance(event, TrialEnded) else ""
+        self.console.print(self._prefix(host).append(indent).append(safe(event.message, EVENT_STYLES.get(type(event)))))
+        if isinstance(event, TrialEnded) and host in self.tasks:
             self.progress.advance(self.tasks[host])
 
-    def _bar(self, host: str, event: Event) -> None:
+    def _bar(self, host: str, event: TrialStarted) -> None:
         if not self.bars:
             return
         if host not in self.tasks:

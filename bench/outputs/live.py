@@ -24,7 +24,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.countdown import Countdown, clock
-from bench.events import Event
+from bench.events import (DiskEstimate, Event, Planned, Preparing, RepeatDecided, RunDone, RunStarted, TrialEnded,
+                          TrialFailed, TrialStarted, Warned)
 from bench.model import LayerRecord, Run
 from bench.outputs.terminal import safe
 from bench.figures import metric, ratio_text
@@ -135,70 +136,69 @@ class LiveView:
         self.live.__exit__(*exc_info)
 
     def __call__(self, event: Event) -> None:
-        handler = getattr(self, f"_on_{event.kind}", None)
         with self.lock:  # the refresh thread draws from this state: change it only under the lock
-            above = handler(event) if handler is not None else None
+            above = self._on(event)
         if above is not None:  # printed above the panel, outside the lock (printing takes Live's lock)
             self.console.print(above)
         self.live.refresh()
 
-    def _on_start(self, event: Event) -> Text:
-        self.run_dir = Path(event.data.get("run_dir", "."))
-        return safe(event.message, "dim")
+    def _on(self, event: Event) -> Text | None:
+        """Take in one event; the line to print above the panel, if any."""
+        match event:
+            case RunStarted():
+                self.run_dir = event.run_dir
+                return safe(event.message, "dim")
+            case Preparing():
+                self.status = event.message
+                return safe(event.message, "dim")
+            case DiskEstimate():
+                return safe(event.message, "dim")
+            case Warned() | RepeatDecided():
+                return safe(event.message, "yellow")
+            case Planned():
+                self._on_plan(event)
+            case TrialStarted():
+                self._on_trial(event)
+            case TrialEnded():
+                self._on_trial_ended(event)
+            case RunDone():
+                self._on_done()
+        return None  # a fleet's own kinds (host, log, split) have no place in one run's panel
 
-    def _on_prepare(self, event: Event) -> Text:
-        self.status = event.message
-        return safe(event.message, "dim")
-
-    def _on_skip(self, event: Event) -> Text:
-        return safe(event.message, "yellow")
-
-    def _on_disk(self, event: Event) -> Text:
-        return safe(event.message, "dim")
-
-    _on_repeat = _on_skip
-
-    def _on_plan(self, event: Event) -> None:
-        starts = event.data.get("starts", [])
-        self.countdown = Countdown(starts, bool(event.data.get("at_most")), now=self.now,
-                                   budget_left_s=event.data.get("budget_left_s"))
-        record = event.data.get("record")  # the runner's snapshot of the stored run
+    def _on_plan(self, event: Planned) -> None:
+        starts = event.starts
+        self.countdown = Countdown(list(starts), event.at_most, now=self.now, budget_left_s=event.budget_left_s)
+        record = event.record  # the runner's snapshot of the stored run
         self.planned = Run(record, self.run_dir) if record is not None else None
         self.workloads = list(dict.fromkeys(work.workload for start in starts for work in start.trials
                                             if work.kind == "load"))
         self.status = ""
         self._rebuild_bars()
 
-    def _on_trial(self, event: Event) -> None:
-        data = event.data
-        subject = cell_label(str(data.get("setup")), str(data.get("variant", "default")), str(data.get("workload")),
-                             self._shown_app(data.get("app")))
-        self.current = (subject, str(data.get("narration") or "") if self.narrate else "")
+    def _on_trial(self, event: TrialStarted) -> None:
+        subject = cell_label(event.setup, event.variant, event.workload, self._shown_app(event.app))
+        self.current = (subject, event.narration if self.narrate else "")
         if self.countdown is not None:
-            self.countdown.trial_begins(str(data.get("trial")))
+            self.countdown.trial_begins(event.trial)
 
     def _shown_app(self, app) -> str | None:
         """The app's name when the run holds several (the plan says which), else None."""
         several = self.planned is not None and len({layer.app for layer in self.planned.prepared_layers}) > 1
         return str(app) if several and app else None
 
-    def _on_trial_done(self, event: Event) -> None:
-        failed = event.kind == "trial_failed"
-        self.recent.append(safe(event.message, "red" if failed else None))
-        record = event.data.get("record")
-        if record is not None:
-            self.received.append(record)
+    def _on_trial_ended(self, event: TrialEnded) -> None:
+        self.recent.append(safe(event.message, "red" if isinstance(event, TrialFailed) else None))
+        if event.record is not None:
+            self.received.append(event.record)
         if self.countdown is not None:
-            self.countdown.trial_ends(str(event.data.get("trial")))
+            self.countdown.trial_ends(event.trial)
             coming = self.countdown.next_start()
             if coming is not None:  # a launch comes next: say which layer, while it starts
                 self.current = (f"starting {label(coming.setup, coming.variant, coming.app)}…",
                                 coming.narration if self.narrate else "")
         self._rebuild_bars()
 
-    _on_trial_failed = _on_trial_done
-
-    def _on_done(self, event: Event) -> None:
+    def _on_done(self) -> None:
         self.current, self.over = ("", ""), True
         if self.countdown is None:
             self.status = "done"

@@ -8,7 +8,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from bench.events import Event
+from bench.events import (DiskEstimate, Event, Planned, Preparing, RepeatDecided, RunStarted, TrialEnded, TrialFailed,
+                          TrialStarted, Warned)
 from bench.outputs.terminal import safe
 
 
@@ -29,23 +30,24 @@ class ProgressView:
         return None
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "plan":
-            total = sum(len(start.trials) for start in event.data.get("starts", ()))
-            self.planned = f"at most {total}" if event.data.get("at_most") else str(total)
-        elif event.kind == "trial":
-            self._trial_begins(event)
-        elif event.kind in ("trial_done", "trial_failed"):
-            self.finished += 1
-            line = Text("  ").append(safe(event.message, "red" if event.kind == "trial_failed" else None))
-            self.console.print(line.append(safe(f"  ({self.finished}/{self.planned})" if self.planned else "", "dim")))
-        elif event.kind in ("skip", "repeat"):
-            self.console.print(safe(event.message, "yellow"))
-        elif event.kind in ("start", "prepare", "disk"):
-            self.console.print(safe(event.message, "dim"))
+        match event:
+            case Planned():
+                total = sum(len(start.trials) for start in event.starts)
+                self.planned = f"at most {total}" if event.at_most else str(total)
+            case TrialStarted():
+                self._trial_begins(event)
+            case TrialEnded():
+                self.finished += 1
+                line = Text("  ").append(safe(event.message, "red" if isinstance(event, TrialFailed) else None))
+                self.console.print(line.append(safe(f"  ({self.finished}/{self.planned})" if self.planned else "",
+                                                    "dim")))
+            case Warned() | RepeatDecided():
+                self.console.print(safe(event.message, "yellow"))
+            case RunStarted() | Preparing() | DiskEstimate():
+                self.console.print(safe(event.message, "dim"))
 
-    def _trial_begins(self, event: Event) -> None:
-        setup = str(event.data.get("setup"))
-        if self.narrate and setup not in self.narrated:
-            self.narrated.add(setup)
-            line = Text("\n").append(safe(f"now, {setup}", "bold cyan")).append(": ")
-            self.console.print(line.append(safe(event.data.get("narration") or "")))
+    def _trial_begins(self, event: TrialStarted) -> None:
+        if self.narrate and event.setup not in self.narrated:
+            self.narrated.add(event.setup)
+            line = Text("\n").append(safe(f"now, {event.setup}", "bold cyan")).append(": ")
+            self.console.print(line.append(safe(event.narration)))

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from bench import machine
 from bench.errors import SetupError
-from bench.events import Event, PlannedStart, PlannedWork, ProgressFn, RunInterrupted, no_progress
+from bench.events import (DiskEstimate, Planned, PlannedStart, PlannedWork, Preparing, ProgressFn, RunDone,
+                          RunInterrupted, RunStarted, TrialDone, TrialFailed, TrialStarted, Warned, no_progress)
 from bench.metrics.window import mem_available_now
 from bench.netutil import LOOPBACK
 from bench.records import RunnerHost, Skipped, Split
@@ -129,7 +130,7 @@ class Runner:
     def _run_locked(self) -> Path:
         save_run(self.run_dir, self.record)
         self.began = time.monotonic()
-        self.progress(Event("start", f"run {self.run_id} -> {self.run_dir}", data={"run_dir": str(self.run_dir)}))
+        self.progress(RunStarted(f"run {self.run_id} -> {self.run_dir}", run_dir=self.run_dir))
         try:
             with pinned(self.pinning.load_cpus), sigterm_as_interrupt():
                 pairs = self._prepare_setups()
@@ -145,7 +146,7 @@ class Runner:
             save_run(self.run_dir, self.record)
             with contextlib.suppress(OSError):
                 self.workdir.rmdir()
-        self.progress(Event("done", f"run {self.run_id} complete", data={"run_dir": str(self.run_dir)}))
+        self.progress(RunDone(f"run {self.run_id} complete", run_dir=self.run_dir))
         return self.run_dir
 
     def _release_setups(self) -> None:
@@ -155,8 +156,7 @@ class Runner:
                 try:
                     setup.release()
                 except Exception as error:
-                    self.progress(Event("skip", f"warning: could not release {name[1]}: {_reason(error)}; "
-                                                f"run `bench clean`"))
+                    self.progress(Warned(f"warning: could not release {name[1]}: {_reason(error)}; run `bench clean`"))
 
     def _announce(self, starts: list[list[PlannedTrial]], at_most: bool) -> None:
         """Tell the renderer every start and trial still to run (a countdown needs their durations)."""
@@ -172,10 +172,10 @@ class Runner:
                                             self.setups_by_key[trial.setup_key].narration,
                                             trial.app if self.several_apps else None))
         snapshot = self.record.model_copy(deep=True)  # the renderer's own copy: the run goes on mutating ours
-        self.progress(Event("plan", f"{sum(len(start.trials) for start in planned)} trials in {len(planned)} starts",
-                            data={"starts": planned, "at_most": at_most, "record": snapshot,
-                                  "budget_left_s": None if self.scenario.budget is None
-                                  else self.scenario.budget - (time.monotonic() - self.began)}))
+        self.progress(Planned(f"{sum(len(start.trials) for start in planned)} trials in {len(planned)} starts",
+                              starts=tuple(planned), at_most=at_most, record=snapshot,
+                              budget_left_s=None if self.scenario.budget is None
+                              else self.scenario.budget - (time.monotonic() - self.began)))
 
     def _prepare_setups(self) -> list[tuple]:
         """Check and prepare every app in every setup of the scenario; the (app, spec) pairs that
@@ -189,7 +189,7 @@ class Runner:
                 if reason is not None:
                     self.record.skipped.append(Skipped(setup=spec.setup, variant=spec.key, app=app.name, reason=reason))
                     save_run(self.run_dir, self.record)
-                    self.progress(Event("skip", f"skipping {name}: {reason}"))
+                    self.progress(Warned(f"skipping {name}: {reason}"))
                     continue
                 key = (app.name, spec.key)
                 self.setups_by_key[key], self.variants[key] = setup, setup.variant()
@@ -206,7 +206,7 @@ class Runner:
         if reason is not None:
             return reason
         try:
-            app.prepare(lambda message: self.progress(Event("prepare", f"{app.name}: {message}")))
+            app.prepare(lambda message: self.progress(Preparing(f"{app.name}: {message}")))
         except (SetupError, OSError) as error:
             return f"prepare failed: {error}"
         return None
@@ -218,10 +218,10 @@ class Runner:
             return None, reason
         name = f"{app.name} in {spec.key}" if self.several_apps else spec.key
         setup = cls(spec.options, self.pinning, self.run_id, self.workdir,
-                    progress=lambda message: self.progress(Event("prepare", f"{name}: {message}")),
+                    progress=lambda message: self.progress(Preparing(f"{name}: {message}")),
                     address=self.address, app=app)
         try:
-            self.progress(Event("prepare", f"preparing {name}"))
+            self.progress(Preparing(f"preparing {name}"))
             setup.prepare()
         except (SetupError, OSError) as error:
             return None, f"prepare failed: {error}"
@@ -262,10 +262,9 @@ class Runner:
 
     def _run_group(self, setup: Setup, instance: Instance, group: list[PlannedTrial], total: int) -> None:
         for index, trial in enumerate(group):
-            self.progress(Event("trial", trial.key, len(self.record.trials) + 1, total,
-                                {"setup": trial.spec.setup, "workload": trial.workload.name, "trial": trial.trial_id,
-                                 "app": trial.app, "variant": self.variants[trial.setup_key],
-                                 "narration": setup.narration}))
+            self.progress(TrialStarted(trial.key, len(self.record.trials) + 1, total, trial=trial.trial_id,
+                                       setup=trial.spec.setup, variant=self.variants[trial.setup_key],
+                                       workload=trial.workload.name, app=trial.app, narration=setup.narration))
             self._say_disk_cost(trial)
             self._run_trial(setup, instance, trial, fresh=index == 0)
             if index + 1 < len(group) and not alive(instance):
@@ -282,7 +281,7 @@ class Runner:
         estimate = disk_estimate(trial.workload, [rps for *key, rps in rates if tuple(key) == mine and rps],
                                  [rps for *_, rps in rates if rps])
         if estimate is not None:
-            self.progress(Event("disk", f"{trial.key}: {estimate}"))
+            self.progress(DiskEstimate(f"{trial.key}: {estimate}"))
 
     def _run_trial(self, setup: Setup, instance: Instance, trial: PlannedTrial, fresh: bool) -> None:
         try:
@@ -299,17 +298,14 @@ class Runner:
         record = store_measurement(self.run_dir, measurement)
         append_trial(self.run_dir, self.record, record, trial.key)
         if record.status == "failed":  # measured, but judged failed (no request served, the setup died)
-            self.progress(Event("trial_failed", f"{trial.key} failed: {record.error}",
-                                data={"trial": record.trial_id, "record": record}))
+            self.progress(TrialFailed(f"{trial.key} failed: {record.error}", trial=record.trial_id, record=record))
             return
-        self.progress(Event("trial_done", trial_line(record, show_app=self.several_apps),
-                            data={"trial": record.trial_id, "record": record}))
+        self.progress(TrialDone(trial_line(record, show_app=self.several_apps), trial=record.trial_id, record=record))
 
     def _fail(self, trial: PlannedTrial, reason: str) -> None:
         record = new_record(trial, self.variants.get(trial.setup_key, "default"), status="failed", error=reason)
         # Say it before saving: on a full disk the save fails too, and the user must still see why.
-        self.progress(Event("trial_failed", f"{trial.key} failed: {reason}",
-                            data={"trial": record.trial_id, "record": record}))
+        self.progress(TrialFailed(f"{trial.key} failed: {reason}", trial=record.trial_id, record=record))
         append_trial(self.run_dir, self.record, record, trial.key)
 
 
@@ -329,5 +325,5 @@ def resume_run(run_dir: Path, progress: ProgressFn = no_progress) -> Path:
     except ValueError as error:
         raise SetupError(f"{run_dir}: its scenario no longer validates ({error}); start a new run") from None
     if record.machine.hostname != machine.describe()["hostname"]:
-        progress(Event("skip", "warning: resuming on another machine than the run started on"))
+        progress(Warned("warning: resuming on another machine than the run started on"))
     return Runner(scenario, Path(run_dir).parent, progress, resume=record).run()

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from bench.events import Event, ProgressFn
+from bench.events import ProgressFn, RepeatDecided, Warned
 from bench.metrics.quiet import wait_until_quiet
 from bench.model import BUSY_MACHINE_CORES
 from bench.records import QuietWait, RepeatOutcome
@@ -54,8 +54,8 @@ class Rounds:
         self.record.repeat_outcome = RepeatOutcome.model_validate(outcome)
         save_run(self.run_dir, self.record)
         if fixed is None:
-            self.progress(Event("repeat", f"{outcome['rounds']} rounds in {outcome['elapsed_s']:.0f} s: stopped by "
-                                          f"{outcome['stopped_by']}; {outcome.get('detail', '')}"))
+            self.progress(RepeatDecided(f"{outcome['rounds']} rounds in {outcome['elapsed_s']:.0f} s: stopped by "
+                                        f"{outcome['stopped_by']}; {outcome.get('detail', '')}"))
 
     def _round(self, pairs: list[tuple], repeat: int, run_start: Callable[[list[PlannedTrial]], None]) -> None:
         """One round of every pair, in its shuffled order; measured again (twice at most) when
@@ -77,15 +77,15 @@ class Rounds:
                 if trial.trial_id in ids and trial.status == "ok":
                     trial.status, trial.error = "discarded", reason
             save_run(self.run_dir, self.record)
-            self.progress(Event("repeat", f"round {repeat + 1}: {reason}"))
+            self.progress(RepeatDecided(f"round {repeat + 1}: {reason}"))
 
     def _busy_trials(self, ids: set[str]) -> list[TrialRecord]:
         return [trial for trial in self.record.trials if trial.trial_id in ids and trial.status == "ok"
                 and (trial.host.foreign_cpu_cores or 0.0) > BUSY_MACHINE_CORES]
 
     def _wait_quiet(self, repeat: int) -> None:
-        wait = wait_until_quiet(BUSY_MACHINE_CORES, lambda message: self.progress(Event("skip", message)))
+        wait = wait_until_quiet(BUSY_MACHINE_CORES, lambda message: self.progress(Warned(message)))
         self.record.quiet_waits.append(QuietWait(round=repeat, **wait.as_dict()))
         if not wait.quiet:
-            self.progress(Event("skip", f"round {repeat + 1}: the machine did not go quiet in {wait.waited_s:.0f} s "
-                                        f"(others used {wait.others_cores:.2f} cores); measuring anyway"))
+            self.progress(Warned(f"round {repeat + 1}: the machine did not go quiet in {wait.waited_s:.0f} s "
+                                  f"(others used {wait.others_cores:.2f} cores); measuring anyway"))

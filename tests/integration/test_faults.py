@@ -18,6 +18,7 @@ import pytest
 
 from bench import results
 from bench.app.command import APP_SIGNATURE
+from bench.events import TrialFailed
 from bench.setups.container import ContainerSetup
 from tests.conftest import require
 
@@ -293,7 +294,7 @@ def test_a_port_taken_between_pick_and_bind_fails_the_trial_with_the_apps_reason
     (trial,) = record.trials
     assert trial.status == "failed"
     assert "the app exited before answering /health" in trial.error and "Address already in use" in trial.error
-    (failed,) = [event for event in events if event.kind == "trial_failed"]
+    (failed,) = [event for event in events if isinstance(event, TrialFailed)]
     assert failed.message.startswith("bare/hello/r0 failed: ") and "\n" not in failed.message
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.events import TrialDone, TrialStarted
 from tests.conftest import require
 from tests.testhost_image import build_image, build_ready_image, image_size_bytes, image_tag
 from tests.testhosts import kill, start_hosts, write_inventory
@@ -155,7 +156,7 @@ def test_a_split_run_measures_hello_from_one_host_against_another(lab, tmp_path)
     seen: list[set[str]] = []
 
     def progress(event):  # while each trial's setup runs: what listens on the target
-        if event.kind == "trial" and event.data.get("host") == "lab2":
+        if isinstance(event, TrialStarted) and event.host == "lab2":
             seen.append(_listening(target) - before)
 
     scenario = from_flags(["bare", "container"], ["hello"], duration=1.0, warmup=0.3, repeat=2)
@@ -253,9 +254,9 @@ def test_killing_a_host_mid_run_fails_only_that_host(lab, tmp_path):
     at_kill: dict[str, int] = {}
 
     def progress(event):
-        if event.kind == "trial_done":
-            done[event.data.get("host")] += 1
-        if event.kind == "trial_done" and event.data.get("host") == victim.name and not killed:
+        if isinstance(event, TrialDone):
+            done[event.host] += 1
+        if isinstance(event, TrialDone) and event.host == victim.name and not killed:
             at_kill.update(done)
             kill(victim)  # SIGKILL to the whole host, as a machine that dies mid-run
             killed.append(event.message)

@@ -310,3 +310,25 @@ def test_no_untyped_mapping_in_the_result_models():
                 found |= {(model.__name__, name) for name, field in model.model_fields.items()
                           if _untyped(field.annotation)}
     assert found == set(FREE_FORM_FIELDS), f"new: {found - set(FREE_FORM_FIELDS)}; typed since: {set(FREE_FORM_FIELDS) - found}"
+
+
+def _holds_a_dict(annotation) -> bool:
+    """dict itself, or a type built from it (dict[str, int], dict | None, tuple[dict, ...])."""
+    return annotation is dict or typing.get_origin(annotation) is dict or any(
+        _holds_a_dict(arg) for arg in typing.get_args(annotation))
+
+
+def test_no_dict_field_in_the_progress_events():
+    """Every event says what it carries in typed fields (bench.events): no bag of keys a renderer guesses."""
+    import dataclasses
+
+    import bench.events
+    from bench.results import RunRecord, TrialRecord
+
+    found = set()
+    for cls in vars(bench.events).values():
+        if isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == "bench.events":
+            hints = typing.get_type_hints(cls, localns={"RunRecord": RunRecord, "TrialRecord": TrialRecord})
+            found |= {(cls.__name__, field.name) for field in dataclasses.fields(cls)
+                      if _holds_a_dict(hints[field.name])}
+    assert found == set()

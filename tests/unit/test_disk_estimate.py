@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.events import DiskEstimate
 from bench.load.builtin import LoadResult
 from bench.runner import Runner
 from bench.runner.figures import disk_estimate
@@ -33,7 +34,7 @@ def test_the_runner_says_it_before_each_long_trial(tmp_path):
         scenario = parse_scenario("name: long\nsetups: [inproc]\nworkloads: [{name: hello, endpoint: hello, "
                                   "duration: 45, warmup: 0}]\nrepeat: 2\n")
         Runner(scenario, tmp_path, progress=events.append, load=instant).run()
-    said = [event.message for event in events if event.kind == "disk"]
+    said = [event.message for event in events if isinstance(event, DiskEstimate)]
     assert said[0] == "inproc/hello/r0: a 45 s trial stores 16 bytes per request: about 7 MiB per 10,000 req/s it reaches"
     assert said[1] == ("inproc/hello/r1: this 45 s trial will store about 14 MiB of raw latencies (16 bytes per "
                        "request at the 20,000 req/s its earlier repeats reached)")

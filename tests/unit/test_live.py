@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.countdown import START_PRIOR_S, Countdown, clock
-from bench.events import Event, PlannedStart, PlannedWork
+from bench.events import (Event, Planned, PlannedStart, PlannedWork, RunDone, RunStarted, TrialDone, TrialFailed,
+                          TrialStarted)
 from bench.figures import ratio_text
 from bench.outputs.live import LiveView, bar, suits
 from bench.model import Run
@@ -55,11 +56,10 @@ def _text(view: LiveView) -> str:
 def _feed(view: LiveView, fake: FakeClock, group: list) -> None:
     for trial in group:
         fake.t += 3.0  # the launch, or the gap after the previous trial
-        view(Event("trial", trial.trial_id, data={"setup": trial.setup, "variant": trial.variant, "trial":
-                                                  trial.trial_id, "workload": trial.workload,
-                                                  "narration": f"what {trial.setup} adds"}))
+        view(TrialStarted(trial.trial_id, trial=trial.trial_id, setup=trial.setup, variant=trial.variant,
+                          workload=trial.workload, narration=f"what {trial.setup} adds"))
         fake.t += WINDOW_S + 0.5
-        view(Event("trial_done", f"{trial.trial_id} measured", data={"trial": trial.trial_id, "record": trial}))
+        view(TrialDone(f"{trial.trial_id} measured", trial=trial.trial_id, record=trial))
 
 
 def test_the_panel_draws_each_layer_as_ratios_of_the_model_as_trials_arrive():
@@ -67,9 +67,8 @@ def test_the_panel_draws_each_layer_as_ratios_of_the_model_as_trials_arrive():
     starts, groups = _starts(record)
     fake = FakeClock()
     view = LiveView(Console(file=io.StringIO(), width=100), narrate=True, now=fake)
-    view(Event("start", "run", data={"run_dir": str(FIXTURE)}))
-    view(Event("plan", "", data={"starts": starts, "at_most": False,
-                                 "record": record.model_copy(update={"trials": []})}))
+    view(RunStarted("run", run_dir=FIXTURE))
+    view(Planned("", starts=tuple(starts), at_most=False, record=record.model_copy(update={"trials": []})))
     assert "(start-ups guessed)" in _text(view)
     for group in groups[:6]:  # repeat 1 of every layer, then bare and container (bridge) again
         _feed(view, fake, group)
@@ -85,7 +84,7 @@ def test_the_panel_draws_each_layer_as_ratios_of_the_model_as_trials_arrive():
 
     for group in groups[6:]:
         _feed(view, fake, group)
-    view(Event("done", "run complete"))
+    view(RunDone("run complete", run_dir=FIXTURE))
     final = _text(view)
     whole = Run(record, FIXTURE)
     for row in whole.overhead:
@@ -99,10 +98,10 @@ def test_a_cell_whose_trials_failed_says_so_instead_of_drawing_a_bar():
     record = load_run(FIXTURE)
     starts, groups = _starts(record)
     view = LiveView(Console(file=io.StringIO(), width=100), now=FakeClock())
-    view(Event("plan", "", data={"starts": starts, "record": record.model_copy(update={"trials": []})}))
+    view(Planned("", starts=tuple(starts), record=record.model_copy(update={"trials": []})))
     _feed(view, FakeClock(), groups[0])
     failed = groups[3][0].model_copy(update={"status": "failed", "error": "boom", "load": {}})
-    view(Event("trial_failed", "vm failed: boom", data={"trial": failed.trial_id, "record": failed}))
+    view(TrialFailed("vm failed: boom", trial=failed.trial_id, record=failed))
     shown = _text(view)
     assert re.search(r"vm \(tcg\)\s+failed", shown) and "vm failed: boom" in shown
     assert re.search(r"container \(host\)\s+waiting…", shown)
@@ -202,9 +201,9 @@ def test_the_plan_of_a_resumed_run_holds_only_the_trials_still_to_run(tmp_path):
         record.trials, record.status = [t for t in record.trials if t.repeat == 0], "incomplete"
         events: list[Event] = []
         Runner(scenario, tmp_path, events.append, resume=record).run()
-    [planned] = [event for event in events if event.kind == "plan"]
-    trials = [work.trial for start in planned.data["starts"] for work in start.trials]
+    [planned] = [event for event in events if isinstance(event, Planned)]
+    trials = [work.trial for start in planned.starts for work in start.trials]
     assert sorted(trials) == sorted(t.trial_id for t in load_run(run_dir).trials if t.repeat == 1)
-    assert all(work.seconds == pytest.approx(0.4) for start in planned.data["starts"] for work in start.trials)
-    assert len(planned.data["record"].trials) == 2  # the run so far: what the bars start from
-    assert [start.narration for start in planned.data["starts"]][1].startswith("a test-only layer")
+    assert all(work.seconds == pytest.approx(0.4) for start in planned.starts for work in start.trials)
+    assert len(planned.record.trials) == 2  # the run so far: what the bars start from
+    assert [start.narration for start in planned.starts][1].startswith("a test-only layer")

@@ -72,7 +72,7 @@ def test_a_run_without_the_live_panel_only_appends_lines_on_a_terminal(tmp_path,
 
 def _fleet_view_output(monkeypatch, setting: dict[str, str]) -> str:
     """What the fleet's view writes to a pseudo-terminal for a host's trial and its end."""
-    from bench.events import Event
+    from bench.events import TrialDone, TrialStarted
     from bench.outputs.fleet_view import FleetProgressView
 
     for name in ("NO_COLOR", "CI", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
@@ -82,8 +82,9 @@ def _fleet_view_output(monkeypatch, setting: dict[str, str]) -> str:
     terminal = PseudoTerminal()
     console = Console(file=terminal.file, width=200, highlight=False)
     with FleetProgressView(console) as view:
-        view(Event("trial", "bare / hello, repeat 1", done=1, total=2, data={"host": "lab1"}))
-        view(Event("trial_done", "bare / hello: 1,234 req/s", done=1, total=2, data={"host": "lab1"}))
+        view(TrialStarted("bare / hello, repeat 1", done=1, total=2, host="lab1", trial="bare--hello--r0",
+                          setup="bare", variant="default", workload="hello"))
+        view(TrialDone("bare / hello: 1,234 req/s", done=1, total=2, host="lab1", trial="bare--hello--r0"))
     return terminal.text()
 
 
