@@ -2,17 +2,17 @@
 model here, its field names carrying their units. bench.results assembles them into RunRecord and
 TrialRecord; fleet.json (bench.fleet.record) uses the same machine, split and runner parts.
 
-Blocks whose keys are open stay mappings, on purpose: a setup's `facts`, the engine's own
-accounting (`engine`), start-up phases by name, roles by key, the tool
-versions of a machine, and each setup's own options in the scenario. A load trial's network path
-has its blocks in bench.path_records.
+Blocks whose keys are open stay mappings, on purpose: the engine's own accounting (`engine`),
+start-up phases by name, roles by key, the tool versions of a machine, and each setup's own options
+in the scenario. A setup's own facts are kept beside the typed ones (TrialFacts). A load trial's
+network path has its blocks in bench.path_records.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 
 class Part(BaseModel):
@@ -189,6 +189,33 @@ class InsideView(Part):
         if not self.requests_served or self.cpu_user_s is None:
             return None
         return (self.cpu_user_s + (self.cpu_sys_s or 0.0)) / self.requests_served * 1e6
+
+
+class TrialFacts(Part):
+    """What a trial's setup said about itself: each setup its own facts (an image's size, a
+    container's id, a VM's kernel), kept as it gave them, and the few every reader knows, typed.
+    Stored as said: a known fact nobody gave is not written."""
+
+    fresh_start: bool | None = None  # the trial ran on a start of its own
+    instances: int | None = None  # density: the copies side by side
+    accel: str | None = None  # a VM's accelerator, as the run used it
+
+    @model_serializer(mode="wrap")
+    def _as_said(self, handler):
+        return {key: value for key, value in handler(self).items()
+                if value is not None or key not in type(self).model_fields}
+
+    def __getitem__(self, name: str):
+        """A fact by name, a setup's own included: KeyError when the setup did not give it."""
+        value = getattr(self, name, None)
+        if value is None and name not in (self.model_extra or {}):
+            raise KeyError(name)
+        return value
+
+    def get(self, name: str, default=None):
+        """A fact by name, a setup's own included, or `default`."""
+        value = getattr(self, name, None)
+        return default if value is None else value
 
 
 class SamplerStats(Part):

@@ -35,6 +35,8 @@ Format history (bump FORMAT_VERSION and add a migration in `_MIGRATIONS` for eve
        `app_ms.p5`, the fast end of the app's own time per request (the code-change gate's figure).
        Later, without a version bump: a trial's `inside` is typed (InsideView, the fields the app's
        /stats gives); an app without such a view stores null where runs before stored {}, and both read.
+       A trial's `facts` is typed too (TrialFacts: `fresh_start`, `instances`, `accel`, and each
+       setup's own facts as it gave them); the stored shape is the same.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from bench.machine import this_host
 from bench.path_records import NetworkPathRecord
 from bench.records import (CpuPerRequest, HostSample, InsideView, LoadSummary, Machine, MemoryBytes, Pinning, ProcessSample,
                             QuietWait, RepeatOutcome, RoleRecord, RoleSample, RunnerHost, SamplerStats, ScenarioRecord,
-                            Skipped, Speed, Split, TrialFiles)
+                            Skipped, Speed, Split, TrialFacts, TrialFiles)
 
 FORMAT_VERSION = 6
 # Format history: the one app every run ran before format 4 (bench.apps.python). A record that names
@@ -98,7 +100,7 @@ class TrialRecord(_Model):
     memory_bytes: MemoryBytes = Field(default_factory=MemoryBytes)  # summed over the setup's roles
     inside: InsideView | None = None  # the app's own /stats (its view from inside the layer), if it has one
     engine: dict = Field(default_factory=dict)  # the engine's accounting (cgroup, docker stats)
-    facts: dict = Field(default_factory=dict)  # setup facts: image size, accel, ...
+    facts: TrialFacts = Field(default_factory=TrialFacts)  # setup facts: image size, accel, ...
     sampler: SamplerStats = Field(default_factory=SamplerStats)
     files: TrialFiles = Field(default_factory=TrialFiles)  # raw data files, relative to the run folder
     window_t: list[float] = Field(default_factory=list)  # measured window [start, end], the CSVs' `t` clock

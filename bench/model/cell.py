@@ -212,7 +212,7 @@ class Cell:
 
     @property
     def instances(self) -> int | None:
-        return next((t.facts.get("instances") for t in self.ok if t.facts.get("instances")), None)
+        return next((t.facts.instances for t in self.ok if t.facts.instances), None)
 
     @property
     def startup_phases_s(self) -> dict[str, float | None]:
@@ -289,7 +289,7 @@ class Cell:
 
     @property
     def accel(self) -> str | None:
-        return next((t.facts.get("accel") for t in self.ok if t.facts.get("accel")), None)
+        return next((t.facts.accel for t in self.ok if t.facts.accel), None)
 
     def caveats(self) -> list[Caveat]:
         """What a reader must know about this cell's figures (computed here once for every output)."""

@@ -79,3 +79,25 @@ class InsideFigures:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ProcessTick:
+    """One host process at one sampler tick (a row of a trial's processes.csv): the time on the
+    trial's clock, who it is, its CPU counters so far and its resident memory."""
+
+    t: float  # s, the sampler's clock (the trial's `window_t` uses the same)
+    pid: str
+    role: str
+    cpu_user_s: float  # cumulative, since the process started
+    cpu_sys_s: float
+    rss_bytes: float
+
+    @classmethod
+    def of_row(cls, row: dict[str, str]) -> "ProcessTick | None":
+        """A CSV row as a tick; None when a figure is missing or not a number."""
+        try:
+            return cls(float(row["t"]), row["pid"], row.get("role") or "", float(row["cpu_user_s"]),
+                       float(row["cpu_sys_s"]), float(row["rss_bytes"]))
+        except (KeyError, TypeError, ValueError):
+            return None

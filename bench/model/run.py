@@ -13,6 +13,7 @@ import numpy as np
 from bench import stats
 from bench.model.about import RunInfo
 from bench.model.cell import Cell, LayerKey
+from bench.model.cell_figures import ProcessTick
 from bench.model.colours import layer_colour
 from bench.model.figures import median_of
 from bench.model.fixed import LayerCost, layer_cost
@@ -90,16 +91,18 @@ class Run:
             self.note_unreadable(trial, error)
             return np.array([])
 
-    def process_samples(self, trial: TrialRecord) -> list[dict[str, str]] | None:
-        """A trial's sampler rows (processes.csv: t, pid, role, cpu_user_s, cpu_sys_s, rss_bytes, ...);
-        None when it has none, or when the file is unreadable (then the run's caveats report it)."""
+    def process_samples(self, trial: TrialRecord) -> list[ProcessTick] | None:
+        """A trial's sampler ticks (its processes.csv), one per process and tick; a row whose figures
+        are not numbers is left out. None when it has none, or when the file is unreadable (then the
+        run's caveats report it)."""
         if trial.files.processes is None:
             return None
         try:
-            return read_csv(self.run_dir, trial.files.processes)
+            rows = read_csv(self.run_dir, trial.files.processes)
         except UnreadableFile as error:
             self.note_unreadable(trial, error)
             return None
+        return [tick for tick in map(ProcessTick.of_row, rows) if tick is not None]
 
     @property
     def run_id(self) -> str:

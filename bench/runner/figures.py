@@ -116,7 +116,7 @@ def bracket_available_drop(record, before: float, after: float) -> None:
     during = record.host.mem_available_bytes
     if during is None:
         return
-    instances = record.facts.get("instances") or 1
+    instances = record.facts.instances or 1
     record.host.mem_available_before_bytes = before
     record.host.mem_available_after_bytes = after
     record.memory_bytes.available_drop = (before + after) / 2 - during

@@ -22,7 +22,8 @@ from bench.metrics.window import summarize_host, summarize_processes
 from bench.errors import SetupError
 from bench.results import TrialRecord, now_iso
 from bench.path_records import NetworkPathRecord
-from bench.records import HostSample, LoadSummary, MemoryBytes, ProcessSample, RoleSample, SamplerStats, Speed
+from bench.records import (HostSample, LoadSummary, MemoryBytes, ProcessSample, RoleSample, SamplerStats, Speed,
+                           TrialFacts)
 from bench.roles import ROLE_LOADGEN, RoleProcess
 from bench.runner.figures import (cpu_per_request, engine_delta, foreign_cpu_cores, inside_delta, jsonable,
                                   load_summary, memory_totals)
@@ -95,7 +96,7 @@ def measure_trial(instance: Instance, trial: PlannedTrial, variant: str, fresh: 
     (bench.metrics.speed)."""
     workload = trial.workload
     record = new_record(trial, variant)
-    record.facts = {**jsonable(instance.facts), "fresh_start": fresh}
+    record.facts = TrialFacts.model_validate({**jsonable(instance.facts), "fresh_start": fresh})
     if fresh:
         record.startup_phases_s = dict(instance.phases)
         record.startup_s = instance.startup_s
@@ -158,7 +159,7 @@ def _bracketed_speed(before: float, cpus: tuple[int, ...]) -> dict:
 def _per_instance(record: TrialRecord, trial: PlannedTrial) -> None:
     """Several copies measured at once (density, copies > 1): memory per instance too."""
     if trial.copies > 1 or trial.workload.kind == "density":
-        record.facts["instances"] = trial.copies
+        record.facts.instances = trial.copies
         memory = record.memory_bytes
         record.memory_bytes = memory.model_copy(update={
             f"{part}_per_instance": getattr(memory, part) / trial.copies for part in ("rss", "uss", "pss")

@@ -279,7 +279,6 @@ def test_outputs_read_the_model_only():
 # typed block (bench.records) whose field names carry their units.
 FREE_FORM_FIELDS = {
     ("TrialRecord", "engine"): "the engine's own accounting: each engine reports its own counters",
-    ("TrialRecord", "facts"): "what a setup says about itself: each setup its own facts",
     ("LoadSummary", "notes"): "the generator's own remarks",
     ("SetupSpecRecord", "options"): "each setup's own Options (a plugin's too), validated by that setup",
     ("NetworkPathRecord", "facts"): "what a setup says about its path (a private engine, a container's IP)",

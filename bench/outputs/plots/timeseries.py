@@ -22,18 +22,13 @@ def read_series(run: Run, trial) -> tuple[np.ndarray, np.ndarray, np.ndarray] | 
     """(seconds since the first sample, CPU in % of one core, RSS in MiB) of a trial, summed over the
     setup's own processes (the load generator's row is left out); None when its processes.csv is
     missing or too short, or unreadable (then the run reports it)."""
-    rows = run.process_samples(trial)
-    if rows is None:
+    ticks = run.process_samples(trial)
+    if ticks is None:
         return None
     by_pid: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-    for row in rows:
-        if row.get("role") == ROLE_LOADGEN:
-            continue
-        try:
-            by_pid[row["pid"]].append((float(row["t"]), float(row["cpu_user_s"]) + float(row["cpu_sys_s"]),
-                                       float(row["rss_bytes"])))
-        except (KeyError, TypeError, ValueError):
-            continue
+    for tick in ticks:
+        if tick.role != ROLE_LOADGEN:
+            by_pid[tick.pid].append((tick.t, tick.cpu_user_s + tick.cpu_sys_s, tick.rss_bytes))
     cpu: dict[float, float] = defaultdict(float)
     rss: dict[float, float] = defaultdict(float)
     for samples in by_pid.values():
