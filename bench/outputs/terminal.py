@@ -116,7 +116,8 @@ def _ratio_cell(row: rows.VerdictRow) -> Text:
 
 
 REQUEST_PATH = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")
-AT_REST = ("memory_pss_mb", "startup_s")
+MEMORY_AT_REST = "memory_pss_mb"  # at rest where a layer was measured at rest, else under load
+AT_REST = (MEMORY_AT_REST, "startup_s")
 
 
 def _verdict_matrix(title: str, rows: list[tuple[str, str | None, dict]], shown: list[str]) -> Table:
@@ -157,10 +158,10 @@ def overhead_tables(run: Run) -> list[Table]:
     rest: dict[str, dict] = {}
     idle = {cell.workload for cell in run.cells if cell.kind == "idle"}
     for (name, workload), found in by_cell.items():  # memory at rest where measured at rest, else under load
-        if "memory_pss_mb" in found and ("memory_pss_mb" not in rest.get(name, {}) or workload in idle):
-            rest.setdefault(name, {})["memory_pss_mb"] = found["memory_pss_mb"]
-        if "startup_s" in found:
-            rest.setdefault(name, {})["startup_s"] = found["startup_s"]
+        for key in AT_REST:
+            at_rest_only = key == MEMORY_AT_REST and key in rest.get(name, {}) and workload not in idle
+            if key in found and not at_rest_only:
+                rest.setdefault(name, {})[key] = found[key]
     if rest:
         where = "memory at rest" if idle else "memory under load"
         tables.append(_verdict_matrix(f"verdicts, {where} and start-up: ratio to {run.baseline}",

@@ -275,6 +275,32 @@ def test_outputs_read_the_model_only():
     assert wrong == {}
 
 
+def _raw_key_reads(tree: ast.AST) -> list[str]:
+    """Reads of a mapping by a literal key: `x["pss"]`, `x.get("pss")` (the environment's aside)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+            found.append(ast.unparse(node))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+              and ast.unparse(node.func.value) != "os.environ"):
+            found.append(ast.unparse(node))
+    return found
+
+
+def test_outputs_read_typed_figures_not_keys():
+    """Every output reads the model's typed rows and figures (bench.outputs.rows, bench.model): a
+    figure read by a key string would be a second, unchecked name for it."""
+    found = {module: reads for module, path in _modules().items()
+             if (module == "bench.outputs" or module.startswith("bench.outputs.")) and (reads := _raw_key_reads(_tree(path)))}
+    assert found == {}
+
+
+def test_the_key_read_check_sees_both_forms():
+    tree = ast.parse("cell.memory_mb['pss']\nrow.get('label')\nos.environ.get('TERM')\nrow.label\nfigures[key]")
+    assert _raw_key_reads(tree) == ["cell.memory_mb['pss']", "row.get('label')"]
+
+
 # Result-model fields that are mappings with no fixed keys, each with why; every other field is a
 # typed block (bench.records) whose field names carry their units.
 FREE_FORM_FIELDS = {

@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +27,17 @@ from bench.model import Run
 MAX_WORKERS = 4  # past a few charts each, a worker's start costs more than it saves
 
 Chart = Callable[[Run, Path], list[Path]]
-_shared: dict = {}  # what a forked worker inherits: the run and the charts (set just before the fork)
+
+
+@dataclass
+class _Job:
+    """What a forked worker inherits: the run and the charts (set just before the fork)."""
+
+    run: Run | None = None
+    charts: dict[str, Chart] = field(default_factory=dict)
+
+
+_shared = _Job()
 
 
 def worker_count(charts: int) -> int:
@@ -46,13 +57,13 @@ def draw_charts(run: Run, out_dir: Path, charts: dict[str, Chart]) -> dict[str, 
     workers = worker_count(len(charts))
     if workers == 1:
         return {name: chart(run, out_dir) for name, chart in charts.items()}
-    _shared.update(run=run, charts=charts)
+    _shared.run, _shared.charts = run, charts
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = {name: pool.submit(_draw_one, name, out_dir) for name in charts}
             drawn = {name: future.result() for name, future in futures.items()}
     finally:
-        _shared.clear()
+        _shared.run, _shared.charts = None, {}
     for _, unreadable in drawn.values():
         for relative, caveat in unreadable.items():
             run.unreadable_met.setdefault(relative, caveat)
@@ -61,6 +72,6 @@ def draw_charts(run: Run, out_dir: Path, charts: dict[str, Chart]) -> dict[str, 
 
 def _draw_one(name: str, out_dir: Path) -> tuple[list[Path], dict]:
     """In a worker: one chart, and the unreadable files it met (on the worker's copy of the run)."""
-    run: Run = _shared["run"]
-    paths = _shared["charts"][name](run, out_dir)
+    run = _shared.run
+    paths = _shared.charts[name](run, out_dir)
     return paths, dict(run.unreadable_met)

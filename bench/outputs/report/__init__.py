@@ -20,7 +20,6 @@ from bench.model import Run
 from bench.outputs.plots import CHARTS, CHARTS_DIR, render_run
 from bench.outputs.report.context import report_context
 from bench.atomic import atomic_write
-from bench.vocabulary import fmt, fmt_interval
 
 REPORT_FILE = "report.html"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -29,8 +28,6 @@ TEMPLATES = Path(__file__).parent / "templates"
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["fmt"] = fmt
-    env.filters["interval"] = fmt_interval
     return env
 
 
