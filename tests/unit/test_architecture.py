@@ -175,9 +175,6 @@ NAMED_ELSEWHERE = {
     ("bench.scenario.app_spec", "image"): "the scenario's `image:` key (a user's image by reference)",
     ("bench.setups.container.podman", "image"): "Podman's `image exists` command",
     ("bench.setups.container.runtimes", "image"): "the Docker SDK's `image` argument",
-    # Debt, with the way out: the machine's tool versions name the Docker SDK; each setup should
-    # declare the tools whose versions a run records.
-    ("bench.machine", "docker"): "the Docker SDK's version among the machine's tool versions",
 }
 
 

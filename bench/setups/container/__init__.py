@@ -30,6 +30,7 @@ from bench.setups.container import engine, engines, networking, private_engine, 
 from bench.setups.container.attribution import SANDBOX
 from bench.setups.container.daemons import CONTAINERD, DOCKERD, daemon_processes
 from bench.setups.registry import register
+from bench.tool_versions import Tool
 
 GVISOR_COLOUR = "#CC79A7"
 GVISOR_NARRATION = ("the same app in a gVisor sandbox: a container whose system calls never reach the host kernel "
@@ -97,6 +98,7 @@ class ContainerSetup(networking.NetworkVariants, Setup):
     roles = (APP, RUNTIME, PROXY)
     stack_layers = ("hardware", "host kernel", "container engine (runc; namespaces + cgroups)", "app")
     fixed_roles = (DOCKERD, CONTAINERD)
+    tools = (Tool("docker_sdk", distribution="docker"),)  # the Docker SDK it builds and runs through
     Options = ContainerOptions
     ready_deadline_s = 30.0
     runs_app_as = Layer.CONTAINER

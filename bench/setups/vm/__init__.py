@@ -54,11 +54,13 @@ from bench.netutil import free_port, port_in_use
 from bench.roles import HYPERVISOR, RoleProcess
 from bench.setups.base import Instance, Options, Setup
 from bench.setups.registry import register
+from bench.tool_versions import Tool
 
 # Heavy parts (QEMU process, console, kernel, initramfs) are imported when a VM is prepared or
 # launched, so parsing a scenario that names the vm setup loads none of them.
 
 DEFAULT_MEMORY_MB = 256
+QEMU_VERSION = ("qemu-system-x86_64", "--version")  # the binary bench.setups.vm.boot.QEMU runs
 
 
 class VMOptions(Options):
@@ -90,6 +92,7 @@ class VMSetup(Setup):
     colour = "#D55E00"
     order = 20
     roles = (HYPERVISOR,)
+    tools = (Tool("qemu", command=QEMU_VERSION),)
     Options = VMOptions
     runs_app_as = Layer.GUEST
     # TCG boots in ~4 s on an idle 2-core host; a loaded one can take several times that.
