@@ -43,6 +43,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field
@@ -60,6 +61,7 @@ from bench.tool_versions import Tool
 # launched, so parsing a scenario that names the vm setup loads none of them.
 
 DEFAULT_MEMORY_MB = 256
+QEMU_PROCESS = replace(HYPERVISOR, label="QEMU (guest + devices)")  # the hypervisor process is QEMU
 QEMU_VERSION = ("qemu-system-x86_64", "--version")  # the binary bench.setups.vm.boot.QEMU runs
 
 
@@ -91,7 +93,7 @@ class VMSetup(Setup):
                    "kernel, its page cache and the emulated devices all live in QEMU's memory on the host.")
     colour = "#D55E00"
     order = 20
-    roles = (HYPERVISOR,)
+    roles = (QEMU_PROCESS,)
     tools = (Tool("qemu", command=QEMU_VERSION),)
     Options = VMOptions
     runs_app_as = Layer.GUEST
