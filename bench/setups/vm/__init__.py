@@ -25,7 +25,7 @@ QEMU's CPU time to the first 200, which the neighbours' load disturbs far less t
 - QEMU maps -kernel (vmlinux: ~48 MB resident) and -initrd and keeps them only to replay a
   reset. Paging them out after the first 200 (process_madvise(MADV_PAGEOUT); a reset reads them
   back) gave RSS 256 -> 193 MB with lz4 (283 -> 203 MB plain), peak RSS unchanged. On by default
-  since issue 23 (release_boot_files: false keeps them, as a VM that may reboot would): an idle
+  (release_boot_files: false keeps them, as a VM that may reboot would): an idle
   VM does not need them. The page-out also drops them from the host's page cache, so the next
   boot reads the 57 MB vmlinux from disk again (35-100 ms cold here).
 - Guest memory does not drive RSS: -m 160 and -m 256 both gave 283 MB (the guest touches
