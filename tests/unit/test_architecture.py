@@ -148,6 +148,8 @@ OWNERS = {
     "vm": ("bench.setups.vm",),
     "container-in-vm": ("bench.setups.vm_container",),
     **{engine: ("bench.setups.container",) for engine in ("docker", "podman")},
+    "docker-proxy": ("bench.setups.container",),  # Docker's userland proxy (the container setup's proxy role)
+    "qemu": ("bench.setups.vm",),  # the VM's hypervisor (its version is the VM setup's declared tool)
     **{runtime: ("bench.setups.container",) for runtime in ("runsc", "gvisor")},
     # runc and crun run in Docker and Podman, and inside the VM of container-in-vm, whose guest image
     # installs them: each place says which it supports.
