@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import platform
-import shutil
-import subprocess
 import sys
-from importlib import metadata
 
 import psutil
 
 import bench
+from bench.tool_versions import Tool, versions_of
 
 # Fields that make two runs incomparable when they differ (compare warns on these).
 COMPARABLE_FIELDS = ("arch", "cpu_model", "cpus_logical", "kernel", "memory_bytes", "python")
+
+# layerbench's own tools and its load generators'; each setup declares the tools it drives (Setup.tools).
+OWN_TOOLS = (Tool("numpy", distribution="numpy"), Tool("psutil", distribution="psutil"),
+             Tool("uvloop", distribution="uvloop"), Tool("wrk", command=("wrk", "--version")))
 
 
 def _cpu_model() -> str:
@@ -27,24 +28,6 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-@functools.cache  # a tool's version does not change while one bench process runs (tests make many runs)
-def _version_of(command: tuple[str, ...]) -> str | None:
-    if shutil.which(command[0]) is None:
-        return None
-    try:
-        output = subprocess.run(command, capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return output.strip().splitlines()[0] if output.strip() else None
-
-
-def _package(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def boot_id() -> str | None:
@@ -78,13 +61,13 @@ def describe() -> dict:
         "python": platform.python_version(),
         "python_executable": os.path.realpath(sys.executable),
         "kvm_device": os.path.exists("/dev/kvm"),
-        "versions": {
-            "layerbench": bench.__version__,
-            "numpy": _package("numpy"),
-            "psutil": _package("psutil"),
-            "docker_sdk": _package("docker"),
-            "uvloop": _package("uvloop"),
-            "qemu": _version_of(("qemu-system-x86_64", "--version")),
-            "wrk": _version_of(("wrk", "--version")),
-        },
+        "versions": {"layerbench": bench.__version__, **versions_of(recorded_tools())},
     }
+
+
+def recorded_tools() -> list[Tool]:
+    """The tools whose versions a run records: layerbench's own, then every registered setup's (all
+    of them, not only a run's: two runs of one machine record the same tools, and compare sees them)."""
+    from bench.setups import registry  # the setups' declarations only, read when a machine is described
+
+    return [*OWN_TOOLS, *(tool for setup in registry.classes() for tool in setup.tools)]

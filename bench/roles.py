@@ -2,8 +2,10 @@
 tables and the charts, which stack CPU and memory by role.
 
 A setup names the roles it reports (`Setup.roles`); a new kind of process (a sandbox's user-space
-kernel, say) is a new `Role` declared next to the setup that has it. Runs store the roles they
-used, so outputs never need this module to know a role.
+kernel, say) is a new `Role` declared next to the setup that has it. The standard roles here are
+generic (a proxy, a hypervisor); a setup names which program plays one (`dataclasses.replace` with
+its own label: docker-proxy, QEMU). Runs store the roles they used, so outputs never need this
+module to know a role.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ class Role:
 
 APP = Role("app", "app", "#4d4d4d")
 RUNTIME = Role("runtime", "container runtime (shim)", "#0072B2")
-PROXY = Role("proxy", "docker-proxy (published port)", "#56B4E9")
-HYPERVISOR = Role("hypervisor", "QEMU (guest + devices)", "#D55E00", contains_app=True,
+PROXY = Role("proxy", "userland proxy (published port)", "#56B4E9")
+HYPERVISOR = Role("hypervisor", "hypervisor process (guest + devices)", "#D55E00", contains_app=True,
                   remainder_label="guest kernel + devices")
 ROLE_APP, ROLE_RUNTIME, ROLE_PROXY, ROLE_HYPERVISOR = APP.key, RUNTIME.key, PROXY.key, HYPERVISOR.key
 STANDARD = {role.key: role for role in (APP, RUNTIME, PROXY, HYPERVISOR)}

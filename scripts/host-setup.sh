@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepare a fresh Debian/Ubuntu machine for layerbench: the system packages the setups need
-# and a running Docker daemon. Idempotent; safe to run on every `make demo` / `make test`.
+# Product set-up, run by `make demo`, `make host` and `make test` (or by hand, as root): prepare a
+# fresh Debian/Ubuntu machine for layerbench, the system packages the setups need and a running
+# Docker daemon. Idempotent; safe to run on every `make demo` / `make test`.
 # Without root it installs nothing and says what is missing: the setups then skip with a reason.
 set -euo pipefail
 

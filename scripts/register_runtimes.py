@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Register OCI runtimes in Docker's daemon.json by merging, never overwriting the rest of the file.
+Product set-up: scripts/host-setup.sh runs it (as root) for crun and gVisor's runsc.
 
     register_runtimes.py /etc/docker/daemon.json \
         '{"runsc": {"path": "/usr/bin/runsc", "runtimeArgs": ["--network=host"]}}'

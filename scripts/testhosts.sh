@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Test hosts by hand: containers with sshd (and their own dockerd with --docker) on a network of their own.
+# Developer set-up, run by hand by a developer of layerbench's several-machines code (the tests start
+# theirs through tests/testhosts.py): test hosts, containers with sshd (and their own dockerd with
+# --docker) on a network of their own.
 #   scripts/testhosts.sh build          build the image (debootstrap + docker import) unless cached
 #   scripts/testhosts.sh up 2 --docker  start two hosts, print `ssh -F CONFIG lab1`, Ctrl-C removes all
 #       ... --inventory lab.yml         also an Ansible inventory (group labs; lab1 with become, lab2 on port 2222)

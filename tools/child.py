@@ -1,5 +1,6 @@
-"""A command run as a child under an address-space limit and a timeout, measured from outside:
-wall time, peak RSS, exit status and output (tools.hostile_input_check)."""
+"""A helper of the measurement checks (not run on its own): a command run as a child under an
+address-space limit and a timeout, measured from outside: wall time, peak RSS, exit status and
+output (tools.hostile_input_check)."""
 
 from __future__ import annotations
 

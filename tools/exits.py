@@ -1,4 +1,5 @@
-"""How a check ends: its own status, 130 after Ctrl-C, 2 with one line when it cannot measure."""
+"""A helper of the measurement checks (not run on its own): how a check ends, its own status, 130
+after Ctrl-C, 2 with one line when it cannot measure."""
 
 from __future__ import annotations
 

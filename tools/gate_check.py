@@ -1,8 +1,8 @@
-"""Does the regression gate have power? Runs pairs of the `gate-check` scenario (bare /cpu, short
-rounds, under a minute each) through the runner and gates each pair with every rule of --gates, the
-way `bench compare A B --fail-on RULE` does: by default the app's own time per request
-at its fast end (`app_time_p5_ms:+5%`, the rule gate-check's scenario carries), its median,
-throughput and CPU per request:
+"""Measurement check, run by a developer: does the regression gate have power? Runs pairs of the
+`gate-check` scenario (bare /cpu, short rounds, under a minute each) through the runner and gates
+each pair with every rule of --gates, the way `bench compare A B --fail-on RULE` does: by default
+the app's own time per request at its fast end (`app_time_p5_ms:+5%`, the rule gate-check's scenario
+carries), its median, throughput and CPU per request:
 
   A/A  both runs do the same work: the gate should pass;
   A/B  the second run hashes 15% more per request (param 1150 against 1000): it should fail.

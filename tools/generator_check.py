@@ -1,6 +1,6 @@
-"""Is the built-in load generator a bottleneck? Drives one target alternately with the built-in
-generator and with wrk (one thread, same connections, same pinning) and prints built-in / wrk
-throughput with a 95% interval, and how busy each generator was.
+"""Measurement check, run by a developer: is the built-in load generator a bottleneck? Drives one
+target alternately with the built-in generator and with wrk (one thread, same connections, same
+pinning) and prints built-in / wrk throughput with a 95% interval, and how busy each generator was.
 
   --target app    (default) the `generator-check` scenario through the runner: bare /hello of
                   layerbench's own app, both generators in each start, sending the same headers.
@@ -31,7 +31,7 @@ from bench.load.builtin import LoadResult, LoadSpec, is_generator_bound, run_loa
 from tools.exits import run_check
 
 NGINX_GOAL = 0.9  # built-in / wrk the built-in generator should reach on a fast server
-APP_GOAL = 0.95  # ... and on layerbench's own app (issue 23)
+APP_GOAL = 0.95  # ... and on layerbench's own app
 BELOW_GOAL = 3  # the exit status of a measurement below its goal (1 is Python's own for a crash)
 SEED = 12
 

@@ -1,16 +1,17 @@
-"""Run the real command line (in a child process) on hostile and careless inputs and print each one's
-wall time, peak RSS and answer. Issue 11 asks: any scenario input answered within 2 s and 300 MB of
-RSS, with one line, exit 1 and no traceback. Issue 22 adds the mistakes a run, the gate, the exports
-and `bench clean` must answer: a user's image that is not here, a run that measures nothing, a gate
-with nothing to check, a malformed --fail-on, control characters and formulas bound for an export,
-NO_COLOR on a terminal, and a runner killed during the KVM probe. Each says what it expects.
+"""Measurement check, run by a developer: the real command line (in a child process) on hostile and
+careless inputs, printing each one's wall time, peak RSS and answer. The bound: any scenario input
+answered within 2 s and 300 MB of RSS (TIME_BOUND_S, RSS_BOUND_MB), with one line, exit 1 and no
+traceback. Then the careless uses a run, the gate, the exports and `bench clean` must answer: a
+user's image that is not here, a run that measures nothing, a gate with nothing to check, a
+malformed --fail-on, control characters and formulas bound for an export, NO_COLOR on a terminal,
+and a runner killed during the KVM probe. Each says what it expects.
 
     .venv/bin/python -m tools.hostile_input_check
     .venv/bin/python -m tools.hostile_input_check --bench /work/main/.venv/bin/bench  # another checkout
     .venv/bin/python -m tools.hostile_input_check --only bomb   # the cases whose name holds "bomb"
 
 Each child runs under an address-space limit (--max-memory-mb) and a timeout, so measuring an
-older checkout that reads /dev/zero to the end cannot take the machine down with it. The issue 22
+older checkout that reads /dev/zero to the end cannot take the machine down with it. The careless-use
 cases need Docker (the image case) and run `bench clean`, which also removes what dead runs left.
 """
 
@@ -95,7 +96,7 @@ def cases(folder: Path) -> dict[str, str]:
         path = folder / f"case{index}.yaml"
         path.write_text(text)
         paths[name] = str(path)
-    big = folder / "big.yaml"  # the issue's 50 MB scenario: real YAML, one unknown key at the top
+    big = folder / "big.yaml"  # a 50 MB scenario: real YAML, one unknown key at the top
     with open(big, "w") as handle:
         handle.write(GOOD + "extra:\n")
         handle.write("  - {name: w, endpoint: hello, duration: 1}\n" * (50_000_000 // 43))
@@ -133,7 +134,7 @@ WRITERS = {  # FIFOs fed by a thread here: (what each write sends, pause after i
 }
 
 
-# ---- issue 22: a run, the gate, the exports and bench clean ---------------------------------------
+# ---- careless use: a run, the gate, the exports and bench clean ---------------------------------
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "small_run"  # a stored run, 16 trials
 ESCAPES = "\x1b]0;owned\x07\x1b[2J"  # what an image may print: retitles the terminal, clears the screen

@@ -1,4 +1,5 @@
-"""Does Ctrl-C or SIGTERM at any moment leave anything behind? The issue's loop, for real.
+"""Measurement check, run by a developer: does Ctrl-C or SIGTERM at any moment leave anything
+behind? Tried for real, phase by phase.
 
 Runs `bench run --setups container --workloads startup --repeat 20` (and a VM variant) and signals
 the runner at one phase per try, watched from outside: the engine's events (container created,

@@ -1,6 +1,6 @@
-"""What would an HDR-style log histogram save over the raw latency arrays, and what would it cost
-in precision? Measured on real trials: a fresh 60 s bare /hello trial, or the trials of run
-folders given on the command line.
+"""Measurement check, run by a developer: what would an HDR-style log histogram save over the raw
+latency arrays, and what would it cost in precision? Measured on real trials: a fresh 60 s bare
+/hello trial, or the trials of run folders given on the command line.
 
     .venv/bin/python -m tools.latency_storage_check [RUN_DIR ...] [--duration 60] [--precision 0.01]
 

@@ -1,7 +1,8 @@
-"""Does a layer's throughput ratio to the baseline depend on the load generator? Reads a stored run
-in which the same starts were driven by both generators (the `gvisor-check` scenario), pools each
-setup variant's load trials by the generator that drove them, and prints, per generator, the ratio
-of medians (variant / baseline) with its 95% interval, then built-in ratio / wrk ratio.
+"""Measurement check, run by a developer: does a layer's throughput ratio to the baseline depend on
+the load generator? Reads a stored run in which the same starts were driven by both generators (the
+`gvisor-check` scenario), pools each setup variant's load trials by the generator that drove them,
+and prints, per generator, the ratio of medians (variant / baseline) with its 95% interval, then
+built-in ratio / wrk ratio.
 
     .venv/bin/python -m tools.ratio_check RUN [--tolerance 0.15]
 

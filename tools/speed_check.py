@@ -1,4 +1,5 @@
-"""The speed figures of issue 23, each measured on this machine and printed next to its goal.
+"""Measurement check, run by a developer: layerbench's own speed figures, each measured on this
+machine and printed next to its goal (the goals are in the rows below).
 
   quick      `bench run quick` as a user runs it (a subprocess, report included): its wall time, and
              from that run the sampler's own CPU at 10 Hz, median over the load trials

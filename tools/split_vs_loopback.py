@@ -1,4 +1,5 @@
-"""The split run's /hello beside the same scenario on loopback, on the same target host.
+"""Measurement check, run by a developer: the split run's /hello beside the same scenario on
+loopback, on the same target host.
 
     .venv/bin/python -m tools.split_vs_loopback [--rounds 2] [--duration 5] [--repeat 5]
     .venv/bin/python -m tools.split_vs_loopback --local   # no test hosts: loopback on this machine only

@@ -17,12 +17,23 @@ from bench.outcome import ALLOW_EMPTY_HELP
 from bench.outputs.terminal import safe
 
 
+def apps_help() -> str:
+    """The --app help: the registered apps (plugins too), the default first. Their modules are
+    declarations that import nothing heavy, so building it keeps `bench --help` fast."""
+    from bench.apps import registry
+
+    default = registry.default_kind()
+    others = [kind for kind in registry.named_kinds() if kind != default]
+    return (f"The app, or several side by side (comma-separated): {', '.join([f'{default} (default)', *others])}. "
+            "A user's image: app: {image: ...} in a scenario file.")
+
+
 HELP = {  # the help of `bench run`'s flags
     "scenario": "A shipped scenario name (see: bench scenarios) or a YAML file. Without it: every available setup, "
                 "workloads hello,cpu.",
     "workloads": "Comma-separated workloads: " + ",".join(scenarios.BUILTIN_WORKLOADS),
-    "apps_flag": "The app, or several side by side (comma-separated): python (default), nginx. A user's image: "
-                 "app: {image: ...} in a scenario file.",
+    "apps_flag": apps_help(),
+    "setups_flag": "Comma-separated setups, as `bench doctor` names them.",
     "duration": "Seconds measured per trial.",
     "connections": "Concurrent keep-alive connections.",
     "repeat": "Rounds (every setup once per round, interleaved and shuffled); replaces the scenario's budget.",
@@ -33,7 +44,7 @@ HELP = {  # the help of `bench run`'s flags
     "wait_quiet": "Before each round, wait (up to a minute) until other processes leave the CPUs alone.",
     "remeasure_busy": "Measure a round again (twice at most) when other processes were busy during it; the busy "
                       "trials are kept, set aside.",
-    "kernel": "Guest kernel (bzImage) for every setup that boots one (vm); default: Debian's cloud kernel, "
+    "kernel": "Guest kernel (bzImage) for every setup that boots one (a VM); default: Debian's cloud kernel, "
               "fetched once.",
     "accel": "Accelerator for every setup that boots a kernel: auto (probe KVM, else TCG), kvm, tcg.",
     "resume": "Finish an interrupted run (id or folder) with its own settings; other flags are ignored.",
@@ -73,7 +84,7 @@ TRACE_HOPS_HELP = ("Also count the app's own packets at each hop with eBPF (bpft
 @guarded
 def run(
     scenario: Optional[str] = typer.Argument(None, help=HELP["scenario"]),
-    setups_flag: Optional[str] = typer.Option(None, "--setups", help="Comma-separated setups, e.g. bare,container."),
+    setups_flag: Optional[str] = typer.Option(None, "--setups", help=HELP["setups_flag"]),
     workloads: Optional[str] = typer.Option(None, "--workloads", help=HELP["workloads"]),
     apps_flag: Optional[str] = typer.Option(None, "--app", help=HELP["apps_flag"]),
     duration: Optional[float] = typer.Option(None, "--duration", min=scenarios.MIN_DURATION_S, max=3600,

@@ -3,7 +3,8 @@
 A setup module supplies a subclass of `Setup`. It DECLARES, as class attributes, what it is:
 its name, the path a request takes (`stack`), what a class hears (`narration`), where its cost
 comes from (`explanation`), its colour and display order, whether it is the baseline, the roles
-of the host processes it reports, and its variant `Options`. Runs store that declaration
+of the host processes it reports, the tools whose versions a run records (`tools`: bench.machine
+asks every registered setup), and its variant `Options`. Runs store that declaration
 (`describe()`), so the report, the charts and compare never need the setup's module.
 
 It IMPLEMENTS small hooks: `check` (available here? else why and the fix), `prepare`, `_launch`,
@@ -37,6 +38,7 @@ from bench.netutil import LOOPBACK
 from bench.roles import APP, Role, RoleProcess
 from bench.setups.procutil import signals_deferred
 from bench.setups.readiness import wait_until_ready
+from bench.tool_versions import Tool
 
 __all__ = ["Instance", "Options", "Pinning", "ProgressFn", "Setup", "SetupError"]
 
@@ -127,6 +129,8 @@ class Setup(abc.ABC):
     stack_layers: ClassVar[tuple[str, ...]] = ()
     # Roles of the processes it costs once per host, not per instance (fixed_processes()).
     fixed_roles: ClassVar[tuple[Role, ...]] = ()
+    # The tools it drives whose versions every run records in its machine block (bench.machine).
+    tools: ClassVar[tuple[Tool, ...]] = ()
     Options: ClassVar[type[Options]] = Options
     ready_deadline_s: ClassVar[float] = 30.0
     # The kind of layer it starts the app in (the place it gives the app's start, and which of the

@@ -1,4 +1,4 @@
-"""Careless use against the real engines (issue 22): a user's image that is not here is one line
+"""Careless use against the real engines: a user's image that is not here is one line
 before anything starts, and a runner killed with SIGKILL in the middle of the real KVM probe leaves
 nothing once `bench clean` has run. Both go through the real command line in a child process."""
 

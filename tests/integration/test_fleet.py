@@ -200,7 +200,7 @@ def test_a_split_run_with_this_machine_as_the_target(lab):
 
 @pytest.mark.timeout(400)
 def test_a_killed_fleet_runner_is_cleaned_up_by_bench_clean(lab, sole_cleaner):
-    """Issue 22, item 5: after kill -9 of a fleet runner, fleet.json said "running" for good, the remote
+    """A bug seen: after kill -9 of a fleet runner, fleet.json said "running" for good, the remote
     folder and /tmp/lb-ssh-* stayed, and `bench clean` said "nothing to clean"."""
     hosts, inventory, folder = lab
     out = folder / "killed"

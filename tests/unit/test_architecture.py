@@ -148,6 +148,8 @@ OWNERS = {
     "vm": ("bench.setups.vm",),
     "container-in-vm": ("bench.setups.vm_container",),
     **{engine: ("bench.setups.container",) for engine in ("docker", "podman")},
+    "docker-proxy": ("bench.setups.container",),  # Docker's userland proxy (the container setup's proxy role)
+    "qemu": ("bench.setups.vm",),  # the VM's hypervisor (its version is the VM setup's declared tool)
     **{runtime: ("bench.setups.container",) for runtime in ("runsc", "gvisor")},
     # runc and crun run in Docker and Podman, and inside the VM of container-in-vm, whose guest image
     # installs them: each place says which it supports.
@@ -174,9 +176,6 @@ NAMED_ELSEWHERE = {
     ("bench.scenario.app_spec", "image"): "the scenario's `image:` key (a user's image by reference)",
     ("bench.setups.container.podman", "image"): "Podman's `image exists` command",
     ("bench.setups.container.runtimes", "image"): "the Docker SDK's `image` argument",
-    # Debt, with the way out: the machine's tool versions name the Docker SDK; each setup should
-    # declare the tools whose versions a run records.
-    ("bench.machine", "docker"): "the Docker SDK's version among the machine's tool versions",
 }
 
 

@@ -19,6 +19,24 @@ def test_help_lists_the_commands():
         assert command in output
 
 
+def test_the_app_flags_help_lists_the_registered_apps_the_default_first(monkeypatch):
+    from bench.apps import registry
+    from bench.apps.python import PythonApp
+    from bench.cli.run import apps_help
+
+    output = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=200).output.split())
+    default = registry.default_kind()
+    assert f"(comma-separated): {default} (default), " in output
+    assert all(kind in output for kind in registry.named_kinds())
+
+    class PluginApp(PythonApp):
+        kind = "plugin-app"
+        default = False
+
+    monkeypatch.setitem(registry._REGISTRY, PluginApp.kind, PluginApp)
+    assert "plugin-app" in apps_help()
+
+
 def test_show_json_contract(tmp_path):
     results.save_run(tmp_path / "r1", make_record())
     outcome = runner.invoke(app, ["show", "r1", "--format", "json", "--results", str(tmp_path)])

@@ -38,7 +38,7 @@ def test_every_setup_measured_exits_zero(tmp_path):
     assert outcome.exit_code == 0, outcome.output
 
 
-# ---- no trial measured is not a success (issue 22, item 1) ------------------------------------
+# ---- no trial measured is not a success -----------------------------------------------------
 
 
 def _missing_image(reference, client=None):

@@ -149,7 +149,7 @@ def test_the_verdict_matrices_fit_80_columns(tmp_path):
     assert len(rows) == len(request) + len({row.label for row in run.overhead})  # per layer and workload, per layer
 
 
-# ---- one escaping path per format (issue 22, items 3 and 4) ---------------------------------------
+# ---- one escaping path per format ----------------------------------------------------------------
 
 ESCAPES = "\x1b]0;owned\x07\x1b[2J"  # what an image may print: retitles the terminal, clears the screen
 FORMULAS = {"run_id": "=HYPERLINK(\"http://evil.example\",\"x\")", "variant": "+cmd|' /C calc'!A0",

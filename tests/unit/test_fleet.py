@@ -84,7 +84,7 @@ def test_names_that_mean_nothing_are_one_line_each(inventory):
 
 
 def test_hosts_check_and_run_both_refuse_a_comma(tmp_path):
-    """Issue 22, item 6: `bench hosts check --hosts ","` printed nothing and exited 0."""
+    """A bug seen: `bench hosts check --hosts ","` printed nothing and exited 0."""
     for args in (["hosts", "check", "--hosts", ","], ["run", "--setups", "bare", "--hosts", ",", "--out",
                                                       str(tmp_path)]):
         outcome = CliRunner().invoke(app, args)
@@ -108,7 +108,7 @@ def _in(folder: Path, monkeypatch) -> Path:
     ("ansible_host: \"{{{{ lookup('pipe', 'touch {marker}') }}}}\"", "holds a template"),
 ])
 def test_an_inventory_nobody_named_may_not_run_commands_here(tmp_path, monkeypatch, host_vars, said):
-    """Issue 22, item 11: a file found in the current folder may come from a cloned repository."""
+    """A file found in the current folder may come from a cloned repository: it may not run commands here."""
     marker = tmp_path / "ran"
     _in(tmp_path, monkeypatch)
     (tmp_path / "inventory.yml").write_text("all:\n  hosts:\n    lab1:\n      " + host_vars.format(marker=marker)
@@ -123,7 +123,7 @@ def test_an_inventory_nobody_named_may_not_run_commands_here(tmp_path, monkeypat
 
 
 def test_an_old_hosts_file_in_the_folder_runs_nothing_and_says_how_to_convert(tmp_path, monkeypatch):
-    """Issue 22, item 11, as it fell on 194c765: ./hosts.yaml's `options: {ProxyCommand: ...}` ran here."""
+    """The same, as it fell on 194c765: ./hosts.yaml's `options: {ProxyCommand: ...}` ran here."""
     marker = tmp_path / "ran"
     _in(tmp_path, monkeypatch)
     (tmp_path / "hosts.yaml").write_text(f"hosts:\n  lab1:\n    host: 192.0.2.1\n    options: {{ProxyCommand: "
@@ -340,7 +340,7 @@ def test_a_split_run_says_so_in_every_output(tmp_path):
 
 
 def test_load_from_local_without_a_target_says_so_and_runs_no_ssh(tmp_path, monkeypatch):
-    """Issue 22, item 7: `--load-from local` tried ssh to localhost:22."""
+    """A bug seen: `--load-from local` tried ssh to localhost:22."""
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "ssh").write_text(f"#!/bin/sh\ntouch {tmp_path / 'ssh-ran'}\nexit 255\n")
@@ -352,7 +352,7 @@ def test_load_from_local_without_a_target_says_so_and_runs_no_ssh(tmp_path, monk
 
 
 def test_resuming_a_fleet_says_it_cannot_and_what_to_do(tmp_path):
-    """Issue 22, item 10: `bench run --resume <fleet folder>` said "no run"."""
+    """A bug seen: `bench run --resume <fleet folder>` said "no run"."""
     fleet_dir = _fleet(tmp_path)
     for name in (str(fleet_dir), fleet_dir.name):
         outcome = CliRunner().invoke(app, ["run", "--resume", name, "--out", str(tmp_path)], env={"COLUMNS": "300"})
@@ -460,7 +460,7 @@ def test_ansible_events_become_progress_and_reasons():
 
 
 def test_bench_clean_finishes_a_fleet_whose_runner_was_killed(tmp_path, monkeypatch):
-    """Issue 22, item 5, on this machine's side (the hosts' side: tests/integration/test_fleet.py)."""
+    """A killed fleet runner's fleet, on this machine's side (the hosts' side: tests/integration/test_fleet.py)."""
     import tempfile
 
     from bench.fleet import localdirs

@@ -115,7 +115,7 @@ def _bare_cpu_run(run_id: str, rounds: int, throughput: float, seed: int, noise:
 
 
 def test_the_gate_passes_a_and_a_and_fails_a_and_b_with_fifteen_percent_more_work():
-    """Synthetic A/A and A/B pairs as the issue measures them (25 rounds of bare /cpu per run, 10%
+    """Synthetic A/A and A/B pairs as tools/gate_check.py measures them (25 rounds of bare /cpu per run, 10%
     noise): the same work passes, 15% more work (throughput x 1/1.15) fails, at a 5% threshold."""
     rule = parse_thresholds("throughput_rps:-5%")
     same = [check(compare([_bare_cpu_run("a", 25, 1000, seed), _bare_cpu_run("b", 25, 1000, seed + 100)]), rule)
@@ -192,7 +192,7 @@ def test_a_scenario_file_validates_its_gate():
                                      "drop: write -10%, not +10%"]
 
 
-# ---- no check made is not a pass; arguments before work (issue 22, items 2 and 12) ---------------
+# ---- no check made is not a pass; arguments before work -----------------------------------------
 
 
 def _every_trial_failed(data):

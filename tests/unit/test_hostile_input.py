@@ -133,7 +133,7 @@ def test_absurd_flags_exit_non_zero_with_a_message(tmp_path, flags):
     assert not (tmp_path / "r").exists() or list((tmp_path / "r").iterdir()) == []
 
 
-# ---- scenario input bounded in memory and time (issue 11) ---------------------------------------
+# ---- scenario input bounded in memory and time --------------------------------------------------
 
 def _alias_bomb(levels: int = 9, width: int = 9) -> str:
     """Each level lists `width` aliases of the level below: width**levels values once expanded."""
@@ -172,7 +172,7 @@ def _limit_memory() -> None:
 
 
 ANSWER_CPU_S = 2.0  # any input is answered within 2 s ...
-ANSWER_RSS_MB = 300  # ... and 300 MB of RSS (issue 11's bound; tools/hostile_input_check.py prints each figure)
+ANSWER_RSS_MB = 300  # ... and 300 MB of RSS (tools/hostile_input_check.py prints each figure)
 
 
 @pytest.mark.parametrize("make,expected", list(BOUNDED_FILES.values()), ids=list(BOUNDED_FILES))

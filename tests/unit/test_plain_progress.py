@@ -1,5 +1,5 @@
 """Where the live panel does not suit (NO_COLOR, CI), a run prints plain lines even on a real
-terminal: it only appends, never hides the cursor, erases or moves a line (issue 22, item 8).
+terminal: it only appends, never hides the cursor, erases or moves a line.
 The command line runs here with its console writing to a pseudo-terminal."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Every temp folder a run or a probe makes is named after its process, and `bench clean` removes
-those whose process is gone, one line each (issue 22, item 9): a runner killed with SIGKILL during
+those whose process is gone, one line each: a runner killed with SIGKILL during
 the KVM probe runs no `finally`, so only the sweep can remove what it left."""
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ prints no answer, fails here; what each one measures at full size is for a quiet
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.stand_ins import run_shipped, standing_in
@@ -75,3 +77,22 @@ def test_speed_check_measures_the_generator_part(monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert status in (0, 1, 3), printed
     assert "built-in / wrk" in printed and "| figure | goal |" in printed, printed
+
+
+ROOT = Path(__file__).resolve().parents[2]
+HELPERS = {"__init__", "child", "exits"}  # the checks' shared parts, run through the checks above
+# What a file of tools/ or scripts/ says in its first lines: what it is and who runs it.
+KINDS = ("measurement check", "helper of the measurement checks", "product set-up", "developer set-up")
+
+
+def test_every_check_in_tools_has_a_smoke_test_here():
+    checks = {path.stem for path in (ROOT / "tools").glob("*.py")} - HELPERS
+    tested = {name for name in checks if f"def test_{name}_" in Path(__file__).read_text()}
+    assert checks and tested == checks, f"no smoke test for {sorted(checks - tested)}"
+
+
+@pytest.mark.parametrize("path", sorted([*(ROOT / "tools").glob("*.py"), *(ROOT / "scripts").iterdir()]),
+                         ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_every_file_of_tools_and_scripts_says_what_it_is_and_who_runs_it(path):
+    opening = " ".join(path.read_text().splitlines()[:6]).lower().replace("# ", " ")
+    assert any(kind in " ".join(opening.split()) for kind in KINDS), f"{path.name} opens without saying what it is"

@@ -25,7 +25,7 @@ CHARTS_DIR = "charts"
 
 # Name (also the file stem) -> (chart function, a caption for the report). Order = report order.
 CHARTS: dict[str, tuple[Callable[[Run, Path], list[Path]], str]] = {
-    "headline": (headline, "Overhead of each layer relative to the bare process"),
+    "headline": (headline, "Overhead of each layer relative to the baseline setup"),
     "layer_stack": (layer_stack, "The layers each setup stacks between the app and the hardware, with what "
                                  "each measured"),
     "journey": (journey, "The journey of one request: where its latency goes at each hop, with the packets and "

@@ -24,12 +24,13 @@ from pydantic import Field, field_validator, model_validator
 
 from bench.apps.base import Layer
 from bench.errors import SetupError
-from bench.roles import APP, PROXY, RUNTIME, RoleProcess
+from bench.roles import APP, RUNTIME, RoleProcess
 from bench.setups.base import Options, Setup
 from bench.setups.container import engine, engines, networking, private_engine, runtimes, storage
-from bench.setups.container.attribution import SANDBOX
+from bench.setups.container.attribution import DOCKER_PROXY, SANDBOX
 from bench.setups.container.daemons import CONTAINERD, DOCKERD, daemon_processes
 from bench.setups.registry import register
+from bench.tool_versions import Tool
 
 GVISOR_COLOUR = "#CC79A7"
 GVISOR_NARRATION = ("the same app in a gVisor sandbox: a container whose system calls never reach the host kernel "
@@ -94,9 +95,10 @@ class ContainerSetup(networking.NetworkVariants, Setup):
                    "shim) stays alive per container.")
     colour = "#0072B2"
     order = 10
-    roles = (APP, RUNTIME, PROXY)
+    roles = (APP, RUNTIME, DOCKER_PROXY)
     stack_layers = ("hardware", "host kernel", "container engine (runc; namespaces + cgroups)", "app")
     fixed_roles = (DOCKERD, CONTAINERD)
+    tools = (Tool("docker_sdk", distribution="docker"),)  # the Docker SDK it builds and runs through
     Options = ContainerOptions
     ready_deadline_s = 30.0
     runs_app_as = Layer.CONTAINER

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psutil
@@ -22,6 +22,7 @@ import psutil
 from bench.roles import APP, PROXY, RUNTIME, Role, RoleProcess
 from bench.setups.procutil import pin_process
 
+DOCKER_PROXY = replace(PROXY, label="docker-proxy (published port)")  # Docker's userland proxy
 SANDBOX = Role("sandbox", "gVisor sentry + gofer (user-space kernel)", "#882255")
 SANDBOX_ARGV0 = ("runsc-sandbox", "runsc-gofer")  # argv[0] of gVisor's sentry and gofer
 

@@ -25,7 +25,7 @@ QEMU's CPU time to the first 200, which the neighbours' load disturbs far less t
 - QEMU maps -kernel (vmlinux: ~48 MB resident) and -initrd and keeps them only to replay a
   reset. Paging them out after the first 200 (process_madvise(MADV_PAGEOUT); a reset reads them
   back) gave RSS 256 -> 193 MB with lz4 (283 -> 203 MB plain), peak RSS unchanged. On by default
-  since issue 23 (release_boot_files: false keeps them, as a VM that may reboot would): an idle
+  (release_boot_files: false keeps them, as a VM that may reboot would): an idle
   VM does not need them. The page-out also drops them from the host's page cache, so the next
   boot reads the 57 MB vmlinux from disk again (35-100 ms cold here).
 - Guest memory does not drive RSS: -m 160 and -m 256 both gave 283 MB (the guest touches
@@ -43,6 +43,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field
@@ -54,11 +55,14 @@ from bench.netutil import free_port, port_in_use
 from bench.roles import HYPERVISOR, RoleProcess
 from bench.setups.base import Instance, Options, Setup
 from bench.setups.registry import register
+from bench.tool_versions import Tool
 
 # Heavy parts (QEMU process, console, kernel, initramfs) are imported when a VM is prepared or
 # launched, so parsing a scenario that names the vm setup loads none of them.
 
 DEFAULT_MEMORY_MB = 256
+QEMU_PROCESS = replace(HYPERVISOR, label="QEMU (guest + devices)")  # the hypervisor process is QEMU
+QEMU_VERSION = ("qemu-system-x86_64", "--version")  # the binary bench.setups.vm.boot.QEMU runs
 
 
 class VMOptions(Options):
@@ -89,7 +93,8 @@ class VMSetup(Setup):
                    "kernel, its page cache and the emulated devices all live in QEMU's memory on the host.")
     colour = "#D55E00"
     order = 20
-    roles = (HYPERVISOR,)
+    roles = (QEMU_PROCESS,)
+    tools = (Tool("qemu", command=QEMU_VERSION),)
     Options = VMOptions
     runs_app_as = Layer.GUEST
     # TCG boots in ~4 s on an idle 2-core host; a loaded one can take several times that.
