@@ -1,10 +1,11 @@
 """A worked example of an output (docs/extending.md): an export format, tab-separated values, one
-row per cell. Like every module of bench/outputs/ it reads the model (bench.model.Run) and the
-metric registry (bench.figures) only, never the files of a run."""
+row per cell. Like every module of bench/outputs/ it renders the rows bench.outputs.rows builds
+from the model, each figure already formatted by its metric, and never reads the files of a run."""
 
 from __future__ import annotations
 
 from bench.figures import HEADLINE_METRICS
+from bench.outputs.rows import headline_rows
 from bench.vocabulary import printable
 
 
@@ -13,12 +14,11 @@ def _field(value: object) -> str:
 
 
 def run_text(run) -> str:
-    """A stored run: one row per cell, each headline figure's median (the unit is in the column name)."""
+    """A stored run: one row per cell, each headline figure as every table shows it, `median [low–high]`
+    (the unit is in the column name)."""
     lines = ["\t".join(["label", "workload", *HEADLINE_METRICS])]
-    for cell in run.cells:
-        figures = [cell.estimate(key) for key in HEADLINE_METRICS]
-        lines.append("\t".join([_field(cell.label), _field(cell.workload),
-                                *("" if figure is None else f"{figure.median:.6g}" for figure in figures)]))
+    for row in headline_rows(run, HEADLINE_METRICS):
+        lines.append("\t".join([_field(row.label), _field(row.workload), *row.figures]))
     return "\n".join(lines) + "\n"
 
 
