@@ -189,7 +189,7 @@ def test_nginx_through_the_runner_records_generator_cpu_and_needs_no_stats(tmp_p
     ok = [t for t in record.trials if t.status == "ok"]
     assert len(ok) == len(record.trials) == 4, [t.error for t in record.trials]
     for trial in ok:
-        assert trial.app == "nginx" and trial.inside == {} and trial.load.errors == {}
+        assert trial.app == "nginx" and trial.inside is None and trial.load.errors == {}
         assert trial.load.generator_stats.cpu_s > 0 and trial.load.path in ("/hello", "/static.html")
     assert _leftovers(record.run_id) == []
 

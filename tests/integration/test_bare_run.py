@@ -27,7 +27,7 @@ def test_bare_run_end_to_end(tmp_path):
         load = trial.load
         assert load.requests > 10 and load.errors == {}
         # What the generator counted matches what the app says it served (warm-up included).
-        assert trial.inside["requests_served"] == load.sent
+        assert trial.inside.requests_served == load.sent
         assert 0 < load.latency_ms.p50 <= load.latency_ms.p99 <= load.latency_ms.p999
         assert trial.roles["app"].cpu_user_s > 0
         assert trial.cpu_us_per_request.user_us > 0
@@ -36,7 +36,7 @@ def test_bare_run_end_to_end(tmp_path):
         # sampler counts the measured window only, the app's /stats delta the warm-up too, so the
         # host's figure lies between the window's share of the app's and all of it.
         host_cpu = trial.roles["app"].cpu_user_s + trial.roles["app"].cpu_sys_s
-        inside_cpu = trial.inside["cpu_user_s"] + trial.inside["cpu_sys_s"]
+        inside_cpu = trial.inside.cpu_user_s + trial.inside.cpu_sys_s
         window_share = 1.0 / (1.0 + 0.3)  # --duration 1, --warmup 0.3
         assert inside_cpu * window_share * 0.7 - 0.05 <= host_cpu <= inside_cpu * 1.3 + 0.05, (host_cpu, inside_cpu)
         assert (run_dir / trial.files.latency_ms).is_file() and (run_dir / trial.files.processes).is_file()

@@ -189,7 +189,7 @@ def _wait_for_a_container(folder: Path, deadline_s: float = 120) -> None:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
-def test_after_ctrl_c_or_a_kill_the_private_dockerd_is_gone(docker_here, tmp_path, how):
+def test_after_ctrl_c_or_a_kill_the_private_dockerd_is_gone(docker_here, tmp_path, how, sole_cleaner):
     """Ctrl-C: the runner removes it itself. kill -9: the kernel tells dockerd (it stops its
     containers), and `bench clean` removes what is left: its processes, cgroups and folder."""
     require(private_engine.unavailable_reason() is None, f"a private dockerd: {private_engine.unavailable_reason()}")

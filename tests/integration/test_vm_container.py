@@ -48,8 +48,8 @@ repeat: 1
     assert {"runtime_create_s", "runtime_start_s", "start_to_app_s"} <= set(phases)
     assert trial.startup_phases_s["runtime_create_s"] > 0
     # The app's own view: PID 1 of a new pid namespace, nobody, the container's hostname, the guest's kernel.
-    assert (trial.inside["pid"], trial.inside["uid"], trial.inside["hostname"]) == (1, 65534, "layerbench")
-    assert trial.inside["kernel"] != platform.release() and trial.load.requests > 0
+    assert (trial.inside.pid, trial.inside.uid, trial.inside.hostname) == (1, 65534, "layerbench")
+    assert trial.inside.kernel != platform.release() and trial.load.requests > 0
     assert set(trial.roles) == {"hypervisor"} and not trial.fixed  # no engine daemon on the host
     layer = record.layers[0]
     assert layer.stack_layers[-2].startswith("container engine (runc in the guest")

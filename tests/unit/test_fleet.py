@@ -275,6 +275,18 @@ def test_a_fleet_is_one_comparison_with_the_machines_side_by_side(tmp_path):
     assert any("cpus_logical is 2 in lab1 but 4 in lab2" in text for text in texts)
 
 
+def test_the_fleet_report_puts_each_hosts_figures_side_by_side(tmp_path):
+    """The page renders the built rows: each host's figure, and the second's ratio with its verdict."""
+    from bench.outputs.fleet_report import write_fleet_report
+    from bench.outputs.rows import fleet_rows
+    from bench.fleet.model import Fleet
+
+    fleet_dir = _fleet(tmp_path)
+    html = write_fleet_report(fleet_dir, host_reports=False).read_text()
+    row = next(row for row in fleet_rows(Fleet.load(fleet_dir)) if row.values[1].ratio)
+    assert f"<td>{row.values[0].median}<" in html and f"{row.values[1].ratio}× — {row.values[1].verdict}" in html
+
+
 def test_show_compare_and_list_read_a_fleet(tmp_path):
     fleet_dir = _fleet(tmp_path)
     runner = CliRunner()
