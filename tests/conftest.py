@@ -43,6 +43,16 @@ def pinning_of_this_worker():
         yield
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """Tests that take sole_cleaner (below) run in one xdist worker, one after another, unless they
+    belong to a group already (the test hosts', Podman's): then the other worker goes on with other
+    tests instead of waiting on the lock."""
+    for item in items:
+        if "sole_cleaner" in getattr(item, "fixturenames", ()) and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group("sole_cleaner"))
+
+
 @pytest.fixture
 def sole_cleaner():
     """For a test that kills a runner and then runs `bench clean` for the whole machine: no other such test
