@@ -14,8 +14,8 @@ def figure(metric_key: str, value, unit: str = "") -> str:
     return fmt(value, metric(metric_key).digits, unit)
 
 
-def _flags(cell: Cell) -> str:
-    return "; ".join(caveat.flag for caveat in cell.caveats() if caveat.flag)
+def _flags(cell: Cell, leave_out: tuple[str, ...] = ()) -> str:
+    return "; ".join(caveat.flag for caveat in cell.caveats() if caveat.flag and caveat.kind not in leave_out)
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class LoadRow:
     spread: str
     noisy: bool
     flags: str  # every caveat's short flag
+    flags_beside_spread: str  # the same but "noisy", for a table that shows the spread and shades noisy rows
 
     def latency(self, name: str) -> str:
         return getattr(self, name)
@@ -54,7 +55,8 @@ def load_rows(run: Run) -> list[LoadRow]:
                             fmt_interval(cell.estimate("throughput_rps"), metric("throughput_rps").digits), **texts,
                             p99_interval=fmt_interval(cell.estimate("latency_p99_ms")),
                             app_ms_p50=figure("app_time_p50_ms", cell.app_ms_p50) if cell.has_load else MISSING,
-                            spread=f"{cell.spread:.0%}", noisy=cell.noisy, flags=_flags(cell)))
+                            spread=f"{cell.spread:.0%}", noisy=cell.noisy, flags=_flags(cell),
+                            flags_beside_spread=_flags(cell, leave_out=("noisy",))))
     return rows
 
 
