@@ -28,8 +28,9 @@ from bench.events import (DiskEstimate, Event, Planned, Preparing, RepeatDecided
                           TrialFailed, TrialStarted, Warned)
 from bench.model import LayerRecord, Run
 from bench.outputs.terminal import safe
+from bench.outputs import rows
 from bench.figures import metric, ratio_text
-from bench.vocabulary import VERDICT_STYLE, cell_label, label, percent, shade
+from bench.vocabulary import VERDICT_STYLE, cell_label, finite, label, percent, shade
 
 LIVE_METRICS = ("throughput_rps", "latency_p99_ms", "cpu_us_per_request")
 BAR_WIDTH = 10  # characters for the largest ratio of a column
@@ -65,7 +66,7 @@ def hue(run: Run, layer: LayerRecord) -> str:
 def bars_table(run: Run, layers: list[LayerRecord], workloads: list[str]) -> Table:
     """Per workload, one row per layer: for each live metric, a bar and the ratio to the baseline."""
     baseline = run.baseline
-    ratios = {(row.setup, row.variant, row.app, row.workload, row.metric): row for row in run.overhead}
+    ratios = {(row.setup, row.variant, row.app, row.workload, row.metric_key): row for row in rows.verdict_rows(run)}
     table = Table(box=None, padding=(0, 1), show_edge=False, title_justify="left",
                   title=safe(f"÷ {baseline} (1.00 = same as {baseline}) · red worse · green better · "
                              f"dim same (within ±{percent(run.min_effect)}) · yellow ? undecided", "dim"))
@@ -75,8 +76,8 @@ def bars_table(run: Run, layers: list[LayerRecord], workloads: list[str]) -> Tab
         table.add_column(Text(meaning.label).append(f"\n{meaning.direction}", style="dim"), no_wrap=True)
     for workload in workloads:
         table.add_row(safe(workload, "bold"))
-        scale = {key: max([1.0] + [row.ratio.median for (_, _, _, w, m), row in ratios.items()
-                                   if w == workload and m == key]) for key in LIVE_METRICS}
+        scale = {key: max([1.0] + [row.value for (_, _, _, w, m), row in ratios.items()
+                                   if w == workload and m == key and finite(row.value)]) for key in LIVE_METRICS}
         for layer in layers:
             table.add_row(*_layer_row(run, layer, workload, ratios, scale, hue(run, layer)))
     return table
@@ -97,10 +98,11 @@ def _layer_row(run: Run, layer: LayerRecord, workload: str, ratios: dict, scale:
         if found is None:
             row.append(safe("–", "dim"))
             continue
-        style = VERDICT_STYLE[found.state] if found.ratio.n >= 2 else ""  # one round: no verdict to colour yet
+        style = VERDICT_STYLE[found.state] if found.rounds >= 2 else ""  # one round: no verdict to colour yet
         word = {"undecided": "?"}.get(found.state, found.state) if style else ""
-        row.append(Text().append(bar(found.ratio.median / scale[key]), style=colour)
-                   .append(f" {ratio_text(found.ratio.median)}", style=style).append(f" {word}".rstrip(), style=style))
+        length = found.value / scale[key] if finite(found.value) else 0.0
+        row.append(Text().append(bar(length), style=colour)
+                   .append(f" {found.figure}", style=style).append(f" {word}".rstrip(), style=style))
     return row
 
 

@@ -65,6 +65,7 @@ class VerdictRow:
     metric: str  # the metric's title
     metric_label: str
     better: str  # which way is better: "higher is better"
+    value: float  # the ratio itself (a bar's length)
     figure: str  # 2.15×
     interval: str  # [1.85–2.50]
     ratio: str  # 2.15 [1.85–2.50]
@@ -83,7 +84,8 @@ def verdict_rows(run: Run) -> list[VerdictRow]:
         known = all(finite(x) for x in (ratio.median, ratio.low, ratio.high))
         rows.append(VerdictRow(row.label, run.colour(*row.layer_key), row.setup, row.variant, row.app, row.workload,
                                row.metric, meaning.title,
-                               meaning.label, meaning.direction, ratio_text(ratio.median) if known else MISSING,
+                               meaning.label, meaning.direction, ratio.median,
+                               ratio_text(ratio.median),  # "–" when it is not a number
                                interval_text(ratio.low, ratio.high) if known else "", fmt_interval(ratio, 2),
                                row.state, row.verdict, row.same, known, ratio.n,
                                fmt_interval(row.unpaired, 2) if row.unpaired is not None else MISSING))
