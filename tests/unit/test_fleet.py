@@ -277,9 +277,9 @@ def test_a_fleet_is_one_comparison_with_the_machines_side_by_side(tmp_path):
 
 def test_the_fleet_report_puts_each_hosts_figures_side_by_side(tmp_path):
     """The page renders the built rows: each host's figure, and the second's ratio with its verdict."""
+    from bench.fleet.model import Fleet
     from bench.outputs.fleet_report import write_fleet_report
     from bench.outputs.rows import fleet_rows
-    from bench.fleet.model import Fleet
 
     fleet_dir = _fleet(tmp_path)
     html = write_fleet_report(fleet_dir, host_reports=False).read_text()

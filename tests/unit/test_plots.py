@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bench.model import Run
+from bench.model.memory_cake import memory_slices
 from bench.outputs.plots import render_all
 from bench.outputs.plots._common import colour
-from bench.model.memory_cake import memory_slices
 from bench.outputs.plots.load import _cdf_points
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "small_run"
