@@ -118,3 +118,25 @@ def test_bench_demo_ends_on_the_journey_screen(tmp_path, monkeypatch):
     # Which segments a layer shows depends on the CPU the stand-ins' processes happened to use in their
     # 0.12 s windows (none on a loaded machine); the segments are tested with fixed figures above.
     assert "vm (tcg)" in journey and "container (bridge)" in journey, printed
+
+
+def test_a_guest_counting_more_cpu_for_the_app_than_qemu_used_is_capped_and_said(tmp_path):
+    """The guest's clock runs while its vCPU waits for the host: the app's own count can exceed all of
+    QEMU's host CPU. The app is then drawn at QEMU's whole CPU, QEMU's remainder at 0, and the label
+    says by how much the guest's count was over, so nothing is attributed twice."""
+    def inflated(data):
+        with_network_paths(data)
+        for trial in data["trials"]:
+            if trial["setup"] == "vm" and trial.get("inside"):
+                trial["inside"]["cpu_user_s"] = trial["inside"].get("cpu_user_s", 0) * 50 + 5.0
+
+    run = Run.load(copy_run(tmp_path, inflated))
+    vm = next(item for item in journeys(run) if item.key[0] == "vm")
+    cell = run.cell(*vm.key, vm.workload)
+    whole = cell.roles["hypervisor"].cpu_user_us_per_request + cell.roles["hypervisor"].cpu_sys_us_per_request
+    assert cell.inside.cpu_us_per_request > whole
+    qemu = next(segment for segment in vm.segments if segment.role == "hypervisor")
+    app = next(segment for segment in vm.segments if segment.kind == "app")
+    in_app = next(segment for segment in vm.segments if segment.kind == "in_app")
+    assert qemu.us == 0 and "nothing left: the guest counted" in qemu.label
+    assert app.us == pytest.approx(max(0.0, whole - in_app.us))  # the app's share: at most QEMU's whole CPU
