@@ -146,9 +146,10 @@ def _cpu_us(cell: Cell, role: str) -> float:
 
 def _inside_cpu_us(cell: Cell, contains_app: set[str]) -> tuple[float, str]:
     """The app's CPU per request as it counted it inside its layer, and a note. Inside a VM it can
-    exceed the host CPU of the process it runs in (make demo under TCG: 2.77 ms against QEMU's 2.46 ms): the
-    guest's clock also runs while its vCPU thread waits for the host's CPU. The app cannot have cost
-    the host more than QEMU did, so its share is capped there and the note says by how much it was over."""
+    exceed the host CPU of the process it runs in (make demo under TCG: 2.77 ms against QEMU's 2.46 ms),
+    likely because the guest's clock also runs while its vCPU thread waits for the host's CPU (not
+    verified). The app cannot have cost the host more than QEMU did, so its share is capped there and
+    the note says by how much the guest's count was over."""
     inside = cell.inside.cpu_us_per_request if cell.inside else None
     if not finite(inside):
         return 0.0, ""
