@@ -8,7 +8,7 @@ summary, the terminal, the report, the charts and compare all read these; none r
 
 from bench.model.about import RunInfo
 from bench.model.cell import BUSY_MACHINE_CORES, Cell, LayerKey
-from bench.model.cell_figures import CpuSplit, InsideFigures, Latencies, Memory, PerInstanceMemory
+from bench.model.cell_figures import CpuSplit, InsideFigures, Memory, PerInstanceMemory
 from bench.model.figures import median_of, sub_seed
 from bench.model.fixed import FixedCost, LayerCost
 from bench.model.overhead import STARTUP_WORKLOAD, Overhead
@@ -18,5 +18,5 @@ from bench.records import Machine, Pinning, Split
 from bench.results import FIRST_APP, FORMAT_VERSION, LayerRecord
 
 __all__ = ["BUSY_MACHINE_CORES", "FIRST_APP", "FORMAT_VERSION", "STARTUP_WORKLOAD", "Cell", "CpuSplit", "FixedCost",
-           "FixedFigures", "InsideFigures", "Latencies", "LayerCost", "LayerKey", "LayerRecord", "Machine", "Memory",
+           "FixedFigures", "InsideFigures", "LayerCost", "LayerKey", "LayerRecord", "Machine", "Memory",
            "Overhead", "PerInstanceMemory", "Pinning", "RoleFigures", "Run", "RunInfo", "Split", "median_of", "sub_seed"]

@@ -7,11 +7,11 @@ from functools import cached_property
 
 
 from bench import stats
-from bench.model.cell_figures import CpuSplit, InsideFigures, Latencies, Memory, PerInstanceMemory
+from bench.model.cell_figures import CpuSplit, InsideFigures, Memory, PerInstanceMemory
 from bench.model.figures import median_of, seed_parts, sub_seed
 from bench.model.rounds import calibrated_per_round, per_round, per_start, round_start_times
 from bench.model.role_figures import RoleFigures
-from bench.records import RoleSample
+from bench.records import Percentiles, RoleSample
 from bench.results import FIRST_APP, TrialRecord
 from bench.vocabulary import MIB_BYTES
 from bench.figures import metric as registered
@@ -153,14 +153,14 @@ class Cell:
         return stats.interval_method(self.round_count)
 
     @cached_property
-    def latency_ms(self) -> Latencies | None:
+    def latency_ms(self) -> Percentiles | None:
         loads = [trial.load for trial in self.ok if trial.load]
         if not loads:
             return None
         figures = {name: median_of(load.latency_ms.named(name) for load in loads) for name in stats.PERCENTILES}
         maxima = [value for load in loads if finite(value := load.latency_ms.max)]
         figures["max"] = max(maxima) if maxima else None  # the slowest request of any repeat: a stall shows here
-        return Latencies(**figures)
+        return Percentiles(**figures)
 
     @property
     def stalls(self) -> list[tuple[int, float]]:

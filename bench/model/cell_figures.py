@@ -1,40 +1,26 @@
 """A cell's grouped figures as outputs read them: typed, the unit in the name of the block
-(`Cell.latency_ms`, `Cell.memory_mb` in MiB, bench.vocabulary.MIB_BYTES), instead of dicts indexed
-by key strings. `as_dict()` gives the JSON summary's shape (its keys are the fields' names)."""
+(`Cell.memory_mb` in MiB, bench.vocabulary.MIB_BYTES), instead of dicts indexed by key strings.
+`as_dict()` gives the JSON summary's shape (its keys are the fields' names). A cell's latency
+percentiles are the stored record's own type (bench.records.Percentiles), medians over its trials."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 
-@dataclass(frozen=True)
-class Latencies:
-    """Client latency in ms, medians over the cell's trials of each trial's percentile; `max`: the
-    slowest request of any trial (a stall shows there)."""
-
-    p50: float | None = None
-    p90: float | None = None
-    p99: float | None = None
-    p999: float | None = None
-    max: float | None = None
-
-    def named(self, name: str) -> float | None:
-        """The figure of a percentile's name (bench.stats.PERCENTILES, or "max")."""
-        return getattr(self, name)
+class _Block:
+    """A block of figures whose JSON summary is its fields, in their order."""
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 @dataclass(frozen=True)
-class CpuSplit:
+class CpuSplit(_Block):
     """CPU per request in µs over every process the setup needs: user and system time."""
 
     user: float | None = None
     sys: float | None = None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -52,7 +38,7 @@ class Memory:
 
 
 @dataclass(frozen=True)
-class PerInstanceMemory:
+class PerInstanceMemory(_Block):
     """Density, in MiB per instance with N copies side by side: USS (what one more instance costs),
     PSS (its fair share), RSS (the upper bound) and the host's MemAvailable drop (the cross-check)."""
 
@@ -61,12 +47,9 @@ class PerInstanceMemory:
     rss: float | None = None
     available_drop: float | None = None
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class InsideFigures:
+class InsideFigures(_Block):
     """The app's own view from inside its layer (its /stats), medians over the trials that had one;
     user, kernel and parent pid from the last of them."""
 
@@ -76,9 +59,6 @@ class InsideFigures:
     kernel: str | None = None  # the kernel the app runs on: the guest's in a VM
     ppid: int | None = None
     requests_served: float | None = None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

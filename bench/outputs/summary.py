@@ -67,7 +67,7 @@ def cell_summary(cell: Cell) -> dict:
         "failed": cell.failed,
         "errors": cell.errors,
         "throughput_rps": _estimate(cell.estimate("throughput_rps")) if loads else None,
-        "latency_ms": _figures(cell.latency_ms),
+        "latency_ms": _latency(cell.latency_ms),
         "latency_p99_ms_ci": _estimate(cell.estimate("latency_p99_ms")) if loads else None,
         "app_ms_p50": cell.app_ms_p50 if loads else None,
         "cpu_us_per_request": _figures(cell.cpu_us_per_request),
@@ -88,6 +88,11 @@ def cell_summary(cell: Cell) -> dict:
         "fixed": _fixed(cell.fixed),
         "caveats": [caveat.as_dict() for caveat in cell.caveats()],
     }
+
+
+def _latency(percentiles) -> dict | None:
+    """A cell's latency percentiles as the summary has always written them (p50 ... max, no fast end)."""
+    return {name: percentiles.named(name) for name in stats.PERCENTILES} if percentiles is not None else None
 
 
 def _figures(figures) -> dict | None:

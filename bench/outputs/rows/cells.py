@@ -14,8 +14,9 @@ def figure(metric_key: str, value, unit: str = "") -> str:
     return fmt(value, metric(metric_key).digits, unit)
 
 
-def _flags(cell: Cell, leave_out: tuple[str, ...] = ()) -> str:
-    return "; ".join(caveat.flag for caveat in cell.caveats() if caveat.flag and caveat.kind not in leave_out)
+def _flags(caveats, leave_out: tuple[str, ...] = ()) -> str:
+    """The short flags of a cell's caveats (Cell.caveats(), computed once per row)."""
+    return "; ".join(caveat.flag for caveat in caveats if caveat.flag and caveat.kind not in leave_out)
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,14 @@ def load_rows(run: Run) -> list[LoadRow]:
     for cell in run.cells:
         if not (cell.has_load or (cell.failed and cell.kind == "load")):
             continue
-        latency = cell.latency_ms
+        latency, caveats = cell.latency_ms, cell.caveats()
         texts = {name: figure("latency_p50_ms", latency.named(name) if latency else None) for name in LATENCY_LABELS}
         rows.append(LoadRow(cell.label, run.colour(*cell.layer_key), cell.workload, cell.repeats, cell.failed,
                             fmt_interval(cell.estimate("throughput_rps"), metric("throughput_rps").digits), **texts,
                             p99_interval=fmt_interval(cell.estimate("latency_p99_ms")),
                             app_ms_p50=figure("app_time_p50_ms", cell.app_ms_p50) if cell.has_load else MISSING,
-                            spread=f"{cell.spread:.0%}", noisy=cell.noisy, flags=_flags(cell),
-                            flags_beside_spread=_flags(cell, leave_out=("noisy",))))
+                            spread=f"{cell.spread:.0%}", noisy=cell.noisy, flags=_flags(caveats),
+                            flags_beside_spread=_flags(caveats, leave_out=("noisy",))))
     return rows
 
 
@@ -76,7 +77,7 @@ def startup_rows(run: Run) -> list[StartupRow]:
     return [StartupRow(cell.label, run.colour(*cell.layer_key), cell.repeats,
                        fmt_interval(cell.estimate("startup_s"), metric("startup_s").digits),
                        ", ".join(f"{phase_label(name, True)} {value:.3f}" for name, value in cell.startup_phases_s.items()
-                                 if value is not None), _flags(cell))
+                                 if value is not None), _flags(cell.caveats()))
             for cell in run.cells if cell.kind == "startup" and cell.values("startup_s")]
 
 
@@ -171,11 +172,12 @@ def density_rows(run: Run) -> list[DensityRow]:
         per_instance = cell.memory_per_instance_mb
         if per_instance is None:
             continue
+        caveats = cell.caveats()
         memory = [figure("memory_pss_mb", getattr(per_instance, part))
                   for part in ("uss", "pss", "rss", "available_drop")]
         rows.append(DensityRow(cell.label, run.colour(*cell.layer_key), str(cell.instances or MISSING), *memory,
                                figure("memory_pss_mb", cell.fixed.pss_mb if cell.fixed else None),
-                               "; ".join(c.flag for c in cell.caveats() if c.kind == "memory_mismatch"), _flags(cell)))
+                               "; ".join(c.flag for c in caveats if c.kind == "memory_mismatch"), _flags(caveats)))
     return rows
 
 
@@ -207,5 +209,5 @@ def headline_figure(cell: Cell, metric_key: str) -> str:
 def headline_rows(run: Run, shown: tuple[str, ...]) -> list[HeadlineRow]:
     return [HeadlineRow(cell.label, run.colour(*cell.layer_key), cell.workload, cell.repeats, cell.setup, cell.variant,
                         cell.app, cell.setup == run.baseline, tuple(headline_figure(cell, key) for key in shown),
-                        _flags(cell))
+                        _flags(cell.caveats()))
             for cell in run.cells]
