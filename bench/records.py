@@ -193,8 +193,8 @@ class InsideView(Part):
 
 class TrialFacts(Part):
     """What a trial's setup said about itself: each setup its own facts (an image's size, a
-    container's id, a VM's kernel), kept as it gave them, and the few every reader knows, typed.
-    Stored as said: a known fact nobody gave is not written."""
+    container's id, a VM's kernel), kept as it gave them and read as attributes (`facts.disk_mb`),
+    and the few every reader knows, typed. Stored as said: a known fact nobody gave is not written."""
 
     fresh_start: bool | None = None  # the trial ran on a start of its own
     instances: int | None = None  # density: the copies side by side
@@ -204,18 +204,6 @@ class TrialFacts(Part):
     def _as_said(self, handler):
         return {key: value for key, value in handler(self).items()
                 if value is not None or key not in type(self).model_fields}
-
-    def __getitem__(self, name: str):
-        """A fact by name, a setup's own included: KeyError when the setup did not give it."""
-        value = getattr(self, name, None)
-        if value is None and name not in (self.model_extra or {}):
-            raise KeyError(name)
-        return value
-
-    def get(self, name: str, default=None):
-        """A fact by name, a setup's own included, or `default`."""
-        value = getattr(self, name, None)
-        return default if value is None else value
 
 
 class SamplerStats(Part):

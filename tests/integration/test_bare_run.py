@@ -64,7 +64,7 @@ def test_density_stores_memory_per_instance_by_each_measure_and_the_host_drop(tm
     (run_dir,) = list((tmp_path / "out").iterdir())
     record = results.load_run(run_dir)
     for trial in record.trials:
-        memory, instances = trial.memory_bytes, trial.facts["instances"]
+        memory, instances = trial.memory_bytes, trial.facts.instances
         assert trial.workload == f"density-x{instances}"
         assert len({p.pid for p in trial.processes if p.role == "app"}) == instances
         # Private pages are a part of the proportional share, which is a part of the resident set.

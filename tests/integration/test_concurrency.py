@@ -32,7 +32,8 @@ def test_two_runs_at_once_into_one_folder(tmp_path):
     for record in records:
         assert record.status == "complete"
         assert sorted((t.setup, t.status) for t in record.trials) == [("bare", "ok"), ("container", "ok")]
-    ports = [trial.facts.get("pid") or trial.facts.get("container_name") for r in records for trial in r.trials]
+    ports = [getattr(trial.facts, "pid", None) or getattr(trial.facts, "container_name", None)
+             for r in records for trial in r.trials]
     assert len(set(ports)) == 4
     assert not seen_containers[runs[0].pid] & seen_containers[runs[1].pid]
     assert all(seen_containers.values()), "each run was seen running its own container"

@@ -257,7 +257,7 @@ def test_a_run_succeeds_while_other_listeners_hold_ports(tmp_path):
         held_ports = {listener.getsockname()[1] for listener in held}
         record = results.load_run(run_dir_of(tmp_path / "r"))
         assert all(trial.status == "ok" for trial in record.trials)
-        assert not held_ports & {int(trial.facts["log"].split("bare-")[1].split(".")[0]) for trial in record.trials}
+        assert not held_ports & {int(trial.facts.log.split("bare-")[1].split(".")[0]) for trial in record.trials}
     finally:
         for listener in held:
             listener.close()

@@ -70,12 +70,12 @@ repeat: 1
     assert {"app", "sandbox", "runtime"} <= set(hello.roles)  # stubs, sentry + gofer, shim
     assert hello.roles["sandbox"].processes == 2 and hello.roles["sandbox"].rss_bytes > 0
     assert set(hello.fixed) >= {"dockerd"} and "dockerd" not in hello.roles
-    assert hello.facts["runtime"] == "runsc" and hello.facts["gvisor_platform"] == layer.variant.split("-", 1)[1]
+    assert hello.facts.runtime == "runsc" and hello.facts.gvisor_platform == layer.variant.split("-", 1)[1]
     assert hello.inside.uid == 65534 and hello.inside.kernel != platform.release()  # gVisor's own kernel
     assert hello.load.requests > 0
     render_all(run_dir)
     assert "sandbox kernel" in (run_dir / "charts" / "layer_stack.svg").read_text()
-    ids = {t.facts["container_id"] for t in record.trials if t.facts.get("container_id")}
+    ids = {t.facts.container_id for t in record.trials if getattr(t.facts, "container_id", None)}
     assert ids and _gvisor_processes(ids) == []  # the sandboxes went with their containers
     with engine.client_if_daemon(10) as client:
         assert client.containers.list(all=True, filters={"label": f"{engine.RUN_LABEL}={record.run_id}"}) == []

@@ -42,7 +42,7 @@ repeat: 1
     record = load_run(run_scenario(scenario, tmp_path))
     (trial,) = record.trials
     assert trial.status == "ok", trial.error
-    assert trial.variant == "tcg,runc" and trial.facts["container_runtime"] == "runc"
+    assert trial.variant == "tcg,runc" and trial.facts.container_runtime == "runc"
     phases = list(trial.startup_phases_s)
     assert phases[:2] == ["launch_s", "kernel_to_init_s"] and phases[-1] == "first_200_s"
     assert {"runtime_create_s", "runtime_start_s", "start_to_app_s"} <= set(phases)
