@@ -160,7 +160,7 @@ def vm_figures(record) -> list[Figure]:
     starts = [t.startup_s for t in record.ok_trials() if t.kind == "startup" and t.startup_s]
     rss = [t.roles[ROLE_HYPERVISOR].rss_bytes / MB for t in record.ok_trials()
            if t.kind == "idle" and ROLE_HYPERVISOR in t.roles]
-    accel = {t.facts.get("accel") for t in record.ok_trials()}
+    accel = {t.facts.accel for t in record.ok_trials()}
     return [Figure(f"VM ({'/'.join(sorted(map(str, accel)))}) launch to first 200, median of cold starts",
                    "4.0 s or less", f"{_median(starts):.2f} s [{min(starts):.2f}-{max(starts):.2f}], {len(starts)} starts",
                    _median(starts) <= 4.0, _foreign(record)),

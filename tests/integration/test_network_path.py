@@ -138,7 +138,7 @@ def test_three_bridge_variants_side_by_side_and_the_private_dockerd_leaves_nothi
     assert all(trial.status == "ok" for trial in trials.values()), [t.error for t in trials.values()]
     direct, proxied, kernel = trials["bridge,container-ip"], trials["bridge"], trials["bridge,no-proxy"]
     # At the container's IP: no port published, no proxy, only docker0 and its veth on the way.
-    assert direct.network_path.reached_at == direct.facts["reached_at"]
+    assert direct.network_path.reached_at == direct.facts.reached_at
     assert direct.network_path.reached_at.startswith("172.") and "proxy" not in direct.roles
     assert list(_steps(direct)) == ["docker0", "veth", "eth0@inside"]
     # Behind docker-proxy: its CPU per request is there.
@@ -149,13 +149,13 @@ def test_three_bridge_variants_side_by_side_and_the_private_dockerd_leaves_nothi
     assert list(steps) == ["lo", "lb-noproxy0", "veth", "eth0@inside"] and steps["lo"]["netns"] == "engine"
     assert steps["lo"]["packets_per_request"] < 0.05
     assert steps["veth"]["packets_per_request"] == pytest.approx(2, rel=0.1)
-    folder = Path(kernel.facts["engine_folder"])
+    folder = Path(kernel.facts.engine_folder)
     # Nothing of this process's engines is left (the other worker's runs may have their own meanwhile).
     mine = f"{private_engine.PREFIX}{os.getpid()}-"
     assert not folder.exists() and {f for f in _engine_folders() - before if f.name.startswith(mine)} == set()
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(folder) in " ".join(p.info["cmdline"] or ())]
     after_rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    assert "lb-noproxy0" not in after_rules and kernel.facts["bridge_subnet"] not in after_rules  # never the host's
+    assert "lb-noproxy0" not in after_rules and kernel.facts.bridge_subnet not in after_rules  # never the host's
     assert "lb-noproxy0" not in host_rules
 
 
