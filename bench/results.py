@@ -49,7 +49,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bench.atomic import atomic_write
+from bench.atomic import atomic_write, interrupts_deferred
 from bench.errors import ResultsError
 from bench.machine import this_host
 from bench.path_records import NetworkPathRecord
@@ -217,8 +217,11 @@ def new_run_id(scenario_name: str) -> str:
 
 
 def save_run(run_dir: Path, record: RunRecord) -> None:
-    """Write run.json atomically (called after every trial)."""
-    atomic_write(run_dir / RUN_FILE, record.model_dump_json(indent=1).encode())
+    """Write run.json atomically (called after every trial); a Ctrl-C while it is serialised and
+    written takes effect just after (bench.atomic.interrupts_deferred says why)."""
+    with interrupts_deferred():
+        text = record.model_dump_json(indent=1)
+        atomic_write(run_dir / RUN_FILE, text.encode())
 
 
 def _migrate(data: dict, path: Path) -> dict:

@@ -134,3 +134,41 @@ def test_a_network_path_reads_back_typed_and_is_stored_as_the_probe_gave_it(tmp_
     assert json.dumps(stored[0]["network_path"]) == json.dumps(path) and stored[1]["network_path"] == {}
     loaded = load_run(tmp_path).trials[0].network_path
     assert loaded.path[0].span.rx_packets == 5 and loaded.path[1].role == "proxy" and loaded.dnat.packets == 0
+
+
+def test_a_ctrl_c_while_a_run_is_saved_takes_effect_after_the_write(tmp_path, monkeypatch):
+    """pydantic calls a record's own serializers (Python) from compiled code and turns a
+    KeyboardInterrupt raised in them into a PydanticSerializationError: a Ctrl-C there ended the run
+    with "error", exit 1. It now waits for the save to end, and the file is whole."""
+    import signal
+
+    from bench import atomic
+
+    real_write = atomic.atomic_write
+
+    def interrupted_write(path, data):
+        signal.raise_signal(signal.SIGINT)  # arrives while the record is being saved
+        real_write(path, data)
+
+    monkeypatch.setattr(results, "atomic_write", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        save_run(tmp_path, make_record())
+    assert load_run(tmp_path).run_id == make_record().run_id  # written whole before the interrupt
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
+
+
+def test_interrupts_deferred_leaves_signals_alone_outside_the_main_thread():
+    import threading
+
+    from bench.atomic import interrupts_deferred
+
+    seen = []
+
+    def inside():
+        with interrupts_deferred():
+            seen.append(threading.current_thread() is not threading.main_thread())
+
+    worker = threading.Thread(target=inside)
+    worker.start()
+    worker.join()
+    assert seen == [True]
